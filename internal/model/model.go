@@ -1,0 +1,87 @@
+// Package model holds the records that operators manage (regions, repositories) and the
+// rules they must follow. Validation lives here, not in the CLI or the database layer, so
+// every writer applies the same rules.
+package model
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Kinds of region storage.
+const (
+	KindS3   = "s3"
+	KindFile = "file"
+)
+
+// Access modes of a region.
+const (
+	AccessPublic       = "public"
+	AccessLocationOnly = "location-only"
+)
+
+// Region is one copy of the tree in one place.
+type Region struct {
+	ID   int64  `json:"id"`
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	// Bucket, Endpoint, S3Region and Credentials apply to S3 regions; Dir to file regions.
+	Bucket      string         `json:"bucket,omitempty"`
+	Dir         string         `json:"dir,omitempty"`
+	Endpoint    string         `json:"endpoint,omitempty"`
+	S3Region    string         `json:"s3_region,omitempty"`
+	Prefix      string         `json:"prefix,omitempty"`
+	PublicURL   string         `json:"public_url"`
+	Country     string         `json:"country,omitempty"`
+	Continent   string         `json:"continent,omitempty"`
+	Latitude    *float64       `json:"latitude,omitempty"`
+	Longitude   *float64       `json:"longitude,omitempty"`
+	Aliases     []string       `json:"aliases"`
+	Netblocks   []netip.Prefix `json:"netblocks"`
+	Includes    []string       `json:"includes"`
+	Weight      int            `json:"weight"`
+	Access      string         `json:"access"`
+	Credentials string         `json:"credentials,omitempty"` // a shared-config profile name, never a secret
+	// Concurrency is the number of transfers in flight for this region; 0 means the
+	// configured default.
+	Concurrency int       `json:"concurrency,omitempty"`
+	Enabled     bool      `json:"enabled"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// DefaultWeight is the weight of a region added without --weight.
+const DefaultWeight = 100
+
+// Repository is a yum/dnf repository: the directory holding repodata/repomd.xml.
+type Repository struct {
+	ID        int64     `json:"id"`
+	Name      string    `json:"name"`
+	Arch      string    `json:"arch"`
+	Directory string    `json:"directory"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// ValidationError names the field and value that break a rule. The CLI maps it to exit
+// status 2 (bad input).
+type ValidationError struct {
+	Field  string
+	Value  string
+	Reason string
+}
+
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("invalid %s %q: %s", e.Field, e.Value, e.Reason)
+}
+
+func invalid(field, value, format string, args ...any) error {
+	return &ValidationError{Field: field, Value: value, Reason: fmt.Sprintf(format, args...)}
+}
+
+// IsValidation reports whether err is (or wraps) a ValidationError.
+func IsValidation(err error) bool {
+	var v *ValidationError
+	return errors.As(err, &v)
+}
