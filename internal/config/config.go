@@ -1,0 +1,296 @@
+// Package config loads regionmirror's configuration: one YAML file, then REGIONMIRROR_*
+// environment overrides, then validation that names the bad key and value.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
+)
+
+// EnvPrefix starts every environment override; EnvConfig names the config file.
+const (
+	EnvPrefix = "REGIONMIRROR_"
+	EnvConfig = "REGIONMIRROR_CONFIG"
+)
+
+// Config is the whole configuration. It is parsed once and passed down; nothing reads it
+// from a global.
+type Config struct {
+	DatabaseURL string    `yaml:"database_url"`
+	Origin      Origin    `yaml:"origin"`
+	Server      Server    `yaml:"server"`
+	Push        Push      `yaml:"push"`
+	Scan        Scan      `yaml:"scan"`
+	Metalink    Metalink  `yaml:"metalink"`
+	Schedules   Schedules `yaml:"schedules"`
+	Log         Log       `yaml:"log"`
+}
+
+// Origin is the canonical tree.
+type Origin struct {
+	Path string `yaml:"path"` // a local directory
+	URL  string `yaml:"url"`  // where the origin is served; the clients' last resort
+}
+
+// Server configures `regionmirror serve`.
+type Server struct {
+	Listen         string   `yaml:"listen"`
+	DownloadPrefix string   `yaml:"download_prefix"`
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	GeoIPDatabase  string   `yaml:"geoip_database"`
+	// SnapshotInterval rebuilds the snapshot even without a notification (a safety net).
+	SnapshotInterval Duration `yaml:"snapshot_interval"`
+}
+
+// Push configures the pusher.
+type Push struct {
+	Concurrency        int      `yaml:"concurrency"`
+	DeleteGrace        Duration `yaml:"delete_grace"`
+	MultipartThreshold Size     `yaml:"multipart_threshold"`
+	PartSize           Size     `yaml:"part_size"`
+	HashWorkers        int      `yaml:"hash_workers"`
+}
+
+// Scan configures the scanner and health hysteresis.
+type Scan struct {
+	Concurrency int      `yaml:"concurrency"`
+	DownAfter   int      `yaml:"down_after"` // consecutive failed probes before a region is down
+	UpAfter     int      `yaml:"up_after"`   // consecutive good probes before it is up again
+	Timeout     Duration `yaml:"timeout"`
+}
+
+// Metalink configures metalink answers.
+type Metalink struct {
+	AlternatesMaxAge Duration `yaml:"alternates_max_age"`
+}
+
+// Schedules are the cron specs of `regionmirror cron`; an empty spec disables the job.
+type Schedules struct {
+	Push string `yaml:"push"`
+	Scan string `yaml:"scan"`
+	GC   string `yaml:"gc"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Default returns the configuration used when a key is not set anywhere.
+func Default() Config {
+	return Config{
+		Server: Server{
+			Listen:           "127.0.0.1:8080",
+			DownloadPrefix:   "/pub",
+			TrustedProxies:   []string{},
+			SnapshotInterval: Duration(time.Minute),
+		},
+		Push: Push{
+			Concurrency:        16,
+			DeleteGrace:        Duration(96 * time.Hour),
+			MultipartThreshold: 64 << 20,
+			PartSize:           16 << 20,
+			HashWorkers:        4,
+		},
+		Scan:      Scan{Concurrency: 8, DownAfter: 3, UpAfter: 2, Timeout: Duration(30 * time.Second)},
+		Metalink:  Metalink{AlternatesMaxAge: Duration(72 * time.Hour)},
+		Schedules: Schedules{Push: "*/15 * * * *", Scan: "@hourly", GC: "@daily"},
+		Log:       Log{Level: "info", Format: "text"},
+	}
+}
+
+// Error is a configuration problem; the CLI maps it to exit status 2.
+type Error struct {
+	Key    string // the YAML key path (server.listen) or the environment variable
+	Value  string
+	Reason string
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return "config: " + e.Reason
+	}
+	return fmt.Sprintf("config: %s = %q: %s", e.Key, e.Value, e.Reason)
+}
+
+// Load reads the file at path ("" means: no file, defaults only), applies environment
+// overrides from environ (os.Environ form) and validates the result.
+func Load(path string, environ []string) (*Config, error) {
+	cfg := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, &Error{Reason: fmt.Sprintf("config file %s does not exist", path)}
+			}
+			return nil, &Error{Reason: fmt.Sprintf("read %s: %v", path, errors.Unwrap(err))}
+		}
+		if err := decodeYAML(data, &cfg); err != nil {
+			return nil, &Error{Reason: fmt.Sprintf("%s: %v", path, err)}
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func decodeYAML(data []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true) // a misspelt key is an error, not a silent default
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// Validate checks every key and names the first bad one.
+func (c *Config) Validate() error {
+	if c.DatabaseURL != "" {
+		if err := CheckDatabaseURL(c.DatabaseURL); err != nil {
+			return &Error{Key: "database_url", Value: RedactURL(c.DatabaseURL), Reason: err.Error()}
+		}
+	}
+	if c.Origin.Path != "" && !strings.HasPrefix(c.Origin.Path, "/") {
+		return &Error{Key: "origin.path", Value: c.Origin.Path, Reason: "must be an absolute path"}
+	}
+	if c.Origin.URL != "" {
+		if err := checkHTTPURL(c.Origin.URL); err != nil {
+			return &Error{Key: "origin.url", Value: RedactURL(c.Origin.URL), Reason: err.Error()}
+		}
+	}
+	if _, err := netip.ParseAddrPort(c.Server.Listen); err != nil {
+		if !strings.HasPrefix(c.Server.Listen, ":") || !isPort(c.Server.Listen[1:]) {
+			return &Error{Key: "server.listen", Value: c.Server.Listen, Reason: "must be HOST:PORT with an IP address, or :PORT"}
+		}
+	}
+	p := c.Server.DownloadPrefix
+	if !strings.HasPrefix(p, "/") || p == "/" || strings.HasSuffix(p, "/") || strings.Contains(p, "..") ||
+		strings.ContainsAny(p, "?#% ") || strings.Contains(p, "//") {
+		return &Error{Key: "server.download_prefix", Value: p, Reason: "must be a path such as /pub (leading slash, no trailing slash)"}
+	}
+	switch p {
+	case "/metalink", "/mirrorlist", "/api", "/healthz", "/readyz", "/metrics", "/static":
+		return &Error{Key: "server.download_prefix", Value: p, Reason: "collides with a built-in endpoint"}
+	}
+	for _, tp := range c.Server.TrustedProxies {
+		if _, err := ParseTrustedProxy(tp); err != nil {
+			return &Error{Key: "server.trusted_proxies", Value: tp, Reason: err.Error()}
+		}
+	}
+	if c.Server.SnapshotInterval < Duration(time.Second) {
+		return &Error{Key: "server.snapshot_interval", Value: c.Server.SnapshotInterval.String(), Reason: "must be at least 1s"}
+	}
+	if c.Push.Concurrency < 1 || c.Push.Concurrency > 1024 {
+		return &Error{Key: "push.concurrency", Value: fmt.Sprint(c.Push.Concurrency), Reason: "must be between 1 and 1024"}
+	}
+	if c.Push.HashWorkers < 1 || c.Push.HashWorkers > 256 {
+		return &Error{Key: "push.hash_workers", Value: fmt.Sprint(c.Push.HashWorkers), Reason: "must be between 1 and 256"}
+	}
+	// S3 limits: parts of 5 MiB to 5 GiB.
+	if c.Push.PartSize < 5<<20 || c.Push.PartSize > 5<<30 {
+		return &Error{Key: "push.part_size", Value: c.Push.PartSize.String(), Reason: "must be between 5MiB and 5GiB (S3's part limits)"}
+	}
+	if c.Push.MultipartThreshold < c.Push.PartSize {
+		return &Error{Key: "push.multipart_threshold", Value: c.Push.MultipartThreshold.String(), Reason: "must be at least push.part_size"}
+	}
+	if c.Metalink.AlternatesMaxAge < 0 {
+		return &Error{Key: "metalink.alternates_max_age", Value: c.Metalink.AlternatesMaxAge.String(), Reason: "must not be negative"}
+	}
+	// Deleting sooner would remove files that an alternate repomd.xml still names.
+	if c.Push.DeleteGrace <= c.Metalink.AlternatesMaxAge {
+		return &Error{Key: "push.delete_grace", Value: c.Push.DeleteGrace.String(),
+			Reason: fmt.Sprintf("must be longer than metalink.alternates_max_age (%s)", c.Metalink.AlternatesMaxAge)}
+	}
+	if c.Scan.Concurrency < 1 || c.Scan.Concurrency > 1024 {
+		return &Error{Key: "scan.concurrency", Value: fmt.Sprint(c.Scan.Concurrency), Reason: "must be between 1 and 1024"}
+	}
+	if c.Scan.DownAfter < 1 {
+		return &Error{Key: "scan.down_after", Value: fmt.Sprint(c.Scan.DownAfter), Reason: "must be at least 1"}
+	}
+	if c.Scan.UpAfter < 1 {
+		return &Error{Key: "scan.up_after", Value: fmt.Sprint(c.Scan.UpAfter), Reason: "must be at least 1"}
+	}
+	if c.Scan.Timeout <= 0 {
+		return &Error{Key: "scan.timeout", Value: c.Scan.Timeout.String(), Reason: "must be positive"}
+	}
+	for key, spec := range map[string]string{"schedules.push": c.Schedules.Push, "schedules.scan": c.Schedules.Scan, "schedules.gc": c.Schedules.GC} {
+		if spec == "" {
+			continue
+		}
+		if _, err := cron.ParseStandard(spec); err != nil {
+			return &Error{Key: key, Value: spec, Reason: err.Error()}
+		}
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		return &Error{Key: "log.level", Value: c.Log.Level, Reason: "must be debug, info, warn or error"}
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return &Error{Key: "log.format", Value: c.Log.Format, Reason: "must be text or json"}
+	}
+	return nil
+}
+
+func isPort(s string) bool {
+	var n int
+	_, err := fmt.Sscanf(s, "%d", &n)
+	return err == nil && fmt.Sprint(n) == s && n >= 0 && n <= 65535
+}
+
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return errors.New("must be an http:// or https:// URL")
+	}
+	if u.Host == "" {
+		return errors.New("has no host")
+	}
+	if u.User != nil {
+		return errors.New("must not contain credentials")
+	}
+	return nil
+}
+
+// ParseTrustedProxy accepts an address or a CIDR.
+func ParseTrustedProxy(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		if p.Masked() != p {
+			return netip.Prefix{}, fmt.Errorf("has host bits set (did you mean %s?)", p.Masked())
+		}
+		return p, nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	return netip.Prefix{}, errors.New("not an IP address or CIDR")
+}
+
+// TrustedProxyPrefixes returns the parsed trusted proxies (Validate has checked them).
+func (c *Config) TrustedProxyPrefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(c.Server.TrustedProxies))
+	for _, s := range c.Server.TrustedProxies {
+		if p, err := ParseTrustedProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
