@@ -1,0 +1,164 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/regionmirror/regionmirror/internal/model"
+)
+
+const regionColumns = `id, name, kind, bucket, dir, endpoint, s3_region, prefix, public_url,
+	country, continent, latitude, longitude, aliases, netblocks, includes, weight, access,
+	credentials, concurrency, enabled, created_at, updated_at`
+
+func scanRegion(row pgx.Row) (*model.Region, error) {
+	var r model.Region
+	err := row.Scan(&r.ID, &r.Name, &r.Kind, &r.Bucket, &r.Dir, &r.Endpoint, &r.S3Region, &r.Prefix,
+		&r.PublicURL, &r.Country, &r.Continent, &r.Latitude, &r.Longitude, &r.Aliases, &r.Netblocks,
+		&r.Includes, &r.Weight, &r.Access, &r.Credentials, &r.Concurrency, &r.Enabled, &r.CreatedAt, &r.UpdatedAt)
+	if err != nil {
+		return nil, err
+	}
+	if r.Netblocks == nil {
+		r.Netblocks = []netip.Prefix{}
+	}
+	return &r, nil
+}
+
+// checkNamesFree fails with ErrExists when the region's name or an alias is already a
+// name or alias of another region: a location= must name exactly one region.
+func checkNamesFree(ctx context.Context, tx pgx.Tx, r *model.Region) error {
+	names := append([]string{r.Name}, r.Aliases...)
+	var other string
+	err := tx.QueryRow(ctx, `
+		SELECT name FROM regions
+		WHERE id <> $1 AND (name = ANY($2) OR aliases && $2)
+		ORDER BY name LIMIT 1`, r.ID, names).Scan(&other)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if other == r.Name {
+		return fmt.Errorf("region %q: %w", r.Name, ErrExists)
+	}
+	return fmt.Errorf("region %q: name or alias already used by region %q: %w", r.Name, other, ErrExists)
+}
+
+// CreateRegion inserts a validated region and sets its ID and timestamps.
+func (d *DB) CreateRegion(ctx context.Context, r *model.Region) error {
+	return d.Transact(ctx, func(tx pgx.Tx) error {
+		r.ID = 0
+		if err := checkNamesFree(ctx, tx, r); err != nil {
+			return err
+		}
+		row := tx.QueryRow(ctx, `
+			INSERT INTO regions (name, kind, bucket, dir, endpoint, s3_region, prefix, public_url,
+				country, continent, latitude, longitude, aliases, netblocks, includes, weight, access,
+				credentials, concurrency, enabled)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+			RETURNING id, created_at, updated_at`,
+			r.Name, r.Kind, r.Bucket, r.Dir, r.Endpoint, r.S3Region, r.Prefix, r.PublicURL,
+			r.Country, r.Continent, r.Latitude, r.Longitude, r.Aliases, r.Netblocks, r.Includes,
+			r.Weight, r.Access, r.Credentials, r.Concurrency, r.Enabled)
+		if err := row.Scan(&r.ID, &r.CreatedAt, &r.UpdatedAt); err != nil {
+			if isUniqueViolation(err) {
+				return fmt.Errorf("region %q: %w", r.Name, ErrExists)
+			}
+			return fmt.Errorf("create region %s: %w", r.Name, err)
+		}
+		return notify(ctx, tx, "regions")
+	})
+}
+
+// GetRegion returns the region with that name.
+func (d *DB) GetRegion(ctx context.Context, name string) (*model.Region, error) {
+	r, err := scanRegion(d.pool.QueryRow(ctx, "SELECT "+regionColumns+" FROM regions WHERE name = $1", name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("region %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get region %s: %w", name, err)
+	}
+	return r, nil
+}
+
+// ListRegions returns every region, ordered by name.
+func (d *DB) ListRegions(ctx context.Context) ([]model.Region, error) {
+	rows, err := d.pool.Query(ctx, "SELECT "+regionColumns+" FROM regions ORDER BY name")
+	if err != nil {
+		return nil, fmt.Errorf("list regions: %w", err)
+	}
+	defer rows.Close()
+	out := []model.Region{}
+	for rows.Next() {
+		r, err := scanRegion(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list regions: %w", err)
+		}
+		out = append(out, *r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list regions: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateRegion reads the region, lets edit change it, and writes it back in one
+// transaction. edit must validate what it changes; an error from it writes nothing.
+// Name, kind, ID and timestamps are not changed by an update.
+func (d *DB) UpdateRegion(ctx context.Context, name string, edit func(*model.Region) error) (*model.Region, error) {
+	var out *model.Region
+	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		r, err := scanRegion(tx.QueryRow(ctx, "SELECT "+regionColumns+" FROM regions WHERE name = $1 FOR UPDATE", name))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("region %q: %w", name, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("get region %s: %w", name, err)
+		}
+		id, kind, created := r.ID, r.Kind, r.CreatedAt
+		if err := edit(r); err != nil {
+			return err
+		}
+		r.ID, r.Name, r.Kind, r.CreatedAt = id, name, kind, created
+		if err := checkNamesFree(ctx, tx, r); err != nil {
+			return err
+		}
+		err = tx.QueryRow(ctx, `
+			UPDATE regions SET bucket = $2, dir = $3, endpoint = $4, s3_region = $5, prefix = $6,
+				public_url = $7, country = $8, continent = $9, latitude = $10, longitude = $11,
+				aliases = $12, netblocks = $13, includes = $14, weight = $15, access = $16,
+				credentials = $17, concurrency = $18, enabled = $19, updated_at = now()
+			WHERE id = $1 RETURNING updated_at`,
+			r.ID, r.Bucket, r.Dir, r.Endpoint, r.S3Region, r.Prefix, r.PublicURL, r.Country,
+			r.Continent, r.Latitude, r.Longitude, r.Aliases, r.Netblocks, r.Includes, r.Weight,
+			r.Access, r.Credentials, r.Concurrency, r.Enabled).Scan(&r.UpdatedAt)
+		if err != nil {
+			return fmt.Errorf("update region %s: %w", name, err)
+		}
+		out = r
+		return notify(ctx, tx, "regions")
+	})
+	return out, err
+}
+
+// DeleteRegion removes a region and everything recorded about its copy; its runs stay,
+// under its name.
+func (d *DB) DeleteRegion(ctx context.Context, name string) error {
+	return d.Transact(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, "DELETE FROM regions WHERE name = $1", name)
+		if err != nil {
+			return fmt.Errorf("delete region %s: %w", name, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("region %q: %w", name, ErrNotFound)
+		}
+		return notify(ctx, tx, "regions")
+	})
+}
