@@ -198,7 +198,7 @@ func TestKeysHaveEnvNames(t *testing.T) {
 	}
 	for _, k := range keys {
 		// Every key must be settable from the environment.
-		env := envKey(k)
+		env := EnvVar(k)
 		if strings.ContainsAny(env, ".-") {
 			t.Errorf("key %s maps to a bad variable name %s", k, env)
 		}

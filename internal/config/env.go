@@ -8,9 +8,9 @@ import (
 	"strings"
 )
 
-// envKey is the environment variable for a YAML key path: server.trusted_proxies becomes
+// EnvVar is the environment variable for a YAML key path: server.trusted_proxies becomes
 // REGIONMIRROR_SERVER_TRUSTED_PROXIES.
-func envKey(path string) string {
+func EnvVar(path string) string {
 	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
 }
 
@@ -55,7 +55,7 @@ func applyEnv(cfg *Config, environ []string) error {
 	fields(reflect.ValueOf(cfg).Elem(), "", m)
 	byEnv := make(map[string]string, len(m))
 	for path := range m {
-		byEnv[envKey(path)] = path
+		byEnv[EnvVar(path)] = path
 	}
 	for _, kv := range environ {
 		name, value, ok := strings.Cut(kv, "=")
@@ -74,7 +74,7 @@ func applyEnv(cfg *Config, environ []string) error {
 }
 
 func redactIfSecret(name, value string) string {
-	if name == envKey("database_url") {
+	if name == EnvVar("database_url") {
 		return RedactURL(value)
 	}
 	return value
