@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"time"
 
@@ -74,9 +75,26 @@ func Open(ctx context.Context, url string, log *slog.Logger) (*DB, error) {
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, &ConnectError{Target: target, Err: scrub(err, password)}
+		return nil, &ConnectError{Target: target, Err: scrub(connectCause(err), password)}
 	}
 	return &DB{pool: pool, log: log}, nil
+}
+
+// connectCause picks the part of a connection error an operator acts on: pgconn repeats
+// the attempt for every address and TLS mode, in one long message.
+func connectCause(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return fmt.Errorf("%s: %s (SQLSTATE %s)", strings.ToLower(pgErr.Severity), pgErr.Message, pgErr.Code)
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return opErr
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errors.New("timed out")
+	}
+	return errors.New(strings.Join(strings.Fields(err.Error()), " "))
 }
 
 // scrub removes a password from an error's text, in case a driver ever echoes it.

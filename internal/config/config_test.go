@@ -204,3 +204,36 @@ func TestKeysHaveEnvNames(t *testing.T) {
 		}
 	}
 }
+
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := Load("../../configs/regionmirror.example.yaml", nil)
+	if err != nil {
+		t.Fatalf("the shipped example config does not load: %v", err)
+	}
+	if cfg.Origin.Path != "/srv/pub" || cfg.Push.MultipartThreshold != 64<<20 || cfg.Scan.UpAfter != 2 {
+		t.Errorf("example config read wrongly: %+v", cfg)
+	}
+	// The example must mention every key, so that it documents the whole configuration.
+	data, err := os.ReadFile("../../configs/regionmirror.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Keys() {
+		leaf := k[strings.LastIndex(k, ".")+1:]
+		if !strings.Contains(string(data), leaf+":") {
+			t.Errorf("example config does not show key %s", k)
+		}
+	}
+}
+
+func TestREADMEDocumentsEveryKey(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Keys() {
+		if !strings.Contains(string(data), "| `"+k+"` |") {
+			t.Errorf("README's configuration reference lacks %s", k)
+		}
+	}
+}
