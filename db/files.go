@@ -1,0 +1,163 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// File is one file of the origin inventory.
+type File struct {
+	ID        int64
+	Path      string // relative to the origin root, "/"-separated
+	Size      int64
+	SHA256    []byte // 32 bytes
+	MD5       []byte // 16 bytes: S3 ETags of single-part uploads are MD5s
+	Mtime     time.Time
+	FirstSeen time.Time
+	UpdatedAt time.Time
+	DeletedAt *time.Time // set when the origin no longer has it: the grace period runs from here
+}
+
+const fileColumns = "id, path, size, sha256, md5, mtime, first_seen, updated_at, deleted_at"
+
+func scanFile(row pgx.Row) (File, error) {
+	var f File
+	err := row.Scan(&f.ID, &f.Path, &f.Size, &f.SHA256, &f.MD5, &f.Mtime, &f.FirstSeen, &f.UpdatedAt, &f.DeletedAt)
+	return f, err
+}
+
+// ListFiles returns the inventory ordered by path: live files, and deleted ones too when
+// withDeleted is set.
+func (d *DB) ListFiles(ctx context.Context, withDeleted bool) ([]File, error) {
+	q := "SELECT " + fileColumns + " FROM files"
+	if !withDeleted {
+		q += " WHERE deleted_at IS NULL"
+	}
+	rows, err := d.pool.Query(ctx, q+" ORDER BY path")
+	if err != nil {
+		return nil, fmt.Errorf("list files: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (File, error) { return scanFile(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list files: %w", err)
+	}
+	return out, nil
+}
+
+// GetFile returns the file at path, deleted or not.
+func (d *DB) GetFile(ctx context.Context, path string) (*File, error) {
+	f, err := scanFile(d.pool.QueryRow(ctx, "SELECT "+fileColumns+" FROM files WHERE path = $1", path))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("file %q: %w", path, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get file %s: %w", path, err)
+	}
+	return &f, nil
+}
+
+// InventoryChanges is what an origin walk found different from the database.
+type InventoryChanges struct {
+	Upsert  []File   // new or changed files (Path, Size, SHA256, MD5, Mtime); a deleted path that reappears is live again
+	Deleted []string // paths the origin no longer has
+}
+
+// InventoryResult counts what ApplyInventory changed.
+type InventoryResult struct {
+	Added, Changed, Deleted int
+}
+
+// ApplyInventory writes an inventory diff in one transaction. Unchanged rows are not
+// touched, so a no-op walk writes nothing.
+func (d *DB) ApplyInventory(ctx context.Context, ch InventoryChanges) (InventoryResult, error) {
+	var res InventoryResult
+	if len(ch.Upsert) == 0 && len(ch.Deleted) == 0 {
+		return res, nil
+	}
+	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		res = InventoryResult{}
+		if len(ch.Upsert) > 0 {
+			if _, err := tx.Exec(ctx, `CREATE TEMP TABLE inventory_in (path text, size bigint, sha256 bytea, md5 bytea, mtime timestamptz) ON COMMIT DROP`); err != nil {
+				return err
+			}
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"inventory_in"}, []string{"path", "size", "sha256", "md5", "mtime"},
+				pgx.CopyFromSlice(len(ch.Upsert), func(i int) ([]any, error) {
+					f := ch.Upsert[i]
+					return []any{f.Path, f.Size, f.SHA256, f.MD5, f.Mtime}, nil
+				}))
+			if err != nil {
+				return fmt.Errorf("copy inventory: %w", err)
+			}
+			// xmax = 0 tells an insert from an update.
+			rows, err := tx.Query(ctx, `
+				INSERT INTO files AS f (path, size, sha256, md5, mtime)
+				SELECT path, size, sha256, md5, mtime FROM inventory_in
+				ON CONFLICT (path) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256,
+					md5 = excluded.md5, mtime = excluded.mtime, updated_at = now(), deleted_at = NULL
+				WHERE (f.size, f.sha256, f.md5, f.mtime) IS DISTINCT FROM (excluded.size, excluded.sha256, excluded.md5, excluded.mtime)
+					OR f.deleted_at IS NOT NULL
+				RETURNING (xmax = 0)`)
+			if err != nil {
+				return err
+			}
+			inserted, err := pgx.CollectRows(rows, pgx.RowTo[bool])
+			if err != nil {
+				return err
+			}
+			for _, ins := range inserted {
+				if ins {
+					res.Added++
+				} else {
+					res.Changed++
+				}
+			}
+		}
+		if len(ch.Deleted) > 0 {
+			tag, err := tx.Exec(ctx, `UPDATE files SET deleted_at = now() WHERE path = ANY($1) AND deleted_at IS NULL`, ch.Deleted)
+			if err != nil {
+				return err
+			}
+			res.Deleted = int(tag.RowsAffected())
+		}
+		return notify(ctx, tx, "files")
+	})
+	if err != nil {
+		return InventoryResult{}, fmt.Errorf("apply inventory: %w", err)
+	}
+	return res, nil
+}
+
+// ExpiredFiles returns deleted files whose grace period has passed.
+func (d *DB) ExpiredFiles(ctx context.Context, grace time.Duration) ([]File, error) {
+	rows, err := d.pool.Query(ctx, "SELECT "+fileColumns+" FROM files WHERE deleted_at < now() - $1::interval ORDER BY path", grace)
+	if err != nil {
+		return nil, fmt.Errorf("expired files: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (File, error) { return scanFile(r) })
+	if err != nil {
+		return nil, fmt.Errorf("expired files: %w", err)
+	}
+	return out, nil
+}
+
+// PurgeFiles removes deleted files that no region holds any more.
+func (d *DB) PurgeFiles(ctx context.Context, ids []int64) (int, error) {
+	var n int
+	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM files f WHERE f.id = ANY($1) AND f.deleted_at IS NOT NULL
+			AND NOT EXISTS (SELECT 1 FROM region_objects o WHERE o.file_id = f.id)`, ids)
+		if err != nil {
+			return err
+		}
+		n = int(tag.RowsAffected())
+		return notify(ctx, tx, "files")
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge files: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,121 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// States of a region's copy of a file.
+const (
+	ObjectPresent  = "present"  // written and checked, or found by a scan, with Size and SHA256
+	ObjectMissing  = "missing"  // a scan did not find it
+	ObjectCorrupt  = "corrupt"  // a scan found other bytes
+	ObjectDeleting = "deleting" // gc is removing it
+)
+
+// RegionObject is what a region holds of one file. It is verified for the origin's
+// current file only when State is present and Size and SHA256 equal the file's.
+type RegionObject struct {
+	RegionID   int64
+	FileID     int64
+	Path       string
+	Size       int64
+	SHA256     []byte
+	State      string
+	PushedAt   *time.Time
+	VerifiedAt *time.Time
+}
+
+// RegionObjects returns every object recorded for a region, ordered by path.
+func (d *DB) RegionObjects(ctx context.Context, regionID int64) ([]RegionObject, error) {
+	rows, err := d.pool.Query(ctx, `
+		SELECT o.region_id, o.file_id, f.path, o.size, o.sha256, o.state, o.pushed_at, o.verified_at
+		FROM region_objects o JOIN files f ON f.id = o.file_id
+		WHERE o.region_id = $1 ORDER BY f.path`, regionID)
+	if err != nil {
+		return nil, fmt.Errorf("region objects: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RegionObject, error) {
+		var o RegionObject
+		err := r.Scan(&o.RegionID, &o.FileID, &o.Path, &o.Size, &o.SHA256, &o.State, &o.PushedAt, &o.VerifiedAt)
+		return o, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("region objects: %w", err)
+	}
+	return out, nil
+}
+
+// ObjectUpdate records what a region holds of one file.
+type ObjectUpdate struct {
+	FileID   int64
+	Size     int64
+	SHA256   []byte
+	State    string
+	Pushed   bool // set pushed_at to now
+	Verified bool // set verified_at to now
+}
+
+// RecordObjects upserts a batch of a region's objects in one transaction.
+func (d *DB) RecordObjects(ctx context.Context, regionID int64, updates []ObjectUpdate) error {
+	if len(updates) == 0 {
+		return nil
+	}
+	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, u := range updates {
+			b.Queue(`
+				INSERT INTO region_objects AS o (region_id, file_id, size, sha256, state, pushed_at, verified_at)
+				VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END, CASE WHEN $7 THEN now() END)
+				ON CONFLICT (region_id, file_id) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256,
+					state = excluded.state,
+					pushed_at = coalesce(excluded.pushed_at, o.pushed_at),
+					verified_at = CASE WHEN $7 THEN now() ELSE o.verified_at END`,
+				regionID, u.FileID, u.Size, u.SHA256, u.State, u.Pushed, u.Verified)
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		return notify(ctx, tx, "objects")
+	})
+	if err != nil {
+		return fmt.Errorf("record objects: %w", err)
+	}
+	return nil
+}
+
+// DeleteObjects forgets a region's copies of the given files (after gc removed them).
+func (d *DB) DeleteObjects(ctx context.Context, regionID int64, fileIDs []int64) error {
+	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "DELETE FROM region_objects WHERE region_id = $1 AND file_id = ANY($2)", regionID, fileIDs); err != nil {
+			return err
+		}
+		return notify(ctx, tx, "objects")
+	})
+	if err != nil {
+		return fmt.Errorf("delete objects: %w", err)
+	}
+	return nil
+}
+
+// ForgetObject removes the record of a path's copy in one region (regionID > 0) or in
+// all, so the next push writes it again. It returns how many copies were forgotten.
+func (d *DB) ForgetObject(ctx context.Context, path string, regionID int64) (int, error) {
+	var n int
+	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM region_objects o USING files f
+			WHERE f.id = o.file_id AND f.path = $1 AND ($2 = 0 OR o.region_id = $2)`, path, regionID)
+		if err != nil {
+			return err
+		}
+		n = int(tag.RowsAffected())
+		return notify(ctx, tx, "objects")
+	})
+	if err != nil {
+		return 0, fmt.Errorf("forget %s: %w", path, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,71 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// States of a repository in a region, as last verified through the region's public URL.
+const (
+	RepoFresh       = "fresh"       // serves the current repomd.xml, every file it names verified
+	RepoAlternate   = "alternate"   // serves an older repomd.xml the origin published
+	RepoStale       = "stale"       // serves a repomd.xml the origin never published, or one too old
+	RepoMissing     = "missing"     // no repomd.xml there (404)
+	RepoUnreachable = "unreachable" // the read failed (status, network)
+)
+
+// RegionRepo is which repomd.xml a region serves for a repository.
+type RegionRepo struct {
+	RegionID     int64
+	RepositoryID int64
+	RepomdSHA256 []byte // nil when nothing readable is served
+	State        string
+	HTTPStatus   int // 0 when no response was received
+	Error        string
+	VerifiedAt   *time.Time
+}
+
+// SetRegionRepo records what a region was just verified to serve (verified_at = now).
+func (d *DB) SetRegionRepo(ctx context.Context, rr RegionRepo) error {
+	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		var status *int
+		if rr.HTTPStatus != 0 {
+			status = &rr.HTTPStatus
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO region_repos (region_id, repository_id, repomd_sha256, state, http_status, error, verified_at)
+			VALUES ($1, $2, $3, $4, $5, $6, now())
+			ON CONFLICT (region_id, repository_id) DO UPDATE SET repomd_sha256 = excluded.repomd_sha256,
+				state = excluded.state, http_status = excluded.http_status, error = excluded.error,
+				verified_at = excluded.verified_at`,
+			rr.RegionID, rr.RepositoryID, rr.RepomdSHA256, rr.State, status, rr.Error); err != nil {
+			return err
+		}
+		return notify(ctx, tx, "region_repos")
+	})
+	if err != nil {
+		return fmt.Errorf("record repository %d in region %d: %w", rr.RepositoryID, rr.RegionID, err)
+	}
+	return nil
+}
+
+// RegionRepos returns every region/repository record.
+func (d *DB) RegionRepos(ctx context.Context) ([]RegionRepo, error) {
+	rows, err := d.pool.Query(ctx, `SELECT region_id, repository_id, repomd_sha256, state, coalesce(http_status, 0), error, verified_at
+		FROM region_repos ORDER BY region_id, repository_id`)
+	if err != nil {
+		return nil, fmt.Errorf("region repos: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RegionRepo, error) {
+		var rr RegionRepo
+		err := r.Scan(&rr.RegionID, &rr.RepositoryID, &rr.RepomdSHA256, &rr.State, &rr.HTTPStatus, &rr.Error, &rr.VerifiedAt)
+		return rr, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("region repos: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,77 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// RepomdVersion is one repomd.xml a repository has published.
+type RepomdVersion struct {
+	ID           int64
+	RepositoryID int64
+	MD5          []byte
+	SHA1         []byte
+	SHA256       []byte
+	SHA512       []byte
+	Size         int64
+	Timestamp    int64 // the newest <timestamp> of its <data> entries, Unix seconds
+	FirstSeen    time.Time
+}
+
+// RecordRepomdVersion makes v the repository's current version. A version seen before
+// (the origin went back to it) becomes current again. It sets v.ID and v.FirstSeen and
+// reports whether anything changed.
+func (d *DB) RecordRepomdVersion(ctx context.Context, v *RepomdVersion) (bool, error) {
+	changed := false
+	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		var currentSHA []byte
+		err := tx.QueryRow(ctx, `SELECT sha256 FROM repomd_versions WHERE repository_id = $1
+			ORDER BY first_seen DESC, id DESC LIMIT 1`, v.RepositoryID).Scan(&currentSHA)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if err == nil && string(currentSHA) == string(v.SHA256) {
+			changed = false
+			return tx.QueryRow(ctx, `SELECT id, first_seen FROM repomd_versions WHERE repository_id = $1 AND sha256 = $2`,
+				v.RepositoryID, v.SHA256).Scan(&v.ID, &v.FirstSeen)
+		}
+		changed = true
+		err = tx.QueryRow(ctx, `
+			INSERT INTO repomd_versions (repository_id, md5, sha1, sha256, sha512, size, timestamp)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (repository_id, sha256) DO UPDATE SET first_seen = greatest(now(), repomd_versions.first_seen + interval '1 microsecond')
+			RETURNING id, first_seen`,
+			v.RepositoryID, v.MD5, v.SHA1, v.SHA256, v.SHA512, v.Size, v.Timestamp).Scan(&v.ID, &v.FirstSeen)
+		if err != nil {
+			return err
+		}
+		return notify(ctx, tx, "repomd")
+	})
+	if err != nil {
+		return false, fmt.Errorf("record repomd.xml of repository %d: %w", v.RepositoryID, err)
+	}
+	return changed, nil
+}
+
+// RepomdVersions returns a repository's versions, newest (current) first.
+func (d *DB) RepomdVersions(ctx context.Context, repositoryID int64) ([]RepomdVersion, error) {
+	rows, err := d.pool.Query(ctx, `
+		SELECT id, repository_id, md5, sha1, sha256, sha512, size, timestamp, first_seen
+		FROM repomd_versions WHERE repository_id = $1 ORDER BY first_seen DESC, id DESC`, repositoryID)
+	if err != nil {
+		return nil, fmt.Errorf("repomd versions: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RepomdVersion, error) {
+		var v RepomdVersion
+		err := r.Scan(&v.ID, &v.RepositoryID, &v.MD5, &v.SHA1, &v.SHA256, &v.SHA512, &v.Size, &v.Timestamp, &v.FirstSeen)
+		return v, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("repomd versions: %w", err)
+	}
+	return out, nil
+}
