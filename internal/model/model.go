@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -50,6 +52,30 @@ type Region struct {
 	Enabled     bool      `json:"enabled"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Key is the object key of an origin path in this region: the prefix, then the path.
+func (r *Region) Key(p string) string {
+	if r.Prefix == "" {
+		return p
+	}
+	return r.Prefix + "/" + p
+}
+
+// URL is where clients download an origin path from this region: the public URL (the
+// root of the bucket or directory), then the key, every segment percent-encoded. "+" is
+// encoded as well, because S3 decodes a literal "+" in a path as a space.
+func (r *Region) URL(p string) string {
+	return r.PublicURL + "/" + EscapePath(r.Key(p))
+}
+
+// EscapePath percent-encodes each segment of a "/"-separated path.
+func EscapePath(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = strings.ReplaceAll(url.PathEscape(s), "+", "%2B")
+	}
+	return strings.Join(segs, "/")
 }
 
 // DefaultWeight is the weight of a region added without --weight.

@@ -215,3 +215,14 @@ func TestParseNetblock(t *testing.T) {
 		t.Errorf("host-bits error does not suggest the fix: %v", err)
 	}
 }
+
+func TestRegionURL(t *testing.T) {
+	r := Region{PublicURL: "https://b.example.org", Prefix: "pub"}
+	if got := r.URL("a/libc++ 1/ü.rpm"); got != "https://b.example.org/pub/a/libc%2B%2B%201/%C3%BC.rpm" {
+		t.Errorf("URL = %s", got)
+	}
+	r.Prefix = ""
+	if got := r.URL("x/y?z#w"); got != "https://b.example.org/x/y%3Fz%23w" {
+		t.Errorf("URL = %s", got)
+	}
+}

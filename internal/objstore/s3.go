@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // S3Config locates a bucket.
@@ -156,7 +158,7 @@ func (s *S3) Copy(ctx context.Context, srcKey, dstKey string, opts PutOptions) e
 		return err
 	}
 	// CopySource is "bucket/key", URL-encoded.
-	src := url.PathEscape(s.bucket) + "/" + escapeKey(joinKey(s.prefix, srcKey))
+	src := url.PathEscape(s.bucket) + "/" + model.EscapePath(joinKey(s.prefix, srcKey))
 	_, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{
 		Bucket:            aws.String(s.bucket),
 		Key:               aws.String(joinKey(s.prefix, dstKey)),
@@ -170,16 +172,6 @@ func (s *S3) Copy(ctx context.Context, srcKey, dstKey string, opts PutOptions) e
 		return mapErr("copy", srcKey+" to "+dstKey, err)
 	}
 	return nil
-}
-
-// escapeKey percent-encodes each segment of a key, keeping the slashes. "+" is encoded
-// too: S3 reads a literal "+" in a path as a space.
-func escapeKey(key string) string {
-	segs := strings.Split(key, "/")
-	for i, s := range segs {
-		segs[i] = strings.ReplaceAll(url.PathEscape(s), "+", "%2B")
-	}
-	return strings.Join(segs, "/")
 }
 
 func (s *S3) Head(ctx context.Context, key string) (Info, error) {

@@ -1,0 +1,305 @@
+// Package pusher copies the origin tree into every region: it takes the inventory of the
+// origin, plans per region what is missing, uploads in phases (packages, then repodata,
+// then repomd.xml), verifies, and removes what the origin deleted after a grace period.
+package pusher
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/internal/repomd"
+)
+
+// Origin is read access to the canonical tree. OSOrigin is the real one; tests inject
+// read faults that a real disk will not produce on demand.
+type Origin interface {
+	Open(p string) (io.ReadSeekCloser, error)
+	Walk(fn func(p string, size int64, mtime time.Time) error) error
+}
+
+// OSOrigin is the origin in a local directory.
+type OSOrigin struct {
+	Root string
+	Log  *slog.Logger
+}
+
+func (o OSOrigin) Open(p string) (io.ReadSeekCloser, error) {
+	return os.Open(filepath.Join(o.Root, filepath.FromSlash(p)))
+}
+
+// Walk visits every regular file (and symlink to one) with its path relative to Root.
+// Paths regionmirror cannot serve safely are skipped with a warning.
+func (o OSOrigin) Walk(fn func(p string, size int64, mtime time.Time) error) error {
+	if st, err := os.Stat(o.Root); err != nil || !st.IsDir() {
+		return fmt.Errorf("origin %s is not a readable directory", o.Root)
+	}
+	return filepath.WalkDir(o.Root, func(full string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("walk origin: %w", err)
+		}
+		if d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(o.Root, full)
+		p := filepath.ToSlash(rel)
+		st, err := os.Stat(full) // follows symlinks to files; directory symlinks are not entered
+		if err != nil || !st.Mode().IsRegular() {
+			if o.Log != nil && d.Type()&fs.ModeSymlink == 0 {
+				o.Log.Warn("skipping origin entry that is not a regular file", slog.String("path", p))
+			}
+			return nil
+		}
+		if clean, err := model.CleanRelPath("path", p); err != nil || clean != p {
+			if o.Log != nil {
+				o.Log.Warn("skipping origin file with an unsafe name", slog.String("path", p))
+			}
+			return nil
+		}
+		return fn(p, st.Size(), st.ModTime())
+	})
+}
+
+// InventoryReport says what the inventory found.
+type InventoryReport struct {
+	Files    int   // live files at the origin
+	Bytes    int64 // their total size
+	Hashed   int   // files read because they were new or their size or mtime changed
+	Changes  db.InventoryResult
+	Repomds  int      // new repomd.xml versions recorded
+	Unread   []string // files that could not be read: their directories are not published
+	Duration time.Duration
+	// Live is the origin as the inventory found it, by path order. After a dry run, new
+	// files have ID 0.
+	Live []db.File `json:"-"`
+}
+
+type walked struct {
+	path  string
+	size  int64
+	mtime time.Time
+}
+
+// TakeInventory walks the origin, hashes what is new or changed (workers at a time), and
+// records the differences and every registered repository's new repomd.xml. A dry run
+// records nothing and returns the origin as it would be recorded.
+func TakeInventory(ctx context.Context, d *db.DB, origin Origin, workers int, dryRun bool, log *slog.Logger) (*InventoryReport, error) {
+	start := time.Now()
+	known, err := d.ListFiles(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	byPath := make(map[string]*db.File, len(known))
+	for i := range known {
+		byPath[known[i].Path] = &known[i]
+	}
+	rep := &InventoryReport{}
+	seen := make(map[string]bool, len(known))
+	var toHash []walked
+	err = origin.Walk(func(p string, size int64, mtime time.Time) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// PostgreSQL keeps microseconds.
+		mtime = mtime.Truncate(time.Microsecond)
+		seen[p] = true
+		rep.Files++
+		rep.Bytes += size
+		if f := byPath[p]; f != nil && f.DeletedAt == nil && f.Size == size && f.Mtime.Equal(mtime) {
+			return nil
+		}
+		toHash = append(toHash, walked{p, size, mtime})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	hashed, unread := hashFiles(ctx, origin, toHash, workers, log)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rep.Hashed, rep.Unread = len(hashed), unread
+	changes := db.InventoryChanges{Upsert: hashed}
+	for _, f := range known {
+		// An unreadable file is still there: it is not deleted.
+		if f.DeletedAt == nil && !seen[f.Path] {
+			changes.Deleted = append(changes.Deleted, f.Path)
+		}
+	}
+	if dryRun {
+		rep.Live = mergeInventory(known, changes, seen)
+		rep.Duration = time.Since(start)
+		return rep, nil
+	}
+	if rep.Changes, err = d.ApplyInventory(ctx, changes); err != nil {
+		return nil, err
+	}
+	if rep.Repomds, err = recordRepomds(ctx, d, origin, unread, log); err != nil {
+		return nil, err
+	}
+	if rep.Live, err = d.ListFiles(ctx, false); err != nil {
+		return nil, err
+	}
+	rep.Duration = time.Since(start)
+	return rep, nil
+}
+
+// mergeInventory is the live inventory a dry run would have recorded.
+func mergeInventory(known []db.File, ch db.InventoryChanges, seen map[string]bool) []db.File {
+	byPath := map[string]db.File{}
+	ids := map[string]int64{}
+	for _, f := range known {
+		ids[f.Path] = f.ID
+		if f.DeletedAt == nil && seen[f.Path] {
+			byPath[f.Path] = f
+		}
+	}
+	for _, f := range ch.Upsert {
+		f.ID = ids[f.Path]
+		byPath[f.Path] = f
+	}
+	out := make([]db.File, 0, len(byPath))
+	for _, f := range byPath {
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// hashFiles reads each file once for both its SHA-256 and MD5.
+func hashFiles(ctx context.Context, origin Origin, files []walked, workers int, log *slog.Logger) ([]db.File, []string) {
+	var (
+		mu     sync.Mutex
+		out    []db.File
+		unread []string
+		wg     sync.WaitGroup
+	)
+	jobs := make(chan walked)
+	for range max(workers, 1) {
+		wg.Go(func() {
+			buf := make([]byte, 1<<20)
+			for w := range jobs {
+				f, err := hashOne(origin, w, buf)
+				mu.Lock()
+				if err != nil {
+					log.Error("cannot read origin file", slog.String("path", w.path), slog.Any("err", err))
+					unread = append(unread, w.path)
+				} else {
+					out = append(out, f)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, w := range files {
+		if ctx.Err() != nil {
+			break
+		}
+		jobs <- w
+	}
+	close(jobs)
+	wg.Wait()
+	return out, unread
+}
+
+func hashOne(origin Origin, w walked, buf []byte) (db.File, error) {
+	r, err := origin.Open(w.path)
+	if err != nil {
+		return db.File{}, err
+	}
+	defer r.Close()
+	s, m := sha256.New(), md5.New()
+	n, err := io.CopyBuffer(io.MultiWriter(s, m), r, buf)
+	if err != nil {
+		return db.File{}, err
+	}
+	if n != w.size {
+		return db.File{}, fmt.Errorf("%s changed while it was read (%d bytes, expected %d)", w.path, n, w.size)
+	}
+	return db.File{Path: w.path, Size: n, SHA256: s.Sum(nil), MD5: m.Sum(nil), Mtime: w.mtime}, nil
+}
+
+// recordRepomds records, for every registered repository, the origin's repomd.xml when it
+// is not the current version yet.
+func recordRepomds(ctx context.Context, d *db.DB, origin Origin, unread []string, log *slog.Logger) (int, error) {
+	repos, err := d.ListRepositories(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, repo := range repos {
+		p := RepomdPath(repo.Directory)
+		if tainted(repo.Directory, unread) {
+			log.Warn("not recording repomd.xml: files of the repository could not be read", slog.String("repo", repo.Name), slog.String("arch", repo.Arch))
+			continue
+		}
+		f, err := d.GetFile(ctx, p)
+		if errors.Is(err, db.ErrNotFound) || (err == nil && f.DeletedAt != nil) {
+			log.Warn("repository has no repodata/repomd.xml at the origin", slog.String("repo", repo.Name), slog.String("path", p))
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		versions, err := d.RepomdVersions(ctx, repo.ID)
+		if err != nil {
+			return n, err
+		}
+		if len(versions) > 0 && bytes.Equal(versions[0].SHA256, f.SHA256) {
+			continue
+		}
+		r, err := origin.Open(p)
+		if err != nil {
+			log.Error("cannot read repomd.xml", slog.String("path", p), slog.Any("err", err))
+			continue
+		}
+		md, err := repomd.Parse(r)
+		r.Close()
+		if err != nil {
+			log.Error("invalid repomd.xml", slog.String("path", p), slog.Any("err", err))
+			continue
+		}
+		if !bytes.Equal(md.SHA256, f.SHA256) {
+			// Rewritten since the walk; the next push records it.
+			log.Warn("repomd.xml changed during the inventory", slog.String("path", p))
+			continue
+		}
+		if _, err := d.RecordRepomdVersion(ctx, &db.RepomdVersion{RepositoryID: repo.ID, MD5: md.MD5, SHA1: md.SHA1,
+			SHA256: md.SHA256, SHA512: md.SHA512, Size: md.Size, Timestamp: md.Timestamp}); err != nil {
+			return n, err
+		}
+		log.Info("new repomd.xml", slog.String("repo", repo.Name), slog.String("arch", repo.Arch), slog.Int64("timestamp", md.Timestamp))
+		n++
+	}
+	return n, nil
+}
+
+// RepomdPath is the path of a repository's repomd.xml.
+func RepomdPath(dir string) string {
+	return path.Join(dir, "repodata", "repomd.xml")
+}
+
+// tainted reports whether an unreadable file lies in dir.
+func tainted(dir string, unread []string) bool {
+	for _, p := range unread {
+		if dir == "" || p == dir || (len(p) > len(dir) && p[:len(dir)] == dir && p[len(dir)] == '/') {
+			return true
+		}
+	}
+	return false
+}

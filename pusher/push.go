@@ -1,0 +1,321 @@
+package pusher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/internal/objstore"
+)
+
+// Config tunes a push.
+type Config struct {
+	Concurrency        int   // transfers in flight per region, unless the region says otherwise
+	MultipartThreshold int64 // files this large go in parts
+	PartSize           int64
+	HashWorkers        int
+	// MemoryBudget bounds the file contents held in memory at once (default 512 MiB).
+	MemoryBudget int64
+	DryRun       bool
+	StoreOptions objstore.Options
+	// HTTPClient reads repomd.xml back through public URLs (default: 30 s timeout).
+	HTTPClient *http.Client
+}
+
+// Progress receives what a push does, for a terminal display.
+type Progress interface {
+	Plan(region string, files int, bytes int64)
+	Phase(region string, phase int)
+	Done(region string, files int, bytes int64)
+	Finish(region string, err error)
+}
+
+// Pusher syncs the origin into regions.
+type Pusher struct {
+	DB       *db.DB
+	Origin   Origin
+	Config   Config
+	Log      *slog.Logger
+	Progress Progress
+	// OpenStore opens a region's storage (default objstore.Open).
+	OpenStore func(ctx context.Context, r *model.Region) (objstore.Store, error)
+}
+
+// RepoResult is a repository's state in a region after a push.
+type RepoResult struct {
+	Repo  string `json:"repo"`
+	Arch  string `json:"arch"`
+	State string `json:"state"`
+	Via   string `json:"via,omitempty"` // how repomd.xml was read back: public URL or storage API
+}
+
+// RegionResult is what a push did in one region.
+type RegionResult struct {
+	Region       string              `json:"region"`
+	Status       string              `json:"status"` // ok, failed
+	RunID        int64               `json:"run_id,omitempty"`
+	Planned      int                 `json:"planned_files"`
+	PlannedBytes int64               `json:"planned_bytes"`
+	PhaseFiles   [NumPhases]int      `json:"phase_files"`
+	PhaseBytes   [NumPhases]int64    `json:"phase_bytes"`
+	Uploaded     int                 `json:"uploaded_files"`
+	Bytes        int64               `json:"uploaded_bytes"`
+	UpToDate     int                 `json:"up_to_date"`
+	Failed       int                 `json:"failed_files"`
+	Repos        []RepoResult        `json:"repositories"`
+	Error        string              `json:"error,omitempty"`
+	Duration     time.Duration       `json:"duration_ns"`
+	phaseErr     error               // the first error, which stops the later phases
+	mu           sync.Mutex          //
+	pending      []db.ObjectUpdate   // verified writes not yet recorded
+	uploadedKeys map[string]bool     // paths written in this push
+	store        objstore.Store      //
+	sem          *semaphore.Weighted // transfers in flight
+	region       *model.Region       //
+	plan         *RegionPlan         //
+	run          *db.Run             //
+	lock         *db.Lock            //
+	start        time.Time           //
+}
+
+// Result is a whole push.
+type Result struct {
+	Inventory *InventoryReport `json:"inventory"`
+	Regions   []*RegionResult  `json:"regions"`
+}
+
+// Failed reports whether any region failed.
+func (r *Result) Failed() bool {
+	for _, rr := range r.Regions {
+		if rr.Status != db.RunOK {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Pusher) log() *slog.Logger {
+	if p.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.Log
+}
+
+func (p *Pusher) defaults() Config {
+	c := p.Config
+	if c.Concurrency <= 0 {
+		c.Concurrency = 16
+	}
+	if c.PartSize <= 0 {
+		c.PartSize = 16 << 20
+	}
+	if c.MultipartThreshold <= 0 {
+		c.MultipartThreshold = 64 << 20
+	}
+	if c.HashWorkers <= 0 {
+		c.HashWorkers = 4
+	}
+	if c.MemoryBudget <= 0 {
+		c.MemoryBudget = 512 << 20
+	}
+	// A file in memory must fit the budget; larger ones go in parts.
+	c.MultipartThreshold = min(c.MultipartThreshold, c.MemoryBudget)
+	c.PartSize = min(c.PartSize, c.MemoryBudget)
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	return c
+}
+
+// ResolveRegions returns the named regions, or every region when none is named. An
+// unknown name fails before anything is done.
+func ResolveRegions(ctx context.Context, d *db.DB, names []string) ([]*model.Region, error) {
+	if len(names) == 0 {
+		all, err := d.ListRegions(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]*model.Region, len(all))
+		for i := range all {
+			out[i] = &all[i]
+		}
+		return out, nil
+	}
+	var out []*model.Region
+	for _, n := range names {
+		if slices.ContainsFunc(out, func(r *model.Region) bool { return r.Name == n }) {
+			continue
+		}
+		r, err := d.GetRegion(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Push takes the inventory and syncs it into the regions. It returns an error only when
+// nothing could be attempted (the inventory failed); per-region failures are in the
+// result, recorded in runs.
+func (p *Pusher) Push(ctx context.Context, regions []*model.Region) (*Result, error) {
+	cfg := p.defaults()
+	log := p.log()
+	inv, err := TakeInventory(ctx, p.DB, p.Origin, cfg.HashWorkers, cfg.DryRun, log)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	log.Info("inventory", slog.Int("files", inv.Files), slog.Int("hashed", inv.Hashed), slog.Int("added", inv.Changes.Added),
+		slog.Int("changed", inv.Changes.Changed), slog.Int("deleted", inv.Changes.Deleted), slog.Int("repomd", inv.Repomds),
+		slog.Duration("took", inv.Duration))
+	res := &Result{Inventory: inv}
+
+	var active []*RegionResult
+	for _, r := range regions {
+		rr := &RegionResult{Region: r.Name, region: r, start: time.Now(), uploadedKeys: map[string]bool{}}
+		res.Regions = append(res.Regions, rr)
+		if err := p.prepare(ctx, cfg, rr, inv); err != nil {
+			rr.fail(err)
+			p.finish(ctx, rr)
+			continue
+		}
+		active = append(active, rr)
+	}
+	for ph := range NumPhases {
+		p.runPhase(ctx, cfg, ph, active)
+	}
+	repos, err := p.DB.ListRepositories(ctx)
+	for _, rr := range active {
+		if rr.phaseErr == nil && !cfg.DryRun {
+			if err != nil {
+				rr.fail(err)
+			} else {
+				p.verifyRepos(ctx, cfg, rr, repos, inv)
+			}
+		}
+		p.finish(ctx, rr)
+	}
+	return res, nil
+}
+
+func (rr *RegionResult) fail(err error) {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	if rr.phaseErr == nil {
+		rr.phaseErr = err
+	}
+}
+
+func (rr *RegionResult) failed() bool {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	return rr.phaseErr != nil
+}
+
+// prepare locks the region, records the run, and plans.
+func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv *InventoryReport) error {
+	r := rr.region
+	if !cfg.DryRun {
+		lock, err := p.DB.TryLock(ctx, "push/"+r.Name)
+		if err != nil {
+			var le *db.LockedError
+			if errors.As(err, &le) {
+				le.Holder.Run = p.runningRun(ctx, r.ID)
+			}
+			return fmt.Errorf("push %s: %w", r.Name, err)
+		}
+		rr.lock = lock
+		run, err := p.DB.StartRun(ctx, db.RunPush, r)
+		if err != nil {
+			return fmt.Errorf("push %s: %w", r.Name, err)
+		}
+		rr.run, rr.RunID = run, run.ID
+	}
+	objects, err := p.DB.RegionObjects(ctx, r.ID)
+	if err != nil {
+		return fmt.Errorf("push %s: %w", r.Name, err)
+	}
+	byFile := make(map[int64]*db.RegionObject, len(objects))
+	for i := range objects {
+		byFile[objects[i].FileID] = &objects[i]
+	}
+	rr.plan = Plan(r, inv.Live, byFile)
+	rr.UpToDate, rr.Planned, rr.PlannedBytes = rr.plan.UpToDate, rr.plan.Files(), rr.plan.TotalBytes()
+	for ph := range NumPhases {
+		rr.PhaseFiles[ph], rr.PhaseBytes[ph] = len(rr.plan.Items[ph]), rr.plan.Bytes[ph]
+	}
+	if p.Progress != nil {
+		p.Progress.Plan(r.Name, rr.Planned, rr.PlannedBytes)
+	}
+	if cfg.DryRun {
+		return nil
+	}
+	open := p.OpenStore
+	if open == nil {
+		open = func(ctx context.Context, r *model.Region) (objstore.Store, error) {
+			return objstore.Open(ctx, r, cfg.StoreOptions)
+		}
+	}
+	if rr.store, err = open(ctx, r); err != nil {
+		return fmt.Errorf("push %s: %w", r.Name, err)
+	}
+	n := r.Concurrency
+	if n <= 0 {
+		n = cfg.Concurrency
+	}
+	rr.sem = semaphore.NewWeighted(int64(n))
+	return nil
+}
+
+func (p *Pusher) runningRun(ctx context.Context, regionID int64) *db.Run {
+	runs, err := p.DB.RecentRuns(ctx, db.RunPush, 20)
+	if err != nil {
+		return nil
+	}
+	for i := range runs {
+		if runs[i].Status == db.RunRunning && runs[i].RegionID != nil && *runs[i].RegionID == regionID {
+			return &runs[i]
+		}
+	}
+	return nil
+}
+
+// finish records the run's end and releases the lock.
+func (p *Pusher) finish(ctx context.Context, rr *RegionResult) {
+	rr.Duration = time.Since(rr.start)
+	rr.Status = db.RunOK
+	if rr.phaseErr != nil {
+		rr.Status, rr.Error = db.RunFailed, rr.phaseErr.Error()
+	}
+	if rr.run != nil {
+		rr.run.Files, rr.run.Bytes = int64(rr.Uploaded), rr.Bytes
+		rr.run.Counts = map[string]int64{"planned": int64(rr.Planned), "uploaded": int64(rr.Uploaded),
+			"up_to_date": int64(rr.UpToDate), "failed": int64(rr.Failed)}
+		// Record the end even when the push was interrupted.
+		if err := p.DB.FinishRun(context.WithoutCancel(ctx), rr.run, rr.phaseErr); err != nil {
+			p.log().Error("cannot record the end of the run", slog.String("region", rr.Region), slog.Any("err", err))
+		}
+	}
+	if rr.lock != nil {
+		rr.lock.Release()
+	}
+	if p.Progress != nil {
+		p.Progress.Finish(rr.Region, rr.phaseErr)
+	}
+	level := slog.LevelInfo
+	if rr.phaseErr != nil {
+		level = slog.LevelError
+	}
+	p.log().Log(ctx, level, "push finished", slog.String("region", rr.Region), slog.String("status", rr.Status),
+		slog.Int("uploaded", rr.Uploaded), slog.Int64("bytes", rr.Bytes), slog.Int("failed", rr.Failed),
+		slog.Duration("took", rr.Duration), slog.String("error", rr.Error))
+}
