@@ -131,9 +131,9 @@ func (p *Pusher) gcRegion(ctx context.Context, r *model.Region, expired map[int6
 		}
 	}()
 	for _, f := range doomed {
-		keys := []string{r.Key(f.Path)}
+		keys := []string{f.Path}
 		if twin := SpaceTwin(f.Path); twin != "" {
-			keys = append(keys, r.Key(twin))
+			keys = append(keys, twin)
 		}
 		for _, k := range keys {
 			if err := store.Delete(ctx, k); err != nil {

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,31 +62,32 @@ type RepoResult struct {
 
 // RegionResult is what a push did in one region.
 type RegionResult struct {
-	Region       string              `json:"region"`
-	Status       string              `json:"status"` // ok, failed
-	RunID        int64               `json:"run_id,omitempty"`
-	Planned      int                 `json:"planned_files"`
-	PlannedBytes int64               `json:"planned_bytes"`
-	PhaseFiles   [NumPhases]int      `json:"phase_files"`
-	PhaseBytes   [NumPhases]int64    `json:"phase_bytes"`
-	Uploaded     int                 `json:"uploaded_files"`
-	Bytes        int64               `json:"uploaded_bytes"`
-	UpToDate     int                 `json:"up_to_date"`
-	Failed       int                 `json:"failed_files"`
-	Repos        []RepoResult        `json:"repositories"`
-	Error        string              `json:"error,omitempty"`
-	Duration     time.Duration       `json:"duration_ns"`
-	phaseErr     error               // the first error, which stops the later phases
-	mu           sync.Mutex          //
-	pending      []db.ObjectUpdate   // verified writes not yet recorded
-	uploadedKeys map[string]bool     // paths written in this push
-	store        objstore.Store      //
+	Region       string           `json:"region"`
+	Status       string           `json:"status"` // ok, failed
+	RunID        int64            `json:"run_id,omitempty"`
+	Planned      int              `json:"planned_files"`
+	PlannedBytes int64            `json:"planned_bytes"`
+	PhaseFiles   [NumPhases]int   `json:"phase_files"`
+	PhaseBytes   [NumPhases]int64 `json:"phase_bytes"`
+	Uploaded     int              `json:"uploaded_files"`
+	Bytes        int64            `json:"uploaded_bytes"`
+	UpToDate     int              `json:"up_to_date"`
+	Failed       int              `json:"failed_files"`
+	Repos        []RepoResult     `json:"repositories"`
+	Error        string           `json:"error,omitempty"`
+	Duration     time.Duration    `json:"duration_ns"`
+	phaseErr     error            // the first error, which stops the later phases
+	withheld     error            // metadata held back: fails the run without stopping it
+	mu           sync.Mutex
+	pending      []db.ObjectUpdate // verified writes not yet recorded
+	uploadedKeys map[string]bool   // paths written in this push
+	store        objstore.Store
 	sem          *semaphore.Weighted // transfers in flight
-	region       *model.Region       //
-	plan         *RegionPlan         //
-	run          *db.Run             //
-	lock         *db.Lock            //
-	start        time.Time           //
+	region       *model.Region
+	plan         *RegionPlan
+	run          *db.Run
+	lock         *db.Lock
+	start        time.Time
 }
 
 // Result is a whole push.
@@ -249,6 +252,10 @@ func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv 
 		byFile[objects[i].FileID] = &objects[i]
 	}
 	rr.plan = Plan(r, inv.Live, byFile)
+	if skipped := withholdMetadata(rr.plan, inv.Unread); skipped != "" {
+		// Push what can be pushed, but fail the run: the next push completes it.
+		rr.withheld = fmt.Errorf("push %s: origin file %s could not be read; the metadata of its repository is withheld", r.Name, skipped)
+	}
 	rr.UpToDate, rr.Planned, rr.PlannedBytes = rr.plan.UpToDate, rr.plan.Files(), rr.plan.TotalBytes()
 	for ph := range NumPhases {
 		rr.PhaseFiles[ph], rr.PhaseBytes[ph] = len(rr.plan.Items[ph]), rr.plan.Bytes[ph]
@@ -293,6 +300,9 @@ func (p *Pusher) runningRun(ctx context.Context, regionID int64) *db.Run {
 func (p *Pusher) finish(ctx context.Context, rr *RegionResult) {
 	rr.Duration = time.Since(rr.start)
 	rr.Status = db.RunOK
+	if rr.phaseErr == nil && rr.withheld != nil {
+		rr.phaseErr = rr.withheld
+	}
 	if rr.phaseErr != nil {
 		rr.Status, rr.Error = db.RunFailed, rr.phaseErr.Error()
 	}
@@ -318,4 +328,31 @@ func (p *Pusher) finish(ctx context.Context, rr *RegionResult) {
 	p.log().Log(ctx, level, "push finished", slog.String("region", rr.Region), slog.String("status", rr.Status),
 		slog.Int("uploaded", rr.Uploaded), slog.Int64("bytes", rr.Bytes), slog.Int("failed", rr.Failed),
 		slog.Duration("took", rr.Duration), slog.String("error", rr.Error))
+}
+
+// withholdMetadata drops from the plan the repodata of every repository holding a file
+// the inventory could not read: that metadata may name the file, which no region has.
+// It returns one unread path when it dropped anything.
+func withholdMetadata(plan *RegionPlan, unread []string) string {
+	if len(unread) == 0 {
+		return ""
+	}
+	for _, ph := range []int{PhaseRepodata, PhaseRepomd} {
+		items := plan.Items[ph][:0]
+		for _, it := range plan.Items[ph] {
+			repoDir := strings.TrimSuffix(path.Dir(path.Dir(it.File.Path)), ".")
+			if tainted(repoDir, unread) {
+				plan.Bytes[ph] -= it.File.Size
+				continue
+			}
+			items = append(items, it)
+		}
+		plan.Items[ph] = items
+	}
+	for _, u := range unread {
+		if Included(plan.Region.Includes, u) {
+			return u
+		}
+	}
+	return ""
 }

@@ -152,7 +152,7 @@ func (p *Pusher) transferWhole(ctx context.Context, budget *budget, it *Item, re
 				return
 			}
 			defer rr.sem.Release(1)
-			err := rr.store.Put(ctx, rr.region.Key(f.Path), bytes.NewReader(data), f.Size, opts)
+			err := rr.store.Put(ctx, f.Path, bytes.NewReader(data), f.Size, opts)
 			p.written(ctx, rr, it, opts, err)
 		})
 	}
@@ -179,7 +179,7 @@ func (p *Pusher) transferParts(ctx context.Context, cfg Config, budget *budget, 
 			continue
 		}
 		defer rr.sem.Release(1)
-		up, err := rr.store.Multipart(ctx, rr.region.Key(f.Path), opts)
+		up, err := rr.store.Multipart(ctx, f.Path, opts)
 		if err != nil {
 			rr.fileFailed(fmt.Errorf("push %s: %w", rr.Region, err))
 			continue
@@ -273,7 +273,7 @@ func (p *Pusher) written(ctx context.Context, rr *RegionResult, it *Item, opts o
 	f := it.File
 	if err == nil {
 		if twin := SpaceTwin(f.Path); twin != "" {
-			err = rr.store.Copy(ctx, rr.region.Key(f.Path), rr.region.Key(twin), opts)
+			err = rr.store.Copy(ctx, f.Path, twin, opts)
 		}
 	}
 	if err != nil {

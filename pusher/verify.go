@@ -99,7 +99,7 @@ func (p *Pusher) readBack(ctx context.Context, cfg Config, rr *RegionResult, pat
 	if err != nil && status != http.StatusNotFound {
 		p.log().Warn("public read of repomd.xml failed; reading through the storage API", slog.String("region", rr.Region),
 			slog.String("url", rr.region.URL(path)), slog.Any("err", err))
-		sum, err = fetchStore(ctx, rr.store, rr.region.Key(path))
+		sum, err = fetchStore(ctx, rr.store, path)
 		st.via = ViaStorage
 		if errors.Is(err, objstore.ErrNotExist) {
 			status = http.StatusNotFound
