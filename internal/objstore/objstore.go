@@ -68,8 +68,9 @@ type Upload interface {
 
 // Options are the settings a store takes that do not come from the region.
 type Options struct {
-	MaxConns int // connections per host (S3)
-	Timeout  time.Duration
+	MaxConns    int // connections per host (S3)
+	Timeout     time.Duration
+	MaxAttempts int // per request, retries included (default 6)
 	// Test-only: static S3 credentials instead of the SDK's default chain or profile.
 	AccessKey, SecretKey string
 }

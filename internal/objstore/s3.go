@@ -59,12 +59,16 @@ func NewS3(ctx context.Context, c S3Config, opts Options) (*S3, error) {
 		t.MaxIdleConnsPerHost = maxConns
 		t.MaxConnsPerHost = maxConns
 	})
+	attempts := opts.MaxAttempts
+	if attempts <= 0 {
+		attempts = 6
+	}
 	loadOpts := []func(*config.LoadOptions) error{
 		config.WithRegion(c.Region),
 		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 6
+				o.MaxAttempts = attempts
 				o.MaxBackoff = 20 * time.Second
 			})
 		}),
