@@ -105,3 +105,27 @@ func (d *DB) RecentRuns(ctx context.Context, kind string, limit int) ([]Run, err
 	}
 	return out, nil
 }
+
+// AbandonRuns marks as failed the runs of a kind and region still recorded as running.
+// Called by the holder of the region's lock: whoever ran them is dead, or it would hold
+// the lock.
+func (d *DB) AbandonRuns(ctx context.Context, kind string, regionID int64, exceptID int64) (int, error) {
+	var n int
+	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE runs SET status = 'failed', finished_at = now(),
+			error = 'interrupted: the process ended before the run finished'
+			WHERE kind = $1 AND region_id = $2 AND status = 'running' AND id <> $3`, kind, regionID, exceptID)
+		if err != nil {
+			return err
+		}
+		n = int(tag.RowsAffected())
+		if n > 0 {
+			return notify(ctx, tx, "runs")
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("abandon %s runs: %w", kind, err)
+	}
+	return n, nil
+}

@@ -80,7 +80,8 @@ type RegionResult struct {
 	withheld     error            // metadata held back: fails the run without stopping it
 	mu           sync.Mutex
 	pending      []db.ObjectUpdate // verified writes not yet recorded
-	uploadedKeys map[string]bool   // paths written in this push
+	lastFlush    time.Time
+	uploadedKeys map[string]bool // paths written in this push
 	store        objstore.Store
 	sem          *semaphore.Weighted // transfers in flight
 	region       *model.Region
@@ -242,6 +243,11 @@ func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv 
 			return fmt.Errorf("push %s: %w", r.Name, err)
 		}
 		rr.run, rr.RunID = run, run.ID
+		if n, err := p.DB.AbandonRuns(ctx, db.RunPush, r.ID, run.ID); err != nil {
+			return fmt.Errorf("push %s: %w", r.Name, err)
+		} else if n > 0 {
+			p.log().Warn("an earlier push of this region was interrupted; this one repairs it", slog.String("region", r.Name))
+		}
 	}
 	objects, err := p.DB.RegionObjects(ctx, r.ID)
 	if err != nil {

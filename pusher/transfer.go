@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/semaphore"
 
@@ -15,9 +16,13 @@ import (
 	"github.com/regionmirror/regionmirror/internal/objstore"
 )
 
-// flushEvery bounds the verified writes kept in memory before they are recorded: a crash
-// loses at most these records, and the next push only rewrites those files.
-const flushEvery = 256
+// Verified writes are recorded in batches, at least every flushCount writes or
+// flushInterval: a crash loses at most those records, and the next push rewrites only
+// those files.
+const (
+	flushCount    = 256
+	flushInterval = time.Second
+)
 
 // job is one origin file and the regions that need it in this phase.
 type job struct {
@@ -286,7 +291,7 @@ func (p *Pusher) written(ctx context.Context, rr *RegionResult, it *Item, opts o
 	rr.uploadedKeys[f.Path] = true
 	rr.pending = append(rr.pending, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256,
 		State: db.ObjectPresent, Pushed: true, Verified: true})
-	full := len(rr.pending) >= flushEvery
+	full := len(rr.pending) >= flushCount || time.Since(rr.lastFlush) >= flushInterval
 	rr.mu.Unlock()
 	if p.Progress != nil {
 		p.Progress.Done(rr.Region, 1, f.Size)
@@ -303,6 +308,7 @@ func (p *Pusher) flush(ctx context.Context, rr *RegionResult) error {
 	rr.mu.Lock()
 	batch := rr.pending
 	rr.pending = nil
+	rr.lastFlush = time.Now()
 	rr.mu.Unlock()
 	if len(batch) == 0 {
 		return nil

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/pusher"
+)
+
+func (a *app) gcCmd() *cobra.Command {
+	var (
+		regions []string
+		dryRun  bool
+		asJSON  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "gc [--region R]... [--dry-run] [--json]",
+		Short: "Remove from regions what the origin deleted, once push.delete_grace has passed",
+		Long: `Remove from regions the files the origin deleted more than push.delete_grace ago (and
+their "+" twins), then forget files no region holds. gc never runs beside a push of the same
+region, and leaves a region alone while any of its repositories is not fresh there: older
+metadata it still serves may name those files.`,
+		Args: cobra.NoArgs,
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			p, err := a.newPusher(ctx)
+			if err != nil {
+				return err
+			}
+			targets, err := pusher.ResolveRegions(ctx, p.DB, splitList(regions))
+			if err != nil {
+				return err
+			}
+			results, purged, err := p.GC(ctx, targets, a.cfg.Push.DeleteGrace.Std(), dryRun)
+			if err != nil {
+				return err
+			}
+			failed := []string{}
+			for _, r := range results {
+				if r.Status != db.RunOK {
+					failed = append(failed, r.Region)
+				}
+			}
+			if asJSON {
+				if err := printJSON(a.stdout, map[string]any{"regions": results, "purged_files": purged}); err != nil {
+					return err
+				}
+			} else {
+				rows := [][]string{}
+				for _, r := range results {
+					rows = append(rows, []string{r.Region, r.Status, strconv.Itoa(r.Expired), strconv.Itoa(r.Deleted), roundDuration(r.Duration), r.Error})
+				}
+				printTable(a.stdout, []string{"REGION", "STATUS", "EXPIRED", "DELETED", "TOOK", "ERROR"}, rows)
+				if dryRun {
+					for _, r := range results {
+						for _, p := range r.Paths {
+							fmt.Fprintf(a.stdout, "would delete %s: %s\n", r.Region, p)
+						}
+					}
+				} else {
+					fmt.Fprintf(a.stdout, "forgot %d deleted files no region holds\n", purged)
+				}
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("gc %w in %s", errRunFailed, strings.Join(failed, ", "))
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().StringArrayVarP(&regions, "region", "r", nil, "collect only in this region (repeatable; default: all)")
+	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "list what would be deleted; change nothing")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}

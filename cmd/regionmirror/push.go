@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/regionmirror/regionmirror/internal/config"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/pusher"
+)
+
+// errRunFailed is returned when a run did its reporting but failed somewhere: exit 1.
+var errRunFailed = errors.New("failed")
+
+func (a *app) pushCmd() *cobra.Command {
+	var (
+		regions []string
+		dryRun  bool
+		asJSON  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "push [--region R]... [--dry-run] [--json]",
+		Short: "Sync the origin into the regions: packages first, repodata next, repomd.xml last",
+		Long: `Take the inventory of the origin (hashing only what changed), plan per region what it
+lacks, and upload in three phases, each finished before the next: everything outside
+repodata/, then repodata/ except repomd.xml, then repomd.xml and its signature. A region's
+repository becomes fresh only once its repomd.xml has been read back and matches.
+One push per region at a time; every run is recorded.`,
+		Example: `  regionmirror push
+  regionmirror push --region eu-central-1 --dry-run
+  regionmirror push --json   # for cron and scripts`,
+		Args: cobra.NoArgs,
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			p, err := a.newPusher(ctx)
+			if err != nil {
+				return err
+			}
+			targets, err := pusher.ResolveRegions(ctx, p.DB, splitList(regions))
+			if err != nil {
+				return err
+			}
+			if len(targets) == 0 {
+				return usagef("push: no regions; add one with 'regionmirror region add'")
+			}
+			p.Config.DryRun = dryRun
+			progress := a.newProgress()
+			if progress != nil {
+				p.Progress = progress
+				// The display says what logs would; keep only warnings and errors.
+				p.Log = newLogger(a.stderr, a.quietLogConfig())
+				defer progress.stop()
+			}
+			res, err := p.Push(ctx, targets)
+			if progress != nil {
+				progress.stop()
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := printJSON(a.stdout, res); err != nil {
+					return err
+				}
+			} else if dryRun {
+				printPlan(a, res)
+			} else {
+				printPushSummary(a, res)
+			}
+			if res.Failed() {
+				return fmt.Errorf("push %w in %s", errRunFailed, failedRegions(res))
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().StringArrayVarP(&regions, "region", "r", nil, "push only this region (repeatable; default: all)")
+	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "show what would be uploaded, per region and phase; change nothing")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+// newPusher wires a pusher from the configuration.
+func (a *app) newPusher(ctx context.Context) (*pusher.Pusher, error) {
+	d, err := a.openDB(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	cfg := a.cfg
+	if cfg.Origin.Path == "" {
+		return nil, usagef("origin.path is not set (config file, or REGIONMIRROR_ORIGIN_PATH)")
+	}
+	return &pusher.Pusher{
+		DB:     d,
+		Origin: pusher.OSOrigin{Root: cfg.Origin.Path, Log: a.log},
+		Log:    a.log,
+		Config: pusher.Config{
+			Concurrency:        cfg.Push.Concurrency,
+			MultipartThreshold: int64(cfg.Push.MultipartThreshold),
+			PartSize:           int64(cfg.Push.PartSize),
+			HashWorkers:        cfg.Push.HashWorkers,
+		},
+	}, nil
+}
+
+func failedRegions(res *pusher.Result) string {
+	var names []string
+	for _, rr := range res.Regions {
+		if rr.Status != db.RunOK {
+			names = append(names, rr.Region)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+func printPlan(a *app, res *pusher.Result) {
+	rows := [][]string{}
+	for _, rr := range res.Regions {
+		for ph := range pusher.NumPhases {
+			rows = append(rows, []string{rr.Region, strconv.Itoa(ph+1) + " " + pusher.PhaseNames[ph],
+				strconv.Itoa(rr.PhaseFiles[ph]), humanBytes(rr.PhaseBytes[ph]), strconv.Itoa(rr.UpToDate), rr.Error})
+		}
+	}
+	printTable(a.stdout, []string{"REGION", "PHASE", "FILES", "BYTES", "UP-TO-DATE", "ERROR"}, rows)
+}
+
+func printPushSummary(a *app, res *pusher.Result) {
+	inv := res.Inventory
+	fmt.Fprintf(a.stdout, "origin: %d files, %s; %d hashed, %d added, %d changed, %d deleted, %d new repomd.xml (%s)\n",
+		inv.Files, humanBytes(inv.Bytes), inv.Hashed, inv.Changes.Added, inv.Changes.Changed, inv.Changes.Deleted, inv.Repomds, roundDuration(inv.Duration))
+	rows := [][]string{}
+	for _, rr := range res.Regions {
+		states := map[string]int{}
+		for _, r := range rr.Repos {
+			states[r.State]++
+		}
+		var repos []string
+		for _, s := range []string{db.RepoFresh, db.RepoAlternate, db.RepoStale, db.RepoMissing, db.RepoUnreachable} {
+			if states[s] > 0 {
+				repos = append(repos, fmt.Sprintf("%d %s", states[s], s))
+			}
+		}
+		rows = append(rows, []string{rr.Region, rr.Status, strconv.Itoa(rr.Uploaded), humanBytes(rr.Bytes), strconv.Itoa(rr.UpToDate),
+			strconv.Itoa(rr.Failed), strings.Join(repos, ", "), roundDuration(rr.Duration), rr.Error})
+	}
+	printTable(a.stdout, []string{"REGION", "STATUS", "UPLOADED", "BYTES", "UP-TO-DATE", "FAILED", "REPOSITORIES", "TOOK", "ERROR"}, rows)
+}
+
+func (a *app) quietLogConfig() config.Log {
+	c := a.cfg.Log
+	if lvl := strings.ToLower(c.Level); lvl == "debug" || lvl == "info" {
+		c.Level = "warn"
+	}
+	return c
+}
