@@ -119,3 +119,23 @@ func (d *DB) ForgetObject(ctx context.Context, path string, regionID int64) (int
 	}
 	return n, nil
 }
+
+// ObjectsOfFile returns every region's record of one file, by region name.
+func (d *DB) ObjectsOfFile(ctx context.Context, fileID int64) ([]RegionObject, error) {
+	rows, err := d.pool.Query(ctx, `
+		SELECT o.region_id, o.file_id, f.path, o.size, o.sha256, o.state, o.pushed_at, o.verified_at
+		FROM region_objects o JOIN files f ON f.id = o.file_id JOIN regions r ON r.id = o.region_id
+		WHERE o.file_id = $1 ORDER BY r.name`, fileID)
+	if err != nil {
+		return nil, fmt.Errorf("objects of file %d: %w", fileID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RegionObject, error) {
+		var o RegionObject
+		err := r.Scan(&o.RegionID, &o.FileID, &o.Path, &o.Size, &o.SHA256, &o.State, &o.PushedAt, &o.VerifiedAt)
+		return o, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("objects of file %d: %w", fileID, err)
+	}
+	return out, nil
+}

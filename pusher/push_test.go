@@ -22,6 +22,7 @@ import (
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/objstore"
+	"github.com/regionmirror/regionmirror/internal/repocheck"
 	"github.com/regionmirror/regionmirror/internal/testenv"
 )
 
@@ -164,7 +165,7 @@ func TestFullPushThenNoop(t *testing.T) {
 		if rr.Status != db.RunOK || rr.Uploaded != files || rr.Failed != 0 {
 			t.Fatalf("first push %s: %+v", rr.Region, rr)
 		}
-		if len(rr.Repos) != 1 || rr.Repos[0].State != db.RepoFresh || rr.Repos[0].Via != ViaPublicURL {
+		if len(rr.Repos) != 1 || rr.Repos[0].State != db.RepoFresh || rr.Repos[0].Via != repocheck.ViaPublicURL {
 			t.Errorf("%s repositories: %+v", rr.Region, rr.Repos)
 		}
 	}

@@ -135,7 +135,7 @@ func (f *File) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return r, nil
 }
 
-func (f *File) List(ctx context.Context, prefix string, fn func(Info) error) error {
+func (f *File) List(ctx context.Context, prefix, startAfter string, fn func(Info) error) error {
 	var infos []Info
 	err := filepath.WalkDir(f.root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -175,7 +175,13 @@ func (f *File) List(ctx context.Context, prefix string, fn func(Info) error) err
 	// WalkDir's lexical order per directory is not key order across directories ("a/b" vs "a-c").
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Key < infos[j].Key })
 	for _, in := range infos {
+		if in.Key <= startAfter {
+			continue
+		}
 		if err := fn(in); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
+			}
 			return err
 		}
 	}

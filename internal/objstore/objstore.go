@@ -18,6 +18,9 @@ import (
 // ErrNotExist: no object under that key.
 var ErrNotExist = errors.New("object does not exist")
 
+// ErrStop, returned by a List callback, ends the listing without error.
+var ErrStop = errors.New("stop listing")
+
 // ErrChecksum: the store refused a body whose SHA-256 is not the one announced.
 var ErrChecksum = errors.New("checksum mismatch")
 
@@ -48,8 +51,9 @@ type Store interface {
 	Copy(ctx context.Context, srcKey, dstKey string, opts PutOptions) error
 	Head(ctx context.Context, key string) (Info, error)
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
-	// List calls fn for every object whose key starts with prefix, in key order.
-	List(ctx context.Context, prefix string, fn func(Info) error) error
+	// List calls fn for every object whose key starts with prefix and sorts after
+	// startAfter ("" for all), in key order. fn may return ErrStop to end the listing.
+	List(ctx context.Context, prefix, startAfter string, fn func(Info) error) error
 	// Delete removes an object; deleting a missing object is not an error.
 	Delete(ctx context.Context, key string) error
 	// String names the store in messages, never with credentials.

@@ -88,7 +88,7 @@ func TestContract(t *testing.T) {
 			}
 
 			var listed []string
-			if err := s.List(ctx, "a/", func(i Info) error { listed = append(listed, i.Key); return nil }); err != nil {
+			if err := s.List(ctx, "a/", "", func(i Info) error { listed = append(listed, i.Key); return nil }); err != nil {
 				t.Fatal(err)
 			}
 			want := []string{"a/b/hello.rpm", "a/libc++-1.0.rpm", "a/with space.txt", "a/ünïcode.txt"}
@@ -96,8 +96,21 @@ func TestContract(t *testing.T) {
 				t.Errorf("list a/ = %q, want %q", listed, want)
 			}
 			var all int
-			if err := s.List(ctx, "", func(Info) error { all++; return nil }); err != nil || all != len(keys) {
+			if err := s.List(ctx, "", "", func(Info) error { all++; return nil }); err != nil || all != len(keys) {
 				t.Errorf("list all: %d %v", all, err)
+			}
+
+			// A range: after a key, stopping early.
+			var ranged []string
+			err = s.List(ctx, "", "a/libc++-1.0.rpm", func(i Info) error {
+				ranged = append(ranged, i.Key)
+				if len(ranged) == 2 {
+					return ErrStop
+				}
+				return nil
+			})
+			if err != nil || strings.Join(ranged, "|") != "a/with space.txt|a/ünïcode.txt" {
+				t.Errorf("ranged list = %q, %v", ranged, err)
 			}
 
 			src := []byte("content of a/libc++-1.0.rpm")

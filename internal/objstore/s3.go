@@ -214,12 +214,16 @@ func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return out.Body, nil
 }
 
-func (s *S3) List(ctx context.Context, prefix string, fn func(Info) error) error {
+func (s *S3) List(ctx context.Context, prefix, startAfter string, fn func(Info) error) error {
 	full := joinKey(s.prefix, prefix)
 	if s.prefix != "" && prefix == "" {
 		full = s.prefix + "/"
 	}
-	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(full)})
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(full)}
+	if startAfter != "" {
+		in.StartAfter = aws.String(joinKey(s.prefix, startAfter))
+	}
+	p := s3.NewListObjectsV2Paginator(s.client, in)
 	strip := ""
 	if s.prefix != "" {
 		strip = s.prefix + "/"
@@ -235,6 +239,9 @@ func (s *S3) List(ctx context.Context, prefix string, fn func(Info) error) error
 				info.LastModified = *o.LastModified
 			}
 			if err := fn(info); err != nil {
+				if errors.Is(err, ErrStop) {
+					return nil
+				}
 				return err
 			}
 		}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/pusher"
+	"github.com/regionmirror/regionmirror/scanner"
+)
+
+func (a *app) scanCmd() *cobra.Command {
+	var (
+		regions []string
+		deep    bool
+		asJSON  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "scan [--region R]... [--deep] [--json]",
+		Short: "Verify what every region really holds, and each repository as clients read it",
+		Long: `List every region's storage and compare it with what is recorded: objects missing, with
+other bytes (by ETag where it is an MD5; --deep checks stored SHA-256 checksums or reads
+the object), or unknown to the origin. Then read every repository's repomd.xml through the
+region's public URL, as dnf does, and record which version it serves. Each region's
+health follows with hysteresis (scan.down_after, scan.up_after).`,
+		Args: cobra.NoArgs,
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			d, err := a.openDB(ctx, true)
+			if err != nil {
+				return err
+			}
+			targets, err := pusher.ResolveRegions(ctx, d, splitList(regions))
+			if err != nil {
+				return err
+			}
+			c := a.cfg.Scan
+			s := &scanner.Scanner{DB: d, Log: a.log, Config: scanner.Config{Concurrency: c.Concurrency, DownAfter: c.DownAfter,
+				UpAfter: c.UpAfter, Timeout: c.Timeout.Std(), Deep: deep}}
+			reports, err := s.Scan(ctx, targets)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := printJSON(a.stdout, reports); err != nil {
+					return err
+				}
+			} else {
+				printScan(a, reports)
+			}
+			var failed []string
+			for _, r := range reports {
+				if r.Status != db.RunOK {
+					failed = append(failed, r.Region)
+				}
+			}
+			if len(failed) > 0 {
+				return fmt.Errorf("scan %w in %s", errRunFailed, strings.Join(failed, ", "))
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().StringArrayVarP(&regions, "region", "r", nil, "scan only this region (repeatable; default: all)")
+	cmd.Flags().BoolVar(&deep, "deep", false, "check contents by SHA-256 where the ETag cannot tell (reads objects)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func printScan(a *app, reports []*scanner.RegionReport) {
+	rows := [][]string{}
+	for _, r := range reports {
+		states := map[string]int{}
+		for _, repo := range r.Repos {
+			states[repo.State]++
+		}
+		var repos []string
+		for _, s := range []string{db.RepoFresh, db.RepoAlternate, db.RepoStale, db.RepoMissing, db.RepoUnreachable} {
+			if states[s] > 0 {
+				repos = append(repos, fmt.Sprintf("%d %s", states[s], s))
+			}
+		}
+		note := r.Error
+		if note == "" {
+			note = r.Skipped
+		}
+		rows = append(rows, []string{r.Region, r.Status, r.Health, strconv.Itoa(r.Listed), strconv.Itoa(r.Verified),
+			strconv.Itoa(r.Missing), strconv.Itoa(r.Corrupt), strconv.Itoa(r.Extra), strings.Join(repos, ", "), roundDuration(r.Duration), note})
+	}
+	printTable(a.stdout, []string{"REGION", "STATUS", "HEALTH", "LISTED", "VERIFIED", "MISSING", "CORRUPT", "EXTRA", "REPOSITORIES", "TOOK", "NOTE"}, rows)
+}

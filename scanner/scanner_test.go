@@ -1,0 +1,285 @@
+package scanner
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/internal/objstore"
+	"github.com/regionmirror/regionmirror/internal/testenv"
+	"github.com/regionmirror/regionmirror/pusher"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+const repoDir = "demo/1/x86_64/os"
+
+type fixture struct {
+	t       *testing.T
+	db      *db.DB
+	origin  string
+	pusher  *pusher.Pusher
+	scanner *Scanner
+}
+
+func newFixture(t *testing.T, bulk int) *fixture {
+	t.Helper()
+	d, _ := testenv.NewDB(t)
+	origin := filepath.Join(t.TempDir(), "origin")
+	if err := os.CopyFS(origin, os.DirFS("../testdata/origin")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range bulk {
+		dir := filepath.Join(origin, "bulk", fmt.Sprintf("d%02d", i%7))
+		os.MkdirAll(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%04d.bin", i)), []byte(strings.Repeat("b", 100+i)), 0o644)
+	}
+	if err := d.CreateRepository(context.Background(), &model.Repository{Name: "demo-1", Arch: "x86_64", Directory: repoDir}); err != nil {
+		t.Fatal(err)
+	}
+	opts := objstore.Options{AccessKey: testenv.S3AccessKey, SecretKey: testenv.S3SecretKey, MaxAttempts: 1, Timeout: 5 * time.Second}
+	log := slog.New(slog.DiscardHandler)
+	return &fixture{t: t, db: d, origin: origin,
+		pusher:  &pusher.Pusher{DB: d, Origin: pusher.OSOrigin{Root: origin}, Log: log, Config: pusher.Config{StoreOptions: opts}},
+		scanner: &Scanner{DB: d, Log: log, Config: Config{Concurrency: 4, DownAfter: 3, UpAfter: 2, StoreOptions: opts, Timeout: 5 * time.Second}}}
+}
+
+func (f *fixture) add(r *model.Region) *model.Region {
+	f.t.Helper()
+	r.Enabled = true
+	if err := r.Normalize(); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.db.CreateRegion(context.Background(), r); err != nil {
+		f.t.Fatal(err)
+	}
+	return r
+}
+
+func (f *fixture) s3Region(name string, srv *testenv.S3Server) *model.Region {
+	bucket := srv.NewBucket(f.t, true)
+	return f.add(&model.Region{Name: name, Kind: model.KindS3, Bucket: bucket, Endpoint: srv.Endpoint,
+		PublicURL: srv.Endpoint + "/" + bucket, Prefix: "pub"})
+}
+
+func (f *fixture) push(regions ...*model.Region) {
+	f.t.Helper()
+	res, err := f.pusher.Push(context.Background(), regions)
+	if err != nil || res.Failed() {
+		f.t.Fatalf("push: %v %+v", err, res.Regions[0])
+	}
+}
+
+func (f *fixture) scan(regions ...*model.Region) []*RegionReport {
+	f.t.Helper()
+	reps, err := f.scanner.Scan(context.Background(), regions)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return reps
+}
+
+func (f *fixture) objectState(r *model.Region, path string) string {
+	f.t.Helper()
+	objs, _ := f.db.RegionObjects(context.Background(), r.ID)
+	for _, o := range objs {
+		if o.Path == path {
+			return o.State
+		}
+	}
+	return "none"
+}
+
+func (f *fixture) repoState(r *model.Region) string {
+	states, _ := f.db.RegionRepos(context.Background())
+	for _, s := range states {
+		if s.RegionID == r.ID {
+			return s.State
+		}
+	}
+	return "none"
+}
+
+func TestScanFindsMissingCorruptAndExtra(t *testing.T) {
+	f := newFixture(t, 150)
+	srv := testenv.SharedS3(t)
+	a := f.s3Region("eu-central-1", srv)
+	f.push(a)
+	rep := f.scan(a)[0]
+	files := 9 + 150
+	if rep.Status != db.RunOK || rep.Verified != files || rep.Missing+rep.Corrupt+rep.Extra != 0 || rep.Listed != files+1 || rep.Health != db.HealthUp {
+		t.Fatalf("clean scan: %+v", rep) // +1: the libc++ package's twin with spaces
+	}
+
+	ctx := context.Background()
+	c := srv.Client()
+	gone := repoDir + "/Packages/hello-1.0-1.noarch.rpm"
+	changed := "bulk/d03/f0010.bin"
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &a.Bucket, Key: aws.String("pub/" + gone)}); err != nil {
+		t.Fatal(err)
+	}
+	// Same size, other bytes: only the checksum can tell.
+	other := bytes.Repeat([]byte("X"), 110)
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &a.Bucket, Key: aws.String("pub/" + changed), Body: bytes.NewReader(other)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &a.Bucket, Key: aws.String("pub/stray/file.txt"), Body: strings.NewReader("?")}); err != nil {
+		t.Fatal(err)
+	}
+	rep = f.scan(a)[0]
+	if rep.Missing != 1 || rep.Corrupt != 1 || rep.Extra != 1 || rep.Extras[0] != "stray/file.txt" {
+		t.Fatalf("scan after tampering: %+v", rep)
+	}
+	if s := f.objectState(a, gone); s != db.ObjectMissing {
+		t.Errorf("deleted object: state %s", s)
+	}
+	if s := f.objectState(a, changed); s != db.ObjectCorrupt {
+		t.Errorf("overwritten object: state %s", s)
+	}
+	// The region serves metadata naming a file it lacks: not fresh any more.
+	if s := f.repoState(a); s != db.RepoStale {
+		t.Errorf("repository with a missing package: %s", s)
+	}
+
+	// The next push repairs exactly those two, and the scan agrees.
+	res, err := f.pusher.Push(ctx, []*model.Region{a})
+	if err != nil || res.Regions[0].Uploaded != 2 {
+		t.Fatalf("repair push: %+v %v", res.Regions[0], err)
+	}
+	rep = f.scan(a)[0]
+	if rep.Verified != files || rep.Missing+rep.Corrupt != 0 || f.repoState(a) != db.RepoFresh {
+		t.Fatalf("scan after repair: %+v, repo %s", rep, f.repoState(a))
+	}
+}
+
+func TestPurgeThenPushRewrites(t *testing.T) {
+	f := newFixture(t, 0)
+	a := f.s3Region("us-east-2", testenv.SharedS3(t))
+	f.push(a)
+	p := repoDir + "/Packages/greet-2.1-1.noarch.rpm"
+	n, err := f.db.ForgetObject(context.Background(), p, a.ID)
+	if err != nil || n != 1 {
+		t.Fatalf("forget: %d %v", n, err)
+	}
+	res, err := f.pusher.Push(context.Background(), []*model.Region{a})
+	if err != nil || res.Regions[0].Uploaded != 1 || f.objectState(a, p) != db.ObjectPresent {
+		t.Fatalf("push after purge: %+v %v", res.Regions[0], err)
+	}
+	// An object the push wrote but never recorded (it was killed) is adopted by a scan.
+	if _, err := f.db.ForgetObject(context.Background(), p, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if rep := f.scan(a)[0]; rep.Adopted != 1 || f.objectState(a, p) != db.ObjectPresent {
+		t.Errorf("scan of an unrecorded object: %+v", rep)
+	}
+}
+
+func TestPublicReadRemovedMakesRegionUnhealthy(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx := context.Background()
+	srv := testenv.SharedS3(t)
+	a := f.s3Region("ap-northeast-1", srv)
+	f.push(a)
+	if rep := f.scan(a)[0]; rep.Health != db.HealthUp {
+		t.Fatalf("first scan: %+v", rep)
+	}
+	c := srv.Client()
+	if _, err := c.DeleteBucketPolicy(ctx, &s3.DeleteBucketPolicyInput{Bucket: &a.Bucket}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{db.HealthUp, db.HealthUp, db.HealthDown} {
+		rep := f.scan(a)[0]
+		if len(rep.Repos) != 1 || rep.Repos[0].State != db.RepoUnreachable || rep.Repos[0].HTTPStatus != http.StatusForbidden {
+			t.Fatalf("scan %d without public read: %+v", i, rep.Repos)
+		}
+		if rep.Health != want || rep.Status != db.RunFailed {
+			t.Fatalf("scan %d: health %s status %s, want %s failed", i, rep.Health, rep.Status, want)
+		}
+	}
+	if _, err := c.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &a.Bucket, Policy: aws.String(testenv.PublicReadPolicy(a.Bucket))}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{db.HealthDown, db.HealthUp} {
+		rep := f.scan(a)[0]
+		if rep.Health != want || rep.Repos[0].State != db.RepoFresh {
+			t.Fatalf("scan %d after restoring: health %s repos %+v, want %s", i, rep.Health, rep.Repos, want)
+		}
+	}
+}
+
+func TestScanFaultsNameTheRegionAndSpareOthers(t *testing.T) {
+	f := newFixture(t, 0)
+	srv := testenv.SharedS3(t)
+	good := f.s3Region("eu-west-3", srv)
+	f.push(good)
+	noBucket := f.add(&model.Region{Name: "eu-west-9", Kind: model.KindS3, Bucket: "no-such-bucket-here", Endpoint: srv.Endpoint,
+		PublicURL: srv.Endpoint + "/no-such-bucket-here"})
+	deadEndpoint := f.add(&model.Region{Name: "eu-south-9", Kind: model.KindS3, Bucket: "whatever", Endpoint: "http://127.0.0.1:1",
+		PublicURL: "http://127.0.0.1:1/whatever"})
+	reps := f.scan(good, noBucket, deadEndpoint)
+	if reps[0].Status != db.RunOK {
+		t.Errorf("good region: %+v", reps[0])
+	}
+	for _, rep := range reps[1:] {
+		if rep.Status != db.RunFailed || !strings.Contains(rep.Error, "scan "+rep.Region) {
+			t.Errorf("%s: %+v", rep.Region, rep)
+		}
+		t.Logf("%s: %s", rep.Region, rep.Error)
+	}
+	if !strings.Contains(reps[1].Error, "NoSuchBucket") {
+		t.Errorf("missing bucket error: %s", reps[1].Error)
+	}
+	runs, _ := f.db.RecentRuns(context.Background(), db.RunScan, 10)
+	if len(runs) != 3 {
+		t.Errorf("%d scan runs recorded, want 3", len(runs))
+	}
+}
+
+func TestDeepScanOfFileRegion(t *testing.T) {
+	f := newFixture(t, 0)
+	dir := t.TempDir()
+	hs := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer hs.Close()
+	a := f.add(&model.Region{Name: "local", Kind: model.KindFile, Dir: dir, PublicURL: hs.URL})
+	f.push(a)
+	p := repoDir + "/Packages/greet-2.1-1.noarch.rpm"
+	st, _ := os.Stat(filepath.Join(dir, p))
+	os.WriteFile(filepath.Join(dir, p), bytes.Repeat([]byte{0}, int(st.Size())), 0o644)
+	// A directory keeps no checksums: without --deep, nothing is claimed either way.
+	rep := f.scan(a)[0]
+	if rep.Corrupt != 0 || rep.Unsure == 0 || f.objectState(a, p) != db.ObjectPresent {
+		t.Fatalf("shallow scan: %+v", rep)
+	}
+	f.scanner.Config.Deep = true
+	rep = f.scan(a)[0]
+	if rep.Corrupt != 1 || f.objectState(a, p) != db.ObjectCorrupt {
+		t.Fatalf("deep scan: %+v", rep)
+	}
+}
+
+func TestSplitPointsCoverEveryKey(t *testing.T) {
+	var files []*db.File
+	for i := range 100 {
+		files = append(files, &db.File{Path: fmt.Sprintf("k%03d", i)})
+	}
+	points := splitPoints(files, 4)
+	if len(points) != 3 || points[0] != "k025" || points[2] != "k075" {
+		t.Errorf("points %q", points)
+	}
+	if splitPoints(files[:5], 4) != nil {
+		t.Error("few files must not be split")
+	}
+}
