@@ -65,6 +65,7 @@ type RegionReport struct {
 	Corrupt  int           `json:"corrupt"`   // there, with other bytes
 	Adopted  int           `json:"adopted"`   // there and right, but not recorded (an interrupted push)
 	Unsure   int           `json:"unchecked"` // there with the right size; contents not checkable without --deep
+	Outdated int           `json:"outdated"`  // the version recorded before the origin changed: the next push replaces it
 	Extra    int           `json:"extra"`     // objects the origin does not have
 	Extras   []string      `json:"extra_sample,omitempty"`
 	Repos    []RepoReport  `json:"repositories"`
@@ -151,7 +152,7 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region, files []db.
 		rep.Duration = time.Since(start)
 		run.Files = int64(rep.Listed)
 		run.Counts = map[string]int64{"listed": int64(rep.Listed), "verified": int64(rep.Verified), "missing": int64(rep.Missing),
-			"corrupt": int64(rep.Corrupt), "adopted": int64(rep.Adopted), "unchecked": int64(rep.Unsure), "extra": int64(rep.Extra)}
+			"corrupt": int64(rep.Corrupt), "adopted": int64(rep.Adopted), "unchecked": int64(rep.Unsure), "outdated": int64(rep.Outdated), "extra": int64(rep.Extra)}
 		if runErr == nil {
 			runErr = probeErr
 		}
@@ -289,6 +290,12 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 		switch {
 		case !ok || (twin != "" && !twinOK):
 			state = db.ObjectMissing
+		case row != nil && !bytes.Equal(row.SHA256, f.SHA256) && !s.isCurrent(ctx, cfg, store, f, info):
+			// The record already says the region holds an older version (the origin
+			// changed since): not damage, just not pushed yet. The record stands; the
+			// next push replaces it.
+			rep.Outdated++
+			continue
 		case info.Size != f.Size:
 			state = db.ObjectCorrupt
 		default:
@@ -339,6 +346,15 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 		updates = updates[n:]
 	}
 	return nil
+}
+
+// isCurrent reports whether an object is certainly the origin's current file.
+func (s *Scanner) isCurrent(ctx context.Context, cfg Config, store objstore.Store, f *db.File, info objstore.Info) bool {
+	if info.Size != f.Size {
+		return false
+	}
+	match, checked, err := s.sameContent(ctx, cfg, store, f, info)
+	return err == nil && checked && match
 }
 
 // sameContent checks an object against the origin's file: by ETag where it is a plain

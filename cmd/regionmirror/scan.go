@@ -51,14 +51,16 @@ health follows with hysteresis (scan.down_after, scan.up_after).`,
 			} else {
 				printScan(a, reports)
 			}
+			// Exit 1 when any region could not be scanned or serves a repository clients
+			// cannot use, so that monitoring can act on the exit status alone.
 			var failed []string
 			for _, r := range reports {
-				if r.Status != db.RunOK {
+				if r.Status != db.RunOK || !servesAll(r) {
 					failed = append(failed, r.Region)
 				}
 			}
 			if len(failed) > 0 {
-				return fmt.Errorf("scan %w in %s", errRunFailed, strings.Join(failed, ", "))
+				return fmt.Errorf("scan found problems in %s", strings.Join(failed, ", "))
 			}
 			return nil
 		}),
@@ -90,4 +92,13 @@ func printScan(a *app, reports []*scanner.RegionReport) {
 			strconv.Itoa(r.Missing), strconv.Itoa(r.Corrupt), strconv.Itoa(r.Extra), strings.Join(repos, ", "), roundDuration(r.Duration), note})
 	}
 	printTable(a.stdout, []string{"REGION", "STATUS", "HEALTH", "LISTED", "VERIFIED", "MISSING", "CORRUPT", "EXTRA", "REPOSITORIES", "TOOK", "NOTE"}, rows)
+}
+
+func servesAll(r *scanner.RegionReport) bool {
+	for _, repo := range r.Repos {
+		if repo.State != db.RepoFresh && repo.State != db.RepoAlternate {
+			return false
+		}
+	}
+	return true
 }
