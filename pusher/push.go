@@ -86,6 +86,7 @@ type RegionResult struct {
 	sem          *semaphore.Weighted // transfers in flight
 	region       *model.Region
 	plan         *RegionPlan
+	objects      map[int64]*db.RegionObject // as recorded before this push, by file ID
 	run          *db.Run
 	lock         *db.Lock
 	start        time.Time
@@ -257,6 +258,7 @@ func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv 
 	for i := range objects {
 		byFile[objects[i].FileID] = &objects[i]
 	}
+	rr.objects = byFile
 	rr.plan = Plan(r, inv.Live, byFile)
 	if skipped := withholdMetadata(rr.plan, inv.Unread); skipped != "" {
 		// Push what can be pushed, but fail the run: the next push completes it.

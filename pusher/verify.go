@@ -24,15 +24,6 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 		rr.fail(err)
 		return
 	}
-	objects, err := p.DB.RegionObjects(ctx, rr.region.ID)
-	if err != nil {
-		rr.fail(err)
-		return
-	}
-	objByPath := make(map[string]*db.RegionObject, len(objects))
-	for i := range objects {
-		objByPath[objects[i].Path] = &objects[i]
-	}
 	for _, repo := range repos {
 		path := RepomdPath(repo.Directory)
 		f := filesByPath[path]
@@ -53,12 +44,13 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 				prev = &states[i]
 			}
 		}
-		if !rr.uploadedKeys[path] && prev != nil && prev.State == db.RepoFresh && bytes.Equal(prev.RepomdSHA256, f.SHA256) &&
-			Verified(f, objByPath[path]) {
+		// Verified here: written by this push, or recorded verified before it.
+		verified := rr.uploadedKeys[path] || Verified(f, rr.objects[f.ID])
+		if !rr.uploadedKeys[path] && prev != nil && prev.State == db.RepoFresh && bytes.Equal(prev.RepomdSHA256, f.SHA256) && verified {
 			rr.Repos = append(rr.Repos, RepoResult{Repo: repo.Name, Arch: repo.Arch, State: db.RepoFresh})
 			continue
 		}
-		if !Verified(f, objByPath[path]) {
+		if !verified {
 			continue
 		}
 		st := repocheck.Check(ctx, cfg.HTTPClient, rr.region, rr.store, path, versions)
