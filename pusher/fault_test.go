@@ -188,8 +188,9 @@ func TestBadCredentialsAndLocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lock.Release()
-	rr := f.push(good).Regions[0]
-	if rr.Status != db.RunFailed || !strings.Contains(rr.Error, "is locked by") {
+	res = f.push(good)
+	rr := res.Regions[0]
+	if rr.Status != StatusBusy || !res.Failed() || !strings.Contains(rr.Error, "is locked by") {
 		t.Errorf("locked region: %+v", rr)
 	}
 }

@@ -87,10 +87,15 @@ type RegionResult struct {
 	region       *model.Region
 	plan         *RegionPlan
 	objects      map[int64]*db.RegionObject // as recorded before this push, by file ID
+	busy         bool                       // another process holds the region
 	run          *db.Run
 	lock         *db.Lock
 	start        time.Time
 }
+
+// StatusBusy: another process was pushing the region (or collecting in it); this push
+// did nothing there.
+const StatusBusy = "busy"
 
 // Result is a whole push.
 type Result struct {
@@ -235,6 +240,7 @@ func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv 
 			var le *db.LockedError
 			if errors.As(err, &le) {
 				le.Holder.Run = p.runningRun(ctx, r.ID)
+				rr.busy = true
 			}
 			return fmt.Errorf("push %s: %w", r.Name, err)
 		}
@@ -313,6 +319,9 @@ func (p *Pusher) finish(ctx context.Context, rr *RegionResult) {
 	}
 	if rr.phaseErr != nil {
 		rr.Status, rr.Error = db.RunFailed, rr.phaseErr.Error()
+	}
+	if rr.busy {
+		rr.Status = StatusBusy
 	}
 	if rr.run != nil {
 		rr.run.Files, rr.run.Bytes = int64(rr.Uploaded), rr.Bytes

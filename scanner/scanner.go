@@ -44,6 +44,9 @@ type Scanner struct {
 	OpenStore func(ctx context.Context, r *model.Region) (objstore.Store, error)
 }
 
+// StatusBusy: another scan of the region was running; this one did nothing.
+const StatusBusy = "busy"
+
 // RepoReport is what a region serves for one repository.
 type RepoReport struct {
 	Repo       string `json:"repo"`
@@ -141,6 +144,17 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region, files []db.
 	cfg := s.cfg()
 	start := time.Now()
 	rep := &RegionReport{Region: r.Name}
+	// One scan per region at a time, whichever process or machine runs it.
+	scanLock, err := s.DB.TryLock(ctx, "scan/"+r.Name)
+	if err != nil {
+		rep.Status, rep.Error = db.RunFailed, fmt.Sprintf("scan %s: %v", r.Name, err)
+		var le *db.LockedError
+		if errors.As(err, &le) {
+			rep.Status = StatusBusy
+		}
+		return rep
+	}
+	defer scanLock.Release()
 	run, err := s.DB.StartRun(ctx, db.RunScan, r)
 	if err != nil {
 		rep.Status, rep.Error = db.RunFailed, err.Error()

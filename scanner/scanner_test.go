@@ -283,3 +283,21 @@ func TestSplitPointsCoverEveryKey(t *testing.T) {
 		t.Error("few files must not be split")
 	}
 }
+
+func TestOneScanPerRegion(t *testing.T) {
+	f := newFixture(t, 0)
+	a := f.s3Region("eu-north-1", testenv.SharedS3(t))
+	f.push(a)
+	lock, err := f.db.TryLock(context.Background(), "scan/"+a.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := f.scan(a)[0]
+	lock.Release()
+	if rep.Status != StatusBusy || !strings.Contains(rep.Error, "is locked by") {
+		t.Fatalf("scan beside another: %+v", rep)
+	}
+	if runs, _ := f.db.RecentRuns(context.Background(), db.RunScan, 5); len(runs) != 0 {
+		t.Errorf("a scan that did nothing recorded a run: %+v", runs)
+	}
+}
