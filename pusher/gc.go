@@ -48,10 +48,14 @@ func (p *Pusher) GC(ctx context.Context, regions []*model.Region, grace time.Dur
 		res := &GCResult{Region: r.Name}
 		err := p.gcRegion(ctx, r, byID, repos, dryRun, res)
 		res.Duration, res.Status = time.Since(start), db.RunOK
-		if err != nil {
+		var le *db.LockedError
+		switch {
+		case errors.As(err, &le):
+			res.Status, res.Error = StatusBusy, err.Error()
+		case err != nil:
 			res.Status, res.Error = db.RunFailed, err.Error()
 			p.log().Error("gc failed", slog.String("region", r.Name), slog.Any("err", err))
-		} else {
+		default:
 			p.log().Info("gc finished", slog.String("region", r.Name), slog.Int("deleted", res.Deleted))
 		}
 		results = append(results, res)

@@ -161,6 +161,9 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region, files []db.
 		return rep
 	}
 	rep.RunID = run.ID
+	if _, err := s.DB.AbandonRuns(ctx, db.RunScan, r.ID, run.ID); err != nil {
+		s.log().Warn("cannot mark interrupted scans", slog.String("region", r.Name), slog.Any("err", err))
+	}
 	var probeErr, runErr error
 	defer func() {
 		rep.Duration = time.Since(start)

@@ -33,6 +33,7 @@ type Config struct {
 	Scan        Scan      `yaml:"scan"`
 	Metalink    Metalink  `yaml:"metalink"`
 	Schedules   Schedules `yaml:"schedules"`
+	Cron        Cron      `yaml:"cron"`
 	Log         Log       `yaml:"log"`
 }
 
@@ -81,6 +82,12 @@ type Schedules struct {
 	GC   string `yaml:"gc"`
 }
 
+// Cron configures the `regionmirror cron` daemon.
+type Cron struct {
+	Listen          string   `yaml:"listen"`           // /healthz and /metrics; "" disables
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"` // how long running jobs may finish after SIGTERM
+}
+
 // Log configures log/slog.
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
@@ -106,6 +113,7 @@ func Default() Config {
 		Scan:      Scan{Concurrency: 8, DownAfter: 3, UpAfter: 2, Timeout: Duration(30 * time.Second)},
 		Metalink:  Metalink{AlternatesMaxAge: Duration(72 * time.Hour)},
 		Schedules: Schedules{Push: "*/15 * * * *", Scan: "@hourly", GC: "@daily"},
+		Cron:      Cron{Listen: "127.0.0.1:9101", ShutdownTimeout: Duration(5 * time.Minute)},
 		Log:       Log{Level: "info", Format: "text"},
 	}
 }
@@ -173,10 +181,14 @@ func (c *Config) Validate() error {
 			return &Error{Key: "origin.url", Value: RedactURL(c.Origin.URL), Reason: err.Error()}
 		}
 	}
-	if _, err := netip.ParseAddrPort(c.Server.Listen); err != nil {
-		if !strings.HasPrefix(c.Server.Listen, ":") || !isPort(c.Server.Listen[1:]) {
-			return &Error{Key: "server.listen", Value: c.Server.Listen, Reason: "must be HOST:PORT with an IP address, or :PORT"}
-		}
+	if !isListenAddr(c.Server.Listen) {
+		return &Error{Key: "server.listen", Value: c.Server.Listen, Reason: "must be HOST:PORT with an IP address, or :PORT"}
+	}
+	if c.Cron.Listen != "" && !isListenAddr(c.Cron.Listen) {
+		return &Error{Key: "cron.listen", Value: c.Cron.Listen, Reason: "must be HOST:PORT with an IP address, :PORT, or empty to disable"}
+	}
+	if c.Cron.ShutdownTimeout <= 0 {
+		return &Error{Key: "cron.shutdown_timeout", Value: c.Cron.ShutdownTimeout.String(), Reason: "must be positive"}
 	}
 	p := c.Server.DownloadPrefix
 	if !strings.HasPrefix(p, "/") || p == "/" || strings.HasSuffix(p, "/") || strings.Contains(p, "..") ||
@@ -245,6 +257,13 @@ func (c *Config) Validate() error {
 		return &Error{Key: "log.format", Value: c.Log.Format, Reason: "must be text or json"}
 	}
 	return nil
+}
+
+func isListenAddr(s string) bool {
+	if _, err := netip.ParseAddrPort(s); err == nil {
+		return true
+	}
+	return strings.HasPrefix(s, ":") && isPort(s[1:])
 }
 
 func isPort(s string) bool {

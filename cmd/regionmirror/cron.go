@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/robfig/cron/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/pusher"
+	"github.com/regionmirror/regionmirror/scanner"
+)
+
+func (a *app) cronCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "cron",
+		Short: "Run push, scan and gc on the configured schedules; safe with any number of instances",
+		Long: `Run push, scan and gc on the schedules of the configuration (standard cron specs, or
+descriptors such as @hourly and @every 10m). Every region's push, scan and gc holds a
+PostgreSQL advisory lock, so any number of cron instances on any number of machines never
+run the same job for the same region at once; an instance finding a region busy leaves it
+to the other. A job still running at its next tick is not started again. SIGTERM stops
+taking new jobs and lets running ones finish within cron.shutdown_timeout.
+/healthz and /metrics are served on cron.listen.`,
+		Args: cobra.NoArgs,
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			d, err := a.openDB(ctx, true)
+			if err != nil {
+				return err
+			}
+			if a.cfg.Origin.Path == "" && a.cfg.Schedules.Push+a.cfg.Schedules.GC != "" {
+				return usagef("origin.path is not set (config file, or REGIONMIRROR_ORIGIN_PATH); push and gc need it")
+			}
+			return (&cronDaemon{app: a, db: d}).run(ctx)
+		}),
+	}
+}
+
+type cronDaemon struct {
+	app      *app
+	db       *db.DB
+	runs     *prometheus.CounterVec
+	running  *prometheus.GaugeVec
+	lastOK   *prometheus.GaugeVec
+	duration *prometheus.GaugeVec
+}
+
+type cronJob struct {
+	name string
+	spec string
+	run  func(ctx context.Context) error
+}
+
+func (c *cronDaemon) jobs() []cronJob {
+	s := c.app.cfg.Schedules
+	all := []cronJob{{"push", s.Push, c.push}, {"scan", s.Scan, c.scan}, {"gc", s.GC, c.gc}}
+	var out []cronJob
+	for _, j := range all {
+		if j.spec != "" {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+func (c *cronDaemon) run(ctx context.Context) error {
+	log := c.app.log
+	reg := prometheus.NewRegistry()
+	c.runs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regionmirror_cron_job_runs_total",
+		Help: "Scheduled job runs by job and outcome (ok, failed)."}, []string{"job", "outcome"})
+	c.running = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regionmirror_cron_job_running",
+		Help: "1 while the job runs in this instance."}, []string{"job"})
+	c.lastOK = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regionmirror_cron_job_last_success_timestamp_seconds",
+		Help: "When the job last finished without failure."}, []string{"job"})
+	c.duration = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regionmirror_cron_job_last_duration_seconds",
+		Help: "How long the job's last run took."}, []string{"job"})
+	reg.MustRegister(c.runs, c.running, c.lastOK, c.duration, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+
+	// Jobs get their own context: SIGTERM must not cut a push in half, only the
+	// shutdown deadline does.
+	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelJobs()
+	sched := cron.New(cron.WithChain(cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
+	jobs := c.jobs()
+	if len(jobs) == 0 {
+		return usagef("cron: every schedule is empty; set schedules.push, schedules.scan or schedules.gc")
+	}
+	for _, j := range jobs {
+		if _, err := sched.AddFunc(j.spec, func() { c.runJob(jobCtx, j) }); err != nil {
+			return fmt.Errorf("cron: schedule %s %q: %w", j.name, j.spec, err)
+		}
+		log.Info("scheduled", slog.String("job", j.name), slog.String("spec", j.spec))
+	}
+
+	var srv *http.Server
+	if addr := c.app.cfg.Cron.Listen; addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("cron: listen on %s: %w", addr, err)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+			pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if _, err := c.db.SchemaVersion(pctx); err != nil {
+				http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ok")
+		})
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(ln)
+		log.Info("cron listening", slog.String("addr", ln.Addr().String()))
+	}
+
+	sched.Start()
+	<-ctx.Done()
+	timeout := c.app.cfg.Cron.ShutdownTimeout.Std()
+	log.Info("stopping: no new jobs; running jobs may finish", slog.Duration("timeout", timeout))
+	stopped := sched.Stop()
+	select {
+	case <-stopped.Done():
+	case <-time.After(timeout):
+		log.Warn("shutdown timeout: cancelling running jobs")
+		cancelJobs()
+		<-stopped.Done()
+	}
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}
+	log.Info("cron stopped")
+	return nil
+}
+
+// runJob runs one tick of a job and accounts for it.
+func (c *cronDaemon) runJob(ctx context.Context, j cronJob) {
+	log := c.app.log.With(slog.String("job", j.name))
+	c.running.WithLabelValues(j.name).Set(1)
+	defer c.running.WithLabelValues(j.name).Set(0)
+	start := time.Now()
+	err := j.run(ctx)
+	c.duration.WithLabelValues(j.name).Set(time.Since(start).Seconds())
+	if err != nil {
+		c.runs.WithLabelValues(j.name, "failed").Inc()
+		log.Error("job failed", slog.Any("err", err), slog.Duration("took", time.Since(start)))
+		return
+	}
+	c.runs.WithLabelValues(j.name, "ok").Inc()
+	c.lastOK.WithLabelValues(j.name).SetToCurrentTime()
+	log.Info("job done", slog.Duration("took", time.Since(start)))
+}
+
+// failures joins the regions that failed; busy regions belong to another instance.
+func failures(kind string, names []string) error {
+	if len(names) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s failed in %s", kind, strings.Join(names, ", "))
+}
+
+func (c *cronDaemon) push(ctx context.Context) error {
+	p, err := c.app.newPusher(ctx)
+	if err != nil {
+		return err
+	}
+	regions, err := pusher.ResolveRegions(ctx, c.db, nil)
+	if err != nil || len(regions) == 0 {
+		return err
+	}
+	res, err := p.Push(ctx, regions)
+	if err != nil {
+		return err
+	}
+	var failed []string
+	for _, r := range res.Regions {
+		if r.Status == db.RunFailed {
+			failed = append(failed, r.Region)
+		}
+	}
+	return failures("push", failed)
+}
+
+func (c *cronDaemon) scan(ctx context.Context) error {
+	regions, err := pusher.ResolveRegions(ctx, c.db, nil)
+	if err != nil || len(regions) == 0 {
+		return err
+	}
+	sc := c.app.cfg.Scan
+	s := &scanner.Scanner{DB: c.db, Log: c.app.log, Config: scanner.Config{Concurrency: sc.Concurrency,
+		DownAfter: sc.DownAfter, UpAfter: sc.UpAfter, Timeout: sc.Timeout.Std()}}
+	reports, err := s.Scan(ctx, regions)
+	if err != nil {
+		return err
+	}
+	var failed []string
+	for _, r := range reports {
+		if r.Status == db.RunFailed {
+			failed = append(failed, r.Region)
+		}
+	}
+	return failures("scan", failed)
+}
+
+func (c *cronDaemon) gc(ctx context.Context) error {
+	p, err := c.app.newPusher(ctx)
+	if err != nil {
+		return err
+	}
+	regions, err := pusher.ResolveRegions(ctx, c.db, nil)
+	if err != nil || len(regions) == 0 {
+		return err
+	}
+	results, _, err := p.GC(ctx, regions, c.app.cfg.Push.DeleteGrace.Std(), false)
+	if err != nil {
+		return err
+	}
+	var failed []string
+	for _, r := range results {
+		if r.Status == db.RunFailed {
+			failed = append(failed, r.Region)
+		}
+	}
+	return failures("gc", failed)
+}
+
+// cronLogger adapts slog to robfig/cron's logger.
+type cronLogger struct{ log *slog.Logger }
+
+func (l cronLogger) Info(msg string, kv ...any) { l.log.Debug("cron: "+msg, kv...) }
+func (l cronLogger) Error(err error, msg string, kv ...any) {
+	l.log.Error("cron: "+msg, append(kv, slog.Any("err", err))...)
+}

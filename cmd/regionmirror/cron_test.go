@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/regionmirror/regionmirror/db"
+)
+
+type cronInstance struct {
+	cmd  *exec.Cmd
+	addr chan string
+	done chan error
+}
+
+func startCron(t *testing.T, bin string, env []string) *cronInstance {
+	t.Helper()
+	cmd := exec.Command(bin, "cron")
+	cmd.Env = append(append(os.Environ(), env...),
+		"REGIONMIRROR_SCHEDULES_PUSH=@every 1s", "REGIONMIRROR_SCHEDULES_SCAN=@every 1s", "REGIONMIRROR_SCHEDULES_GC=@every 2s",
+		"REGIONMIRROR_CRON_LISTEN=127.0.0.1:0", "REGIONMIRROR_CRON_SHUTDOWN_TIMEOUT=20s")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	in := &cronInstance{cmd: cmd, addr: make(chan string, 1), done: make(chan error, 1)}
+	addrRE := regexp.MustCompile(`msg="cron listening" addr=(\S+)`)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
+				in.addr <- m[1]
+			}
+		}
+		in.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return in
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	return string(b)
+}
+
+// TestTwoCronInstancesNeverOverlap runs two real cron daemons on one database with a
+// one-second schedule, kills one while it holds a region, and stops the other with
+// SIGTERM. The runs table is the proof.
+func TestTwoCronInstancesNeverOverlap(t *testing.T) {
+	env, _, _ := pushEnv(t)
+	bin := filepath.Join(t.TempDir(), "regionmirror")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	d, err := db.Open(ctx, strings.TrimPrefix(env[0], "REGIONMIRROR_DATABASE_URL="), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+
+	a, b := startCron(t, bin, env), startCron(t, bin, env)
+	var addr string
+	select {
+	case addr = <-b.addr:
+	case err := <-b.done:
+		t.Fatalf("cron exited: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("cron did not say where it listens")
+	}
+	if body := get(t, "http://"+addr+"/healthz"); !strings.Contains(body, "ok") {
+		t.Errorf("healthz: %q", body)
+	}
+
+	// Kill a while it holds a region (it has a run recorded as running).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		runs, _ := d.RecentRuns(ctx, "", 50)
+		holding := false
+		for _, r := range runs {
+			holding = holding || (r.Status == db.RunRunning && r.PID == a.cmd.Process.Pid)
+		}
+		if holding {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("instance a never ran a job")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	<-a.done
+	killedAt := time.Now()
+
+	// b takes over every region: the dead instance's locks went with its connections.
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		runs, _ := d.RecentRuns(ctx, "", 200)
+		took := map[string]bool{}
+		for _, r := range runs {
+			if r.PID == b.cmd.Process.Pid && r.Status == db.RunOK && r.StartedAt.After(killedAt) {
+				took[r.Kind+"/"+r.RegionName] = true
+			}
+		}
+		if took["push/eu-central-1"] && took["push/us-east-1"] && took["scan/eu-central-1"] && took["scan/us-east-1"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instance b did not take over after the kill: %v", took)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	metrics := get(t, "http://"+addr+"/metrics")
+	if !strings.Contains(metrics, `regionmirror_cron_job_runs_total{job="push",outcome="ok"}`) {
+		t.Errorf("metrics lack job counts:\n%.500s", metrics)
+	}
+
+	// SIGTERM: b stops taking jobs, lets the running one finish, exits 0.
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-b.done:
+		if err != nil {
+			t.Errorf("cron after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("cron did not stop after SIGTERM")
+	}
+
+	runs, err := d.RecentRuns(ctx, "", 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byJob := map[string][]db.Run{}
+	pids := map[int]int{}
+	for _, r := range runs {
+		if r.Status == db.RunRunning && r.PID == b.cmd.Process.Pid {
+			t.Errorf("run %d of the stopped instance left running", r.ID)
+		}
+		pids[r.PID]++
+		if strings.HasPrefix(r.Error, "interrupted") || r.Status == db.RunRunning {
+			continue // the killed instance's run: ended by the kill, closed by the next one
+		}
+		byJob[r.Kind+"/"+r.RegionName] = append(byJob[r.Kind+"/"+r.RegionName], r)
+	}
+	total := 0
+	for job, rs := range byJob {
+		sort.Slice(rs, func(i, j int) bool { return rs[i].StartedAt.Before(rs[j].StartedAt) })
+		for i := 1; i < len(rs); i++ {
+			if rs[i].StartedAt.Before(*rs[i-1].FinishedAt) {
+				t.Errorf("%s: run %d (pid %d) started before run %d (pid %d) finished", job, rs[i].ID, rs[i].PID, rs[i-1].ID, rs[i-1].PID)
+			}
+		}
+		total += len(rs)
+	}
+	if len(pids) < 2 || total < 8 {
+		t.Errorf("too little happened to prove anything: %d runs from %d processes", total, len(pids))
+	}
+	t.Logf("%d runs by %d processes, none overlapping: %v", total, len(pids), fmt.Sprint(pids))
+}
