@@ -1,0 +1,67 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fakeIMDS answers like EC2's instance metadata service with IMDSv2: a token first, and
+// metadata only for requests that carry it.
+func fakeIMDS(t *testing.T, region string) *httptest.Server {
+	const token = "tok-123"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" && r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") != "":
+			w.Write([]byte(token))
+		case r.Method == http.MethodGet && r.URL.Path == "/latest/meta-data/placement/region" && r.Header.Get("X-aws-ec2-metadata-token") == token:
+			w.Write([]byte(region))
+		default:
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestEC2LocationScript(t *testing.T) {
+	script, _ := filepath.Abs("../../configs/ec2/regionmirror-location.sh")
+	run := func(imds string) (string, []string, error) {
+		dir := t.TempDir()
+		dirs := []string{filepath.Join(dir, "dnf/vars"), filepath.Join(dir, "yum/vars")}
+		cmd := exec.Command("sh", script)
+		cmd.Env = append(os.Environ(), "IMDS_ENDPOINT="+imds, "VARS_DIRS="+strings.Join(dirs, " "))
+		out, err := cmd.CombinedOutput()
+		return string(out), dirs, err
+	}
+	out, dirs, err := run(fakeIMDS(t, "eu-central-1").URL)
+	if err != nil {
+		t.Fatalf("script: %v\n%s (needs curl)", err, out)
+	}
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, "location"))
+		if err != nil || string(b) != "eu-central-1\n" {
+			t.Errorf("%s/location = %q, %v", d, b, err)
+		}
+	}
+	// A value that is not a region name never reaches a URL.
+	out, dirs, err = run(fakeIMDS(t, "eu-central-1&x=<script>").URL)
+	if err == nil || !strings.Contains(out, "unexpected region") {
+		t.Errorf("hostile region: %v %s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dirs[0], "location")); err == nil {
+		t.Error("hostile region written")
+	}
+	// Not on EC2: nothing written, no failure at boot.
+	out, dirs, err = run("http://127.0.0.1:1")
+	if err != nil || !strings.Contains(out, "not on EC2") {
+		t.Errorf("without IMDS: %v %s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dirs[0], "location")); err == nil {
+		t.Error("location written without IMDS")
+	}
+}
