@@ -63,7 +63,7 @@ func main() {
 		Description:             map[string]string{"en": "regionmirror test City database"},
 		Languages:               []string{"en"},
 		RecordSize:              24,
-		IncludeReservedNetworks: true, // loopback, 10/8 and the documentation ranges
+		IncludeReservedNetworks: true,       // loopback, 10/8 and the documentation ranges
 		BuildEpoch:              1767225600, // fixed, so that the output is reproducible
 	})
 	if err != nil {
