@@ -145,6 +145,7 @@ when it exists) and REGIONMIRROR_* environment overrides; see 'regionmirror conf
 	root.PersistentFlags().StringVarP(&a.configPath, "config", "c", "", "configuration file (default $REGIONMIRROR_CONFIG, else "+defaultConfigPath+" if present)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usagef("%v", err) })
 	root.AddCommand(a.migrateCmd(), a.regionCmd(), a.repoCmd(), a.configCmd())
+	root.AddCommand(a.serveCmd(), a.explainCmd())
 	return root
 }
 
