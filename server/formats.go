@@ -107,7 +107,7 @@ func WriteMirrorlist(b *bytes.Buffer, repo *Repository, d *Decision, header stri
 
 // MirrorlistHeader is the comment line that starts a mirror list: what was asked and how
 // the order was chosen.
-func MirrorlistHeader(repo, arch string, d *Decision) string {
+func MirrorlistHeader(repo, arch string, d *Decision, countries []string) string {
 	var b strings.Builder
 	b.WriteString("# repo = ")
 	b.WriteString(safeText(repo, 128))
@@ -119,7 +119,7 @@ func MirrorlistHeader(repo, arch string, d *Decision) string {
 		b.WriteString(d.Chosen[0].Region.Name)
 	case TierCountry:
 		for _, c := range d.Chosen {
-			if strings.HasPrefix(c.Why, "in country=") {
+			if c.Region.Country != "" && containsString(countries, c.Region.Country) {
 				b.WriteString(" country = ")
 				b.WriteString(c.Region.Country)
 				break

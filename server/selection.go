@@ -31,6 +31,9 @@ type Request struct {
 	ClientGeo geo.Location // what GeoIP knows about Client
 	Protocols []string     // protocol=: lower case; nil means any
 	Now       time.Time
+	// Explain fills in Decision.Basis and Choice.Why; the request path leaves them out,
+	// since formatting them costs more than the selection itself.
+	Explain bool
 }
 
 // Decision is the ordered list of regions for one request, with the reason for every
@@ -188,7 +191,7 @@ func selectRegions(s *Snapshot, req Request, path string, servable func(*Region)
 		}
 	}
 
-	var cands []ranked
+	cands := make([]ranked, 0, len(s.Regions))
 	for _, r := range s.Regions {
 		reason := ""
 		version := 0
@@ -220,13 +223,18 @@ func selectRegions(s *Snapshot, req Request, path string, servable func(*Region)
 	switch {
 	case named != nil:
 		d.Tier = TierLocation
-		d.Basis = fmt.Sprintf("location=%s names region %s; the others follow by distance from it", req.Location, named.Name)
+		if req.Explain {
+			d.Basis = fmt.Sprintf("location=%s names region %s; the others follow by distance from it", req.Location, named.Name)
+		}
 		ref := place{name: named.Name, lat: named.Lat, lon: named.Lon, hasCoords: named.HasCoords, country: named.Country, continent: named.Continent}
 		for i := range cands {
 			if cands[i].r == named {
-				cands[i].group, cands[i].why = 0, "named by location="+req.Location
+				cands[i].group = 0
+				if req.Explain {
+					cands[i].why = "named by location=" + req.Location
+				}
 			} else {
-				rankNear(&cands[i], ref)
+				rankNear(&cands[i], ref, req.Explain)
 			}
 		}
 		if !slices.ContainsFunc(cands, func(c ranked) bool { return c.r == named }) {
@@ -234,53 +242,67 @@ func selectRegions(s *Snapshot, req Request, path string, servable func(*Region)
 		}
 	case req.Global:
 		d.Tier = TierWeight
-		d.Basis = "country=global: weight order"
+		if req.Explain {
+			d.Basis = "country=global: weight order"
+		}
 		for i := range cands {
-			rankWeight(&cands[i])
+			rankWeight(&cands[i], req.Explain)
 		}
 	case len(req.Countries) > 0:
 		d.Tier = TierCountry
-		d.Basis = "country=" + strings.Join(req.Countries, ",") + ": those countries first, then the same continent, then the rest"
+		if req.Explain {
+			d.Basis = "country=" + strings.Join(req.Countries, ",") + ": those countries first, then the same continent, then the rest"
+		}
 		for i := range cands {
-			rankCountries(&cands[i], req.Countries)
+			rankCountries(&cands[i], req.Countries, req.Explain)
 		}
 	case req.Client.IsValid() && (candInBlock(cands, blockBits) || req.ClientGeo.Known()):
 		d.Tier = TierGeoIP
 		g := req.ClientGeo
-		d.Basis = fmt.Sprintf("client %s: %s", req.Client, describePlace(g))
+		if req.Explain {
+			d.Basis = fmt.Sprintf("client %s: %s", req.Client, describePlace(g))
+		}
 		ref := place{name: "the client", lat: g.Lat, lon: g.Lon, hasCoords: g.HasCoords, country: g.Country, continent: g.Continent}
 		for i := range cands {
 			c := &cands[i]
 			if bits := blockBits[c.r.Index]; bits >= 0 {
 				// Longer (more specific) netblocks first.
-				c.group, c.dist, c.why = 0, float64(-bits), fmt.Sprintf("the client is in its netblock /%d", bits)
+				c.group, c.dist = 0, float64(-bits)
+				if req.Explain {
+					c.why = fmt.Sprintf("the client is in its netblock /%d", bits)
+				}
 				continue
 			}
 			if g.Known() {
-				rankNear(c, ref)
+				rankNear(c, ref, req.Explain)
 			} else {
-				rankWeight(c)
+				rankWeight(c, req.Explain)
 				c.group = 5
 			}
 		}
 		if candInBlock(cands, blockBits) {
 			d.Tier = TierNetblock
-			d.Basis = fmt.Sprintf("client %s is in a region's netblocks; then %s", req.Client, describePlace(g))
+			if req.Explain {
+				d.Basis = fmt.Sprintf("client %s is in a region's netblocks; then %s", req.Client, describePlace(g))
+			}
 		}
 	default:
 		d.Tier = TierWeight
-		d.Basis = "nothing is known about where the client is: weight order"
-		if req.Client.IsValid() {
+		if req.Explain {
+			d.Basis = "nothing is known about where the client is: weight order"
+		}
+		if req.Client.IsValid() && req.Explain {
 			d.Basis = fmt.Sprintf("client %s is in no netblock and unknown to GeoIP: weight order", req.Client)
 		}
 		for i := range cands {
-			rankWeight(&cands[i])
+			rankWeight(&cands[i], req.Explain)
 		}
 	}
 	slices.SortStableFunc(cands, func(a, b ranked) int {
 		return cmp.Or(cmp.Compare(a.group, b.group), cmp.Compare(a.dist, b.dist),
 			cmp.Compare(b.r.Weight, a.r.Weight), strings.Compare(a.r.Name, b.r.Name))
 	})
+	d.Chosen = make([]Choice, 0, len(cands))
 	for _, c := range cands {
 		d.Chosen = append(d.Chosen, Choice{Region: c.r, Why: c.why, Version: c.version})
 	}
@@ -318,38 +340,61 @@ func describePlace(g geo.Location) string {
 
 // rankNear orders by great-circle distance from ref; regions without coordinates come
 // after those with, by country, then continent, then weight.
-func rankNear(c *ranked, ref place) {
+func rankNear(c *ranked, ref place, explain bool) {
 	r := c.r
 	switch {
 	case ref.hasCoords && r.HasCoords:
 		c.group, c.dist = 1, geo.DistanceKm(ref.lat, ref.lon, r.Lat, r.Lon)
-		c.why = fmt.Sprintf("%.0f km from %s", c.dist, ref.name)
+		if explain {
+			c.why = fmt.Sprintf("%.0f km from %s", c.dist, ref.name)
+		}
 	case ref.country != "" && r.Country == ref.country:
-		c.group, c.why = 2, "same country as "+ref.name+" ("+r.Country+")"
+		c.group = 2
+		if explain {
+			c.why = "same country as " + ref.name + " (" + r.Country + ")"
+		}
 	case ref.continent != "" && r.Continent == ref.continent:
-		c.group, c.why = 3, "same continent as "+ref.name+" ("+r.Continent+")"
+		c.group = 3
+		if explain {
+			c.why = "same continent as " + ref.name + " (" + r.Continent + ")"
+		}
 	default:
-		c.group, c.why = 4, fmt.Sprintf("farther away; weight %d", r.Weight)
+		c.group = 4
+		if explain {
+			c.why = fmt.Sprintf("farther away; weight %d", r.Weight)
+		}
 	}
 }
 
-func rankCountries(c *ranked, countries []string) {
+func rankCountries(c *ranked, countries []string, explain bool) {
 	r := c.r
 	if i := slices.Index(countries, r.Country); i >= 0 && r.Country != "" {
-		c.group, c.dist, c.why = 1, float64(i), "in country="+r.Country
+		c.group, c.dist = 1, float64(i)
+		if explain {
+			c.why = "in country=" + r.Country
+		}
 		return
 	}
 	for _, cc := range countries {
 		if ct := geo.ContinentOf(cc); ct != "" && ct == r.Continent {
-			c.group, c.why = 2, "same continent as "+cc+" ("+ct+")"
+			c.group = 2
+			if explain {
+				c.why = "same continent as " + cc + " (" + ct + ")"
+			}
 			return
 		}
 	}
-	c.group, c.why = 3, fmt.Sprintf("elsewhere; weight %d", r.Weight)
+	c.group = 3
+	if explain {
+		c.why = fmt.Sprintf("elsewhere; weight %d", r.Weight)
+	}
 }
 
-func rankWeight(c *ranked) {
-	c.group, c.why = 1, fmt.Sprintf("weight %d", c.r.Weight)
+func rankWeight(c *ranked, explain bool) {
+	c.group = 1
+	if explain {
+		c.why = fmt.Sprintf("weight %d", c.r.Weight)
+	}
 }
 
 func protocolAllowed(protocols []string, scheme string) bool {

@@ -127,7 +127,7 @@ func TestSelectionTiers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.req.Now = now
+			tt.req.Now, tt.req.Explain = now, true
 			d := SelectRepository(snap, repo, tt.req)
 			if d.Tier != tt.tier {
 				t.Errorf("tier = %s, want %s (basis: %s)", d.Tier, tt.tier, d.Basis)

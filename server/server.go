@@ -305,7 +305,7 @@ func (s *Server) mirrorlist(c echo.Context) error {
 	b := bufPool.Get().(*bytes.Buffer)
 	b.Reset()
 	defer bufPool.Put(b)
-	WriteMirrorlist(b, repo, d, MirrorlistHeader(q.Repo, q.Arch, d))
+	WriteMirrorlist(b, repo, d, MirrorlistHeader(q.Repo, q.Arch, d, q.Countries))
 	c.Response().Header().Set("Cache-Control", "private, no-store")
 	return c.Blob(http.StatusOK, ContentTypeMirrorlist, b.Bytes())
 }

@@ -28,7 +28,7 @@ from a fresh snapshot of the database, and print it with a reason for every regi
 			if (path == "") == (repo == "" && arch == "") || (path == "" && (repo == "" || arch == "")) {
 				return usagef("give either --repo and --arch, or --path")
 			}
-			req := server.Request{Location: location, Now: time.Now()}
+			req := server.Request{Location: location, Now: time.Now(), Explain: true}
 			if ip != "" {
 				addr, err := netip.ParseAddr(strings.Trim(ip, "[]"))
 				if err != nil {
