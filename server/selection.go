@@ -179,17 +179,7 @@ func selectRegions(s *Snapshot, req Request, path string, servable func(*Region)
 	}
 	// The longest netblock of each region that holds the client; -1 for none.
 	blockBits := make([]int, len(s.Regions))
-	for i, r := range s.Regions {
-		blockBits[i] = -1
-		if !req.Client.IsValid() {
-			continue
-		}
-		for _, p := range r.Netblocks {
-			if p.Contains(req.Client) && p.Bits() > blockBits[i] {
-				blockBits[i] = p.Bits()
-			}
-		}
-	}
+	s.blocks.match(req.Client, blockBits)
 
 	cands := make([]ranked, 0, len(s.Regions))
 	for _, r := range s.Regions {

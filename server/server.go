@@ -246,59 +246,88 @@ func (s *Server) request(c echo.Context, snap *Snapshot, q Query) Request {
 	return req
 }
 
-// repoRequest parses and resolves a /metalink or /mirrorlist request.
-func (s *Server) repoRequest(c echo.Context, endpoint string) (*Snapshot, *Repository, Query, *Decision, error) {
+// resolveRepo parses a /metalink or /mirrorlist request and finds its repository.
+func (s *Server) resolveRepo(c echo.Context, endpoint string) (*Snapshot, *Repository, Query, error) {
 	c.Set(ctxEndpoint, endpoint)
 	snap := s.opt.Store.Snapshot()
 	if snap == nil {
-		return nil, nil, Query{}, nil, errNoSnapshot
+		return nil, nil, Query{}, errNoSnapshot
 	}
 	q, err := ParseQuery(c.Request().URL.RawQuery)
 	if err != nil {
-		return nil, nil, q, nil, err
+		return nil, nil, q, err
 	}
 	if q.Repo == "" || q.Arch == "" {
-		return nil, nil, q, nil, &docError{status: http.StatusBadRequest, lines: []string{"# error: repo= and arch= must both be given"}}
+		return nil, nil, q, &docError{status: http.StatusBadRequest, lines: []string{"# error: repo= and arch= must both be given"}}
 	}
 	repo := snap.Repository(q.Repo, q.Arch)
 	if repo == nil {
-		return nil, nil, q, nil, &docError{status: http.StatusNotFound, lines: unknownRepoLines(snap, q.Repo, q.Arch)}
+		return nil, nil, q, &docError{status: http.StatusNotFound, lines: unknownRepoLines(snap, q.Repo, q.Arch)}
 	}
-	head := "# repo = " + safeText(q.Repo, 128) + " arch = " + safeText(q.Arch, 64)
 	if len(repo.Versions) == 0 && endpoint == "metalink" {
-		return nil, nil, q, nil, &docError{status: http.StatusServiceUnavailable,
-			lines: []string{head + " error: the repository's repomd.xml has not been recorded yet"}}
+		return nil, nil, q, &docError{status: http.StatusServiceUnavailable,
+			lines: []string{repoHead(q) + " error: the repository's repomd.xml has not been recorded yet"}}
 	}
-	d := SelectRepository(snap, repo, s.request(c, snap, q))
+	return snap, repo, q, nil
+}
+
+func repoHead(q Query) string {
+	return "# repo = " + safeText(q.Repo, 128) + " arch = " + safeText(q.Arch, 64)
+}
+
+// decide runs selection and refuses an answer without any URL: dnf would fail on it
+// with "No URLs in metalink", which says less than our error.
+func (s *Server) decide(c echo.Context, snap *Snapshot, repo *Repository, q Query, req Request) (*Decision, error) {
+	d := SelectRepository(snap, repo, req)
 	d.Notes = append(q.Notes, d.Notes...)
 	c.Set(ctxTier, d.Tier)
 	if len(d.Chosen) == 0 && d.Origin == nil {
-		lines := []string{head + " error: no region can serve this repository now"}
+		lines := []string{repoHead(q) + " error: no region can serve this repository now"}
 		for _, n := range d.Notes {
 			lines = append(lines, "# "+safeText(n, 256))
 		}
-		return nil, nil, q, nil, &docError{status: http.StatusServiceUnavailable, lines: lines}
+		return nil, &docError{status: http.StatusServiceUnavailable, lines: lines}
 	}
-	return snap, repo, q, d, nil
+	return d, nil
 }
 
 func (s *Server) metalink(c echo.Context) error {
-	snap, repo, _, d, err := s.repoRequest(c, "metalink")
+	snap, repo, q, err := s.resolveRepo(c, "metalink")
 	if err != nil {
 		return err
 	}
-	now := s.now()
+	req := s.request(c, snap, q)
+	now := req.Now
+	blockBits := make([]int, len(snap.Regions))
+	matched := snap.blocks.match(req.Client, blockBits)
+	key := keyFor(repo, snap.Region(req.Location), req, blockBits, matched)
 	b := bufPool.Get().(*bytes.Buffer)
 	b.Reset()
 	defer bufPool.Put(b)
-	WriteMetalink(b, repo, d, repo.Alternates(now, snap.Policy.AlternatesMaxAge), now)
 	// The answer depends on who asks: shared caches must not keep it.
 	c.Response().Header().Set("Cache-Control", "private, no-store")
+	if a := snap.answers.get(key, now); a != nil {
+		c.Set(ctxTier, a.tier)
+		a.write(b, now)
+		return c.Blob(http.StatusOK, ContentTypeMetalink, b.Bytes())
+	}
+	d, err := s.decide(c, snap, repo, q, req)
+	if err != nil {
+		return err
+	}
+	WriteMetalink(b, repo, d, repo.Alternates(now, snap.Policy.AlternatesMaxAge), now)
+	if a := newAnswer(b.Bytes(), d.Tier, now); a != nil {
+		snap.answers.put(key, a)
+	}
 	return c.Blob(http.StatusOK, ContentTypeMetalink, b.Bytes())
 }
 
 func (s *Server) mirrorlist(c echo.Context) error {
-	_, repo, q, d, err := s.repoRequest(c, "mirrorlist")
+	snap, repo, q, err := s.resolveRepo(c, "mirrorlist")
+	if err != nil {
+		return err
+	}
+	d, err := s.decide(c, snap, repo, q, s.request(c, snap, q))
 	if err != nil {
 		return err
 	}

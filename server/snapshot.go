@@ -36,9 +36,12 @@ type Snapshot struct {
 	// fileVerified is, by Region.Index, the files verified in that region.
 	fileVerified []db.Bitset
 
-	origin *Region                // Policy.OriginURL as a pseudo-region; nil without one
-	byName map[string]*Region     // names and aliases, lower case
-	repos  map[string]*Repository // repoKey(name, arch)
+	origin *Region // Policy.OriginURL as a pseudo-region; nil without one
+	blocks *netblockIndex
+	// answers caches rendered metalinks; it lives and dies with the snapshot.
+	answers *answerCache
+	byName  map[string]*Region     // names and aliases, lower case
+	repos   map[string]*Repository // repoKey(name, arch)
 }
 
 // Region is one region as selection sees it.
@@ -232,6 +235,8 @@ func BuildSnapshot(data *db.SnapshotData, files *FileIndex, policy Policy) *Snap
 		}
 		repo.InRegion[i] = st
 	}
+	s.blocks = newNetblockIndex(s.Regions)
+	s.answers = newAnswerCache()
 	if files != nil {
 		s.fileVerified = make([]db.Bitset, len(s.Regions))
 		for i, r := range s.Regions {

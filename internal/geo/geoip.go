@@ -43,7 +43,14 @@ type GeoIP struct {
 type geoipDB struct {
 	r    *maxminddb.Reader
 	stat fileStamp
+	// decoded caches records by their offset in the data section: many networks share one
+	// record (a city), and decoding is most of a lookup's cost. It is bounded.
+	mu      sync.RWMutex
+	decoded map[uintptr]Location
 }
+
+// maxDecoded bounds the decoded-record cache (a City database has ~150k distinct records).
+const maxDecoded = 200_000
 
 // record is the part of a City or Country record selection uses. Decoding only these
 // fields (not the localised names) keeps a lookup to about a microsecond without garbage.
@@ -119,7 +126,7 @@ func (g *GeoIP) Reload() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("geoip database %s: %w", g.path, err)
 	}
-	g.cur.Store(&geoipDB{r: r, stat: st})
+	g.cur.Store(&geoipDB{r: r, stat: st, decoded: map[uintptr]Location{}})
 	md := r.Metadata
 	g.log.Info("geoip database loaded", slog.String("path", g.path), slog.String("type", md.DatabaseType),
 		slog.Time("built", time.Unix(int64(md.BuildEpoch), 0).UTC()))
@@ -148,11 +155,32 @@ func (g *GeoIP) Lookup(a netip.Addr) (Location, bool) {
 	if cur == nil || !a.IsValid() {
 		return Location{}, false
 	}
-	var c record
 	res := cur.r.Lookup(a.Unmap().WithZone(""))
-	if !res.Found() || res.Decode(&c) != nil {
+	if !res.Found() {
 		return Location{}, false
 	}
+	off := res.Offset()
+	cur.mu.RLock()
+	loc, ok := cur.decoded[off]
+	cur.mu.RUnlock()
+	if ok {
+		return loc, loc.Known()
+	}
+	var c record
+	if res.Decode(&c) != nil {
+		return Location{}, false
+	}
+	loc = toLocation(c)
+	cur.mu.Lock()
+	if len(cur.decoded) >= maxDecoded {
+		clear(cur.decoded)
+	}
+	cur.decoded[off] = loc
+	cur.mu.Unlock()
+	return loc, loc.Known()
+}
+
+func toLocation(c record) Location {
 	loc := Location{}
 	if cc, ok := NormalizeCountry(c.Country.ISOCode); ok {
 		loc.Country = cc
@@ -164,5 +192,5 @@ func (g *GeoIP) Lookup(a netip.Addr) (Location, bool) {
 	if c.Location.Latitude != nil && c.Location.Longitude != nil {
 		loc.Lat, loc.Lon, loc.HasCoords = *c.Location.Latitude, *c.Location.Longitude, true
 	}
-	return loc, loc.Known()
+	return loc
 }
