@@ -214,7 +214,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		_ = c.NoContent(de.status)
 		return
 	}
-	if err := c.Blob(de.status, ctype, b.Bytes()); err != nil {
+	if err := blob(c, de.status, ctype, b.Bytes()); err != nil {
 		s.log.Debug("writing error response failed", slog.Any("err", err))
 	}
 }
@@ -309,7 +309,7 @@ func (s *Server) metalink(c echo.Context) error {
 	if a := snap.answers.get(key, now); a != nil {
 		c.Set(ctxTier, a.tier)
 		a.write(b, now)
-		return c.Blob(http.StatusOK, ContentTypeMetalink, b.Bytes())
+		return blob(c, http.StatusOK, ContentTypeMetalink, b.Bytes())
 	}
 	d, err := s.decide(c, snap, repo, q, req)
 	if err != nil {
@@ -319,7 +319,7 @@ func (s *Server) metalink(c echo.Context) error {
 	if a := newAnswer(b.Bytes(), d.Tier, now); a != nil {
 		snap.answers.put(key, a)
 	}
-	return c.Blob(http.StatusOK, ContentTypeMetalink, b.Bytes())
+	return blob(c, http.StatusOK, ContentTypeMetalink, b.Bytes())
 }
 
 func (s *Server) mirrorlist(c echo.Context) error {
@@ -336,7 +336,14 @@ func (s *Server) mirrorlist(c echo.Context) error {
 	defer bufPool.Put(b)
 	WriteMirrorlist(b, repo, d, MirrorlistHeader(q.Repo, q.Arch, d, q.Countries))
 	c.Response().Header().Set("Cache-Control", "private, no-store")
-	return c.Blob(http.StatusOK, ContentTypeMirrorlist, b.Bytes())
+	return blob(c, http.StatusOK, ContentTypeMirrorlist, b.Bytes())
+}
+
+// blob writes a complete body with its Content-Length: a metalink is larger than what
+// net/http buffers before it switches to chunked encoding.
+func blob(c echo.Context, status int, ctype string, body []byte) error {
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
+	return c.Blob(status, ctype, body)
 }
 
 func (s *Server) healthz(c echo.Context) error {

@@ -19,8 +19,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -35,6 +37,7 @@ func main() {
 	realAddr := flag.String("real", "127.0.0.1:8081", "address of the metalink server")
 	bareAddr := flag.String("bare", "127.0.0.1:8082", "address of the bare echo server")
 	accessLog := flag.Bool("access-log", false, "log every request (to /dev/null)")
+	pprofAddr := flag.String("pprof", "", "address for net/http/pprof (profiling the benchmark)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -88,7 +91,11 @@ func main() {
 	body := bytes.Repeat([]byte("x"), rec.Body.Len())
 	bare := echo.New()
 	bare.HideBanner, bare.HidePort = true, true
-	bare.GET("/metalink", func(c echo.Context) error { return c.Blob(http.StatusOK, server.ContentTypeMetalink, body) })
+	// Like the real handler, it sends Content-Length (else net/http chunks bodies over 2 KB).
+	bare.GET("/metalink", func(c echo.Context) error {
+		c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
+		return c.Blob(http.StatusOK, server.ContentTypeMetalink, body)
+	})
 	fmt.Printf("metalink body: %d bytes\n", len(body))
 
 	lr, err := net.Listen("tcp", *realAddr)
@@ -100,6 +107,9 @@ func main() {
 		log.Fatal(err)
 	}
 	go func() { _ = http.Serve(lb, bare) }()
+	if *pprofAddr != "" {
+		go func() { _ = http.ListenAndServe(*pprofAddr, nil) }() // DefaultServeMux has pprof
+	}
 	if err := srv.Serve(ctx, lr, time.Second); err != nil {
 		log.Fatal(err)
 	}
