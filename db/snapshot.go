@@ -167,14 +167,14 @@ type fileTableBuilder struct {
 	deleted []int32
 }
 
-func newFileTableBuilder(capacity int) *fileTableBuilder {
+func newFileTableBuilder(capacity, nameBytes int) *fileTableBuilder {
 	return &fileTableBuilder{
 		t: &FileTable{
 			dirOf:    make([]int32, 0, capacity),
 			nameEnd:  make([]uint32, 0, capacity),
 			sizes:    make([]int64, 0, capacity),
 			sha256:   make([]byte, 0, capacity*32),
-			names:    make([]byte, 0, capacity*40),
+			names:    make([]byte, 0, nameBytes),
 			Verified: map[int64]Bitset{},
 		},
 		dirIdx: map[string]int32{},
@@ -266,11 +266,18 @@ func (x *idIndex) lookup(id int64) (int, bool) {
 func (d *DB) LoadFileTable(ctx context.Context) (*FileTable, error) {
 	var t *FileTable
 	err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		var n int
-		if err := tx.QueryRow(ctx, "SELECT count(*) FROM files").Scan(&n); err != nil {
+		// Exact sizes up front: growing arenas by doubling would briefly need twice the
+		// memory, on top of the table still serving.
+		var n, nameBytes int
+		if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(sum(octet_length(path)), 0) FROM files`).Scan(&n, &nameBytes); err != nil {
 			return err
 		}
-		b := newFileTableBuilder(n + n/16)
+		// The join below hashes the whole inventory; without room for it PostgreSQL spills
+		// to disk in batches, which doubles the time at a million files.
+		if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '192MB'"); err != nil {
+			return err
+		}
+		b := newFileTableBuilder(n, nameBytes)
 		rows, err := tx.Query(ctx, "SELECT id, path, size, sha256, deleted_at IS NOT NULL FROM files ORDER BY id",
 			pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.TextFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode})
 		if err != nil {
