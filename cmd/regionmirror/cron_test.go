@@ -93,19 +93,24 @@ func TestTwoCronInstancesNeverOverlap(t *testing.T) {
 		t.Errorf("healthz: %q", body)
 	}
 
-	// Kill a while it holds a region (it has a run recorded as running).
-	deadline := time.Now().Add(20 * time.Second)
+	// Both instances work side by side for a while (each has finished runs of its own),
+	// then a is killed while it holds a region (it has a run recorded as running).
+	deadline := time.Now().Add(40 * time.Second)
 	for {
-		runs, _ := d.RecentRuns(ctx, "", 50)
+		runs, _ := d.RecentRuns(ctx, "", 500)
 		holding := false
+		done := map[int]int{}
 		for _, r := range runs {
 			holding = holding || (r.Status == db.RunRunning && r.PID == a.cmd.Process.Pid)
+			if r.Status == db.RunOK {
+				done[r.PID]++
+			}
 		}
-		if holding {
+		if holding && done[a.cmd.Process.Pid] >= 3 && done[b.cmd.Process.Pid] >= 3 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("instance a never ran a job")
+			t.Fatal("the two instances did not both run jobs")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

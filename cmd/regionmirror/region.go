@@ -19,6 +19,7 @@ func (a *app) regionCmd() *cobra.Command {
 	}
 	cmd.AddCommand(a.regionAddCmd(), a.regionListCmd(), a.regionShowCmd(), a.regionEditCmd(),
 		a.regionSetEnabledCmd(true), a.regionSetEnabledCmd(false), a.regionRemoveCmd())
+	cmd.AddCommand(a.regionImportAWSRangesCmd())
 	return cmd
 }
 

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regionmirror/regionmirror/internal/config"
+	"github.com/regionmirror/regionmirror/internal/geo"
+	"github.com/regionmirror/regionmirror/server"
+)
+
+// geoipCheckInterval is how often serve looks for a new GeoIP database file.
+const geoipCheckInterval = 30 * time.Second
+
+func (a *app) serveCmd() *cobra.Command {
+	var accessLog bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Answer yum/dnf metalinks and mirror lists from an in-memory snapshot",
+		Long: `Serve GET /metalink and GET /mirrorlist (yum/dnf), /healthz, /readyz and /metrics on
+server.listen. Every answer comes from an in-memory snapshot of the database that is
+rebuilt when a writer sends NOTIFY regionmirror_changed and every server.snapshot_interval;
+when the database is unreachable the last snapshot keeps serving and /readyz says so.
+SIGINT or SIGTERM shut down gracefully.`,
+		Args: cobra.NoArgs,
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			d, err := a.openDB(ctx, true)
+			if err != nil {
+				return err
+			}
+			var locator server.Locator
+			if path := cfg.Server.GeoIPDatabase; path != "" {
+				g, err := geo.OpenGeoIP(path, a.log)
+				if err != nil {
+					return &config.Error{Key: "server.geoip_database", Value: path, Reason: err.Error()}
+				}
+				go g.Watch(ctx, geoipCheckInterval)
+				locator = g
+			}
+			l, err := net.Listen("tcp", cfg.Server.Listen)
+			if err != nil {
+				return &config.Error{Key: "server.listen", Value: cfg.Server.Listen, Reason: err.Error()}
+			}
+			var metrics *server.Metrics
+			store := server.NewStore(d, server.StoreOptions{
+				Policy:    server.Policy{OriginURL: cfg.Origin.URL, AlternatesMaxAge: cfg.Metalink.AlternatesMaxAge.Std()},
+				Interval:  cfg.Server.SnapshotInterval.Std(),
+				LoadFiles: true,
+				Log:       a.log,
+				OnBuild: func(kind string, took time.Duration, err error) {
+					if metrics != nil {
+						metrics.ObserveBuild(kind, took, err)
+					}
+				},
+			})
+			metrics = server.NewMetrics(func() *server.Store { return store })
+			go store.Run(ctx)
+			srv := server.New(server.Options{
+				Store: store, Metrics: metrics, GeoIP: locator, Log: a.log, AccessLog: accessLog,
+				TrustedProxies: cfg.TrustedProxyPrefixes(),
+			})
+			a.log.Info("serving", slog.String("listen", l.Addr().String()), slog.Bool("geoip", locator != nil),
+				slog.String("origin", cfg.Origin.URL))
+			if err := srv.Serve(ctx, l, 10*time.Second); err != nil {
+				return fmt.Errorf("serve: %w", err)
+			}
+			a.log.Info("stopped")
+			return nil
+		}),
+	}
+	cmd.Flags().BoolVar(&accessLog, "access-log", true, "log every request (errors are always logged)")
+	return cmd
+}

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regionmirror/regionmirror/db"
+)
+
+// servedEnv is a database with two regions and the demo repository, current in
+// us-east-1 and stale in eu-central-1.
+func servedEnv(t *testing.T) []string {
+	t.Helper()
+	env := migratedEnv(t)
+	mustCLI(t, env, "region", "add", "us-east-1", "--bucket", "m-use1", "--public-url", "https://m-use1.example",
+		"--country", "US", "--lat", "38.9", "--lon", "-77.4", "--alias", "virginia")
+	mustCLI(t, env, "region", "add", "eu-central-1", "--bucket", "m-euc1", "--public-url", "https://m-euc1.example",
+		"--country", "DE", "--lat", "50.1", "--lon", "8.7")
+	mustCLI(t, env, "repo", "add", "demo-1", "x86_64", "demo/1/x86_64/os")
+	ctx := context.Background()
+	d, err := db.Open(ctx, getenv(env, "REGIONMIRROR_DATABASE_URL"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	repo, _ := d.GetRepository(ctx, "demo-1", "x86_64")
+	body := []byte("<repomd/>")
+	m, s1, s2, s5 := md5.Sum(body), sha1.Sum(body), sha256.Sum256(body), sha512.Sum512(body)
+	if _, err := d.RecordRepomdVersion(ctx, &db.RepomdVersion{RepositoryID: repo.ID, MD5: m[:], SHA1: s1[:], SHA256: s2[:], SHA512: s5[:], Size: 9, Timestamp: 1700000000}); err != nil {
+		t.Fatal(err)
+	}
+	use1, _ := d.GetRegion(ctx, "us-east-1")
+	euc1, _ := d.GetRegion(ctx, "eu-central-1")
+	if err := d.SetRegionRepo(ctx, db.RegionRepo{RegionID: use1.ID, RepositoryID: repo.ID, RepomdSHA256: s2[:], State: db.RepoFresh}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetRegionRepo(ctx, db.RegionRepo{RegionID: euc1.ID, RepositoryID: repo.ID, State: db.RepoStale, Error: "serves an unknown repomd.xml"}); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestServeCommand(t *testing.T) {
+	env := servedEnv(t)
+	addr := freeAddr(t)
+	env = append(env, "REGIONMIRROR_SERVER_LISTEN="+addr, "REGIONMIRROR_ORIGIN_URL=https://dl.example.org/pub",
+		"REGIONMIRROR_SERVER_GEOIP_DATABASE=../../testdata/geoip/regionmirror-test-city.mmdb")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() { done <- run(ctx, []string{"serve"}, strings.NewReader(""), io.Discard, &stderr, env) }()
+
+	base := "http://" + addr
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		res, err := http.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("serve never became ready: %v; stderr:\n%s", err, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	res, err := http.Get(base + "/mirrorlist?repo=demo-1&arch=x86_64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	// The stale region is left out; the origin comes last.
+	want := "# repo = demo-1 arch = x86_64 \nhttps://m-use1.example/demo/1/x86_64/os/\nhttps://dl.example.org/pub/demo/1/x86_64/os/\n"
+	if string(body) != want {
+		t.Errorf("mirrorlist:\n%s\nwant:\n%s", body, want)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("serve exited %d: %s", code, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not shut down")
+	}
+	if !strings.Contains(stderr.String(), "msg=request") || !strings.Contains(stderr.String(), "geoip database loaded") {
+		t.Errorf("log lacks requests or the GeoIP database:\n%s", stderr.String())
+	}
+}
+
+func TestExplain(t *testing.T) {
+	env := servedEnv(t)
+	env = append(env, "REGIONMIRROR_SERVER_GEOIP_DATABASE=../../testdata/geoip/regionmirror-test-city.mmdb")
+	out := mustCLI(t, env, "explain", "--repo", "demo-1", "--arch", "x86_64", "--ip", "127.0.0.1")
+	for _, want := range []string{
+		"repository demo-1/x86_64 (demo/1/x86_64/os)",
+		"ip=127.0.0.1 (GeoIP: country DE, continent EU, at 50.11,8.68)",
+		"tier: geoip",
+		"1.  us-east-1",
+		"https://m-use1.example/demo/1/x86_64/os/repodata/repomd.xml",
+		"left out:",
+		"eu-central-1  serves a stale repomd.xml: serves an unknown repomd.xml",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain lacks %q:\n%s", want, out)
+		}
+	}
+	out = mustCLI(t, env, "explain", "--path", "demo/1/x86_64/os/repodata/repomd.xml", "--location", "VIRGINIA")
+	if !strings.Contains(out, "names region us-east-1") || !strings.Contains(out, "us-east-1     the origin has no such file") {
+		t.Errorf("explain --path:\n%s", out)
+	}
+	for _, args := range [][]string{
+		{"explain"},
+		{"explain", "--repo", "demo-1"},
+		{"explain", "--repo", "demo-1", "--arch", "x86_64", "--path", "x"},
+		{"explain", "--repo", "nope", "--arch", "x86_64"},
+		{"explain", "--path", "x", "--ip", "not-an-ip"},
+		{"explain", "--path", "x", "--country", "XX"},
+	} {
+		if _, errs, code := cli(t, env, args...); code != exitBadInput {
+			t.Errorf("%v: exit %d %s", args, code, errs)
+		}
+	}
+}
+
+func TestImportAWSRanges(t *testing.T) {
+	env := migratedEnv(t)
+	mustCLI(t, env, "region", "add", "us-east-1", "--bucket", "m-use1", "--public-url", "https://m-use1.example", "--netblock", "192.0.2.0/24")
+	mustCLI(t, env, "region", "add", "lab", "--dir", "/srv/lab", "--public-url", "http://lab.example")
+	file := filepath.Join(t.TempDir(), "ip-ranges.json")
+	ranges := `{"syncToken":"1","createDate":"2026-11-21-12-00-00","prefixes":[
+	 {"ip_prefix":"3.5.140.0/22","region":"ap-northeast-2","service":"EC2","network_border_group":"ap-northeast-2"},
+	 {"ip_prefix":"44.192.0.0/11","region":"us-east-1","service":"EC2","network_border_group":"us-east-1"},
+	 {"ip_prefix":"44.192.0.0/11","region":"us-east-1","service":"AMAZON","network_border_group":"us-east-1"},
+	 {"ip_prefix":"52.4.0.0/14","region":"us-east-1","service":"EC2","network_border_group":"us-east-1"},
+	 {"ip_prefix":"52.4.0.0/14","region":"us-east-1","service":"EC2","network_border_group":"us-east-1"},
+	 {"ip_prefix":"52.94.0.0/22","region":"us-east-1","service":"S3","network_border_group":"us-east-1"}],
+	 "ipv6_prefixes":[{"ipv6_prefix":"2600:1f18::/33","region":"us-east-1","service":"EC2","network_border_group":"us-east-1"}]}`
+	if err := os.WriteFile(file, []byte(ranges), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, env)
+	out := mustCLI(t, env, "region", "import-aws-ranges", file, "--dry-run")
+	if !strings.Contains(out, "us-east-1: would set 3 netblocks (3 added, 1 removed)") || !strings.Contains(out, "lab: no EC2 prefixes") ||
+		!strings.Contains(out, "dry run: 1 regions would change") {
+		t.Errorf("dry run:\n%s", out)
+	}
+	if snapshot(t, env) != before {
+		t.Error("dry run wrote")
+	}
+	out = mustCLI(t, env, "region", "import-aws-ranges", file)
+	if !strings.Contains(out, "us-east-1: set 3 netblocks") {
+		t.Errorf("import:\n%s", out)
+	}
+	show := mustCLI(t, env, "region", "show", "us-east-1", "--json")
+	for _, want := range []string{`"44.192.0.0/11"`, `"52.4.0.0/14"`, `"2600:1f18::/33"`} {
+		if !strings.Contains(show, want) || strings.Contains(show, "192.0.2.0/24") {
+			t.Errorf("region after import lacks %s or keeps the old netblock:\n%s", want, show)
+		}
+	}
+	if out := mustCLI(t, env, "region", "import-aws-ranges", file); !strings.Contains(out, "us-east-1: 3 netblocks, unchanged") {
+		t.Errorf("second import:\n%s", out)
+	}
+	if err := os.WriteFile(file, []byte(`{"foo": 1}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errs, code := cli(t, env, "region", "import-aws-ranges", file); code != exitBadInput || !strings.Contains(errs, "not AWS ip-ranges.json") {
+		t.Errorf("bad file: %d %s", code, errs)
+	}
+	if _, _, code := cli(t, env, "region", "import-aws-ranges", file+".missing"); code != exitBadInput {
+		t.Errorf("missing file: %d", code)
+	}
+}

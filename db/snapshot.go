@@ -1,0 +1,353 @@
+package db
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/regionmirror/regionmirror/internal/model"
+)
+
+// SnapshotData is what the server's in-memory snapshot is built from: every small table,
+// read in one repeatable-read transaction (one round trip) so that the parts agree.
+type SnapshotData struct {
+	ReadAt         time.Time // the database's clock when the transaction started
+	Regions        []model.Region
+	Repositories   []model.Repository
+	RepomdVersions []RepomdVersion // grouped by repository, newest (current) first
+	RegionRepos    []RegionRepo
+	Health         []Health
+}
+
+// LoadSnapshot reads everything but the per-file data (see LoadFileTable).
+func (d *DB) LoadSnapshot(ctx context.Context) (*SnapshotData, error) {
+	var out SnapshotData
+	err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue("SELECT now()").QueryRow(func(row pgx.Row) error { return row.Scan(&out.ReadAt) })
+		b.Queue("SELECT " + regionColumns + " FROM regions ORDER BY name").Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				r, err := scanRegion(rows)
+				if err != nil {
+					return err
+				}
+				out.Regions = append(out.Regions, *r)
+			}
+			return rows.Err()
+		})
+		b.Queue("SELECT id, name, arch, directory, created_at FROM repositories ORDER BY name, arch").Query(func(rows pgx.Rows) error {
+			var err error
+			out.Repositories, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (model.Repository, error) {
+				var r model.Repository
+				err := row.Scan(&r.ID, &r.Name, &r.Arch, &r.Directory, &r.CreatedAt)
+				return r, err
+			})
+			return err
+		})
+		b.Queue(`SELECT id, repository_id, md5, sha1, sha256, sha512, size, timestamp, first_seen
+			FROM repomd_versions ORDER BY repository_id, first_seen DESC, id DESC`).Query(func(rows pgx.Rows) error {
+			var err error
+			out.RepomdVersions, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (RepomdVersion, error) {
+				var v RepomdVersion
+				err := r.Scan(&v.ID, &v.RepositoryID, &v.MD5, &v.SHA1, &v.SHA256, &v.SHA512, &v.Size, &v.Timestamp, &v.FirstSeen)
+				return v, err
+			})
+			return err
+		})
+		b.Queue(`SELECT region_id, repository_id, repomd_sha256, state, coalesce(http_status, 0), error, verified_at
+			FROM region_repos ORDER BY region_id, repository_id`).Query(func(rows pgx.Rows) error {
+			var err error
+			out.RegionRepos, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (RegionRepo, error) {
+				var rr RegionRepo
+				err := r.Scan(&rr.RegionID, &rr.RepositoryID, &rr.RepomdSHA256, &rr.State, &rr.HTTPStatus, &rr.Error, &rr.VerifiedAt)
+				return rr, err
+			})
+			return err
+		})
+		b.Queue(`SELECT region_id, state, consecutive_failures, consecutive_successes, last_probe_at, last_ok_at, last_error, changed_at
+			FROM region_health ORDER BY region_id`).Query(func(rows pgx.Rows) error {
+			var err error
+			out.Health, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Health, error) {
+				var h Health
+				err := r.Scan(&h.RegionID, &h.State, &h.ConsecutiveFailures, &h.ConsecutiveSuccesses, &h.LastProbeAt, &h.LastOKAt, &h.LastError, &h.ChangedAt)
+				return h, err
+			})
+			return err
+		})
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load snapshot: %w", err)
+	}
+	return &out, nil
+}
+
+// Bitset is a set of small non-negative integers (file indexes), 1 bit each: a region's
+// verified files cost 125 KB per million files, where a map of paths would cost ~100 MB.
+type Bitset []uint64
+
+// NewBitset returns an empty set for members 0..n-1.
+func NewBitset(n int) Bitset { return make(Bitset, (n+63)/64) }
+
+// Set adds i.
+func (b Bitset) Set(i int) { b[i>>6] |= 1 << (uint(i) & 63) }
+
+// Has reports whether i is a member; out-of-range members are not.
+func (b Bitset) Has(i int) bool {
+	w := i >> 6
+	return i >= 0 && w < len(b) && b[w]&(1<<(uint(i)&63)) != 0
+}
+
+// Count returns the number of members.
+func (b Bitset) Count() int {
+	n := 0
+	for _, w := range b {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+// FileTable is the origin inventory and, per region, which files are verified there, in a
+// compact form: paths are split into a shared directory table and one arena of base
+// names, hashes sit in one byte slice, and each region's verified files are a Bitset over
+// file indexes. About 60 bytes plus the base name per file, however many regions.
+type FileTable struct {
+	Dirs    []string // distinct directories ("" for the root)
+	dirOf   []int32  // per file: index into Dirs
+	names   []byte   // base names, concatenated
+	nameEnd []uint32 // per file: end offset of its base name in names
+	sizes   []int64
+	sha256  []byte // 32 bytes per file
+	// Deleted holds files the origin no longer has (still served during their grace period).
+	Deleted Bitset
+	// Verified holds, by region ID, the files whose copy there is present with the size
+	// and sha256 the origin has now.
+	Verified map[int64]Bitset
+}
+
+// Len returns the number of files.
+func (t *FileTable) Len() int { return len(t.sizes) }
+
+// Dir returns the index of file i's directory in Dirs.
+func (t *FileTable) Dir(i int) int { return int(t.dirOf[i]) }
+
+// Name returns file i's base name; the bytes belong to the table.
+func (t *FileTable) Name(i int) []byte {
+	start := uint32(0)
+	if i > 0 {
+		start = t.nameEnd[i-1]
+	}
+	return t.names[start:t.nameEnd[i]]
+}
+
+// Path returns file i's path.
+func (t *FileTable) Path(i int) string {
+	if d := t.Dirs[t.dirOf[i]]; d != "" {
+		return d + "/" + string(t.Name(i))
+	}
+	return string(t.Name(i))
+}
+
+// Size returns file i's size.
+func (t *FileTable) Size(i int) int64 { return t.sizes[i] }
+
+// SHA256 returns file i's sha256; the bytes belong to the table.
+func (t *FileTable) SHA256(i int) []byte { return t.sha256[i*32 : i*32+32 : i*32+32] }
+
+// fileTableBuilder appends files in ID order.
+type fileTableBuilder struct {
+	t       *FileTable
+	dirIdx  map[string]int32
+	ids     []int64
+	deleted []int32
+}
+
+func newFileTableBuilder(capacity, nameBytes int) *fileTableBuilder {
+	return &fileTableBuilder{
+		t: &FileTable{
+			dirOf:    make([]int32, 0, capacity),
+			nameEnd:  make([]uint32, 0, capacity),
+			sizes:    make([]int64, 0, capacity),
+			sha256:   make([]byte, 0, capacity*32),
+			names:    make([]byte, 0, nameBytes),
+			Verified: map[int64]Bitset{},
+		},
+		dirIdx: map[string]int32{},
+		ids:    make([]int64, 0, capacity),
+	}
+}
+
+func (b *fileTableBuilder) add(id int64, path []byte, size int64, sum []byte, deleted bool) error {
+	if len(sum) != 32 {
+		return fmt.Errorf("file %d: sha256 of %d bytes", id, len(sum))
+	}
+	var dirPart, name []byte
+	if i := lastSlash(path); i >= 0 {
+		dirPart, name = path[:i], path[i+1:]
+	} else {
+		name = path
+	}
+	// A map lookup keyed by string(bytes) does not allocate; only new directories do.
+	d, ok := b.dirIdx[string(dirPart)]
+	if !ok {
+		dir := string(dirPart)
+		d = int32(len(b.t.Dirs))
+		b.t.Dirs = append(b.t.Dirs, dir)
+		b.dirIdx[dir] = d
+	}
+	b.t.dirOf = append(b.t.dirOf, d)
+	b.t.names = append(b.t.names, name...)
+	b.t.nameEnd = append(b.t.nameEnd, uint32(len(b.t.names)))
+	b.t.sizes = append(b.t.sizes, size)
+	b.t.sha256 = append(b.t.sha256, sum...)
+	if deleted {
+		b.deleted = append(b.deleted, int32(len(b.ids)))
+	}
+	b.ids = append(b.ids, id)
+	return nil
+}
+
+func lastSlash(p []byte) int {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '/' {
+			return i
+		}
+	}
+	return -1
+}
+
+// indexOf maps file IDs to indexes. IDs come from an identity column, so they are dense
+// enough for a slice; a sparse history falls back to a map.
+type idIndex struct {
+	dense []int32 // ID -> index+1 (0: unknown)
+	min   int64
+	m     map[int64]int32
+}
+
+func newIDIndex(ids []int64) *idIndex {
+	if len(ids) == 0 {
+		return &idIndex{}
+	}
+	lo, hi := ids[0], ids[len(ids)-1] // ordered by ID
+	if span := hi - lo + 1; span <= int64(4*len(ids)+1024) {
+		x := &idIndex{dense: make([]int32, span), min: lo}
+		for i, id := range ids {
+			x.dense[id-lo] = int32(i + 1)
+		}
+		return x
+	}
+	x := &idIndex{m: make(map[int64]int32, len(ids))}
+	for i, id := range ids {
+		x.m[id] = int32(i)
+	}
+	return x
+}
+
+func (x *idIndex) lookup(id int64) (int, bool) {
+	if x.m != nil {
+		i, ok := x.m[id]
+		return int(i), ok
+	}
+	if id < x.min || id-x.min >= int64(len(x.dense)) {
+		return 0, false
+	}
+	i := x.dense[id-x.min]
+	return int(i) - 1, i != 0
+}
+
+// LoadFileTable reads the whole inventory (deleted files too: clients may still need them
+// during the grace period) and every region's verified copies. It reads raw binary values
+// rather than scanning into Go values, which keeps a million files well under a second.
+func (d *DB) LoadFileTable(ctx context.Context) (*FileTable, error) {
+	var t *FileTable
+	err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		// Exact sizes up front: growing arenas by doubling would briefly need twice the
+		// memory, on top of the table still serving.
+		var n, nameBytes int
+		if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(sum(octet_length(path)), 0) FROM files`).Scan(&n, &nameBytes); err != nil {
+			return err
+		}
+		// The join below hashes the whole inventory; without room for it PostgreSQL spills
+		// to disk in batches, which doubles the time at a million files.
+		if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '192MB'"); err != nil {
+			return err
+		}
+		b := newFileTableBuilder(n, nameBytes)
+		rows, err := tx.Query(ctx, "SELECT id, path, size, sha256, deleted_at IS NOT NULL FROM files ORDER BY id",
+			pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.TextFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode})
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			v := rows.RawValues()
+			if len(v[0]) != 8 || len(v[2]) != 8 || len(v[4]) != 1 {
+				rows.Close()
+				return fmt.Errorf("files: unexpected binary row layout")
+			}
+			id := int64(binary.BigEndian.Uint64(v[0]))
+			if err := b.add(id, v[1], int64(binary.BigEndian.Uint64(v[2])), v[3], v[4][0] == 1); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		t = b.t
+		t.Deleted = NewBitset(t.Len())
+		for _, i := range b.deleted {
+			t.Deleted.Set(int(i))
+		}
+		idx := newIDIndex(b.ids)
+		b.ids = nil
+		// The join compares against the file's current size and hash: a copy of an older
+		// version of the file is not verified.
+		rows, err = tx.Query(ctx, `SELECT o.region_id, o.file_id FROM region_objects o JOIN files f ON f.id = o.file_id
+			WHERE o.state = 'present' AND o.size = f.size AND o.sha256 = f.sha256`,
+			pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.BinaryFormatCode})
+		if err != nil {
+			return err
+		}
+		var (
+			lastRegion int64 = -1
+			set        Bitset
+		)
+		for rows.Next() {
+			v := rows.RawValues()
+			if len(v[0]) != 8 || len(v[1]) != 8 {
+				rows.Close()
+				return fmt.Errorf("region objects: unexpected binary row layout")
+			}
+			region := int64(binary.BigEndian.Uint64(v[0]))
+			if region != lastRegion {
+				set = t.Verified[region]
+				if set == nil {
+					set = NewBitset(t.Len())
+					t.Verified[region] = set
+				}
+				lastRegion = region
+			}
+			if i, ok := idx.lookup(int64(binary.BigEndian.Uint64(v[1]))); ok {
+				set.Set(i)
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load file table: %w", err)
+	}
+	return t, nil
+}
+
+// SplitPath splits a path into directory and base name as FileTable stores it.
+func SplitPath(p string) (dir, name string) {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i], p[i+1:]
+	}
+	return "", p
+}

@@ -1,0 +1,37 @@
+package server
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/regionmirror/regionmirror/internal/geo"
+)
+
+// BenchmarkMetalink measures one metalink answer without the network: parsing, client
+// address, GeoIP, selection over the test world's regions, rendering, metrics.
+func BenchmarkMetalink(b *testing.B) {
+	// Eight regions that all serve the current repomd.xml: the common case.
+	var specs []regionSpec
+	for _, name := range []string{"us-east-1", "us-west-1", "eu-central-1", "eu-west-1", "ap-southeast-2", "ap-northeast-1", "sa-east-1", "ca-central-1"} {
+		specs = append(specs, regionSpec{name: name, country: "US", lat: float64(len(specs) * 10), lon: float64(len(specs) * 20), repoState: "fresh", repoVersion: "v3"})
+	}
+	store := NewStore(nil, StoreOptions{})
+	store.Swap(BuildSnapshot(fixtureData(b, specs), nil, Policy{OriginURL: "https://dl.example.org/pub", AlternatesMaxAge: 72 * time.Hour}))
+	g, err := geo.OpenGeoIP("../testdata/geoip/regionmirror-test-city.mmdb", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := New(Options{Store: store, GeoIP: g, Metrics: NewMetrics(func() *Store { return store })})
+	req := httptest.NewRequest(http.MethodGet, "/metalink?repo=demo-1&arch=x86_64&countme=1", nil)
+	req.RemoteAddr = "127.0.0.1:4000"
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatal(rec.Code)
+		}
+	}
+}

@@ -1,0 +1,105 @@
+package server
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/regionmirror/regionmirror/internal/geo"
+)
+
+// answerTTL bounds how long a cached metalink is reused: selection depends on the clock
+// only through the alternates window, so an answer may be this much late to drop an
+// alternate that just expired.
+const (
+	answerTTL  = 5 * time.Second
+	maxAnswers = 10_000
+)
+
+// answerKey is everything a metalink depends on besides the snapshot and the clock.
+type answerKey struct {
+	repo      *Repository
+	named     *Region
+	global    bool
+	countries string
+	protocols string
+	geo       geo.Location
+	blocks    string // the regions whose netblocks hold the client, with prefix lengths
+}
+
+// answer is a rendered metalink split around its pubdate, which changes every second.
+type answer struct {
+	head, tail []byte
+	tier       string
+	expires    time.Time
+}
+
+// answerCache holds rendered metalinks of one snapshot: most clients of a region share a
+// location, or GeoIP places them at the same city, so a few answers serve nearly everyone.
+type answerCache struct {
+	mu sync.RWMutex
+	m  map[answerKey]*answer
+}
+
+func newAnswerCache() *answerCache { return &answerCache{m: map[answerKey]*answer{}} }
+
+func (c *answerCache) get(k answerKey, now time.Time) *answer {
+	c.mu.RLock()
+	a := c.m[k]
+	c.mu.RUnlock()
+	if a == nil || now.After(a.expires) {
+		return nil
+	}
+	return a
+}
+
+func (c *answerCache) put(k answerKey, a *answer) {
+	c.mu.Lock()
+	if len(c.m) >= maxAnswers {
+		clear(c.m)
+	}
+	c.m[k] = a
+	c.mu.Unlock()
+}
+
+// newAnswer splits a rendered metalink around its pubdate value.
+func newAnswer(body []byte, tier string, now time.Time) *answer {
+	const marker = `pubdate="`
+	i := bytes.Index(body, []byte(marker))
+	if i < 0 {
+		return nil
+	}
+	i += len(marker)
+	j := i + bytes.IndexByte(body[i:], '"')
+	return &answer{head: bytes.Clone(body[:i]), tail: bytes.Clone(body[j:]), tier: tier, expires: now.Add(answerTTL)}
+}
+
+// write renders the answer with the current pubdate.
+func (a *answer) write(b *bytes.Buffer, now time.Time) {
+	b.Write(a.head)
+	b.Write(now.UTC().AppendFormat(b.AvailableBuffer(), httpTimeFormat))
+	b.Write(a.tail)
+}
+
+const httpTimeFormat = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+// keyFor builds the cache key of a request; blockBits comes from the netblock index.
+func keyFor(repo *Repository, named *Region, req Request, blockBits []int, matched bool) answerKey {
+	k := answerKey{repo: repo, named: named, global: req.Global, geo: req.ClientGeo,
+		countries: strings.Join(req.Countries, ","), protocols: strings.Join(req.Protocols, ",")}
+	if matched {
+		var b []byte
+		for i, n := range blockBits {
+			if n >= 0 {
+				b = strconv.AppendInt(b, int64(i), 10)
+				b = append(b, '/')
+				b = strconv.AppendInt(b, int64(n), 10)
+				b = append(b, ' ')
+			}
+		}
+		k.blocks = string(b)
+	}
+	return k
+}

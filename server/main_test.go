@@ -1,0 +1,9 @@
+package server
+
+import (
+	"testing"
+
+	"github.com/regionmirror/regionmirror/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }

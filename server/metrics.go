@@ -1,0 +1,78 @@
+package server
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the server's Prometheus collectors, on a registry of their own so that
+// tests and several servers in one process do not collide.
+type Metrics struct {
+	Registry   *prometheus.Registry
+	requests   *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	buildTime  *prometheus.GaugeVec
+	builds     *prometheus.CounterVec
+	geoipLooks *prometheus.CounterVec
+}
+
+// NewMetrics registers the collectors; store may be nil until it exists.
+func NewMetrics(store func() *Store) *Metrics {
+	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "regionmirror_http_requests_total",
+		Help: "HTTP requests by endpoint, status code and selection tier (location, country, netblock, geoip, weight, none; - when no selection ran).",
+	}, []string{"endpoint", "code", "tier"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "regionmirror_http_request_duration_seconds",
+		Help:    "Time to answer HTTP requests, by endpoint.",
+		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1},
+	}, []string{"endpoint"})
+	m.buildTime = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "regionmirror_snapshot_build_seconds",
+		Help: "How long the last successful build took: kind snapshot (every table but files, and the swap) or files (the per-file data).",
+	}, []string{"kind"})
+	m.builds = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "regionmirror_snapshot_builds_total",
+		Help: "Snapshot build attempts by kind and result (ok, error).",
+	}, []string{"kind", "result"})
+	m.geoipLooks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "regionmirror_geoip_lookups_total",
+		Help: "GeoIP lookups by result (found, unknown).",
+	}, []string{"result"})
+	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "regionmirror_snapshot_age_seconds",
+		Help: "Age of the data the serving snapshot was built from (-1 before the first snapshot).",
+	}, func() float64 {
+		if st := store(); st != nil {
+			if snap := st.Snapshot(); snap != nil {
+				return time.Since(snap.ReadAt).Seconds()
+			}
+		}
+		return -1
+	})
+	dbUp := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "regionmirror_database_up",
+		Help: "1 when the last snapshot rebuild reached the database, else 0.",
+	}, func() float64 {
+		if st := store(); st != nil && st.Status().DBError == "" {
+			return 1
+		}
+		return 0
+	})
+	m.Registry.MustRegister(m.requests, m.duration, m.buildTime, m.builds, m.geoipLooks, age, dbUp,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// ObserveBuild records a snapshot build; it is the Store's OnBuild.
+func (m *Metrics) ObserveBuild(kind string, took time.Duration, err error) {
+	if err != nil {
+		m.builds.WithLabelValues(kind, "error").Inc()
+		return
+	}
+	m.builds.WithLabelValues(kind, "ok").Inc()
+	m.buildTime.WithLabelValues(kind).Set(took.Seconds())
+}

@@ -1,0 +1,316 @@
+// Package server answers yum/dnf clients (metalinks, mirror lists) from an immutable
+// in-memory snapshot of the database, so that no request ever waits on PostgreSQL.
+package server
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
+)
+
+// Policy is the part of the configuration that selection needs.
+type Policy struct {
+	// OriginURL is where the origin tree is served, the clients' last resort ("" for none).
+	OriginURL string
+	// AlternatesMaxAge is how long a superseded repomd.xml is still accepted.
+	AlternatesMaxAge time.Duration
+}
+
+// Snapshot is an immutable view of everything selection needs. It is built off the
+// request path and swapped in atomically; requests only ever read it.
+type Snapshot struct {
+	// ReadAt is when the data was read (the database's clock); BuildTime how long it took.
+	ReadAt    time.Time
+	BuildTime time.Duration
+	Policy    Policy
+	Regions   []*Region     // ordered by name; Region.Index is the position
+	Repos     []*Repository // ordered by name and arch
+	Files     *FileIndex    // nil when per-file data was not loaded
+
+	// fileVerified is, by Region.Index, the files verified in that region.
+	fileVerified []db.Bitset
+
+	origin *Region // Policy.OriginURL as a pseudo-region; nil without one
+	blocks *netblockIndex
+	// answers caches rendered metalinks; it lives and dies with the snapshot.
+	answers *answerCache
+	byName  map[string]*Region     // names and aliases, lower case
+	repos   map[string]*Repository // repoKey(name, arch)
+}
+
+// Region is one region as selection sees it.
+type Region struct {
+	Index        int
+	ID           int64
+	Name         string
+	Aliases      []string
+	Country      string // ISO 3166-1 alpha-2, upper case; "" if unknown
+	Continent    string
+	Lat, Lon     float64
+	HasCoords    bool
+	Weight       int
+	LocationOnly bool
+	Enabled      bool
+	Includes     []string
+	Netblocks    []netip.Prefix
+	Health       string // db.HealthUnknown, Up or Down
+	HealthSince  time.Time
+	HealthError  string
+	// Scheme is the public URL's scheme (http or https), for protocol=.
+	Scheme string
+	// base is the public URL plus the key prefix, ending in "/".
+	base string
+}
+
+// URL returns the region's public URL for a path of the origin tree.
+func (r *Region) URL(path string) string { return r.base + EscapePath(path) }
+
+// Carries reports whether the region's include prefixes cover path (a file or a directory).
+func (r *Region) Carries(path string) bool {
+	return carries(r.Includes, path)
+}
+
+func carries(includes []string, path string) bool {
+	if len(includes) == 0 {
+		return true
+	}
+	for _, inc := range includes {
+		if path == inc || strings.HasPrefix(path, inc+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// Repository is a yum/dnf repository with its repomd.xml history and what each region serves.
+type Repository struct {
+	ID        int64
+	Name      string
+	Arch      string
+	Directory string
+	// Versions are the repomd.xml files the origin published, newest (current) first.
+	Versions []*Version
+	// InRegion is indexed by Region.Index.
+	InRegion []RegionRepo
+	// repomdPath is Directory + "/repodata/repomd.xml", escaped for URLs.
+	repomdPath string
+}
+
+// Version is one published repomd.xml.
+type Version struct {
+	SHA256                       []byte
+	MD5, SHA1, SHA256Hex, SHA512 string // hex, as the metalink prints them
+	Size                         int64
+	Timestamp                    int64 // newest <timestamp> inside it
+	FirstSeen                    time.Time
+	SupersededAt                 time.Time // FirstSeen of the next newer version; zero for the current one
+}
+
+// RegionRepo is what a region was last verified to serve for a repository.
+type RegionRepo struct {
+	Known      bool   // a scan or push recorded something
+	State      string // db.RepoFresh, ...
+	Version    int    // index into Repository.Versions of the served repomd.xml; -1 if none of them
+	SHA256     []byte
+	HTTPStatus int
+	Error      string
+	VerifiedAt time.Time
+}
+
+func repoKey(name, arch string) string { return name + "\x00" + arch }
+
+// Region returns the region a location= value names: a name or alias, case-insensitive,
+// or an availability zone of one (us-east-1a means us-east-1).
+func (s *Snapshot) Region(location string) *Region {
+	loc := strings.ToLower(strings.TrimSpace(location))
+	if loc == "" {
+		return nil
+	}
+	if r := s.byName[loc]; r != nil {
+		return r
+	}
+	// An availability zone is its region's name plus one letter after the final digit.
+	if n := len(loc); n >= 3 && loc[n-1] >= 'a' && loc[n-1] <= 'z' && loc[n-2] >= '0' && loc[n-2] <= '9' {
+		return s.byName[loc[:n-1]]
+	}
+	return nil
+}
+
+// Repository returns the repository with that name and arch, or nil.
+func (s *Snapshot) Repository(name, arch string) *Repository {
+	return s.repos[repoKey(name, arch)]
+}
+
+// BuildSnapshot turns what the database holds into a snapshot. files may be nil.
+func BuildSnapshot(data *db.SnapshotData, files *FileIndex, policy Policy) *Snapshot {
+	s := &Snapshot{
+		ReadAt: data.ReadAt,
+		Policy: policy,
+		Files:  files,
+		byName: map[string]*Region{},
+		repos:  map[string]*Repository{},
+	}
+	if policy.OriginURL != "" {
+		s.origin = newRegion(&model.Region{Name: "origin", PublicURL: policy.OriginURL, Weight: 0, Enabled: true})
+		s.origin.Index = -1
+	}
+	regionIdx := map[int64]int{}
+	for i := range data.Regions {
+		m := &data.Regions[i]
+		r := newRegion(m)
+		r.Index = len(s.Regions)
+		regionIdx[m.ID] = r.Index
+		s.Regions = append(s.Regions, r)
+	}
+	slices.SortFunc(s.Regions, func(a, b *Region) int { return strings.Compare(a.Name, b.Name) })
+	for i, r := range s.Regions {
+		r.Index = i
+		regionIdx[r.ID] = i
+		for _, n := range append([]string{r.Name}, r.Aliases...) {
+			s.byName[strings.ToLower(n)] = r
+		}
+	}
+	for _, h := range data.Health {
+		if i, ok := regionIdx[h.RegionID]; ok {
+			r := s.Regions[i]
+			r.Health, r.HealthSince, r.HealthError = h.State, h.ChangedAt, h.LastError
+		}
+	}
+
+	for _, m := range data.Repositories {
+		repo := &Repository{
+			ID: m.ID, Name: m.Name, Arch: m.Arch, Directory: m.Directory,
+			InRegion:   make([]RegionRepo, len(s.Regions)),
+			repomdPath: EscapePath(joinPath(m.Directory, "repodata/repomd.xml")),
+		}
+		for i := range repo.InRegion {
+			repo.InRegion[i].Version = -1
+		}
+		s.repos[repoKey(m.Name, m.Arch)] = repo
+		s.Repos = append(s.Repos, repo)
+	}
+	slices.SortFunc(s.Repos, func(a, b *Repository) int {
+		return strings.Compare(repoKey(a.Name, a.Arch), repoKey(b.Name, b.Arch))
+	})
+	byID := map[int64]*Repository{}
+	for _, r := range s.Repos {
+		byID[r.ID] = r
+	}
+	for _, v := range data.RepomdVersions { // newest first within a repository
+		repo := byID[v.RepositoryID]
+		if repo == nil {
+			continue
+		}
+		ver := &Version{
+			SHA256: v.SHA256, MD5: hex.EncodeToString(v.MD5), SHA1: hex.EncodeToString(v.SHA1),
+			SHA256Hex: hex.EncodeToString(v.SHA256), SHA512: hex.EncodeToString(v.SHA512),
+			Size: v.Size, Timestamp: v.Timestamp, FirstSeen: v.FirstSeen,
+		}
+		if n := len(repo.Versions); n > 0 {
+			ver.SupersededAt = repo.Versions[n-1].FirstSeen
+		}
+		repo.Versions = append(repo.Versions, ver)
+	}
+	for _, rr := range data.RegionRepos {
+		repo := byID[rr.RepositoryID]
+		i, ok := regionIdx[rr.RegionID]
+		if repo == nil || !ok {
+			continue
+		}
+		st := RegionRepo{Known: true, State: rr.State, Version: -1, SHA256: rr.RepomdSHA256, HTTPStatus: rr.HTTPStatus, Error: rr.Error}
+		if rr.VerifiedAt != nil {
+			st.VerifiedAt = *rr.VerifiedAt
+		}
+		for vi, v := range repo.Versions {
+			if rr.RepomdSHA256 != nil && string(v.SHA256) == string(rr.RepomdSHA256) {
+				st.Version = vi
+				break
+			}
+		}
+		repo.InRegion[i] = st
+	}
+	s.blocks = newNetblockIndex(s.Regions)
+	s.answers = newAnswerCache()
+	if files != nil {
+		s.fileVerified = make([]db.Bitset, len(s.Regions))
+		for i, r := range s.Regions {
+			s.fileVerified[i] = files.t.Verified[r.ID]
+		}
+	}
+	return s
+}
+
+func newRegion(m *model.Region) *Region {
+	r := &Region{
+		ID: m.ID, Name: m.Name, Aliases: m.Aliases, Country: m.Country, Continent: m.Continent,
+		Weight: m.Weight, LocationOnly: m.Access == model.AccessLocationOnly, Enabled: m.Enabled,
+		Includes: m.Includes, Netblocks: m.Netblocks, Health: db.HealthUnknown,
+	}
+	if m.Latitude != nil && m.Longitude != nil {
+		r.Lat, r.Lon, r.HasCoords = *m.Latitude, *m.Longitude, true
+	}
+	base := strings.TrimRight(m.PublicURL, "/") + "/"
+	if m.Prefix != "" {
+		base += EscapePath(strings.Trim(m.Prefix, "/")) + "/"
+	}
+	r.base = base
+	r.Scheme, _, _ = strings.Cut(m.PublicURL, "://")
+	r.Scheme = strings.ToLower(r.Scheme)
+	return r
+}
+
+func joinPath(dir, name string) string {
+	dir = strings.Trim(dir, "/")
+	if dir == "" || dir == "." {
+		return name
+	}
+	return dir + "/" + name
+}
+
+// EscapePath percent-encodes every byte of a path except unreserved characters and the
+// slashes between segments: "+" becomes %2B, because S3 reads a literal "+" as a space.
+func EscapePath(p string) string {
+	const hexDigits = "0123456789ABCDEF"
+	n := 0
+	for i := 0; i < len(p); i++ {
+		if !pathSafe(p[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return p
+	}
+	var b strings.Builder
+	b.Grow(len(p) + 2*n)
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if pathSafe(c) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&15])
+	}
+	return b.String()
+}
+
+func pathSafe(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~' || c == '/'
+}
+
+// Stats summarises a snapshot for logs and /readyz.
+func (s *Snapshot) Stats() string {
+	files := 0
+	if s.Files != nil {
+		files = s.Files.Len()
+	}
+	return fmt.Sprintf("%d regions, %d repositories, %d files", len(s.Regions), len(s.Repos), files)
+}

@@ -1,0 +1,285 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/regionmirror/regionmirror/db"
+)
+
+// Loader is what the store reads the database through; *db.DB is one.
+type Loader interface {
+	LoadSnapshot(ctx context.Context) (*db.SnapshotData, error)
+	LoadFileTable(ctx context.Context) (*db.FileTable, error)
+	Listen(ctx context.Context, ready func(), fn func(payload string)) error
+}
+
+// StoreOptions configure a Store.
+type StoreOptions struct {
+	Policy Policy
+	// Interval rebuilds the snapshot even without notifications (a safety net).
+	Interval time.Duration
+	// Debounce collects a burst of notifications (a push records objects in many small
+	// transactions) into one rebuild.
+	Debounce time.Duration
+	// LoadFiles loads the per-file data (the origin inventory and verified copies).
+	LoadFiles bool
+	// FilesMinInterval is the least time between two loads of the per-file data, which
+	// reads every verified copy and costs seconds at a million files.
+	FilesMinInterval time.Duration
+	// FilesMaxAge reloads the per-file data at least this often without notifications.
+	FilesMaxAge time.Duration
+	Log         *slog.Logger
+	// OnBuild is called after every build attempt (kind "snapshot" or "files").
+	OnBuild func(kind string, took time.Duration, err error)
+}
+
+// Store holds the current snapshot and rebuilds it when the database changes. Readers
+// call Snapshot and never block; a failed rebuild keeps the last snapshot serving.
+type Store struct {
+	loader Loader
+	opt    StoreOptions
+	log    *slog.Logger
+	cur    atomic.Pointer[Snapshot]
+
+	mu        sync.Mutex // serialises building and swapping
+	data      *db.SnapshotData
+	files     *FileIndex
+	filesAt   time.Time
+	lastErr   error
+	lastErrAt time.Time
+	lastOKAt  time.Time
+	listening bool
+
+	trigger chan string
+}
+
+// NewStore returns a store with no snapshot yet; call Refresh or Run.
+func NewStore(loader Loader, opt StoreOptions) *Store {
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Interval <= 0 {
+		opt.Interval = time.Minute
+	}
+	if opt.Debounce <= 0 {
+		opt.Debounce = 250 * time.Millisecond
+	}
+	if opt.FilesMinInterval <= 0 {
+		opt.FilesMinInterval = 30 * time.Second
+	}
+	if opt.FilesMaxAge <= 0 {
+		opt.FilesMaxAge = 15 * time.Minute
+	}
+	return &Store{loader: loader, opt: opt, log: opt.Log, trigger: make(chan string, 64)}
+}
+
+// Snapshot returns the current snapshot, or nil before the first successful build.
+func (s *Store) Snapshot() *Snapshot { return s.cur.Load() }
+
+// Swap installs a snapshot built elsewhere (tests, explain).
+func (s *Store) Swap(snap *Snapshot) { s.cur.Store(snap) }
+
+// Status is the store's health, for /readyz and metrics.
+type Status struct {
+	Ready     bool      // a snapshot is serving
+	ReadAt    time.Time // when the serving snapshot's data was read
+	DBError   string    // the last rebuild's error, "" when it succeeded
+	DBErrorAt time.Time
+	LastOKAt  time.Time // the last successful rebuild
+	Listening bool      // LISTEN is connected
+}
+
+// Status reports the store's health.
+func (s *Store) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Status{LastOKAt: s.lastOKAt, DBErrorAt: s.lastErrAt, Listening: s.listening}
+	if s.lastErr != nil {
+		st.DBError = s.lastErr.Error()
+	}
+	if snap := s.cur.Load(); snap != nil {
+		st.Ready, st.ReadAt = true, snap.ReadAt
+	}
+	return st
+}
+
+// Refresh reloads the small tables, and the per-file data too when withFiles is set (and
+// files are enabled), then swaps in a new snapshot.
+func (s *Store) Refresh(ctx context.Context, withFiles bool) error {
+	var files *FileIndex
+	if withFiles && s.opt.LoadFiles {
+		start := time.Now()
+		t, err := s.loader.LoadFileTable(ctx)
+		if err == nil {
+			files = NewFileIndex(t)
+		}
+		s.built("files", time.Since(start), err)
+		if err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	data, err := s.loader.LoadSnapshot(ctx)
+	if err != nil {
+		s.built("snapshot", time.Since(start), err)
+		return err
+	}
+	s.mu.Lock()
+	if files != nil {
+		s.files, s.filesAt = files, time.Now()
+	}
+	s.data = data
+	snap := BuildSnapshot(data, s.files, s.opt.Policy)
+	snap.BuildTime = time.Since(start)
+	s.cur.Store(snap)
+	s.mu.Unlock()
+	s.built("snapshot", snap.BuildTime, nil)
+	if files != nil {
+		// The previous file table is garbage now; give its memory back rather than let the
+		// heap grow to twice the live size before the next collection.
+		debug.FreeOSMemory()
+	}
+	s.log.Debug("snapshot rebuilt", slog.String("contents", snap.Stats()), slog.Duration("took", snap.BuildTime))
+	return nil
+}
+
+func (s *Store) built(kind string, took time.Duration, err error) {
+	s.mu.Lock()
+	if err != nil {
+		if s.lastErr == nil {
+			s.log.Warn("snapshot rebuild failed; the last snapshot keeps serving", slog.String("kind", kind), slog.Any("err", err))
+		}
+		s.lastErr, s.lastErrAt = err, time.Now()
+	} else {
+		if s.lastErr != nil {
+			s.log.Info("database reachable again; snapshot rebuilt", slog.String("kind", kind))
+		}
+		s.lastErr, s.lastOKAt = nil, time.Now()
+	}
+	s.mu.Unlock()
+	if s.opt.OnBuild != nil {
+		s.opt.OnBuild(kind, took, err)
+	}
+}
+
+// filesWanted reports whether a notification payload means the per-file data changed.
+func filesWanted(payload string) bool {
+	return payload == "files" || payload == "objects" || payload == "schema" || payload == "*"
+}
+
+// Run keeps the snapshot current until ctx ends: a full build first, then a rebuild after
+// every burst of notifications, and on the timer. LISTEN reconnects with backoff; every
+// reconnect triggers a full rebuild, since notifications sent meanwhile are lost.
+func (s *Store) Run(ctx context.Context) {
+	go s.listen(ctx)
+	timer := time.NewTicker(s.opt.Interval)
+	defer timer.Stop()
+	retry := time.NewTimer(0) // the initial build
+	defer retry.Stop()
+	pendingFiles := s.opt.LoadFiles
+	pending := true
+	var debounce <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-s.trigger:
+			pending = true
+			pendingFiles = pendingFiles || filesWanted(p)
+			if debounce == nil {
+				debounce = time.After(s.opt.Debounce)
+			}
+			continue
+		case <-timer.C:
+			pending = true
+			pendingFiles = pendingFiles || time.Since(s.filesLoadedAt()) > s.opt.FilesMaxAge
+		case <-debounce:
+			debounce = nil
+		case <-retry.C:
+		}
+		if !pending {
+			continue
+		}
+		withFiles := pendingFiles && s.opt.LoadFiles
+		if withFiles && !s.filesLoadedAt().IsZero() {
+			if wait := s.opt.FilesMinInterval - time.Since(s.filesLoadedAt()); wait > 0 {
+				// Too soon for another full file load: rebuild the rest now, files later.
+				withFiles = false
+				retry.Reset(wait)
+			}
+		}
+		err := s.Refresh(ctx, withFiles)
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			retry.Reset(5 * time.Second)
+			continue
+		}
+		pending = false
+		if withFiles {
+			pendingFiles = false
+		}
+		if pendingFiles {
+			pending = true
+		}
+	}
+}
+
+func (s *Store) filesLoadedAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.filesAt
+}
+
+// Notify asks for a rebuild as if the database had sent payload.
+func (s *Store) Notify(payload string) {
+	select {
+	case s.trigger <- payload:
+	default: // a rebuild is queued anyway
+	}
+}
+
+func (s *Store) listen(ctx context.Context) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		err := s.loader.Listen(ctx, func() {
+			s.setListening(true)
+			backoff = time.Second
+			s.Notify("*") // whatever changed while we were not listening
+		}, s.Notify)
+		s.setListening(false)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("listening for database changes failed; retrying", slog.Any("err", err), slog.Duration("in", backoff))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+func (s *Store) setListening(v bool) {
+	s.mu.Lock()
+	s.listening = v
+	s.mu.Unlock()
+}
+
+// String describes the store for logs.
+func (s *Store) String() string {
+	snap := s.Snapshot()
+	if snap == nil {
+		return "no snapshot"
+	}
+	return fmt.Sprintf("snapshot of %s read at %s", snap.Stats(), snap.ReadAt.UTC().Format(time.RFC3339))
+}

@@ -1,0 +1,132 @@
+package server
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/internal/testenv"
+)
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func dbFile(path, content string) db.File {
+	s := sha256.Sum256([]byte(content))
+	m := md5.Sum([]byte(content))
+	return db.File{Path: path, Size: int64(len(content)), SHA256: s[:], MD5: m[:], Mtime: time.Unix(1700000000, 0)}
+}
+
+func createRegion(t *testing.T, d *db.DB, name string) *model.Region {
+	t.Helper()
+	r := &model.Region{Name: name, Kind: model.KindS3, Bucket: "bucket-" + name, PublicURL: "https://" + name + ".example", Weight: 100, Enabled: true}
+	if err := r.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateRegion(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestStoreFollowsNotifications: the snapshot follows the database through LISTEN/NOTIFY,
+// per-file data included, without any request touching the database.
+func TestStoreFollowsNotifications(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, _ := testenv.NewDB(t)
+	a := createRegion(t, d, "eu-a")
+	store := NewStore(d, StoreOptions{LoadFiles: true, Debounce: 20 * time.Millisecond, Interval: time.Hour, FilesMinInterval: 50 * time.Millisecond})
+	go store.Run(ctx)
+	waitFor(t, "the first snapshot", func() bool { s := store.Snapshot(); return s != nil && s.Files != nil })
+	if st := store.Status(); !st.Ready || st.DBError != "" {
+		t.Errorf("status %+v", st)
+	}
+
+	createRegion(t, d, "eu-b")
+	waitFor(t, "the new region", func() bool { return store.Snapshot().Region("eu-b") != nil })
+
+	f := dbFile("demo/Packages/libc++-1.rpm", "x")
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{f}}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := d.GetFile(ctx, f.Path)
+	if err := d.RecordObjects(ctx, a.ID, []db.ObjectUpdate{{FileID: got.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the verified file", func() bool {
+		dec := SelectFile(store.Snapshot(), f.Path, Request{Now: time.Now()})
+		return len(dec.Chosen) == 1 && dec.Chosen[0].Region.Name == "eu-a"
+	})
+	dec := SelectFile(store.Snapshot(), f.Path, Request{Now: time.Now()})
+	if len(dec.Excluded) != 1 || dec.Excluded[0].Reason != "holds no verified copy of the file" {
+		t.Errorf("excluded %+v", dec.Excluded)
+	}
+	if u := dec.Chosen[0].Region.URL(f.Path); u != "https://eu-a.example/demo/Packages/libc%2B%2B-1.rpm" {
+		t.Errorf("URL %s", u)
+	}
+	if dec := SelectFile(store.Snapshot(), "demo/nope.rpm", Request{}); len(dec.Chosen) != 0 || dec.Excluded[0].Reason != "the origin has no such file" {
+		t.Errorf("unknown file: %+v", dec.Excluded)
+	}
+}
+
+// TestStoreSurvivesDatabaseOutage: with the database down the last snapshot keeps serving
+// and /readyz says so; when it returns, rebuilds resume.
+func TestStoreSurvivesDatabaseOutage(t *testing.T) {
+	ctx := context.Background()
+	pg, err := testenv.StartPostgres(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop()
+	d, err := db.Open(ctx, pg.URL("postgres"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	createRegion(t, d, "eu-a")
+	store := NewStore(d, StoreOptions{LoadFiles: true})
+	if err := store.Refresh(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	srv := New(Options{Store: store})
+
+	pg.Stop()
+	if err := store.Refresh(ctx, true); err == nil {
+		t.Fatal("refresh with the database down succeeded")
+	}
+	if store.Snapshot() == nil || store.Snapshot().Region("eu-a") == nil {
+		t.Fatal("the last snapshot was dropped")
+	}
+	res, body := get(t, srv, "/readyz")
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(body, "degraded: database unreachable since") {
+		t.Errorf("readyz during the outage: %d %q", res.StatusCode, body)
+	}
+
+	if err := pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Refresh(ctx, true); err != nil {
+		t.Fatalf("refresh after the outage: %v", err)
+	}
+	if res, body := get(t, srv, "/readyz"); res.StatusCode != http.StatusOK || !strings.HasPrefix(body, "ok") {
+		t.Errorf("readyz after the outage: %d %q", res.StatusCode, body)
+	}
+}

@@ -1,0 +1,13 @@
+-- The synthetic database of the snapshot benchmark (BENCHMARKS.md): 8 regions, one million
+-- files, every file verified in every region (8 million region_objects rows). Apply to a
+-- migrated, empty database; takes a few minutes.
+INSERT INTO regions (name, kind, bucket, public_url, country, continent, latitude, longitude)
+SELECT 'region-' || g, 's3', 'bucket-' || g, 'https://bucket-' || g || '.example', 'US', 'NA', 40, -70 + g
+FROM generate_series(1, 8) g;
+INSERT INTO files (path, size, sha256, md5, mtime)
+SELECT 'fedora/linux/releases/40/Everything/x86_64/os/Packages/' || chr(97 + (g % 26)) || '/'
+       || 'python3-package-number-' || g || '-1.2.3-1.fc40.noarch.rpm',
+       g, sha256(g::text::bytea), decode(md5(g::text), 'hex'), now()
+FROM generate_series(1, 1000000) g;
+INSERT INTO region_objects (region_id, file_id, size, sha256, state, verified_at)
+SELECT r.id, f.id, f.size, f.sha256, 'present', now() FROM regions r, files f;
