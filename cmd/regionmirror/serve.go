@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/certfile"
 	"github.com/regionmirror/regionmirror/internal/config"
 	"github.com/regionmirror/regionmirror/internal/geo"
 	"github.com/regionmirror/regionmirror/server"
@@ -61,6 +63,13 @@ func (a *app) serve(ctx context.Context, d *db.DB, l net.Listener, accessLog boo
 		}
 		go g.Watch(ctx, geoipCheckInterval)
 		locator = g
+	}
+	if cfg.Server.TLSCert != "" {
+		certs, err := certfile.New(cfg.Server.TLSCert, cfg.Server.TLSKey, a.log)
+		if err != nil {
+			return &config.Error{Key: "server.tls_cert", Value: cfg.Server.TLSCert, Reason: err.Error()}
+		}
+		l = tls.NewListener(l, certs.Config())
 	}
 	var metrics *server.Metrics
 	store := server.NewStore(d, server.StoreOptions{
