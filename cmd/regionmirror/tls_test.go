@@ -56,7 +56,9 @@ func TestServeTerminatesTLSAndReloads(t *testing.T) {
 	defer cancel()
 	done := make(chan int, 1)
 	var stderr bytes.Buffer
-	go func() { done <- run(ctx, []string{"serve", "--access-log=false"}, strings.NewReader(""), io.Discard, &stderr, env) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--access-log=false"}, strings.NewReader(""), io.Discard, &stderr, env)
+	}()
 
 	// A new connection per request, so every request shows the certificate of the moment.
 	get := func(pool *x509.CertPool) (string, error) {
