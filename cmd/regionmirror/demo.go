@@ -17,7 +17,6 @@ import (
 	"github.com/regionmirror/regionmirror/internal/config"
 	"github.com/regionmirror/regionmirror/internal/localpg"
 	"github.com/regionmirror/regionmirror/internal/model"
-	"github.com/regionmirror/regionmirror/scanner"
 )
 
 // demoRegions are three file regions on three continents.
@@ -179,8 +178,7 @@ func (a *app) demo(ctx context.Context, dir, origin, listen, regionsListen, geoi
 	}
 	printPushSummary(a, res)
 	fmt.Fprintln(out, "demo: scanning")
-	s := &scanner.Scanner{DB: d, Log: a.log, Config: scanner.Config{Deep: true}} // small files: check every byte
-	reports, err := s.Scan(ctx, regions)
+	reports, err := a.newScanner(d, true).Scan(ctx, regions) // small files: check every byte
 	if err != nil {
 		return err
 	}

@@ -124,16 +124,7 @@ func Start(dir string) (*Postgres, error) {
 			return nil, err
 		}
 		pg := &Postgres{Port: port, Dir: dir, proc: proc}
-		err = childproc.WaitReady(proc, 30*time.Second, func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			conn, err := pgx.Connect(ctx, pg.AdminURL())
-			if err != nil {
-				return err
-			}
-			return conn.Close(ctx)
-		})
-		if err == nil {
+		if err = pg.waitReady(); err == nil {
 			return pg, nil
 		}
 		pg.Stop()
@@ -161,7 +152,12 @@ func (p *Postgres) Restart() error {
 		return err
 	}
 	p.proc = proc
-	return childproc.WaitReady(proc, 30*time.Second, func() error {
+	return p.waitReady()
+}
+
+// waitReady waits until the server accepts connections.
+func (p *Postgres) waitReady() error {
+	return childproc.WaitReady(p.proc, 30*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		conn, err := pgx.Connect(ctx, p.AdminURL())
