@@ -59,7 +59,7 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 16, "regionmirror push.concurrency, rclone --transfers and --checkers, aws max_concurrent_requests")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the generated trees")
 	flag.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: push, noop, aws, rclone-modtime")
-	flag.StringVar(&o.profileDir, "profile", "", "also run regionmirror's no-op push in process with a CPU profile, written to DIR/noop.cpu.pprof")
+	flag.StringVar(&o.profileDir, "profile", "", "also run regionmirror's full and no-op pushes in process with a CPU profile: DIR/push.cpu.pprof, DIR/noop.cpu.pprof")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (servers are stopped anyway)")
 	flag.Parse()
 	var err error

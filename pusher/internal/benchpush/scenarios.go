@@ -115,6 +115,21 @@ func (b *bench) pushScenario(ctx context.Context) error {
 			return err
 		}
 	}
+	if b.o.profileDir != "" {
+		if err := b.newBuckets(ctx, "prof-regionmirror", b.servers); err != nil {
+			return err
+		}
+		env, err := b.setupRegionmirror(ctx, origin, "prof-regionmirror", b.servers, repos)
+		if err != nil {
+			return err
+		}
+		if err := b.profile(ctx, env, origin, "push"); err != nil {
+			return err
+		}
+		if err := b.dropBuckets("prof-regionmirror", b.servers); err != nil {
+			return err
+		}
+	}
 	return os.RemoveAll(origin)
 }
 
@@ -218,14 +233,15 @@ func (b *bench) noopScenario(ctx context.Context) error {
 		}
 	}
 	if b.o.profileDir != "" {
-		return b.profileNoop(ctx, env, origin)
+		return b.profile(ctx, env, origin, "noop")
 	}
 	return nil
 }
 
-// profileNoop runs one more no-op push in this process, with the CPU profiled, for
-// `go tool pprof`. Its time is not in the table.
-func (b *bench) profileNoop(ctx context.Context, env []string, origin string) error {
+// profile runs one more push in this process with the database and origin of env, with
+// the CPU profiled, for `go tool pprof`; the profile is DIR/NAME.cpu.pprof. Its time is
+// not in the table.
+func (b *bench) profile(ctx context.Context, env []string, origin, name string) error {
 	var dbURL string
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "REGIONMIRROR_DATABASE_URL="); ok {
@@ -246,7 +262,7 @@ func (b *bench) profileNoop(ctx context.Context, env []string, origin string) er
 	}
 	p := &pusher.Pusher{DB: d, Origin: pusher.OSOrigin{Root: origin},
 		Config: pusher.Config{Concurrency: b.o.concurrency, StoreOptions: objstore.Options{AccessKey: testenv.S3AccessKey, SecretKey: testenv.S3SecretKey}}}
-	f, err := os.Create(filepath.Join(b.o.profileDir, "noop.cpu.pprof"))
+	f, err := os.Create(filepath.Join(b.o.profileDir, name+".cpu.pprof"))
 	if err != nil {
 		return err
 	}
@@ -260,7 +276,10 @@ func (b *bench) profileNoop(ctx context.Context, env []string, origin string) er
 	if err != nil {
 		return err
 	}
-	logf("profiled in-process no-op push: %s (inventory %s); profile in %s", time.Since(start).Round(time.Millisecond),
+	if res.Failed() {
+		return fmt.Errorf("profiled %s push failed: %s", name, res.Regions[0].Error)
+	}
+	logf("profiled in-process push (%s): %s (inventory %s); profile in %s", name, time.Since(start).Round(time.Millisecond),
 		res.Inventory.Duration.Round(time.Millisecond), f.Name())
 	return nil
 }
