@@ -139,6 +139,9 @@ func run(o options) (err error) {
 	}
 	// Stop the servers, then remove everything, whatever happened.
 	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("interrupted: %w", err)
+		}
 		for _, s := range b.servers {
 			s.Stop()
 		}
