@@ -59,7 +59,7 @@ func main() {
 	flag.IntVar(&o.noopRounds, "noop-rounds", 3, "rounds of the no-op scenario (tools interleaved in each round)")
 	flag.IntVar(&o.concurrency, "concurrency", 16, "regionmirror push.concurrency, rclone --transfers and --checkers, aws max_concurrent_requests")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the generated trees")
-	flag.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: push, noop, aws, rclone-modtime")
+	flag.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: push, noop, scan, aws, rclone-modtime")
 	flag.StringVar(&o.profileDir, "profile", "", "also run regionmirror's full and no-op pushes in process with a CPU profile: DIR/push.cpu.pprof, DIR/noop.cpu.pprof")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (servers are stopped anyway)")
 	flag.Parse()

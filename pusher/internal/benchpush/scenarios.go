@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -230,6 +231,25 @@ func (b *bench) noopScenario(ctx context.Context) error {
 				return err
 			}
 			b.record(result{scenario: "noop", tool: "aws s3 sync (no-op)", m: m, round: round, note: "compares size and listed LastModified"})
+		}
+		if !b.skipped("scan") {
+			// Verifying a 100k-object region: regionmirror compares the listing (ETags)
+			// with the recorded MD5s; rclone check hashes the local tree and lists the bucket.
+			logf("scan round %d: regionmirror scan", round)
+			var out strings.Builder
+			if m, err = runCmd(ctx, env, &out, b.bin, "scan", "--json"); err != nil {
+				return fmt.Errorf("regionmirror scan: %w\n%s", err, out.String())
+			}
+			if !strings.Contains(out.String(), fmt.Sprintf(`"verified": %d`, len(files))) {
+				return fmt.Errorf("scan did not verify %d objects:\n%.600s", len(files), out.String())
+			}
+			b.record(result{scenario: "scan", tool: "regionmirror scan", m: m, baseline: true, round: round, note: "listing vs recorded MD5s"})
+			logf("scan round %d: rclone check", round)
+			args := []string{"check", origin, "r0:noop-rclone", "--checkers", strconv.Itoa(b.o.concurrency)}
+			if m, err = runCmd(ctx, b.rcloneEnv(), nil, b.rclone, args...); err != nil {
+				return err
+			}
+			b.record(result{scenario: "scan", tool: "rclone check", m: m, round: round, note: "hashes the local tree, lists the bucket"})
 		}
 	}
 	if b.o.profileDir != "" {
