@@ -192,38 +192,43 @@ func (s *Server) download(c echo.Context) error {
 		return err
 	}
 	req := s.request(c, snap, q)
-	d := selectFileAt(snap, f, req)
-	d.Notes = append(q.Notes, d.Notes...)
-	c.Set(ctxTier, d.Tier)
 	h := c.Response().Header()
-	// The answer depends on who asks and on Accept: shared caches must not keep it.
-	h.Set("Cache-Control", "private, no-store")
-	h.Set("Vary", "Accept")
-	switch {
-	case mirrorlist:
+	if mirrorlist {
 		c.Set(ctxEndpoint, "download-mirrorlist")
+		d := selectFileAt(snap, f, req)
+		d.Notes = append(q.Notes, d.Notes...)
+		c.Set(ctxTier, d.Tier)
+		h.Set("Cache-Control", "private, no-store")
 		return s.fileMirrorlist(c, snap, f, d, req)
-	case meta4 || suffix || acceptsMeta4(r.Header.Get("Accept")):
-		c.Set(ctxEndpoint, "download-meta4")
-		return s.meta4(c, f, d)
 	}
-	if len(d.Chosen) == 0 && d.Origin == nil {
+	o := s.clientOrder(snap, req)
+	if meta4 || suffix || acceptsMeta4(r.Header.Get("Accept")) {
+		c.Set(ctxEndpoint, "download-meta4")
+		regions := o.forFile(snap, f, nil, 0)
+		c.Set(ctxTier, tierFor(o, regions))
+		// The answer depends on who asks and on Accept: shared caches must not keep it.
+		h.Set("Cache-Control", "private, no-store")
+		h.Set("Vary", "Accept")
+		return s.meta4(c, f, regions, o.origin)
+	}
+	var buf [maxDuplicates]*Region
+	regions := o.forFile(snap, f, buf[:0], maxDuplicates)
+	c.Set(ctxTier, tierFor(o, regions))
+	if len(regions) == 0 && o.origin == nil {
 		lines := []string{"# error: no region holds a verified copy of " + safeText(f.path, 512) + " yet, and no origin.url is configured"}
-		for _, n := range d.Notes {
+		for _, n := range append(q.Notes, o.notes...) {
 			lines = append(lines, "# "+safeText(n, 256))
 		}
 		return &docError{status: http.StatusServiceUnavailable, lines: lines}
 	}
-	target := d.Origin
-	if len(d.Chosen) > 0 {
-		target = d.Chosen[0].Region
+	target := o.origin
+	if len(regions) > 0 {
+		target = regions[0]
 	}
-	s.writeLinks(h, r, f, d)
-	writeDigests(h, f.sha256)
-	h.Set(echo.HeaderLocation, target.URL(f.path))
+	s.redirectHeaders(h, r, f, regions, o.origin)
 	if r.Method == http.MethodGet && s.opt.Activity != nil {
 		name := target.Name
-		if target == d.Origin {
+		if target == o.origin {
 			name = ""
 		}
 		s.opt.Activity.Redirected(name, f.size)
@@ -231,65 +236,111 @@ func (s *Server) download(c echo.Context) error {
 	return c.NoContent(http.StatusFound)
 }
 
-// writeLinks adds the RFC 6249 Link headers: the meta4 (rel=describedby), then up to five
-// regions holding the file (rel=duplicate) with pri ascending and geo lower case; the
-// origin counts as one when there is room.
-func (s *Server) writeLinks(h http.Header, r *http.Request, f fileRef, d *Decision) {
-	var b strings.Builder
-	b.WriteByte('<')
-	b.WriteString(s.selfURL(r, f.path))
-	b.WriteString(`.meta4>; rel=describedby; type="` + ContentTypeMeta4 + `"`)
-	h.Add("Link", b.String())
-	n := 0
-	add := func(reg *Region) {
-		n++
-		b.Reset()
-		b.WriteByte('<')
-		b.WriteString(reg.URL(f.path))
-		b.WriteString(">; rel=duplicate; pri=")
-		b.WriteString(strconv.Itoa(n))
-		if reg.Country != "" {
-			b.WriteString("; geo=")
-			b.WriteString(strings.ToLower(reg.Country))
-		}
-		h.Add("Link", b.String())
+func tierFor(o *clientOrder, regions []*Region) string {
+	if len(regions) == 0 {
+		return TierNone
 	}
-	for _, c := range d.Chosen {
-		if n == maxDuplicates {
-			return
-		}
-		add(c.Region)
-	}
-	if d.Origin != nil && n < maxDuplicates {
-		add(d.Origin)
-	}
+	return o.tier
 }
 
-// writeDigests adds the file's SHA-256 as RFC 9530 Repr-Digest and RFC 3230 Digest.
-func writeDigests(h http.Header, sum []byte) {
-	var buf [44]byte
-	base64.StdEncoding.Encode(buf[:], sum)
-	b64 := string(buf[:base64.StdEncoding.EncodedLen(len(sum))])
-	h.Set("Repr-Digest", "sha-256=:"+b64+":")
-	h.Set("Digest", "SHA-256="+b64)
+// redirectHeaders writes a redirect's headers: Location; the RFC 6249 Link headers (the
+// meta4 as rel=describedby, then up to five regions holding the file as rel=duplicate with
+// pri ascending and geo lower case, the origin counting as one when there is room); the
+// file's SHA-256 as RFC 9530 Repr-Digest and RFC 3230 Digest; Cache-Control and Vary,
+// since the answer depends on who asks and on Accept. All values are cut from one string.
+func (s *Server) redirectHeaders(h http.Header, r *http.Request, f fileRef, regions []*Region, origin *Region) {
+	esc := EscapePath(f.path)
+	dups := regions
+	var withOrigin [maxDuplicates]*Region
+	if origin != nil && len(regions) < maxDuplicates {
+		dups = append(append(withOrigin[:0], regions...), origin)
+	}
+	size := 96 + len(r.Host) + len(s.prefix) + 2*len(esc) + len(dups[0].base) + 2*44 + 24
+	for _, reg := range dups {
+		size += len(reg.base) + len(esc) + 40
+	}
+	// A strings.Builder hands out its bytes as a string without copying them.
+	var b strings.Builder
+	b.Grow(size)
+	var cuts [maxDuplicates + 5]int // end offsets of the values in b
+	n := 0
+	cut := func() { cuts[n] = b.Len(); n++ }
+	// Link: the meta4.
+	var self [512]byte
+	b.WriteByte('<')
+	b.Write(s.appendSelfURL(self[:0], r, esc))
+	b.WriteString(".meta4>; rel=describedby; type=\"" + ContentTypeMeta4 + "\"")
+	cut()
+	for i, reg := range dups {
+		b.WriteByte('<')
+		b.WriteString(reg.base)
+		b.WriteString(esc)
+		b.WriteString(">; rel=duplicate; pri=")
+		b.WriteString(strconv.Itoa(i + 1))
+		if reg.Country != "" {
+			b.WriteString("; geo=")
+			for j := 0; j < len(reg.Country); j++ {
+				c := reg.Country[j]
+				if c >= 'A' && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				b.WriteByte(c)
+			}
+		}
+		cut()
+	}
+	links := n
+	// Location: the first duplicate.
+	b.WriteString(dups[0].base)
+	b.WriteString(esc)
+	cut()
+	var sum [44]byte
+	base64.StdEncoding.Encode(sum[:], f.sha256)
+	b.WriteString("sha-256=:")
+	b.Write(sum[:])
+	b.WriteByte(':')
+	cut()
+	b.WriteString("SHA-256=")
+	b.Write(sum[:])
+	cut()
+	all := b.String()
+	vals := make([]string, n+2)
+	start := 0
+	for i := range n {
+		vals[i] = all[start:cuts[i]]
+		start = cuts[i]
+	}
+	vals[n], vals[n+1] = "private, no-store", "Accept"
+	h["Link"] = vals[0:links:links]
+	h["Location"] = vals[links : links+1 : links+1]
+	h["Repr-Digest"] = vals[links+1 : links+2 : links+2]
+	h["Digest"] = vals[links+2 : links+3 : links+3]
+	h["Cache-Control"] = vals[n : n+1 : n+1]
+	h["Vary"] = vals[n+1 : n+2 : n+2]
 }
 
 // selfURL is this server's URL of a file: scheme and host as the client used them (the
 // X-Forwarded-Proto of a trusted proxy counts), the download prefix, the escaped path. A
 // Host header that is not a plain host[:port] gives a path without scheme and host.
 func (s *Server) selfURL(r *http.Request, path string) string {
-	rel := s.prefix + "/" + EscapePath(path)
-	host := r.Host
-	if !validHost(host) {
-		return rel
+	return string(s.appendSelfURL(nil, r, EscapePath(path)))
+}
+
+func (s *Server) appendSelfURL(b []byte, r *http.Request, escaped string) []byte {
+	if host := r.Host; validHost(host) {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		} else if p := r.Header.Get("X-Forwarded-Proto"); (p == "https" || p == "http") && s.fromTrustedProxy(r) {
+			scheme = p
+		}
+		b = append(b, scheme...)
+		b = append(b, "://"...)
+		b = append(b, host...)
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	} else if p := r.Header.Get("X-Forwarded-Proto"); (p == "https" || p == "http") && s.fromTrustedProxy(r) {
-		scheme = p
-	}
-	return scheme + "://" + host + rel
+	b = append(b, s.prefix...)
+	b = append(b, '/')
+	return append(b, escaped...)
 }
 
 func (s *Server) fromTrustedProxy(r *http.Request) bool {
@@ -316,14 +367,14 @@ func validHost(h string) bool {
 }
 
 // meta4 answers Metalink 4 for a file.
-func (s *Server) meta4(c echo.Context, f fileRef, d *Decision) error {
+func (s *Server) meta4(c echo.Context, f fileRef, regions []*Region, origin *Region) error {
 	b := bufPool.Get().(*bytes.Buffer)
 	b.Reset()
 	defer bufPool.Put(b)
 	name := baseName(f.path)
 	WriteMeta4(b, Meta4File{
 		Name: name, Size: f.size, SHA256: hex.EncodeToString(f.sha256),
-		Origin: s.selfURL(c.Request(), f.path) + ".meta4", URLs: meta4URLs(f.path, d),
+		Origin: s.selfURL(c.Request(), f.path) + ".meta4", URLs: meta4URLs(f.path, regions, origin),
 	}, s.now())
 	c.Response().Header().Set("Content-Disposition", contentDisposition(name+".meta4"))
 	if c.Request().Method == http.MethodHead {
@@ -334,9 +385,12 @@ func (s *Server) meta4(c echo.Context, f fileRef, d *Decision) error {
 	return blob(c, http.StatusOK, ContentTypeMeta4, b.Bytes())
 }
 
-func meta4URLs(path string, d *Decision) []Meta4URL {
-	out := make([]Meta4URL, 0, len(d.Chosen)+1)
-	for _, r := range d.Regions() {
+func meta4URLs(path string, regions []*Region, origin *Region) []Meta4URL {
+	out := make([]Meta4URL, 0, len(regions)+1)
+	if origin != nil {
+		regions = append(regions[:len(regions):len(regions)], origin)
+	}
+	for _, r := range regions {
 		out = append(out, Meta4URL{URL: r.URL(path), Location: strings.ToLower(r.Country), Priority: len(out) + 1})
 	}
 	return out

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -51,6 +52,8 @@ type Server struct {
 	// prefix is Options.DownloadPrefix without a trailing slash.
 	prefix string
 	pages  *pages
+	// orders caches selection per client for redirects (see download_order.go).
+	orders atomic.Pointer[orderCache]
 }
 
 // Context keys set by handlers for the logging and metrics middleware.
