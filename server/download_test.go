@@ -452,3 +452,42 @@ func TestDashboard(t *testing.T) {
 		t.Error("external asset")
 	}
 }
+
+// TestClientOrderMatchesSelection: the cached per-client order filtered by a file gives
+// the regions and order that selection for that file gives.
+func TestClientOrderMatchesSelection(t *testing.T) {
+	s := fileServer(t, "https://dl.example.org/pub", nil)
+	snap := s.opt.Store.Snapshot()
+	var reqs []Request
+	for _, r := range world {
+		reqs = append(reqs, Request{Location: r.name})
+	}
+	for _, client := range []string{"192.0.2.10", "10.1.2.3", "203.0.113.9", ""} {
+		req := Request{}
+		if client != "" {
+			req.Client = netip.MustParseAddr(client)
+			req.ClientGeo, _ = fakeGeo{}.Lookup(req.Client)
+		}
+		reqs = append(reqs, req, Request{Client: req.Client, Countries: []string{"AU", "DE"}}, Request{Client: req.Client, Global: true},
+			Request{Client: req.Client, Protocols: []string{"http"}})
+	}
+	t2 := snap.Files.Table()
+	for i := range t2.Len() {
+		f := fileRef{path: t2.Path(i), index: i, size: t2.Size(i), sha256: t2.SHA256(i)}
+		for _, req := range reqs {
+			for range 2 { // computed, then cached
+				want := selectFileAt(snap, f, req)
+				o := s.clientOrder(snap, req)
+				got := o.forFile(snap, f, nil, 0)
+				if len(got) != len(want.Chosen) || o.origin != want.Origin {
+					t.Fatalf("%s %+v: %d regions, want %d", f.path, req, len(got), len(want.Chosen))
+				}
+				for j := range got {
+					if got[j] != want.Chosen[j].Region {
+						t.Errorf("%s %+v: region %d is %s, want %s", f.path, req, j, got[j].Name, want.Chosen[j].Region.Name)
+					}
+				}
+			}
+		}
+	}
+}
