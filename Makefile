@@ -1,13 +1,19 @@
-# The README's two commands: `make demo` (arrives with the operations issue) and `make test`.
+# The README's two commands: `make demo` (the main job on embedded defaults) and `make test`.
 GO ?= go
 BIN := bin/regionmirror
 
-.PHONY: all build test deps fmt-check vet clean
+.PHONY: all build demo test deps fmt-check vet clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/regionmirror
+
+# The main job on embedded defaults: a private PostgreSQL, three local regions, the sample
+# repository pushed, scanned and served on 127.0.0.1:8080. Ctrl-C stops it.
+demo:
+	./.ci/deps demo
+	$(GO) run ./cmd/regionmirror demo --dir .tmp/demo
 
 # Installs what the tests need where it can (apt-get as root, go install), else names it.
 deps:

@@ -151,6 +151,9 @@ func (s *Store) Refresh(ctx context.Context, withFiles bool) error {
 }
 
 func (s *Store) built(kind string, took time.Duration, err error) {
+	if errors.Is(err, context.Canceled) {
+		return // shutting down: nothing failed
+	}
 	s.mu.Lock()
 	if err != nil {
 		if s.lastErr == nil {

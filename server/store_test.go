@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/localpg"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/testenv"
 )
@@ -88,7 +89,7 @@ func TestStoreFollowsNotifications(t *testing.T) {
 // and /readyz says so; when it returns, rebuilds resume.
 func TestStoreSurvivesDatabaseOutage(t *testing.T) {
 	ctx := context.Background()
-	pg, err := testenv.StartPostgres(t.TempDir())
+	pg, err := localpg.Start(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -183,13 +183,9 @@ func (c *cronDaemon) push(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var failed []string
-	for _, r := range res.Regions {
-		if r.Status == db.RunFailed {
-			failed = append(failed, r.Region)
-		}
-	}
-	return failures("push", failed)
+	return failures("push", regionsWhere(res.Regions, func(r *pusher.RegionResult) (string, bool) {
+		return r.Region, r.Status == db.RunFailed
+	}))
 }
 
 func (c *cronDaemon) scan(ctx context.Context) error {
@@ -197,20 +193,13 @@ func (c *cronDaemon) scan(ctx context.Context) error {
 	if err != nil || len(regions) == 0 {
 		return err
 	}
-	sc := c.app.cfg.Scan
-	s := &scanner.Scanner{DB: c.db, Log: c.app.log, Config: scanner.Config{Concurrency: sc.Concurrency,
-		DownAfter: sc.DownAfter, UpAfter: sc.UpAfter, Timeout: sc.Timeout.Std()}}
-	reports, err := s.Scan(ctx, regions)
+	reports, err := c.app.newScanner(c.db, false).Scan(ctx, regions)
 	if err != nil {
 		return err
 	}
-	var failed []string
-	for _, r := range reports {
-		if r.Status == db.RunFailed {
-			failed = append(failed, r.Region)
-		}
-	}
-	return failures("scan", failed)
+	return failures("scan", regionsWhere(reports, func(r *scanner.RegionReport) (string, bool) {
+		return r.Region, r.Status == db.RunFailed
+	}))
 }
 
 func (c *cronDaemon) gc(ctx context.Context) error {
@@ -226,13 +215,9 @@ func (c *cronDaemon) gc(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var failed []string
-	for _, r := range results {
-		if r.Status == db.RunFailed {
-			failed = append(failed, r.Region)
-		}
-	}
-	return failures("gc", failed)
+	return failures("gc", regionsWhere(results, func(r *pusher.GCResult) (string, bool) {
+		return r.Region, r.Status == db.RunFailed
+	}))
 }
 
 // cronLogger adapts slog to robfig/cron's logger.

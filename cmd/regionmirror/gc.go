@@ -39,12 +39,7 @@ metadata it still serves may name those files.`,
 			if err != nil {
 				return err
 			}
-			failed := []string{}
-			for _, r := range results {
-				if r.Status != db.RunOK {
-					failed = append(failed, r.Region)
-				}
-			}
+			failed := regionsWhere(results, func(r *pusher.GCResult) (string, bool) { return r.Region, r.Status != db.RunOK })
 			if asJSON {
 				if err := printJSON(a.stdout, map[string]any{"regions": results, "purged_files": purged}); err != nil {
 					return err

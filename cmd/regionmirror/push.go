@@ -109,13 +109,20 @@ func (a *app) newPusher(ctx context.Context) (*pusher.Pusher, error) {
 }
 
 func failedRegions(res *pusher.Result) string {
+	return strings.Join(regionsWhere(res.Regions, func(rr *pusher.RegionResult) (string, bool) {
+		return rr.Region, rr.Status != db.RunOK
+	}), ", ")
+}
+
+// regionsWhere names the regions of the results that pick selects.
+func regionsWhere[T any](results []T, pick func(T) (string, bool)) []string {
 	var names []string
-	for _, rr := range res.Regions {
-		if rr.Status != db.RunOK {
-			names = append(names, rr.Region)
+	for _, r := range results {
+		if name, ok := pick(r); ok {
+			names = append(names, name)
 		}
 	}
-	return strings.Join(names, ", ")
+	return names
 }
 
 func printPlan(a *app, res *pusher.Result) {

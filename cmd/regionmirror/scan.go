@@ -37,10 +37,7 @@ health follows with hysteresis (scan.down_after, scan.up_after).`,
 			if err != nil {
 				return err
 			}
-			c := a.cfg.Scan
-			s := &scanner.Scanner{DB: d, Log: a.log, Config: scanner.Config{Concurrency: c.Concurrency, DownAfter: c.DownAfter,
-				UpAfter: c.UpAfter, Timeout: c.Timeout.Std(), Deep: deep}}
-			reports, err := s.Scan(ctx, targets)
+			reports, err := a.newScanner(d, deep).Scan(ctx, targets)
 			if err != nil {
 				return err
 			}
@@ -53,12 +50,9 @@ health follows with hysteresis (scan.down_after, scan.up_after).`,
 			}
 			// Exit 1 when any region could not be scanned or serves a repository clients
 			// cannot use, so that monitoring can act on the exit status alone.
-			var failed []string
-			for _, r := range reports {
-				if r.Status != db.RunOK || !servesAll(r) {
-					failed = append(failed, r.Region)
-				}
-			}
+			failed := regionsWhere(reports, func(r *scanner.RegionReport) (string, bool) {
+				return r.Region, r.Status != db.RunOK || !servesAll(r)
+			})
 			if len(failed) > 0 {
 				return fmt.Errorf("scan found problems in %s", strings.Join(failed, ", "))
 			}
@@ -101,4 +95,11 @@ func servesAll(r *scanner.RegionReport) bool {
 		}
 	}
 	return true
+}
+
+// newScanner wires a scanner from the configuration.
+func (a *app) newScanner(d *db.DB, deep bool) *scanner.Scanner {
+	c := a.cfg.Scan
+	return &scanner.Scanner{DB: d, Log: a.log, Config: scanner.Config{Concurrency: c.Concurrency, DownAfter: c.DownAfter,
+		UpAfter: c.UpAfter, Timeout: c.Timeout.Std(), Deep: deep}}
 }

@@ -49,6 +49,10 @@ type Server struct {
 	DownloadPrefix string   `yaml:"download_prefix"`
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	GeoIPDatabase  string   `yaml:"geoip_database"`
+	// TLSCert and TLSKey make serve terminate TLS itself; the files are reloaded when
+	// they change (a renewal needs no restart).
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 	// SnapshotInterval rebuilds the snapshot even without a notification (a safety net).
 	SnapshotInterval Duration `yaml:"snapshot_interval"`
 }
@@ -198,6 +202,9 @@ func (c *Config) Validate() error {
 	switch p {
 	case "/metalink", "/mirrorlist", "/api", "/healthz", "/readyz", "/metrics", "/static":
 		return &Error{Key: "server.download_prefix", Value: p, Reason: "collides with a built-in endpoint"}
+	}
+	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {
+		return &Error{Key: "server.tls_cert", Value: c.Server.TLSCert, Reason: "give both server.tls_cert and server.tls_key, or neither"}
 	}
 	for _, tp := range c.Server.TrustedProxies {
 		if _, err := ParseTrustedProxy(tp); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/regionmirror/regionmirror/internal/childproc"
 )
 
 // InstallVersitygw is what makes the S3 server available.
@@ -35,7 +36,7 @@ type S3Server struct {
 	Endpoint string // http://127.0.0.1:PORT
 	Dir      string
 	port     int
-	proc     *process
+	proc     *childproc.Process
 	bin      string
 }
 
@@ -49,11 +50,11 @@ func VersitygwPath() (string, error) {
 		gopath = build.Default.GOPATH
 	}
 	for _, d := range filepath.SplitList(gopath) {
-		if p := filepath.Join(d, "bin", "versitygw"); isExecutable(p) {
+		if p := filepath.Join(d, "bin", "versitygw"); childproc.IsExecutable(p) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("versitygw not found on PATH or in $GOPATH/bin: %s: %w", InstallVersitygw, errMissing)
+	return "", fmt.Errorf("versitygw not found on PATH or in $GOPATH/bin: %s: %w", InstallVersitygw, ErrMissing)
 }
 
 // StartS3 starts versitygw with a posix backend under dir.
@@ -67,7 +68,7 @@ func StartS3(dir string) (*S3Server, error) {
 	}
 	var lastErr error
 	for range 3 {
-		port, err := freePort()
+		port, err := childproc.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -86,13 +87,13 @@ func (s *S3Server) start() error {
 	cmd := exec.Command(s.bin, "--port", "127.0.0.1:"+strconv.Itoa(s.port), "--access", S3AccessKey,
 		"--secret", S3SecretKey, "--region", S3Region, "--health", "/health", "--quiet", "--keep-alive",
 		"posix", filepath.Join(s.Dir, "s3data"))
-	proc, err := startProcess(cmd, filepath.Join(s.Dir, "versitygw.log"), nil)
+	proc, err := childproc.Start(cmd, filepath.Join(s.Dir, "versitygw.log"), nil)
 	if err != nil {
 		return err
 	}
 	s.proc = proc
 	client := &http.Client{Timeout: time.Second}
-	err = waitReady(proc, 20*time.Second, func() error {
+	err = childproc.WaitReady(proc, 20*time.Second, func() error {
 		resp, err := client.Get(s.Endpoint + "/health")
 		if err != nil {
 			return err
@@ -111,10 +112,10 @@ func (s *S3Server) start() error {
 }
 
 // Stop stops the server; its data stays until the directory is removed.
-func (s *S3Server) Stop() { s.proc.stop(syscall.SIGTERM, 10*time.Second) }
+func (s *S3Server) Stop() { s.proc.Stop(syscall.SIGTERM, 10*time.Second) }
 
 // Kill stops the server at once, as a crash would.
-func (s *S3Server) Kill() { s.proc.stop(syscall.SIGKILL, 10*time.Second) }
+func (s *S3Server) Kill() { s.proc.Stop(syscall.SIGKILL, 10*time.Second) }
 
 // Restart starts a stopped server again on the same port and data.
 func (s *S3Server) Restart() error {

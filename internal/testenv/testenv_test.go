@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/jackc/pgx/v5"
+	"github.com/regionmirror/regionmirror/internal/localpg"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -95,7 +96,7 @@ func TestS3ChecksPayloadsAndServesPublicReads(t *testing.T) {
 
 func TestPostgresRestart(t *testing.T) {
 	dir := t.TempDir()
-	pg, err := StartPostgres(dir)
+	pg, err := localpg.Start(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// runDemo starts the real binary's demo and returns once it prints that it serves.
+func runDemo(t *testing.T, bin, dir, listen, regions string) (*exec.Cmd, string, chan error) {
+	t.Helper()
+	cmd := exec.Command(bin, "demo", "--dir", dir, "--listen", listen, "--regions-listen", regions,
+		"--origin", "../../testdata/origin", "--geoip", "../../testdata/geoip/regionmirror-test-city.mmdb")
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	ready := make(chan struct{})
+	var out strings.Builder
+	done := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			out.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "skip_if_unavailable=False") {
+				close(ready)
+			}
+		}
+		done <- cmd.Wait()
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("demo exited: %v\n%s", err, out.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("demo not ready:\n%s", out.String())
+	}
+	return cmd, out.String(), done
+}
+
+func TestDemoStartsServesAndStops(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "regionmirror")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := filepath.Join(t.TempDir(), "demo")
+	listen, regions := freeAddr(t), freeAddr(t)
+	cmd, out, done := runDemo(t, bin, dir, listen, regions)
+	t.Logf("demo printed:\n%s", out)
+	if !strings.Contains(out, "eu-central-1    ok      9") {
+		t.Errorf("first run did not push the sample:\n%s", out)
+	}
+
+	body := httpGet(t, "http://"+listen+"/metalink?repo=demo-1&arch=x86_64&location=sydney")
+	if !strings.Contains(body, `location="AU" preference="100">http://`+regions+"/ap-southeast-2/") {
+		t.Errorf("metalink for location=sydney:\n%s", body)
+	}
+	// A download from the first region the metalink names.
+	rpm := httpGet(t, "http://"+regions+"/ap-southeast-2/demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm")
+	want, _ := os.ReadFile("../../testdata/origin/demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm")
+	if rpm != string(want) {
+		t.Errorf("download differs from the origin (%d bytes)", len(rpm))
+	}
+
+	// Ctrl-C: everything stops, PostgreSQL too.
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("demo after Ctrl-C: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("demo did not stop")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pg", "data", "postmaster.pid")); err == nil {
+		t.Error("PostgreSQL still running after the demo stopped")
+	}
+
+	// A second run reuses the state: nothing to upload.
+	cmd, out, done = runDemo(t, bin, dir, listen, regions)
+	if !strings.Contains(out, "0 hashed") || !strings.Contains(out, "eu-central-1    ok      0 ") {
+		t.Errorf("second run did not reuse the state:\n%s", out)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	<-done
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s\n%s", url, resp.Status, b)
+	}
+	return string(b)
+}
