@@ -152,11 +152,11 @@ func (a *Activity) Run(ctx context.Context) {
 }
 
 // Round flushes the pending counts and reads totals and runs, within Timeout.
-func (a *Activity) Round(ctx context.Context) {
+func (a *Activity) Round(parent context.Context) {
 	if a.src == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.opt.Timeout)
+	ctx, cancel := context.WithTimeout(parent, a.opt.Timeout)
 	defer cancel()
 	next := &ActivityView{}
 	err := a.flush(ctx)
@@ -170,6 +170,9 @@ func (a *Activity) Round(ctx context.Context) {
 		next.LastRuns, err = a.src.LastRuns(ctx)
 	}
 	if err != nil {
+		if parent.Err() != nil {
+			return // shutting down; Run flushes once more
+		}
 		a.log.Warn("activity: database round failed; the pages show older figures", slog.Any("err", err))
 		prev := *a.View()
 		prev.Error = err.Error()
