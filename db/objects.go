@@ -82,13 +82,15 @@ func (d *DB) RecordObjects(ctx context.Context, regionID int64, updates []Object
 	err := d.Transact(ctx, func(tx pgx.Tx) error {
 		// One statement for the batch: a scan of a large region rewrites every row.
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO region_objects AS o (region_id, file_id, size, sha256, state, pushed_at, verified_at)
+			INSERT INTO region_objects AS o (region_id, file_id, size, sha256, state, pushed_at, verified_at, current)
 			SELECT $1, u.file_id, u.size, u.sha256, u.state,
-				CASE WHEN u.pushed THEN now() END, CASE WHEN u.verified THEN now() END
+				CASE WHEN u.pushed THEN now() END, CASE WHEN u.verified THEN now() END,
+				u.size = f.size AND u.sha256 = f.sha256
 			FROM unnest($2::bigint[], $3::bigint[], $4::bytea[], $5::text[], $6::bool[], $7::bool[])
 				AS u(file_id, size, sha256, state, pushed, verified)
+			JOIN files f ON f.id = u.file_id
 			ON CONFLICT (region_id, file_id) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256,
-				state = excluded.state,
+				state = excluded.state, current = excluded.current,
 				pushed_at = coalesce(excluded.pushed_at, o.pushed_at),
 				verified_at = coalesce(excluded.verified_at, o.verified_at)`,
 			regionID, ids, sizes, sums, states, pushed, verified); err != nil {
