@@ -8,7 +8,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
+
+// lockWait is how long TryLock waits for a lock held by someone else.
+const lockWait = 2 * time.Second
 
 // ErrLocked: another process holds the lock.
 var ErrLocked = errors.New("locked")
@@ -57,7 +61,8 @@ func (e *LockedError) Error() string {
 
 func (e *LockedError) Unwrap() error { return ErrLocked }
 
-// TryLock takes the named lock without waiting, or fails with a *LockedError.
+// TryLock takes the named lock, waiting at most lockWait, or fails with a *LockedError
+// that says who holds it.
 func (d *DB) TryLock(ctx context.Context, name string) (*Lock, error) {
 	// A dedicated connection, not a pooled one: the lock lives as long as the session.
 	conn, err := pgx.ConnectConfig(ctx, d.pool.Config().ConnConfig.Copy())
@@ -65,13 +70,23 @@ func (d *DB) TryLock(ctx context.Context, name string) (*Lock, error) {
 		return nil, fmt.Errorf("lock %s: %w", name, err)
 	}
 	key := lockKey(name)
-	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
+	// A short wait rather than none: a holder that was just killed keeps its lock until
+	// PostgreSQL notices the closed connection, a few milliseconds later.
+	_, err = conn.Exec(ctx, fmt.Sprintf("SET lock_timeout = '%dms'", lockWait.Milliseconds()))
+	if err == nil {
+		_, err = conn.Exec(ctx, "SELECT pg_advisory_lock($1)", key)
+	}
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		if _, err := conn.Exec(ctx, "RESET lock_timeout"); err != nil {
+			conn.Close(ctx)
+			return nil, fmt.Errorf("lock %s: %w", name, err)
+		}
+		return &Lock{conn: conn, key: key}, nil
+	case !errors.As(err, &pgErr) || pgErr.Code != "55P03": // lock_not_available
 		conn.Close(ctx)
 		return nil, fmt.Errorf("lock %s: %w", name, err)
-	}
-	if ok {
-		return &Lock{conn: conn, key: key}, nil
 	}
 	defer conn.Close(ctx)
 	le := &LockedError{Name: name}
