@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/regionmirror
 
-.PHONY: all build demo test deps fmt-check vet clean
+.PHONY: all build demo test deps fmt-check vet clean bench-push
 
 all: build
 
@@ -28,6 +28,12 @@ vet:
 
 test: deps fmt-check vet
 	$(GO) test -race -count=1 ./...
+
+# The push benchmark of BENCHMARKS.md (not a test: several minutes, ~5 GiB of temporary disk).
+# Extra flags: make bench-push BENCH_FLAGS='-rounds 2 -profile .tmp/prof'
+BENCH_FLAGS ?=
+bench-push:
+	$(GO) run ./pusher/internal/benchpush $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin .tmp

@@ -17,6 +17,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,6 +49,7 @@ func (o OSOrigin) Walk(fn func(p string, size int64, mtime time.Time) error) err
 	if st, err := os.Stat(o.Root); err != nil || !st.IsDir() {
 		return fmt.Errorf("origin %s is not a readable directory", o.Root)
 	}
+	root := filepath.Clean(o.Root) + string(filepath.Separator)
 	return filepath.WalkDir(o.Root, func(full string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("walk origin: %w", err)
@@ -55,8 +57,7 @@ func (o OSOrigin) Walk(fn func(p string, size int64, mtime time.Time) error) err
 		if d.IsDir() {
 			return nil
 		}
-		rel, _ := filepath.Rel(o.Root, full)
-		p := filepath.ToSlash(rel)
+		p := filepath.ToSlash(strings.TrimPrefix(full, root))
 		st, err := os.Stat(full) // follows symlinks to files; directory symlinks are not entered
 		if err != nil || !st.Mode().IsRegular() {
 			if o.Log != nil && d.Type()&fs.ModeSymlink == 0 {
@@ -152,7 +153,10 @@ func TakeInventory(ctx context.Context, d *db.DB, origin Origin, workers int, dr
 	if rep.Repomds, err = recordRepomds(ctx, d, origin, unread, log); err != nil {
 		return nil, err
 	}
-	if rep.Live, err = d.ListFiles(ctx, false); err != nil {
+	if rep.Changes == (db.InventoryResult{}) {
+		// Nothing written: the rows already read are the inventory.
+		rep.Live = mergeInventory(known, changes, seen)
+	} else if rep.Live, err = d.ListFiles(ctx, false); err != nil {
 		return nil, err
 	}
 	rep.Duration = time.Since(start)

@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -35,6 +37,10 @@ type Options struct {
 	AccessLog bool
 	// Now is the clock (tests pin it); nil means time.Now.
 	Now func() time.Time
+	// DownloadPrefix is where files are downloaded (GET /pub/<path>); "" means /pub.
+	DownloadPrefix string
+	// Activity counts redirects and feeds the dashboard; nil counts nothing.
+	Activity *Activity
 }
 
 // Server is the HTTP front end.
@@ -43,6 +49,11 @@ type Server struct {
 	echo *echo.Echo
 	log  *slog.Logger
 	now  func() time.Time
+	// prefix is Options.DownloadPrefix without a trailing slash.
+	prefix string
+	pages  *pages
+	// orders caches selection per client for redirects (see download_order.go).
+	orders atomic.Pointer[orderCache]
 }
 
 // Context keys set by handlers for the logging and metrics middleware.
@@ -57,16 +68,27 @@ func New(opt Options) *Server {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opt: opt, log: opt.Log, now: opt.Now}
+	s := &Server{opt: opt, log: opt.Log, now: opt.Now, prefix: strings.TrimRight(opt.DownloadPrefix, "/")}
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.prefix == "" {
+		s.prefix = "/pub"
+	}
+	s.pages = mustParsePages()
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.observe)
 	e.GET("/metalink", s.metalink)
 	e.GET("/mirrorlist", s.mirrorlist)
+	e.GET(s.prefix+"/*", s.download)
+	e.HEAD(s.prefix+"/*", s.download)
+	e.GET("/", s.dashboard)
+	e.GET("/api/v1/regions", s.apiRegions)
+	e.GET("/api/v1/repositories", s.apiRepositories)
+	e.GET("/api/v1/status", s.apiStatus)
+	e.GET("/api/v1/locate", s.apiLocate)
 	e.GET("/healthz", s.healthz)
 	e.HEAD("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -198,6 +220,16 @@ func (s *Server) handleError(err error, c echo.Context) {
 	default:
 		s.log.Error("request failed", slog.String("uri", c.Request().RequestURI), slog.Any("err", err))
 		de = &docError{status: http.StatusInternalServerError, lines: []string{"# error: internal error"}}
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	if strings.HasPrefix(endpoint, "api") {
+		msg := strings.TrimPrefix(de.lines[0], "# error: ")
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(de.status)
+			return
+		}
+		_ = c.JSON(de.status, map[string]string{"error": msg})
+		return
 	}
 	b := bufPool.Get().(*bytes.Buffer)
 	b.Reset()

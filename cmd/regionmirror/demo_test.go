@@ -24,27 +24,35 @@ func runDemo(t *testing.T, bin, dir, listen, regions string) (*exec.Cmd, string,
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
-	ready := make(chan struct{})
-	var out strings.Builder
+	// The reader goroutine owns the output; it hands over a copy once the demo is ready.
+	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
+		var out strings.Builder
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			out.WriteString(sc.Text() + "\n")
 			if strings.Contains(sc.Text(), "skip_if_unavailable=False") {
-				close(ready)
+				ready <- out.String()
+			}
+		}
+		if out.Len() > 0 {
+			select {
+			case ready <- out.String():
+			default:
 			}
 		}
 		done <- cmd.Wait()
 	}()
+	var out string
 	select {
-	case <-ready:
+	case out = <-ready:
 	case err := <-done:
-		t.Fatalf("demo exited: %v\n%s", err, out.String())
+		t.Fatalf("demo exited: %v", err)
 	case <-time.After(60 * time.Second):
-		t.Fatalf("demo not ready:\n%s", out.String())
+		t.Fatal("demo not ready")
 	}
-	return cmd, out.String(), done
+	return cmd, out, done
 }
 
 func TestDemoStartsServesAndStops(t *testing.T) {

@@ -24,9 +24,10 @@ func (a *app) serveCmd() *cobra.Command {
 	var accessLog bool
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Answer yum/dnf metalinks and mirror lists from an in-memory snapshot",
-		Long: `Serve GET /metalink and GET /mirrorlist (yum/dnf), /healthz, /readyz and /metrics on
-server.listen. Every answer comes from an in-memory snapshot of the database that is
+		Short: "Answer yum/dnf metalinks, mirror lists and download redirects from an in-memory snapshot",
+		Long: `Serve GET /metalink and GET /mirrorlist (yum/dnf), download redirects under
+server.download_prefix (with ?meta4 and ?mirrorlist), the status dashboard at /, the JSON
+API under /api/v1/, /healthz, /readyz and /metrics on server.listen. Every answer comes from an in-memory snapshot of the database that is
 rebuilt when a writer sends NOTIFY regionmirror_changed and every server.snapshot_interval;
 when the database is unreachable the last snapshot keeps serving and /readyz says so.
 SIGINT or SIGTERM shut down gracefully.`,
@@ -92,9 +93,14 @@ func (a *app) serve(ctx context.Context, d *db.DB, l net.Listener, accessLog boo
 		ready()
 	}
 	go store.Run(ctx)
+	// Redirect counts and the dashboard's runs: read and written in the background.
+	activity := server.NewActivity(d, server.ActivityOptions{Log: a.log})
+	activityDone := make(chan struct{})
+	go func() { activity.Run(ctx); close(activityDone) }()
+	defer func() { <-activityDone }() // the last flush of the counts
 	srv := server.New(server.Options{
 		Store: store, Metrics: metrics, GeoIP: locator, Log: a.log, AccessLog: accessLog,
-		TrustedProxies: cfg.TrustedProxyPrefixes(),
+		TrustedProxies: cfg.TrustedProxyPrefixes(), DownloadPrefix: cfg.Server.DownloadPrefix, Activity: activity,
 	})
 	a.log.Info("serving", slog.String("listen", l.Addr().String()), slog.Bool("geoip", locator != nil),
 		slog.String("origin", cfg.Origin.URL))

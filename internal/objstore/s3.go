@@ -15,12 +15,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/regionmirror/regionmirror/internal/model"
 )
@@ -116,6 +118,24 @@ func optString(s string) *string {
 	return aws.String(s)
 }
 
+// knownPayloadHash gives SigV4 the body's SHA-256, which the caller knows already: the SDK
+// would otherwise read and hash every body once more to sign it (on plain-HTTP endpoints).
+// The server still checks the body against it.
+func knownPayloadHash(sum []byte) func(*s3.Options) {
+	hexSum := hex.EncodeToString(sum)
+	return func(o *s3.Options) {
+		if sum == nil {
+			return
+		}
+		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+			return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("regionmirrorKnownPayloadHash",
+				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+					return next.HandleInitialize(v4.SetPayloadHash(ctx, hexSum), in)
+				}), middleware.After)
+		})
+	}
+}
+
 // mapErr turns S3's answers into the package's sentinels.
 func mapErr(op, key string, err error) error {
 	var apiErr smithy.APIError
@@ -147,7 +167,7 @@ func (s *S3) Put(ctx context.Context, key string, body io.ReadSeeker, size int64
 		ChecksumSHA256:    b64(opts.SHA256),
 		ContentType:       optString(opts.ContentType),
 		CacheControl:      optString(opts.CacheControl),
-	})
+	}, knownPayloadHash(opts.SHA256))
 	if err != nil {
 		return mapErr("put", key, err)
 	}
@@ -298,7 +318,7 @@ func (u *s3Upload) PutPart(ctx context.Context, n int, data []byte, sum []byte) 
 		ContentLength:     aws.Int64(int64(len(data))),
 		ChecksumAlgorithm: types.ChecksumAlgorithmSha256,
 		ChecksumSHA256:    b64(sum),
-	})
+	}, knownPayloadHash(sum))
 	if err != nil {
 		return mapErr(fmt.Sprintf("upload part %d of", n), u.key, err)
 	}

@@ -1,0 +1,95 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// RedirectCount is what the server redirected to one target: a region by name, or the
+// origin (Region "").
+type RedirectCount struct {
+	Region    string    `json:"region"`
+	Requests  int64     `json:"requests"`
+	Bytes     int64     `json:"bytes"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// AddRedirectCounts adds deltas to the totals in one statement. The server calls it in
+// the background, never on a request's path.
+func (d *DB) AddRedirectCounts(ctx context.Context, deltas []RedirectCount) error {
+	if len(deltas) == 0 {
+		return nil
+	}
+	names := make([]string, len(deltas))
+	reqs := make([]int64, len(deltas))
+	bytes := make([]int64, len(deltas))
+	for i, c := range deltas {
+		names[i], reqs[i], bytes[i] = c.Region, c.Requests, c.Bytes
+	}
+	_, err := d.pool.Exec(ctx, `INSERT INTO redirect_counters AS c (region, requests, bytes)
+		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+		ON CONFLICT (region) DO UPDATE SET requests = c.requests + excluded.requests,
+			bytes = c.bytes + excluded.bytes, updated_at = now()`, names, reqs, bytes)
+	if err != nil {
+		return fmt.Errorf("add redirect counts: %w", err)
+	}
+	return nil
+}
+
+// RedirectCounts returns the totals, ordered by region name (the origin first).
+func (d *DB) RedirectCounts(ctx context.Context) ([]RedirectCount, error) {
+	rows, err := d.pool.Query(ctx, "SELECT region, requests, bytes, updated_at FROM redirect_counters ORDER BY region")
+	if err != nil {
+		return nil, fmt.Errorf("redirect counts: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RedirectCount, error) {
+		var c RedirectCount
+		err := r.Scan(&c.Region, &c.Requests, &c.Bytes, &c.UpdatedAt)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redirect counts: %w", err)
+	}
+	return out, nil
+}
+
+// LastRun is the newest finished run of one kind in one region.
+type LastRun struct {
+	RegionID   int64     `json:"region_id"`
+	Kind       string    `json:"kind"`
+	Status     string    `json:"status"`
+	FinishedAt time.Time `json:"finished_at"`
+	// LastOKAt is when the newest successful run of this kind finished (zero if none).
+	LastOKAt time.Time `json:"last_ok_at"`
+}
+
+// LastRuns returns, for every region and kind (push, scan, gc), its newest finished run and
+// when the newest successful one finished.
+func (d *DB) LastRuns(ctx context.Context) ([]LastRun, error) {
+	rows, err := d.pool.Query(ctx, `
+		SELECT DISTINCT ON (region_id, kind) region_id, kind, status, finished_at,
+			max(finished_at) FILTER (WHERE status = 'ok') OVER (PARTITION BY region_id, kind)
+		FROM runs WHERE region_id IS NOT NULL AND finished_at IS NOT NULL
+		ORDER BY region_id, kind, finished_at DESC, id DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("last runs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LastRun, error) {
+		var (
+			l  LastRun
+			ok *time.Time
+		)
+		err := r.Scan(&l.RegionID, &l.Kind, &l.Status, &l.FinishedAt, &ok)
+		if ok != nil {
+			l.LastOKAt = *ok
+		}
+		return l, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("last runs: %w", err)
+	}
+	return out, nil
+}

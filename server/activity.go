@@ -1,0 +1,217 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/regionmirror/regionmirror/db"
+)
+
+// ActivitySource is the database side of Activity; *db.DB is one.
+type ActivitySource interface {
+	AddRedirectCounts(ctx context.Context, deltas []db.RedirectCount) error
+	RedirectCounts(ctx context.Context) ([]db.RedirectCount, error)
+	RecentRuns(ctx context.Context, kind string, limit int) ([]db.Run, error)
+	LastRuns(ctx context.Context) ([]db.LastRun, error)
+}
+
+// ActivityOptions configure an Activity.
+type ActivityOptions struct {
+	// Interval is how often counts are flushed and runs re-read; Timeout bounds each round.
+	Interval time.Duration
+	Timeout  time.Duration
+	// RecentRuns is how many runs the dashboard lists.
+	RecentRuns int
+	Log        *slog.Logger
+}
+
+// Activity counts redirects in memory and, in the background, adds them to the
+// database's totals and reads back the totals and recent runs for the pages. Requests only
+// ever touch atomic counters and an atomic pointer: a slow or hung database delays the
+// dashboard's figures, never a redirect.
+type Activity struct {
+	src    ActivitySource
+	opt    ActivityOptions
+	log    *slog.Logger
+	counts sync.Map // target name ("" for the origin) -> *redirectCount
+	view   atomic.Pointer[ActivityView]
+	flushM sync.Mutex
+}
+
+type redirectCount struct {
+	pendingReqs, pendingBytes atomic.Int64 // not yet in the database
+	reqs, bytes               atomic.Int64 // since this process started
+}
+
+// ActivityView is what the background loop last read, plus this process's counts.
+type ActivityView struct {
+	ReadAt     time.Time // zero before the first successful read
+	Error      string    // the last round's error ("" when it worked)
+	Totals     []db.RedirectCount
+	RecentRuns []db.Run
+	LastRuns   []db.LastRun
+}
+
+// NewActivity returns an Activity; src may be nil (counting only, nothing persisted).
+func NewActivity(src ActivitySource, opt ActivityOptions) *Activity {
+	if opt.Interval <= 0 {
+		opt.Interval = 10 * time.Second
+	}
+	if opt.Timeout <= 0 {
+		opt.Timeout = 5 * time.Second
+	}
+	if opt.RecentRuns <= 0 {
+		opt.RecentRuns = 10
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	a := &Activity{src: src, opt: opt, log: opt.Log}
+	a.view.Store(&ActivityView{})
+	return a
+}
+
+// Redirected counts one redirect of a file of size bytes to a region ("" for the origin).
+func (a *Activity) Redirected(target string, size int64) {
+	v, ok := a.counts.Load(target)
+	if !ok {
+		v, _ = a.counts.LoadOrStore(target, new(redirectCount))
+	}
+	c := v.(*redirectCount)
+	c.pendingReqs.Add(1)
+	c.pendingBytes.Add(size)
+	c.reqs.Add(1)
+	c.bytes.Add(size)
+}
+
+// Local returns this process's counts since it started, by target.
+func (a *Activity) Local() []db.RedirectCount {
+	var out []db.RedirectCount
+	a.counts.Range(func(k, v any) bool {
+		c := v.(*redirectCount)
+		out = append(out, db.RedirectCount{Region: k.(string), Requests: c.reqs.Load(), Bytes: c.bytes.Load()})
+		return true
+	})
+	slices.SortFunc(out, func(x, y db.RedirectCount) int { return cmp.Compare(x.Region, y.Region) })
+	return out
+}
+
+// View returns the last state read from the database; it never blocks.
+func (a *Activity) View() *ActivityView { return a.view.Load() }
+
+// Totals returns the redirect totals: the database's as last read plus what this process
+// counted since and has not flushed yet; this process's own counts when the database was
+// never read.
+func (a *Activity) Totals() []db.RedirectCount {
+	v := a.View()
+	if v.ReadAt.IsZero() {
+		return a.Local()
+	}
+	byName := map[string]db.RedirectCount{}
+	for _, t := range v.Totals {
+		byName[t.Region] = t
+	}
+	a.counts.Range(func(k, val any) bool {
+		c := val.(*redirectCount)
+		t := byName[k.(string)]
+		t.Region = k.(string)
+		t.Requests += c.pendingReqs.Load()
+		t.Bytes += c.pendingBytes.Load()
+		byName[t.Region] = t
+		return true
+	})
+	out := make([]db.RedirectCount, 0, len(byName))
+	for _, t := range byName {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(x, y db.RedirectCount) int { return cmp.Compare(x.Region, y.Region) })
+	return out
+}
+
+// Run flushes and re-reads every Interval until ctx ends, then flushes once more.
+func (a *Activity) Run(ctx context.Context) {
+	a.Round(ctx)
+	t := time.NewTicker(a.opt.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), a.opt.Timeout)
+			a.flush(fctx)
+			cancel()
+			return
+		case <-t.C:
+			a.Round(ctx)
+		}
+	}
+}
+
+// Round flushes the pending counts and reads totals and runs, within Timeout.
+func (a *Activity) Round(parent context.Context) {
+	if a.src == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(parent, a.opt.Timeout)
+	defer cancel()
+	next := &ActivityView{}
+	err := a.flush(ctx)
+	if err == nil {
+		next.Totals, err = a.src.RedirectCounts(ctx)
+	}
+	if err == nil {
+		next.RecentRuns, err = a.src.RecentRuns(ctx, "", a.opt.RecentRuns)
+	}
+	if err == nil {
+		next.LastRuns, err = a.src.LastRuns(ctx)
+	}
+	if err != nil {
+		if parent.Err() != nil {
+			return // shutting down; Run flushes once more
+		}
+		a.log.Warn("activity: database round failed; the pages show older figures", slog.Any("err", err))
+		prev := *a.View()
+		prev.Error = err.Error()
+		a.view.Store(&prev)
+		return
+	}
+	next.ReadAt = time.Now()
+	a.view.Store(next)
+}
+
+// flush moves the pending counts to the database; on failure they stay pending.
+func (a *Activity) flush(ctx context.Context) error {
+	if a.src == nil {
+		return nil
+	}
+	a.flushM.Lock()
+	defer a.flushM.Unlock()
+	var (
+		deltas []db.RedirectCount
+		from   []*redirectCount
+	)
+	a.counts.Range(func(k, v any) bool {
+		c := v.(*redirectCount)
+		r, b := c.pendingReqs.Swap(0), c.pendingBytes.Swap(0)
+		if r != 0 || b != 0 {
+			deltas = append(deltas, db.RedirectCount{Region: k.(string), Requests: r, Bytes: b})
+			from = append(from, c)
+		}
+		return true
+	})
+	if len(deltas) == 0 {
+		return nil
+	}
+	if err := a.src.AddRedirectCounts(ctx, deltas); err != nil {
+		for i, c := range from {
+			c.pendingReqs.Add(deltas[i].Requests)
+			c.pendingBytes.Add(deltas[i].Bytes)
+		}
+		return err
+	}
+	return nil
+}

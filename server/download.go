@@ -1,0 +1,437 @@
+package server
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Bounds of a download path: longer ones are refused before any lookup.
+const (
+	maxPathLen    = 1024
+	maxSegmentLen = 255
+	// maxDuplicates is the number of rel=duplicate Link headers (RFC 6249).
+	maxDuplicates = 5
+)
+
+// ContentTypeMeta4 is Metalink 4's media type (RFC 5854).
+const ContentTypeMeta4 = "application/metalink4+xml"
+
+// downloadPath returns the origin path that a request path under prefix names. rest is
+// the request's escaped path after "prefix/". Traversal in every spelling ("..", %2e%2e,
+// double-encoded %252e%252e), NUL and other control bytes, backslashes, empty or overlong
+// segments and invalid UTF-8 are bad requests. The result is checked again by the lookup in
+// the origin inventory: only paths the origin has are ever redirected.
+func downloadPath(rest string) (string, error) {
+	if rest == "" {
+		return "", &docError{status: http.StatusNotFound, lines: []string{"# error: no file named; append a path of the origin tree"}}
+	}
+	if len(rest) > 3*maxPathLen {
+		return "", badRequest("path longer than %d bytes", maxPathLen)
+	}
+	p, err := url.PathUnescape(rest)
+	if err != nil {
+		return "", badRequest("bad percent-encoding in the path")
+	}
+	return p, checkPath(p)
+}
+
+// checkPath refuses decoded paths that cannot be files of the origin tree (see downloadPath).
+func checkPath(p string) error {
+	if p == "" {
+		return badRequest("empty path")
+	}
+	if len(p) > maxPathLen {
+		return badRequest("path longer than %d bytes", maxPathLen)
+	}
+	if !utf8.ValidString(p) {
+		return badRequest("the path is not valid UTF-8")
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		switch {
+		case seg == "":
+			return badRequest("empty path segment (// or a trailing /): name a file")
+		case seg == "." || seg == "..":
+			return badRequest("'.' and '..' are not allowed in paths")
+		case len(seg) > maxSegmentLen:
+			return badRequest("path segment longer than %d bytes", maxSegmentLen)
+		}
+		for i := 0; i < len(seg); i++ {
+			if c := seg[i]; c < 0x20 || c == 0x7f || c == '\\' {
+				return badRequest("control characters and backslashes are not allowed in paths")
+			}
+		}
+		// Double encoding: a segment that decodes once more to a traversal is an attack,
+		// not a file name.
+		if strings.IndexByte(seg, '%') >= 0 {
+			if u, err := url.PathUnescape(seg); err == nil && (u == "." || u == ".." || strings.ContainsAny(u, "/\\\x00")) {
+				return badRequest("encoded traversal in the path")
+			}
+		}
+	}
+	return nil
+}
+
+// acceptsMeta4 reports whether an Accept header asks for Metalink 4 by name (download
+// managers such as aria2c do; browsers never list it, so they get the redirect).
+func acceptsMeta4(accept string) bool {
+	if !strings.Contains(accept, ContentTypeMeta4) {
+		return false
+	}
+	for item := range strings.SplitSeq(accept, ",") {
+		typ, params, _ := strings.Cut(item, ";")
+		if !strings.EqualFold(strings.TrimSpace(typ), ContentTypeMeta4) {
+			continue
+		}
+		for param := range strings.SplitSeq(params, ";") {
+			k, v, _ := strings.Cut(param, "=")
+			if strings.EqualFold(strings.TrimSpace(k), "q") {
+				if q, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && q <= 0 {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// downloadFlags reads the parameters that pick a format: ?meta4 and ?mirrorlist (with or
+// without a value).
+func downloadFlags(raw string) (meta4, mirrorlist bool) {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		k, _, _ := strings.Cut(pair, "=")
+		switch k {
+		case "meta4":
+			meta4 = true
+		case "mirrorlist":
+			mirrorlist = true
+		}
+	}
+	return meta4, mirrorlist
+}
+
+// fileRef is a file of the origin inventory, resolved for one request.
+type fileRef struct {
+	path   string
+	index  int
+	size   int64
+	sha256 []byte
+}
+
+// resolveFile parses a download request and finds its file. The second result says that
+// the .meta4 suffix named it.
+func (s *Server) resolveFile(c echo.Context) (*Snapshot, fileRef, bool, error) {
+	snap := s.opt.Store.Snapshot()
+	if snap == nil {
+		return nil, fileRef{}, false, errNoSnapshot
+	}
+	r := c.Request()
+	esc := r.URL.EscapedPath()
+	if !strings.HasPrefix(esc, s.prefix+"/") {
+		return nil, fileRef{}, false, echo.ErrNotFound
+	}
+	p, err := downloadPath(esc[len(s.prefix)+1:])
+	if err != nil {
+		return nil, fileRef{}, false, err
+	}
+	if snap.Files == nil {
+		return nil, fileRef{}, false, &docError{status: http.StatusServiceUnavailable, lines: []string{"# error: starting up, the file inventory is not loaded yet"}}
+	}
+	idx, ok := snap.Files.Lookup(p)
+	suffix := false
+	if !ok {
+		if base, cut := strings.CutSuffix(p, ".meta4"); cut && base != "" && !strings.HasSuffix(base, "/") {
+			idx, ok = snap.Files.Lookup(base)
+			p, suffix = base, ok
+		}
+	}
+	if !ok {
+		return nil, fileRef{}, false, &docError{status: http.StatusNotFound, lines: []string{"# error: the origin has no file " + safeText(p, 512)}}
+	}
+	t := snap.Files.Table()
+	return snap, fileRef{path: p, index: idx, size: t.Size(idx), sha256: t.SHA256(idx)}, suffix, nil
+}
+
+// selectFileAt is SelectFile for a file already looked up.
+func selectFileAt(s *Snapshot, f fileRef, req Request) *Decision {
+	return selectRegions(s, req, f.path, func(r *Region) (int, string) {
+		switch {
+		case !r.Carries(f.path):
+			return 0, "does not carry " + f.path + " (includes: " + strings.Join(r.Includes, ", ") + ")"
+		case !s.fileVerified[r.Index].Has(f.index):
+			return 0, "holds no verified copy of the file"
+		}
+		return 0, ""
+	})
+}
+
+// download answers GET and HEAD under the download prefix: a redirect to the best region
+// with RFC 6249 Link and digest headers, Metalink 4 (?meta4, .meta4 or Accept), or the
+// HTML mirror list (?mirrorlist).
+func (s *Server) download(c echo.Context) error {
+	c.Set(ctxEndpoint, "download")
+	snap, f, suffix, err := s.resolveFile(c)
+	if err != nil {
+		return err
+	}
+	r := c.Request()
+	meta4, mirrorlist := downloadFlags(r.URL.RawQuery)
+	q, err := ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	req := s.request(c, snap, q)
+	h := c.Response().Header()
+	if mirrorlist {
+		c.Set(ctxEndpoint, "download-mirrorlist")
+		d := selectFileAt(snap, f, req)
+		d.Notes = append(q.Notes, d.Notes...)
+		c.Set(ctxTier, d.Tier)
+		h.Set("Cache-Control", "private, no-store")
+		return s.fileMirrorlist(c, snap, f, d, req)
+	}
+	o := s.clientOrder(snap, req)
+	if meta4 || suffix || acceptsMeta4(r.Header.Get("Accept")) {
+		c.Set(ctxEndpoint, "download-meta4")
+		regions := o.forFile(snap, f, nil, 0)
+		c.Set(ctxTier, tierFor(o, regions))
+		// The answer depends on who asks and on Accept: shared caches must not keep it.
+		h.Set("Cache-Control", "private, no-store")
+		h.Set("Vary", "Accept")
+		return s.meta4(c, f, regions, o.origin)
+	}
+	var buf [maxDuplicates]*Region
+	regions := o.forFile(snap, f, buf[:0], maxDuplicates)
+	c.Set(ctxTier, tierFor(o, regions))
+	if len(regions) == 0 && o.origin == nil {
+		lines := []string{"# error: no region holds a verified copy of " + safeText(f.path, 512) + " yet, and no origin.url is configured"}
+		for _, n := range append(q.Notes, o.notes...) {
+			lines = append(lines, "# "+safeText(n, 256))
+		}
+		return &docError{status: http.StatusServiceUnavailable, lines: lines}
+	}
+	target := o.origin
+	if len(regions) > 0 {
+		target = regions[0]
+	}
+	s.redirectHeaders(h, r, f, regions, o.origin)
+	if r.Method == http.MethodGet && s.opt.Activity != nil {
+		name := target.Name
+		if target == o.origin {
+			name = ""
+		}
+		s.opt.Activity.Redirected(name, f.size)
+	}
+	return c.NoContent(http.StatusFound)
+}
+
+func tierFor(o *clientOrder, regions []*Region) string {
+	if len(regions) == 0 {
+		return TierNone
+	}
+	return o.tier
+}
+
+// redirectHeaders writes a redirect's headers: Location; the RFC 6249 Link headers (the
+// meta4 as rel=describedby, then up to five regions holding the file as rel=duplicate with
+// pri ascending and geo lower case, the origin counting as one when there is room); the
+// file's SHA-256 as RFC 9530 Repr-Digest and RFC 3230 Digest; Cache-Control and Vary,
+// since the answer depends on who asks and on Accept. All values are cut from one string.
+func (s *Server) redirectHeaders(h http.Header, r *http.Request, f fileRef, regions []*Region, origin *Region) {
+	esc := EscapePath(f.path)
+	dups := regions
+	var withOrigin [maxDuplicates]*Region
+	if origin != nil && len(regions) < maxDuplicates {
+		dups = append(append(withOrigin[:0], regions...), origin)
+	}
+	size := 96 + len(r.Host) + len(s.prefix) + 2*len(esc) + len(dups[0].base) + 2*44 + 24
+	for _, reg := range dups {
+		size += len(reg.base) + len(esc) + 40
+	}
+	// A strings.Builder hands out its bytes as a string without copying them.
+	var b strings.Builder
+	b.Grow(size)
+	var cuts [maxDuplicates + 5]int // end offsets of the values in b
+	n := 0
+	cut := func() { cuts[n] = b.Len(); n++ }
+	// Link: the meta4.
+	var self [512]byte
+	b.WriteByte('<')
+	b.Write(s.appendSelfURL(self[:0], r, esc))
+	b.WriteString(".meta4>; rel=describedby; type=\"" + ContentTypeMeta4 + "\"")
+	cut()
+	for i, reg := range dups {
+		b.WriteByte('<')
+		b.WriteString(reg.base)
+		b.WriteString(esc)
+		b.WriteString(">; rel=duplicate; pri=")
+		b.WriteString(strconv.Itoa(i + 1))
+		if reg.Country != "" {
+			b.WriteString("; geo=")
+			for j := 0; j < len(reg.Country); j++ {
+				c := reg.Country[j]
+				if c >= 'A' && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				b.WriteByte(c)
+			}
+		}
+		cut()
+	}
+	links := n
+	// Location: the first duplicate.
+	b.WriteString(dups[0].base)
+	b.WriteString(esc)
+	cut()
+	var sum [44]byte
+	base64.StdEncoding.Encode(sum[:], f.sha256)
+	b.WriteString("sha-256=:")
+	b.Write(sum[:])
+	b.WriteByte(':')
+	cut()
+	b.WriteString("SHA-256=")
+	b.Write(sum[:])
+	cut()
+	all := b.String()
+	vals := make([]string, n+2)
+	start := 0
+	for i := range n {
+		vals[i] = all[start:cuts[i]]
+		start = cuts[i]
+	}
+	vals[n], vals[n+1] = "private, no-store", "Accept"
+	h["Link"] = vals[0:links:links]
+	h["Location"] = vals[links : links+1 : links+1]
+	h["Repr-Digest"] = vals[links+1 : links+2 : links+2]
+	h["Digest"] = vals[links+2 : links+3 : links+3]
+	h["Cache-Control"] = vals[n : n+1 : n+1]
+	h["Vary"] = vals[n+1 : n+2 : n+2]
+}
+
+// selfURL is this server's URL of a file: scheme and host as the client used them (the
+// X-Forwarded-Proto of a trusted proxy counts), the download prefix, the escaped path. A
+// Host header that is not a plain host[:port] gives a path without scheme and host.
+func (s *Server) selfURL(r *http.Request, path string) string {
+	return string(s.appendSelfURL(nil, r, EscapePath(path)))
+}
+
+func (s *Server) appendSelfURL(b []byte, r *http.Request, escaped string) []byte {
+	if host := r.Host; validHost(host) {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		} else if p := r.Header.Get("X-Forwarded-Proto"); (p == "https" || p == "http") && s.fromTrustedProxy(r) {
+			scheme = p
+		}
+		b = append(b, scheme...)
+		b = append(b, "://"...)
+		b = append(b, host...)
+	}
+	b = append(b, s.prefix...)
+	b = append(b, '/')
+	return append(b, escaped...)
+}
+
+func (s *Server) fromTrustedProxy(r *http.Request) bool {
+	peer := ClientAddr(r.RemoteAddr, nil, nil)
+	for _, p := range s.opt.TrustedProxies {
+		if peer.IsValid() && p.Contains(peer) {
+			return true
+		}
+	}
+	return false
+}
+
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == ':' || c == '[' || c == ']') {
+			return false
+		}
+	}
+	return true
+}
+
+// meta4 answers Metalink 4 for a file.
+func (s *Server) meta4(c echo.Context, f fileRef, regions []*Region, origin *Region) error {
+	b := bufPool.Get().(*bytes.Buffer)
+	b.Reset()
+	defer bufPool.Put(b)
+	name := baseName(f.path)
+	WriteMeta4(b, Meta4File{
+		Name: name, Size: f.size, SHA256: hex.EncodeToString(f.sha256),
+		Origin: s.selfURL(c.Request(), f.path) + ".meta4", URLs: meta4URLs(f.path, regions, origin),
+	}, s.now())
+	c.Response().Header().Set("Content-Disposition", contentDisposition(name+".meta4"))
+	if c.Request().Method == http.MethodHead {
+		c.Response().Header().Set(echo.HeaderContentType, ContentTypeMeta4)
+		c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(b.Len()))
+		return c.NoContent(http.StatusOK)
+	}
+	return blob(c, http.StatusOK, ContentTypeMeta4, b.Bytes())
+}
+
+func meta4URLs(path string, regions []*Region, origin *Region) []Meta4URL {
+	out := make([]Meta4URL, 0, len(regions)+1)
+	if origin != nil {
+		regions = append(regions[:len(regions):len(regions)], origin)
+	}
+	for _, r := range regions {
+		out = append(out, Meta4URL{URL: r.URL(path), Location: strings.ToLower(r.Country), Priority: len(out) + 1})
+	}
+	return out
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// contentDisposition builds an attachment header for any file name: a plain ASCII
+// fallback in filename= and the exact name in RFC 5987 filename*.
+func contentDisposition(name string) string {
+	ascii := make([]byte, 0, len(name))
+	plain := true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '%' || c == ';' {
+			c, plain = '_', false
+		}
+		ascii = append(ascii, c)
+	}
+	v := `attachment; filename="` + string(ascii) + `"`
+	if !plain {
+		v += "; filename*=UTF-8''" + EscapePath(strings.ReplaceAll(name, "/", "_"))
+	}
+	return v
+}
+
+// humanBytes renders a byte count for people: 1.5 MiB.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

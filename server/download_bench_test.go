@@ -1,0 +1,81 @@
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/geo"
+)
+
+// benchPath is the path of synthetic file n, as in testdata/bench/fill.sql.
+func benchPath(n int) string {
+	return "fedora/linux/releases/40/Everything/x86_64/os/Packages/p/python3-package-number-" + strconv.Itoa(n) + "-1.2.3-1.fc40.noarch.rpm"
+}
+
+// benchDownloadServer serves n synthetic files, each verified in all eight regions.
+func benchDownloadServer(b *testing.B, n int) *Server {
+	var specs []regionSpec
+	for _, name := range []string{"us-east-1", "us-west-1", "eu-central-1", "eu-west-1", "ap-southeast-2", "ap-northeast-1", "sa-east-1", "ca-central-1"} {
+		specs = append(specs, regionSpec{name: name, country: "US", lat: float64(len(specs) * 10), lon: float64(len(specs) * 20), repoState: "fresh", repoVersion: "v3"})
+	}
+	fb := db.NewFileTableBuilder(n, n*100)
+	var sum [32]byte
+	for i := range n {
+		binary.LittleEndian.PutUint64(sum[:], uint64(i))
+		s := sha256.Sum256(sum[:8])
+		if _, err := fb.Add(benchPath(i), int64(1000+i), s[:], false); err != nil {
+			b.Fatal(err)
+		}
+		for r := range specs {
+			fb.Verify(int64(r+1), i)
+		}
+	}
+	store := NewStore(nil, StoreOptions{})
+	store.Swap(BuildSnapshot(fixtureData(b, specs), NewFileIndex(fb.Table()), Policy{OriginURL: "https://dl.example.org/pub", AlternatesMaxAge: 72 * time.Hour}))
+	g, err := geo.OpenGeoIP("../testdata/geoip/regionmirror-test-city.mmdb", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return New(Options{Store: store, GeoIP: g, Metrics: NewMetrics(func() *Store { return store }),
+		Activity: NewActivity(nil, ActivityOptions{}), DownloadPrefix: "/pub"})
+}
+
+// BenchmarkDownloadRedirect measures one redirect without the network: path checks, the
+// lookup, GeoIP, selection, the Link and digest headers, counters and metrics.
+func BenchmarkDownloadRedirect(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		files int
+		hot   bool
+	}{{"hot", 1000, true}, {"random-1M", 1_000_000, false}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := benchDownloadServer(b, c.files)
+			reqs := make([]*http.Request, 4096)
+			for i := range reqs {
+				n := 7
+				if !c.hot {
+					n = rand.IntN(c.files)
+				}
+				reqs[i] = httptest.NewRequest(http.MethodGet, "/pub/"+benchPath(n), nil)
+				reqs[i].RemoteAddr = "127.0.0.1:4000"
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				s.Handler().ServeHTTP(rec, reqs[i&4095])
+				if rec.Code != http.StatusFound {
+					b.Fatal(rec.Code, rec.Body.String())
+				}
+				i++
+			}
+		})
+	}
+}

@@ -1,0 +1,86 @@
+package server
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Redirects are the hot path: a download manager or a browser per file, over a million
+// files. Selection for a file is selection for the client (which regions may serve it, in
+// which order) filtered by the file (which of those carry it and hold it verified). The
+// first part depends only on the client's key, so it is computed once per key and
+// snapshot and kept here; the second is a bit test per region.
+//
+// Filtering an ordered list gives the order selection would give for the file: every
+// region's sort key depends on the client and the region alone. Only the tier's name can
+// differ (netblock against geoip when the region whose netblock holds the client lacks the
+// file), which matters for the metrics label alone.
+
+// clientOrder is selection for a client, before any file is considered.
+type clientOrder struct {
+	tier    string
+	regions []*Region // usable regions, best first
+	origin  *Region   // nil when not configured or filtered out by protocol=
+	notes   []string
+}
+
+// maxOrders bounds the cache: clients share keys (a location, a GeoIP city), so a few
+// hundred cover nearly everyone; an attacker varying country= only causes recomputation.
+const maxOrders = 10_000
+
+// orderCache holds the clientOrders of one snapshot.
+type orderCache struct {
+	snap *Snapshot
+	m    sync.Map // answerKey -> *clientOrder
+	n    atomic.Int64
+}
+
+// clientOrder returns the order of the regions for req, from the cache when it can.
+func (s *Server) clientOrder(snap *Snapshot, req Request) *clientOrder {
+	cache := s.orders.Load()
+	if cache == nil || cache.snap != snap {
+		fresh := &orderCache{snap: snap}
+		if s.orders.CompareAndSwap(cache, fresh) {
+			cache = fresh
+		} else if cache = s.orders.Load(); cache.snap != snap {
+			cache = fresh // another snapshot is being installed; do not cache this one
+		}
+	}
+	var blockBuf [16]int
+	blockBits := blockBuf[:0]
+	if n := len(snap.Regions); n <= len(blockBuf) {
+		blockBits = blockBuf[:n]
+	} else {
+		blockBits = make([]int, n)
+	}
+	matched := snap.blocks.match(req.Client, blockBits)
+	key := keyFor(nil, snap.Region(req.Location), req, blockBits, matched)
+	if v, ok := cache.m.Load(key); ok {
+		return v.(*clientOrder)
+	}
+	d := selectRegions(snap, req, "", func(*Region) (int, string) { return 0, "" })
+	o := &clientOrder{tier: d.Tier, origin: d.Origin, notes: d.Notes, regions: make([]*Region, len(d.Chosen))}
+	for i, c := range d.Chosen {
+		o.regions[i] = c.Region
+	}
+	if cache.n.Add(1) > maxOrders {
+		cache = &orderCache{snap: snap}
+		s.orders.Store(cache)
+	}
+	cache.m.Store(key, o)
+	return o
+}
+
+// forFile appends to dst the regions of o that hold f verified (up to limit; all for
+// limit <= 0).
+func (o *clientOrder) forFile(snap *Snapshot, f fileRef, dst []*Region, limit int) []*Region {
+	for _, r := range o.regions {
+		if limit > 0 && len(dst) == limit {
+			break
+		}
+		if snap.fileVerified[r.Index].Has(f.index) && r.Carries(f.path) {
+			dst = append(dst, r)
+		}
+	}
+	return dst
+}

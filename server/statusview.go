@@ -1,0 +1,351 @@
+package server
+
+import (
+	"encoding/hex"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/regionmirror/regionmirror/db"
+)
+
+// The views below are what the dashboard renders and the JSON API returns. They are built
+// from the snapshot and the Activity's last read, never from the database directly, and
+// carry nothing secret: no credentials profiles, buckets, endpoints or netblock lists.
+
+// RegionView is a region as the pages and /api/v1/regions show it.
+type RegionView struct {
+	Name      string   `json:"name"`
+	Aliases   []string `json:"aliases"`
+	Country   string   `json:"country,omitempty"`
+	Continent string   `json:"continent,omitempty"`
+	Latitude  *float64 `json:"latitude,omitempty"`
+	Longitude *float64 `json:"longitude,omitempty"`
+	Weight    int      `json:"weight"`
+	Access    string   `json:"access"` // public or location-only
+	Enabled   bool     `json:"enabled"`
+	// URL is the public base URL of the tree in this region (objects are URL + path).
+	URL       string     `json:"url"`
+	Includes  []string   `json:"includes"`
+	Netblocks int        `json:"netblocks"` // how many netblocks send clients here
+	Health    HealthView `json:"health"`
+	// VerifiedFiles is how many files of the origin inventory the region holds verified.
+	VerifiedFiles int `json:"verified_files"`
+	// LastPush and LastScan are the region's newest finished runs (nil when none).
+	LastPush *db.LastRun `json:"last_push,omitempty"`
+	LastScan *db.LastRun `json:"last_scan,omitempty"`
+	// VerifiedAt is when the newest successful push or scan of the region finished: its
+	// copies were checked against the origin then.
+	VerifiedAt *time.Time `json:"verified_at,omitempty"`
+	Redirects  Redirects  `json:"redirects"`
+}
+
+// HealthView is a region's probe state.
+type HealthView struct {
+	State string     `json:"state"` // unknown, up or down
+	Since *time.Time `json:"since,omitempty"`
+	Error string     `json:"error,omitempty"`
+}
+
+// Redirects counts what the server sent to a region (or to the origin).
+type Redirects struct {
+	Requests int64 `json:"requests"`
+	Bytes    int64 `json:"bytes"`
+}
+
+// RepositoryView is a repository and its state in every region.
+type RepositoryView struct {
+	Name      string       `json:"name"`
+	Arch      string       `json:"arch"`
+	Directory string       `json:"directory"`
+	Current   *VersionView `json:"current,omitempty"` // nil until a repomd.xml is recorded
+	// Alternates are the superseded repomd.xml files clients still accept, newest first.
+	Alternates []VersionView `json:"alternates"`
+	// Regions is the state by region name; Cells the same in the order of the regions.
+	Regions map[string]CellView `json:"regions"`
+	Cells   []CellView          `json:"-"`
+}
+
+// VersionView is one published repomd.xml.
+type VersionView struct {
+	SHA256       string     `json:"sha256"`
+	Size         int64      `json:"size"`
+	Timestamp    int64      `json:"timestamp"`
+	FirstSeen    time.Time  `json:"first_seen"`
+	SupersededAt *time.Time `json:"superseded_at,omitempty"`
+}
+
+// Cell states beyond the recorded db.Repo* ones.
+const (
+	CellExcluded   = "excluded"   // the region's includes leave the repository out
+	CellUnverified = "unverified" // nothing recorded yet
+)
+
+// CellView is what one region serves of one repository.
+type CellView struct {
+	Region string `json:"-"`
+	// State is fresh (the current repomd.xml), alternate (an older one still accepted),
+	// stale, missing, unreachable, unverified or excluded.
+	State      string     `json:"state"`
+	VerifiedAt *time.Time `json:"verified_at,omitempty"`
+	Error      string     `json:"error,omitempty"`
+}
+
+// StatusView is the whole dashboard.
+type StatusView struct {
+	GeneratedAt  time.Time        `json:"generated_at"`
+	Snapshot     SnapshotView     `json:"snapshot"`
+	Database     DatabaseView     `json:"database"`
+	Regions      []RegionView     `json:"regions"`
+	Repositories []RepositoryView `json:"repositories"`
+	RecentRuns   []db.Run         `json:"recent_runs"`
+	// Origin is what was redirected to the origin (no region held the file).
+	Origin Redirects `json:"origin_redirects"`
+	// SavedFraction is the share of redirected bytes that regions served rather than the
+	// origin (0..1; 0 when nothing was redirected).
+	SavedFraction float64 `json:"saved_fraction"`
+	OriginURL     string  `json:"origin_url,omitempty"`
+}
+
+// SnapshotView describes the serving snapshot.
+type SnapshotView struct {
+	ReadAt       time.Time `json:"read_at"`
+	Regions      int       `json:"regions"`
+	Repositories int       `json:"repositories"`
+	Files        int       `json:"files"`
+	FilesLoaded  bool      `json:"files_loaded"`
+}
+
+// DatabaseView says whether the database answers.
+type DatabaseView struct {
+	OK      bool       `json:"ok"`
+	Error   string     `json:"error,omitempty"`
+	ErrorAt *time.Time `json:"error_at,omitempty"`
+	// ActivityReadAt is when runs and redirect totals were last read (nil: never).
+	ActivityReadAt *time.Time `json:"activity_read_at,omitempty"`
+	ActivityError  string     `json:"activity_error,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// regionViews builds the views of every region of snap, in the snapshot's (name) order.
+func (s *Server) regionViews(snap *Snapshot) []RegionView {
+	var (
+		view   *ActivityView
+		totals map[string]db.RedirectCount
+	)
+	if a := s.opt.Activity; a != nil {
+		view = a.View()
+		totals = map[string]db.RedirectCount{}
+		for _, t := range a.Totals() {
+			totals[t.Region] = t
+		}
+	}
+	out := make([]RegionView, 0, len(snap.Regions))
+	for _, r := range snap.Regions {
+		v := RegionView{
+			Name: r.Name, Aliases: r.Aliases, Country: r.Country, Continent: r.Continent,
+			Weight: r.Weight, Access: "public", Enabled: r.Enabled, URL: r.base,
+			Includes: r.Includes, Netblocks: len(r.Netblocks),
+			Health: HealthView{State: r.Health, Since: timePtr(r.HealthSince), Error: r.HealthError},
+		}
+		if v.Aliases == nil {
+			v.Aliases = []string{}
+		}
+		if v.Includes == nil {
+			v.Includes = []string{}
+		}
+		if r.HasCoords {
+			lat, lon := r.Lat, r.Lon
+			v.Latitude, v.Longitude = &lat, &lon
+		}
+		if r.LocationOnly {
+			v.Access = "location-only"
+		}
+		if snap.fileVerified != nil {
+			v.VerifiedFiles = snap.fileVerified[r.Index].Count()
+		}
+		if view != nil {
+			for i := range view.LastRuns {
+				lr := &view.LastRuns[i]
+				if lr.RegionID != r.ID {
+					continue
+				}
+				switch lr.Kind {
+				case db.RunPush:
+					v.LastPush = lr
+				case db.RunScan:
+					v.LastScan = lr
+				default:
+					continue
+				}
+				if !lr.LastOKAt.IsZero() && (v.VerifiedAt == nil || lr.LastOKAt.After(*v.VerifiedAt)) {
+					t := lr.LastOKAt
+					v.VerifiedAt = &t
+				}
+			}
+			t := totals[r.Name]
+			v.Redirects = Redirects{Requests: t.Requests, Bytes: t.Bytes}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func versionView(v *Version) VersionView {
+	return VersionView{SHA256: v.SHA256Hex, Size: v.Size, Timestamp: v.Timestamp, FirstSeen: v.FirstSeen, SupersededAt: timePtr(v.SupersededAt)}
+}
+
+// repositoryViews builds every repository's row of the freshness grid.
+func repositoryViews(snap *Snapshot, now time.Time) []RepositoryView {
+	out := make([]RepositoryView, 0, len(snap.Repos))
+	for _, repo := range snap.Repos {
+		v := RepositoryView{Name: repo.Name, Arch: repo.Arch, Directory: repo.Directory,
+			Alternates: []VersionView{}, Regions: map[string]CellView{}}
+		if len(repo.Versions) > 0 {
+			cur := versionView(repo.Versions[0])
+			v.Current = &cur
+			for _, a := range repo.Alternates(now, snap.Policy.AlternatesMaxAge) {
+				v.Alternates = append(v.Alternates, versionView(a))
+			}
+		}
+		for _, r := range snap.Regions {
+			c := cellOf(snap, repo, r, now)
+			v.Regions[r.Name] = c
+			v.Cells = append(v.Cells, c)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// cellOf says what a region serves of a repository, judged against the current versions
+// as selection judges it: a region recorded fresh counts as alternate once a newer
+// repomd.xml appears, and as stale once that one is older than the alternates window.
+func cellOf(snap *Snapshot, repo *Repository, r *Region, now time.Time) CellView {
+	c := CellView{Region: r.Name}
+	if !r.Carries(repo.Directory) {
+		c.State = CellExcluded
+		return c
+	}
+	st := repo.InRegion[r.Index]
+	if !st.Known {
+		c.State = CellUnverified
+		return c
+	}
+	c.State, c.VerifiedAt, c.Error = st.State, timePtr(st.VerifiedAt), st.Error
+	if st.State == db.RepoFresh || st.State == db.RepoAlternate {
+		switch {
+		case st.Version == 0:
+			c.State = db.RepoFresh
+		case st.Version > 0 && now.Sub(repo.Versions[st.Version].SupersededAt) <= snap.Policy.AlternatesMaxAge:
+			c.State = db.RepoAlternate
+		default:
+			c.State = db.RepoStale
+		}
+	}
+	return c
+}
+
+// statusView gathers the dashboard.
+func (s *Server) statusView(snap *Snapshot) *StatusView {
+	now := s.now()
+	st := s.opt.Store.Status()
+	v := &StatusView{
+		GeneratedAt: now,
+		Snapshot: SnapshotView{ReadAt: snap.ReadAt, Regions: len(snap.Regions), Repositories: len(snap.Repos),
+			FilesLoaded: snap.Files != nil},
+		Database:     DatabaseView{OK: st.DBError == "", Error: st.DBError, ErrorAt: timePtr(st.DBErrorAt)},
+		Regions:      s.regionViews(snap),
+		Repositories: repositoryViews(snap, now),
+		RecentRuns:   []db.Run{},
+		OriginURL:    snap.Policy.OriginURL,
+	}
+	if snap.Files != nil {
+		v.Snapshot.Files = snap.Files.Len()
+	}
+	if a := s.opt.Activity; a != nil {
+		av := a.View()
+		v.Database.ActivityReadAt, v.Database.ActivityError = timePtr(av.ReadAt), av.Error
+		if av.RecentRuns != nil {
+			v.RecentRuns = av.RecentRuns
+		}
+		var regionBytes int64
+		for _, t := range a.Totals() {
+			if t.Region == "" {
+				v.Origin = Redirects{Requests: t.Requests, Bytes: t.Bytes}
+			} else {
+				regionBytes += t.Bytes
+			}
+		}
+		if total := regionBytes + v.Origin.Bytes; total > 0 {
+			v.SavedFraction = float64(regionBytes) / float64(total)
+		}
+	}
+	return v
+}
+
+// LocateView answers /api/v1/locate: where a file is, in the order this client gets it.
+type LocateView struct {
+	Path    string `json:"path"`
+	Size    int64  `json:"size"`
+	SHA256  string `json:"sha256"`
+	Deleted bool   `json:"deleted"` // the origin deleted it; regions keep it for the grace period
+	// Tier is what decided the order (location, country, netblock, geoip, weight, none).
+	Tier     string          `json:"tier"`
+	Regions  []LocateRegion  `json:"regions"`
+	Origin   string          `json:"origin_url,omitempty"` // the last resort, when configured
+	Excluded []LocateExclude `json:"excluded"`
+	Notes    []string        `json:"notes"`
+}
+
+// LocateRegion is a region holding a verified copy.
+type LocateRegion struct {
+	Name       string     `json:"name"`
+	Country    string     `json:"country,omitempty"`
+	URL        string     `json:"url"`
+	Health     string     `json:"health"`
+	VerifiedAt *time.Time `json:"verified_at,omitempty"`
+}
+
+// LocateExclude is a region left out, and why.
+type LocateExclude struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
+}
+
+func (s *Server) locateView(snap *Snapshot, f fileRef, d *Decision) *LocateView {
+	v := &LocateView{Path: f.path, Size: f.size, SHA256: hex.EncodeToString(f.sha256), Tier: d.Tier,
+		Deleted: snap.Files.Table().Deleted.Has(f.index),
+		Regions: []LocateRegion{}, Excluded: []LocateExclude{}, Notes: d.Notes}
+	if v.Notes == nil {
+		v.Notes = []string{}
+	}
+	verified := s.verifiedAt(snap)
+	for _, c := range d.Chosen {
+		v.Regions = append(v.Regions, LocateRegion{Name: c.Region.Name, Country: c.Region.Country, URL: c.Region.URL(f.path),
+			Health: c.Region.Health, VerifiedAt: verified[c.Region.Name]})
+	}
+	if d.Origin != nil {
+		v.Origin = d.Origin.URL(f.path)
+	}
+	for _, e := range d.Excluded {
+		v.Excluded = append(v.Excluded, LocateExclude{Name: e.Region.Name, Reason: e.Reason})
+	}
+	slices.SortFunc(v.Excluded, func(a, b LocateExclude) int { return strings.Compare(a.Name, b.Name) })
+	return v
+}
+
+// verifiedAt maps region names to when their copies were last checked (see RegionView).
+func (s *Server) verifiedAt(snap *Snapshot) map[string]*time.Time {
+	out := map[string]*time.Time{}
+	for _, r := range s.regionViews(snap) {
+		out[r.Name] = r.VerifiedAt
+	}
+	return out
+}
