@@ -198,3 +198,27 @@ func TestTryLock(t *testing.T) {
 	}
 	l2.Release()
 }
+
+func TestRecordObjectsLastUpdateWins(t *testing.T) {
+	ctx := context.Background()
+	d, _ := testenv.NewDB(t)
+	r := sampleRegion("sa-east-1")
+	if err := d.CreateRegion(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("a", "a")}}); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := d.GetFile(ctx, "a")
+	err := d.RecordObjects(ctx, r.ID, []db.ObjectUpdate{
+		{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Pushed: true, Verified: true},
+		{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectCorrupt, Verified: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, _ := d.RegionObjects(ctx, r.ID)
+	if len(objs) != 1 || objs[0].State != db.ObjectCorrupt {
+		t.Errorf("objects: %+v", objs)
+	}
+}

@@ -100,19 +100,31 @@ func (d *DB) ApplyInventory(ctx context.Context, ch InventoryChanges) (Inventory
 					md5 = excluded.md5, mtime = excluded.mtime, updated_at = now(), deleted_at = NULL
 				WHERE (f.size, f.sha256, f.md5, f.mtime) IS DISTINCT FROM (excluded.size, excluded.sha256, excluded.md5, excluded.mtime)
 					OR f.deleted_at IS NOT NULL
-				RETURNING (xmax = 0)`)
+				RETURNING id, (xmax = 0)`)
 			if err != nil {
 				return err
 			}
-			inserted, err := pgx.CollectRows(rows, pgx.RowTo[bool])
-			if err != nil {
-				return err
-			}
-			for _, ins := range inserted {
-				if ins {
+			var (
+				id       int64
+				inserted bool
+				changed  []int64
+			)
+			if _, err := pgx.ForEachRow(rows, []any{&id, &inserted}, func() error {
+				if inserted {
 					res.Added++
 				} else {
 					res.Changed++
+					changed = append(changed, id)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			// Copies of a changed file are current only if they hold its new bytes.
+			if len(changed) > 0 {
+				if _, err := tx.Exec(ctx, `UPDATE region_objects o SET current = (o.size = f.size AND o.sha256 = f.sha256)
+					FROM files f WHERE f.id = o.file_id AND f.id = ANY($1)`, changed); err != nil {
+					return err
 				}
 			}
 		}

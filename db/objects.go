@@ -59,24 +59,41 @@ type ObjectUpdate struct {
 	Verified bool // set verified_at to now
 }
 
-// RecordObjects upserts a batch of a region's objects in one transaction.
+// RecordObjects upserts a batch of a region's objects in one statement and transaction.
 func (d *DB) RecordObjects(ctx context.Context, regionID int64, updates []ObjectUpdate) error {
 	if len(updates) == 0 {
 		return nil
 	}
-	err := d.Transact(ctx, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		for _, u := range updates {
-			b.Queue(`
-				INSERT INTO region_objects AS o (region_id, file_id, size, sha256, state, pushed_at, verified_at)
-				VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END, CASE WHEN $7 THEN now() END)
-				ON CONFLICT (region_id, file_id) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256,
-					state = excluded.state,
-					pushed_at = coalesce(excluded.pushed_at, o.pushed_at),
-					verified_at = CASE WHEN $7 THEN now() ELSE o.verified_at END`,
-				regionID, u.FileID, u.Size, u.SHA256, u.State, u.Pushed, u.Verified)
+	// One row per file: an upsert may not touch a row twice, and the last update wins.
+	seen := make(map[int64]bool, len(updates))
+	var ids, sizes []int64
+	var sums [][]byte
+	var states []string
+	var pushed, verified []bool
+	for i := len(updates) - 1; i >= 0; i-- {
+		u := updates[i]
+		if seen[u.FileID] {
+			continue
 		}
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		seen[u.FileID] = true
+		ids, sizes, sums = append(ids, u.FileID), append(sizes, u.Size), append(sums, u.SHA256)
+		states, pushed, verified = append(states, u.State), append(pushed, u.Pushed), append(verified, u.Verified)
+	}
+	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		// One statement for the batch: a scan of a large region rewrites every row.
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO region_objects AS o (region_id, file_id, size, sha256, state, pushed_at, verified_at, current)
+			SELECT $1, u.file_id, u.size, u.sha256, u.state,
+				CASE WHEN u.pushed THEN now() END, CASE WHEN u.verified THEN now() END,
+				u.size = f.size AND u.sha256 = f.sha256
+			FROM unnest($2::bigint[], $3::bigint[], $4::bytea[], $5::text[], $6::bool[], $7::bool[])
+				AS u(file_id, size, sha256, state, pushed, verified)
+			JOIN files f ON f.id = u.file_id
+			ON CONFLICT (region_id, file_id) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256,
+				state = excluded.state, current = excluded.current,
+				pushed_at = coalesce(excluded.pushed_at, o.pushed_at),
+				verified_at = coalesce(excluded.verified_at, o.verified_at)`,
+			regionID, ids, sizes, sums, states, pushed, verified); err != nil {
 			return err
 		}
 		return notify(ctx, tx, "objects")

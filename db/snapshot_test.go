@@ -120,4 +120,19 @@ func TestLoadFileTable(t *testing.T) {
 	if got := len(ft.Dirs); got != 5 { // fedora/0..2, "", Packages
 		t.Errorf("%d directories: %q", got, ft.Dirs)
 	}
+
+	// The origin changes p1: region b's copy is of the old bytes now, until it gets the new.
+	changed := file("fedora/1/p1.rpm", "p1 version 2")
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{changed}}); err != nil {
+		t.Fatal(err)
+	}
+	if ft, _ := d.LoadFileTable(ctx); ft.Verified[b.ID].Count() != 0 || ft.Verified[a.ID].Count() != len(all)-1 {
+		t.Errorf("after the origin changed p1: b %d, a %d verified", ft.Verified[b.ID].Count(), ft.Verified[a.ID].Count())
+	}
+	if err := d.RecordObjects(ctx, b.ID, []db.ObjectUpdate{{FileID: p1.ID, Size: changed.Size, SHA256: changed.SHA256, State: db.ObjectPresent}}); err != nil {
+		t.Fatal(err)
+	}
+	if ft, _ := d.LoadFileTable(ctx); ft.Verified[b.ID].Count() != 1 {
+		t.Errorf("after pushing the new p1: b %d verified", ft.Verified[b.ID].Count())
+	}
 }

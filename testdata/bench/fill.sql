@@ -9,5 +9,5 @@ SELECT 'fedora/linux/releases/40/Everything/x86_64/os/Packages/' || chr(97 + (g 
        || 'python3-package-number-' || g || '-1.2.3-1.fc40.noarch.rpm',
        g, sha256(g::text::bytea), decode(md5(g::text), 'hex'), now()
 FROM generate_series(1, 1000000) g;
-INSERT INTO region_objects (region_id, file_id, size, sha256, state, verified_at)
-SELECT r.id, f.id, f.size, f.sha256, 'present', now() FROM regions r, files f;
+INSERT INTO region_objects (region_id, file_id, size, sha256, state, verified_at, current)
+SELECT r.id, f.id, f.size, f.sha256, 'present', now(), true FROM regions r, files f;
