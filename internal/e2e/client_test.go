@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/xml"
 	"fmt"
@@ -35,6 +36,9 @@ type stats struct {
 	clientFailures  atomic.Int64 // resolutions where no URL gave a complete, correct repository (dnf fails)
 	handedWhileDown atomic.Int64 // URLs of a region while its S3 server was down
 	downloads       atomic.Int64 // /pub redirects followed
+	downloadUnknown atomic.Int64 // /pub answers 404: the server's file data is older than the file
+	downloadMisses  atomic.Int64 // of the misses: a /pub redirect's Location (curl would fail)
+	downloadFailed  atomic.Int64 // ... and no rel=duplicate Link worked either (aria2c would fail)
 
 	mu       sync.Mutex
 	examples []string
@@ -52,10 +56,10 @@ func (s *stats) misses() int64 { return s.missesOutage.Load() + s.missesOther.Lo
 
 func (s *stats) String() string {
 	return fmt.Sprintf("requests %d (to the server %d, 5xx %d, other non-200 %d); metalinks %d handing out %d region URLs (%d of a region while its S3 was down); "+
-		"misses %d (%d on a killed region, %d other); mismatches %d (%d a repomd.xml newer than its metalink); client failures %d; downloads %d",
+		"misses %d (%d on a killed region, %d other); mismatches %d (%d a repomd.xml newer than its metalink); client failures %d; downloads %d (%d paths not yet known to the server; %d redirects to a failing Location, %d without a working duplicate)",
 		s.requests.Load(), s.serverRequests.Load(), s.server5xx.Load(), s.serverOther.Load(), s.resolutions.Load(), s.urlsHanded.Load(),
 		s.handedWhileDown.Load(), s.misses(), s.missesOutage.Load(), s.missesOther.Load(), s.mismatches.Load(), s.mismatchNewer.Load(),
-		s.clientFailures.Load(), s.downloads.Load())
+		s.clientFailures.Load(), s.downloads.Load(), s.downloadUnknown.Load(), s.downloadMisses.Load(), s.downloadFailed.Load())
 }
 
 // metalinkDoc is the part of a yum Metalink 3.0 that dnf reads (names without namespaces
@@ -83,15 +87,19 @@ type mlHash struct {
 // tries every URL it was given, not only until one works, so that every URL handed out is
 // tested.
 type client struct {
-	w      *world
-	http   *http.Client
-	st     *stats
-	region func(url string) *region
+	packages   []string // hrefs of the last primary.xml read
+	w          *world
+	http       *http.Client
+	noRedirect *http.Client
+	st         *stats
+	region     func(url string) *region
 }
 
 func newClient(w *world, st *stats) *client {
 	tr := &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second}
 	c := &client{w: w, st: st, http: &http.Client{Transport: tr, Timeout: 20 * time.Second}}
+	c.noRedirect = &http.Client{Transport: tr, Timeout: 20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	c.region = func(u string) *region {
 		for _, r := range w.regions {
 			if strings.HasPrefix(u, r.publicURL+"/") {
@@ -184,6 +192,7 @@ func (c *client) resolve(ctx context.Context, loc string) {
 		}
 	}
 	good := 0
+	c.packages = c.packages[:0]
 	for _, mu := range f.URLs {
 		mu = strings.TrimSpace(mu)
 		c.st.urlsHanded.Add(1)
@@ -200,6 +209,87 @@ func (c *client) resolve(ctx context.Context, loc string) {
 	if good == 0 {
 		c.st.clientFailures.Add(1)
 		c.st.note("no URL of %d gave a good repository", len(f.URLs))
+	}
+	// Downloads through the server, as a browser or curl does: GET /pub/<path>, follow the
+	// redirect, check the bytes against the digest the redirect carried.
+	for i, href := range c.packages {
+		if i >= 2 || ctx.Err() != nil {
+			break
+		}
+		c.download(ctx, repoDir+"/"+href, loc)
+	}
+}
+
+func (c *client) download(ctx context.Context, path, loc string) {
+	u := c.w.srvURL + "/pub/" + escapePath(path)
+	if loc != "" {
+		u += "?location=" + loc
+	}
+	c.st.requests.Add(1)
+	c.st.serverRequests.Add(1)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := c.noRedirect.Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.st.server5xx.Add(1)
+			c.st.note("download %s: %v", u, err)
+		}
+		return
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode >= 500:
+		c.st.server5xx.Add(1)
+		c.st.note("download %s: %s", u, resp.Status)
+		return
+	case resp.StatusCode == http.StatusNotFound:
+		// The per-file data is reloaded at most every 30 s: a file younger than that may
+		// be unknown to the server yet (a freshness delay, not a miss).
+		c.st.downloadUnknown.Add(1)
+		return
+	case resp.StatusCode != http.StatusFound:
+		c.st.serverOther.Add(1)
+		c.st.note("download %s: %s", u, resp.Status)
+		return
+	}
+	c.st.downloads.Add(1)
+	digest := resp.Header.Get("Repr-Digest")
+	target := resp.Header.Get("Location")
+	b, status, err := c.get(ctx, target)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		c.miss(target, status, err)
+		c.st.downloadMisses.Add(1)
+		// A download manager tries the RFC 6249 duplicates next, as aria2c does.
+		b = nil
+		for _, l := range resp.Header.Values("Link") {
+			dup, params, _ := strings.Cut(l, ";")
+			if !strings.Contains(params, "rel=duplicate") {
+				continue
+			}
+			dup = strings.Trim(strings.TrimSpace(dup), "<>")
+			if got, status, err := c.get(ctx, dup); err == nil {
+				b = got
+				break
+			} else if ctx.Err() == nil {
+				c.miss(dup, status, err)
+			}
+		}
+		if b == nil {
+			if ctx.Err() == nil {
+				c.st.downloadFailed.Add(1)
+				c.st.note("download %s: no URL worked", path)
+			}
+			return
+		}
+	}
+	sum := sha256.Sum256(b)
+	if want := "sha-256=:" + base64.StdEncoding.EncodeToString(sum[:]) + ":"; digest != want {
+		c.st.mismatches.Add(1)
+		c.st.note("download %s from %s: digest %s, body %s", path, target, digest, want)
 	}
 }
 
@@ -290,6 +380,7 @@ func (c *client) fetchPackages(ctx context.Context, base string, gz []byte) bool
 		// dnf appends the href as it is: a '+' reaches S3 unencoded, where it means a
 		// space; the pusher writes such keys twice for this reason.
 		u := base + p.Location.Href
+		c.packages = append(c.packages, p.Location.Href)
 		b, status, err := c.get(ctx, u)
 		if err != nil {
 			if ctx.Err() == nil {

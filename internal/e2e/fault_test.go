@@ -178,6 +178,12 @@ func TestFaultInjection(t *testing.T) {
 	if st.clientFailures.Load() != 0 {
 		t.Errorf("%d resolutions where no URL served a complete, correct repository", st.clientFailures.Load())
 	}
+	if st.downloadFailed.Load() != 0 {
+		t.Errorf("%d downloads where neither the redirect nor any rel=duplicate worked", st.downloadFailed.Load())
+	}
+	if st.downloads.Load() == 0 {
+		t.Error("no download went through /pub")
+	}
 	if st.resolutions.Load() < 20 {
 		t.Errorf("only %d metalinks resolved: the clients did not really run", st.resolutions.Load())
 	}
