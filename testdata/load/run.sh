@@ -21,7 +21,7 @@ go build -o "$dir/regionmirror" ./cmd/regionmirror
 freeport() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 30000))
+		p=$((20000 + RANDOM % 12000)) # below the ephemeral range, where outgoing connections take ports
 		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
 	done
 }
