@@ -11,9 +11,9 @@ build:
 
 # The main job on embedded defaults: a private PostgreSQL, three local regions, the sample
 # repository pushed, scanned and served on 127.0.0.1:8080. Ctrl-C stops it.
-demo:
+demo: build
 	./.ci/deps demo
-	$(GO) run ./cmd/regionmirror demo --dir .tmp/demo
+	./$(BIN) demo --dir .tmp/demo
 
 # Installs what the tests need where it can (apt-get as root, go install), else names it.
 deps:

@@ -197,6 +197,8 @@ regionmirror demo is serving on %[1]s (Ctrl-C stops it; state stays in %[2]s)
   metalink for a client in Virginia:             curl '%[1]s/metalink?repo=demo-1&arch=x86_64&location=us-east-1'
   mirror list:                                   curl '%[1]s/mirrorlist?repo=demo-1&arch=x86_64&location=sydney'
   a download, as a browser gets it:              curl -I '%[1]s%[3]s/%[4]s'
+  the same file for download managers:           aria2c '%[1]s%[3]s/%[4]s.meta4'
+  where that file is, as a page:                 %[1]s%[3]s/%[4]s?mirrorlist
   the decision, explained:                       regionmirror explain --repo demo-1 --arch x86_64 --ip 127.0.0.1
   dashboard:                                     %[1]s/
   readiness and metrics:                         %[1]s/readyz  %[1]s/metrics

@@ -72,8 +72,18 @@ func TestDemoStartsServesAndStops(t *testing.T) {
 	if !strings.Contains(body, `location="AU" preference="100">http://`+regions+"/ap-southeast-2/") {
 		t.Errorf("metalink for location=sydney:\n%s", body)
 	}
-	// A download from the first region the metalink names.
-	rpm := httpGet(t, "http://"+regions+"/ap-southeast-2/demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm")
+	// A download through the server: a redirect to the nearest region (GeoIP places
+	// 127.0.0.1 in Frankfurt), followed to the bytes.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get("http://" + listen + "/pub/demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "http://"+regions+"/eu-central-1/") {
+		t.Errorf("download: %s to %q", resp.Status, loc)
+	}
+	rpm := httpGet(t, "http://"+listen+"/pub/demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm")
 	want, _ := os.ReadFile("../../testdata/origin/demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm")
 	if rpm != string(want) {
 		t.Errorf("download differs from the origin (%d bytes)", len(rpm))
