@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/regionmirror
 
-.PHONY: all build demo test deps fmt-check vet clean bench-push
+.PHONY: all build demo test deps fmt-check vet clean bench-push fuzz load
 
 all: build
 
@@ -37,3 +37,17 @@ bench-push:
 
 clean:
 	rm -rf bin .tmp
+
+# Every fuzz target for a short, fixed time (RELIABILITY.md). A crasher fails the run and is
+# written to the package's testdata/fuzz/, where it stays as regression corpus.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := ./server:FuzzParseQuery ./server:FuzzClientAddr ./server:FuzzDownloadPath ./server:FuzzHandler \
+	./internal/config:FuzzLoad ./internal/config:FuzzRedactURL ./internal/repomd:FuzzParse
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz: $$fn in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; done
+
+# The load test: the real server under wrk with thousands of connections (RELIABILITY.md).
+load:
+	./testdata/load/run.sh

@@ -31,7 +31,16 @@ type Config struct {
 	StoreOptions objstore.Options
 	// HTTPClient reads repomd.xml back through public URLs (default: 30 s timeout).
 	HTTPClient *http.Client
+	// AnnounceDelay is how long a new repomd.xml is known to the database before any
+	// region gets it (default DefaultAnnounceDelay; negative: no wait). Servers must list
+	// its hashes in their metalinks before a region serves it, or a client that read the
+	// metalink just before gets a repomd.xml that matches none of its hashes.
+	AnnounceDelay time.Duration
 }
+
+// DefaultAnnounceDelay covers a server's rebuild after NOTIFY (250 ms debounce and the
+// load) with a wide margin.
+const DefaultAnnounceDelay = 3 * time.Second
 
 // Progress receives what a push does, for a terminal display.
 type Progress interface {
@@ -143,6 +152,9 @@ func (p *Pusher) defaults() Config {
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
+	if c.AnnounceDelay == 0 {
+		c.AnnounceDelay = DefaultAnnounceDelay
+	}
 	return c
 }
 
@@ -201,6 +213,9 @@ func (p *Pusher) Push(ctx context.Context, regions []*model.Region) (*Result, er
 		active = append(active, rr)
 	}
 	for ph := range NumPhases {
+		if ph == PhaseRepomd {
+			p.awaitAnnouncement(ctx, cfg, active)
+		}
 		p.runPhase(ctx, cfg, ph, active)
 	}
 	repos, err := p.DB.ListRepositories(ctx)
@@ -372,4 +387,34 @@ func withholdMetadata(plan *RegionPlan, unread []string) string {
 		}
 	}
 	return ""
+}
+
+// awaitAnnouncement waits, before repomd.xml files go out, until the newest repomd.xml
+// version has been in the database for cfg.AnnounceDelay, so that every server lists it
+// in its metalinks before a region serves it.
+func (p *Pusher) awaitAnnouncement(ctx context.Context, cfg Config, active []*RegionResult) {
+	if cfg.DryRun || cfg.AnnounceDelay < 0 || !slices.ContainsFunc(active, func(rr *RegionResult) bool {
+		return !rr.failed() && len(rr.plan.Items[PhaseRepomd]) > 0
+	}) {
+		return
+	}
+	repos, err := p.DB.ListRepositories(ctx)
+	if err != nil {
+		return // the verification after the upload reports it
+	}
+	var newest time.Time
+	for _, repo := range repos {
+		if vs, err := p.DB.RepomdVersions(ctx, repo.ID); err == nil && len(vs) > 0 && vs[0].FirstSeen.After(newest) {
+			newest = vs[0].FirstSeen
+		}
+	}
+	wait := min(time.Until(newest.Add(cfg.AnnounceDelay)), cfg.AnnounceDelay)
+	if wait <= 0 {
+		return
+	}
+	p.log().Debug("waiting until servers know the new repomd.xml", slog.Duration("wait", wait))
+	select {
+	case <-ctx.Done():
+	case <-time.After(wait):
+	}
 }

@@ -219,8 +219,10 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region, files []db.
 		err = s.compareObjects(ctx, cfg, r, store, files, rep, bad)
 		lock.Release()
 		if err != nil {
+			// Still check what clients get: a region whose listing fails is often down
+			// for clients too, and recording that takes it out of the metalinks now
+			// rather than after scan.down_after scans.
 			probeErr = fmt.Errorf("scan %s: %w", r.Name, err)
-			return rep
 		}
 	}
 
@@ -241,13 +243,17 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region, files []db.
 			unreachable++
 			lastUnreachable = res.Error
 		}
-		if err := s.DB.SetRegionRepo(ctx, res.RegionRepo); err != nil {
-			runErr = err
-			return rep
+		// After a failed listing only bad news is recorded: good news needs the files checked.
+		good := res.State == db.RepoFresh || res.State == db.RepoAlternate
+		if probeErr == nil || !good {
+			if err := s.DB.SetRegionRepo(ctx, res.RegionRepo); err != nil {
+				runErr = err
+				return rep
+			}
 		}
 		rep.Repos = append(rep.Repos, RepoReport{Repo: repo.Name, Arch: repo.Arch, State: res.State, HTTPStatus: res.HTTPStatus, Via: res.Via, Error: res.Error})
 	}
-	if unreachable > 0 {
+	if unreachable > 0 && probeErr == nil {
 		probeErr = fmt.Errorf("scan %s: %d repositories unreachable through the public URL: %s", r.Name, unreachable, lastUnreachable)
 	}
 	return rep

@@ -301,3 +301,34 @@ func TestOneScanPerRegion(t *testing.T) {
 		t.Errorf("a scan that did nothing recorded a run: %+v", runs)
 	}
 }
+
+// TestDeadRegionLeavesAtFirstScan: when a region's S3 server dies, the first scan records
+// its repository unreachable (which takes it out of the metalinks at once), not only its
+// failed listing; health goes down only after scan.down_after scans.
+func TestDeadRegionLeavesAtFirstScan(t *testing.T) {
+	f := newFixture(t, 0)
+	srv, err := testenv.StartS3(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	r := f.s3Region("ap-east-1", srv)
+	f.push(r)
+	if s := f.repoState(r); s != db.RepoFresh {
+		t.Fatalf("after the push: %s", s)
+	}
+	srv.Kill()
+	rep := f.scan(r)[0]
+	if rep.Status != db.RunFailed || rep.Health == db.HealthDown {
+		t.Errorf("first scan of a dead region: %+v", rep)
+	}
+	if s := f.repoState(r); s != db.RepoUnreachable {
+		t.Errorf("repository state after the first scan of a dead region: %s, want %s", s, db.RepoUnreachable)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if rep := f.scan(r)[0]; rep.Status != db.RunOK || f.repoState(r) != db.RepoFresh {
+		t.Errorf("scan after the restart: %+v, repository %s", rep, f.repoState(r))
+	}
+}

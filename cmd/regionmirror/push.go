@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/regionmirror/regionmirror/internal/config"
 
@@ -104,6 +105,7 @@ func (a *app) newPusher(ctx context.Context) (*pusher.Pusher, error) {
 			MultipartThreshold: int64(cfg.Push.MultipartThreshold),
 			PartSize:           int64(cfg.Push.PartSize),
 			HashWorkers:        cfg.Push.HashWorkers,
+			AnnounceDelay:      announceDelay(cfg.Push.AnnounceDelay.Std()),
 		},
 	}, nil
 }
@@ -164,4 +166,12 @@ func (a *app) quietLogConfig() config.Log {
 		c.Level = "warn"
 	}
 	return c
+}
+
+// announceDelay maps the configuration's 0 (no wait) to the pusher's negative.
+func announceDelay(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -64,6 +64,9 @@ type Push struct {
 	MultipartThreshold Size     `yaml:"multipart_threshold"`
 	PartSize           Size     `yaml:"part_size"`
 	HashWorkers        int      `yaml:"hash_workers"`
+	// AnnounceDelay: a new repomd.xml is in the database this long before any region gets
+	// it, so that servers list its hashes first.
+	AnnounceDelay Duration `yaml:"announce_delay"`
 }
 
 // Scan configures the scanner and health hysteresis.
@@ -113,6 +116,7 @@ func Default() Config {
 			MultipartThreshold: 64 << 20,
 			PartSize:           16 << 20,
 			HashWorkers:        4,
+			AnnounceDelay:      Duration(3 * time.Second),
 		},
 		Scan:      Scan{Concurrency: 8, DownAfter: 3, UpAfter: 2, Timeout: Duration(30 * time.Second)},
 		Metalink:  Metalink{AlternatesMaxAge: Duration(72 * time.Hour)},
@@ -219,6 +223,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Push.HashWorkers < 1 || c.Push.HashWorkers > 256 {
 		return &Error{Key: "push.hash_workers", Value: fmt.Sprint(c.Push.HashWorkers), Reason: "must be between 1 and 256"}
+	}
+	if c.Push.AnnounceDelay < 0 {
+		return &Error{Key: "push.announce_delay", Value: c.Push.AnnounceDelay.String(), Reason: "must not be negative"}
 	}
 	// S3 limits: parts of 5 MiB to 5 GiB.
 	if c.Push.PartSize < 5<<20 || c.Push.PartSize > 5<<30 {

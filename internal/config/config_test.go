@@ -143,6 +143,11 @@ func TestRedaction(t *testing.T) {
 		{"host=db user=rm password=hunter2 dbname=rm", "hunter2"},
 		{"host=db password='hunter 2' dbname=rm", "hunter 2"},
 		{"postgres://rm:hun%zzter2@db/rm", "hun%zzter2"},
+		// Found by FuzzRedactURL: pgx reads userinfo up to the first '@', so '#' and '?'
+		// belong to the password, where url.Parse saw a fragment or a query.
+		{"postgres://rm:hunt#er2@db/rm", "er2"},
+		{"postgres://rm:hunt?er2@db/rm", "er2"},
+		{"postgres://:0000000#0000000@", "0000000#0000000"},
 	} {
 		if got := RedactURL(tc.in); strings.Contains(got, tc.secret) {
 			t.Errorf("RedactURL(%q) = %q keeps the secret", tc.in, got)

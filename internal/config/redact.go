@@ -15,27 +15,23 @@ var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+
 
 // RedactURL hides the password of a database URL or key=value connection string.
 func RedactURL(s string) string {
-	if strings.Contains(s, "://") {
-		u, err := url.Parse(s)
-		if err != nil {
-			// Unparsable: the password may be anywhere after the scheme.
-			if i := strings.Index(s, "://"); i >= 0 {
-				return s[:i+3] + redacted
+	if i := strings.Index(s, "://"); i >= 0 {
+		// Userinfo ends at the first '@' before any '/', as libpq and pgx read it: a
+		// password may hold '#', '?' or ':', which url.Parse would take for a fragment, a
+		// query or a port.
+		scheme, rest := s[:i+3], s[i+3:]
+		if j := strings.IndexAny(rest, "@/"); j >= 0 && rest[j] == '@' {
+			if user, _, has := strings.Cut(rest[:j], ":"); has {
+				rest = user + ":" + redacted + rest[j:]
 			}
-			return redacted
 		}
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), redacted)
-		}
-		q := u.Query()
-		if q.Has("password") {
-			q.Set("password", redacted)
-			u.RawQuery = q.Encode()
-		}
-		return u.String()
+		return scheme + queryPassword.ReplaceAllString(rest, "${1}"+redacted)
 	}
 	return kvPassword.ReplaceAllString(s, "${1}"+redacted)
 }
+
+// queryPassword is a password= parameter of a URL's query.
+var queryPassword = regexp.MustCompile(`(?i)([?&]password=)[^&]*`)
 
 // CheckDatabaseURL accepts a postgres:// URL or a key=value connection string.
 func CheckDatabaseURL(s string) error {

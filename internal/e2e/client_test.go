@@ -1,0 +1,429 @@
+package e2e
+
+import (
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/xml"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/regionmirror/regionmirror/internal/repomd"
+)
+
+// stats are what the clients saw. A miss is a 404 or a failed connection on a URL the
+// server handed out; a mismatch is a body whose hash is not the one the client was told.
+type stats struct {
+	requests        atomic.Int64 // every HTTP request the clients made
+	serverRequests  atomic.Int64 // to regionmirror
+	server5xx       atomic.Int64
+	serverOther     atomic.Int64 // non-200 answers below 500
+	resolutions     atomic.Int64 // metalinks resolved
+	urlsHanded      atomic.Int64 // region URLs in those metalinks
+	missesOutage    atomic.Int64 // on a region whose S3 server the test had killed
+	missesOther     atomic.Int64
+	mismatches      atomic.Int64 // repomd.xml, repodata or package bytes that are not what was promised
+	mismatchNewer   atomic.Int64 // of those: a repomd.xml the origin published after the metalink was read
+	clientFailures  atomic.Int64 // resolutions where no URL gave a complete, correct repository (dnf fails)
+	handedWhileDown atomic.Int64 // URLs of a region while its S3 server was down
+	downloads       atomic.Int64 // /pub redirects followed
+	downloadUnknown atomic.Int64 // /pub answers 404: the server's file data is older than the file
+	downloadMisses  atomic.Int64 // of the misses: a /pub redirect's Location (curl would fail)
+	downloadFailed  atomic.Int64 // ... and no rel=duplicate Link worked either (aria2c would fail)
+
+	mu       sync.Mutex
+	examples []string
+}
+
+func (s *stats) note(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.examples) < 40 {
+		s.examples = append(s.examples, time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
+	}
+}
+
+func (s *stats) misses() int64 { return s.missesOutage.Load() + s.missesOther.Load() }
+
+func (s *stats) String() string {
+	return fmt.Sprintf("requests %d (to the server %d, 5xx %d, other non-200 %d); metalinks %d handing out %d region URLs (%d of a region while its S3 was down); "+
+		"misses %d (%d on a killed region, %d other); mismatches %d (%d a repomd.xml newer than its metalink); client failures %d; downloads %d (%d paths not yet known to the server; %d redirects to a failing Location, %d without a working duplicate)",
+		s.requests.Load(), s.serverRequests.Load(), s.server5xx.Load(), s.serverOther.Load(), s.resolutions.Load(), s.urlsHanded.Load(),
+		s.handedWhileDown.Load(), s.misses(), s.missesOutage.Load(), s.missesOther.Load(), s.mismatches.Load(), s.mismatchNewer.Load(),
+		s.clientFailures.Load(), s.downloads.Load(), s.downloadUnknown.Load(), s.downloadMisses.Load(), s.downloadFailed.Load())
+}
+
+// metalinkDoc is the part of a yum Metalink 3.0 that dnf reads (names without namespaces
+// match any namespace, so mm0:alternates is "alternates").
+type metalinkDoc struct {
+	Files []struct {
+		Name       string   `xml:"name,attr"`
+		Hashes     []mlHash `xml:"verification>hash"`
+		Alternates []struct {
+			Hashes []mlHash `xml:"verification>hash"`
+		} `xml:"alternates>alternate"`
+		URLs []string `xml:"resources>url"`
+	} `xml:"files>file"`
+}
+
+type mlHash struct {
+	Type  string `xml:"type,attr"`
+	Value string `xml:",chardata"`
+}
+
+// client behaves like dnf with a metalink: it reads the metalink, takes repomd.xml from a
+// URL, accepts it only when its SHA-512 (the strongest hash, the one librepo checks) is the
+// current or an alternate one, then fetches every file repomd.xml names and every package
+// primary.xml names from the same base URL and checks their checksums. Unlike dnf, it
+// tries every URL it was given, not only until one works, so that every URL handed out is
+// tested.
+type client struct {
+	packages   []string // hrefs of the last primary.xml read
+	w          *world
+	http       *http.Client
+	noRedirect *http.Client
+	st         *stats
+	region     func(url string) *region
+}
+
+func newClient(w *world, st *stats) *client {
+	tr := &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second}
+	c := &client{w: w, st: st, http: &http.Client{Transport: tr, Timeout: 20 * time.Second}}
+	c.noRedirect = &http.Client{Transport: tr, Timeout: 20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	c.region = func(u string) *region {
+		for _, r := range w.regions {
+			if strings.HasPrefix(u, r.publicURL+"/") {
+				return r
+			}
+		}
+		return nil
+	}
+	return c
+}
+
+// get fetches u. A 404 or a connection failure is a miss; other failures are errors too.
+func (c *client) get(ctx context.Context, u string) ([]byte, int, error) {
+	c.st.requests.Add(1)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, resp.StatusCode, err
+	}
+	if resp.StatusCode != 200 {
+		return b, resp.StatusCode, fmt.Errorf("%s", resp.Status)
+	}
+	return b, 200, nil
+}
+
+// miss counts a failed fetch of a URL the server handed out.
+func (c *client) miss(u string, status int, err error) {
+	r := c.region(u)
+	if r != nil && r.down.Load() {
+		c.st.missesOutage.Add(1)
+		return
+	}
+	c.st.missesOther.Add(1)
+	c.st.note("miss: %s: status %d: %v", u, status, err)
+}
+
+// resolve runs one metalink resolution with location= set to loc ("" for none).
+func (c *client) resolve(ctx context.Context, loc string) {
+	u := c.w.srvURL + "/metalink?repo=demo-1&arch=x86_64&countme=1"
+	if loc != "" {
+		u += "&location=" + loc
+	}
+	readAt := time.Now()
+	c.st.serverRequests.Add(1)
+	body, status, err := c.get(ctx, u)
+	if ctx.Err() != nil {
+		return
+	}
+	switch {
+	case status >= 500:
+		c.st.server5xx.Add(1)
+		c.st.note("metalink: %d: %s", status, firstLine(body))
+		return
+	case err != nil && status == 0:
+		c.st.server5xx.Add(1) // the server did not answer at all
+		c.st.note("metalink: %v", err)
+		return
+	case status != 200:
+		c.st.serverOther.Add(1)
+		c.st.note("metalink: %d: %s", status, firstLine(body))
+		return
+	}
+	c.st.resolutions.Add(1)
+	var doc metalinkDoc
+	if err := xml.Unmarshal(body, &doc); err != nil || len(doc.Files) != 1 || len(doc.Files[0].URLs) == 0 {
+		c.st.clientFailures.Add(1)
+		c.st.note("metalink unreadable: %v: %s", err, firstLine(body))
+		return
+	}
+	f := doc.Files[0]
+	accepted := map[string]bool{}
+	for _, h := range f.Hashes {
+		if h.Type == "sha512" {
+			accepted[strings.TrimSpace(h.Value)] = true
+		}
+	}
+	for _, a := range f.Alternates {
+		for _, h := range a.Hashes {
+			if h.Type == "sha512" {
+				accepted[strings.TrimSpace(h.Value)] = true
+			}
+		}
+	}
+	good := 0
+	c.packages = c.packages[:0]
+	for _, mu := range f.URLs {
+		mu = strings.TrimSpace(mu)
+		c.st.urlsHanded.Add(1)
+		if r := c.region(mu); r != nil && r.down.Load() {
+			c.st.handedWhileDown.Add(1)
+		}
+		if c.fetchRepo(ctx, mu, accepted, readAt) {
+			good++
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+	if good == 0 {
+		c.st.clientFailures.Add(1)
+		c.st.note("no URL of %d gave a good repository", len(f.URLs))
+	}
+	// Downloads through the server, as a browser or curl does: GET /pub/<path>, follow the
+	// redirect, check the bytes against the digest the redirect carried.
+	for i, href := range c.packages {
+		if i >= 2 || ctx.Err() != nil {
+			break
+		}
+		c.download(ctx, repoDir+"/"+href, loc)
+	}
+}
+
+func (c *client) download(ctx context.Context, path, loc string) {
+	u := c.w.srvURL + "/pub/" + escapePath(path)
+	if loc != "" {
+		u += "?location=" + loc
+	}
+	c.st.requests.Add(1)
+	c.st.serverRequests.Add(1)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, err := c.noRedirect.Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.st.server5xx.Add(1)
+			c.st.note("download %s: %v", u, err)
+		}
+		return
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode >= 500:
+		c.st.server5xx.Add(1)
+		c.st.note("download %s: %s", u, resp.Status)
+		return
+	case resp.StatusCode == http.StatusNotFound:
+		// The per-file data is reloaded at most every 30 s: a file younger than that may
+		// be unknown to the server yet (a freshness delay, not a miss).
+		c.st.downloadUnknown.Add(1)
+		return
+	case resp.StatusCode != http.StatusFound:
+		c.st.serverOther.Add(1)
+		c.st.note("download %s: %s", u, resp.Status)
+		return
+	}
+	c.st.downloads.Add(1)
+	digest := resp.Header.Get("Repr-Digest")
+	target := resp.Header.Get("Location")
+	b, status, err := c.get(ctx, target)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		c.miss(target, status, err)
+		c.st.downloadMisses.Add(1)
+		// A download manager tries the RFC 6249 duplicates next, as aria2c does.
+		b = nil
+		for _, l := range resp.Header.Values("Link") {
+			dup, params, _ := strings.Cut(l, ";")
+			if !strings.Contains(params, "rel=duplicate") {
+				continue
+			}
+			dup = strings.Trim(strings.TrimSpace(dup), "<>")
+			if got, status, err := c.get(ctx, dup); err == nil {
+				b = got
+				break
+			} else if ctx.Err() == nil {
+				c.miss(dup, status, err)
+			}
+		}
+		if b == nil {
+			if ctx.Err() == nil {
+				c.st.downloadFailed.Add(1)
+				c.st.note("download %s: no URL worked", path)
+			}
+			return
+		}
+	}
+	sum := sha256.Sum256(b)
+	if want := "sha-256=:" + base64.StdEncoding.EncodeToString(sum[:]) + ":"; digest != want {
+		c.st.mismatches.Add(1)
+		c.st.note("download %s from %s: digest %s, body %s", path, target, digest, want)
+	}
+}
+
+// fetchRepo takes repomd.xml from u and everything it names; it reports whether the
+// whole repository came through correct.
+func (c *client) fetchRepo(ctx context.Context, u string, accepted map[string]bool, readAt time.Time) bool {
+	if !strings.HasSuffix(u, "/repodata/repomd.xml") {
+		c.st.mismatches.Add(1)
+		c.st.note("metalink URL does not end in /repodata/repomd.xml: %s", u)
+		return false
+	}
+	base := strings.TrimSuffix(u, "repodata/repomd.xml")
+	body, status, err := c.get(ctx, u)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.miss(u, status, err)
+		}
+		return false
+	}
+	sum := sha512.Sum512(body)
+	h := hex.EncodeToString(sum[:])
+	if !accepted[h] {
+		c.st.mismatches.Add(1)
+		if at, ok := c.w.history.published(h); ok && at.After(readAt.Add(-2*time.Second)) {
+			c.st.mismatchNewer.Add(1)
+			c.st.note("repomd.xml from %s was published %s after the metalink was read; not in the metalink", u, at.Sub(readAt))
+		} else {
+			c.st.note("repomd.xml from %s matches no hash of the metalink (known to the origin: %v)", u, ok)
+		}
+		return false
+	}
+	md, err := repomd.Parse(strings.NewReader(string(body)))
+	if err != nil {
+		c.st.mismatches.Add(1)
+		c.st.note("repomd.xml from %s: %v", u, err)
+		return false
+	}
+	ok := true
+	for _, d := range md.Data {
+		b, status, err := c.get(ctx, base+d.Href)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.miss(base+d.Href, status, err)
+			}
+			ok = false
+			continue
+		}
+		if !checksumOK(d.Algorithm, d.Checksum, b) {
+			c.st.mismatches.Add(1)
+			c.st.note("%s: checksum mismatch", base+d.Href)
+			ok = false
+			continue
+		}
+		if d.Type == "primary" {
+			ok = c.fetchPackages(ctx, base, b) && ok
+		}
+	}
+	return ok
+}
+
+type primaryDoc struct {
+	Packages []struct {
+		Checksum struct {
+			Type  string `xml:"type,attr"`
+			Value string `xml:",chardata"`
+		} `xml:"checksum"`
+		Location struct {
+			Href string `xml:"href,attr"`
+		} `xml:"location"`
+	} `xml:"package"`
+}
+
+func (c *client) fetchPackages(ctx context.Context, base string, gz []byte) bool {
+	zr, err := gzip.NewReader(strings.NewReader(string(gz)))
+	if err != nil {
+		c.st.mismatches.Add(1)
+		c.st.note("primary: %v", err)
+		return false
+	}
+	var doc primaryDoc
+	if err := xml.NewDecoder(zr).Decode(&doc); err != nil {
+		c.st.mismatches.Add(1)
+		c.st.note("primary: %v", err)
+		return false
+	}
+	ok := true
+	for _, p := range doc.Packages {
+		// dnf appends the href as it is: a '+' reaches S3 unencoded, where it means a
+		// space; the pusher writes such keys twice for this reason.
+		u := base + p.Location.Href
+		c.packages = append(c.packages, p.Location.Href)
+		b, status, err := c.get(ctx, u)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.miss(u, status, err)
+			}
+			ok = false
+			continue
+		}
+		if !checksumOK(p.Checksum.Type, p.Checksum.Value, b) {
+			c.st.mismatches.Add(1)
+			c.st.note("%s: checksum mismatch", u)
+			ok = false
+		}
+	}
+	return ok
+}
+
+func checksumOK(algo, want string, b []byte) bool {
+	var h hash.Hash
+	switch algo {
+	case "sha256":
+		h = sha256.New()
+	case "sha512":
+		h = sha512.New()
+	default:
+		return false
+	}
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil)) == strings.ToLower(strings.TrimSpace(want))
+}
+
+func firstLine(b []byte) string {
+	s, _, _ := strings.Cut(string(b), "\n")
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// loop resolves metalinks until ctx ends, cycling through the locations so that every
+// region is first for some clients.
+func (c *client) loop(ctx context.Context, locations []string) {
+	for i := 0; ctx.Err() == nil; i++ {
+		c.resolve(ctx, locations[i%len(locations)])
+	}
+}

@@ -1,0 +1,327 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha512"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/regionmirror/regionmirror/internal/childproc"
+	"github.com/regionmirror/regionmirror/internal/localpg"
+	"github.com/regionmirror/regionmirror/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// repoDir is the sample repository's directory in the origin.
+const repoDir = "demo/1/x86_64/os"
+
+// region is one S3 region of the world: its own versitygw, so it can be killed alone.
+type region struct {
+	name, country string
+	s3            *testenv.S3Server
+	bucket        string
+	publicURL     string
+	// down is set just before the S3 server is killed and cleared once it answers again;
+	// a miss on this region while it is set is a miss of the outage.
+	down atomic.Bool
+}
+
+// world is everything the fault test runs: PostgreSQL, regions, the origin, the binary.
+type world struct {
+	t       *testing.T
+	dir     string
+	bin     string
+	pg      *localpg.Postgres
+	dbURL   string
+	origin  string
+	regions []*region
+	env     []string
+	serve   *childproc.Process
+	srvURL  string
+	history *history
+	pgDown  atomic.Bool
+}
+
+// buildBinary builds cmd/regionmirror once per test binary.
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "regionmirror-e2e-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "regionmirror")
+		out, err := exec.Command("go", "build", "-o", buildPath, "../../cmd/regionmirror").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// newWorld starts a private PostgreSQL, one versitygw per region, copies the sample origin
+// and registers everything through the CLI.
+func newWorld(t *testing.T, names ...string) *world {
+	t.Helper()
+	w := &world{t: t, dir: t.TempDir(), bin: binary(t), history: newHistory()}
+	pg, err := localpg.Start(filepath.Join(w.dir, "pg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	w.pg = pg
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE regionmirror"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	w.dbURL = pg.URL("regionmirror")
+
+	w.origin = filepath.Join(w.dir, "origin")
+	if err := os.CopyFS(w.origin, os.DirFS("../../testdata/origin")); err != nil {
+		t.Fatal(err)
+	}
+	port, err := childproc.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.srvURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	w.env = append(os.Environ(),
+		"REGIONMIRROR_CONFIG=",
+		"REGIONMIRROR_DATABASE_URL="+w.dbURL,
+		"REGIONMIRROR_ORIGIN_PATH="+w.origin,
+		fmt.Sprintf("REGIONMIRROR_SERVER_LISTEN=127.0.0.1:%d", port),
+		"REGIONMIRROR_SERVER_SNAPSHOT_INTERVAL=2s",
+		"REGIONMIRROR_SCAN_TIMEOUT=5s",
+		"AWS_ACCESS_KEY_ID="+testenv.S3AccessKey,
+		"AWS_SECRET_ACCESS_KEY="+testenv.S3SecretKey,
+	)
+	w.mustCLI("migrate")
+	countries := map[string]string{"eu-central-1": "DE", "us-east-1": "US", "ap-southeast-2": "AU"}
+	for _, name := range names {
+		srv, err := testenv.StartS3(filepath.Join(w.dir, "s3-"+name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Stop)
+		r := &region{name: name, country: countries[name], s3: srv}
+		r.bucket = srv.NewBucket(t, true)
+		r.publicURL = srv.Endpoint + "/" + r.bucket
+		w.regions = append(w.regions, r)
+		w.mustCLI("region", "add", name, "--bucket", r.bucket, "--endpoint", srv.Endpoint,
+			"--public-url", r.publicURL, "--country", r.country)
+	}
+	w.mustCLI("repo", "add", "demo-1", "x86_64", repoDir)
+	w.recordRepomd()
+	return w
+}
+
+// cli runs the binary and returns its combined output.
+func (w *world) cli(ctx context.Context, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, w.bin, args...)
+	cmd.Env = w.env
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (w *world) mustCLI(args ...string) string {
+	w.t.Helper()
+	out, err := w.cli(context.Background(), args...)
+	if err != nil {
+		w.t.Fatalf("regionmirror %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// startServe runs `regionmirror serve` and waits until it answers /readyz.
+func (w *world) startServe() {
+	w.t.Helper()
+	cmd := exec.Command(w.bin, "serve", "--access-log=false")
+	cmd.Env = w.env
+	proc, err := childproc.Start(cmd, filepath.Join(w.dir, "serve.log"), nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.serve = proc
+	w.t.Cleanup(func() { proc.Stop(syscall.SIGTERM, 15*time.Second) })
+	client := &http.Client{Timeout: 2 * time.Second}
+	err = childproc.WaitReady(proc, 60*time.Second, func() error {
+		resp, err := client.Get(w.srvURL + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("readyz: %s", resp.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// mutate changes the repository as a distribution does between two composes: a new
+// package file appears, the one added two rounds earlier goes, and createrepo_c writes new
+// checksum-named repodata (deleting the old files at the origin).
+func (w *world) mutate(round int) {
+	w.t.Helper()
+	repo := filepath.Join(w.origin, repoDir)
+	gen := filepath.Join(repo, "Packages", "gen")
+	if err := os.MkdirAll(gen, 0o755); err != nil {
+		w.t.Fatal(err)
+	}
+	src, err := os.ReadFile(filepath.Join(repo, "Packages", "hello-1.0-1.noarch.rpm"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(gen, fmt.Sprintf("hello-round%03d.noarch.rpm", round)), src, 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+	os.Remove(filepath.Join(gen, fmt.Sprintf("hello-round%03d.noarch.rpm", round-2)))
+	// A download beside the repository, for the /pub clients.
+	iso := filepath.Join(w.origin, "demo/1/iso")
+	if err := os.WriteFile(filepath.Join(iso, fmt.Sprintf("round-%03d.img", round)), bytes.Repeat([]byte{byte(round)}, 4096+round), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+	out, err := exec.Command("createrepo_c", "--quiet", "--no-database", "--general-compress-type=gz", repo).CombinedOutput()
+	if err != nil {
+		w.t.Fatalf("createrepo_c: %v\n%s", err, out)
+	}
+	w.recordRepomd()
+}
+
+// addBulk writes n files that make the next push long enough to be killed in the middle.
+func (w *world) addBulk(round, n int) string {
+	w.t.Helper()
+	rel := fmt.Sprintf("demo/1/iso/bulk-%03d", round)
+	dir := filepath.Join(w.origin, rel)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		w.t.Fatal(err)
+	}
+	for i := range n {
+		body := bytes.Repeat([]byte(fmt.Sprintf("%d-%d ", round, i)), 2000)
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("part-%03d.bin", i)), body, 0o644); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	return rel
+}
+
+// objectsUnder counts objects under prefix in the region's bucket, straight from
+// versitygw's posix backend.
+func (r *region) objectsUnder(prefix string) int {
+	entries, _ := os.ReadDir(filepath.Join(r.s3.Dir, "s3data", r.bucket, prefix))
+	return len(entries)
+}
+
+func (w *world) recordRepomd() {
+	b, err := os.ReadFile(filepath.Join(w.origin, repoDir, "repodata", "repomd.xml"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.history.add(b)
+}
+
+// history knows every repomd.xml the origin ever published, by SHA-512, and when.
+type history struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+func newHistory() *history { return &history{seen: map[string]time.Time{}} }
+
+func (h *history) add(b []byte) {
+	s := sha512.Sum512(b)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seen[hex.EncodeToString(s[:])] = time.Now()
+}
+
+func (h *history) published(sha512hex string) (time.Time, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, ok := h.seen[sha512hex]
+	return t, ok
+}
+
+// originFiles lists every file of the origin, relative paths with '/'.
+func (w *world) originFiles() []string {
+	var out []string
+	filepath.WalkDir(w.origin, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			rel, _ := filepath.Rel(w.origin, p)
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	return out
+}
+
+// escapePath percent-encodes every segment, '+' included, as the server does.
+func escapePath(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = strings.ReplaceAll(url.PathEscape(s), "+", "%2B")
+	}
+	return strings.Join(segs, "/")
+}
+
+// checkRegionsEqualOrigin reads every origin file back from every region's public URL.
+func (w *world) checkRegionsEqualOrigin() (files int) {
+	w.t.Helper()
+	client := &http.Client{Timeout: 30 * time.Second}
+	for _, p := range w.originFiles() {
+		want, err := os.ReadFile(filepath.Join(w.origin, p))
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		files++
+		for _, r := range w.regions {
+			resp, err := client.Get(r.publicURL + "/" + escapePath(p))
+			if err != nil {
+				w.t.Errorf("%s: %s: %v", r.name, p, err)
+				continue
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !bytes.Equal(got, want) {
+				w.t.Errorf("%s: %s: %s, %d bytes; the origin has %d", r.name, p, resp.Status, len(got), len(want))
+			}
+		}
+	}
+	return files
+}
