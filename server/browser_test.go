@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // screenshotDir is where the browser tests leave their screenshots (the repository's .tmp/,
@@ -93,8 +95,8 @@ func rowText(dom, table, region string) string {
 func TestPagesInChromium(t *testing.T) {
 	e := newClientEnv(t, "https://dl.example.org/pub")
 	// Some traffic for the counters: two redirects to regions, one to the origin.
-	curl(t, "-o", "/dev/null", e.base+"/pub/"+EscapePath(cPlus)+"?location=eu-central-1")
-	curl(t, "-o", "/dev/null", e.base+"/pub/"+EscapePath(cPlain)+"?location=us-east-1")
+	curl(t, "-o", "/dev/null", e.base+"/pub/"+model.EscapePath(cPlus)+"?location=eu-central-1")
+	curl(t, "-o", "/dev/null", e.base+"/pub/"+model.EscapePath(cPlain)+"?location=us-east-1")
 	waitFor(t, "the activity's first read", func() bool { return !e.act.View().ReadAt.IsZero() })
 	if _, err := e.db.ForgetObject(context.Background(), cOnlyUS, e.regions["us-east-1"].ID); err != nil {
 		t.Fatal(err)
@@ -131,7 +133,7 @@ func TestPagesInChromium(t *testing.T) {
 		t.Error("the dashboard shows a credentials profile")
 	}
 
-	dom = render(t, e.base+"/pub/"+EscapePath(cUnicode)+"?mirrorlist&location=ap-southeast-2", "mirrorlist.png")
+	dom = render(t, e.base+"/pub/"+model.EscapePath(cUnicode)+"?mirrorlist&location=ap-southeast-2", "mirrorlist.png")
 	order := []int{strings.Index(dom, `data-region="ap-southeast-2"`), strings.Index(dom, `data-region="us-east-1"`),
 		strings.Index(dom, `data-region="eu-central-1"`), strings.Index(dom, `data-region="origin"`)}
 	for i := 1; i < len(order); i++ {

@@ -170,7 +170,7 @@ func (e *clientEnv) objectURL(region, p string) string {
 	if pre := e.prefix[region]; pre != "" {
 		key = pre + "/" + p
 	}
-	return e.s3.URL(e.buckets[region], EscapePath(key))
+	return e.s3.URL(e.buckets[region], model.EscapePath(key))
 }
 
 // curl runs the real curl and returns its output (headers with -D -).
@@ -211,7 +211,7 @@ func TestCurlDownloads(t *testing.T) {
 	e := newClientEnv(t, "https://dl.example.org/pub")
 	sum := sha256.Sum256(e.content[cPlus])
 	b64 := base64.StdEncoding.EncodeToString(sum[:])
-	u := e.base + "/pub/" + EscapePath(cPlus)
+	u := e.base + "/pub/" + model.EscapePath(cPlus)
 
 	// GET: the redirect with every header.
 	out := curl(t, "-D", "-", "-o", "/dev/null", u+"?location=eu-central-1")
@@ -227,7 +227,7 @@ func TestCurlDownloads(t *testing.T) {
 			"<" + e.objectURL("eu-central-1", cPlus) + ">; rel=duplicate; pri=1; geo=de",
 			"<" + e.objectURL("us-east-1", cPlus) + ">; rel=duplicate; pri=2; geo=us",
 			"<" + e.objectURL("ap-southeast-2", cPlus) + ">; rel=duplicate; pri=3; geo=au",
-			"<https://dl.example.org/pub/" + EscapePath(cPlus) + ">; rel=duplicate; pri=4",
+			"<https://dl.example.org/pub/" + model.EscapePath(cPlus) + ">; rel=duplicate; pri=4",
 		},
 		"repr-digest":    {"sha-256=:" + b64 + ":"},
 		"digest":         {"SHA-256=" + b64},
@@ -252,7 +252,7 @@ func TestCurlDownloads(t *testing.T) {
 	for _, p := range []string{cPlus, cUnicode, cPlain, cOnlyUS} {
 		for _, loc := range []string{"us-east-1", "eu-central-1", "ap-southeast-2"} {
 			dst := filepath.Join(t.TempDir(), "f")
-			curl(t, "-fL", "-o", dst, e.base+"/pub/"+EscapePath(p)+"?location="+loc)
+			curl(t, "-fL", "-o", dst, e.base+"/pub/"+model.EscapePath(p)+"?location="+loc)
 			if got, _ := os.ReadFile(dst); !bytes.Equal(got, e.content[p]) {
 				t.Errorf("%s via %s: wrong bytes", p, loc)
 			}
@@ -363,14 +363,14 @@ func TestAria2Meta4(t *testing.T) {
 	}
 	for _, p := range []string{cPlus, cUnicode} {
 		dir := t.TempDir()
-		if _, err := run(dir, e.base+"/pub/"+EscapePath(p)+".meta4?location=us-east-1"); err != nil {
+		if _, err := run(dir, e.base+"/pub/"+model.EscapePath(p)+".meta4?location=us-east-1"); err != nil {
 			t.Fatalf("aria2c: %v", err)
 		}
 		check(dir, p)
 	}
 	// The plain file URL: aria2c asks for Metalink 4 in Accept, gets it and follows it.
 	dir := t.TempDir()
-	if _, err := run(dir, e.base+"/pub/"+EscapePath(cPlain)+"?location=eu-central-1"); err != nil {
+	if _, err := run(dir, e.base+"/pub/"+model.EscapePath(cPlain)+"?location=eu-central-1"); err != nil {
 		t.Fatalf("aria2c: %v", err)
 	}
 	check(dir, cPlain)
@@ -383,7 +383,7 @@ func TestAria2Meta4(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir = t.TempDir()
-	out, err := run(dir, e.base+"/pub/"+EscapePath(cPlus)+".meta4?location=us-east-1")
+	out, err := run(dir, e.base+"/pub/"+model.EscapePath(cPlus)+".meta4?location=us-east-1")
 	if err != nil {
 		t.Fatalf("aria2c did not fall back: %v", err)
 	}
@@ -396,7 +396,7 @@ func TestAria2Meta4(t *testing.T) {
 		Key: aws.String(e.regions["us-east-1"].Key(cPlain)), Body: bytes.NewReader(bytes.Repeat([]byte("x"), len(e.content[cPlain])))}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = run(t.TempDir(), e.base+"/pub/"+EscapePath(cPlain)+".meta4?location=us-east-1")
+	_, err = run(t.TempDir(), e.base+"/pub/"+model.EscapePath(cPlain)+".meta4?location=us-east-1")
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 32 {
 		t.Errorf("aria2c with a corrupt first copy: %v, want exit 32", err)
 	}

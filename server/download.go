@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // Bounds of a download path: longer ones are refused before any lookup.
@@ -249,7 +249,7 @@ func tierFor(o *clientOrder, regions []*Region) string {
 // file's SHA-256 as RFC 9530 Repr-Digest and RFC 3230 Digest; Cache-Control and Vary,
 // since the answer depends on who asks and on Accept. All values are cut from one string.
 func (s *Server) redirectHeaders(h http.Header, r *http.Request, f fileRef, regions []*Region, origin *Region) {
-	esc := EscapePath(f.path)
+	esc := model.EscapePath(f.path)
 	dups := regions
 	var withOrigin [maxDuplicates]*Region
 	if origin != nil && len(regions) < maxDuplicates {
@@ -323,7 +323,7 @@ func (s *Server) redirectHeaders(h http.Header, r *http.Request, f fileRef, regi
 // X-Forwarded-Proto of a trusted proxy counts), the download prefix, the escaped path. A
 // Host header that is not a plain host[:port] gives a path without scheme and host.
 func (s *Server) selfURL(r *http.Request, path string) string {
-	return string(s.appendSelfURL(nil, r, EscapePath(path)))
+	return string(s.appendSelfURL(nil, r, model.EscapePath(path)))
 }
 
 func (s *Server) appendSelfURL(b []byte, r *http.Request, escaped string) []byte {
@@ -417,21 +417,7 @@ func contentDisposition(name string) string {
 	}
 	v := `attachment; filename="` + string(ascii) + `"`
 	if !plain {
-		v += "; filename*=UTF-8''" + EscapePath(strings.ReplaceAll(name, "/", "_"))
+		v += "; filename*=UTF-8''" + model.EscapePath(strings.ReplaceAll(name, "/", "_"))
 	}
 	return v
-}
-
-// humanBytes renders a byte count for people: 1.5 MiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // Files of the download tests. IDs of the world's regions are their positions + 1.
@@ -131,7 +132,7 @@ func TestDownloadRedirect(t *testing.T) {
 	if got := res.Header.Get("Location"); got != "https://us-east-1.example/pub/demo/1/x86_64/os/Packages/libc%2B%2B-compat-1.0-1.noarch.rpm" {
 		t.Errorf("Location %q", got)
 	}
-	res, _ = do(t, s, http.MethodGet, "/pub/"+EscapePath(hostile)+"?location=ap-southeast-2")
+	res, _ = do(t, s, http.MethodGet, "/pub/"+model.EscapePath(hostile)+"?location=ap-southeast-2")
 	if got := res.Header.Get("Location"); got != "http://ap-southeast-2.example/weird/a%26b%20%3Cc%3E%20%22q%22%20%27x%27%20%C3%BCn%C3%AF%2Bc%C3%B6d%C3%A9%20name.rpm" {
 		t.Errorf("Location %q", got)
 	}
@@ -245,7 +246,7 @@ func TestDownloadTraversal(t *testing.T) {
 
 func TestMeta4(t *testing.T) {
 	s := fileServer(t, "https://dl.example.org/pub", nil)
-	esc := "/pub/" + EscapePath(hostile)
+	esc := "/pub/" + model.EscapePath(hostile)
 	var first string
 	for _, c := range []struct {
 		target string
@@ -287,8 +288,8 @@ func TestMeta4(t *testing.T) {
 	}
 	sum := sha256.Sum256([]byte(hostile))
 	if doc.File.Name != baseName(hostile) || doc.File.Size != 42 || doc.File.Hash != hex.EncodeToString(sum[:]) || len(doc.File.URLs) != 3 ||
-		doc.File.URLs[0].URL != "https://us-east-1.example/pub/"+EscapePath(hostile) || doc.File.URLs[0].Location != "us" ||
-		doc.File.URLs[2].URL != "https://dl.example.org/pub/"+EscapePath(hostile) || doc.File.URLs[2].Priority != 3 {
+		doc.File.URLs[0].URL != "https://us-east-1.example/pub/"+model.EscapePath(hostile) || doc.File.URLs[0].Location != "us" ||
+		doc.File.URLs[2].URL != "https://dl.example.org/pub/"+model.EscapePath(hostile) || doc.File.URLs[2].Priority != 3 {
 		t.Errorf("parsed %+v", doc.File)
 	}
 	// Browsers and download managers that do not ask for Metalink 4 get the redirect.
@@ -315,7 +316,7 @@ func TestMeta4ControlCharacters(t *testing.T) {
 
 func TestFileMirrorlistPage(t *testing.T) {
 	s := fileServer(t, "https://dl.example.org/pub", nil)
-	res, body := do(t, s, http.MethodGet, "/pub/"+EscapePath(hostile)+"?mirrorlist&location=ap-southeast-2")
+	res, body := do(t, s, http.MethodGet, "/pub/"+model.EscapePath(hostile)+"?mirrorlist&location=ap-southeast-2")
 	if res.StatusCode != 200 || res.Header.Get("Content-Type") != ContentTypeHTML {
 		t.Fatalf("%d %s", res.StatusCode, body)
 	}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // Content types of the answers.
@@ -94,7 +96,7 @@ func WriteMirrorlist(b *bytes.Buffer, repo *Repository, d *Decision, header stri
 		b.WriteString(safeText(n, 512))
 		b.WriteString("\n")
 	}
-	dir := EscapePath(strings.Trim(repo.Directory, "/"))
+	dir := model.EscapePath(strings.Trim(repo.Directory, "/"))
 	for _, r := range d.Regions() {
 		b.WriteString(r.base)
 		if dir != "" && dir != "." {

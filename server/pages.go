@@ -12,6 +12,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/regionmirror/regionmirror/internal/human"
+	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/templates"
 )
 
@@ -24,7 +26,7 @@ type pages struct {
 }
 
 var pageFuncs = template.FuncMap{
-	"bytes": humanBytes,
+	"bytes": human.Bytes,
 	"ago": func(now time.Time, t any) string {
 		var at time.Time
 		switch v := t.(type) {
@@ -38,7 +40,7 @@ var pageFuncs = template.FuncMap{
 		if at.IsZero() {
 			return "never"
 		}
-		return ageText(now.Sub(at)) + " ago"
+		return human.Age(now.Sub(at)) + " ago"
 	},
 	"pct":         func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + "%" },
 	"lower":       strings.ToLower,
@@ -63,22 +65,6 @@ func mustParsePages() *pages {
 		return template.Must(template.New(name).Funcs(pageFuncs).ParseFS(templates.FS, "base.html", name))
 	}
 	return &pages{dashboard: parse("dashboard.html"), mirrorlist: parse("mirrorlist.html")}
-}
-
-// ageText renders a duration in the largest whole unit: 45s, 12m, 3h, 2d.
-func ageText(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "0s"
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	default:
-		return fmt.Sprintf("%dd", int(d.Hours()/24))
-	}
 }
 
 func (s *Server) render(c echo.Context, t *template.Template, data any) error {
@@ -125,7 +111,7 @@ type mirrorlistPage struct {
 // fileMirrorlist renders ?mirrorlist: the regions holding the file, in this client's order.
 func (s *Server) fileMirrorlist(c echo.Context, snap *Snapshot, f fileRef, d *Decision, req Request) error {
 	loc := s.locateView(snap, f, d)
-	self := s.prefix + "/" + EscapePath(f.path)
+	self := s.prefix + "/" + model.EscapePath(f.path)
 	p := mirrorlistPage{
 		Title: "Mirrors of " + baseName(f.path), Now: req.Now, Path: f.path, Name: baseName(f.path), Size: f.size,
 		SHA256: hex.EncodeToString(f.sha256), Tier: d.Tier, DownloadURL: self, Meta4URL: self + ".meta4",

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/internal/geo"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 func names(d *Decision) []string {
@@ -252,8 +253,8 @@ func TestEscapePath(t *testing.T) {
 		"a b/ü?#&":    "a%20b/%C3%BC%3F%23%26",
 		"plain/path~": "plain/path~",
 	} {
-		if got := EscapePath(in); got != want {
-			t.Errorf("EscapePath(%q) = %q, want %q", in, got, want)
+		if got := model.EscapePath(in); got != want {
+			t.Errorf("model.EscapePath(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -69,7 +69,7 @@ type Region struct {
 }
 
 // URL returns the region's public URL for a path of the origin tree.
-func (r *Region) URL(path string) string { return r.base + EscapePath(path) }
+func (r *Region) URL(path string) string { return r.base + model.EscapePath(path) }
 
 // Carries reports whether the region's include prefixes cover path (a file or a directory).
 func (r *Region) Carries(path string) bool {
@@ -187,7 +187,7 @@ func BuildSnapshot(data *db.SnapshotData, files *FileIndex, policy Policy) *Snap
 		repo := &Repository{
 			ID: m.ID, Name: m.Name, Arch: m.Arch, Directory: m.Directory,
 			InRegion:   make([]RegionRepo, len(s.Regions)),
-			repomdPath: EscapePath(joinPath(m.Directory, "repodata/repomd.xml")),
+			repomdPath: model.EscapePath(joinPath(m.Directory, "repodata/repomd.xml")),
 		}
 		for i := range repo.InRegion {
 			repo.InRegion[i].Version = -1
@@ -257,7 +257,7 @@ func newRegion(m *model.Region) *Region {
 	}
 	base := strings.TrimRight(m.PublicURL, "/") + "/"
 	if m.Prefix != "" {
-		base += EscapePath(strings.Trim(m.Prefix, "/")) + "/"
+		base += model.EscapePath(strings.Trim(m.Prefix, "/")) + "/"
 	}
 	r.base = base
 	r.Scheme, _, _ = strings.Cut(m.PublicURL, "://")
@@ -271,39 +271,6 @@ func joinPath(dir, name string) string {
 		return name
 	}
 	return dir + "/" + name
-}
-
-// EscapePath percent-encodes every byte of a path except unreserved characters and the
-// slashes between segments: "+" becomes %2B, because S3 reads a literal "+" as a space.
-func EscapePath(p string) string {
-	const hexDigits = "0123456789ABCDEF"
-	n := 0
-	for i := 0; i < len(p); i++ {
-		if !pathSafe(p[i]) {
-			n++
-		}
-	}
-	if n == 0 {
-		return p
-	}
-	var b strings.Builder
-	b.Grow(len(p) + 2*n)
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if pathSafe(c) {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(hexDigits[c>>4])
-		b.WriteByte(hexDigits[c&15])
-	}
-	return b.String()
-}
-
-func pathSafe(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-		c == '-' || c == '.' || c == '_' || c == '~' || c == '/'
 }
 
 // Stats summarises a snapshot for logs and /readyz.

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/human"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/pusher"
 )
@@ -90,16 +91,16 @@ func (a *app) locateCmd() *cobra.Command {
 			if asJSON {
 				return printJSON(a.stdout, rep)
 			}
-			fmt.Fprintf(a.stdout, "%s  %s  sha256 %s\n", rep.Path, humanBytes(rep.Size), rep.SHA256)
+			fmt.Fprintf(a.stdout, "%s  %s  sha256 %s\n", rep.Path, human.Bytes(rep.Size), rep.SHA256)
 			if f.DeletedAt != nil {
-				fmt.Fprintf(a.stdout, "deleted at the origin %s ago\n", age(time.Since(*f.DeletedAt)))
+				fmt.Fprintf(a.stdout, "deleted at the origin %s ago\n", human.Age(time.Since(*f.DeletedAt)))
 			}
 			now := time.Now()
 			rows := [][]string{}
 			for _, c := range rep.Copies {
 				verified := ""
 				if c.VerifiedAt != nil {
-					verified = age(now.Sub(*c.VerifiedAt)) + " ago"
+					verified = human.Age(now.Sub(*c.VerifiedAt)) + " ago"
 				}
 				rows = append(rows, []string{c.Region, c.State, yesNo(c.Current), verified, c.URL})
 			}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/regionmirror/regionmirror/internal/human"
 	"github.com/regionmirror/regionmirror/pusher"
 )
 
@@ -124,7 +125,7 @@ func (p *progress) draw() {
 		const width = 24
 		fill := int(frac * width)
 		fmt.Fprintf(&b, "\x1b[2K%-16s %-9s [%s%s] %d/%d files  %s/%s\n", n, r.state,
-			strings.Repeat("#", fill), strings.Repeat(".", width-fill), r.doneFiles, r.files, humanBytes(r.doneBytes), humanBytes(r.bytes))
+			strings.Repeat("#", fill), strings.Repeat(".", width-fill), r.doneFiles, r.files, human.Bytes(r.doneBytes), human.Bytes(r.bytes))
 	}
 	p.lines = len(names)
 	io.WriteString(p.w, b.String())

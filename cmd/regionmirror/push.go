@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/internal/config"
+	"github.com/regionmirror/regionmirror/internal/human"
 
 	"github.com/spf13/cobra"
 
@@ -132,7 +133,7 @@ func printPlan(a *app, res *pusher.Result) {
 	for _, rr := range res.Regions {
 		for ph := range pusher.NumPhases {
 			rows = append(rows, []string{rr.Region, strconv.Itoa(ph+1) + " " + pusher.PhaseNames[ph],
-				strconv.Itoa(rr.PhaseFiles[ph]), humanBytes(rr.PhaseBytes[ph]), strconv.Itoa(rr.UpToDate), rr.Error})
+				strconv.Itoa(rr.PhaseFiles[ph]), human.Bytes(rr.PhaseBytes[ph]), strconv.Itoa(rr.UpToDate), rr.Error})
 		}
 	}
 	printTable(a.stdout, []string{"REGION", "PHASE", "FILES", "BYTES", "UP-TO-DATE", "ERROR"}, rows)
@@ -141,7 +142,7 @@ func printPlan(a *app, res *pusher.Result) {
 func printPushSummary(a *app, res *pusher.Result) {
 	inv := res.Inventory
 	fmt.Fprintf(a.stdout, "origin: %d files, %s; %d hashed, %d added, %d changed, %d deleted, %d new repomd.xml (%s)\n",
-		inv.Files, humanBytes(inv.Bytes), inv.Hashed, inv.Changes.Added, inv.Changes.Changed, inv.Changes.Deleted, inv.Repomds, roundDuration(inv.Duration))
+		inv.Files, human.Bytes(inv.Bytes), inv.Hashed, inv.Changes.Added, inv.Changes.Changed, inv.Changes.Deleted, inv.Repomds, roundDuration(inv.Duration))
 	rows := [][]string{}
 	for _, rr := range res.Regions {
 		states := map[string]int{}
@@ -154,7 +155,7 @@ func printPushSummary(a *app, res *pusher.Result) {
 				repos = append(repos, fmt.Sprintf("%d %s", states[s], s))
 			}
 		}
-		rows = append(rows, []string{rr.Region, rr.Status, strconv.Itoa(rr.Uploaded), humanBytes(rr.Bytes), strconv.Itoa(rr.UpToDate),
+		rows = append(rows, []string{rr.Region, rr.Status, strconv.Itoa(rr.Uploaded), human.Bytes(rr.Bytes), strconv.Itoa(rr.UpToDate),
 			strconv.Itoa(rr.Failed), strings.Join(repos, ", "), roundDuration(rr.Duration), rr.Error})
 	}
 	printTable(a.stdout, []string{"REGION", "STATUS", "UPLOADED", "BYTES", "UP-TO-DATE", "FAILED", "REPOSITORIES", "TOOK", "ERROR"}, rows)

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/human"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/pusher"
 )
@@ -157,7 +158,7 @@ func printStatus(a *app, rep *statusReport, now time.Time) {
 			c := repo.Regions[r.Name]
 			cell := c.State
 			if c.VerifiedAt != nil {
-				cell += " (" + age(now.Sub(*c.VerifiedAt)) + ")"
+				cell += " (" + human.Age(now.Sub(*c.VerifiedAt)) + ")"
 			}
 			row = append(row, cell)
 		}
@@ -175,7 +176,7 @@ func printStatus(a *app, rep *statusReport, now time.Time) {
 		if h := r.Health; h != nil {
 			health, lastErr = h.State, h.LastError
 			if h.LastProbeAt != nil {
-				probe = age(now.Sub(*h.LastProbeAt)) + " ago"
+				probe = human.Age(now.Sub(*h.LastProbeAt)) + " ago"
 			}
 		}
 		rows = append(rows, []string{r.Name, yesNo(r.Enabled), r.Access, health, probe, lastErr})
@@ -184,22 +185,8 @@ func printStatus(a *app, rep *statusReport, now time.Time) {
 	fmt.Fprintln(a.stdout)
 	rows = [][]string{}
 	for _, r := range rep.Runs {
-		rows = append(rows, []string{strconv.FormatInt(r.ID, 10), r.Kind, r.RegionName, age(now.Sub(r.StartedAt)) + " ago",
-			roundDuration(r.Duration()), r.Status, strconv.FormatInt(r.Files, 10), humanBytes(r.Bytes), r.Error})
+		rows = append(rows, []string{strconv.FormatInt(r.ID, 10), r.Kind, r.RegionName, human.Age(now.Sub(r.StartedAt)) + " ago",
+			roundDuration(r.Duration()), r.Status, strconv.FormatInt(r.Files, 10), human.Bytes(r.Bytes), r.Error})
 	}
 	printTable(a.stdout, []string{"RUN", "KIND", "REGION", "STARTED", "TOOK", "STATUS", "FILES", "BYTES", "ERROR"}, rows)
-}
-
-// age renders a duration in the largest whole unit: 45s, 12m, 3h, 2d.
-func age(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	default:
-		return fmt.Sprintf("%dd", int(d.Hours()/24))
-	}
 }

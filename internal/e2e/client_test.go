@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/repomd"
 )
 
@@ -221,7 +222,7 @@ func (c *client) resolve(ctx context.Context, loc string) {
 }
 
 func (c *client) download(ctx context.Context, path, loc string) {
-	u := c.w.srvURL + "/pub/" + escapePath(path)
+	u := c.w.srvURL + "/pub/" + model.EscapePath(path)
 	if loc != "" {
 		u += "?location=" + loc
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/regionmirror/regionmirror/internal/childproc"
 	"github.com/regionmirror/regionmirror/internal/localpg"
+	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/testenv"
 )
 
@@ -291,15 +291,6 @@ func (w *world) originFiles() []string {
 	return out
 }
 
-// escapePath percent-encodes every segment, '+' included, as the server does.
-func escapePath(p string) string {
-	segs := strings.Split(p, "/")
-	for i, s := range segs {
-		segs[i] = strings.ReplaceAll(url.PathEscape(s), "+", "%2B")
-	}
-	return strings.Join(segs, "/")
-}
-
 // checkRegionsEqualOrigin reads every origin file back from every region's public URL.
 func (w *world) checkRegionsEqualOrigin() (files int) {
 	w.t.Helper()
@@ -311,7 +302,7 @@ func (w *world) checkRegionsEqualOrigin() (files int) {
 		}
 		files++
 		for _, r := range w.regions {
-			resp, err := client.Get(r.publicURL + "/" + escapePath(p))
+			resp, err := client.Get(r.publicURL + "/" + model.EscapePath(p))
 			if err != nil {
 				w.t.Errorf("%s: %s: %v", r.name, p, err)
 				continue

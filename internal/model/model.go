@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"net/url"
 	"strings"
 	"time"
 )
@@ -69,13 +68,37 @@ func (r *Region) URL(p string) string {
 	return r.PublicURL + "/" + EscapePath(r.Key(p))
 }
 
-// EscapePath percent-encodes each segment of a "/"-separated path.
+// EscapePath percent-encodes every byte of a path except unreserved characters and the
+// slashes between segments: "+" becomes %2B, because S3 reads a literal "+" as a space.
 func EscapePath(p string) string {
-	segs := strings.Split(p, "/")
-	for i, s := range segs {
-		segs[i] = strings.ReplaceAll(url.PathEscape(s), "+", "%2B")
+	const hexDigits = "0123456789ABCDEF"
+	n := 0
+	for i := 0; i < len(p); i++ {
+		if !pathSafe(p[i]) {
+			n++
+		}
 	}
-	return strings.Join(segs, "/")
+	if n == 0 {
+		return p
+	}
+	var b strings.Builder
+	b.Grow(len(p) + 2*n)
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if pathSafe(c) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hexDigits[c>>4])
+		b.WriteByte(hexDigits[c&15])
+	}
+	return b.String()
+}
+
+func pathSafe(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~' || c == '/'
 }
 
 // DefaultWeight is the weight of a region added without --weight.
