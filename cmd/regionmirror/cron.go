@@ -171,11 +171,7 @@ func failures(kind string, names []string) error {
 }
 
 func (c *cronDaemon) push(ctx context.Context) error {
-	p, err := c.app.newPusher(ctx)
-	if err != nil {
-		return err
-	}
-	regions, err := pusher.ResolveRegions(ctx, c.db, nil)
+	p, regions, err := c.app.pusherFor(ctx, nil)
 	if err != nil || len(regions) == 0 {
 		return err
 	}
@@ -203,11 +199,7 @@ func (c *cronDaemon) scan(ctx context.Context) error {
 }
 
 func (c *cronDaemon) gc(ctx context.Context) error {
-	p, err := c.app.newPusher(ctx)
-	if err != nil {
-		return err
-	}
-	regions, err := pusher.ResolveRegions(ctx, c.db, nil)
+	p, regions, err := c.app.pusherFor(ctx, nil)
 	if err != nil || len(regions) == 0 {
 		return err
 	}

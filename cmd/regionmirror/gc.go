@@ -27,11 +27,7 @@ metadata it still serves may name those files.`,
 		Args: cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			p, err := a.newPusher(ctx)
-			if err != nil {
-				return err
-			}
-			targets, err := pusher.ResolveRegions(ctx, p.DB, splitList(regions))
+			p, targets, err := a.pusherFor(ctx, splitList(regions))
 			if err != nil {
 				return err
 			}

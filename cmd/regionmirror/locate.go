@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -31,16 +32,27 @@ type locateReport struct {
 	Copies    []locateCopy `json:"regions"`
 }
 
-// originPath validates a path argument as the inventory stores it.
-func originPath(arg string) (string, error) {
+// originFile validates a path argument as the inventory stores it and looks the file up.
+func (a *app) originFile(ctx context.Context, arg string) (*db.DB, *db.File, error) {
 	p, err := model.CleanRelPath("path", arg)
 	if err != nil {
-		return "", err
+		return nil, nil, err
 	}
 	if p == "" {
-		return "", usagef("path: give a file's path relative to the origin")
+		return nil, nil, usagef("path: give a file's path relative to the origin")
 	}
-	return p, nil
+	d, err := a.openDB(ctx, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := d.GetFile(ctx, p)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, nil, fmt.Errorf("%s is not in the origin's inventory (run 'regionmirror push' after adding it): %w", p, db.ErrNotFound)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return d, f, nil
 }
 
 func (a *app) locateCmd() *cobra.Command {
@@ -51,18 +63,7 @@ func (a *app) locateCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			p, err := originPath(args[0])
-			if err != nil {
-				return err
-			}
-			d, err := a.openDB(ctx, true)
-			if err != nil {
-				return err
-			}
-			f, err := d.GetFile(ctx, p)
-			if errors.Is(err, db.ErrNotFound) {
-				return fmt.Errorf("%s is not in the origin's inventory (run 'regionmirror push' after adding it): %w", p, db.ErrNotFound)
-			}
+			d, f, err := a.originFile(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -122,17 +123,11 @@ left in place until then.`,
 		Args: cobra.ExactArgs(1),
 		RunE: action(func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			p, err := originPath(args[0])
+			d, f, err := a.originFile(ctx, args[0])
 			if err != nil {
 				return err
 			}
-			d, err := a.openDB(ctx, true)
-			if err != nil {
-				return err
-			}
-			if _, err := d.GetFile(ctx, p); err != nil {
-				return err
-			}
+			p := f.Path
 			var regionID int64
 			if region != "" {
 				r, err := d.GetRegion(ctx, region)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/regionmirror/regionmirror/internal/config"
 	"github.com/regionmirror/regionmirror/internal/human"
+	"github.com/regionmirror/regionmirror/internal/model"
 
 	"github.com/spf13/cobra"
 
@@ -40,11 +41,7 @@ One push per region at a time; every run is recorded.`,
 		Args: cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			p, err := a.newPusher(ctx)
-			if err != nil {
-				return err
-			}
-			targets, err := pusher.ResolveRegions(ctx, p.DB, splitList(regions))
+			p, targets, err := a.pusherFor(ctx, splitList(regions))
 			if err != nil {
 				return err
 			}
@@ -109,6 +106,19 @@ func (a *app) newPusher(ctx context.Context) (*pusher.Pusher, error) {
 			AnnounceDelay:      announceDelay(cfg.Push.AnnounceDelay.Std()),
 		},
 	}, nil
+}
+
+// pusherFor wires a pusher and resolves the regions it works on (all when none is named).
+func (a *app) pusherFor(ctx context.Context, names []string) (*pusher.Pusher, []*model.Region, error) {
+	p, err := a.newPusher(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	regions, err := pusher.ResolveRegions(ctx, p.DB, names)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, regions, nil
 }
 
 func failedRegions(res *pusher.Result) string {
