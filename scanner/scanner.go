@@ -341,13 +341,17 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 				rep.Adopted++
 			}
 		case db.ObjectMissing:
-			bad[f.Path] = true
 			if row == nil {
-				continue // never pushed: nothing recorded, nothing to change
+				// Never pushed here: nothing recorded, and nothing the region serves names
+				// it yet (a push uploads metadata only after every file).
+				continue
 			}
+			bad[f.Path] = true
 			rep.Missing++
 		case db.ObjectCorrupt:
-			bad[f.Path] = true
+			if row != nil {
+				bad[f.Path] = true
+			}
 			rep.Corrupt++
 		}
 		updates = append(updates, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: state, Verified: true})

@@ -332,3 +332,20 @@ func TestDeadRegionLeavesAtFirstScan(t *testing.T) {
 		t.Errorf("scan after the restart: %+v, repository %s", rep, f.repoState(r))
 	}
 }
+
+// TestNewFilesNotYetPushedLeaveTheRepositoryServable: between the inventory of new files
+// and their push (or after a killed push), the region still serves its older metadata,
+// which does not name them; a scan then must not mark the repository stale.
+func TestNewFilesNotYetPushedLeaveTheRepositoryServable(t *testing.T) {
+	f := newFixture(t, 0)
+	a := f.s3Region("eu-south-2", testenv.SharedS3(t))
+	f.push(a)
+	os.WriteFile(filepath.Join(f.origin, repoDir, "Packages", "new-1.0-1.noarch.rpm"), []byte("new package"), 0o644)
+	if _, err := pusher.TakeInventory(context.Background(), f.db, pusher.OSOrigin{Root: f.origin}, 2, false, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	rep := f.scan(a)[0]
+	if rep.Missing != 0 || f.repoState(a) != db.RepoFresh {
+		t.Fatalf("scan before the new file was pushed: %+v, repository %s", rep, f.repoState(a))
+	}
+}
