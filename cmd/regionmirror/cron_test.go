@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,20 +48,6 @@ func startCron(t *testing.T, bin string, env []string) *cronInstance {
 	return in
 }
 
-func get(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	return string(b)
-}
-
 // TestTwoCronInstancesNeverOverlap runs two real cron daemons on one database with a
 // one-second schedule, kills one while it holds a region, and stops the other with
 // SIGTERM. The runs table is the proof.
@@ -89,7 +73,7 @@ func TestTwoCronInstancesNeverOverlap(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("cron did not say where it listens")
 	}
-	if body := get(t, "http://"+addr+"/healthz"); !strings.Contains(body, "ok") {
+	if body := httpGet(t, "http://"+addr+"/healthz"); !strings.Contains(body, "ok") {
 		t.Errorf("healthz: %q", body)
 	}
 
@@ -136,7 +120,7 @@ func TestTwoCronInstancesNeverOverlap(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	metrics := get(t, "http://"+addr+"/metrics")
+	metrics := httpGet(t, "http://"+addr+"/metrics")
 	if !strings.Contains(metrics, `regionmirror_cron_job_runs_total{job="push",outcome="ok"}`) {
 		t.Errorf("metrics lack job counts:\n%.500s", metrics)
 	}
