@@ -41,10 +41,5 @@ func (b *FileTableBuilder) Verify(regionID int64, i int) {
 
 // Table finishes the table; the builder must not be used afterwards.
 func (b *FileTableBuilder) Table() *FileTable {
-	t := b.b.t
-	t.Deleted = NewBitset(t.Len())
-	for _, i := range b.b.deleted {
-		t.Deleted.Set(int(i))
-	}
-	return t
+	return b.b.finish()
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math/bits"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,6 +99,9 @@ func NewBitset(n int) Bitset { return make(Bitset, (n+63)/64) }
 // Set adds i.
 func (b Bitset) Set(i int) { b[i>>6] |= 1 << (uint(i) & 63) }
 
+// Clear removes i, which must be in range.
+func (b Bitset) Clear(i int) { b[i>>6] &^= 1 << (uint(i) & 63) }
+
 // Has reports whether i is a member; out-of-range members are not.
 func (b Bitset) Has(i int) bool {
 	w := i >> 6
@@ -118,20 +123,35 @@ func (b Bitset) Count() int {
 // file indexes. About 60 bytes plus the base name per file, however many regions.
 type FileTable struct {
 	Dirs    []string // distinct directories ("" for the root)
+	dirIdx  map[string]int32
 	dirOf   []int32  // per file: index into Dirs
 	names   []byte   // base names, concatenated
 	nameEnd []uint32 // per file: end offset of its base name in names
 	sizes   []int64
 	sha256  []byte // 32 bytes per file
+	ids     *idIndex
 	// Deleted holds files the origin no longer has (still served during their grace period).
 	Deleted Bitset
+	// Gone holds files whose row was removed after the table was read (purged): they are
+	// no longer files at all. A full read leaves them out.
+	Gone Bitset
 	// Verified holds, by region ID, the files whose copy there is present with the size
 	// and sha256 the origin has now.
 	Verified map[int64]Bitset
+	// seen is the database snapshot (pg_current_snapshot) the table reflects; readAt the
+	// database's clock then. UpdateFileTable reads what changed since.
+	seen   string
+	readAt time.Time
 }
 
 // Len returns the number of files.
 func (t *FileTable) Len() int { return len(t.sizes) }
+
+// DirIndex returns the index in Dirs of a directory.
+func (t *FileTable) DirIndex(dir string) (int, bool) {
+	d, ok := t.dirIdx[dir]
+	return int(d), ok
+}
 
 // Dir returns the index of file i's directory in Dirs.
 func (t *FileTable) Dir(i int) int { return int(t.dirOf[i]) }
@@ -159,17 +179,17 @@ func (t *FileTable) Size(i int) int64 { return t.sizes[i] }
 // SHA256 returns file i's sha256; the bytes belong to the table.
 func (t *FileTable) SHA256(i int) []byte { return t.sha256[i*32 : i*32+32 : i*32+32] }
 
-// fileTableBuilder appends files in ID order.
+// fileTableBuilder appends files to a table under construction.
 type fileTableBuilder struct {
 	t       *FileTable
-	dirIdx  map[string]int32
-	ids     []int64
+	ids     []int64 // by file index
 	deleted []int32
 }
 
 func newFileTableBuilder(capacity, nameBytes int) *fileTableBuilder {
 	return &fileTableBuilder{
 		t: &FileTable{
+			dirIdx:   map[string]int32{},
 			dirOf:    make([]int32, 0, capacity),
 			nameEnd:  make([]uint32, 0, capacity),
 			sizes:    make([]int64, 0, capacity),
@@ -177,14 +197,41 @@ func newFileTableBuilder(capacity, nameBytes int) *fileTableBuilder {
 			names:    make([]byte, 0, nameBytes),
 			Verified: map[int64]Bitset{},
 		},
-		dirIdx: map[string]int32{},
-		ids:    make([]int64, 0, capacity),
+		ids: make([]int64, 0, capacity),
 	}
 }
 
 func (b *fileTableBuilder) add(id int64, path []byte, size int64, sum []byte, deleted bool) error {
+	i, err := b.t.appendFile(id, path, size, sum)
+	if err != nil {
+		return err
+	}
+	if deleted {
+		b.deleted = append(b.deleted, int32(i))
+	}
+	b.ids = append(b.ids, id)
+	return nil
+}
+
+// finish sets what depends on every file being added.
+func (b *fileTableBuilder) finish() *FileTable {
+	t := b.t
+	t.Deleted = NewBitset(t.Len())
+	for _, i := range b.deleted {
+		t.Deleted.Set(int(i))
+	}
+	t.Gone = NewBitset(0)
+	t.ids = newIDIndex(b.ids)
+	b.ids = nil
+	return t
+}
+
+// appendFile adds a file at the end and returns its index. The arenas only grow, so a
+// table derived by applying changes shares them with its base: writes land beyond the
+// base's lengths, where its readers never look.
+func (t *FileTable) appendFile(id int64, path []byte, size int64, sum []byte) (int, error) {
 	if len(sum) != 32 {
-		return fmt.Errorf("file %d: sha256 of %d bytes", id, len(sum))
+		return 0, fmt.Errorf("file %d: sha256 of %d bytes", id, len(sum))
 	}
 	var dirPart, name []byte
 	if i := lastSlash(path); i >= 0 {
@@ -193,23 +240,19 @@ func (b *fileTableBuilder) add(id int64, path []byte, size int64, sum []byte, de
 		name = path
 	}
 	// A map lookup keyed by string(bytes) does not allocate; only new directories do.
-	d, ok := b.dirIdx[string(dirPart)]
+	d, ok := t.dirIdx[string(dirPart)]
 	if !ok {
 		dir := string(dirPart)
-		d = int32(len(b.t.Dirs))
-		b.t.Dirs = append(b.t.Dirs, dir)
-		b.dirIdx[dir] = d
+		d = int32(len(t.Dirs))
+		t.Dirs = append(t.Dirs, dir)
+		t.dirIdx[dir] = d
 	}
-	b.t.dirOf = append(b.t.dirOf, d)
-	b.t.names = append(b.t.names, name...)
-	b.t.nameEnd = append(b.t.nameEnd, uint32(len(b.t.names)))
-	b.t.sizes = append(b.t.sizes, size)
-	b.t.sha256 = append(b.t.sha256, sum...)
-	if deleted {
-		b.deleted = append(b.deleted, int32(len(b.ids)))
-	}
-	b.ids = append(b.ids, id)
-	return nil
+	t.dirOf = append(t.dirOf, d)
+	t.names = append(t.names, name...)
+	t.nameEnd = append(t.nameEnd, uint32(len(t.names)))
+	t.sizes = append(t.sizes, size)
+	t.sha256 = append(t.sha256, sum...)
+	return len(t.sizes) - 1, nil
 }
 
 func lastSlash(p []byte) int {
@@ -221,12 +264,13 @@ func lastSlash(p []byte) int {
 	return -1
 }
 
-// indexOf maps file IDs to indexes. IDs come from an identity column, so they are dense
+// idIndex maps file IDs to indexes. IDs come from an identity column, so they are dense
 // enough for a slice; a sparse history falls back to a map.
 type idIndex struct {
 	dense []int32 // ID -> index+1 (0: unknown)
 	min   int64
 	m     map[int64]int32
+	n     int
 }
 
 func newIDIndex(ids []int64) *idIndex {
@@ -235,17 +279,46 @@ func newIDIndex(ids []int64) *idIndex {
 	}
 	lo, hi := ids[0], ids[len(ids)-1] // ordered by ID
 	if span := hi - lo + 1; span <= int64(4*len(ids)+1024) {
-		x := &idIndex{dense: make([]int32, span), min: lo}
+		x := &idIndex{dense: make([]int32, span), min: lo, n: len(ids)}
 		for i, id := range ids {
 			x.dense[id-lo] = int32(i + 1)
 		}
 		return x
 	}
-	x := &idIndex{m: make(map[int64]int32, len(ids))}
+	x := &idIndex{m: make(map[int64]int32, len(ids)), n: len(ids)}
 	for i, id := range ids {
 		x.m[id] = int32(i)
 	}
 	return x
+}
+
+func (x *idIndex) clone() *idIndex {
+	return &idIndex{dense: slices.Clone(x.dense), min: x.min, m: maps.Clone(x.m), n: x.n}
+}
+
+// add maps id to index i; id must be new.
+func (x *idIndex) add(id int64, i int) {
+	x.n++
+	if x.m == nil && len(x.dense) == 0 {
+		x.min = id
+	}
+	if x.m == nil && id >= x.min && id-x.min < int64(4*x.n+1024) {
+		if off := int(id - x.min); off >= len(x.dense) {
+			x.dense = append(x.dense, make([]int32, off+1-len(x.dense))...)
+		}
+		x.dense[id-x.min] = int32(i + 1)
+		return
+	}
+	if x.m == nil { // too sparse now: a map from here on
+		x.m = make(map[int64]int32, x.n)
+		for off, v := range x.dense {
+			if v != 0 {
+				x.m[x.min+int64(off)] = v - 1
+			}
+		}
+		x.dense = nil
+	}
+	x.m[id] = int32(i)
 }
 
 func (x *idIndex) lookup(id int64) (int, bool) {
@@ -268,7 +341,15 @@ func (d *DB) LoadFileTable(ctx context.Context) (*FileTable, error) {
 	err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		// Exact sizes up front: growing arenas by doubling would briefly need twice the
 		// memory, on top of the table still serving.
-		var n, nameBytes int
+		// The snapshot first: it is the transaction's, so it names exactly what this read sees.
+		var (
+			seen         string
+			readAt       time.Time
+			n, nameBytes int
+		)
+		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text, now()`).Scan(&seen, &readAt); err != nil {
+			return err
+		}
 		if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(sum(octet_length(path)), 0) FROM files`).Scan(&n, &nameBytes); err != nil {
 			return err
 		}
@@ -293,13 +374,9 @@ func (d *DB) LoadFileTable(ctx context.Context) (*FileTable, error) {
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		t = b.t
-		t.Deleted = NewBitset(t.Len())
-		for _, i := range b.deleted {
-			t.Deleted.Set(int(i))
-		}
-		idx := newIDIndex(b.ids)
-		b.ids = nil
+		t = b.finish()
+		t.seen, t.readAt = seen, readAt
+		idx := t.ids
 		// Only copies of the file's current bytes: the writers keep region_objects.current,
 		// so this reads one partial index instead of joining with files.
 		rows, err = tx.Query(ctx, `SELECT region_id, file_id FROM region_objects

@@ -1,0 +1,226 @@
+package db
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrFileTableStale means a file table is too old to bring up to date from the changes the
+// database keeps (migration 0004 keeps removals for a day); read it whole.
+var ErrFileTableStale = errors.New("file table too old to update")
+
+// maxUpdateAge is how old a table may be and still be updated: half of the day for which
+// removals are kept, so clock skew between readers cannot lose one.
+const maxUpdateAge = 12 * time.Hour
+
+// FileTableChanges counts what UpdateFileTable applied.
+type FileTableChanges struct {
+	Files   int // files added or changed
+	Removed int // files and verified copies whose rows were deleted
+	Copies  int // copies that became verified or stopped being verified
+}
+
+// Empty reports whether nothing changed.
+func (c FileTableChanges) Empty() bool { return c.Files == 0 && c.Removed == 0 && c.Copies == 0 }
+
+func (c FileTableChanges) String() string {
+	return fmt.Sprintf("%d files, %d removals, %d copies", c.Files, c.Removed, c.Copies)
+}
+
+// UpdateFileTable returns base brought up to date: only the rows changed by transactions
+// that base's read did not see are read, and applied to a new table that shares with base
+// everything they leave alone. base itself is not modified and stays valid; without
+// changes it is returned as is. Updates must be applied one at a time along a chain of
+// tables (the new table is the next base).
+func (d *DB) UpdateFileTable(ctx context.Context, base *FileTable) (*FileTable, FileTableChanges, error) {
+	var (
+		out *FileTable
+		ch  FileTableChanges
+	)
+	if base.seen == "" {
+		return nil, ch, ErrFileTableStale
+	}
+	err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var (
+			seen   string
+			readAt time.Time
+		)
+		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text, now()`).Scan(&seen, &readAt); err != nil {
+			return err
+		}
+		if readAt.Sub(base.readAt) > maxUpdateAge {
+			return ErrFileTableStale
+		}
+		u := &tableUpdate{base: base, t: base.derive()}
+		// Every transaction the earlier snapshot did not see is at or above its xmin:
+		// either still running then (in its list) or started after it.
+		const unseen = `>= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(%[1]s, $1::pg_snapshot)`
+		rows, err := tx.Query(ctx, `SELECT id, path, size, sha256, deleted_at IS NOT NULL FROM files
+			WHERE changed_xid `+fmt.Sprintf(unseen, "changed_xid")+` ORDER BY id`,
+			pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.TextFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode}, base.seen)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			v := rows.RawValues()
+			if len(v[0]) != 8 || len(v[2]) != 8 || len(v[4]) != 1 {
+				rows.Close()
+				return fmt.Errorf("files: unexpected binary row layout")
+			}
+			if err := u.file(int64(binary.BigEndian.Uint64(v[0])), v[1], int64(binary.BigEndian.Uint64(v[2])), v[3], v[4][0] == 1); err != nil {
+				rows.Close()
+				return err
+			}
+			ch.Files++
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		// Removals before the live rows: a copy deleted and recorded again since is live.
+		rows, err = tx.Query(ctx, `SELECT file_id, coalesce(region_id, 0) FROM snapshot_removals
+			WHERE xid `+fmt.Sprintf(unseen, "xid"), base.seen)
+		if err != nil {
+			return err
+		}
+		var file, region int64
+		if _, err := pgx.ForEachRow(rows, []any{&file, &region}, func() error {
+			if region == 0 {
+				u.removeFile(file)
+			} else {
+				u.setCopy(region, file, false)
+			}
+			ch.Removed++
+			return nil
+		}); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT region_id, file_id, state = 'present' AND current FROM region_objects
+			WHERE changed_xid `+fmt.Sprintf(unseen, "changed_xid"), base.seen)
+		if err != nil {
+			return err
+		}
+		var verified bool
+		if _, err := pgx.ForEachRow(rows, []any{&region, &file, &verified}, func() error {
+			u.setCopy(region, file, verified)
+			ch.Copies++
+			return nil
+		}); err != nil {
+			return err
+		}
+		if ch.Empty() {
+			out = base // nothing to copy; the next update starts from the same snapshot
+			return nil
+		}
+		out = u.t
+		out.seen, out.readAt = seen, readAt
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrFileTableStale) {
+			return nil, FileTableChanges{}, err
+		}
+		return nil, FileTableChanges{}, fmt.Errorf("update file table: %w", err)
+	}
+	return out, ch, nil
+}
+
+// derive returns a table sharing every part of t. tableUpdate copies a part before its
+// first change in place.
+func (t *FileTable) derive() *FileTable {
+	n := *t
+	n.Verified = maps.Clone(t.Verified)
+	return &n
+}
+
+// tableUpdate applies changes to a table derived from base, copying each shared part once,
+// before its first change in place.
+type tableUpdate struct {
+	base *FileTable
+	t    *FileTable
+	// Parts of t already copied from base.
+	sizes, sums, dirs, ids, deleted, gone bool
+	regions                               map[int64]bool
+}
+
+// grow returns set with room for n members, copied unless owned.
+func grow(set Bitset, n int, owned bool) Bitset {
+	words := (n + 63) / 64
+	if owned && len(set) >= words {
+		return set
+	}
+	// Grown with room: a push adds files in many small transactions.
+	out := make(Bitset, max(words, len(set)), max(words, len(set))+words/4+1)
+	copy(out, set)
+	return out
+}
+
+func (u *tableUpdate) file(id int64, path []byte, size int64, sum []byte, deleted bool) error {
+	t := u.t
+	i, known := t.ids.lookup(id)
+	if !known {
+		if !u.dirs {
+			t.dirIdx, u.dirs = maps.Clone(t.dirIdx), true
+		}
+		var err error
+		if i, err = t.appendFile(id, path, size, sum); err != nil {
+			return err
+		}
+		if !u.ids {
+			t.ids, u.ids = t.ids.clone(), true
+		}
+		t.ids.add(id, i)
+	} else {
+		if len(sum) != 32 {
+			return fmt.Errorf("file %d: sha256 of %d bytes", id, len(sum))
+		}
+		if !u.sizes {
+			t.sizes, u.sizes = slices.Clone(t.sizes), true
+		}
+		if !u.sums {
+			t.sha256, u.sums = slices.Clone(t.sha256), true
+		}
+		t.sizes[i] = size
+		copy(t.sha256[i*32:], sum)
+	}
+	if deleted != t.Deleted.Has(i) {
+		t.Deleted, u.deleted = grow(t.Deleted, t.Len(), u.deleted), true
+		if deleted {
+			t.Deleted.Set(i)
+		} else {
+			t.Deleted.Clear(i)
+		}
+	}
+	return nil
+}
+
+func (u *tableUpdate) removeFile(id int64) {
+	if i, ok := u.t.ids.lookup(id); ok {
+		u.t.Gone, u.gone = grow(u.t.Gone, u.t.Len(), u.gone), true
+		u.t.Gone.Set(i)
+	}
+}
+
+func (u *tableUpdate) setCopy(region, file int64, verified bool) {
+	t := u.t
+	i, ok := t.ids.lookup(file)
+	if !ok || t.Verified[region].Has(i) == verified {
+		return
+	}
+	if u.regions == nil {
+		u.regions = map[int64]bool{}
+	}
+	set := grow(t.Verified[region], t.Len(), u.regions[region])
+	t.Verified[region], u.regions[region] = set, true
+	if verified {
+		set.Set(i)
+	} else {
+		set.Clear(i)
+	}
+}

@@ -1,0 +1,244 @@
+package db_test
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/internal/testenv"
+)
+
+// describe renders what a file table says about every file that exists, by path.
+func describe(ft *db.FileTable) map[string]string {
+	out := map[string]string{}
+	regions := slices.Sorted(maps.Keys(ft.Verified))
+	for i := range ft.Len() {
+		if ft.Gone.Has(i) {
+			continue
+		}
+		var in []string
+		for _, r := range regions {
+			if ft.Verified[r].Has(i) {
+				in = append(in, fmt.Sprint(r))
+			}
+		}
+		out[ft.Path(i)] = fmt.Sprintf("size %d sha %s deleted %v in [%s]", ft.Size(i), hex.EncodeToString(ft.SHA256(i))[:8], ft.Deleted.Has(i), strings.Join(in, " "))
+	}
+	return out
+}
+
+func sameTables(t *testing.T, what string, got, want *db.FileTable) {
+	t.Helper()
+	g, w := describe(got), describe(want)
+	for p, wv := range w {
+		if gv, ok := g[p]; !ok {
+			t.Errorf("%s: %s missing from the updated table", what, p)
+		} else if gv != wv {
+			t.Errorf("%s: %s: updated %q, full read %q", what, p, gv, wv)
+		}
+	}
+	for p := range g {
+		if _, ok := w[p]; !ok {
+			t.Errorf("%s: %s in the updated table only", what, p)
+		}
+	}
+}
+
+// TestUpdateFileTable applies rounds of random writes through every writer (inventory
+// changes, deletions and their undoing, copies recorded in every state, copies forgotten,
+// files purged, a region removed) and checks after each round that updating the previous
+// table gives what a full read gives, while the previous table stays as it was.
+func TestUpdateFileTable(t *testing.T) {
+	ctx := context.Background()
+	d, _ := testenv.NewDB(t)
+	var regions []*model.Region
+	for _, name := range []string{"eu-a", "eu-b", "us-c"} {
+		r := sampleRegion(name)
+		if err := d.CreateRegion(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		regions = append(regions, r)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	version := map[string]int{}
+	path := func(i int) string { return fmt.Sprintf("pub/%d/f%d.rpm", i%7, i) }
+	var seed []db.File
+	for i := range 300 {
+		seed = append(seed, file(path(i), "v0"))
+		version[path(i)] = 0
+	}
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: seed}); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := d.LoadFileTable(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := 300
+	removed := regions[len(regions)-1] // in round 8
+	for round := range 12 {
+		before := describe(cur)
+		var ups []db.File
+		var dels []string
+		for range 20 {
+			switch p := path(rng.IntN(next)); rng.IntN(3) {
+			case 0:
+				version[p]++
+				ups = append(ups, file(p, fmt.Sprint("v", version[p])))
+			case 1:
+				dels = append(dels, p)
+			default:
+				ups = append(ups, file(path(next), "v0")) // new, in a new directory now and then
+				version[path(next)] = 0
+				next++
+			}
+		}
+		// One row once per statement: the last change of a path wins.
+		slices.Reverse(ups)
+		ups = slices.CompactFunc(slices.SortedStableFunc(slices.Values(ups), func(a, b db.File) int { return strings.Compare(a.Path, b.Path) }),
+			func(a, b db.File) bool { return a.Path == b.Path })
+		dels = slices.DeleteFunc(dels, func(p string) bool {
+			return slices.ContainsFunc(ups, func(f db.File) bool { return f.Path == p })
+		})
+		if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: ups, Deleted: dels}); err != nil {
+			t.Fatal(err)
+		}
+		all, err := d.ListFiles(ctx, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range regions {
+			var recs []db.ObjectUpdate
+			for range 60 {
+				f := all[rng.IntN(len(all))]
+				u := db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}
+				switch rng.IntN(5) {
+				case 0:
+					u.State = db.ObjectMissing
+				case 1:
+					u.SHA256 = file("", "other bytes").SHA256
+				}
+				recs = append(recs, u)
+			}
+			if err := d.RecordObjects(ctx, r.ID, recs); err != nil {
+				t.Fatal(err)
+			}
+			f := all[rng.IntN(len(all))]
+			if _, err := d.ForgetObject(ctx, f.Path, r.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Purge some deleted files: their copies go first, as gc does.
+		if expired, err := d.ExpiredFiles(ctx, 0); err != nil {
+			t.Fatal(err)
+		} else if len(expired) > 0 {
+			var ids []int64
+			for _, f := range expired[:min(5, len(expired))] {
+				ids = append(ids, f.ID)
+				if _, err := d.ForgetObject(ctx, f.Path, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := d.PurgeFiles(ctx, ids); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if round == 8 {
+			if err := d.DeleteRegion(ctx, removed.Name); err != nil {
+				t.Fatal(err)
+			}
+			regions = regions[:len(regions)-1]
+		}
+
+		updated, ch, err := d.UpdateFileTable(ctx, cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch.Empty() || updated == cur {
+			t.Errorf("round %d: no changes seen (%v)", round, ch)
+		}
+		full, err := d.LoadFileTable(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if round == 8 {
+			if n := updated.Verified[removed.ID].Count(); n != 0 {
+				t.Errorf("the removed region still holds %d files", n)
+			}
+		}
+		if round >= 8 {
+			// An empty set stays behind for a removed region; the server drops it with the region.
+			delete(updated.Verified, removed.ID)
+		}
+		sameTables(t, fmt.Sprintf("round %d", round), updated, full)
+		if !maps.Equal(before, describe(cur)) {
+			t.Fatalf("round %d: updating changed the table it started from", round)
+		}
+		cur = updated
+	}
+	// Nothing changed: the same table comes back, not a copy.
+	if again, ch, err := d.UpdateFileTable(ctx, cur); err != nil || again != cur || !ch.Empty() {
+		t.Errorf("update without changes: %v, %v, same table %v", ch, err, again == cur)
+	}
+}
+
+// TestUpdateFileTableOutOfOrderCommit: a transaction that started before a read and commits
+// after it is picked up by the next update, though a later transaction committed first.
+func TestUpdateFileTableOutOfOrderCommit(t *testing.T) {
+	ctx := context.Background()
+	d, url := testenv.NewDB(t)
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("a.rpm", "a")}}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	slow, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := file("slow.rpm", "slow")
+	if _, err := slow.Exec(ctx, `INSERT INTO files (path, size, sha256, md5, mtime) VALUES ($1, $2, $3, $4, $5)`, f.Path, f.Size, f.SHA256, f.MD5, f.Mtime); err != nil {
+		t.Fatal(err)
+	}
+	base, err := d.LoadFileTable(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("fast.rpm", "fast")}}); err != nil {
+		t.Fatal(err)
+	}
+	mid, _, err := d.UpdateFileTable(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := describe(mid); len(got) != 2 || got["fast.rpm"] == "" {
+		t.Fatalf("after the fast commit: %v", got)
+	}
+	if err := slow.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	last, _, err := d.UpdateFileTable(ctx, mid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := d.LoadFileTable(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := describe(last); got["slow.rpm"] == "" {
+		t.Errorf("the late commit was missed: %v", got)
+	}
+	sameTables(t, "after the late commit", last, full)
+}
