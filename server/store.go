@@ -17,6 +17,7 @@ import (
 type Loader interface {
 	LoadSnapshot(ctx context.Context) (*db.SnapshotData, error)
 	LoadFileTable(ctx context.Context) (*db.FileTable, error)
+	UpdateFileTable(ctx context.Context, base *db.FileTable) (*db.FileTable, db.FileTableChanges, error)
 	Listen(ctx context.Context, ready func(), fn func(payload string)) error
 }
 
@@ -30,10 +31,11 @@ type StoreOptions struct {
 	Debounce time.Duration
 	// LoadFiles loads the per-file data (the origin inventory and verified copies).
 	LoadFiles bool
-	// FilesMinInterval is the least time between two loads of the per-file data, which
-	// reads every verified copy and costs seconds at a million files.
+	// FilesMinInterval is the least time between two updates of the per-file data (each
+	// reads only what changed, but copies the parts it changes).
 	FilesMinInterval time.Duration
-	// FilesMaxAge reloads the per-file data at least this often without notifications.
+	// FilesMaxAge reads the per-file data whole at least this often, a safety net under
+	// the updates; a full read costs seconds and twice the memory at a million files.
 	FilesMaxAge time.Duration
 	Log         *slog.Logger
 	// OnBuild is called after every build attempt (kind "snapshot" or "files").
@@ -48,10 +50,12 @@ type Store struct {
 	log    *slog.Logger
 	cur    atomic.Pointer[Snapshot]
 
-	mu        sync.Mutex // serialises building and swapping
+	build     sync.Mutex // one build at a time: file tables are updated along one chain
+	mu        sync.Mutex // guards the fields below
 	data      *db.SnapshotData
 	files     *FileIndex
-	filesAt   time.Time
+	filesAt   time.Time // the last read or update of the per-file data
+	fullAt    time.Time // the last full read
 	lastErr   error
 	lastErrAt time.Time
 	lastOKAt  time.Time
@@ -72,10 +76,10 @@ func NewStore(loader Loader, opt StoreOptions) *Store {
 		opt.Debounce = 250 * time.Millisecond
 	}
 	if opt.FilesMinInterval <= 0 {
-		opt.FilesMinInterval = 30 * time.Second
+		opt.FilesMinInterval = time.Second
 	}
 	if opt.FilesMaxAge <= 0 {
-		opt.FilesMaxAge = 15 * time.Minute
+		opt.FilesMaxAge = 6 * time.Hour
 	}
 	return &Store{loader: loader, opt: opt, log: opt.Log, trigger: make(chan string, 64)}
 }
@@ -110,19 +114,68 @@ func (s *Store) Status() Status {
 	return st
 }
 
-// Refresh reloads the small tables, and the per-file data too when withFiles is set (and
-// files are enabled), then swaps in a new snapshot.
+// Refresh reloads the small tables and, when withFiles is set (and files are enabled),
+// brings the per-file data up to date: only what changed since the last read, or
+// everything the first time. Then it swaps in a new snapshot.
 func (s *Store) Refresh(ctx context.Context, withFiles bool) error {
+	if withFiles {
+		return s.refresh(ctx, filesUpdate)
+	}
+	return s.refresh(ctx, filesKeep)
+}
+
+// Reload is Refresh reading the per-file data whole.
+func (s *Store) Reload(ctx context.Context) error { return s.refresh(ctx, filesFull) }
+
+type filesMode int
+
+const (
+	filesKeep filesMode = iota
+	filesUpdate
+	filesFull
+)
+
+func (s *Store) refresh(ctx context.Context, mode filesMode) error {
+	s.build.Lock()
+	defer s.build.Unlock()
 	var files *FileIndex
-	if withFiles && s.opt.LoadFiles {
-		start := time.Now()
-		t, err := s.loader.LoadFileTable(ctx)
-		if err == nil {
-			files = NewFileIndex(t)
+	full := false
+	if mode != filesKeep && s.opt.LoadFiles {
+		s.mu.Lock()
+		base := s.files
+		s.mu.Unlock()
+		var err error
+		if mode == filesUpdate && base != nil {
+			start := time.Now()
+			var t *db.FileTable
+			var ch db.FileTableChanges
+			t, ch, err = s.loader.UpdateFileTable(ctx, base.Table())
+			switch {
+			case errors.Is(err, db.ErrFileTableStale):
+				s.log.Info("per-file data too old to update; reading it whole")
+				mode = filesFull
+			case err == nil:
+				files = base.Update(t)
+				s.built("files_update", time.Since(start), nil)
+				if !ch.Empty() {
+					s.log.Debug("per-file data updated", slog.String("changes", ch.String()), slog.Duration("took", time.Since(start)))
+				}
+			default:
+				s.built("files_update", time.Since(start), err)
+				return err
+			}
 		}
-		s.built("files", time.Since(start), err)
-		if err != nil {
-			return err
+		if mode == filesFull || base == nil {
+			start := time.Now()
+			var t *db.FileTable
+			t, err = s.loader.LoadFileTable(ctx)
+			if err == nil {
+				files, full = NewFileIndex(t), true
+			}
+			s.built("files", time.Since(start), err)
+			if err != nil {
+				return err
+			}
 		}
 	}
 	start := time.Now()
@@ -134,6 +187,9 @@ func (s *Store) Refresh(ctx context.Context, withFiles bool) error {
 	s.mu.Lock()
 	if files != nil {
 		s.files, s.filesAt = files, time.Now()
+		if full {
+			s.fullAt = s.filesAt
+		}
 	}
 	s.data = data
 	snap := BuildSnapshot(data, s.files, s.opt.Policy)
@@ -141,7 +197,7 @@ func (s *Store) Refresh(ctx context.Context, withFiles bool) error {
 	s.cur.Store(snap)
 	s.mu.Unlock()
 	s.built("snapshot", snap.BuildTime, nil)
-	if files != nil {
+	if full {
 		// The previous file table is garbage now; give its memory back rather than let the
 		// heap grow to twice the live size before the next collection.
 		debug.FreeOSMemory()
@@ -187,6 +243,7 @@ func (s *Store) Run(ctx context.Context) {
 	retry := time.NewTimer(0) // the initial build
 	defer retry.Stop()
 	pendingFiles := s.opt.LoadFiles
+	pendingFull := false
 	pending := true
 	var debounce <-chan time.Time
 	for {
@@ -202,7 +259,10 @@ func (s *Store) Run(ctx context.Context) {
 			continue
 		case <-timer.C:
 			pending = true
-			pendingFiles = pendingFiles || time.Since(s.filesLoadedAt()) > s.opt.FilesMaxAge
+			// Updates read only rows marked changed; the timer also catches what a
+			// lost notification would have said, and now and then reads everything.
+			pendingFiles = pendingFiles || s.opt.LoadFiles
+			pendingFull = pendingFull || time.Since(s.fullLoadedAt()) > s.opt.FilesMaxAge
 		case <-debounce:
 			debounce = nil
 		case <-retry.C:
@@ -210,15 +270,21 @@ func (s *Store) Run(ctx context.Context) {
 		if !pending {
 			continue
 		}
-		withFiles := pendingFiles && s.opt.LoadFiles
-		if withFiles && !s.filesLoadedAt().IsZero() {
-			if wait := s.opt.FilesMinInterval - time.Since(s.filesLoadedAt()); wait > 0 {
-				// Too soon for another full file load: rebuild the rest now, files later.
-				withFiles = false
-				retry.Reset(wait)
+		mode := filesKeep
+		if pendingFiles && s.opt.LoadFiles {
+			mode = filesUpdate
+			if pendingFull {
+				mode = filesFull
+			}
+			if last := s.filesLoadedAt(); !last.IsZero() {
+				if wait := s.opt.FilesMinInterval - time.Since(last); wait > 0 {
+					// Too soon for another update: rebuild the rest now, files later.
+					mode = filesKeep
+					retry.Reset(wait)
+				}
 			}
 		}
-		err := s.Refresh(ctx, withFiles)
+		err := s.refresh(ctx, mode)
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			return
 		}
@@ -227,8 +293,9 @@ func (s *Store) Run(ctx context.Context) {
 			continue
 		}
 		pending = false
-		if withFiles {
+		if mode != filesKeep {
 			pendingFiles = false
+			pendingFull = false
 		}
 		if pendingFiles {
 			pending = true
@@ -240,6 +307,12 @@ func (s *Store) filesLoadedAt() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.filesAt
+}
+
+func (s *Store) fullLoadedAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fullAt
 }
 
 // Notify asks for a rebuild as if the database had sent payload.

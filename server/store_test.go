@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -130,4 +132,95 @@ func TestStoreSurvivesDatabaseOutage(t *testing.T) {
 	if res, body := get(t, srv, "/readyz"); res.StatusCode != http.StatusOK || !strings.HasPrefix(body, "ok") {
 		t.Errorf("readyz after the outage: %d %q", res.StatusCode, body)
 	}
+}
+
+// TestStoreUpdatesFiles: the per-file data follows the database by updates, not full
+// reads: files added past the index's capacity, a purged file, and the same path pushed
+// again as a new file. Every snapshot's lookups agree with the database.
+func TestStoreUpdatesFiles(t *testing.T) {
+	ctx := context.Background()
+	d, _ := testenv.NewDB(t)
+	a := createRegion(t, d, "eu-a")
+	var loads []string
+	store := NewStore(d, StoreOptions{LoadFiles: true, OnBuild: func(kind string, _ time.Duration, err error) {
+		if err != nil {
+			t.Errorf("%s build: %v", kind, err)
+		}
+		loads = append(loads, kind)
+	}})
+	verify := func(files ...db.File) {
+		t.Helper()
+		var ups []db.ObjectUpdate
+		for _, f := range files {
+			got, err := d.GetFile(ctx, f.Path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ups = append(ups, db.ObjectUpdate{FileID: got.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true})
+		}
+		if err := d.RecordObjects(ctx, a.ID, ups); err != nil {
+			t.Fatal(err)
+		}
+	}
+	served := func(path string) bool {
+		dec := SelectFile(store.Snapshot(), path, Request{Now: time.Now()})
+		return len(dec.Chosen) == 1 && dec.Chosen[0].Region == store.Snapshot().Region("eu-a")
+	}
+	first := dbFile("pub/first.rpm", "1")
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{first}}); err != nil {
+		t.Fatal(err)
+	}
+	verify(first)
+	if err := store.Refresh(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	old := store.Snapshot()
+	var more []db.File
+	for i := range 50 {
+		more = append(more, dbFile(fmt.Sprintf("pub/%d/more.rpm", i), fmt.Sprint(i)))
+	}
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: more, Deleted: []string{first.Path}}); err != nil {
+		t.Fatal(err)
+	}
+	verify(more...)
+	if _, err := d.ForgetObject(ctx, first.Path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := d.PurgeFiles(ctx, []int64{mustFileID(t, d, first.Path)}); err != nil || n != 1 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+	if err := store.Refresh(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if served(first.Path) || !served("pub/49/more.rpm") || store.Snapshot().Files.Len() != 50 {
+		t.Errorf("after the update: first served %v, more served %v, %d files", served(first.Path), served("pub/49/more.rpm"), store.Snapshot().Files.Len())
+	}
+	// The old snapshot is untouched by the update.
+	if dec := SelectFile(old, first.Path, Request{Now: time.Now()}); len(dec.Chosen) != 1 || old.Files.Len() != 1 {
+		t.Errorf("the previous snapshot changed: %+v, %d files", dec.Chosen, old.Files.Len())
+	}
+	again := dbFile(first.Path, "pushed again")
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{again}}); err != nil {
+		t.Fatal(err)
+	}
+	verify(again)
+	if err := store.Refresh(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	idx, ok := store.Snapshot().Files.Lookup(first.Path)
+	if !ok || !served(first.Path) || store.Snapshot().Files.Table().Size(idx) != again.Size {
+		t.Errorf("the path pushed again: found %v, served %v", ok, served(first.Path))
+	}
+	if want := []string{"files", "snapshot", "files_update", "snapshot", "files_update", "snapshot"}; !slices.Equal(loads, want) {
+		t.Errorf("builds %q, want %q (one full read, then updates)", loads, want)
+	}
+}
+
+func mustFileID(t *testing.T, d *db.DB, path string) int64 {
+	t.Helper()
+	f, err := d.GetFile(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.ID
 }
