@@ -1,11 +1,12 @@
 package db
 
 import (
+	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
+	"math/bits"
 	"slices"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 
 // ErrFileTableStale means a file table is too old to bring up to date from the changes the
 // database keeps (migration 0004 keeps removals for a day); read it whole.
-var ErrFileTableStale = errors.New("file table too old to update")
+var ErrFileTableStale = errors.New("file table cannot be updated: too old, or a table was truncated")
 
 // maxUpdateAge is how old a table may be and still be updated: half of the day for which
 // removals are kept, so clock skew between readers cannot lose one.
@@ -62,35 +63,24 @@ func (d *DB) UpdateFileTable(ctx context.Context, base *FileTable) (*FileTable, 
 		// Every transaction the earlier snapshot did not see is at or above its xmin:
 		// either still running then (in its list) or started after it.
 		const unseen = `>= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(%[1]s, $1::pg_snapshot)`
-		rows, err := tx.Query(ctx, `SELECT id, path, size, sha256, deleted_at IS NOT NULL FROM files
-			WHERE changed_xid `+fmt.Sprintf(unseen, "changed_xid")+` ORDER BY id`,
-			pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.TextFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode}, base.seen)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			v := rows.RawValues()
-			if len(v[0]) != 8 || len(v[2]) != 8 || len(v[4]) != 1 {
-				rows.Close()
-				return fmt.Errorf("files: unexpected binary row layout")
-			}
-			if err := u.file(int64(binary.BigEndian.Uint64(v[0])), v[1], int64(binary.BigEndian.Uint64(v[2])), v[3], v[4][0] == 1); err != nil {
-				rows.Close()
-				return err
-			}
-			ch.Files++
-		}
-		if err := rows.Err(); err != nil {
+		if err := scanFiles(ctx, tx, "changed_xid "+fmt.Sprintf(unseen, "changed_xid"), []any{base.seen},
+			func(id int64, path []byte, size int64, sum []byte, deleted bool) error {
+				ch.Files++
+				return u.file(id, path, size, sum, deleted)
+			}); err != nil {
 			return err
 		}
 		// Removals before the live rows: a copy deleted and recorded again since is live.
-		rows, err = tx.Query(ctx, `SELECT file_id, coalesce(region_id, 0) FROM snapshot_removals
+		rows, err := tx.Query(ctx, `SELECT file_id, coalesce(region_id, 0) FROM snapshot_removals
 			WHERE xid `+fmt.Sprintf(unseen, "xid"), base.seen)
 		if err != nil {
 			return err
 		}
 		var file, region int64
 		if _, err := pgx.ForEachRow(rows, []any{&file, &region}, func() error {
+			if file == 0 { // a table was truncated
+				return ErrFileTableStale
+			}
 			if region == 0 {
 				u.removeFile(file)
 			} else {
@@ -202,9 +192,13 @@ func (u *tableUpdate) file(id int64, path []byte, size int64, sum []byte, delete
 
 func (u *tableUpdate) removeFile(id int64) {
 	if i, ok := u.t.ids.lookup(id); ok {
-		u.t.Gone, u.gone = grow(u.t.Gone, u.t.Len(), u.gone), true
-		u.t.Gone.Set(i)
+		u.removeIndex(i)
 	}
+}
+
+func (u *tableUpdate) removeIndex(i int) {
+	u.t.Gone, u.gone = grow(u.t.Gone, u.t.Len(), u.gone), true
+	u.t.Gone.Set(i)
 }
 
 func (u *tableUpdate) setCopy(region, file int64, verified bool) {
@@ -223,4 +217,83 @@ func (u *tableUpdate) setCopy(region, file int64, verified bool) {
 	} else {
 		set.Clear(i)
 	}
+}
+
+// ReconcileFileTable reads the per-file data whole, as LoadFileTable does, but compares it
+// with base instead of building a second table: the result shares base's arenas unless
+// something differs, and only the region sets are new. A full read next to the serving
+// table would need the memory of both. With change tracking working, nothing differs;
+// what does is counted in the changes returned.
+func (d *DB) ReconcileFileTable(ctx context.Context, base *FileTable) (*FileTable, FileTableChanges, error) {
+	var (
+		out *FileTable
+		ch  FileTableChanges
+	)
+	err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		ch = FileTableChanges{}
+		var (
+			seen   string
+			readAt time.Time
+		)
+		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text, now()`).Scan(&seen, &readAt); err != nil {
+			return err
+		}
+		u := &tableUpdate{base: base, t: base.derive()}
+		present := NewBitset(base.Len())
+		err := scanFiles(ctx, tx, "", nil, func(id int64, path []byte, size int64, sum []byte, deleted bool) error {
+			t := u.t
+			i, known := t.ids.lookup(id)
+			switch {
+			case known && t.Gone.Has(i):
+				return fmt.Errorf("file %d was removed but is back", id)
+			case known && t.Size(i) == size && bytes.Equal(t.SHA256(i), sum) && t.Deleted.Has(i) == deleted:
+			default:
+				if err := u.file(id, path, size, sum, deleted); err != nil {
+					return err
+				}
+				i, _ = t.ids.lookup(id)
+				ch.Files++
+			}
+			if i < len(present)*64 {
+				present.Set(i)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for i := range base.Len() {
+			if !present.Has(i) && !base.Gone.Has(i) {
+				u.removeIndex(i)
+				ch.Removed++
+			}
+		}
+		sets, err := scanVerified(ctx, tx, u.t)
+		if err != nil {
+			return err
+		}
+		for region, set := range sets {
+			old := u.t.Verified[region]
+			for w := range set {
+				var o uint64
+				if w < len(old) {
+					o = old[w]
+				}
+				ch.Copies += bits.OnesCount64(set[w] ^ o)
+			}
+		}
+		for region, old := range u.t.Verified {
+			if _, ok := sets[region]; !ok {
+				ch.Copies += old.Count()
+			}
+		}
+		u.t.Verified = sets
+		out = u.t
+		out.seen, out.readAt = seen, readAt
+		return nil
+	})
+	if err != nil {
+		return nil, FileTableChanges{}, fmt.Errorf("reconcile file table: %w", err)
+	}
+	return out, ch, nil
 }

@@ -3,6 +3,7 @@ package db_test
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -180,6 +181,17 @@ func TestUpdateFileTable(t *testing.T) {
 			delete(updated.Verified, removed.ID)
 		}
 		sameTables(t, fmt.Sprintf("round %d", round), updated, full)
+		reconciled, rch, err := d.ReconcileFileTable(ctx, cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if round >= 8 {
+			delete(reconciled.Verified, removed.ID)
+		}
+		sameTables(t, fmt.Sprintf("round %d, reconciled", round), reconciled, full)
+		if rch.Empty() {
+			t.Errorf("round %d: reconciling the previous table found nothing to change", round)
+		}
 		if !maps.Equal(before, describe(cur)) {
 			t.Fatalf("round %d: updating changed the table it started from", round)
 		}
@@ -241,4 +253,78 @@ func TestUpdateFileTableOutOfOrderCommit(t *testing.T) {
 		t.Errorf("the late commit was missed: %v", got)
 	}
 	sameTables(t, "after the late commit", last, full)
+}
+
+// TestReconcileFileTable: changes that bypass change tracking (triggers disabled, as a
+// restore might) are missed by updates and found by a reconciling read; a truncated table
+// makes updates refuse.
+func TestReconcileFileTable(t *testing.T) {
+	ctx := context.Background()
+	d, url := testenv.NewDB(t)
+	r := sampleRegion("eu-a")
+	if err := d.CreateRegion(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	var files []db.File
+	for i := range 50 {
+		files = append(files, file(fmt.Sprintf("p/%d.rpm", i), fmt.Sprint(i)))
+	}
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: files}); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := d.ListFiles(ctx, true)
+	var ups []db.ObjectUpdate
+	for _, f := range all {
+		ups = append(ups, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true})
+	}
+	if err := d.RecordObjects(ctx, r.ID, ups); err != nil {
+		t.Fatal(err)
+	}
+	base, err := d.LoadFileTable(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if same, ch, err := d.ReconcileFileTable(ctx, base); err != nil || !ch.Empty() {
+		t.Fatalf("reconciling an exact table: %v %v", ch, err)
+	} else {
+		sameTables(t, "exact", same, base)
+	}
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, sql := range []string{
+		"SET session_replication_role = replica", // no triggers
+		"UPDATE region_objects SET state = 'missing' WHERE file_id IN (SELECT id FROM files WHERE path IN ('p/1.rpm', 'p/2.rpm'))",
+		"UPDATE files SET size = size + 1 WHERE path = 'p/3.rpm'",
+		"RESET session_replication_role",
+	} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full, err := d.LoadFileTable(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if missed, ch, err := d.UpdateFileTable(ctx, base); err != nil || !ch.Empty() || missed != base {
+		t.Fatalf("an update saw changes made without triggers: %v %v", ch, err)
+	}
+	fixed, ch, err := d.ReconcileFileTable(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Files != 1 || ch.Copies != 2 || ch.Removed != 0 {
+		t.Errorf("reconcile found %v, want 1 file and 2 copies", ch)
+	}
+	sameTables(t, "reconciled", fixed, full)
+
+	if _, err := conn.Exec(ctx, "TRUNCATE region_objects"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.UpdateFileTable(ctx, fixed); !errors.Is(err, db.ErrFileTableStale) {
+		t.Errorf("update after a TRUNCATE: %v, want ErrFileTableStale", err)
+	}
 }

@@ -334,8 +334,7 @@ func (x *idIndex) lookup(id int64) (int, bool) {
 }
 
 // LoadFileTable reads the whole inventory (deleted files too: clients may still need them
-// during the grace period) and every region's verified copies. It reads raw binary values
-// rather than scanning into Go values, which keeps a million files well under a second.
+// during the grace period) and every region's verified copies.
 func (d *DB) LoadFileTable(ctx context.Context) (*FileTable, error) {
 	var t *FileTable
 	err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
@@ -354,66 +353,76 @@ func (d *DB) LoadFileTable(ctx context.Context) (*FileTable, error) {
 			return err
 		}
 		b := newFileTableBuilder(n, nameBytes)
-		rows, err := tx.Query(ctx, "SELECT id, path, size, sha256, deleted_at IS NOT NULL FROM files ORDER BY id",
-			pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.TextFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode})
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			v := rows.RawValues()
-			if len(v[0]) != 8 || len(v[2]) != 8 || len(v[4]) != 1 {
-				rows.Close()
-				return fmt.Errorf("files: unexpected binary row layout")
-			}
-			id := int64(binary.BigEndian.Uint64(v[0]))
-			if err := b.add(id, v[1], int64(binary.BigEndian.Uint64(v[2])), v[3], v[4][0] == 1); err != nil {
-				rows.Close()
-				return err
-			}
-		}
-		if err := rows.Err(); err != nil {
+		if err := scanFiles(ctx, tx, "", nil, b.add); err != nil {
 			return err
 		}
 		t = b.finish()
 		t.seen, t.readAt = seen, readAt
-		idx := t.ids
-		// Only copies of the file's current bytes: the writers keep region_objects.current,
-		// so this reads one partial index instead of joining with files.
-		rows, err = tx.Query(ctx, `SELECT region_id, file_id FROM region_objects
-			WHERE state = 'present' AND current ORDER BY region_id, file_id`,
-			pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.BinaryFormatCode})
-		if err != nil {
-			return err
-		}
-		var (
-			lastRegion int64 = -1
-			set        Bitset
-		)
-		for rows.Next() {
-			v := rows.RawValues()
-			if len(v[0]) != 8 || len(v[1]) != 8 {
-				rows.Close()
-				return fmt.Errorf("region objects: unexpected binary row layout")
-			}
-			region := int64(binary.BigEndian.Uint64(v[0]))
-			if region != lastRegion {
-				set = t.Verified[region]
-				if set == nil {
-					set = NewBitset(t.Len())
-					t.Verified[region] = set
-				}
-				lastRegion = region
-			}
-			if i, ok := idx.lookup(int64(binary.BigEndian.Uint64(v[1]))); ok {
-				set.Set(i)
-			}
-		}
-		return rows.Err()
+		var err error
+		t.Verified, err = scanVerified(ctx, tx, t)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load file table: %w", err)
 	}
 	return t, nil
+}
+
+// scanFiles reads the files rows matching where (all for ""), ordered by ID, as raw binary
+// values rather than scanned Go values, which keeps a million files well under a second.
+// path and sum belong to the row and are only valid during fn.
+func scanFiles(ctx context.Context, tx pgx.Tx, where string, args []any, fn func(id int64, path []byte, size int64, sum []byte, deleted bool) error) error {
+	if where != "" {
+		where = " WHERE " + where
+	}
+	rows, err := tx.Query(ctx, "SELECT id, path, size, sha256, deleted_at IS NOT NULL FROM files"+where+" ORDER BY id",
+		append([]any{pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.TextFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode, pgx.BinaryFormatCode}}, args...)...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		v := rows.RawValues()
+		if len(v[0]) != 8 || len(v[2]) != 8 || len(v[4]) != 1 {
+			return fmt.Errorf("files: unexpected binary row layout")
+		}
+		if err := fn(int64(binary.BigEndian.Uint64(v[0])), v[1], int64(binary.BigEndian.Uint64(v[2])), v[3], v[4][0] == 1); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// scanVerified reads every verified copy into a set per region over t's files.
+func scanVerified(ctx context.Context, tx pgx.Tx, t *FileTable) (map[int64]Bitset, error) {
+	// Only copies of the file's current bytes: the writers keep region_objects.current,
+	// so this reads one partial index instead of joining with files.
+	rows, err := tx.Query(ctx, `SELECT region_id, file_id FROM region_objects
+		WHERE state = 'present' AND current ORDER BY region_id, file_id`,
+		pgx.QueryResultFormats{pgx.BinaryFormatCode, pgx.BinaryFormatCode})
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var (
+		sets             = map[int64]Bitset{}
+		lastRegion int64 = -1
+		set        Bitset
+	)
+	for rows.Next() {
+		v := rows.RawValues()
+		if len(v[0]) != 8 || len(v[1]) != 8 {
+			return nil, fmt.Errorf("region objects: unexpected binary row layout")
+		}
+		if region := int64(binary.BigEndian.Uint64(v[0])); region != lastRegion {
+			set = NewBitset(t.Len())
+			sets[region], lastRegion = set, region
+		}
+		if i, ok := t.ids.lookup(int64(binary.BigEndian.Uint64(v[1]))); ok && !t.Gone.Has(i) {
+			set.Set(i)
+		}
+	}
+	return sets, rows.Err()
 }
 
 // SplitPath splits a path into directory and base name as FileTable stores it.

@@ -18,6 +18,7 @@ type Loader interface {
 	LoadSnapshot(ctx context.Context) (*db.SnapshotData, error)
 	LoadFileTable(ctx context.Context) (*db.FileTable, error)
 	UpdateFileTable(ctx context.Context, base *db.FileTable) (*db.FileTable, db.FileTableChanges, error)
+	ReconcileFileTable(ctx context.Context, base *db.FileTable) (*db.FileTable, db.FileTableChanges, error)
 	Listen(ctx context.Context, ready func(), fn func(payload string)) error
 }
 
@@ -34,8 +35,9 @@ type StoreOptions struct {
 	// FilesMinInterval is the least time between two updates of the per-file data (each
 	// reads only what changed, but copies the parts it changes).
 	FilesMinInterval time.Duration
-	// FilesMaxAge reads the per-file data whole at least this often, a safety net under
-	// the updates; a full read costs seconds and twice the memory at a million files.
+	// FilesMaxAge reads the per-file data whole at least this often and compares it with
+	// the updated copy: a safety net under the updates (it costs the seconds of a full
+	// read, but not its memory).
 	FilesMaxAge time.Duration
 	Log         *slog.Logger
 	// OnBuild is called after every build attempt (kind "snapshot" or "files").
@@ -55,7 +57,7 @@ type Store struct {
 	data      *db.SnapshotData
 	files     *FileIndex
 	filesAt   time.Time // the last read or update of the per-file data
-	fullAt    time.Time // the last full read
+	fullAt    time.Time // the last full read or reconciliation
 	lastErr   error
 	lastErrAt time.Time
 	lastOKAt  time.Time
@@ -124,15 +126,20 @@ func (s *Store) Refresh(ctx context.Context, withFiles bool) error {
 	return s.refresh(ctx, filesKeep)
 }
 
-// Reload is Refresh reading the per-file data whole.
+// Reload is Refresh reading the per-file data whole into a new table.
 func (s *Store) Reload(ctx context.Context) error { return s.refresh(ctx, filesFull) }
+
+// Reconcile is Refresh reading the per-file data whole and keeping what did not change,
+// as the store does every FilesMaxAge.
+func (s *Store) Reconcile(ctx context.Context) error { return s.refresh(ctx, filesReconcile) }
 
 type filesMode int
 
 const (
-	filesKeep filesMode = iota
-	filesUpdate
-	filesFull
+	filesKeep      filesMode = iota
+	filesUpdate              // read what changed since the last read
+	filesReconcile           // read everything, keep what did not change
+	filesFull                // read everything into a new table
 )
 
 func (s *Store) refresh(ctx context.Context, mode filesMode) error {
@@ -145,23 +152,32 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 		base := s.files
 		s.mu.Unlock()
 		var err error
-		if mode == filesUpdate && base != nil {
+		if (mode == filesUpdate || mode == filesReconcile) && base != nil {
 			start := time.Now()
 			var t *db.FileTable
 			var ch db.FileTableChanges
-			t, ch, err = s.loader.UpdateFileTable(ctx, base.Table())
+			kind := "files_update"
+			if mode == filesReconcile {
+				kind = "files_reconcile"
+				t, ch, err = s.loader.ReconcileFileTable(ctx, base.Table())
+			} else {
+				t, ch, err = s.loader.UpdateFileTable(ctx, base.Table())
+			}
 			switch {
 			case errors.Is(err, db.ErrFileTableStale):
-				s.log.Info("per-file data too old to update; reading it whole")
+				s.log.Info("per-file data cannot be updated; reading it whole", slog.Any("reason", err))
 				mode = filesFull
 			case err == nil:
 				files = base.Update(t)
-				s.built("files_update", time.Since(start), nil)
-				if !ch.Empty() {
+				s.built(kind, time.Since(start), nil)
+				if mode == filesReconcile && !ch.Empty() {
+					// Change tracking missed these: something wrote around the triggers.
+					s.log.Warn("per-file data differed from the database; corrected", slog.String("differences", ch.String()))
+				} else if !ch.Empty() {
 					s.log.Debug("per-file data updated", slog.String("changes", ch.String()), slog.Duration("took", time.Since(start)))
 				}
 			default:
-				s.built("files_update", time.Since(start), err)
+				s.built(kind, time.Since(start), err)
 				return err
 			}
 		}
@@ -187,7 +203,7 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 	s.mu.Lock()
 	if files != nil {
 		s.files, s.filesAt = files, time.Now()
-		if full {
+		if full || mode == filesReconcile {
 			s.fullAt = s.filesAt
 		}
 	}
@@ -274,7 +290,7 @@ func (s *Store) Run(ctx context.Context) {
 		if pendingFiles && s.opt.LoadFiles {
 			mode = filesUpdate
 			if pendingFull {
-				mode = filesFull
+				mode = filesReconcile
 			}
 			if last := s.filesLoadedAt(); !last.IsZero() {
 				if wait := s.opt.FilesMinInterval - time.Since(last); wait > 0 {

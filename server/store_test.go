@@ -8,8 +8,11 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/localpg"
@@ -223,4 +226,44 @@ func mustFileID(t *testing.T, d *db.DB, path string) int64 {
 		t.Fatal(err)
 	}
 	return f.ID
+}
+
+// TestStoreReconciles: a change written around change tracking (triggers disabled) is not
+// seen by updates, and is corrected by the periodic reconciling read.
+func TestStoreReconciles(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, url := testenv.NewDB(t)
+	a := createRegion(t, d, "eu-a")
+	f := dbFile("pub/a.rpm", "a")
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{f}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.RecordObjects(ctx, a.ID, []db.ObjectUpdate{{FileID: mustFileID(t, d, f.Path), Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
+		t.Fatal(err)
+	}
+	var reconciled atomic.Int32
+	store := NewStore(d, StoreOptions{LoadFiles: true, Interval: 50 * time.Millisecond, FilesMaxAge: 300 * time.Millisecond, FilesMinInterval: 10 * time.Millisecond,
+		OnBuild: func(kind string, _ time.Duration, _ error) {
+			if kind == "files_reconcile" {
+				reconciled.Add(1)
+			}
+		}})
+	served := func() bool { return len(SelectFile(store.Snapshot(), f.Path, Request{Now: time.Now()}).Chosen) == 1 }
+	if err := store.Refresh(ctx, true); err != nil || !served() {
+		t.Fatalf("first read: %v, served %v", err, served())
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "SET session_replication_role = replica; UPDATE region_objects SET state = 'missing'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Refresh(ctx, true); err != nil || !served() {
+		t.Fatalf("an update saw the untracked change: %v, served %v", err, served())
+	}
+	go store.Run(ctx)
+	waitFor(t, "the reconciling read", func() bool { return reconciled.Load() > 0 && !served() })
 }

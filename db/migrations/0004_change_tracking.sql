@@ -55,3 +55,15 @@ CREATE TRIGGER files_removed AFTER DELETE ON files REFERENCING OLD TABLE AS gone
     FOR EACH STATEMENT EXECUTE FUNCTION regionmirror_removed_files();
 CREATE TRIGGER region_objects_removed AFTER DELETE ON region_objects REFERENCING OLD TABLE AS gone
     FOR EACH STATEMENT EXECUTE FUNCTION regionmirror_removed_objects();
+
+-- TRUNCATE fires no DELETE trigger: it leaves a marker (file 0) that makes readers read
+-- everything again.
+CREATE FUNCTION regionmirror_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO snapshot_removals (file_id) VALUES (0);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER files_truncated AFTER TRUNCATE ON files
+    FOR EACH STATEMENT EXECUTE FUNCTION regionmirror_truncated();
+CREATE TRIGGER region_objects_truncated AFTER TRUNCATE ON region_objects
+    FOR EACH STATEMENT EXECUTE FUNCTION regionmirror_truncated();

@@ -1,9 +1,9 @@
 //go:build ignore
 
-// Command snapshot measures what serve's snapshot costs at scale: how long a full rebuild
-// (small tables plus per-file data) and a small-table rebuild take, and the process's
-// resident memory while serving from it and at its peak (two file tables exist while the
-// new one is built). Load a database with fill.sql first. Run from the repository root:
+// Command snapshot measures what serve's snapshot costs at scale: a full read of the
+// per-file data, updates after changes of several sizes, a small-table rebuild, and the
+// process's resident memory after each and at its peak during each. Load a database with
+// fill.sql first; the run leaves it as it found it. Run from the repository root:
 //
 //	go run testdata/bench/snapshot.go postgres://postgres@127.0.0.1:55432/bench
 package main
@@ -17,6 +17,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/server"
@@ -42,33 +44,87 @@ func procStatus() (rss, hwm string) {
 	return rss, hwm
 }
 
+// resetPeak starts a new peak RSS measurement (Linux: clear_refs 5 resets VmHWM).
+func resetPeak() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+func report(what string, took time.Duration, snap *server.Snapshot) {
+	runtime.GC()
+	rss, hwm := procStatus()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("%-44s %8s; %s; heap %d MiB, RSS %s, peak RSS %s\n",
+		what, took.Round(time.Millisecond), snap.Stats(), ms.HeapAlloc>>20, rss, hwm)
+}
+
 func main() {
 	ctx := context.Background()
-	d, err := db.Open(ctx, os.Args[1], nil)
+	url := os.Args[1]
+	d, err := db.Open(ctx, url, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer d.Close()
-	store := server.NewStore(d, server.StoreOptions{LoadFiles: true, Policy: server.Policy{AlternatesMaxAge: 72 * time.Hour}})
-	for i := 1; i <= 3; i++ {
-		start := time.Now()
-		if err := store.Refresh(ctx, true); err != nil {
-			log.Fatal(err)
-		}
-		full := time.Since(start)
-		start = time.Now()
-		if err := store.Refresh(ctx, false); err != nil {
-			log.Fatal(err)
-		}
-		small := time.Since(start)
-		runtime.GC()
-		rss, hwm := procStatus()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		snap := store.Snapshot()
-		fmt.Printf("rebuild %d: full %s, small tables %s; %s; heap %d MiB, RSS %s, peak RSS %s\n",
-			i, full.Round(time.Millisecond), small.Round(time.Millisecond), snap.Stats(), ms.HeapAlloc>>20, rss, hwm)
+	// Changes are written the way the writers write them (triggers keep the change
+	// marks), but in bulk SQL: the benchmark measures the reader.
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		log.Fatal(err)
 	}
+	defer conn.Close(ctx)
+	exec := func(sql string) {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			log.Fatal(err)
+		}
+	}
+	store := server.NewStore(d, server.StoreOptions{LoadFiles: true, Policy: server.Policy{AlternatesMaxAge: 72 * time.Hour}})
+	timed := func(what string, f func(context.Context) error) {
+		resetPeak()
+		start := time.Now()
+		if err := f(ctx); err != nil {
+			log.Fatal(err)
+		}
+		report(what, time.Since(start), store.Snapshot())
+	}
+	update := func(ctx context.Context) error { return store.Refresh(ctx, true) }
+	timed("first full read (nothing serving yet)", store.Reload)
+	timed("small tables only", func(ctx context.Context) error { return store.Refresh(ctx, false) })
+	timed("update, nothing changed", update)
+
+	// A push of 1000 new files to all 8 regions.
+	maxID := 0
+	if err := conn.QueryRow(ctx, "SELECT max(id) FROM files").Scan(&maxID); err != nil {
+		log.Fatal(err)
+	}
+	exec(fmt.Sprintf(`INSERT INTO files (path, size, sha256, md5, mtime)
+		SELECT 'fedora/updates/new/' || g || '.rpm', g, sha256(g::text::bytea), decode(md5(g::text), 'hex'), now()
+		FROM generate_series(%d, %d) g`, maxID+1, maxID+1000))
+	exec(fmt.Sprintf(`INSERT INTO region_objects (region_id, file_id, size, sha256, state, verified_at, current)
+		SELECT r.id, f.id, f.size, f.sha256, 'present', now(), true FROM regions r, files f WHERE f.id > %d`, maxID))
+	timed("update: 1000 new files x 8 regions", update)
+
+	// 10 000 files change at the origin: no copy holds their bytes any more.
+	exec(`UPDATE files SET size = size + 1 WHERE id % 100 = 0`)
+	exec(`UPDATE region_objects o SET current = false FROM files f WHERE f.id = o.file_id AND f.id % 100 = 0`)
+	timed("update: 10 000 files changed (80 000 copies)", update)
+	// ... and one region receives them.
+	exec(`UPDATE region_objects o SET current = true, size = f.size FROM files f
+		WHERE f.id = o.file_id AND f.id % 100 = 0 AND o.region_id = (SELECT min(id) FROM regions)`)
+	timed("update: 10 000 copies verified in 1 region", update)
+	// A whole region found broken by a scan.
+	exec(`UPDATE region_objects SET state = 'missing' WHERE region_id = (SELECT max(id) FROM regions)`)
+	timed("update: 1 000 000 copies lost in 1 region", update)
+	exec(`UPDATE region_objects SET state = 'present' WHERE region_id = (SELECT max(id) FROM regions)`)
+	timed("update: 1 000 000 copies back in 1 region", update)
+	for i := 1; i <= 2; i++ {
+		timed(fmt.Sprintf("reconciling read %d (every 6 h)", i), store.Reconcile)
+	}
+	timed("full read into a new table, the old serving", store.Reload)
+	// Put the database back as fill.sql left it, so that runs can be repeated.
+	exec(fmt.Sprintf(`DELETE FROM files WHERE id > %d`, maxID))
+	exec(`UPDATE files SET size = size - 1 WHERE id % 100 = 0`)
+	exec(`UPDATE region_objects o SET current = true, size = f.size FROM files f WHERE f.id = o.file_id AND f.id % 100 = 0`)
+	exec(`DELETE FROM snapshot_removals`)
+
 	snap := store.Snapshot()
 	start := time.Now()
 	n := 0
