@@ -246,6 +246,15 @@ func TestProberDropsDeadRegion(t *testing.T) {
 	if strings.Contains(e.reason("victim"), victimURL) {
 		t.Errorf("the reason repeats the URL: %q", e.reason("victim"))
 	}
+	if resp, err := http.Get(e.base + "/api/v1/regions"); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `"unreachable":"HEAD demo-1/x86_64 repomd.xml: `) {
+			t.Errorf("/api/v1/regions does not say the region is unreachable:\n%s", b)
+		}
+	}
 	if err := victimS3.Restart(); err != nil {
 		t.Fatal(err)
 	}
