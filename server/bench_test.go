@@ -18,7 +18,7 @@ func BenchmarkMetalink(b *testing.B) {
 		specs = append(specs, regionSpec{name: name, country: "US", lat: float64(len(specs) * 10), lon: float64(len(specs) * 20), repoState: "fresh", repoVersion: "v3"})
 	}
 	store := NewStore(nil, StoreOptions{})
-	store.Swap(BuildSnapshot(fixtureData(b, specs), nil, Policy{OriginURL: "https://dl.example.org/pub", AlternatesMaxAge: 72 * time.Hour}))
+	store.Swap(BuildSnapshot(fixtureData(b, specs), nil, Policy{OriginURL: "https://dl.example.org/pub", AlternatesMaxAge: 72 * time.Hour}, nil))
 	g, err := geo.OpenGeoIP("../testdata/geoip/regionmirror-test-city.mmdb", nil)
 	if err != nil {
 		b.Fatal(err)

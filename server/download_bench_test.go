@@ -38,7 +38,7 @@ func benchDownloadServer(b *testing.B, n int) *Server {
 		}
 	}
 	store := NewStore(nil, StoreOptions{})
-	store.Swap(BuildSnapshot(fixtureData(b, specs), NewFileIndex(fb.Table()), Policy{OriginURL: "https://dl.example.org/pub", AlternatesMaxAge: 72 * time.Hour}))
+	store.Swap(BuildSnapshot(fixtureData(b, specs), NewFileIndex(fb.Table()), Policy{OriginURL: "https://dl.example.org/pub", AlternatesMaxAge: 72 * time.Hour}, nil))
 	g, err := geo.OpenGeoIP("../testdata/geoip/regionmirror-test-city.mmdb", nil)
 	if err != nil {
 		b.Fatal(err)

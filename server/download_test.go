@@ -56,7 +56,7 @@ func fileFixture(t testing.TB, origin string) *Snapshot {
 	add(hostile, 42, 1, 3)
 	add(lonelyPath, 7)
 	add(realMeta4, 99, 2)
-	return BuildSnapshot(fixtureData(t, world), NewFileIndex(b.Table()), Policy{OriginURL: origin, AlternatesMaxAge: 72 * time.Hour})
+	return BuildSnapshot(fixtureData(t, world), NewFileIndex(b.Table()), Policy{OriginURL: origin, AlternatesMaxAge: 72 * time.Hour}, nil)
 }
 
 func fileServer(t testing.TB, origin string, activity *Activity) *Server {

@@ -122,5 +122,5 @@ var world = []regionSpec{
 
 func fixture(t testing.TB, origin string) *Snapshot {
 	t.Helper()
-	return BuildSnapshot(fixtureData(t, world), nil, Policy{OriginURL: origin, AlternatesMaxAge: 72 * time.Hour})
+	return BuildSnapshot(fixtureData(t, world), nil, Policy{OriginURL: origin, AlternatesMaxAge: 72 * time.Hour}, nil)
 }

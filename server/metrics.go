@@ -16,6 +16,7 @@ type Metrics struct {
 	buildTime  *prometheus.GaugeVec
 	builds     *prometheus.CounterVec
 	geoipLooks *prometheus.CounterVec
+	probeUp    *prometheus.GaugeVec
 }
 
 // NewMetrics registers the collectors; store may be nil until it exists.
@@ -42,6 +43,10 @@ func NewMetrics(store func() *Store) *Metrics {
 		Name: "regionmirror_geoip_lookups_total",
 		Help: "GeoIP lookups by result (found, unknown).",
 	}, []string{"result"})
+	m.probeUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "regionmirror_region_reachable",
+		Help: "1 when this server's prober reaches the region's public URL, 0 when it left the region out of answers (public, enabled regions; absent when probing is off).",
+	}, []string{"region"})
 	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "regionmirror_snapshot_age_seconds",
 		Help: "Age of the data the serving snapshot was built from (-1 before the first snapshot).",
@@ -62,7 +67,7 @@ func NewMetrics(store func() *Store) *Metrics {
 		}
 		return 0
 	})
-	m.Registry.MustRegister(m.requests, m.duration, m.buildTime, m.builds, m.geoipLooks, age, dbUp,
+	m.Registry.MustRegister(m.requests, m.duration, m.buildTime, m.builds, m.geoipLooks, m.probeUp, age, dbUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

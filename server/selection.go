@@ -196,6 +196,8 @@ func selectRegions(s *Snapshot, req Request, path string, servable func(*Region)
 			if r.HealthError != "" {
 				reason += ": " + r.HealthError
 			}
+		case r.Unreachable != "":
+			reason = "unreachable from this server: " + r.Unreachable
 		case r.LocationOnly && r != named && blockBits[r.Index] < 0:
 			reason = "location-only: the client neither named it (location=) nor is in its netblocks"
 		case !protocolAllowed(req.Protocols, r.Scheme):

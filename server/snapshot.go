@@ -62,6 +62,9 @@ type Region struct {
 	Health       string // db.HealthUnknown, Up or Down
 	HealthSince  time.Time
 	HealthError  string
+	// Unreachable is why this server's own prober cannot reach the region ("" when it can):
+	// the error and since when. It is not in the database: each server sees its own network.
+	Unreachable string
 	// Scheme is the public URL's scheme (http or https), for protocol=.
 	Scheme string
 	// base is the public URL plus the key prefix, ending in "/".
@@ -148,7 +151,9 @@ func (s *Snapshot) Repository(name, arch string) *Repository {
 }
 
 // BuildSnapshot turns what the database holds into a snapshot. files may be nil.
-func BuildSnapshot(data *db.SnapshotData, files *FileIndex, policy Policy) *Snapshot {
+// unreachable (may be nil) is the prober's verdict by region ID: why the region is
+// unreachable from this server; regions in it are left out of every answer.
+func BuildSnapshot(data *db.SnapshotData, files *FileIndex, policy Policy, unreachable map[int64]string) *Snapshot {
 	s := &Snapshot{
 		ReadAt: data.ReadAt,
 		Policy: policy,
@@ -171,6 +176,7 @@ func BuildSnapshot(data *db.SnapshotData, files *FileIndex, policy Policy) *Snap
 	slices.SortFunc(s.Regions, func(a, b *Region) int { return strings.Compare(a.Name, b.Name) })
 	for i, r := range s.Regions {
 		r.Index = i
+		r.Unreachable = unreachable[r.ID]
 		regionIdx[r.ID] = i
 		for _, n := range append([]string{r.Name}, r.Aliases...) {
 			s.byName[strings.ToLower(n)] = r

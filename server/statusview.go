@@ -29,6 +29,9 @@ type RegionView struct {
 	Includes  []string   `json:"includes"`
 	Netblocks int        `json:"netblocks"` // how many netblocks send clients here
 	Health    HealthView `json:"health"`
+	// Unreachable is why this server's prober leaves the region out of its answers
+	// (the error and since when); absent while the region answers.
+	Unreachable string `json:"unreachable,omitempty"`
 	// VerifiedFiles is how many files of the origin inventory the region holds verified.
 	VerifiedFiles int `json:"verified_files"`
 	// LastPush and LastScan are the region's newest finished runs (nil when none).
@@ -152,7 +155,8 @@ func (s *Server) regionViews(snap *Snapshot) []RegionView {
 			Name: r.Name, Aliases: r.Aliases, Country: r.Country, Continent: r.Continent,
 			Weight: r.Weight, Access: "public", Enabled: r.Enabled, URL: r.base,
 			Includes: r.Includes, Netblocks: len(r.Netblocks),
-			Health: HealthView{State: r.Health, Since: timePtr(r.HealthSince), Error: r.HealthError},
+			Health:      HealthView{State: r.Health, Since: timePtr(r.HealthSince), Error: r.HealthError},
+			Unreachable: r.Unreachable,
 		}
 		if v.Aliases == nil {
 			v.Aliases = []string{}

@@ -62,6 +62,8 @@ type Store struct {
 	lastErrAt time.Time
 	lastOKAt  time.Time
 	listening bool
+	// unreachable is the prober's overlay (see SetUnreachable), an input of every build.
+	unreachable map[int64]string
 
 	trigger chan string
 }
@@ -208,7 +210,7 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 		}
 	}
 	s.data = data
-	snap := BuildSnapshot(data, s.files, s.opt.Policy)
+	snap := BuildSnapshot(data, s.files, s.opt.Policy, s.unreachable)
 	snap.BuildTime = time.Since(start)
 	s.cur.Store(snap)
 	s.mu.Unlock()
@@ -220,6 +222,23 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 	}
 	s.log.Debug("snapshot rebuilt", slog.String("contents", snap.Stats()), slog.Duration("took", snap.BuildTime))
 	return nil
+}
+
+// SetUnreachable installs the prober's overlay (region ID -> why it is unreachable from
+// this server) and rebuilds the snapshot from the data already read: no database access,
+// so a dead region leaves answers at once even while the database is away. The new
+// snapshot also drops the answers cached for the old one.
+func (s *Store) SetUnreachable(unreachable map[int64]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unreachable = unreachable
+	if s.data == nil {
+		return // the first Refresh applies it
+	}
+	start := time.Now()
+	snap := BuildSnapshot(s.data, s.files, s.opt.Policy, unreachable)
+	snap.BuildTime = time.Since(start)
+	s.cur.Store(snap)
 }
 
 func (s *Store) built(kind string, took time.Duration, err error) {

@@ -71,7 +71,7 @@ from a fresh snapshot of the database, and print it with a reason for every regi
 				}
 				files = server.NewFileIndex(t)
 			}
-			snap := server.BuildSnapshot(data, files, server.Policy{OriginURL: cfg.Origin.URL, AlternatesMaxAge: cfg.Metalink.AlternatesMaxAge.Std()})
+			snap := server.BuildSnapshot(data, files, server.Policy{OriginURL: cfg.Origin.URL, AlternatesMaxAge: cfg.Metalink.AlternatesMaxAge.Std()}, nil)
 			geoNote := "no GeoIP database (server.geoip_database)"
 			if req.Client.IsValid() && cfg.Server.GeoIPDatabase != "" {
 				g, err := geo.OpenGeoIP(cfg.Server.GeoIPDatabase, nil)

@@ -30,6 +30,8 @@ server.download_prefix (with ?meta4 and ?mirrorlist), the status dashboard at /,
 API under /api/v1/, /healthz, /readyz and /metrics on server.listen. Every answer comes from an in-memory snapshot of the database that is
 rebuilt when a writer sends NOTIFY regionmirror_changed and every server.snapshot_interval;
 when the database is unreachable the last snapshot keeps serving and /readyz says so.
+Every server.probe_interval a HEAD to each public region's URL checks that this server can
+reach it; a region it cannot reach leaves the answers until it answers again.
 SIGINT or SIGTERM shut down gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
@@ -93,6 +95,15 @@ func (a *app) serve(ctx context.Context, d *db.DB, l net.Listener, accessLog boo
 		ready()
 	}
 	go store.Run(ctx)
+	if interval := cfg.Server.ProbeInterval.Std(); interval > 0 {
+		// Regions this server cannot reach leave its answers within a probe or two.
+		prober := server.NewProber(store, server.ProberOptions{
+			Interval: interval, Timeout: cfg.Server.ProbeTimeout.Std(), Log: a.log, Metrics: metrics,
+		})
+		proberDone := make(chan struct{})
+		go func() { prober.Run(ctx); close(proberDone) }()
+		defer func() { <-proberDone }() // no probe outlives serve
+	}
 	// Redirect counts and the dashboard's runs: read and written in the background.
 	activity := server.NewActivity(d, server.ActivityOptions{Log: a.log})
 	activityDone := make(chan struct{})

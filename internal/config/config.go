@@ -55,6 +55,10 @@ type Server struct {
 	TLSKey  string `yaml:"tls_key"`
 	// SnapshotInterval rebuilds the snapshot even without a notification (a safety net).
 	SnapshotInterval Duration `yaml:"snapshot_interval"`
+	// ProbeInterval is how often serve checks that it can reach each region's public URL,
+	// so that a dead region leaves answers within seconds (0 disables).
+	ProbeInterval Duration `yaml:"probe_interval"`
+	ProbeTimeout  Duration `yaml:"probe_timeout"`
 }
 
 // Push configures the pusher.
@@ -109,6 +113,8 @@ func Default() Config {
 			DownloadPrefix:   "/pub",
 			TrustedProxies:   []string{},
 			SnapshotInterval: Duration(time.Minute),
+			ProbeInterval:    Duration(time.Second),
+			ProbeTimeout:     Duration(time.Second),
 		},
 		Push: Push{
 			Concurrency:        16,
@@ -217,6 +223,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.SnapshotInterval < Duration(time.Second) {
 		return &Error{Key: "server.snapshot_interval", Value: c.Server.SnapshotInterval.String(), Reason: "must be at least 1s"}
+	}
+	if pi := c.Server.ProbeInterval; pi != 0 {
+		if pi < Duration(100*time.Millisecond) {
+			return &Error{Key: "server.probe_interval", Value: pi.String(), Reason: "must be 0 (disabled) or at least 100ms"}
+		}
+		if pt := c.Server.ProbeTimeout; pt <= 0 || pt > pi {
+			return &Error{Key: "server.probe_timeout", Value: pt.String(), Reason: "must be positive and at most server.probe_interval"}
+		}
 	}
 	if c.Push.Concurrency < 1 || c.Push.Concurrency > 1024 {
 		return &Error{Key: "push.concurrency", Value: fmt.Sprint(c.Push.Concurrency), Reason: "must be between 1 and 1024"}

@@ -26,6 +26,10 @@ func TestDefaultsValidate(t *testing.T) {
 	if cfg.Push.Concurrency != 16 || cfg.Push.DeleteGrace.Std() != 96*time.Hour || cfg.Server.DownloadPrefix != "/pub" {
 		t.Errorf("unexpected defaults: %+v", cfg)
 	}
+	// Probing may be disabled, and its timeout then does not matter.
+	if _, err := Load(writeFile(t, "server:\n  probe_interval: 0s\n  probe_timeout: 0s\n"), nil); err != nil {
+		t.Errorf("probe_interval 0 refused: %v", err)
+	}
 }
 
 func TestLoadFileAndEnv(t *testing.T) {
@@ -108,6 +112,10 @@ func TestLoadRejects(t *testing.T) {
 		{"bad env duration", "", []string{"REGIONMIRROR_PUSH_DELETE_GRACE=3 days"}, "REGIONMIRROR_PUSH_DELETE_GRACE"},
 		{"bad env size", "", []string{"REGIONMIRROR_PUSH_PART_SIZE=-5"}, "REGIONMIRROR_PUSH_PART_SIZE"},
 		{"env breaks validation", "", []string{"REGIONMIRROR_SCAN_DOWN_AFTER=0"}, "scan.down_after"},
+		{"probe interval too short", "server:\n  probe_interval: 10ms\n", nil, "server.probe_interval"},
+		{"negative probe interval", "server:\n  probe_interval: -1s\n", nil, "server.probe_interval"},
+		{"probe timeout above interval", "server:\n  probe_interval: 1s\n  probe_timeout: 2s\n", nil, "server.probe_timeout"},
+		{"zero probe timeout", "server:\n  probe_timeout: 0s\n", nil, "server.probe_timeout"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

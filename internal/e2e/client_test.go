@@ -40,6 +40,9 @@ type stats struct {
 	downloadUnknown atomic.Int64 // /pub answers 404: the server's file data is older than the file
 	downloadMisses  atomic.Int64 // of the misses: a /pub redirect's Location (curl would fail)
 	downloadFailed  atomic.Int64 // ... and no rel=duplicate Link worked either (aria2c would fail)
+	// When the misses on a killed region happened (UnixNano; 0 for none): they should all
+	// fall in the window before serve's prober notices the outage.
+	outageFirst, outageLast atomic.Int64
 
 	mu       sync.Mutex
 	examples []string
@@ -139,6 +142,10 @@ func (c *client) miss(u string, status int, err error) {
 	r := c.region(u)
 	if r != nil && r.down.Load() {
 		c.st.missesOutage.Add(1)
+		now := time.Now().UnixNano()
+		c.st.outageFirst.CompareAndSwap(0, now)
+		for last := c.st.outageLast.Load(); now > last && !c.st.outageLast.CompareAndSwap(last, now); last = c.st.outageLast.Load() {
+		}
 		return
 	}
 	c.st.missesOther.Add(1)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -75,8 +76,9 @@ func TestFaultInjection(t *testing.T) {
 	push("warm-up")
 	push("warm-up")
 
-	// Fault 1: a region's S3 server dies. Pushes fail there; scans take it out of the
-	// metalinks after scan.down_after failed probes; it comes back, a push repairs it.
+	// Fault 1: a region's S3 server dies. Pushes fail there; serve's prober takes it out of
+	// every answer within a probe or two (scans, later, record it in the database); it
+	// comes back, a push repairs it.
 	victim := w.regions[2]
 	victim.down.Store(true)
 	killedAt := time.Now()
@@ -87,12 +89,20 @@ func TestFaultInjection(t *testing.T) {
 	push("region down")
 	excludedAfter := <-excluded
 	t.Logf("fault 1: %s left the metalinks %s after the kill", victim.name, excludedAfter.Round(time.Millisecond))
+	outageMisses := func() string {
+		first, last := st.outageFirst.Load(), st.outageLast.Load()
+		if first == 0 {
+			return "none"
+		}
+		return fmt.Sprintf("%d, from %s to %s after the kill", st.missesOutage.Load(),
+			time.Unix(0, first).Sub(killedAt).Round(time.Millisecond), time.Unix(0, last).Sub(killedAt).Round(time.Millisecond))
+	}
 	push("region down")
 	if err := victim.s3.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	victim.down.Store(false)
-	t.Logf("fault 1: %s restarted after %s", victim.name, time.Since(killedAt).Round(time.Millisecond))
+	t.Logf("fault 1: %s restarted after %s; misses on it: %s", victim.name, time.Since(killedAt).Round(time.Millisecond), outageMisses())
 	push("region back")
 	back := w.waitMetalink(victim, true, 90*time.Second)
 	t.Logf("fault 1: %s back in the metalinks %s after the restart push", victim.name, back.Round(time.Millisecond))

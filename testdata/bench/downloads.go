@@ -86,7 +86,7 @@ func main() {
 	fmt.Printf("file table of %d files built in %s\n", table.Len(), time.Since(start).Round(time.Millisecond))
 
 	store := server.NewStore(nil, server.StoreOptions{})
-	store.Swap(server.BuildSnapshot(data, server.NewFileIndex(table), server.Policy{OriginURL: "https://dl.example.org/pub", AlternatesMaxAge: 72 * time.Hour}))
+	store.Swap(server.BuildSnapshot(data, server.NewFileIndex(table), server.Policy{OriginURL: "https://dl.example.org/pub", AlternatesMaxAge: 72 * time.Hour}, nil))
 	g, err := geo.OpenGeoIP("testdata/geoip/regionmirror-test-city.mmdb", nil)
 	if err != nil {
 		log.Fatal(err)

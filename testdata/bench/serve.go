@@ -70,7 +70,7 @@ func main() {
 		data.RegionRepos = append(data.RegionRepos, db.RegionRepo{RegionID: r.ID, RepositoryID: 1, RepomdSHA256: data.RepomdVersions[0].SHA256, State: db.RepoFresh})
 	}
 	store := server.NewStore(nil, server.StoreOptions{})
-	store.Swap(server.BuildSnapshot(data, nil, server.Policy{OriginURL: "https://dl.example.org/pub", AlternatesMaxAge: 72 * time.Hour}))
+	store.Swap(server.BuildSnapshot(data, nil, server.Policy{OriginURL: "https://dl.example.org/pub", AlternatesMaxAge: 72 * time.Hour}, nil))
 	g, err := geo.OpenGeoIP("testdata/geoip/regionmirror-test-city.mmdb", nil)
 	if err != nil {
 		log.Fatal(err)
