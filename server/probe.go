@@ -28,7 +28,7 @@ const (
 // ProberOptions configure a Prober.
 type ProberOptions struct {
 	Interval time.Duration // between two probes of a region; <= 0 means 1s
-	Timeout  time.Duration // per probe; <= 0 means Interval
+	Timeout  time.Duration // per probe; <= 0 means 3 intervals
 	Log      *slog.Logger
 	Metrics  *Metrics // nil: no gauge
 	// Client sends the probes; nil means a client without keep-alives that follows no
@@ -67,8 +67,8 @@ func NewProber(store *Store, opt ProberOptions) *Prober {
 	if opt.Interval <= 0 {
 		opt.Interval = time.Second
 	}
-	if opt.Timeout <= 0 || opt.Timeout > opt.Interval {
-		opt.Timeout = opt.Interval
+	if opt.Timeout <= 0 {
+		opt.Timeout = 3 * opt.Interval
 	}
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)

@@ -114,7 +114,9 @@ func Default() Config {
 			TrustedProxies:   []string{},
 			SnapshotInterval: Duration(time.Minute),
 			ProbeInterval:    Duration(time.Second),
-			ProbeTimeout:     Duration(time.Second),
+			// A fresh TLS connection to the far side of the earth takes three round trips of
+			// ~300 ms: a shorter timeout would call distant regions unreachable.
+			ProbeTimeout: Duration(3 * time.Second),
 		},
 		Push: Push{
 			Concurrency:        16,
@@ -228,8 +230,8 @@ func (c *Config) Validate() error {
 		if pi < Duration(100*time.Millisecond) {
 			return &Error{Key: "server.probe_interval", Value: pi.String(), Reason: "must be 0 (disabled) or at least 100ms"}
 		}
-		if pt := c.Server.ProbeTimeout; pt <= 0 || pt > pi {
-			return &Error{Key: "server.probe_timeout", Value: pt.String(), Reason: "must be positive and at most server.probe_interval"}
+		if pt := c.Server.ProbeTimeout; pt <= 0 || pt > Duration(time.Minute) {
+			return &Error{Key: "server.probe_timeout", Value: pt.String(), Reason: "must be positive and at most 1m"}
 		}
 	}
 	if c.Push.Concurrency < 1 || c.Push.Concurrency > 1024 {
