@@ -12,7 +12,7 @@ import (
 // snapshot and the Activity's last read; none waits on the database.
 
 func (s *Server) apiSnapshot(c echo.Context, endpoint string) (*Snapshot, error) {
-	c.Set(ctxEndpoint, endpoint)
+	info(c).endpoint = endpoint
 	c.Response().Header().Set("Cache-Control", "no-store")
 	snap := s.opt.Store.Snapshot()
 	if snap == nil {
@@ -84,6 +84,6 @@ func (s *Server) apiLocate(c echo.Context) error {
 	req := s.request(c, snap, q)
 	d := selectFileAt(snap, f, req)
 	d.Notes = append(q.Notes, d.Notes...)
-	c.Set(ctxTier, d.Tier)
+	info(c).tier = d.Tier
 	return c.JSON(http.StatusOK, s.locateView(snap, f, d))
 }

@@ -180,7 +180,7 @@ func selectFileAt(s *Snapshot, f fileRef, req Request) *Decision {
 // with RFC 6249 Link and digest headers, Metalink 4 (?meta4, .meta4 or Accept), or the
 // HTML mirror list (?mirrorlist).
 func (s *Server) download(c echo.Context) error {
-	c.Set(ctxEndpoint, "download")
+	info(c).endpoint = "download"
 	snap, f, suffix, err := s.resolveFile(c)
 	if err != nil {
 		return err
@@ -194,18 +194,18 @@ func (s *Server) download(c echo.Context) error {
 	req := s.request(c, snap, q)
 	h := c.Response().Header()
 	if mirrorlist {
-		c.Set(ctxEndpoint, "download-mirrorlist")
+		info(c).endpoint = "download-mirrorlist"
 		d := selectFileAt(snap, f, req)
 		d.Notes = append(q.Notes, d.Notes...)
-		c.Set(ctxTier, d.Tier)
+		info(c).tier = d.Tier
 		h.Set("Cache-Control", "private, no-store")
 		return s.fileMirrorlist(c, snap, f, d, req)
 	}
 	o := s.clientOrder(snap, req)
 	if meta4 || suffix || acceptsMeta4(r.Header.Get("Accept")) {
-		c.Set(ctxEndpoint, "download-meta4")
+		info(c).endpoint = "download-meta4"
 		regions := o.forFile(snap, f, nil, 0)
-		c.Set(ctxTier, tierFor(o, regions))
+		info(c).tier = tierFor(o, regions)
 		// The answer depends on who asks and on Accept: shared caches must not keep it.
 		h.Set("Cache-Control", "private, no-store")
 		h.Set("Vary", "Accept")
@@ -213,7 +213,7 @@ func (s *Server) download(c echo.Context) error {
 	}
 	var buf [maxDuplicates]*Region
 	regions := o.forFile(snap, f, buf[:0], maxDuplicates)
-	c.Set(ctxTier, tierFor(o, regions))
+	info(c).tier = tierFor(o, regions)
 	if len(regions) == 0 && o.origin == nil {
 		lines := []string{"# error: no region holds a verified copy of " + safeText(f.path, 512) + " yet, and no origin.url is configured"}
 		for _, n := range append(q.Notes, o.notes...) {

@@ -142,7 +142,7 @@ type dashboardPage struct {
 
 // dashboard renders GET /: the freshness grid, the map, runs and redirect counts.
 func (s *Server) dashboard(c echo.Context) error {
-	c.Set(ctxEndpoint, "dashboard")
+	info(c).endpoint = "dashboard"
 	c.Response().Header().Set("Cache-Control", "no-store")
 	snap := s.opt.Store.Snapshot()
 	if snap == nil {

@@ -56,12 +56,25 @@ type Server struct {
 	orders atomic.Pointer[orderCache]
 }
 
-// Context keys set by handlers for the logging and metrics middleware.
-const (
-	ctxEndpoint = "rm.endpoint"
-	ctxTier     = "rm.tier"
-	ctxClient   = "rm.client"
-)
+// reqInfo is what handlers tell the logging and metrics middleware about a request. It
+// wraps echo's context: echo's own store (Set/Get) is a map and a lock per request, a
+// visible share of a metalink's cost.
+type reqInfo struct {
+	echo.Context
+	endpoint, tier string
+	client         netip.Addr
+}
+
+var reqInfos = sync.Pool{New: func() any { return new(reqInfo) }}
+
+// info returns the request's reqInfo; a context observe did not wrap (none in serve) gets
+// one that nobody reads.
+func info(c echo.Context) *reqInfo {
+	if ri, ok := c.(*reqInfo); ok {
+		return ri
+	}
+	return &reqInfo{Context: c}
+}
 
 // New builds the echo application.
 func New(opt Options) *Server {
@@ -107,18 +120,24 @@ func New(opt Options) *Server {
 // Handler returns the http.Handler (tests use it with httptest).
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// Serve answers on l until ctx ends, then shuts down gracefully: requests in flight get
-// up to grace to finish.
-func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration) error {
-	srv := &http.Server{
-		Handler:           s.echo,
+// HTTPServer returns the net/http server serve runs h in: timeouts against slow clients,
+// bounded headers, errors through log.
+func HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10, // a metalink request is a few hundred bytes
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// Serve answers on l until ctx ends, then shuts down gracefully: requests in flight get
+// up to grace to finish.
+func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration) error {
+	srv := HTTPServer(s.echo, s.log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
@@ -156,21 +175,27 @@ var errNoSnapshot = &docError{status: http.StatusServiceUnavailable, lines: []st
 
 // observe logs and counts every request once the handler and error handler have run.
 func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
+	return func(ec echo.Context) error {
 		start := time.Now()
+		c := reqInfos.Get().(*reqInfo)
+		*c = reqInfo{Context: ec}
+		defer func() {
+			*c = reqInfo{}
+			reqInfos.Put(c)
+		}()
 		err := next(c)
 		if err != nil {
-			c.Error(err) // writes the response, so the status below is final
+			s.handleError(err, c) // writes the response, so the status below is final
 		}
 		status := c.Response().Status
-		endpoint, _ := c.Get(ctxEndpoint).(string)
+		endpoint := c.endpoint
 		if endpoint == "" {
 			endpoint = c.Path()
 			if endpoint == "" || status == http.StatusNotFound && c.Path() == "/*" {
 				endpoint = "other"
 			}
 		}
-		tier, _ := c.Get(ctxTier).(string)
+		tier := c.tier
 		if tier == "" {
 			tier = "-"
 		}
@@ -184,7 +209,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			if status >= 500 {
 				level = slog.LevelWarn
 			}
-			client, _ := c.Get(ctxClient).(netip.Addr)
+			client := c.client
 			r := c.Request()
 			s.log.LogAttrs(r.Context(), level, "request",
 				slog.String("method", r.Method), slog.String("uri", r.RequestURI), slog.Int("status", status),
@@ -201,7 +226,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
-	endpoint, _ := c.Get(ctxEndpoint).(string)
+	endpoint := info(c).endpoint
 	var (
 		de *docError
 		br *BadRequestError
@@ -262,7 +287,7 @@ func (s *Server) request(c echo.Context, snap *Snapshot, q Query) Request {
 		Now:       s.now(),
 		Client:    ClientAddr(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), s.opt.TrustedProxies),
 	}
-	c.Set(ctxClient, req.Client)
+	info(c).client = req.Client
 	// GeoIP only matters when neither location= nor country= decides.
 	if s.opt.GeoIP != nil && req.Client.IsValid() && len(req.Countries) == 0 && !req.Global && snap.Region(req.Location) == nil {
 		loc, ok := s.opt.GeoIP.Lookup(req.Client)
@@ -280,7 +305,7 @@ func (s *Server) request(c echo.Context, snap *Snapshot, q Query) Request {
 
 // resolveRepo parses a /metalink or /mirrorlist request and finds its repository.
 func (s *Server) resolveRepo(c echo.Context, endpoint string) (*Snapshot, *Repository, Query, error) {
-	c.Set(ctxEndpoint, endpoint)
+	info(c).endpoint = endpoint
 	snap := s.opt.Store.Snapshot()
 	if snap == nil {
 		return nil, nil, Query{}, errNoSnapshot
@@ -312,7 +337,7 @@ func repoHead(q Query) string {
 func (s *Server) decide(c echo.Context, snap *Snapshot, repo *Repository, q Query, req Request) (*Decision, error) {
 	d := SelectRepository(snap, repo, req)
 	d.Notes = append(q.Notes, d.Notes...)
-	c.Set(ctxTier, d.Tier)
+	info(c).tier = d.Tier
 	if len(d.Chosen) == 0 && d.Origin == nil {
 		lines := []string{repoHead(q) + " error: no region can serve this repository now"}
 		for _, n := range d.Notes {
@@ -339,7 +364,7 @@ func (s *Server) metalink(c echo.Context) error {
 	// The answer depends on who asks: shared caches must not keep it.
 	c.Response().Header().Set("Cache-Control", "private, no-store")
 	if a := snap.answers.get(key, now); a != nil {
-		c.Set(ctxTier, a.tier)
+		info(c).tier = a.tier
 		a.write(b, now)
 		return blob(c, http.StatusOK, ContentTypeMetalink, b.Bytes())
 	}
@@ -379,7 +404,7 @@ func blob(c echo.Context, status int, ctype string, body []byte) error {
 }
 
 func (s *Server) healthz(c echo.Context) error {
-	c.Set(ctxEndpoint, "healthz")
+	info(c).endpoint = "healthz"
 	return c.String(http.StatusOK, "ok\n")
 }
 
@@ -387,7 +412,7 @@ func (s *Server) healthz(c echo.Context) error {
 // 200 (the snapshot still answers, which is the point) but says so in the body, so that a
 // load balancer keeps the instance while people and monitoring see the problem.
 func (s *Server) readyz(c echo.Context) error {
-	c.Set(ctxEndpoint, "readyz")
+	info(c).endpoint = "readyz"
 	st := s.opt.Store.Status()
 	c.Response().Header().Set("Cache-Control", "no-store")
 	if !st.Ready {

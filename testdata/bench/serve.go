@@ -106,7 +106,9 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	go func() { _ = http.Serve(lb, bare) }()
+	// The same net/http server settings as the real one (timeouts cost a deadline per
+	// request): the comparison is about the handler.
+	go func() { _ = server.HTTPServer(bare, slog.New(slog.DiscardHandler)).Serve(lb) }()
 	if *pprofAddr != "" {
 		go func() { _ = http.ListenAndServe(*pprofAddr, nil) }() // DefaultServeMux has pprof
 	}
