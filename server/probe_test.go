@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,7 +48,7 @@ type probeEnv struct {
 	base    string
 	ids     map[string]int64
 	repomd  []byte
-	logs    *syncBuffer
+	logs    *testenv.Buffer
 	pubPath string
 }
 
@@ -59,7 +58,7 @@ func newProbeEnv(t *testing.T, regions []probeRegion) *probeEnv {
 	t.Helper()
 	ctx := context.Background()
 	d, _ := testenv.NewDB(t)
-	e := &probeEnv{ids: map[string]int64{}, repomd: []byte("<repomd>probe</repomd>\n"), logs: &syncBuffer{}, pubPath: probeFile}
+	e := &probeEnv{ids: map[string]int64{}, repomd: []byte("<repomd>probe</repomd>\n"), logs: &testenv.Buffer{}, pubPath: probeFile}
 	content := []byte("a package")
 	s, m := sha256.Sum256(content), md5.Sum(content)
 	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{{Path: probeFile, Size: int64(len(content)), SHA256: s[:], MD5: m[:], Mtime: time.Now()}}}); err != nil {
@@ -119,24 +118,6 @@ func newProbeEnv(t *testing.T, regions []probeRegion) *probeEnv {
 	go func() { e.prober.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return e
-}
-
-// syncBuffer is a log the prober's goroutines write while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func (e *probeEnv) logText() string { return e.logs.String() }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,24 +17,6 @@ import (
 	"github.com/regionmirror/regionmirror/internal/localpg"
 	"github.com/regionmirror/regionmirror/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer that serve's goroutines may write while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestSecretsNeverShown runs every command with a database password and S3 keys, with
 // debug logging, against a database that requires the password, through a database
@@ -122,7 +102,7 @@ func TestSecretsNeverShown(t *testing.T) {
 
 	// serve, its pages and API, then a database outage under it.
 	sctx, cancel := context.WithCancel(context.Background())
-	var serveLog syncBuffer
+	var serveLog testenv.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(sctx, []string{"serve"}, strings.NewReader(""), &serveLog, &serveLog, env) }()
 	base := "http://" + addr

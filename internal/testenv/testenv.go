@@ -8,6 +8,7 @@
 package testenv
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"sync"
@@ -46,3 +47,21 @@ func addStopper(f func()) {
 
 // ErrMissing: a component the tests need is not installed.
 var ErrMissing = errors.New("missing")
+
+// Buffer is a bytes.Buffer that goroutines (a server's log) may write while a test reads it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
