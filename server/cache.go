@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/regionmirror/regionmirror/internal/geo"
@@ -79,8 +80,26 @@ func newAnswer(body []byte, tier string, now time.Time) *answer {
 // write renders the answer with the current pubdate.
 func (a *answer) write(b *bytes.Buffer, now time.Time) {
 	b.Write(a.head)
-	b.Write(now.UTC().AppendFormat(b.AvailableBuffer(), httpTimeFormat))
+	b.Write(pubdate(now))
 	b.Write(a.tail)
+}
+
+// stamp is a second and its pubdate text; every answer within the second shares it.
+type stamp struct {
+	sec  int64
+	text []byte
+}
+
+var lastStamp atomic.Pointer[stamp]
+
+func pubdate(now time.Time) []byte {
+	sec := now.Unix()
+	if st := lastStamp.Load(); st != nil && st.sec == sec {
+		return st.text
+	}
+	st := &stamp{sec: sec, text: now.UTC().AppendFormat(nil, httpTimeFormat)}
+	lastStamp.Store(st)
+	return st.text
 }
 
 const httpTimeFormat = "Mon, 02 Jan 2006 15:04:05 GMT"

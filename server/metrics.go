@@ -1,6 +1,8 @@
 package server
 
 import (
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,7 +18,38 @@ type Metrics struct {
 	buildTime  *prometheus.GaugeVec
 	builds     *prometheus.CounterVec
 	geoipLooks *prometheus.CounterVec
-	probeUp    *prometheus.GaugeVec
+	// The two geoipLooks counters, resolved once: the label lookup is a hash per request.
+	geoipFound, geoipUnknown prometheus.Counter
+	probeUp                  *prometheus.GaugeVec
+	// The request series met so far (few: endpoints are route patterns, codes and tiers
+	// are bounded), so that a request costs one map read rather than label hashing.
+	series sync.Map // requestKey -> *requestSeries
+}
+
+type requestKey struct {
+	endpoint string
+	code     int
+	tier     string
+}
+
+type requestSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
+}
+
+// observeRequest counts a request and its duration.
+func (m *Metrics) observeRequest(endpoint string, code int, tier string, took time.Duration) {
+	k := requestKey{endpoint, code, tier}
+	v, ok := m.series.Load(k)
+	if !ok {
+		v, _ = m.series.LoadOrStore(k, &requestSeries{
+			count:    m.requests.WithLabelValues(endpoint, strconv.Itoa(code), tier),
+			duration: m.duration.WithLabelValues(endpoint),
+		})
+	}
+	rs := v.(*requestSeries)
+	rs.count.Inc()
+	rs.duration.Observe(took.Seconds())
 }
 
 // NewMetrics registers the collectors; store may be nil until it exists.
@@ -43,6 +76,7 @@ func NewMetrics(store func() *Store) *Metrics {
 		Name: "regionmirror_geoip_lookups_total",
 		Help: "GeoIP lookups by result (found, unknown).",
 	}, []string{"result"})
+	m.geoipFound, m.geoipUnknown = m.geoipLooks.WithLabelValues("found"), m.geoipLooks.WithLabelValues("unknown")
 	m.probeUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "regionmirror_region_reachable",
 		Help: "1 when this server's prober reaches the region's public URL, 0 when it left the region out of answers (public, enabled regions; absent when probing is off).",

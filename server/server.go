@@ -201,8 +201,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		took := time.Since(start)
 		if m := s.opt.Metrics; m != nil {
-			m.requests.WithLabelValues(endpoint, strconv.Itoa(status), tier).Inc()
-			m.duration.WithLabelValues(endpoint).Observe(took.Seconds())
+			m.observeRequest(endpoint, status, tier, took)
 		}
 		if s.opt.AccessLog || status >= 500 {
 			level := slog.LevelInfo
@@ -293,11 +292,11 @@ func (s *Server) request(c echo.Context, snap *Snapshot, q Query) Request {
 		loc, ok := s.opt.GeoIP.Lookup(req.Client)
 		req.ClientGeo = loc
 		if m := s.opt.Metrics; m != nil {
-			result := "unknown"
 			if ok {
-				result = "found"
+				m.geoipFound.Inc()
+			} else {
+				m.geoipUnknown.Inc()
 			}
-			m.geoipLooks.WithLabelValues(result).Inc()
 		}
 	}
 	return req
@@ -361,8 +360,8 @@ func (s *Server) metalink(c echo.Context) error {
 	b := bufPool.Get().(*bytes.Buffer)
 	b.Reset()
 	defer bufPool.Put(b)
-	// The answer depends on who asks: shared caches must not keep it.
-	c.Response().Header().Set("Cache-Control", "private, no-store")
+	h := c.Response().Header()
+	h["Cache-Control"], h[echo.HeaderContentType] = hdrPrivate, hdrMetalink
 	if a := snap.answers.get(key, now); a != nil {
 		info(c).tier = a.tier
 		a.write(b, now)
@@ -402,6 +401,15 @@ func blob(c echo.Context, status int, ctype string, body []byte) error {
 	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
 	return c.Blob(status, ctype, body)
 }
+
+// Header values of every metalink, as slices shared by all answers rather than allocated
+// per answer (Header.Set allocates one). net/http only reads them, and Header.Add copies
+// a slice of capacity one before appending.
+var (
+	hdrMetalink = []string{ContentTypeMetalink}
+	// The answer depends on who asks: shared caches must not keep it.
+	hdrPrivate = []string{"private, no-store"}
+)
 
 func (s *Server) healthz(c echo.Context) error {
 	info(c).endpoint = "healthz"

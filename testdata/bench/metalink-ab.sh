@@ -6,13 +6,18 @@
 # machine shared with other work disturbs far less. Run from the repository root:
 #
 #	testdata/bench/metalink-ab.sh [seconds per run] [connections]
+#
+# ACCESS_LOG=1 turns the real server's request log on (to /dev/null), as serve has it by
+# default.
 set -euo pipefail
 secs=${1:-10}
 conns=${2:-64}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 2; }
 mkdir -p .tmp
 go build -o .tmp/benchserve testdata/bench/serve.go
-taskset -c 0 .tmp/benchserve -real 127.0.0.1:8081 -bare 127.0.0.1:8082 >.tmp/benchserve.log 2>&1 &
+flags=()
+[ "${ACCESS_LOG:-}" = 1 ] && flags+=(-access-log)
+taskset -c 0 .tmp/benchserve -real 127.0.0.1:8081 -bare 127.0.0.1:8082 "${flags[@]}" >.tmp/benchserve.log 2>&1 &
 pid=$!
 trap 'kill $pid' EXIT
 for _ in $(seq 50); do
