@@ -39,14 +39,17 @@ clean:
 	rm -rf bin .tmp
 
 # Every fuzz target for a short, fixed time (RELIABILITY.md). A crasher fails the run and is
-# written to the package's testdata/fuzz/, where it stays as regression corpus.
+# written to the package's testdata/fuzz/, where it stays as regression corpus. Minimizing a
+# new interesting input may take a minute by default, and its executions are not counted:
+# FuzzParse spent 27 of its 30 s there (8 600 inputs tried instead of 300 000).
 FUZZTIME ?= 30s
+FUZZMINIMIZETIME ?= 3s
 FUZZ_TARGETS := ./server:FuzzParseQuery ./server:FuzzClientAddr ./server:FuzzDownloadPath ./server:FuzzHandler \
 	./internal/config:FuzzLoad ./internal/config:FuzzRedactURL ./internal/repomd:FuzzParse
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "fuzz: $$fn in $$pkg for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; done
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg; done
 
 # The load test: the real server under wrk with thousands of connections (RELIABILITY.md).
 load:
