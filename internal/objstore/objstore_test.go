@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"errors"
 	"io"
 	"net/http"
@@ -251,5 +252,56 @@ func TestFileStoreLeavesNoPartialFiles(t *testing.T) {
 	}
 	if _, err := NewFile("relative/dir"); err == nil {
 		t.Error("relative root accepted")
+	}
+}
+
+// TestBreakerFailsFastOnDeadEndpoint: once the S3 server is gone, a burst of concurrent
+// requests (a push's) stops retrying connection failures instead of each retrying for its
+// full backoff; the endpoint answering again closes the breaker.
+func TestBreakerFailsFastOnDeadEndpoint(t *testing.T) {
+	ctx := context.Background()
+	srv, err := testenv.StartS3(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	bucket := srv.NewBucket(t, false)
+	s, err := NewS3(ctx, S3Config{Bucket: bucket, Endpoint: srv.Endpoint, Region: testenv.S3Region},
+		Options{AccessKey: testenv.S3AccessKey, SecretKey: testenv.S3SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("x")
+	put := func(key string) error {
+		return s.Put(ctx, key, bytes.NewReader(body), 1, PutOptions{SHA256: sum(body)})
+	}
+	if err := put("before"); err != nil || s.breaker.open() {
+		t.Fatalf("put to a live server: %v, breaker open %v", err, s.breaker.open())
+	}
+	srv.Kill()
+	const n = 16
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { errs <- put(fmt.Sprintf("during-%d", i)) }()
+	}
+	exhausted := 0
+	for range n {
+		err := <-errs
+		if err == nil {
+			t.Fatal("a put to a dead server succeeded")
+		}
+		// The SDK says so when a request used up its attempts; the breaker ends them sooner.
+		if strings.Contains(err.Error(), "exceeded maximum number of attempts") {
+			exhausted++
+		}
+	}
+	if !s.breaker.open() || exhausted > breakerThreshold {
+		t.Errorf("breaker open %v; %d of %d requests retried to the end", s.breaker.open(), exhausted, n)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("after"); err != nil || s.breaker.open() {
+		t.Errorf("put after the restart: %v, breaker open %v", err, s.breaker.open())
 	}
 }

@@ -38,9 +38,10 @@ type S3Config struct {
 
 // S3 is a store in an S3 bucket.
 type S3 struct {
-	client *s3.Client
-	bucket string
-	prefix string
+	client  *s3.Client
+	bucket  string
+	prefix  string
+	breaker *breaker
 }
 
 // NewS3 builds a client the way the SDK's users expect: the default credential chain or a
@@ -65,6 +66,7 @@ func NewS3(ctx context.Context, c S3Config, opts Options) (*S3, error) {
 	if attempts <= 0 {
 		attempts = 6
 	}
+	brk := &breaker{}
 	loadOpts := []func(*config.LoadOptions) error{
 		config.WithRegion(c.Region),
 		config.WithHTTPClient(httpClient),
@@ -72,6 +74,8 @@ func NewS3(ctx context.Context, c S3Config, opts Options) (*S3, error) {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = attempts
 				o.MaxBackoff = 20 * time.Second
+				// First: the breaker's "no" overrides the SDK's "retry connection errors".
+				o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(brk.retryable)}, o.Retryables...)
 			})
 		}),
 	}
@@ -90,11 +94,12 @@ func NewS3(ctx context.Context, c S3Config, opts Options) (*S3, error) {
 			o.BaseEndpoint = aws.String(c.Endpoint)
 			o.UsePathStyle = true
 		}
+		o.APIOptions = append(o.APIOptions, brk.middleware)
 		// We send our own SHA-256 on every write; no extra CRC on top.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	return &S3{client: client, bucket: c.Bucket, prefix: c.Prefix}, nil
+	return &S3{client: client, bucket: c.Bucket, prefix: c.Prefix, breaker: brk}, nil
 }
 
 func (s *S3) String() string {
