@@ -8,6 +8,8 @@ import (
 	"maps"
 	"math/bits"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,72 +47,13 @@ func (d *DB) UpdateFileTable(ctx context.Context, base *FileTable) (*FileTable, 
 		out *FileTable
 		ch  FileTableChanges
 	)
-	if base.seen == "" {
-		return nil, ch, ErrFileTableStale
-	}
 	err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		var (
-			seen   string
-			readAt time.Time
-		)
-		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text, now()`).Scan(&seen, &readAt); err != nil {
-			return err
-		}
-		if readAt.Sub(base.readAt) > maxUpdateAge {
-			return ErrFileTableStale
-		}
-		u := &tableUpdate{base: base, t: base.derive()}
-		// Every transaction the earlier snapshot did not see is at or above its xmin:
-		// either still running then (in its list) or started after it.
-		const unseen = `>= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(%[1]s, $1::pg_snapshot)`
-		if err := scanFiles(ctx, tx, "changed_xid "+fmt.Sprintf(unseen, "changed_xid"), []any{base.seen},
-			func(id int64, path []byte, size int64, sum []byte, deleted bool) error {
-				ch.Files++
-				return u.file(id, path, size, sum, deleted)
-			}); err != nil {
-			return err
-		}
-		// Removals before the live rows: a copy deleted and recorded again since is live.
-		rows, err := tx.Query(ctx, `SELECT file_id, coalesce(region_id, 0) FROM snapshot_removals
-			WHERE xid `+fmt.Sprintf(unseen, "xid"), base.seen)
+		p, err := readPointOf(ctx, tx)
 		if err != nil {
 			return err
 		}
-		var file, region int64
-		if _, err := pgx.ForEachRow(rows, []any{&file, &region}, func() error {
-			if file == 0 { // a table was truncated
-				return ErrFileTableStale
-			}
-			if region == 0 {
-				u.removeFile(file)
-			} else {
-				u.setCopy(region, file, false)
-			}
-			ch.Removed++
-			return nil
-		}); err != nil {
-			return err
-		}
-		rows, err = tx.Query(ctx, `SELECT region_id, file_id, state = 'present' AND current FROM region_objects
-			WHERE changed_xid `+fmt.Sprintf(unseen, "changed_xid"), base.seen)
-		if err != nil {
-			return err
-		}
-		var verified bool
-		if _, err := pgx.ForEachRow(rows, []any{&region, &file, &verified}, func() error {
-			u.setCopy(region, file, verified)
-			ch.Copies++
-			return nil
-		}); err != nil {
-			return err
-		}
-		if ch.Empty() {
-			out = base // nothing to copy; the next update starts from the same snapshot
-			return nil
-		}
-		out = u.t
-		out.seen, out.readAt = seen, readAt
-		return nil
+		out, ch, err = applyChanges(ctx, tx, base, p)
+		return err
 	})
 	if err != nil {
 		if errors.Is(err, ErrFileTableStale) {
@@ -119,6 +62,109 @@ func (d *DB) UpdateFileTable(ctx context.Context, base *FileTable) (*FileTable, 
 		return nil, FileTableChanges{}, fmt.Errorf("update file table: %w", err)
 	}
 	return out, ch, nil
+}
+
+// readPoint is where a read stands: the database snapshot it sees and the database's clock.
+type readPoint struct {
+	seen   string // pg_snapshot text, "xmin:xmax:xip,..."
+	readAt time.Time
+}
+
+// readPointOf reads the transaction's point; it must be the transaction's first statement,
+// which fixes the snapshot of a repeatable-read transaction.
+func readPointOf(ctx context.Context, tx pgx.Tx) (readPoint, error) {
+	var (
+		p          readPoint
+		xmin       string
+		inRecovery bool
+	)
+	if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text, now(), pg_is_in_recovery(),
+		pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&p.seen, &p.readAt, &inRecovery, &xmin); err != nil {
+		return p, err
+	}
+	if inRecovery {
+		// A standby's snapshot does not list the primary's running transactions the way
+		// pg_current_snapshot reports them: take nothing at or above xmin as seen, and
+		// read those rows again next time (applying a row twice is harmless).
+		p.seen = xmin + ":" + xmin + ":"
+	}
+	return p, nil
+}
+
+// xmaxOf returns the xmax of a pg_snapshot text.
+func xmaxOf(seen string) (uint64, bool) {
+	parts := strings.SplitN(seen, ":", 3)
+	if len(parts) < 2 {
+		return 0, false
+	}
+	x, err := strconv.ParseUint(parts[1], 10, 64)
+	return x, err == nil
+}
+
+// applyChanges applies to a table derived from base the rows changed since base's read,
+// as the transaction at p sees them.
+func applyChanges(ctx context.Context, tx pgx.Tx, base *FileTable, p readPoint) (*FileTable, FileTableChanges, error) {
+	var ch FileTableChanges
+	if base.seen == "" || p.readAt.Sub(base.readAt) > maxUpdateAge {
+		return nil, ch, ErrFileTableStale
+	}
+	// Transaction IDs only grow in one database's history. Fewer now means another
+	// history: a failover to a replica that was behind, a restore, another cluster.
+	if was, ok1 := xmaxOf(base.seen); !ok1 {
+		return nil, ch, ErrFileTableStale
+	} else if now, ok2 := xmaxOf(p.seen); !ok2 || now < was {
+		return nil, ch, ErrFileTableStale
+	}
+	u := &tableUpdate{base: base, t: base.derive()}
+	// Every transaction the earlier snapshot did not see is at or above its xmin: either
+	// still running then (in its list) or started after it.
+	const unseen = `>= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(%[1]s, $1::pg_snapshot)`
+	if err := scanFiles(ctx, tx, "changed_xid "+fmt.Sprintf(unseen, "changed_xid"), []any{base.seen},
+		func(id int64, path []byte, size int64, sum []byte, deleted bool) error {
+			ch.Files++
+			return u.file(id, path, size, sum, deleted)
+		}); err != nil {
+		return nil, ch, err
+	}
+	// Removals before the live rows: a copy deleted and recorded again since is live.
+	rows, err := tx.Query(ctx, `SELECT file_id, coalesce(region_id, 0) FROM snapshot_removals
+		WHERE xid `+fmt.Sprintf(unseen, "xid"), base.seen)
+	if err != nil {
+		return nil, ch, err
+	}
+	var file, region int64
+	if _, err := pgx.ForEachRow(rows, []any{&file, &region}, func() error {
+		if file == 0 { // a table was truncated
+			return ErrFileTableStale
+		}
+		if region == 0 {
+			u.removeFile(file)
+		} else {
+			u.setCopy(region, file, false)
+		}
+		ch.Removed++
+		return nil
+	}); err != nil {
+		return nil, ch, err
+	}
+	rows, err = tx.Query(ctx, `SELECT region_id, file_id, state = 'present' AND current FROM region_objects
+		WHERE changed_xid `+fmt.Sprintf(unseen, "changed_xid"), base.seen)
+	if err != nil {
+		return nil, ch, err
+	}
+	var verified bool
+	if _, err := pgx.ForEachRow(rows, []any{&region, &file, &verified}, func() error {
+		u.setCopy(region, file, verified)
+		ch.Copies++
+		return nil
+	}); err != nil {
+		return nil, ch, err
+	}
+	if ch.Empty() {
+		return base, ch, nil // nothing to copy; the next update starts from the same snapshot
+	}
+	u.t.seen, u.t.readAt = p.seen, p.readAt
+	return u.t, ch, nil
 }
 
 // derive returns a table sharing every part of t. tableUpdate copies a part before its
@@ -169,6 +215,11 @@ func (u *tableUpdate) file(id int64, path []byte, size int64, sum []byte, delete
 	} else {
 		if len(sum) != 32 {
 			return fmt.Errorf("file %d: sha256 of %d bytes", id, len(sum))
+		}
+		if !t.hasPath(i, path) || t.Gone.Has(i) {
+			// Writers never rename a file or revive a removed one: something else rewrote
+			// the table (an ID sequence reset, a manual edit).
+			return ErrFileTableStale
 		}
 		if !u.sizes {
 			t.sizes, u.sizes = slices.Clone(t.sizes), true
@@ -222,8 +273,10 @@ func (u *tableUpdate) setCopy(region, file int64, verified bool) {
 // ReconcileFileTable reads the per-file data whole, as LoadFileTable does, but compares it
 // with base instead of building a second table: the result shares base's arenas unless
 // something differs, and only the region sets are new. A full read next to the serving
-// table would need the memory of both. With change tracking working, nothing differs;
-// what does is counted in the changes returned.
+// table would need the memory of both. In the same transaction it first applies the
+// changes since base's read, as UpdateFileTable does, so what differs after that is what
+// change tracking missed (something wrote around the triggers): those differences are
+// what it returns, and they are corrected in the table.
 func (d *DB) ReconcileFileTable(ctx context.Context, base *FileTable) (*FileTable, FileTableChanges, error) {
 	var (
 		out *FileTable
@@ -231,21 +284,24 @@ func (d *DB) ReconcileFileTable(ctx context.Context, base *FileTable) (*FileTabl
 	)
 	err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		ch = FileTableChanges{}
-		var (
-			seen   string
-			readAt time.Time
-		)
-		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text, now()`).Scan(&seen, &readAt); err != nil {
+		p, err := readPointOf(ctx, tx)
+		if err != nil {
 			return err
 		}
-		u := &tableUpdate{base: base, t: base.derive()}
-		present := NewBitset(base.Len())
-		err := scanFiles(ctx, tx, "", nil, func(id int64, path []byte, size int64, sum []byte, deleted bool) error {
+		cur, _, err := applyChanges(ctx, tx, base, p)
+		if err != nil {
+			return err
+		}
+		u := &tableUpdate{base: cur, t: cur.derive()}
+		present := NewBitset(cur.Len())
+		err = scanFiles(ctx, tx, "", nil, func(id int64, path []byte, size int64, sum []byte, deleted bool) error {
 			t := u.t
 			i, known := t.ids.lookup(id)
 			switch {
-			case known && t.Gone.Has(i):
-				return fmt.Errorf("file %d was removed but is back", id)
+			case known && (t.Gone.Has(i) || !t.hasPath(i, path)):
+				// Writers never revive a removed file nor rename one: the table was
+				// rewritten behind the triggers (an ID sequence reset, a manual edit).
+				return ErrFileTableStale
 			case known && t.Size(i) == size && bytes.Equal(t.SHA256(i), sum) && t.Deleted.Has(i) == deleted:
 			default:
 				if err := u.file(id, path, size, sum, deleted); err != nil {
@@ -262,8 +318,8 @@ func (d *DB) ReconcileFileTable(ctx context.Context, base *FileTable) (*FileTabl
 		if err != nil {
 			return err
 		}
-		for i := range base.Len() {
-			if !present.Has(i) && !base.Gone.Has(i) {
+		for i := range cur.Len() {
+			if !present.Has(i) && !cur.Gone.Has(i) {
 				u.removeIndex(i)
 				ch.Removed++
 			}
@@ -289,10 +345,13 @@ func (d *DB) ReconcileFileTable(ctx context.Context, base *FileTable) (*FileTabl
 		}
 		u.t.Verified = sets
 		out = u.t
-		out.seen, out.readAt = seen, readAt
+		out.seen, out.readAt = p.seen, p.readAt
 		return nil
 	})
 	if err != nil {
+		if errors.Is(err, ErrFileTableStale) {
+			return nil, FileTableChanges{}, err
+		}
 		return nil, FileTableChanges{}, fmt.Errorf("reconcile file table: %w", err)
 	}
 	return out, ch, nil

@@ -86,6 +86,10 @@ func TestUpdateFileTable(t *testing.T) {
 	}
 	next := 300
 	removed := regions[len(regions)-1] // in round 8
+	prevFull, err := d.LoadFileTable(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for round := range 12 {
 		before := describe(cur)
 		var ups []db.File
@@ -160,7 +164,32 @@ func TestUpdateFileTable(t *testing.T) {
 			regions = regions[:len(regions)-1]
 		}
 
+		// Readers of the serving table go on while it is updated (go test -race checks
+		// that the update writes nothing they read).
+		stop := make(chan struct{})
+		reading := make(chan int)
+		go func() {
+			n := 0
+			for {
+				select {
+				case <-stop:
+					reading <- n
+					return
+				default:
+				}
+				for i := range cur.Len() {
+					n += len(cur.Path(i)) + int(cur.Size(i)) + int(cur.SHA256(i)[0])
+					for _, set := range cur.Verified {
+						if set.Has(i) {
+							n++
+						}
+					}
+				}
+			}
+		}()
 		updated, ch, err := d.UpdateFileTable(ctx, cur)
+		close(stop)
+		<-reading
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +210,9 @@ func TestUpdateFileTable(t *testing.T) {
 			delete(updated.Verified, removed.ID)
 		}
 		sameTables(t, fmt.Sprintf("round %d", round), updated, full)
-		reconciled, rch, err := d.ReconcileFileTable(ctx, cur)
+		// A reconciling read of the previous round's full table (a chain of its own)
+		// applies the changes since, then finds nothing that change tracking missed.
+		reconciled, rch, err := d.ReconcileFileTable(ctx, prevFull)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,9 +220,10 @@ func TestUpdateFileTable(t *testing.T) {
 			delete(reconciled.Verified, removed.ID)
 		}
 		sameTables(t, fmt.Sprintf("round %d, reconciled", round), reconciled, full)
-		if rch.Empty() {
-			t.Errorf("round %d: reconciling the previous table found nothing to change", round)
+		if !rch.Empty() {
+			t.Errorf("round %d: reconciling found what change tracking missed: %v", round, rch)
 		}
+		prevFull = full
 		if !maps.Equal(before, describe(cur)) {
 			t.Fatalf("round %d: updating changed the table it started from", round)
 		}
@@ -321,10 +353,50 @@ func TestReconcileFileTable(t *testing.T) {
 	}
 	sameTables(t, "reconciled", fixed, full)
 
+	// A path rewritten behind the triggers, or through them: a table neither an update nor
+	// a reconciliation can patch.
+	if _, err := conn.Exec(ctx, "SET session_replication_role = replica; UPDATE files SET path = 'p/renamed.rpm' WHERE path = 'p/4.rpm'; RESET session_replication_role"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.ReconcileFileTable(ctx, fixed); !errors.Is(err, db.ErrFileTableStale) {
+		t.Errorf("reconcile after a rename behind the triggers: %v, want ErrFileTableStale", err)
+	}
+	if _, err := conn.Exec(ctx, "UPDATE files SET path = 'p/renamed-again.rpm' WHERE path = 'p/renamed.rpm'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.UpdateFileTable(ctx, fixed); !errors.Is(err, db.ErrFileTableStale) {
+		t.Errorf("update after a rename: %v, want ErrFileTableStale", err)
+	}
 	if _, err := conn.Exec(ctx, "TRUNCATE region_objects"); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := d.UpdateFileTable(ctx, fixed); !errors.Is(err, db.ErrFileTableStale) {
 		t.Errorf("update after a TRUNCATE: %v, want ErrFileTableStale", err)
+	}
+}
+
+// TestUpdateRefusesAnotherHistory: a table read at transaction IDs beyond what the
+// database has now (a failover to a replica that was behind, a restore) is not updated.
+func TestUpdateRefusesAnotherHistory(t *testing.T) {
+	if x, ok := db.XmaxOf("100:105:101,103"); !ok || x != 105 {
+		t.Errorf("xmaxOf: %d %v", x, ok)
+	}
+	if _, ok := db.XmaxOf("garbage"); ok {
+		t.Error("xmaxOf read garbage")
+	}
+	ctx := context.Background()
+	d, _ := testenv.NewDB(t)
+	base, err := d.LoadFileTable(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.UpdateFileTable(ctx, base); err != nil {
+		t.Fatalf("update of a fresh table: %v", err)
+	}
+	if _, _, err := d.UpdateFileTable(ctx, db.WithSeen(base, "900000000:900000000:")); !errors.Is(err, db.ErrFileTableStale) {
+		t.Errorf("update of a table from another history: %v, want ErrFileTableStale", err)
+	}
+	if _, _, err := d.ReconcileFileTable(ctx, db.WithSeen(base, "900000000:900000000:")); !errors.Is(err, db.ErrFileTableStale) {
+		t.Errorf("reconcile of a table from another history: %v, want ErrFileTableStale", err)
 	}
 }

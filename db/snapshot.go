@@ -1,6 +1,7 @@
 package db
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -173,6 +174,16 @@ func (t *FileTable) Path(i int) string {
 	return string(t.Name(i))
 }
 
+// hasPath reports whether file i's path is path.
+func (t *FileTable) hasPath(i int, path []byte) bool {
+	var dir []byte
+	name := path
+	if j := lastSlash(path); j >= 0 {
+		dir, name = path[:j], path[j+1:]
+	}
+	return bytes.Equal(t.Name(i), name) && t.Dirs[t.dirOf[i]] == string(dir)
+}
+
 // Size returns file i's size.
 func (t *FileTable) Size(i int) int64 { return t.sizes[i] }
 
@@ -338,17 +349,14 @@ func (x *idIndex) lookup(id int64) (int, bool) {
 func (d *DB) LoadFileTable(ctx context.Context) (*FileTable, error) {
 	var t *FileTable
 	err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		// Exact sizes up front: growing arenas by doubling would briefly need twice the
-		// memory, on top of the table still serving.
 		// The snapshot first: it is the transaction's, so it names exactly what this read sees.
-		var (
-			seen         string
-			readAt       time.Time
-			n, nameBytes int
-		)
-		if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text, now()`).Scan(&seen, &readAt); err != nil {
+		p, err := readPointOf(ctx, tx)
+		if err != nil {
 			return err
 		}
+		// Exact sizes up front: growing arenas by doubling would briefly need twice the
+		// memory, on top of the table still serving.
+		var n, nameBytes int
 		if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(sum(octet_length(path)), 0) FROM files`).Scan(&n, &nameBytes); err != nil {
 			return err
 		}
@@ -357,8 +365,7 @@ func (d *DB) LoadFileTable(ctx context.Context) (*FileTable, error) {
 			return err
 		}
 		t = b.finish()
-		t.seen, t.readAt = seen, readAt
-		var err error
+		t.seen, t.readAt = p.seen, p.readAt
 		t.Verified, err = scanVerified(ctx, tx, t)
 		return err
 	})

@@ -154,6 +154,13 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 		base := s.files
 		s.mu.Unlock()
 		var err error
+		if base != nil && mode != filesFull {
+			if t := base.Table(); t.Gone.Count()*10 > t.Len() {
+				// Purged files keep their place until a full read; compact them now.
+				s.log.Info("reading the per-file data whole to drop purged files", slog.Int("purged", t.Gone.Count()), slog.Int("files", t.Len()))
+				mode = filesFull
+			}
+		}
 		if (mode == filesUpdate || mode == filesReconcile) && base != nil {
 			start := time.Now()
 			var t *db.FileTable

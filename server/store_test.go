@@ -217,6 +217,34 @@ func TestStoreUpdatesFiles(t *testing.T) {
 	if want := []string{"files", "snapshot", "files_update", "snapshot", "files_update", "snapshot"}; !slices.Equal(loads, want) {
 		t.Errorf("builds %q, want %q (one full read, then updates)", loads, want)
 	}
+	// Once a tenth of the table is purged files, the next build reads it whole, without them.
+	var gone []string
+	var ids []int64
+	for _, f := range more[:10] {
+		gone = append(gone, f.Path)
+		ids = append(ids, mustFileID(t, d, f.Path))
+		if _, err := d.ForgetObject(ctx, f.Path, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Deleted: gone}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := d.PurgeFiles(ctx, ids); err != nil || n != 10 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+	loads = nil
+	for range 2 {
+		if err := store.Refresh(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"files_update", "snapshot", "files", "snapshot"}; !slices.Equal(loads, want) {
+		t.Errorf("builds %q, want %q (the purge applied, then a full read)", loads, want)
+	}
+	if tab := store.Snapshot().Files.Table(); tab.Len() != 41 || tab.Gone.Count() != 0 || !served(first.Path) {
+		t.Errorf("after the full read: %d files, %d purged, first served %v", tab.Len(), tab.Gone.Count(), served(first.Path))
+	}
 }
 
 func mustFileID(t *testing.T, d *db.DB, path string) int64 {

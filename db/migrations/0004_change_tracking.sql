@@ -18,7 +18,7 @@ END $$;
 -- Only changes the server sees: a scan that rewrites verified_at of every copy must not make
 -- every copy look changed.
 CREATE TRIGGER files_touch BEFORE UPDATE ON files FOR EACH ROW
-    WHEN ((OLD.size, OLD.sha256, OLD.deleted_at IS NULL) IS DISTINCT FROM (NEW.size, NEW.sha256, NEW.deleted_at IS NULL))
+    WHEN ((OLD.path, OLD.size, OLD.sha256, OLD.deleted_at IS NULL) IS DISTINCT FROM (NEW.path, NEW.size, NEW.sha256, NEW.deleted_at IS NULL))
     EXECUTE FUNCTION regionmirror_touch();
 CREATE TRIGGER region_objects_touch BEFORE UPDATE ON region_objects FOR EACH ROW
     WHEN ((OLD.state = 'present' AND OLD.current) IS DISTINCT FROM (NEW.state = 'present' AND NEW.current))
