@@ -64,10 +64,14 @@ func (d *DB) UpdateFileTable(ctx context.Context, base *FileTable) (*FileTable, 
 	return out, ch, nil
 }
 
-// readPoint is where a read stands: the database snapshot it sees and the database's clock.
+// readPoint is where a read stands: the database snapshot it sees, the database's clock,
+// and which database history it is in.
 type readPoint struct {
 	seen   string // pg_snapshot text, "xmin:xmax:xip,..."
 	readAt time.Time
+	// origin is the cluster's system identifier, its timeline and the database's OID: a
+	// restore into another cluster, a point-in-time recovery or a failover changes it.
+	origin string
 }
 
 // readPointOf reads the transaction's point; it must be the transaction's first statement,
@@ -79,7 +83,10 @@ func readPointOf(ctx context.Context, tx pgx.Tx) (readPoint, error) {
 		inRecovery bool
 	)
 	if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text, now(), pg_is_in_recovery(),
-		pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&p.seen, &p.readAt, &inRecovery, &xmin); err != nil {
+		pg_snapshot_xmin(pg_current_snapshot())::text,
+		(SELECT system_identifier FROM pg_control_system())::text || '/' ||
+		(SELECT timeline_id FROM pg_control_checkpoint())::text || '/' ||
+		(SELECT oid FROM pg_database WHERE datname = current_database())::text`).Scan(&p.seen, &p.readAt, &inRecovery, &xmin, &p.origin); err != nil {
 		return p, err
 	}
 	if inRecovery {
@@ -105,7 +112,7 @@ func xmaxOf(seen string) (uint64, bool) {
 // as the transaction at p sees them.
 func applyChanges(ctx context.Context, tx pgx.Tx, base *FileTable, p readPoint) (*FileTable, FileTableChanges, error) {
 	var ch FileTableChanges
-	if base.seen == "" || p.readAt.Sub(base.readAt) > maxUpdateAge {
+	if base.seen == "" || base.origin != p.origin || p.readAt.Sub(base.readAt) > maxUpdateAge {
 		return nil, ch, ErrFileTableStale
 	}
 	// Transaction IDs only grow in one database's history. Fewer now means another
@@ -163,7 +170,7 @@ func applyChanges(ctx context.Context, tx pgx.Tx, base *FileTable, p readPoint) 
 	if ch.Empty() {
 		return base, ch, nil // nothing to copy; the next update starts from the same snapshot
 	}
-	u.t.seen, u.t.readAt = p.seen, p.readAt
+	u.t.seen, u.t.readAt, u.t.origin = p.seen, p.readAt, p.origin
 	return u.t, ch, nil
 }
 
@@ -345,7 +352,7 @@ func (d *DB) ReconcileFileTable(ctx context.Context, base *FileTable) (*FileTabl
 		}
 		u.t.Verified = sets
 		out = u.t
-		out.seen, out.readAt = p.seen, p.readAt
+		out.seen, out.readAt, out.origin = p.seen, p.readAt, p.origin
 		return nil
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package db_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -398,5 +399,86 @@ func TestUpdateRefusesAnotherHistory(t *testing.T) {
 	}
 	if _, _, err := d.ReconcileFileTable(ctx, db.WithSeen(base, "900000000:900000000:")); !errors.Is(err, db.ErrFileTableStale) {
 		t.Errorf("reconcile of a table from another history: %v, want ErrFileTableStale", err)
+	}
+}
+
+// TestFileTableFile: a table written to a file and read back is the same table and can be
+// updated; a damaged file is refused, and so is a table of another database.
+func TestFileTableFile(t *testing.T) {
+	ctx := context.Background()
+	d, _ := testenv.NewDB(t)
+	r := sampleRegion("eu-a")
+	if err := d.CreateRegion(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	var files []db.File
+	for i := range 40 {
+		files = append(files, file(fmt.Sprintf("p/%d/%d.rpm", i%4, i), fmt.Sprint(i)))
+	}
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: files, Deleted: nil}); err != nil {
+		t.Fatal(err)
+	}
+	base, err := d.LoadFileTable(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Updates give the table appended files, a purged one and verified copies.
+	all, _ := d.ListFiles(ctx, true)
+	var ups []db.ObjectUpdate
+	for _, f := range all[:30] {
+		ups = append(ups, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true})
+	}
+	if err := d.RecordObjects(ctx, r.ID, ups); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("q/new.rpm", "new")}, Deleted: []string{all[35].Path}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.PurgeFiles(ctx, []int64{all[35].ID}); err != nil {
+		t.Fatal(err)
+	}
+	cur, _, err := d.UpdateFileTable(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := db.WriteFileTable(&buf, cur); err != nil {
+		t.Fatal(err)
+	}
+	raw := buf.Bytes()
+	back, err := db.ReadFileTable(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTables(t, "read back", back, cur)
+	if back.Gone.Count() != 1 || back.Verified[r.ID].Count() != 30 {
+		t.Errorf("read back: %d purged, %d verified", back.Gone.Count(), back.Verified[r.ID].Count())
+	}
+	if again, ch, err := d.UpdateFileTable(ctx, back); err != nil || !ch.Empty() || again != back {
+		t.Errorf("update of the table read back: %v %v", ch, err)
+	}
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("q/later.rpm", "later")}}); err != nil {
+		t.Fatal(err)
+	}
+	later, _, err := d.UpdateFileTable(ctx, back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, _ := d.LoadFileTable(ctx)
+	sameTables(t, "read back and updated", later, full)
+
+	for name, damaged := range map[string][]byte{
+		"truncated":     raw[:len(raw)/2],
+		"bit flipped":   append(append([]byte{}, raw[:len(raw)/3]...), append([]byte{raw[len(raw)/3] ^ 1}, raw[len(raw)/3+1:]...)...),
+		"other version": append([]byte("regionmirror file table 0\n"), raw[len("regionmirror file table 1\n"):]...),
+		"huge length":   append(append([]byte{}, raw[:len("regionmirror file table 1\n")]...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f),
+	} {
+		if _, err := db.ReadFileTable(bytes.NewReader(damaged), int64(len(damaged))); !errors.Is(err, db.ErrBadTableFile) {
+			t.Errorf("%s: %v, want ErrBadTableFile", name, err)
+		}
+	}
+	other, _ := testenv.NewDB(t)
+	if _, _, err := other.UpdateFileTable(ctx, back); !errors.Is(err, db.ErrFileTableStale) {
+		t.Errorf("update in another database: %v, want ErrFileTableStale", err)
 	}
 }

@@ -143,6 +143,7 @@ type FileTable struct {
 	// database's clock then. UpdateFileTable reads what changed since.
 	seen   string
 	readAt time.Time
+	origin string // the database history it was read from (see readPoint)
 }
 
 // Len returns the number of files.
@@ -365,7 +366,7 @@ func (d *DB) LoadFileTable(ctx context.Context) (*FileTable, error) {
 			return err
 		}
 		t = b.finish()
-		t.seen, t.readAt = p.seen, p.readAt
+		t.seen, t.readAt, t.origin = p.seen, p.readAt, p.origin
 		t.Verified, err = scanVerified(ctx, tx, t)
 		return err
 	})

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -294,4 +296,74 @@ func TestStoreReconciles(t *testing.T) {
 	}
 	go store.Run(ctx)
 	waitFor(t, "the reconciling read", func() bool { return reconciled.Load() > 0 && !served() })
+}
+
+// TestStoreTableFile: a store writes its table file after a full read; the next store
+// starts from it and an update instead of a full read, and serves the same; a damaged file
+// or one of another database means a full read.
+func TestStoreTableFile(t *testing.T) {
+	ctx := context.Background()
+	d, _ := testenv.NewDB(t)
+	a := createRegion(t, d, "eu-a")
+	f := dbFile("pub/a.rpm", "a")
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{f}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.RecordObjects(ctx, a.ID, []db.ObjectUpdate{{FileID: mustFileID(t, d, f.Path), Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "files.table")
+	start := func(d *db.DB) (*Store, []string) {
+		t.Helper()
+		var kinds []string
+		s := NewStore(d, StoreOptions{LoadFiles: true, TableFile: path, OnBuild: func(kind string, _ time.Duration, err error) {
+			if err != nil {
+				t.Errorf("%s: %v", kind, err)
+			}
+			kinds = append(kinds, kind)
+		}})
+		if err := s.Refresh(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the table file write", func() bool { return !s.saving.Load() })
+		return s, kinds
+	}
+	served := func(s *Store, p string) bool {
+		return len(SelectFile(s.Snapshot(), p, Request{Now: time.Now()}).Chosen) == 1
+	}
+	if _, kinds := start(d); !slices.Equal(kinds, []string{"files", "snapshot"}) {
+		t.Errorf("first start: %q", kinds)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("no table file after a full read: %v", err)
+	}
+	// A change while no server runs: the next start reads the file and the change.
+	g := dbFile("pub/g.rpm", "g")
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{g}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.RecordObjects(ctx, a.ID, []db.ObjectUpdate{{FileID: mustFileID(t, d, g.Path), Size: g.Size, SHA256: g.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
+		t.Fatal(err)
+	}
+	s, kinds := start(d)
+	if !slices.Equal(kinds, []string{"files_table_file", "snapshot"}) || !served(s, f.Path) || !served(s, g.Path) {
+		t.Errorf("start from the table file: %q; served %v %v", kinds, served(s, f.Path), served(s, g.Path))
+	}
+	// Another database: the file is refused.
+	other, _ := testenv.NewDB(t)
+	if _, kinds := start(other); !slices.Equal(kinds, []string{"files", "snapshot"}) {
+		t.Errorf("start against another database: %q", kinds)
+	}
+	// A damaged file: refused too.
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)/2] ^= 0xff
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, kinds := start(d); !slices.Equal(kinds, []string{"files", "snapshot"}) || !served(s, g.Path) {
+		t.Errorf("start from a damaged file: %q", kinds)
+	}
 }
