@@ -113,6 +113,7 @@ func (a *app) demo(ctx context.Context, dir, origin, listen, regionsListen, geoi
 	cfg.Origin.URL = "http://" + rln.Addr().String() + "/origin"
 	cfg.Server.GeoIPDatabase = geoipDB
 	cfg.Server.SnapshotInterval = config.Duration(10 * time.Second)
+	cfg.Server.FilesCache = filepath.Join(dir, "files.cache")
 	cfg.Log.Level = "warn"
 	if err := cfg.Validate(); err != nil {
 		return err

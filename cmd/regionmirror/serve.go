@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -74,11 +76,17 @@ func (a *app) serve(ctx context.Context, d *db.DB, l net.Listener, accessLog boo
 		}
 		l = tls.NewListener(l, certs.Config())
 	}
+	if path := cfg.Server.FilesCache; path != "" {
+		if st, err := os.Stat(filepath.Dir(path)); err != nil || !st.IsDir() {
+			return &config.Error{Key: "server.files_cache", Value: path, Reason: "its directory does not exist"}
+		}
+	}
 	var metrics *server.Metrics
 	store := server.NewStore(d, server.StoreOptions{
 		Policy:    server.Policy{OriginURL: cfg.Origin.URL, AlternatesMaxAge: cfg.Metalink.AlternatesMaxAge.Std()},
 		Interval:  cfg.Server.SnapshotInterval.Std(),
 		LoadFiles: true,
+		TableFile: cfg.Server.FilesCache,
 		Log:       a.log,
 		OnBuild: func(kind string, took time.Duration, err error) {
 			if metrics != nil {

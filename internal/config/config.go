@@ -59,6 +59,10 @@ type Server struct {
 	// so that a dead region leaves answers within seconds (0 disables).
 	ProbeInterval Duration `yaml:"probe_interval"`
 	ProbeTimeout  Duration `yaml:"probe_timeout"`
+	// FilesCache is where serve keeps its per-file data between starts ("" for nowhere):
+	// starting from it takes a fraction of a second where reading the database takes
+	// seconds at a million files.
+	FilesCache string `yaml:"files_cache"`
 }
 
 // Push configures the pusher.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -119,6 +120,27 @@ func main() {
 		timed(fmt.Sprintf("reconciling read %d (every 6 h)", i), store.Reconcile)
 	}
 	timed("full read into a new table, the old serving", store.Reload)
+
+	// A restart with server.files_cache: the table written to a file, then a new store
+	// that starts from it and an update.
+	tableFile := filepath.Join(os.TempDir(), "regionmirror-bench-files.cache")
+	defer os.Remove(tableFile)
+	start := time.Now()
+	f, err := os.Create(tableFile)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := db.WriteFileTable(f, store.Snapshot().Files.Table()); err != nil {
+		log.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		log.Fatal(err)
+	}
+	info, _ := os.Stat(tableFile)
+	fmt.Printf("%-44s %8s; %d MB\n", "table file written", time.Since(start).Round(time.Millisecond), info.Size()>>20)
+	store = server.NewStore(d, server.StoreOptions{LoadFiles: true, TableFile: tableFile, Policy: server.Policy{AlternatesMaxAge: 72 * time.Hour}})
+	runtime.GC()
+	timed("start from the table file and an update", update)
 	// Put the database back as fill.sql left it, so that runs can be repeated.
 	exec(fmt.Sprintf(`DELETE FROM files WHERE id > %d`, maxID))
 	exec(`UPDATE files SET size = size - 1 WHERE id % 100 = 0`)
@@ -126,7 +148,7 @@ func main() {
 	exec(`DELETE FROM snapshot_removals`)
 
 	snap := store.Snapshot()
-	start := time.Now()
+	start = time.Now()
 	n := 0
 	for i := range 100000 {
 		path := fmt.Sprintf("fedora/linux/releases/40/Everything/x86_64/os/Packages/%c/python3-package-number-%d-1.2.3-1.fc40.noarch.rpm", 'a'+byte((i+1)%26), i+1)
