@@ -88,10 +88,37 @@ func (e *encoder) str(s string) {
 	e.raw([]byte(s))
 }
 
-// slice writes a slice of fixed-size values with its length.
+// slice writes a slice of fixed-size values with its length, through a small buffer:
+// binary.Write would first encode all of it into a copy as large as the slice.
 func (e *encoder) slice(v any) {
 	e.put(uint64(binary.Size(v)))
-	e.put(v)
+	switch v := v.(type) {
+	case []byte:
+		e.raw(v)
+	case []int32:
+		writeChunked(e, v, 4, func(b []byte, x int32) { binary.LittleEndian.PutUint32(b, uint32(x)) })
+	case []uint32:
+		writeChunked(e, v, 4, func(b []byte, x uint32) { binary.LittleEndian.PutUint32(b, x) })
+	case []int64:
+		writeChunked(e, v, 8, func(b []byte, x int64) { binary.LittleEndian.PutUint64(b, uint64(x)) })
+	case []uint64:
+		writeChunked(e, v, 8, func(b []byte, x uint64) { binary.LittleEndian.PutUint64(b, x) })
+	default:
+		e.err = fmt.Errorf("cannot write %T", v)
+	}
+}
+
+func writeChunked[T any](e *encoder, v []T, size int, put func([]byte, T)) {
+	buf := make([]byte, 0, 64<<10)
+	for _, x := range v {
+		if len(buf)+size > cap(buf) {
+			e.raw(buf)
+			buf = buf[:0]
+		}
+		buf = buf[:len(buf)+size]
+		put(buf[len(buf)-size:], x)
+	}
+	e.raw(buf)
 }
 
 // ReadFileTable reads a table WriteFileTable wrote, size bytes long. Bring it up to date
@@ -147,7 +174,10 @@ func ReadFileTable(r io.Reader, size int64) (*FileTable, error) {
 	for i, dir := range t.Dirs {
 		t.dirIdx[dir] = int32(i)
 	}
-	t.ids = idIndexOf(ids)
+	var err error
+	if t.ids, err = idIndexOf(ids); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadTableFile, err)
+	}
 	return t, nil
 }
 
@@ -177,13 +207,6 @@ func (t *FileTable) check(ids []int64) error {
 		if len(set) > words {
 			return errors.New("region set longer than the files")
 		}
-	}
-	seen := make(map[int64]bool, n)
-	for _, id := range ids {
-		if seen[id] {
-			return fmt.Errorf("file ID %d twice", id)
-		}
-		seen[id] = true
 	}
 	return nil
 }
@@ -227,7 +250,9 @@ func (d *decoder) str() string {
 	return string(b)
 }
 
-// readSlice reads a slice written by encoder.slice.
+// readSlice reads a slice written by encoder.slice, through a small buffer: binary.Read
+// would first read all of it into a copy as large as the slice, and a start from the file
+// would need twice the table's memory.
 func readSlice[T int32 | uint32 | int64 | uint64 | byte](d *decoder) []T {
 	var zero T
 	size := binary.Size(zero)
@@ -240,7 +265,25 @@ func readSlice[T int32 | uint32 | int64 | uint64 | byte](d *decoder) []T {
 		return nil
 	}
 	out := make([]T, n/size)
-	d.get(out)
+	if b, ok := any(out).([]byte); ok {
+		d.full(b)
+		return out
+	}
+	buf := make([]byte, 64<<10-(64<<10)%size)
+	for i := 0; i < len(out) && d.err == nil; {
+		chunk := buf[:min(len(buf), (len(out)-i)*size)]
+		d.full(chunk)
+		for off := 0; off < len(chunk) && d.err == nil; off += size {
+			var x uint64
+			if size == 4 {
+				x = uint64(binary.LittleEndian.Uint32(chunk[off:]))
+			} else {
+				x = binary.LittleEndian.Uint64(chunk[off:])
+			}
+			out[i] = T(x)
+			i++
+		}
+	}
 	return out
 }
 
@@ -261,22 +304,28 @@ func (x *idIndex) byIndex(n int) []int64 {
 	return out
 }
 
-// idIndexOf indexes IDs given by file index, in any order.
-func idIndexOf(ids []int64) *idIndex {
+// idIndexOf indexes IDs given by file index, in any order; an ID given twice is an error.
+func idIndexOf(ids []int64) (*idIndex, error) {
 	if len(ids) == 0 {
-		return &idIndex{}
+		return &idIndex{}, nil
 	}
 	lo, hi := slices.Min(ids), slices.Max(ids)
 	if span := hi - lo + 1; span <= int64(4*len(ids)+1024) {
 		x := &idIndex{dense: make([]int32, span), min: lo, n: len(ids)}
 		for i, id := range ids {
+			if x.dense[id-lo] != 0 {
+				return nil, fmt.Errorf("file ID %d twice", id)
+			}
 			x.dense[id-lo] = int32(i + 1)
 		}
-		return x
+		return x, nil
 	}
 	x := &idIndex{m: make(map[int64]int32, len(ids)), n: len(ids)}
 	for i, id := range ids {
+		if _, dup := x.m[id]; dup {
+			return nil, fmt.Errorf("file ID %d twice", id)
+		}
 		x.m[id] = int32(i)
 	}
-	return x
+	return x, nil
 }

@@ -6,6 +6,9 @@
 // fill.sql first; the run leaves it as it found it. Run from the repository root:
 //
 //	go run testdata/bench/snapshot.go postgres://postgres@127.0.0.1:55432/bench
+//
+// It runs itself again with -start FILE to measure a start from the table file
+// (server.files_cache) in a fresh process.
 package main
 
 import (
@@ -14,6 +17,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -72,10 +76,19 @@ func main() {
 		log.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	exec := func(sql string) {
+	run := func(sql string) {
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			log.Fatal(err)
 		}
+	}
+	if len(os.Args) == 4 && os.Args[2] == "-start" {
+		store := server.NewStore(d, server.StoreOptions{LoadFiles: true, TableFile: os.Args[3], Policy: server.Policy{AlternatesMaxAge: 72 * time.Hour}})
+		start := time.Now()
+		if err := store.Refresh(ctx, true); err != nil {
+			log.Fatal(err)
+		}
+		report("start from the table file and an update", time.Since(start), store.Snapshot())
+		return
 	}
 	store := server.NewStore(d, server.StoreOptions{LoadFiles: true, Policy: server.Policy{AlternatesMaxAge: 72 * time.Hour}})
 	timed := func(what string, f func(context.Context) error) {
@@ -96,25 +109,25 @@ func main() {
 	if err := conn.QueryRow(ctx, "SELECT max(id) FROM files").Scan(&maxID); err != nil {
 		log.Fatal(err)
 	}
-	exec(fmt.Sprintf(`INSERT INTO files (path, size, sha256, md5, mtime)
+	run(fmt.Sprintf(`INSERT INTO files (path, size, sha256, md5, mtime)
 		SELECT 'fedora/updates/new/' || g || '.rpm', g, sha256(g::text::bytea), decode(md5(g::text), 'hex'), now()
 		FROM generate_series(%d, %d) g`, maxID+1, maxID+1000))
-	exec(fmt.Sprintf(`INSERT INTO region_objects (region_id, file_id, size, sha256, state, verified_at, current)
+	run(fmt.Sprintf(`INSERT INTO region_objects (region_id, file_id, size, sha256, state, verified_at, current)
 		SELECT r.id, f.id, f.size, f.sha256, 'present', now(), true FROM regions r, files f WHERE f.id > %d`, maxID))
 	timed("update: 1000 new files x 8 regions", update)
 
 	// 10 000 files change at the origin: no copy holds their bytes any more.
-	exec(`UPDATE files SET size = size + 1 WHERE id % 100 = 0`)
-	exec(`UPDATE region_objects o SET current = false FROM files f WHERE f.id = o.file_id AND f.id % 100 = 0`)
+	run(`UPDATE files SET size = size + 1 WHERE id % 100 = 0`)
+	run(`UPDATE region_objects o SET current = false FROM files f WHERE f.id = o.file_id AND f.id % 100 = 0`)
 	timed("update: 10 000 files changed (80 000 copies)", update)
 	// ... and one region receives them.
-	exec(`UPDATE region_objects o SET current = true, size = f.size FROM files f
+	run(`UPDATE region_objects o SET current = true, size = f.size FROM files f
 		WHERE f.id = o.file_id AND f.id % 100 = 0 AND o.region_id = (SELECT min(id) FROM regions)`)
 	timed("update: 10 000 copies verified in 1 region", update)
 	// A whole region found broken by a scan.
-	exec(`UPDATE region_objects SET state = 'missing' WHERE region_id = (SELECT max(id) FROM regions)`)
+	run(`UPDATE region_objects SET state = 'missing' WHERE region_id = (SELECT max(id) FROM regions)`)
 	timed("update: 1 000 000 copies lost in 1 region", update)
-	exec(`UPDATE region_objects SET state = 'present' WHERE region_id = (SELECT max(id) FROM regions)`)
+	run(`UPDATE region_objects SET state = 'present' WHERE region_id = (SELECT max(id) FROM regions)`)
 	timed("update: 1 000 000 copies back in 1 region", update)
 	for i := 1; i <= 2; i++ {
 		timed(fmt.Sprintf("reconciling read %d (every 6 h)", i), store.Reconcile)
@@ -138,14 +151,18 @@ func main() {
 	}
 	info, _ := os.Stat(tableFile)
 	fmt.Printf("%-44s %8s; %d MB\n", "table file written", time.Since(start).Round(time.Millisecond), info.Size()>>20)
-	store = server.NewStore(d, server.StoreOptions{LoadFiles: true, TableFile: tableFile, Policy: server.Policy{AlternatesMaxAge: 72 * time.Hour}})
-	runtime.GC()
-	timed("start from the table file and an update", update)
+	// In a process of its own, as a restarted server would be: this one's memory is not
+	// given back to the system at once.
+	cmd := exec.Command(os.Args[0], url, "-start", tableFile)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		log.Fatal(err)
+	}
 	// Put the database back as fill.sql left it, so that runs can be repeated.
-	exec(fmt.Sprintf(`DELETE FROM files WHERE id > %d`, maxID))
-	exec(`UPDATE files SET size = size - 1 WHERE id % 100 = 0`)
-	exec(`UPDATE region_objects o SET current = true, size = f.size FROM files f WHERE f.id = o.file_id AND f.id % 100 = 0`)
-	exec(`DELETE FROM snapshot_removals`)
+	run(fmt.Sprintf(`DELETE FROM files WHERE id > %d`, maxID))
+	run(`UPDATE files SET size = size - 1 WHERE id % 100 = 0`)
+	run(`UPDATE region_objects o SET current = true, size = f.size FROM files f WHERE f.id = o.file_id AND f.id % 100 = 0`)
+	run(`DELETE FROM snapshot_removals`)
 
 	snap := store.Snapshot()
 	start = time.Now()
