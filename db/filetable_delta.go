@@ -83,10 +83,7 @@ func readPointOf(ctx context.Context, tx pgx.Tx) (readPoint, error) {
 		inRecovery bool
 	)
 	if err := tx.QueryRow(ctx, `SELECT pg_current_snapshot()::text, now(), pg_is_in_recovery(),
-		pg_snapshot_xmin(pg_current_snapshot())::text,
-		(SELECT system_identifier FROM pg_control_system())::text || '/' ||
-		(SELECT timeline_id FROM pg_control_checkpoint())::text || '/' ||
-		(SELECT oid FROM pg_database WHERE datname = current_database())::text`).Scan(&p.seen, &p.readAt, &inRecovery, &xmin, &p.origin); err != nil {
+		pg_snapshot_xmin(pg_current_snapshot())::text, regionmirror_origin()`).Scan(&p.seen, &p.readAt, &inRecovery, &xmin, &p.origin); err != nil {
 		return p, err
 	}
 	if inRecovery {

@@ -56,6 +56,21 @@ CREATE TRIGGER files_removed AFTER DELETE ON files REFERENCING OLD TABLE AS gone
 CREATE TRIGGER region_objects_removed AFTER DELETE ON region_objects REFERENCING OLD TABLE AS gone
     FOR EACH STATEMENT EXECUTE FUNCTION regionmirror_removed_objects();
 
+-- Which database history a read belongs to: the cluster's system identifier and timeline
+-- (a restore elsewhere, a point-in-time recovery and a failover change them) and the
+-- database's OID. A reader compares it before trusting transaction IDs it remembers.
+-- Some managed services may refuse the control functions: the OID alone is better than no
+-- reads at all.
+CREATE FUNCTION regionmirror_origin() RETURNS text LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    db text := (SELECT oid FROM pg_database WHERE datname = current_database())::text;
+BEGIN
+    RETURN (SELECT system_identifier FROM pg_control_system())::text || '/' ||
+        (SELECT timeline_id FROM pg_control_checkpoint())::text || '/' || db;
+EXCEPTION WHEN insufficient_privilege THEN
+    RETURN 'db/' || db;
+END $$;
+
 -- TRUNCATE fires no DELETE trigger: it leaves a marker (file 0) that makes readers read
 -- everything again.
 CREATE FUNCTION regionmirror_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
