@@ -249,6 +249,20 @@ func TestStoreUpdatesFiles(t *testing.T) {
 	}
 }
 
+// pushedFile adds a file to the inventory and records its copy in a region as verified.
+func pushedFile(t *testing.T, d *db.DB, regionID int64, path, content string) db.File {
+	t.Helper()
+	ctx := context.Background()
+	f := dbFile(path, content)
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{f}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.RecordObjects(ctx, regionID, []db.ObjectUpdate{{FileID: mustFileID(t, d, path), Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 func mustFileID(t *testing.T, d *db.DB, path string) int64 {
 	t.Helper()
 	f, err := d.GetFile(context.Background(), path)
@@ -265,13 +279,7 @@ func TestStoreReconciles(t *testing.T) {
 	defer cancel()
 	d, url := testenv.NewDB(t)
 	a := createRegion(t, d, "eu-a")
-	f := dbFile("pub/a.rpm", "a")
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{f}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.RecordObjects(ctx, a.ID, []db.ObjectUpdate{{FileID: mustFileID(t, d, f.Path), Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
-		t.Fatal(err)
-	}
+	f := pushedFile(t, d, a.ID, "pub/a.rpm", "a")
 	var reconciled atomic.Int32
 	store := NewStore(d, StoreOptions{LoadFiles: true, Interval: 50 * time.Millisecond, FilesMaxAge: 300 * time.Millisecond, FilesMinInterval: 10 * time.Millisecond,
 		OnBuild: func(kind string, _ time.Duration, _ error) {
@@ -305,13 +313,7 @@ func TestStoreTableFile(t *testing.T) {
 	ctx := context.Background()
 	d, _ := testenv.NewDB(t)
 	a := createRegion(t, d, "eu-a")
-	f := dbFile("pub/a.rpm", "a")
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{f}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.RecordObjects(ctx, a.ID, []db.ObjectUpdate{{FileID: mustFileID(t, d, f.Path), Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
-		t.Fatal(err)
-	}
+	f := pushedFile(t, d, a.ID, "pub/a.rpm", "a")
 	path := filepath.Join(t.TempDir(), "files.table")
 	start := func(d *db.DB) (*Store, []string) {
 		t.Helper()
@@ -338,13 +340,7 @@ func TestStoreTableFile(t *testing.T) {
 		t.Fatalf("no table file after a full read: %v", err)
 	}
 	// A change while no server runs: the next start reads the file and the change.
-	g := dbFile("pub/g.rpm", "g")
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{g}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.RecordObjects(ctx, a.ID, []db.ObjectUpdate{{FileID: mustFileID(t, d, g.Path), Size: g.Size, SHA256: g.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
-		t.Fatal(err)
-	}
+	g := pushedFile(t, d, a.ID, "pub/g.rpm", "g")
 	s, kinds := start(d)
 	if !slices.Equal(kinds, []string{"files_table_file", "snapshot"}) || !served(s, f.Path) || !served(s, g.Path) {
 		t.Errorf("start from the table file: %q; served %v %v", kinds, served(s, f.Path), served(s, g.Path))
