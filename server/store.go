@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -314,7 +313,9 @@ func (s *Store) saveTableFile(t *db.FileTable) {
 }
 
 func writeTableFile(path string, t *db.FileTable) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	// One fixed name: a write cut short by a crash leaves one stale file to overwrite, not
+	// one more per crash (a server owns its files_cache path).
+	tmp, err := os.OpenFile(path+".tmp", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
