@@ -43,10 +43,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	d, _ := testenv.NewDB(t)
-	origin := filepath.Join(t.TempDir(), "origin")
-	if err := os.CopyFS(origin, os.DirFS("../testdata/origin")); err != nil {
-		t.Fatal(err)
-	}
+	origin := testenv.SampleOrigin(t, t.TempDir())
 	ctx := context.Background()
 	if err := d.CreateRepository(ctx, &model.Repository{Name: "demo-1", Arch: "x86_64", Directory: repoDir}); err != nil {
 		t.Fatal(err)

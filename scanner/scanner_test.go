@@ -38,10 +38,7 @@ type fixture struct {
 func newFixture(t *testing.T, bulk int) *fixture {
 	t.Helper()
 	d, _ := testenv.NewDB(t)
-	origin := filepath.Join(t.TempDir(), "origin")
-	if err := os.CopyFS(origin, os.DirFS("../testdata/origin")); err != nil {
-		t.Fatal(err)
-	}
+	origin := testenv.SampleOrigin(t, t.TempDir())
 	for i := range bulk {
 		dir := filepath.Join(origin, "bulk", fmt.Sprintf("d%02d", i%7))
 		os.MkdirAll(dir, 0o755)

@@ -26,10 +26,7 @@ import (
 func pushEnv(t *testing.T) (env []string, origin string, fileURL string) {
 	t.Helper()
 	env = migratedEnv(t)
-	origin = filepath.Join(t.TempDir(), "origin")
-	if err := os.CopyFS(origin, os.DirFS("../../testdata/origin")); err != nil {
-		t.Fatal(err)
-	}
+	origin = testenv.SampleOrigin(t, t.TempDir())
 	env = append(env, "REGIONMIRROR_ORIGIN_PATH="+origin)
 	srv := testenv.SharedS3(t)
 	bucket := srv.NewBucket(t, true)

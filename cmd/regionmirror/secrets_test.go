@@ -70,10 +70,7 @@ func TestSecretsNeverShown(t *testing.T) {
 		t.Fatalf("migrate with the password failed:\n%s", captured.String())
 	}
 
-	origin := filepath.Join(t.TempDir(), "origin")
-	if err := os.CopyFS(origin, os.DirFS("../../testdata/origin")); err != nil {
-		t.Fatal(err)
-	}
+	origin := testenv.SampleOrigin(t, t.TempDir())
 	srv := testenv.SharedS3(t)
 	bucket := srv.NewBucket(t, true)
 	t.Setenv("AWS_ACCESS_KEY_ID", testenv.S3AccessKey)

@@ -108,10 +108,7 @@ func newWorld(t *testing.T, names ...string) *world {
 	conn.Close(ctx)
 	w.dbURL = pg.URL("regionmirror")
 
-	w.origin = filepath.Join(w.dir, "origin")
-	if err := os.CopyFS(w.origin, os.DirFS("../../testdata/origin")); err != nil {
-		t.Fatal(err)
-	}
+	w.origin = testenv.SampleOrigin(t, w.dir)
 	port, err := childproc.FreePort()
 	if err != nil {
 		t.Fatal(err)

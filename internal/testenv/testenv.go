@@ -11,6 +11,8 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 )
@@ -64,4 +66,16 @@ func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// SampleOrigin copies testdata/origin (the sample yum repository with tiny RPMs, and a
+// download tree) into dir/origin, where the test may change it, and returns that path.
+func SampleOrigin(t testing.TB, dir string) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	origin := filepath.Join(dir, "origin")
+	if err := os.CopyFS(origin, os.DirFS(filepath.Join(filepath.Dir(file), "..", "..", "testdata", "origin"))); err != nil {
+		t.Fatalf("copy the sample origin: %v", err)
+	}
+	return origin
 }
