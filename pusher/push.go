@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -59,6 +58,16 @@ type Pusher struct {
 	Progress Progress
 	// OpenStore opens a region's storage (default objstore.Open).
 	OpenStore func(ctx context.Context, r *model.Region) (objstore.Store, error)
+	// Clock is this process's clock (default time.Now). Nothing that compares with the
+	// database's times may use it: tests set it ahead to prove that.
+	Clock func() time.Time
+}
+
+func (p *Pusher) now() time.Time {
+	if p.Clock != nil {
+		return p.Clock()
+	}
+	return time.Now()
 }
 
 // RepoResult is a repository's state in a region after a push.
@@ -82,11 +91,14 @@ type RegionResult struct {
 	Bytes        int64            `json:"uploaded_bytes"`
 	UpToDate     int              `json:"up_to_date"`
 	Failed       int              `json:"failed_files"`
-	Repos        []RepoResult     `json:"repositories"`
-	Error        string           `json:"error,omitempty"`
-	Duration     time.Duration    `json:"duration_ns"`
-	phaseErr     error            // the first error, which stops the later phases
-	withheld     error            // metadata held back: fails the run without stopping it
+	// TwinsSkipped counts paths with "+" whose space twin is a real origin path: the twin
+	// is not written, so the real file is never overwritten.
+	TwinsSkipped int           `json:"twins_skipped,omitempty"`
+	Repos        []RepoResult  `json:"repositories"`
+	Error        string        `json:"error,omitempty"`
+	Duration     time.Duration `json:"duration_ns"`
+	phaseErr     error         // the first error, which stops the later phases
+	withheld     error         // metadata held back: fails the run without stopping it
 	mu           sync.Mutex
 	pending      []db.ObjectUpdate // verified writes not yet recorded
 	lastFlush    time.Time
@@ -201,31 +213,32 @@ func (p *Pusher) Push(ctx context.Context, regions []*model.Region) (*Result, er
 		slog.Duration("took", inv.Duration))
 	res := &Result{Inventory: inv}
 
+	repos, err := p.DB.ListRepositories(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list repositories: %w", err)
+	}
 	var active []*RegionResult
 	for _, r := range regions {
-		rr := &RegionResult{Region: r.Name, region: r, start: time.Now(), uploadedKeys: map[string]bool{}}
+		rr := &RegionResult{Region: r.Name, region: r, start: p.now(), uploadedKeys: map[string]bool{}}
 		res.Regions = append(res.Regions, rr)
-		if err := p.prepare(ctx, cfg, rr, inv); err != nil {
+		if err := p.prepare(ctx, cfg, rr, inv, repos); err != nil {
 			rr.fail(err)
 			p.finish(ctx, rr)
 			continue
 		}
 		active = append(active, rr)
 	}
+	p.takeOutRewritten(ctx, cfg, active)
 	for ph := range NumPhases {
 		if ph == PhaseRepomd {
 			p.awaitAnnouncement(ctx, cfg, active)
 		}
 		p.runPhase(ctx, cfg, ph, active)
 	}
-	repos, err := p.DB.ListRepositories(ctx)
+	p.recordHalfPairs(ctx, cfg, active, repos)
 	for _, rr := range active {
 		if rr.phaseErr == nil && !cfg.DryRun {
-			if err != nil {
-				rr.fail(err)
-			} else {
-				p.verifyRepos(ctx, cfg, rr, repos, inv)
-			}
+			p.verifyRepos(ctx, cfg, rr, repos, inv)
 		}
 		p.finish(ctx, rr)
 	}
@@ -247,7 +260,7 @@ func (rr *RegionResult) failed() bool {
 }
 
 // prepare locks the region, records the run, and plans.
-func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv *InventoryReport) error {
+func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv *InventoryReport, repos []model.Repository) error {
 	r := rr.region
 	if !cfg.DryRun {
 		lock, err := p.DB.TryLock(ctx, "push/"+r.Name)
@@ -280,10 +293,13 @@ func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv 
 		byFile[objects[i].FileID] = &objects[i]
 	}
 	rr.objects = byFile
-	rr.plan = Plan(r, inv.Live, byFile)
-	if skipped := withholdMetadata(rr.plan, inv.Unread); skipped != "" {
-		// Push what can be pushed, but fail the run: the next push completes it.
-		rr.withheld = fmt.Errorf("push %s: origin file %s could not be read; the metadata of its repository is withheld", r.Name, skipped)
+	rr.plan = PlanRegion(PlanInput{Region: r, Files: inv.Live, Objects: byFile, Repos: repos, Unread: inv.Unread, Invalid: inv.Invalid})
+	// Push what can be pushed, but fail the run for what is withheld: the next push completes it.
+	rr.withheld = withheldError(r.Name, rr.plan)
+	rr.TwinsSkipped = len(rr.plan.TwinsSkipped)
+	for _, t := range rr.plan.TwinsSkipped {
+		p.log().Warn("not writing the space twin of a path with '+': the origin has that path itself",
+			slog.String("region", r.Name), slog.String("path", t))
 	}
 	rr.UpToDate, rr.Planned, rr.PlannedBytes = rr.plan.UpToDate, rr.plan.Files(), rr.plan.TotalBytes()
 	for ph := range NumPhases {
@@ -327,7 +343,7 @@ func (p *Pusher) runningRun(ctx context.Context, regionID int64) *db.Run {
 
 // finish records the run's end and releases the lock.
 func (p *Pusher) finish(ctx context.Context, rr *RegionResult) {
-	rr.Duration = time.Since(rr.start)
+	rr.Duration = p.now().Sub(rr.start)
 	rr.Status = db.RunOK
 	if rr.phaseErr == nil && rr.withheld != nil {
 		rr.phaseErr = rr.withheld
@@ -362,59 +378,19 @@ func (p *Pusher) finish(ctx context.Context, rr *RegionResult) {
 		slog.Duration("took", rr.Duration), slog.String("error", rr.Error))
 }
 
-// withholdMetadata drops from the plan the repodata of every repository holding a file
-// the inventory could not read: that metadata may name the file, which no region has.
-// It returns one unread path when it dropped anything.
-func withholdMetadata(plan *RegionPlan, unread []string) string {
-	if len(unread) == 0 {
-		return ""
+// withheldError is the run's failure for what its plan withholds, nil when nothing is.
+func withheldError(region string, plan *RegionPlan) error {
+	var reasons []string
+	if plan.Unread != "" {
+		reasons = append(reasons, fmt.Sprintf("origin file %s could not be read; the metadata of its repository is withheld", plan.Unread))
 	}
-	for _, ph := range []int{PhaseRepodata, PhaseRepomd} {
-		items := plan.Items[ph][:0]
-		for _, it := range plan.Items[ph] {
-			repoDir := strings.TrimSuffix(path.Dir(path.Dir(it.File.Path)), ".")
-			if tainted(repoDir, unread) {
-				plan.Bytes[ph] -= it.File.Size
-				continue
-			}
-			items = append(items, it)
-		}
-		plan.Items[ph] = items
-	}
-	for _, u := range unread {
-		if Included(plan.Region.Includes, u) {
-			return u
+	for _, w := range plan.Withheld {
+		if plan.Unread == "" || !strings.Contains(w.Reason, "could not be read") {
+			reasons = append(reasons, w.Reason)
 		}
 	}
-	return ""
-}
-
-// awaitAnnouncement waits, before repomd.xml files go out, until the newest repomd.xml
-// version has been in the database for cfg.AnnounceDelay, so that every server lists it
-// in its metalinks before a region serves it.
-func (p *Pusher) awaitAnnouncement(ctx context.Context, cfg Config, active []*RegionResult) {
-	if cfg.DryRun || cfg.AnnounceDelay < 0 || !slices.ContainsFunc(active, func(rr *RegionResult) bool {
-		return !rr.failed() && len(rr.plan.Items[PhaseRepomd]) > 0
-	}) {
-		return
+	if len(reasons) == 0 {
+		return nil
 	}
-	repos, err := p.DB.ListRepositories(ctx)
-	if err != nil {
-		return // the verification after the upload reports it
-	}
-	var newest time.Time
-	for _, repo := range repos {
-		if vs, err := p.DB.RepomdVersions(ctx, repo.ID); err == nil && len(vs) > 0 && vs[0].FirstSeen.After(newest) {
-			newest = vs[0].FirstSeen
-		}
-	}
-	wait := min(time.Until(newest.Add(cfg.AnnounceDelay)), cfg.AnnounceDelay)
-	if wait <= 0 {
-		return
-	}
-	p.log().Debug("waiting until servers know the new repomd.xml", slog.Duration("wait", wait))
-	select {
-	case <-ctx.Done():
-	case <-time.After(wait):
-	}
+	return fmt.Errorf("push %s: %s", region, strings.Join(reasons, "; "))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -61,20 +62,27 @@ func (p *Pusher) runPhase(ctx context.Context, cfg Config, ph int, regions []*Re
 	for _, rr := range regions {
 		workers = max(workers, rr.concurrency(cfg))
 	}
-	ch := make(chan *job)
+	ch := make(chan []*job)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			for j := range ch {
-				p.transfer(ctx, cfg, budget, j)
+			for chain := range ch {
+				// One after the other: a region that failed one file of a chain gets none
+				// of the later ones (transfer skips failed regions).
+				for _, j := range chain {
+					if ctx.Err() != nil {
+						break
+					}
+					p.transfer(ctx, cfg, budget, j)
+				}
 			}
 		})
 	}
-	for _, j := range jobs {
+	for _, chain := range chains(ph, jobs) {
 		if ctx.Err() != nil {
 			break
 		}
-		ch <- j
+		ch <- chain
 	}
 	close(ch)
 	wg.Wait()
@@ -91,6 +99,37 @@ func (p *Pusher) runPhase(ctx context.Context, cfg Config, ph int, regions []*Re
 				slog.String("phase", PhaseNames[ph]), slog.Any("err", rr.phaseErr))
 		}
 	}
+}
+
+// chains groups a phase's jobs into what may run in parallel. Phase 3 publishes each
+// repository's repomd.xml pair one file after the other, signature (and keys) first and
+// repomd.xml last: repomd.xml stays the one write that switches clients to the new state,
+// and when the signature fails nothing changed in the region, the old pair still matches.
+// Only when repomd.xml itself then fails does the region hold a new signature beside the
+// old repomd.xml, which recordHalfPairs records as stale.
+func chains(ph int, jobs []*job) [][]*job {
+	var out [][]*job
+	if ph != PhaseRepomd {
+		for _, j := range jobs {
+			out = append(out, []*job{j})
+		}
+		return out
+	}
+	byDir := map[string]int{}
+	for _, j := range jobs {
+		dir := repoDirOf(j.file.File.Path)
+		i, ok := byDir[dir]
+		if !ok {
+			i = len(out)
+			byDir[dir] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], j)
+	}
+	for _, c := range out {
+		slices.SortStableFunc(c, func(a, b *job) int { return comparePair(a.file.File.Path, b.file.File.Path) })
+	}
+	return out
 }
 
 func (rr *RegionResult) concurrency(cfg Config) int {
@@ -277,8 +316,8 @@ func (p *Pusher) readOrigin(path string, size int64) ([]byte, error) {
 func (p *Pusher) written(ctx context.Context, rr *RegionResult, it *Item, opts objstore.PutOptions, err error) {
 	f := it.File
 	if err == nil {
-		if twin := SpaceTwin(f.Path); twin != "" {
-			err = rr.store.Copy(ctx, f.Path, twin, opts)
+		if it.Twin != "" {
+			err = rr.store.Copy(ctx, f.Path, it.Twin, opts)
 		}
 	}
 	if err != nil {
