@@ -67,7 +67,7 @@ func TestRepodataOnlyWhereTheRepositoryIsCarried(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	include := func(r *model.Region, inc string) *model.Region {
-		r, err := f.db.UpdateRegion(ctx, r.Name, func(r *model.Region) error { r.Includes = []string{inc}; return nil })
+		r, _, err := f.db.UpdateRegion(ctx, r.Name, func(r *model.Region) error { r.Includes = []string{inc}; return nil })
 		if err != nil {
 			t.Fatal(err)
 		}

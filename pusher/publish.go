@@ -121,7 +121,7 @@ func (p *Pusher) recordHalfPairs(ctx context.Context, cfg Config, active []*Regi
 // setRegionRepo records a repository's state in a region.
 func (p *Pusher) setRegionRepo(ctx context.Context, _ *RegionResult, st db.RegionRepo) error {
 	// Recorded even when the push is being cancelled: it is what the region serves.
-	return p.DB.SetRegionRepo(context.WithoutCancel(ctx), st)
+	return p.DB.SetRegionRepo(context.WithoutCancel(ctx), db.NoFence, st)
 }
 
 // awaitAnnouncement waits, before repomd.xml files go out, until the newest repomd.xml
