@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/testenv"
@@ -282,4 +284,75 @@ func TestRepomdPairSecondUploadFails(t *testing.T) {
 		t.Fatalf("repair push: %+v", rr)
 	}
 	f.checkRegionHasOrigin(a)
+}
+
+// terminateLockHolder ends, as a failover or a proxy would, the database session that
+// holds the region's write lock, and returns how many objects the region had recorded then.
+func terminateLockHolder(t *testing.T, f *fixture, r *model.Region) int {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, f.url)
+	if err != nil {
+		t.Error(err)
+		return -1
+	}
+	defer conn.Close(ctx)
+	var n int
+	err = conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n)
+	if err != nil || n != 1 {
+		t.Errorf("terminate the lock's backend: %d sessions, %v", n, err)
+	}
+	var recorded int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM region_objects WHERE region_id = $1", r.ID).Scan(&recorded); err != nil {
+		t.Error(err)
+	}
+	return recorded
+}
+
+// Defect 2: a push whose lock connection is cut stops, fails, and records nothing after.
+func TestLockLostMidPushStopsAndRecordsNothing(t *testing.T) {
+	f := newFixture(t)
+	addBulk(t, f.origin, 60)
+	r, _ := f.fileRegion("lock-lost-1")
+	f.pusher.Config.Concurrency = 1
+	var once sync.Once
+	recordedAtLoss, done := -1, 0
+	var mu sync.Mutex
+	f.pusher.Progress = &phaseHook{onDone: func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if done++; done == 10 {
+			once.Do(func() { recordedAtLoss = terminateLockHolder(t, f, r) })
+		}
+	}}
+	rr := f.push(r).Regions[0]
+	if rr.Status != db.RunFailed || !strings.Contains(rr.Error, "lock lost") {
+		t.Errorf("push that lost its lock: status %s, error %q", rr.Status, rr.Error)
+	}
+	t.Logf("error: %s", rr.Error)
+	var recorded int
+	conn, err := pgx.Connect(context.Background(), f.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM region_objects WHERE region_id = $1", r.ID).Scan(&recorded); err != nil {
+		t.Fatal(err)
+	}
+	if recorded != recordedAtLoss {
+		t.Errorf("%d objects recorded at the loss, %d after the push: it recorded after losing its lock", recordedAtLoss, recorded)
+	}
+	if s := f.repoState(r); s != "none" {
+		t.Errorf("repository state %s after a push that lost its lock", s)
+	}
+	runs, _ := f.db.RecentRuns(context.Background(), db.RunPush, 1)
+	if runs[0].Status != db.RunFailed || !strings.Contains(runs[0].Error, "lock lost") {
+		t.Errorf("run: %+v", runs[0])
+	}
+	// The next push repairs it.
+	f.pusher.Progress = nil
+	if rr := f.push(r).Regions[0]; rr.Status != db.RunOK || f.repoState(r) != db.RepoFresh {
+		t.Fatalf("repair push: %+v", rr)
+	}
+	f.checkRegionHasOrigin(r)
 }

@@ -52,6 +52,9 @@ func (p *Pusher) takeOutRewritten(ctx context.Context, cfg Config, active []*Reg
 			rr.fail(fmt.Errorf("push %s: %w", rr.Region, err))
 			continue
 		}
+		if rr.checkLock(ctx, true) != nil {
+			continue
+		}
 		for _, repo := range rr.plan.InPlace {
 			prev := findRegionRepo(states, rr.region.ID, repo.ID)
 			if !serving(prev) {
@@ -119,9 +122,10 @@ func (p *Pusher) recordHalfPairs(ctx context.Context, cfg Config, active []*Regi
 }
 
 // setRegionRepo records a repository's state in a region.
-func (p *Pusher) setRegionRepo(ctx context.Context, _ *RegionResult, st db.RegionRepo) error {
-	// Recorded even when the push is being cancelled: it is what the region serves.
-	return p.DB.SetRegionRepo(context.WithoutCancel(ctx), db.NoFence, st)
+func (p *Pusher) setRegionRepo(ctx context.Context, rr *RegionResult, st db.RegionRepo) error {
+	// Recorded even when the push is being cancelled (it is what the region serves), but
+	// only while the region's lock is held: the fence refuses it after a loss.
+	return p.DB.SetRegionRepo(context.WithoutCancel(ctx), rr.fence(), st)
 }
 
 // awaitAnnouncement waits, before repomd.xml files go out, until the newest repomd.xml

@@ -109,8 +109,7 @@ type RegionResult struct {
 	plan         *RegionPlan
 	objects      map[int64]*db.RegionObject // as recorded before this push, by file ID
 	busy         bool                       // another process holds the region
-	run          *db.Run
-	lock         *db.Lock
+	run          *db.RegionRun              // the region's write lock and run; nil in a dry run
 	start        time.Time
 }
 
@@ -237,8 +236,8 @@ func (p *Pusher) Push(ctx context.Context, regions []*model.Region) (*Result, er
 	}
 	p.recordHalfPairs(ctx, cfg, active, repos)
 	for _, rr := range active {
-		if rr.phaseErr == nil && !cfg.DryRun {
-			p.verifyRepos(ctx, cfg, rr, repos, inv)
+		if rr.phaseErr == nil && !cfg.DryRun && rr.checkLock(ctx, true) == nil {
+			p.verifyRepos(rr.context(ctx), cfg, rr, repos, inv)
 		}
 		p.finish(ctx, rr)
 	}
@@ -263,25 +262,14 @@ func (rr *RegionResult) failed() bool {
 func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv *InventoryReport, repos []model.Repository) error {
 	r := rr.region
 	if !cfg.DryRun {
-		lock, err := p.DB.TryLock(ctx, "push/"+r.Name)
+		run, err := p.DB.BeginRegionRun(ctx, db.RunPush, r)
 		if err != nil {
-			var le *db.LockedError
-			if errors.As(err, &le) {
-				le.Holder.Run = p.runningRun(ctx, r.ID)
-				rr.busy = true
-			}
-			return fmt.Errorf("push %s: %w", r.Name, err)
+			rr.busy = errors.Is(err, db.ErrLocked)
+			return err // names the region and, when busy, who holds it
 		}
-		rr.lock = lock
-		run, err := p.DB.StartRun(ctx, db.RunPush, r)
-		if err != nil {
-			return fmt.Errorf("push %s: %w", r.Name, err)
-		}
-		rr.run, rr.RunID = run, run.ID
-		if n, err := p.DB.AbandonRuns(ctx, db.RunPush, r.ID, run.ID); err != nil {
-			return fmt.Errorf("push %s: %w", r.Name, err)
-		} else if n > 0 {
-			p.log().Warn("an earlier push of this region was interrupted; this one repairs it", slog.String("region", r.Name))
+		rr.run, rr.RunID = run, run.Run.ID
+		if run.Abandoned > 0 {
+			p.log().Warn("an earlier push or gc of this region was interrupted; this one repairs it", slog.String("region", r.Name))
 		}
 	}
 	objects, err := p.DB.RegionObjects(ctx, r.ID)
@@ -328,17 +316,41 @@ func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv 
 	return nil
 }
 
-func (p *Pusher) runningRun(ctx context.Context, regionID int64) *db.Run {
-	runs, err := p.DB.RecentRuns(ctx, db.RunPush, 20)
-	if err != nil {
+// fence is the token every record of this region's push carries: a write after the lock
+// was lost, taken over, or the region moved, is refused.
+func (rr *RegionResult) fence() db.Fence {
+	if rr.run == nil {
+		return db.NoFence // a dry run writes nothing
+	}
+	return rr.run.Fence()
+}
+
+// checkLock fails the region's push when its lock is no longer held; ping asks the lock's
+// connection now, else the keep-alive's last answer counts.
+func (rr *RegionResult) checkLock(ctx context.Context, ping bool) error {
+	if rr.run == nil {
 		return nil
 	}
-	for i := range runs {
-		if runs[i].Status == db.RunRunning && runs[i].RegionID != nil && *runs[i].RegionID == regionID {
-			return &runs[i]
-		}
+	var err error
+	if ping {
+		err = rr.run.Check(ctx)
+	} else {
+		err = rr.run.Err()
 	}
-	return nil
+	if err != nil {
+		err = fmt.Errorf("push %s: %w", rr.Region, err)
+		rr.fail(err)
+	}
+	return err
+}
+
+// context is what the region's transfers run under: cancelled when the push is, or when
+// the region's lock is lost, which stops them at once.
+func (rr *RegionResult) context(ctx context.Context) context.Context {
+	if rr.run == nil {
+		return ctx
+	}
+	return rr.run.Context()
 }
 
 // finish records the run's end and releases the lock.
@@ -348,6 +360,16 @@ func (p *Pusher) finish(ctx context.Context, rr *RegionResult) {
 	if rr.phaseErr == nil && rr.withheld != nil {
 		rr.phaseErr = rr.withheld
 	}
+	if rr.run != nil {
+		// The loss explains whatever failed after it (cancelled uploads, refused records).
+		if lost := rr.run.Err(); lost != nil && !errors.Is(rr.phaseErr, db.ErrLockLost) {
+			if rr.phaseErr == nil {
+				rr.phaseErr = fmt.Errorf("push %s: %w", rr.Region, lost)
+			} else {
+				rr.phaseErr = fmt.Errorf("push %s: %w; then: %v", rr.Region, lost, rr.phaseErr)
+			}
+		}
+	}
 	if rr.phaseErr != nil {
 		rr.Status, rr.Error = db.RunFailed, rr.phaseErr.Error()
 	}
@@ -355,16 +377,14 @@ func (p *Pusher) finish(ctx context.Context, rr *RegionResult) {
 		rr.Status = StatusBusy
 	}
 	if rr.run != nil {
-		rr.run.Files, rr.run.Bytes = int64(rr.Uploaded), rr.Bytes
-		rr.run.Counts = map[string]int64{"planned": int64(rr.Planned), "uploaded": int64(rr.Uploaded),
-			"up_to_date": int64(rr.UpToDate), "failed": int64(rr.Failed)}
-		// Record the end even when the push was interrupted.
-		if err := p.DB.FinishRun(context.WithoutCancel(ctx), rr.run, rr.phaseErr); err != nil {
+		run := rr.run.Run
+		run.Files, run.Bytes = int64(rr.Uploaded), rr.Bytes
+		run.Counts = map[string]int64{"planned": int64(rr.Planned), "uploaded": int64(rr.Uploaded),
+			"up_to_date": int64(rr.UpToDate), "failed": int64(rr.Failed), "twins_skipped": int64(rr.TwinsSkipped)}
+		// Records the end even when the push was interrupted, and releases the lock.
+		if err := rr.run.Finish(ctx, rr.phaseErr); err != nil {
 			p.log().Error("cannot record the end of the run", slog.String("region", rr.Region), slog.Any("err", err))
 		}
-	}
-	if rr.lock != nil {
-		rr.lock.Release()
 	}
 	if p.Progress != nil {
 		p.Progress.Finish(rr.Region, rr.phaseErr)

@@ -37,7 +37,8 @@ func (p *Pusher) runPhase(ctx context.Context, cfg Config, ph int, regions []*Re
 	byPath := map[string]*job{}
 	var jobs []*job
 	for _, rr := range regions {
-		if rr.failed() {
+		// Each phase starts only while the region's lock is known to be held.
+		if rr.failed() || (!cfg.DryRun && rr.checkLock(ctx, true) != nil) {
 			continue
 		}
 		if p.Progress != nil {
@@ -90,8 +91,8 @@ func (p *Pusher) runPhase(ctx context.Context, cfg Config, ph int, regions []*Re
 		if err := p.flush(ctx, rr); err != nil {
 			rr.fail(err)
 		}
-		if err := ctx.Err(); err != nil {
-			rr.fail(fmt.Errorf("push %s: %w", rr.Region, err))
+		if rctx := rr.context(ctx); rctx.Err() != nil {
+			rr.fail(fmt.Errorf("push %s: %w", rr.Region, context.Cause(rctx)))
 		}
 		if rr.phaseErr != nil {
 			// What the later phases would publish must not name what this phase lacks.
@@ -191,13 +192,14 @@ func (p *Pusher) transferWhole(ctx context.Context, budget *budget, it *Item, re
 	var wg sync.WaitGroup
 	for _, rr := range regions {
 		wg.Go(func() {
-			if err := rr.sem.Acquire(ctx, 1); err != nil {
+			rctx := rr.context(ctx)
+			if err := rr.sem.Acquire(rctx, 1); err != nil {
 				rr.fileFailed(fmt.Errorf("push %s: %w", rr.Region, err))
 				return
 			}
 			defer rr.sem.Release(1)
-			err := rr.store.Put(ctx, f.Path, bytes.NewReader(data), f.Size, opts)
-			p.written(ctx, rr, it, opts, err)
+			err := rr.store.Put(rctx, f.Path, bytes.NewReader(data), f.Size, opts)
+			p.written(rctx, rr, it, opts, err)
 		})
 	}
 	wg.Wait()
@@ -218,12 +220,13 @@ func (p *Pusher) transferParts(ctx context.Context, cfg Config, budget *budget, 
 	}
 	var ups []*upload
 	for _, rr := range regions {
-		if err := rr.sem.Acquire(ctx, 1); err != nil {
+		rctx := rr.context(ctx)
+		if err := rr.sem.Acquire(rctx, 1); err != nil {
 			rr.fileFailed(fmt.Errorf("push %s: %w", rr.Region, err))
 			continue
 		}
 		defer rr.sem.Release(1)
-		up, err := rr.store.Multipart(ctx, f.Path, opts)
+		up, err := rr.store.Multipart(rctx, f.Path, opts)
 		if err != nil {
 			rr.fileFailed(fmt.Errorf("push %s: %w", rr.Region, err))
 			continue
@@ -270,7 +273,7 @@ func (p *Pusher) transferParts(ctx context.Context, cfg Config, budget *budget, 
 			if u.err != nil {
 				continue
 			}
-			wg.Go(func() { u.err = u.up.PutPart(ctx, n, part, sum[:]) })
+			wg.Go(func() { u.err = u.up.PutPart(u.rr.context(ctx), n, part, sum[:]) })
 		}
 		wg.Wait()
 		if k < len(buf) {
@@ -284,14 +287,15 @@ func (p *Pusher) transferParts(ctx context.Context, cfg Config, budget *budget, 
 	var wg sync.WaitGroup
 	for _, u := range ups {
 		wg.Go(func() {
+			rctx := u.rr.context(ctx)
 			err := u.err
 			if err == nil {
-				err = u.up.Complete(ctx)
+				err = u.up.Complete(rctx)
 			}
 			if err != nil {
 				_ = u.up.Abort(context.WithoutCancel(ctx))
 			}
-			p.written(ctx, u.rr, it, opts, err)
+			p.written(rctx, u.rr, it, opts, err)
 		})
 	}
 	wg.Wait()
@@ -352,7 +356,11 @@ func (p *Pusher) flush(ctx context.Context, rr *RegionResult) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	if err := p.DB.RecordObjects(context.WithoutCancel(ctx), db.NoFence, rr.region.ID, batch); err != nil {
+	// Every batch is checked: a lost lock records nothing more (and the fence would refuse it).
+	if err := rr.checkLock(ctx, false); err != nil {
+		return err
+	}
+	if err := p.DB.RecordObjects(context.WithoutCancel(ctx), rr.fence(), rr.region.ID, batch); err != nil {
 		return fmt.Errorf("push %s: %w", rr.Region, err)
 	}
 	return nil

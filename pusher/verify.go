@@ -81,7 +81,7 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 				}
 			}
 		}
-		if err := p.DB.SetRegionRepo(ctx, db.NoFence, st.RegionRepo); err != nil {
+		if err := p.setRegionRepo(ctx, rr, st.RegionRepo); err != nil {
 			rr.fail(err)
 			return
 		}
