@@ -169,6 +169,12 @@ func printPushSummary(a *app, res *pusher.Result) {
 			strconv.Itoa(rr.Failed), strings.Join(repos, ", "), roundDuration(rr.Duration), rr.Error})
 	}
 	printTable(a.stdout, []string{"REGION", "STATUS", "UPLOADED", "BYTES", "UP-TO-DATE", "FAILED", "REPOSITORIES", "TOOK", "ERROR"}, rows)
+	for _, rr := range res.Regions {
+		if rr.TwinsSkipped > 0 {
+			fmt.Fprintf(a.stdout, "note: %s: %d paths with '+' have a space twin that is a real origin file; those twins were not written\n",
+				rr.Region, rr.TwinsSkipped)
+		}
+	}
 }
 
 func (a *app) quietLogConfig() config.Log {
