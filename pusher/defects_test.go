@@ -2,6 +2,7 @@ package pusher
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -355,4 +356,43 @@ func TestLockLostMidPushStopsAndRecordsNothing(t *testing.T) {
 		t.Fatalf("repair push: %+v", rr)
 	}
 	f.checkRegionHasOrigin(r)
+}
+
+// Regions with in-place rewrites are pushed one after the other: while one is out of the
+// answers, the others still serve the repository.
+func TestInPlaceRegionsOneAfterAnother(t *testing.T) {
+	f := newFixture(t)
+	a, _ := f.fileRegion("seq-a")
+	b, _ := f.fileRegion("seq-b")
+	f.pusher.Config.AnnounceDelay = 100 * time.Millisecond
+	repo := filepath.Join(f.origin, repoDir)
+	createrepoSimple(t, repo)
+	f.push(a, b)
+	os.Remove(filepath.Join(repo, "Packages", "greet-2.1-1.noarch.rpm"))
+	createrepoSimple(t, repo)
+	var mu sync.Mutex
+	serving := map[string]int{}
+	f.pusher.Progress = &phaseHook{onPhase: func(int) {
+		n := 0
+		for _, r := range []*model.Region{a, b} {
+			if f.repoState(r) == db.RepoFresh {
+				n++
+			}
+		}
+		mu.Lock()
+		serving[fmt.Sprint(n)]++
+		mu.Unlock()
+	}}
+	res := f.push(a, b)
+	for _, rr := range res.Regions {
+		if rr.Status != db.RunOK || len(rr.RewrittenInPlace) != 1 {
+			t.Errorf("%s: %+v", rr.Region, rr)
+		}
+	}
+	if serving["0"] > 0 || serving["1"] == 0 {
+		t.Errorf("regions serving the repository at each phase start: %v; want always one", serving)
+	}
+	if f.repoState(a) != db.RepoFresh || f.repoState(b) != db.RepoFresh {
+		t.Errorf("states after the push: %s %s", f.repoState(a), f.repoState(b))
+	}
 }

@@ -75,8 +75,8 @@ type Item struct {
 
 // Withheld is a repository whose metadata a region does not get in this push, and why.
 type Withheld struct {
-	Dir    string
-	Reason string
+	Dir    string `json:"directory"`
+	Reason string `json:"reason"`
 }
 
 // RegionPlan is what one region lacks.

@@ -238,3 +238,65 @@ func TestWithheldError(t *testing.T) {
 		t.Errorf("withheld: %v", err)
 	}
 }
+
+func TestHalfPair(t *testing.T) {
+	const x, asc = "r/repodata/repomd.xml", "r/repodata/repomd.xml.asc"
+	w := func(p ...string) map[string]bool {
+		m := map[string]bool{}
+		for _, k := range p {
+			m[k] = true
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		planned []string
+		written map[string]bool
+		want    bool
+	}{
+		{[]string{asc, x}, w(asc, x), false}, // the whole pair
+		{[]string{asc, x}, w(), false},       // nothing: the old pair still matches
+		{[]string{asc, x}, w(asc), true},     // new signature beside the old repomd.xml
+		{[]string{asc}, w(), true},           // repomd.xml current, its new signature missing
+		{[]string{asc}, w(asc), false},       // re-signed
+		{[]string{x}, w(), false},            // no signature: the old repomd.xml stays whole
+		{[]string{x}, w(x), false},           // no signature
+	} {
+		if got := halfPair(tc.planned, tc.written); got != tc.want {
+			t.Errorf("halfPair(%v, %v) = %v, want %v", tc.planned, tc.written, got, tc.want)
+		}
+	}
+}
+
+func TestPushGroups(t *testing.T) {
+	rr := func(name string, inPlace bool) *RegionResult {
+		p := &RegionPlan{}
+		if inPlace {
+			p.InPlace = []model.Repository{{ID: 1}}
+		}
+		return &RegionResult{Region: name, plan: p}
+	}
+	names := func(groups [][]*RegionResult) string {
+		var out []string
+		for _, g := range groups {
+			var ns []string
+			for _, r := range g {
+				ns = append(ns, r.Region)
+			}
+			out = append(out, strings.Join(ns, "+"))
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct {
+		in   []*RegionResult
+		want string
+	}{
+		{[]*RegionResult{rr("a", false), rr("b", false)}, "a+b"},
+		{[]*RegionResult{rr("a", true), rr("b", false), rr("c", true)}, "b a c"},
+		{[]*RegionResult{rr("a", true), rr("b", true)}, "a b"},
+		{nil, ""},
+	} {
+		if got := names(pushGroups(tc.in)); got != tc.want {
+			t.Errorf("pushGroups = %q, want %q", got, tc.want)
+		}
+	}
+}

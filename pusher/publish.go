@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"path"
 	"slices"
 	"time"
 
@@ -97,19 +99,17 @@ func (p *Pusher) recordHalfPairs(ctx context.Context, cfg Config, active []*Regi
 		byDir[repos[i].Directory] = &repos[i]
 	}
 	for _, rr := range active {
-		written, planned := map[string]int{}, map[string]int{}
+		planned := map[string][]string{}
 		for _, it := range rr.plan.Items[PhaseRepomd] {
 			dir := repoDirOf(it.File.Path)
-			planned[dir]++
-			rr.mu.Lock()
-			if rr.uploadedKeys[it.File.Path] {
-				written[dir]++
-			}
-			rr.mu.Unlock()
+			planned[dir] = append(planned[dir], it.File.Path)
 		}
-		for dir, n := range planned {
+		rr.mu.Lock()
+		written := maps.Clone(rr.uploadedKeys)
+		rr.mu.Unlock()
+		for dir, paths := range planned {
 			repo := byDir[dir]
-			if repo == nil || written[dir] == 0 || written[dir] == n {
+			if repo == nil || !halfPair(paths, written) {
 				continue
 			}
 			err := p.setRegionRepo(ctx, rr, db.RegionRepo{RegionID: rr.region.ID, RepositoryID: repo.ID, State: db.RepoStale, Error: reasonHalfPair})
@@ -119,6 +119,23 @@ func (p *Pusher) recordHalfPairs(ctx context.Context, cfg Config, active []*Regi
 			rr.fail(fmt.Errorf("push %s: repository %s/%s: %s", rr.Region, repo.Name, repo.Arch, reasonHalfPair))
 		}
 	}
+}
+
+// halfPair reports whether, after phase 3 wrote the written paths of the planned part of
+// one repository's pair, the region serves a repomd.xml and a signature that do not
+// belong together: part of the plan went up and part did not, or repomd.xml was already
+// the current one (not planned) and its new signature did not go up.
+func halfPair(planned []string, written map[string]bool) bool {
+	n, repomdPlanned := 0, false
+	for _, p := range planned {
+		if written[p] {
+			n++
+		}
+		if path.Base(p) == "repomd.xml" {
+			repomdPlanned = true
+		}
+	}
+	return n < len(planned) && (n > 0 || !repomdPlanned)
 }
 
 // setRegionRepo records a repository's state in a region.

@@ -93,7 +93,12 @@ type RegionResult struct {
 	Failed       int              `json:"failed_files"`
 	// TwinsSkipped counts paths with "+" whose space twin is a real origin path: the twin
 	// is not written, so the real file is never overwritten.
-	TwinsSkipped int           `json:"twins_skipped,omitempty"`
+	TwinsSkipped int `json:"twins_skipped,omitempty"`
+	// RewrittenInPlace names the repositories ("name/arch") this push rewrites under the
+	// same file names in this region: they leave the answers until verified again.
+	RewrittenInPlace []string `json:"rewritten_in_place,omitempty"`
+	// Withheld are the repositories whose metadata this push does not publish, and why.
+	Withheld     []Withheld    `json:"withheld,omitempty"`
 	Repos        []RepoResult  `json:"repositories"`
 	Error        string        `json:"error,omitempty"`
 	Duration     time.Duration `json:"duration_ns"`
@@ -227,21 +232,55 @@ func (p *Pusher) Push(ctx context.Context, regions []*model.Region) (*Result, er
 		}
 		active = append(active, rr)
 	}
-	p.takeOutRewritten(ctx, cfg, active)
-	for ph := range NumPhases {
-		if ph == PhaseRepomd {
-			p.awaitAnnouncement(ctx, cfg, active)
-		}
-		p.runPhase(ctx, cfg, ph, active)
+	for _, group := range pushGroups(active) {
+		p.pushGroup(ctx, cfg, group, repos, inv)
 	}
-	p.recordHalfPairs(ctx, cfg, active, repos)
+	return res, nil
+}
+
+// pushGroups orders the regions' pushes: every region without in-place rewrites at once
+// (each origin file is read once for all of them), then each region with in-place
+// rewrites on its own, one after the other. Such a region is out of the answers for the
+// repositories it rewrites until its push verifies them, so pushing them one at a time
+// keeps every other region serving those repositories meanwhile.
+func pushGroups(active []*RegionResult) [][]*RegionResult {
+	var plain []*RegionResult
+	var out [][]*RegionResult
 	for _, rr := range active {
+		if len(rr.plan.InPlace) == 0 {
+			plain = append(plain, rr)
+		} else {
+			out = append(out, []*RegionResult{rr})
+		}
+	}
+	if len(plain) > 0 {
+		out = append([][]*RegionResult{plain}, out...)
+	}
+	return out
+}
+
+// pushGroup takes regions through the phases together, verifies and finishes them.
+func (p *Pusher) pushGroup(ctx context.Context, cfg Config, group []*RegionResult, repos []model.Repository, inv *InventoryReport) {
+	if ctx.Err() == nil {
+		p.takeOutRewritten(ctx, cfg, group)
+		for ph := range NumPhases {
+			if ph == PhaseRepomd {
+				p.awaitAnnouncement(ctx, cfg, group)
+			}
+			p.runPhase(ctx, cfg, ph, group)
+		}
+		p.recordHalfPairs(ctx, cfg, group, repos)
+	} else {
+		for _, rr := range group {
+			rr.fail(fmt.Errorf("push %s: %w", rr.Region, ctx.Err()))
+		}
+	}
+	for _, rr := range group {
 		if rr.phaseErr == nil && !cfg.DryRun && rr.checkLock(ctx, true) == nil {
 			p.verifyRepos(rr.context(ctx), cfg, rr, repos, inv)
 		}
 		p.finish(ctx, rr)
 	}
-	return res, nil
 }
 
 func (rr *RegionResult) fail(err error) {
@@ -285,6 +324,10 @@ func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv 
 	// Push what can be pushed, but fail the run for what is withheld: the next push completes it.
 	rr.withheld = withheldError(r.Name, rr.plan)
 	rr.TwinsSkipped = len(rr.plan.TwinsSkipped)
+	rr.Withheld = rr.plan.Withheld
+	for _, repo := range rr.plan.InPlace {
+		rr.RewrittenInPlace = append(rr.RewrittenInPlace, repo.Name+"/"+repo.Arch)
+	}
 	for _, t := range rr.plan.TwinsSkipped {
 		p.log().Warn("not writing the space twin of a path with '+': the origin has that path itself",
 			slog.String("region", r.Name), slog.String("path", t))
