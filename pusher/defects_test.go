@@ -105,10 +105,17 @@ func TestUnparsableRepomdIsWithheld(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(f.origin, repomd), []byte("<repomd><data"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A dry run says so too.
+	f.pusher.Config.DryRun = true
+	if rr := f.push(r).Regions[0]; len(rr.Withheld) != 1 || rr.Withheld[0].Dir != repoDir || rr.PhaseFiles[PhaseRepomd] != 0 {
+		t.Errorf("dry run: withheld %+v, phases %v", rr.Withheld, rr.PhaseFiles)
+	}
+	f.pusher.Config.DryRun = false
 	rr := f.push(r).Regions[0]
 	if rr.Status != db.RunFailed || !strings.Contains(rr.Error, "repomd.xml") || !strings.Contains(rr.Error, repoDir) {
 		t.Errorf("push of an unparsable repomd.xml: %+v", rr)
 	}
+	t.Logf("error: %s", rr.Error)
 	if _, after := get(t, r.URL(repomd)); after != before {
 		t.Errorf("the region now serves %q", after)
 	}

@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -148,19 +147,23 @@ func TakeInventory(ctx context.Context, d *db.DB, origin Origin, workers int, dr
 	}
 	if dryRun {
 		rep.Live = mergeInventory(known, changes, seen)
+		// Checked, not recorded: the dry run shows what would be withheld.
+		if _, rep.Invalid, err = recordRepomds(ctx, d, origin, unread, rep.Live, false, log); err != nil {
+			return nil, err
+		}
 		rep.Duration = time.Since(start)
 		return rep, nil
 	}
 	if rep.Changes, err = d.ApplyInventory(ctx, changes); err != nil {
 		return nil, err
 	}
-	if rep.Repomds, rep.Invalid, err = recordRepomds(ctx, d, origin, unread, log); err != nil {
-		return nil, err
-	}
 	if rep.Changes == (db.InventoryResult{}) {
 		// Nothing written: the rows already read are the inventory.
 		rep.Live = mergeInventory(known, changes, seen)
 	} else if rep.Live, err = d.ListFiles(ctx, false); err != nil {
+		return nil, err
+	}
+	if rep.Repomds, rep.Invalid, err = recordRepomds(ctx, d, origin, unread, rep.Live, true, log); err != nil {
 		return nil, err
 	}
 	rep.Duration = time.Since(start)
@@ -243,12 +246,18 @@ func hashOne(origin Origin, w walked, buf []byte) (db.File, error) {
 }
 
 // recordRepomds records, for every registered repository, the origin's repomd.xml when it
-// is not the current version yet. A repository whose repomd.xml cannot be recorded is
-// returned with the reason: its metadata must not be published.
-func recordRepomds(ctx context.Context, d *db.DB, origin Origin, unread []string, log *slog.Logger) (int, map[string]string, error) {
+// is not the current version yet (only checks it when record is false). A repository
+// whose repomd.xml cannot be recorded is returned with the reason: its metadata must not
+// be published. live is the inventory just taken.
+func recordRepomds(ctx context.Context, d *db.DB, origin Origin, unread []string, live []db.File, record bool, log *slog.Logger) (int, map[string]string, error) {
 	repos, err := d.ListRepositories(ctx)
 	if err != nil {
 		return 0, nil, err
+	}
+	// By map, not by search: the database's path order need not be Go's.
+	byPath := make(map[string]*db.File, len(live))
+	for i := range live {
+		byPath[live[i].Path] = &live[i]
 	}
 	n := 0
 	invalid := map[string]string{}
@@ -258,13 +267,10 @@ func recordRepomds(ctx context.Context, d *db.DB, origin Origin, unread []string
 			log.Warn("not recording repomd.xml: files of the repository could not be read", slog.String("repo", repo.Name), slog.String("arch", repo.Arch))
 			continue
 		}
-		f, err := d.GetFile(ctx, p)
-		if errors.Is(err, db.ErrNotFound) || (err == nil && f.DeletedAt != nil) {
+		f := byPath[p]
+		if f == nil {
 			log.Warn("repository has no repodata/repomd.xml at the origin", slog.String("repo", repo.Name), slog.String("path", p))
 			continue
-		}
-		if err != nil {
-			return n, invalid, err
 		}
 		versions, err := d.RepomdVersions(ctx, repo.ID)
 		if err != nil {
@@ -283,6 +289,8 @@ func recordRepomds(ctx context.Context, d *db.DB, origin Origin, unread []string
 			// Rewritten since the walk; the next push records it.
 			log.Warn("repomd.xml changed during the inventory", slog.String("path", p))
 			invalid[repo.Directory] = fmt.Sprintf("repository %s: origin %s changed during the inventory; its metadata is withheld until the next push", repo.Directory, p)
+			continue
+		case !record:
 			continue
 		}
 		if _, err := d.RecordRepomdVersion(ctx, &db.RepomdVersion{RepositoryID: repo.ID, MD5: md.MD5, SHA1: md.SHA1,
