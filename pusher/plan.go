@@ -130,6 +130,18 @@ type PlanInput struct {
 	Invalid map[string]string
 }
 
+// WritableTwin is the space twin p is also written under, or "" when it has none or
+// when the twin key is itself a path of the origin (isOriginPath): that key holds the
+// real file, which a twin would overwrite and whose removal would delete a live file.
+// gc and the scanner must apply the same rule to twins.
+func WritableTwin(p string, isOriginPath func(string) bool) string {
+	twin := model.SpaceTwin(p)
+	if twin == "" || isOriginPath(twin) {
+		return ""
+	}
+	return twin
+}
+
 // repoDirOf is the repository directory of a repodata/ path ("" at the root).
 func repoDirOf(p string) string {
 	return strings.TrimSuffix(path.Dir(path.Dir(p)), ".")
@@ -182,10 +194,9 @@ func PlanRegion(in PlanInput) *RegionPlan {
 				continue
 			}
 		}
-		twin := model.SpaceTwin(f.Path)
-		if twin != "" && live[twin] {
+		twin := WritableTwin(f.Path, func(q string) bool { return live[q] })
+		if twin == "" && model.SpaceTwin(f.Path) != "" {
 			p.TwinsSkipped = append(p.TwinsSkipped, f.Path)
-			twin = ""
 		}
 		if Verified(f, in.Objects[f.ID]) {
 			p.UpToDate++

@@ -103,7 +103,7 @@ type RegionResult struct {
 	Error        string        `json:"error,omitempty"`
 	Duration     time.Duration `json:"duration_ns"`
 	phaseErr     error         // the first error, which stops the later phases
-	withheld     error         // metadata held back: fails the run without stopping it
+	withheldErr  error         // metadata held back: fails the run without stopping it
 	mu           sync.Mutex
 	pending      []db.ObjectUpdate // verified writes not yet recorded
 	lastFlush    time.Time
@@ -322,7 +322,7 @@ func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv 
 	rr.objects = byFile
 	rr.plan = PlanRegion(PlanInput{Region: r, Files: inv.Live, Objects: byFile, Repos: repos, Unread: inv.Unread, Invalid: inv.Invalid})
 	// Push what can be pushed, but fail the run for what is withheld: the next push completes it.
-	rr.withheld = withheldError(r.Name, rr.plan)
+	rr.withheldErr = withheldError(r.Name, rr.plan)
 	rr.TwinsSkipped = len(rr.plan.TwinsSkipped)
 	rr.Withheld = rr.plan.Withheld
 	for _, repo := range rr.plan.InPlace {
@@ -400,8 +400,8 @@ func (rr *RegionResult) context(ctx context.Context) context.Context {
 func (p *Pusher) finish(ctx context.Context, rr *RegionResult) {
 	rr.Duration = p.now().Sub(rr.start)
 	rr.Status = db.RunOK
-	if rr.phaseErr == nil && rr.withheld != nil {
-		rr.phaseErr = rr.withheld
+	if rr.phaseErr == nil && rr.withheldErr != nil {
+		rr.phaseErr = rr.withheldErr
 	}
 	if rr.run != nil {
 		// The loss explains whatever failed after it (cancelled uploads, refused records).
