@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -401,5 +402,33 @@ func TestInPlaceRegionsOneAfterAnother(t *testing.T) {
 	}
 	if f.repoState(a) != db.RepoFresh || f.repoState(b) != db.RepoFresh {
 		t.Errorf("states after the push: %s %s", f.repoState(a), f.repoState(b))
+	}
+}
+
+// Defect 14, verification: the pair is read back together. A region whose public URL
+// serves another signature (a stale cache in front of it) is not fresh.
+func TestRepomdPairReadBackTogether(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	files := http.FileServer(http.Dir(dir))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/repomd.xml.asc") {
+			io.WriteString(w, "an older signature\n")
+			return
+		}
+		files.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	r := &model.Region{Name: "cached-1", Kind: model.KindFile, Dir: dir, PublicURL: srv.URL, Country: "US", Enabled: true}
+	f.add(r)
+	if err := os.WriteFile(filepath.Join(f.origin, repoDir, "repodata", "repomd.xml.asc"), []byte("signature\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rr := f.push(r).Regions[0]
+	if rr.Status != db.RunFailed || !strings.Contains(rr.Error, "repomd.xml.asc") {
+		t.Errorf("push to a region serving another signature: %s %q", rr.Status, rr.Error)
+	}
+	if s := f.repoState(r); s == db.RepoFresh {
+		t.Errorf("region serving a mismatched pair is %s", s)
 	}
 }

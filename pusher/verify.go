@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"path"
 	"slices"
-	"strings"
 
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
@@ -26,6 +25,7 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 	for i := range inv.Live {
 		filesByPath[inv.Live[i].Path] = &inv.Live[i]
 	}
+	pairs := pairIndex(inv.Live)
 	states, err := p.DB.RegionRepos(ctx)
 	if err != nil {
 		rr.fail(err)
@@ -55,7 +55,7 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 		}
 		// Verified here: written by this push, or recorded verified before it.
 		verified := rr.uploadedKeys[path] || Verified(f, rr.objects[f.ID])
-		pair := pairFiles(inv.Live, repo.Directory)
+		pair := pairs[repo.Directory]
 		written := slices.ContainsFunc(pair, func(pf *db.File) bool { return rr.uploadedKeys[pf.Path] })
 		if !written && prev != nil && prev.State == db.RepoFresh && bytes.Equal(prev.RepomdSHA256, f.SHA256) && verified {
 			rr.Repos = append(rr.Repos, RepoResult{Repo: repo.Name, Arch: repo.Arch, State: db.RepoFresh})
@@ -92,18 +92,14 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 	}
 }
 
-// pairFiles are the origin's repomd.xml of the repository in dir and the files published
-// with it (repomd.xml.asc, repomd.xml.key).
-func pairFiles(live []db.File, dir string) []*db.File {
-	prefix := path.Join(dir, "repodata") + "/"
-	if dir == "" {
-		prefix = "repodata/"
-	}
-	var out []*db.File
+// pairIndex lists, by repository directory, the origin's repomd.xml and the files
+// published with it (repomd.xml.asc, repomd.xml.key): one pass over the inventory.
+func pairIndex(live []db.File) map[string][]*db.File {
+	out := map[string][]*db.File{}
 	for i := range live {
-		f := &live[i]
-		if strings.HasPrefix(f.Path, prefix) && !strings.Contains(f.Path[len(prefix):], "/") && PhaseOf(f.Path) == PhaseRepomd {
-			out = append(out, f)
+		if f := &live[i]; PhaseOf(f.Path) == PhaseRepomd {
+			dir := repoDirOf(f.Path)
+			out[dir] = append(out[dir], f)
 		}
 	}
 	return out
