@@ -63,7 +63,8 @@ type GCKept struct {
 
 // GCPlan is gc's choice for one region.
 type GCPlan struct {
-	// Blocked says why nothing may go (a carried repository not fresh there); "" when not.
+	// Blocked says why copies whose time has come are kept (a carried repository is not
+	// fresh there); "" when nothing was held back for it.
 	Blocked string
 	Delete  []GCDelete
 	Kept    []GCKept
@@ -87,17 +88,14 @@ const (
 // older metadata the region itself serves may name any of its files.
 func PlanGC(in GCInput) GCPlan {
 	var plan GCPlan
+	blocked := ""
 	for _, repo := range in.Repositories {
 		if model.CarriesRepository(in.Includes, repo.Directory) && len(repo.Versions) > 0 && !repo.FreshInRegion {
-			plan.Blocked = fmt.Sprintf("repository %s/%s is not fresh there; push it first", repo.Name, repo.Arch)
+			blocked = fmt.Sprintf("repository %s/%s is not fresh there; push it first", repo.Name, repo.Arch)
 			break
 		}
 	}
 	for _, c := range in.Copies {
-		if plan.Blocked != "" {
-			plan.Kept = append(plan.Kept, GCKept{FileID: c.FileID, Path: c.Path, Reason: KeepRegionNotFresh})
-			continue
-		}
 		moment, reason, forever := c.DeletedAt, KeepGrace, false
 		for _, repo := range in.Repositories {
 			if !inDirectory(repo.Directory, c.Path) {
@@ -123,6 +121,9 @@ func PlanGC(in GCInput) GCPlan {
 			plan.Kept = append(plan.Kept, GCKept{FileID: c.FileID, Path: c.Path, Reason: KeepOffered, Until: moment.Add(in.Grace)})
 		case in.Now.Sub(moment) <= in.Grace:
 			plan.Kept = append(plan.Kept, GCKept{FileID: c.FileID, Path: c.Path, Reason: reason, Until: moment.Add(in.Grace)})
+		case blocked != "":
+			plan.Blocked = blocked
+			plan.Kept = append(plan.Kept, GCKept{FileID: c.FileID, Path: c.Path, Reason: KeepRegionNotFresh})
 		default:
 			d := GCDelete{FileID: c.FileID, Path: c.Path, DeletedAt: c.DeletedAt, Keys: []string{c.Path}}
 			if twin := model.SpaceTwin(c.Path); twin != "" {
