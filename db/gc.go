@@ -111,9 +111,9 @@ type GCMark struct {
 
 // MarkExpiredDeleting sets a region's copies to state 'deleting' (servers stop sending
 // clients there once they read it) in one transaction that re-checks each file is still
-// deleted, at the same time as gc judged (a file revived and deleted again since starts a
+// deleted, at the same time as gc judged, and that fence still holds (a file revived and deleted again since starts a
 // new grace period), and longer than grace ago. It returns the copies it marked.
-func (d *DB) MarkExpiredDeleting(ctx context.Context, regionID int64, marks []GCMark, grace time.Duration) ([]int64, error) {
+func (d *DB) MarkExpiredDeleting(ctx context.Context, fence Fence, regionID int64, marks []GCMark, grace time.Duration) ([]int64, error) {
 	if len(marks) == 0 {
 		return nil, nil
 	}
@@ -124,6 +124,9 @@ func (d *DB) MarkExpiredDeleting(ctx context.Context, regionID int64, marks []GC
 	}
 	var marked []int64
 	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		if err := fence.check(ctx, tx); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, `UPDATE region_objects o SET state = 'deleting'
 			FROM files f, unnest($2::bigint[], $3::timestamptz[]) AS m(file_id, deleted_at)
 			WHERE o.region_id = $1 AND o.file_id = m.file_id AND f.id = m.file_id
@@ -146,9 +149,12 @@ func (d *DB) MarkExpiredDeleting(ctx context.Context, regionID int64, marks []GC
 
 // ForgetDeletingCopies removes a region's records of copies gc marked 'deleting' and has
 // deleted; a copy a push wrote again since (state present) keeps its record.
-func (d *DB) ForgetDeletingCopies(ctx context.Context, regionID int64, fileIDs []int64) (int, error) {
+func (d *DB) ForgetDeletingCopies(ctx context.Context, fence Fence, regionID int64, fileIDs []int64) (int, error) {
 	var n int
 	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		if err := fence.check(ctx, tx); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `DELETE FROM region_objects WHERE region_id = $1 AND file_id = ANY($2) AND state = 'deleting'`, regionID, fileIDs)
 		if err != nil {
 			return err
@@ -160,14 +166,4 @@ func (d *DB) ForgetDeletingCopies(ctx context.Context, regionID int64, fileIDs [
 		return 0, fmt.Errorf("forget deleted copies in region %d: %w", regionID, err)
 	}
 	return n, nil
-}
-
-// Clock is the database's clock (clock_timestamp), for waits measured against times the
-// database wrote.
-func (d *DB) Clock(ctx context.Context) (time.Time, error) {
-	var t time.Time
-	if err := d.pool.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&t); err != nil {
-		return time.Time{}, fmt.Errorf("database clock: %w", err)
-	}
-	return t, nil
 }

@@ -54,9 +54,6 @@ type GCResult struct {
 	Duration time.Duration `json:"duration_ns"`
 }
 
-// errLockLost: the region's lock went away mid-gc; the run stops.
-var errLockLost = errors.New("lock lost")
-
 // GC removes from regions the copies of files the origin deleted, once PlanGC allows it.
 // Each region is judged under its write lock (a push of it cannot run meanwhile), from
 // what the database says at that moment; the copies go database-first: marked deleting,
@@ -145,27 +142,28 @@ func (p *Pusher) gcInput(ctx context.Context, st *db.GCState, r *model.Region, o
 func (p *Pusher) gcRegion(ctx context.Context, r *model.Region, o GCOptions, res *GCResult) (err error) {
 	// alive checks the region's lock before every step that takes something away.
 	alive := func(context.Context) error { return nil }
+	var rr *db.RegionRun
 	if !o.DryRun {
-		lock, lerr := p.DB.TryLock(ctx, "push/"+r.Name)
-		if lerr != nil {
-			return fmt.Errorf("gc %s: %w", r.Name, lerr)
+		var berr error
+		if rr, berr = p.DB.BeginRegionRun(ctx, db.RunGC, r); berr != nil {
+			return berr
 		}
-		defer lock.Release()
+		res.RunID = rr.Run.ID
+		// The run's context ends when the lock is lost: deletes and waits stop with it.
+		ctx = rr.Context()
 		alive = func(ctx context.Context) error {
-			if err := lock.Alive(ctx); err != nil {
-				return fmt.Errorf("gc %s: %w: %w", r.Name, errLockLost, err)
+			if err := rr.Check(ctx); err != nil {
+				return fmt.Errorf("gc %s: %w", r.Name, err)
 			}
 			return nil
 		}
-		run, serr := p.DB.StartRun(ctx, db.RunGC, r)
-		if serr != nil {
-			return fmt.Errorf("gc %s: %w", r.Name, serr)
-		}
-		res.RunID = run.ID
 		defer func() {
-			run.Files = int64(res.Deleted)
-			run.Counts = map[string]int64{"expired": int64(res.Expired), "kept": int64(res.Kept), "deleted": int64(res.Deleted)}
-			if ferr := p.DB.FinishRun(context.WithoutCancel(ctx), run, err); ferr != nil && err == nil {
+			if lost := rr.Err(); lost != nil && !errors.Is(err, db.ErrLockLost) {
+				err = errors.Join(err, fmt.Errorf("gc %s: %w", r.Name, lost))
+			}
+			rr.Run.Files = int64(res.Deleted)
+			rr.Run.Counts = map[string]int64{"expired": int64(res.Expired), "kept": int64(res.Kept), "deleted": int64(res.Deleted)}
+			if ferr := rr.Finish(context.WithoutCancel(ctx), err); ferr != nil && err == nil {
 				err = ferr
 			}
 		}()
@@ -218,7 +216,7 @@ func (p *Pusher) gcRegion(ctx context.Context, r *model.Region, o GCOptions, res
 			alreadyMarked = false
 		}
 	}
-	marked, err := p.DB.MarkExpiredDeleting(ctx, r.ID, marks, o.Grace)
+	marked, err := p.DB.MarkExpiredDeleting(ctx, rr.Fence(), r.ID, marks, o.Grace)
 	if err != nil {
 		return fmt.Errorf("gc %s: %w", r.Name, err)
 	}
@@ -261,7 +259,7 @@ func (p *Pusher) gcRegion(ctx context.Context, r *model.Region, o GCOptions, res
 		// Forget what is gone even when a later delete failed; a copy left deleting is
 		// finished by the next gc.
 		if len(done) > 0 {
-			n, err := p.DB.ForgetDeletingCopies(context.WithoutCancel(ctx), r.ID, done)
+			n, err := p.DB.ForgetDeletingCopies(context.WithoutCancel(ctx), rr.Fence(), r.ID, done)
 			res.Deleted += n
 			if err != nil {
 				return fmt.Errorf("gc %s: %w", r.Name, err)
@@ -280,12 +278,12 @@ func (p *Pusher) waitForServers(ctx context.Context, delay time.Duration, alive 
 	if delay < 0 {
 		return nil
 	}
-	from, err := p.DB.Clock(ctx)
+	from, err := p.DB.Now(ctx)
 	if err != nil {
 		return err
 	}
 	for {
-		now, err := p.DB.Clock(ctx)
+		now, err := p.DB.Now(ctx)
 		if err != nil {
 			return err
 		}
