@@ -2,6 +2,8 @@ package pusher
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -318,7 +320,7 @@ func TestGCStopsWhenItsLockIsLost(t *testing.T) {
 	f.push(a)
 	var bulk []string
 	for i := range 12 {
-		bulk = append(bulk, repoDir+"/Packages/bulk/"+"bulk-"+string(rune('0'+i/100))+string(rune('0'+i/10%10))+string(rune('0'+i%10))+".rpm")
+		bulk = append(bulk, fmt.Sprintf("%s/Packages/bulk/bulk-%03d.rpm", repoDir, i))
 	}
 	f.deleteAtOrigin([]*model.Region{a}, bulk...)
 
@@ -370,4 +372,71 @@ func TestGCStopsWhenItsLockIsLost(t *testing.T) {
 			t.Errorf("%s after the second gc: served %v, recorded %s", p, served(t, a, p), objectState(t, f.db, a, p))
 		}
 	}
+}
+
+// Defect 10, after a crash: a gc that stopped after its mark leaves copies deleting (never
+// served); the next gc finishes them, and a push of a file revived meanwhile writes it
+// again (deleting is not verified).
+func TestGCFinishesWhatAnInterruptedGCMarked(t *testing.T) {
+	f, _ := newGCFixture(t)
+	a := f.s3Region("eu-north-1", testenv.SharedS3(t))
+	addBulk(t, f.origin, 6)
+	f.push(a)
+	var bulk []string
+	for i := range 6 {
+		bulk = append(bulk, fmt.Sprintf("%s/Packages/bulk/bulk-%03d.rpm", repoDir, i))
+	}
+	saved := f.deleteAtOrigin([]*model.Region{a}, bulk...)
+
+	// The store fails the second delete: an injected fault (a real server does not fail
+	// one request on demand), standing for a crash between the mark and the end.
+	var deletes atomic.Int64
+	f.pusher.OpenStore = func(ctx context.Context, r *model.Region) (objstore.Store, error) {
+		st, err := objstore.Open(ctx, r, f.pusher.Config.StoreOptions)
+		return observedStore{Store: st, beforeDelete: func(key string) error {
+			if deletes.Add(1) == 2 {
+				return errors.New("injected: the process died here")
+			}
+			return nil
+		}}, err
+	}
+	res := runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: -1, BatchSize: 1})[0]
+	if res.Status != db.RunFailed || res.Deleted != 1 {
+		t.Fatalf("interrupted gc: %+v", res)
+	}
+	deleting := 0
+	for _, p := range bulk {
+		if objectState(t, f.db, a, p) == db.ObjectDeleting {
+			deleting++
+		}
+	}
+	if deleting != len(bulk)-1 {
+		t.Fatalf("%d of %d copies left deleting", deleting, len(bulk)-1)
+	}
+	f.pusher.OpenStore = nil
+
+	// One of them comes back at the origin; the push writes it again.
+	revived := bulk[len(bulk)-1]
+	f.restoreAtOrigin(map[string][]byte{revived: saved[revived]})
+	if r := f.push(a); r.Failed() {
+		t.Fatalf("push: %+v", r.Regions[0])
+	}
+	if objectState(t, f.db, a, revived) != db.ObjectPresent || !served(t, a, revived) {
+		t.Fatalf("the revived %s: %s, served %v", revived, objectState(t, f.db, a, revived), served(t, a, revived))
+	}
+	// Copies marked long ago need no new wait: a long update delay is not waited for.
+	start := time.Now()
+	res = runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: time.Minute})[0]
+	if res.Status != db.RunOK || time.Since(start) > 30*time.Second {
+		t.Fatalf("the next gc: %+v after %v", res, time.Since(start))
+	}
+	for _, p := range bulk[:len(bulk)-1] {
+		if served(t, a, p) || objectState(t, f.db, a, p) != "none" {
+			t.Errorf("%s after the next gc: served %v, recorded %s", p, served(t, a, p), objectState(t, f.db, a, p))
+		}
+	}
+	if !served(t, a, revived) || objectState(t, f.db, a, revived) != db.ObjectPresent {
+		t.Errorf("the revived %s after gc: served %v, recorded %s", revived, served(t, a, revived), objectState(t, f.db, a, revived))
+	}
+	checkRepomdFilesServed(t, a)
 }
