@@ -440,3 +440,39 @@ func TestGCFinishesWhatAnInterruptedGCMarked(t *testing.T) {
 	}
 	checkRepomdFilesServed(t, a)
 }
+
+// Defect 11 (gc side): a repository the region does not carry (its includes cover
+// repodata/ but not the packages) does not hold back gc of what the region does carry.
+func TestGCIgnoresRepositoriesTheRegionDoesNotCarry(t *testing.T) {
+	f, _ := newGCFixture(t)
+	ctx := context.Background()
+	srv := testenv.SharedS3(t)
+	bucket := srv.NewBucket(t, true)
+	a := &model.Region{Name: "eu-north-1", Kind: model.KindS3, Bucket: bucket, Endpoint: srv.Endpoint,
+		PublicURL: srv.Endpoint + "/" + bucket, Country: "SE", Enabled: true,
+		Includes: []string{"demo/1/iso", repoDir + "/repodata"}}
+	f.add(a)
+	f.push(a)
+	repo, err := f.db.GetRepository(ctx, "demo-1", "x86_64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Whatever a push makes of such a region, the repository is not fresh there.
+	if err := f.db.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: a.ID, RepositoryID: repo.ID, State: db.RepoMissing, HTTPStatus: 404}); err != nil {
+		t.Fatal(err)
+	}
+	iso := "demo/1/iso/demo-1-x86_64.iso"
+	if !served(t, a, iso) {
+		t.Fatalf("%s not pushed", iso)
+	}
+	if err := os.Remove(filepath.Join(f.origin, iso)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := TakeInventory(ctx, f.db, f.pusher.Origin, 2, false, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	res := runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: -1})[0]
+	if res.Status != db.RunOK || res.Deleted != 1 || served(t, a, iso) {
+		t.Fatalf("gc: %+v, served %v", res, served(t, a, iso))
+	}
+}
