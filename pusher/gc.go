@@ -180,6 +180,11 @@ func (p *Pusher) gcRegion(ctx context.Context, r *model.Region, o GCOptions, res
 	}
 	plan := PlanGC(in)
 	res.Expired, res.Kept = len(plan.Delete), len(plan.Kept)
+	for _, k := range plan.Kept {
+		if k.Reason == KeepRegionNotFresh {
+			res.Expired++ // its time has come, but the region holds it back
+		}
+	}
 	for _, d := range plan.Delete {
 		if d.TwinKept != "" {
 			res.Twins = append(res.Twins, d.TwinKept)
@@ -222,6 +227,9 @@ func (p *Pusher) gcRegion(ctx context.Context, r *model.Region, o GCOptions, res
 	}
 	if len(marked) < len(marks) {
 		p.log().Info("gc: files revived since they were judged stay", slog.String("region", r.Name), slog.Int("files", len(marks)-len(marked)))
+	}
+	if len(marked) == 0 {
+		return nil
 	}
 	// Copies a crashed gc marked long ago need no new wait.
 	if !alreadyMarked {

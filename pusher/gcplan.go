@@ -55,10 +55,10 @@ type GCDelete struct {
 
 // GCKept is a copy gc leaves, and why.
 type GCKept struct {
-	FileID int64
-	Path   string
-	Reason string
-	Until  time.Time // when it may go, as far as is known now; zero: not while things stay as they are
+	FileID int64     `json:"file_id"`
+	Path   string    `json:"path"`
+	Reason string    `json:"reason"`
+	Until  time.Time `json:"until,omitzero"` // when it may go, as far as is known now; zero: not while things stay as they are
 }
 
 // GCPlan is gc's choice for one region.
