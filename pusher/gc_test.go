@@ -221,7 +221,7 @@ func TestGCMarksDeletingBeforeTheObjectGoes(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	})
-	const delay = time.Second
+	const delay = 2 * time.Second // a wide margin over the store's 20 ms debounce, on a loaded machine
 	var deletes atomic.Int64
 	f.pusher.OpenStore = func(ctx context.Context, r *model.Region) (objstore.Store, error) {
 		st, err := objstore.Open(ctx, r, f.pusher.Config.StoreOptions)
