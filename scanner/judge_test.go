@@ -53,7 +53,7 @@ func (f *fixture) putBack(r *model.Region, srv *testenv.S3Server, path string, b
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if err := f.db.RecordObjects(ctx, r.ID, []db.ObjectUpdate{{FileID: file.ID, Size: int64(len(body)), SHA256: sum[:], State: db.ObjectPresent, Pushed: true}}); err != nil {
+	if err := f.db.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: file.ID, Size: int64(len(body)), SHA256: sum[:], State: db.ObjectPresent, Pushed: true}}); err != nil {
 		f.t.Fatal(err)
 	}
 }

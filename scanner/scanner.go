@@ -294,7 +294,7 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 		case seen == nil && good:
 			// After a failed listing only bad news is recorded: good news needs the files checked.
 		default:
-			if err := s.DB.SetRegionRepo(ctx, res.RegionRepo); err != nil {
+			if err := s.DB.SetRegionRepo(ctx, db.NoFence, res.RegionRepo); err != nil {
 				runErr = err
 				return rep
 			}
@@ -542,7 +542,7 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 	sort.Strings(rep.Extras)
 	for len(updates) > 0 {
 		n := min(len(updates), 1000)
-		if err := s.DB.RecordObjects(ctx, r.ID, updates[:n]); err != nil {
+		if err := s.DB.RecordObjects(ctx, db.NoFence, r.ID, updates[:n]); err != nil {
 			return nil, err
 		}
 		updates = updates[n:]
