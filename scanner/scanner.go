@@ -173,32 +173,51 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 	cfg := s.cfg()
 	start := time.Now()
 	rep := &RegionReport{Region: r.Name}
+	parent := ctx // ctx becomes the locks' context below; they end before the deferred records
 	// One scan per region at a time, whichever process or machine runs it.
-	scanLock, err := s.DB.TryLock(ctx, "scan/"+r.Name)
+	run, err := s.DB.BeginRegionRun(ctx, db.RunScan, r)
 	if err != nil {
-		rep.Status, rep.Error = db.RunFailed, fmt.Sprintf("scan %s: %v", r.Name, err)
-		var le *db.LockedError
-		if errors.As(err, &le) {
+		rep.Status, rep.Error = db.RunFailed, err.Error()
+		if errors.Is(err, db.ErrLocked) {
 			rep.Status = StatusBusy
 		}
 		return rep
 	}
-	defer scanLock.Release()
-	run, err := s.DB.StartRun(ctx, db.RunScan, r)
-	if err != nil {
-		rep.Status, rep.Error = db.RunFailed, err.Error()
-		return rep
+	rep.RunID = run.Run.ID
+	if run.Abandoned > 0 {
+		s.log().Info("earlier scans marked interrupted", slog.String("region", r.Name), slog.Int("runs", run.Abandoned))
 	}
-	rep.RunID = run.ID
-	if _, err := s.DB.AbandonRuns(ctx, db.RunScan, r.ID, run.ID); err != nil {
-		s.log().Warn("cannot mark interrupted scans", slog.String("region", r.Name), slog.Any("err", err))
+	var (
+		probeErr, runErr error
+		write            *db.Held // the region's write lock, while held
+	)
+	// lost is the loss of either lock, if one was lost: the run stops at the next step and
+	// records nothing more (writes carry the write lock's fence; the scan lock is checked
+	// before each write).
+	lost := func() error {
+		if err := run.Err(); err != nil {
+			return err
+		}
+		if write != nil {
+			return write.Err()
+		}
+		return nil
 	}
-	var probeErr, runErr error
 	defer func() {
+		if write != nil {
+			write.Release()
+		}
 		rep.Duration = time.Since(start)
-		run.Files = int64(rep.Listed)
-		run.Counts = map[string]int64{"listed": int64(rep.Listed), "verified": int64(rep.Verified), "missing": int64(rep.Missing),
+		run.Run.Files = int64(rep.Listed)
+		run.Run.Counts = map[string]int64{"listed": int64(rep.Listed), "verified": int64(rep.Verified), "missing": int64(rep.Missing),
 			"corrupt": int64(rep.Corrupt), "adopted": int64(rep.Adopted), "unchecked": int64(rep.Unsure), "outdated": int64(rep.Outdated), "extra": int64(rep.Extra)}
+		lostErr := lost()
+		if lostErr == nil && errors.Is(runErr, db.ErrLockLost) {
+			lostErr = runErr // a fenced write saw it first
+		}
+		if lostErr != nil {
+			runErr = fmt.Errorf("scan %s stopped, nothing recorded after the loss: %w", r.Name, lostErr)
+		}
 		if runErr == nil {
 			runErr = probeErr
 		}
@@ -206,21 +225,22 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 		if runErr != nil {
 			rep.Status, rep.Error = db.RunFailed, runErr.Error()
 		}
-		bg := context.WithoutCancel(ctx)
-		if err := s.DB.FinishRun(bg, run, runErr); err != nil {
+		if err := run.Finish(parent, runErr); err != nil {
 			s.log().Error("cannot record the end of the scan", slog.String("region", r.Name), slog.Any("err", err))
 		}
-		if ctx.Err() == nil {
+		if parent.Err() == nil && lostErr == nil {
 			// An interrupted scan says nothing about the region's health.
 			msg := ""
 			if probeErr != nil {
 				msg = probeErr.Error()
 			}
-			if h, err := s.DB.RecordProbe(bg, r.ID, msg, cfg.DownAfter, cfg.UpAfter); err == nil {
+			if h, err := s.DB.RecordProbe(context.WithoutCancel(parent), r.ID, msg, cfg.DownAfter, cfg.UpAfter); err == nil {
 				rep.Health = h.State
 			}
 		}
 	}()
+	// Everything below stops when the scan lock is lost.
+	ctx = run.Context()
 
 	open := s.OpenStore
 	if open == nil {
@@ -239,18 +259,25 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 	// in flight would look like missing files, and a version it lands like a stale region.
 	// When a push holds it, only what is certainly true whoever writes is recorded: a
 	// repository clients cannot reach.
-	judged := true
-	lock, err := s.DB.TryLock(ctx, "push/"+r.Name)
-	if err != nil {
-		var le *db.LockedError
-		if !errors.As(err, &le) {
-			runErr = fmt.Errorf("scan %s: %w", r.Name, err)
-			return rep
+	fence := run.Fence()
+	write, err = s.DB.Hold(ctx, db.WriteLock(r.Name))
+	switch {
+	case errors.Is(err, db.ErrLocked):
+		rep.Skipped = "objects not compared and repositories not judged (only unreachable ones recorded): " + err.Error()
+	case err != nil:
+		runErr = fmt.Errorf("scan %s: %w", r.Name, err)
+		return rep
+	default:
+		// Derived from the scan lock's context: cancelled when either lock is lost.
+		ctx, fence = write.Context(), write.Fence()
+	}
+	judged := write != nil
+	// check runs before every write: the fence covers the write lock, this the scan lock.
+	check := func() error {
+		if err := run.Check(ctx); err != nil {
+			return err
 		}
-		judged = false
-		rep.Skipped = "objects not compared and repositories not judged (only unreachable ones recorded): " + le.Error()
-	} else {
-		defer lock.Release()
+		return lost()
 	}
 	// The origin as it is now, under the lock: versions a push recorded during the scan
 	// of other regions count.
@@ -261,7 +288,11 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 	}
 	var seen *objectsSeen
 	if judged {
-		seen, err = s.compareObjects(ctx, cfg, r, store, origin, rep)
+		seen, err = s.compareObjects(ctx, cfg, r, store, origin, rep, fence, check)
+		if errors.Is(err, db.ErrLockLost) || lost() != nil {
+			runErr = err
+			return rep
+		}
 		if err != nil {
 			// Still check what clients get: a region whose listing fails is often down
 			// for clients too, and recording that takes it out of the metalinks now
@@ -282,6 +313,15 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 		if seen != nil {
 			s.judgeServed(ctx, cfg, r, store, repo, origin, seen, &res)
 		}
+		// What was read after a loss (or while cancelled) is not evidence.
+		if err := lost(); err != nil {
+			runErr = err
+			return rep
+		}
+		if ctx.Err() != nil {
+			runErr = fmt.Errorf("scan %s: %w", r.Name, context.Cause(ctx))
+			return rep
+		}
 		if !res.Reachable {
 			unreachable++
 			lastUnreachable = res.Error
@@ -294,7 +334,11 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 		case seen == nil && good:
 			// After a failed listing only bad news is recorded: good news needs the files checked.
 		default:
-			if err := s.DB.SetRegionRepo(ctx, db.NoFence, res.RegionRepo); err != nil {
+			err := check()
+			if err == nil {
+				err = s.DB.SetRegionRepo(ctx, fence, res.RegionRepo)
+			}
+			if err != nil {
 				runErr = err
 				return rep
 			}
@@ -455,8 +499,8 @@ func (s *Scanner) bucketEncryption(ctx context.Context, r *model.Region, store o
 }
 
 // compareObjects lists the region in parallel key ranges and records what it found for
-// every file the region should carry.
-func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Region, store objstore.Store, origin *originState, rep *RegionReport) (*objectsSeen, error) {
+// every file the region should carry, under fence, calling check before each batch.
+func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Region, store objstore.Store, origin *originState, rep *RegionReport, fence db.Fence, check func() error) (*objectsSeen, error) {
 	var want []*db.File // live files the region carries, by path
 	known := make(map[string]bool, len(origin.files)*2)
 	for i := range origin.files {
@@ -542,7 +586,10 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 	sort.Strings(rep.Extras)
 	for len(updates) > 0 {
 		n := min(len(updates), 1000)
-		if err := s.DB.RecordObjects(ctx, db.NoFence, r.ID, updates[:n]); err != nil {
+		if err := check(); err != nil {
+			return nil, err
+		}
+		if err := s.DB.RecordObjects(ctx, fence, r.ID, updates[:n]); err != nil {
 			return nil, err
 		}
 		updates = updates[n:]
