@@ -126,3 +126,37 @@ func TestLostLockStopsTheScan(t *testing.T) {
 		})
 	}
 }
+
+// TestBusyWriteLockRecordsOnlyUnreachable (defect 3): while a push holds the region's
+// write lock, what the region serves may be half-written and the versions may move; the
+// scan records nothing that takes the region away except a repository clients cannot
+// reach, and says so.
+func TestBusyWriteLockRecordsOnlyUnreachable(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx := context.Background()
+	srv := testenv.SharedS3(t)
+	a := f.s3Region("af-south-1", srv)
+	f.push(a)
+	push, err := f.db.Hold(ctx, db.WriteLock(a.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer push.Release()
+	// Mid-push: a repomd.xml whose version the scan has not seen.
+	if _, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: &a.Bucket, Key: aws.String(a.Prefix + "/" + model.RepomdPath(repoDir)),
+		Body: strings.NewReader("<repomd>not yet recorded</repomd>")}); err != nil {
+		t.Fatal(err)
+	}
+	rep := f.scan(a)[0]
+	if s := f.repoState(a); s != db.RepoFresh || !strings.Contains(rep.Skipped, "only unreachable") {
+		t.Fatalf("scan beside a push: repository recorded %s, report %+v", s, rep)
+	}
+	// A region clients cannot reach is recorded so whoever holds the write lock.
+	if _, err := srv.Client().DeleteBucketPolicy(ctx, &s3.DeleteBucketPolicyInput{Bucket: &a.Bucket}); err != nil {
+		t.Fatal(err)
+	}
+	f.scan(a)
+	if s := f.repoState(a); s != db.RepoUnreachable {
+		t.Fatalf("unreachable region beside a push: %s", s)
+	}
+}

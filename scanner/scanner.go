@@ -61,6 +61,8 @@ type RepoReport struct {
 	HTTPStatus int    `json:"http_status,omitempty"`
 	Via        string `json:"via,omitempty"`
 	Error      string `json:"error,omitempty"`
+	// NotRecorded: a push held the region, so what was read is reported, not recorded.
+	NotRecorded bool `json:"not_recorded,omitempty"`
 }
 
 // RegionReport is what a scan found in one region.
@@ -327,6 +329,7 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 			lastUnreachable = res.Error
 		}
 		good := res.State == db.RepoFresh || res.State == db.RepoAlternate
+		recorded := false
 		switch {
 		case !judged && res.State != db.RepoUnreachable:
 			// A push holds the region: what it serves may be half-written, and the push
@@ -342,8 +345,10 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 				runErr = err
 				return rep
 			}
+			recorded = true
 		}
-		rep.Repos = append(rep.Repos, RepoReport{Repo: repo.Name, Arch: repo.Arch, State: res.State, HTTPStatus: res.HTTPStatus, Via: res.Via, Error: res.Error})
+		rep.Repos = append(rep.Repos, RepoReport{Repo: repo.Name, Arch: repo.Arch, State: res.State, HTTPStatus: res.HTTPStatus, Via: res.Via, Error: res.Error,
+			NotRecorded: !recorded && !judged})
 	}
 	if unreachable > 0 && probeErr == nil {
 		probeErr = fmt.Errorf("scan %s: %d repositories unreachable through the public URL: %s", r.Name, unreachable, lastUnreachable)
