@@ -3,6 +3,7 @@ package scanner
 import (
 	"context"
 	"hash/fnv"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -158,5 +159,42 @@ func TestBusyWriteLockRecordsOnlyUnreachable(t *testing.T) {
 	f.scan(a)
 	if s := f.repoState(a); s != db.RepoUnreachable {
 		t.Fatalf("unreachable region beside a push: %s", s)
+	}
+}
+
+// probeLockTransport tries to take a lock whenever a repomd.xml is fetched, as a push
+// starting at that moment would.
+type probeLockTransport struct {
+	d      *db.DB
+	lock   string
+	probes int
+	taken  int
+}
+
+func (p *probeLockTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.URL.Path, "/repomd.xml") {
+		p.probes++
+		if h, err := p.d.Hold(req.Context(), p.lock); err == nil {
+			p.taken++
+			h.Release()
+		}
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestWriteLockHeldAcrossRepomdCheck (defect 3): the region's write lock is held from the
+// object comparison through the repomd.xml checks, so no push lands a version in between.
+func TestWriteLockHeldAcrossRepomdCheck(t *testing.T) {
+	f := newFixture(t, 0)
+	a := f.s3Region("ca-central-1", testenv.SharedS3(t))
+	f.push(a)
+	probe := &probeLockTransport{d: f.db, lock: db.WriteLock(a.Name)}
+	f.scanner.Config.HTTPClient = &http.Client{Transport: probe, Timeout: 10 * time.Second}
+	rep := f.scan(a)[0]
+	if probe.probes == 0 || probe.taken != 0 {
+		t.Fatalf("a push could take the write lock while the scan checked repomd.xml (%d of %d times); report %+v", probe.taken, probe.probes, rep)
+	}
+	if f.repoState(a) != db.RepoFresh {
+		t.Errorf("repository %s", f.repoState(a))
 	}
 }
