@@ -619,6 +619,13 @@ func (s *Scanner) contents(ctx context.Context, cfg Config, r *model.Region, sto
 	if len(todo) == 0 {
 		return out, nil
 	}
+	if r.Kind == model.KindFile && !cfg.Deep {
+		// A directory keeps no checksum: only reading tells, and that is --deep's job.
+		for _, i := range todo {
+			out[i] = Unknown
+		}
+		return out, nil
+	}
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	sem := make(chan struct{}, cfg.Concurrency)
