@@ -35,6 +35,7 @@ const repoDir = "demo/1/x86_64/os"
 type fixture struct {
 	t      *testing.T
 	db     *db.DB
+	url    string // the database's, for a test's own connection
 	origin string
 	s3     *testenv.S3Server
 	pusher *Pusher
@@ -42,13 +43,13 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	d, _ := testenv.NewDB(t)
+	d, url := testenv.NewDB(t)
 	origin := testenv.SampleOrigin(t, t.TempDir())
 	ctx := context.Background()
 	if err := d.CreateRepository(ctx, &model.Repository{Name: "demo-1", Arch: "x86_64", Directory: repoDir}); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, db: d, origin: origin}
+	f := &fixture{t: t, db: d, url: url, origin: origin}
 	f.pusher = &Pusher{DB: d, Origin: OSOrigin{Root: origin}, Log: slog.New(slog.DiscardHandler),
 		Config: Config{Concurrency: 4, StoreOptions: objstore.Options{AccessKey: testenv.S3AccessKey, SecretKey: testenv.S3SecretKey}}}
 	return f
