@@ -363,7 +363,7 @@ func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv 
 // was lost, taken over, or the region moved, is refused.
 func (rr *RegionResult) fence() db.Fence {
 	if rr.run == nil {
-		return db.NoFence // a dry run writes nothing
+		return db.NotHeld // a dry run writes nothing, and is refused if it tries
 	}
 	return rr.run.Fence()
 }
