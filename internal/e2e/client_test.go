@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -12,6 +13,8 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +43,10 @@ type stats struct {
 	downloadUnknown atomic.Int64 // /pub answers 404: the server's file data is older than the file
 	downloadMisses  atomic.Int64 // of the misses: a /pub redirect's Location (curl would fail)
 	downloadFailed  atomic.Int64 // ... and no rel=duplicate Link worked either (aria2c would fail)
+	// slowest is the longest resolution (metalink read to the last byte checked), in
+	// nanoseconds: a miss of a file deleted after the grace is only a product's fault while
+	// resolutions stay well inside push.delete_grace - metalink.alternates_max_age.
+	slowest atomic.Int64
 	// When the misses on a killed region happened (UnixNano; 0 for none): they should all
 	// fall in the window before serve's prober notices the outage.
 	outageFirst, outageLast atomic.Int64
@@ -53,6 +60,11 @@ func (s *stats) note(format string, args ...any) {
 	defer s.mu.Unlock()
 	if len(s.examples) < 40 {
 		s.examples = append(s.examples, time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
+	}
+}
+
+func (s *stats) noteResolution(d time.Duration) {
+	for cur := s.slowest.Load(); int64(d) > cur && !s.slowest.CompareAndSwap(cur, int64(d)); cur = s.slowest.Load() {
 	}
 }
 
@@ -97,6 +109,7 @@ type client struct {
 	noRedirect *http.Client
 	st         *stats
 	region     func(url string) *region
+	readAt     time.Time // when the metalink being resolved was read
 }
 
 func newClient(w *world, st *stats) *client {
@@ -106,8 +119,10 @@ func newClient(w *world, st *stats) *client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	c.region = func(u string) *region {
 		for _, r := range w.regions {
-			if strings.HasPrefix(u, r.publicURL+"/") {
-				return r
+			for _, base := range append([]string{r.publicURL}, r.aliases...) {
+				if strings.HasPrefix(u, base+"/") {
+					return r
+				}
 			}
 		}
 		return nil
@@ -149,7 +164,7 @@ func (c *client) miss(u string, status int, err error) {
 		return
 	}
 	c.st.missesOther.Add(1)
-	c.st.note("miss: %s: status %d: %v", u, status, err)
+	c.st.note("miss: %s: status %d: %v (metalink read %s before)", u, status, err, time.Since(c.readAt).Round(time.Millisecond))
 }
 
 // resolve runs one metalink resolution with location= set to loc ("" for none).
@@ -159,6 +174,8 @@ func (c *client) resolve(ctx context.Context, loc string) {
 		u += "&location=" + loc
 	}
 	readAt := time.Now()
+	c.readAt = readAt
+	defer func() { c.st.noteResolution(time.Since(readAt)) }()
 	c.st.serverRequests.Add(1)
 	body, status, err := c.get(ctx, u)
 	if ctx.Err() != nil {
@@ -325,7 +342,7 @@ func (c *client) fetchRepo(ctx context.Context, u string, accepted map[string]bo
 			c.st.mismatchNewer.Add(1)
 			c.st.note("repomd.xml from %s was published %s after the metalink was read; not in the metalink", u, at.Sub(readAt))
 		} else {
-			c.st.note("repomd.xml from %s matches no hash of the metalink (known to the origin: %v)", u, ok)
+			c.st.note("repomd.xml from %s matches no hash of the metalink (known to the origin: %v; %d bytes, sha512 %.16s...)", u, ok, len(body), h)
 		}
 		return false
 	}
@@ -347,7 +364,7 @@ func (c *client) fetchRepo(ctx context.Context, u string, accepted map[string]bo
 		}
 		if !checksumOK(d.Algorithm, d.Checksum, b) {
 			c.st.mismatches.Add(1)
-			c.st.note("%s: checksum mismatch", base+d.Href)
+			c.st.note("%s: checksum mismatch: %d bytes, not the %s %.16s... repomd.xml names (metalink read %s before; %s)", base+d.Href, len(b), d.Algorithm, d.Checksum, time.Since(c.readAt).Round(time.Millisecond), c.w.originSays(base+d.Href, b))
 			ok = false
 			continue
 		}
@@ -399,11 +416,29 @@ func (c *client) fetchPackages(ctx context.Context, base string, gz []byte) bool
 		}
 		if !checksumOK(p.Checksum.Type, p.Checksum.Value, b) {
 			c.st.mismatches.Add(1)
-			c.st.note("%s: checksum mismatch", u)
+			c.st.note("%s: checksum mismatch: %d bytes, not the %s %.16s... primary.xml names (metalink read %s before; %s)", u, len(b), p.Checksum.Type, p.Checksum.Value, time.Since(c.readAt).Round(time.Millisecond), c.w.originSays(u, b))
 			ok = false
 		}
 	}
 	return ok
+}
+
+// originSays tells how bytes a region served for u compare with the origin's file now:
+// a rewrite under the same name shows as "the origin's current bytes".
+func (w *world) originSays(u string, got []byte) string {
+	_, rel, ok := strings.Cut(u, "/"+repoDir+"/")
+	if !ok {
+		return "not a path of the repository"
+	}
+	b, err := os.ReadFile(filepath.Join(w.origin, repoDir, filepath.FromSlash(rel)))
+	switch {
+	case err != nil:
+		return "the origin has no such file now"
+	case bytes.Equal(b, got):
+		return "the origin's current bytes"
+	default:
+		return "not the origin's current bytes either"
+	}
 }
 
 func checksumOK(algo, want string, b []byte) bool {
