@@ -53,14 +53,64 @@ type stats struct {
 
 	mu       sync.Mutex
 	examples []string
+	// kinds counts the notes by call site (their format), so that one frequent failure
+	// does not hide the others from the examples.
+	kinds map[string]*noteKind
+	order []string
+	start time.Time // when the run started, for the examples' offsets (zero: wall clock)
+}
+
+type noteKind struct {
+	n        int
+	examples []string // the first few
+	last     string
 }
 
 func (s *stats) note(format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.examples) < 40 {
-		s.examples = append(s.examples, time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
+	at := time.Now().Format("15:04:05.000")
+	if !s.start.IsZero() {
+		at = "t+" + time.Since(s.start).Round(time.Millisecond).String()
 	}
+	line := at + " " + fmt.Sprintf(format, args...)
+	if len(s.examples) < 40 {
+		s.examples = append(s.examples, line)
+	}
+	if s.kinds == nil {
+		s.kinds = map[string]*noteKind{}
+	}
+	k := s.kinds[format]
+	if k == nil {
+		k = &noteKind{}
+		s.kinds[format] = k
+		s.order = append(s.order, format)
+	}
+	k.n++
+	if len(k.examples) < 3 {
+		k.examples = append(k.examples, line)
+	} else {
+		k.last = line
+	}
+}
+
+// byKind lists the notes by kind, in the order each kind first happened: a count and
+// the first few and last examples of each.
+func (s *stats) byKind() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, f := range s.order {
+		k := s.kinds[f]
+		out = append(out, fmt.Sprintf("%dx %q", k.n, f))
+		for _, e := range k.examples {
+			out = append(out, "    "+e)
+		}
+		if k.last != "" {
+			out = append(out, "    ... last: "+k.last)
+		}
+	}
+	return out
 }
 
 func (s *stats) noteResolution(d time.Duration) {
@@ -184,11 +234,13 @@ func (c *client) resolve(ctx context.Context, loc string) {
 	switch {
 	case status >= 500:
 		c.st.server5xx.Add(1)
-		c.st.note("metalink: %d: %s", status, firstLine(body))
+		c.st.note("metalink: %d: %s", status, metalinkReason(body))
+		c.pause(ctx)
 		return
 	case err != nil && status == 0:
 		c.st.server5xx.Add(1) // the server did not answer at all
 		c.st.note("metalink: %v", err)
+		c.pause(ctx)
 		return
 	case status != 200:
 		c.st.serverOther.Add(1)
@@ -340,9 +392,9 @@ func (c *client) fetchRepo(ctx context.Context, u string, accepted map[string]bo
 		c.st.mismatches.Add(1)
 		if at, ok := c.w.history.published(h); ok && at.After(readAt.Add(-2*time.Second)) {
 			c.st.mismatchNewer.Add(1)
-			c.st.note("repomd.xml from %s was published %s after the metalink was read; not in the metalink", u, at.Sub(readAt))
+			c.st.note("repomd.xml from %s is not in the metalink: the origin published it (%s) %s after the metalink was read", u, c.w.history.name(h), at.Sub(readAt).Round(time.Millisecond))
 		} else {
-			c.st.note("repomd.xml from %s matches no hash of the metalink (known to the origin: %v; %d bytes, sha512 %.16s...)", u, ok, len(body), h)
+			c.st.note("repomd.xml from %s matches no hash of the metalink (known to the origin: %v %s; %d bytes, sha512 %.16s...)", u, ok, c.w.history.name(h), len(body), h)
 		}
 		return false
 	}
@@ -453,6 +505,30 @@ func checksumOK(algo, want string, b []byte) bool {
 	}
 	h.Write(b)
 	return hex.EncodeToString(h.Sum(nil)) == strings.ToLower(strings.TrimSpace(want))
+}
+
+// pause waits a little after a failed metalink, as dnf would before it tries again, so
+// that a client does not spin at thousands of requests a second against a 503 and starve
+// the processes under test of CPU.
+func (c *client) pause(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// metalinkReason is the first line of an error answer that says something (an XML
+// error document's first line is its declaration).
+func metalinkReason(b []byte) string {
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "<?xml") {
+			if len(line) > 300 {
+				line = line[:300]
+			}
+			return line
+		}
+	}
+	return ""
 }
 
 func firstLine(b []byte) string {

@@ -21,14 +21,15 @@ import (
 )
 
 // Soak timing. Rounds come every soakRound while two cron instances run push, scan and gc
-// every second. The grace and the alternates' age are as short as validation allows while
-// leaving a client (resolutions take well under a second here) and the announce delay
-// (3 s, the default) their margins: alternates live longer than a push takes to land a
-// new repomd.xml, and files stay 4 s past the last alternate naming them.
+// every second. The grace and the alternates' age are short, so that gc collects what the
+// first rounds deleted, but keep production's proportions: an alternate outlives three
+// rounds (a push that the origin's next change interrupts, twice, must not take every
+// region out of the answers), and a file stays 3 s past the last alternate naming it
+// (resolutions take about a second at most here).
 const (
 	soakRound       = 5 * time.Second
-	soakAlternates  = 8 * time.Second
-	soakDeleteGrace = 12 * time.Second
+	soakAlternates  = 15 * time.Second
+	soakDeleteGrace = 18 * time.Second
 )
 
 // TestConcurrencySoak is the promise under the concurrency of production (issue 12): two
@@ -63,7 +64,8 @@ func TestConcurrencySoak(t *testing.T) {
 
 	ctx, stopClients := context.WithCancel(context.Background())
 	defer stopClients()
-	st := &stats{}
+	start := time.Now()
+	st := &stats{start: start}
 	locations := []string{"", "eu-central-1", "us-east-1", "ap-southeast-2"}
 	var wg sync.WaitGroup
 	for i := range 3 {
@@ -76,7 +78,6 @@ func TestConcurrencySoak(t *testing.T) {
 	}
 	crons := []*childproc.Process{w.startCron("cron-a"), w.startCron("cron-b")}
 
-	start := time.Now()
 	rounds := []struct {
 		what string
 		m    mutation
@@ -127,7 +128,7 @@ func TestConcurrencySoak(t *testing.T) {
 
 	t.Logf("FIGURES after %s, %d rounds, 2 cron instances (push, scan, gc @every 1s; %s), %d regions: %s; slowest resolution %s",
 		time.Since(start).Round(time.Second), len(rounds), jobs, len(w.regions), st, time.Duration(st.slowest.Load()).Round(time.Millisecond))
-	for _, e := range st.examples {
+	for _, e := range st.byKind() {
 		t.Logf("  %s", e)
 	}
 

@@ -96,6 +96,19 @@ func binary(t *testing.T) string {
 func newWorld(t *testing.T, names ...string) *world {
 	t.Helper()
 	w := &world{t: t, dir: t.TempDir(), bin: binary(t), history: newHistory()}
+	// E2E_KEEP_LOGS=DIR keeps the processes' logs (the world's directory goes with
+	// the test); registered first, so it runs after every process has stopped.
+	if keep := os.Getenv("E2E_KEEP_LOGS"); keep != "" {
+		t.Cleanup(func() {
+			logs, _ := filepath.Glob(filepath.Join(w.dir, "*.log"))
+			os.MkdirAll(keep, 0o755)
+			for _, p := range logs {
+				if b, err := os.ReadFile(p); err == nil {
+					os.WriteFile(filepath.Join(keep, filepath.Base(p)), b, 0o644)
+				}
+			}
+		})
+	}
 	pg, err := localpg.Start(filepath.Join(w.dir, "pg"))
 	if err != nil {
 		t.Fatal(err)
@@ -279,7 +292,11 @@ func (w *world) mutateWith(round int, m mutation) {
 		repomd = repomd[:len(repomd)/2] // cut in the middle of an element: not XML
 	}
 	w.place(filepath.Join(repo, "repodata", "repomd.xml"), repomd)
-	w.history.add(repomd)
+	name := fmt.Sprintf("round %d", round)
+	if m.broken {
+		name += " (truncated)"
+	}
+	w.history.addNamed(repomd, name)
 	old, _ := os.ReadDir(filepath.Join(repo, "repodata"))
 	for _, e := range old {
 		if !keep[e.Name()] {
@@ -382,17 +399,28 @@ func (w *world) recordRepomd() {
 
 // history knows every repomd.xml the origin ever published, by SHA-512, and when.
 type history struct {
-	mu   sync.Mutex
-	seen map[string]time.Time
+	mu    sync.Mutex
+	seen  map[string]time.Time
+	names map[string]string // which round published it, for the examples
 }
 
-func newHistory() *history { return &history{seen: map[string]time.Time{}} }
+func newHistory() *history { return &history{seen: map[string]time.Time{}, names: map[string]string{}} }
 
-func (h *history) add(b []byte) {
+func (h *history) add(b []byte) { h.addNamed(b, "") }
+
+func (h *history) addNamed(b []byte, name string) {
 	s := sha512.Sum512(b)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seen[hex.EncodeToString(s[:])] = time.Now()
+	h.names[hex.EncodeToString(s[:])] = name
+}
+
+// name is what published the repomd.xml of that SHA-512 ("round 5 (truncated)"), or "".
+func (h *history) name(sha512hex string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.names[sha512hex]
 }
 
 func (h *history) published(sha512hex string) (time.Time, bool) {
