@@ -40,7 +40,7 @@ type stats struct {
 	clientFailures  atomic.Int64 // resolutions where no URL gave a complete, correct repository (dnf fails)
 	handedWhileDown atomic.Int64 // URLs of a region while its S3 server was down
 	downloads       atomic.Int64 // /pub redirects followed
-	downloadUnknown atomic.Int64 // /pub answers 404: the server's file data is older than the file
+	downloadUnknown atomic.Int64 // /pub answers 404: the server's file data is older than the file, or it forgot a deleted one
 	downloadMisses  atomic.Int64 // of the misses: a /pub redirect's Location (curl would fail)
 	downloadFailed  atomic.Int64 // ... and no rel=duplicate Link worked either (aria2c would fail)
 	// slowest is the longest resolution (metalink read to the last byte checked), in
@@ -160,6 +160,7 @@ type client struct {
 	st         *stats
 	region     func(url string) *region
 	readAt     time.Time // when the metalink being resolved was read
+	repomd     string    // which repomd.xml the URL being checked served ("round 5")
 }
 
 func newClient(w *world, st *stats) *client {
@@ -214,7 +215,7 @@ func (c *client) miss(u string, status int, err error) {
 		return
 	}
 	c.st.missesOther.Add(1)
-	c.st.note("miss: %s: status %d: %v (metalink read %s before)", u, status, err, time.Since(c.readAt).Round(time.Millisecond))
+	c.st.note("miss: %s: status %d: %v (repomd.xml of %s; metalink read %s before)", u, status, err, c.repomd, time.Since(c.readAt).Round(time.Millisecond))
 }
 
 // resolve runs one metalink resolution with location= set to loc ("" for none).
@@ -294,6 +295,16 @@ func (c *client) resolve(ctx context.Context, loc string) {
 			break
 		}
 		c.download(ctx, repoDir+"/"+href, loc)
+	}
+	// And the images of the last rounds beside the repository, through /pub too: the
+	// newest, and two the origin deleted (in their grace, or past it): as long as the
+	// server redirects to a region for one, the region must have it.
+	if r := int(c.w.round.Load()); r > 0 {
+		for _, k := range []int{r, r - 3, r - 5} {
+			if k >= 1 && ctx.Err() == nil {
+				c.download(ctx, fmt.Sprintf("demo/1/iso/round-%03d.img", k), loc)
+			}
+		}
 	}
 }
 
@@ -398,6 +409,7 @@ func (c *client) fetchRepo(ctx context.Context, u string, accepted map[string]bo
 		}
 		return false
 	}
+	c.repomd = c.w.history.name(h)
 	md, err := repomd.Parse(strings.NewReader(string(body)))
 	if err != nil {
 		c.st.mismatches.Add(1)
@@ -416,7 +428,7 @@ func (c *client) fetchRepo(ctx context.Context, u string, accepted map[string]bo
 		}
 		if !checksumOK(d.Algorithm, d.Checksum, b) {
 			c.st.mismatches.Add(1)
-			c.st.note("%s: checksum mismatch: %d bytes, not the %s %.16s... repomd.xml names (metalink read %s before; %s)", base+d.Href, len(b), d.Algorithm, d.Checksum, time.Since(c.readAt).Round(time.Millisecond), c.w.originSays(base+d.Href, b))
+			c.st.note("%s: checksum mismatch: %d bytes, not the %s %.16s... repomd.xml names (repomd.xml of %s; metalink read %s before; %s)", base+d.Href, len(b), d.Algorithm, d.Checksum, c.repomd, time.Since(c.readAt).Round(time.Millisecond), c.w.originSays(base+d.Href, b))
 			ok = false
 			continue
 		}
@@ -468,7 +480,7 @@ func (c *client) fetchPackages(ctx context.Context, base string, gz []byte) bool
 		}
 		if !checksumOK(p.Checksum.Type, p.Checksum.Value, b) {
 			c.st.mismatches.Add(1)
-			c.st.note("%s: checksum mismatch: %d bytes, not the %s %.16s... primary.xml names (metalink read %s before; %s)", u, len(b), p.Checksum.Type, p.Checksum.Value, time.Since(c.readAt).Round(time.Millisecond), c.w.originSays(u, b))
+			c.st.note("%s: checksum mismatch: %d bytes, not the %s %.16s... primary.xml names (repomd.xml of %s; metalink read %s before; %s)", u, len(b), p.Checksum.Type, p.Checksum.Value, c.repomd, time.Since(c.readAt).Round(time.Millisecond), c.w.originSays(u, b))
 			ok = false
 		}
 	}

@@ -62,6 +62,7 @@ type world struct {
 	srvURL  string
 	history *history
 	pgDown  atomic.Bool
+	round   atomic.Int64 // the last round mutate published
 }
 
 // buildBinary builds cmd/regionmirror once per test binary.
@@ -252,6 +253,7 @@ func (w *world) mutateWith(round int, m mutation) {
 	// A download beside the repository, for the /pub clients.
 	iso := filepath.Join(w.origin, "demo/1/iso")
 	w.place(filepath.Join(iso, fmt.Sprintf("round-%03d.img", round)), bytes.Repeat([]byte{byte(round)}, 4096+round))
+	os.Remove(filepath.Join(iso, fmt.Sprintf("round-%03d.img", round-3)))
 	if m.resign {
 		w.resign(round, repo)
 	}
@@ -304,6 +306,7 @@ func (w *world) mutateWith(round int, m mutation) {
 		}
 	}
 	os.RemoveAll(stage)
+	w.round.Store(int64(round))
 }
 
 // place writes b to path by a rename, so that no reader sees a partial file.
