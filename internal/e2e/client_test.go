@@ -296,11 +296,12 @@ func (c *client) resolve(ctx context.Context, loc string) {
 		}
 		c.download(ctx, repoDir+"/"+href, loc)
 	}
-	// And the images of the last rounds beside the repository, through /pub too: the
-	// newest, and two the origin deleted (in their grace, or past it): as long as the
-	// server redirects to a region for one, the region must have it.
+	// And two images beside the repository that the origin deleted (this round, within
+	// the grace, and two rounds ago, at its end), through /pub too: as long as the server
+	// redirects to a region for one, the region must have it. (Not the newest: before its
+	// first push, the server's answer for it is a 503 by design.)
 	if r := int(c.w.round.Load()); r > 0 {
-		for _, k := range []int{r, r - 3, r - 5} {
+		for _, k := range []int{r - 3, r - 5} {
 			if k >= 1 && ctx.Err() == nil {
 				c.download(ctx, fmt.Sprintf("demo/1/iso/round-%03d.img", k), loc)
 			}
