@@ -296,12 +296,13 @@ func (c *client) resolve(ctx context.Context, loc string) {
 		}
 		c.download(ctx, repoDir+"/"+href, loc)
 	}
-	// And two images beside the repository that the origin deleted (this round, within
-	// the grace, and two rounds ago, at its end), through /pub too: as long as the server
-	// redirects to a region for one, the region must have it. (Not the newest: before its
-	// first push, the server's answer for it is a 503 by design.)
+	// And the images beside the repository that the origin deleted in the last rounds
+	// (mutate deletes image r-3 in round r), through /pub too: from just deleted to past
+	// the soak's grace, so that gc collects one of them while the clients ask for it. As
+	// long as the server redirects to a region for one, the region must have it. (Not
+	// the newest: before its first push, the server's answer for it is a 503 by design.)
 	if r := int(c.w.round.Load()); r > 0 {
-		for _, k := range []int{r - 3, r - 5} {
+		for _, k := range []int{r - 3, r - 4, r - 5, r - 6, r - 7} {
 			if k >= 1 && ctx.Err() == nil {
 				c.download(ctx, fmt.Sprintf("demo/1/iso/round-%03d.img", k), loc)
 			}
