@@ -160,7 +160,7 @@ type client struct {
 	st         *stats
 	region     func(url string) *region
 	readAt     time.Time // when the metalink being resolved was read
-	repomd     string    // which repomd.xml the URL being checked served ("round 5")
+	context    string    // what handed out the URL being checked ("repomd.xml of round 5"), for the examples
 }
 
 func newClient(w *world, st *stats) *client {
@@ -215,7 +215,7 @@ func (c *client) miss(u string, status int, err error) {
 		return
 	}
 	c.st.missesOther.Add(1)
-	c.st.note("miss: %s: status %d: %v (repomd.xml of %s; metalink read %s before)", u, status, err, c.repomd, time.Since(c.readAt).Round(time.Millisecond))
+	c.st.note("miss: %s: status %d: %v (%s; metalink read %s before)", u, status, err, c.context, time.Since(c.readAt).Round(time.Millisecond))
 }
 
 // resolve runs one metalink resolution with location= set to loc ("" for none).
@@ -346,6 +346,12 @@ func (c *client) download(ctx context.Context, path, loc string) {
 	c.st.downloads.Add(1)
 	digest := resp.Header.Get("Repr-Digest")
 	target := resp.Header.Get("Location")
+	c.context = "a /pub redirect"
+	if strings.Contains(path, "/iso/round-") {
+		if _, err := os.Stat(filepath.Join(c.w.origin, filepath.FromSlash(path))); err != nil {
+			c.context = "a /pub redirect for a file the origin deleted"
+		}
+	}
 	b, status, err := c.get(ctx, target)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -411,7 +417,7 @@ func (c *client) fetchRepo(ctx context.Context, u string, accepted map[string]bo
 		}
 		return false
 	}
-	c.repomd = c.w.history.name(h)
+	c.context = "repomd.xml of " + c.w.history.name(h)
 	md, err := repomd.Parse(strings.NewReader(string(body)))
 	if err != nil {
 		c.st.mismatches.Add(1)
@@ -430,7 +436,7 @@ func (c *client) fetchRepo(ctx context.Context, u string, accepted map[string]bo
 		}
 		if !checksumOK(d.Algorithm, d.Checksum, b) {
 			c.st.mismatches.Add(1)
-			c.st.note("%s: checksum mismatch: %d bytes, not the %s %.16s... repomd.xml names (repomd.xml of %s; metalink read %s before; %s)", base+d.Href, len(b), d.Algorithm, d.Checksum, c.repomd, time.Since(c.readAt).Round(time.Millisecond), c.w.originSays(base+d.Href, b))
+			c.st.note("%s: checksum mismatch: %d bytes, not the %s %.16s... repomd.xml names (%s; metalink read %s before; %s)", base+d.Href, len(b), d.Algorithm, d.Checksum, c.context, time.Since(c.readAt).Round(time.Millisecond), c.w.originSays(base+d.Href, b))
 			ok = false
 			continue
 		}
@@ -482,7 +488,7 @@ func (c *client) fetchPackages(ctx context.Context, base string, gz []byte) bool
 		}
 		if !checksumOK(p.Checksum.Type, p.Checksum.Value, b) {
 			c.st.mismatches.Add(1)
-			c.st.note("%s: checksum mismatch: %d bytes, not the %s %.16s... primary.xml names (repomd.xml of %s; metalink read %s before; %s)", u, len(b), p.Checksum.Type, p.Checksum.Value, c.repomd, time.Since(c.readAt).Round(time.Millisecond), c.w.originSays(u, b))
+			c.st.note("%s: checksum mismatch: %d bytes, not the %s %.16s... primary.xml names (%s; metalink read %s before; %s)", u, len(b), p.Checksum.Type, p.Checksum.Value, c.context, time.Since(c.readAt).Round(time.Millisecond), c.w.originSays(u, b))
 			ok = false
 		}
 	}
