@@ -33,6 +33,7 @@ type stats struct {
 	serverOther     atomic.Int64 // non-200 answers below 500
 	resolutions     atomic.Int64 // metalinks resolved
 	urlsHanded      atomic.Int64 // region URLs in those metalinks
+	listedAll       atomic.Int64 // metalinks that listed every region (scans that wrongly call a region stale lower it)
 	missesOutage    atomic.Int64 // on a region whose S3 server the test had killed
 	missesOther     atomic.Int64
 	mismatches      atomic.Int64 // repomd.xml, repodata or package bytes that are not what was promised
@@ -268,6 +269,15 @@ func (c *client) resolve(ctx context.Context, loc string) {
 				accepted[strings.TrimSpace(h.Value)] = true
 			}
 		}
+	}
+	listed := map[*region]bool{}
+	for _, mu := range f.URLs {
+		if r := c.region(strings.TrimSpace(mu)); r != nil {
+			listed[r] = true
+		}
+	}
+	if len(listed) == len(c.w.regions) {
+		c.st.listedAll.Add(1)
 	}
 	good := 0
 	c.packages = c.packages[:0]

@@ -219,8 +219,9 @@ type mutation struct {
 	simple bool
 	// resign re-signs every package with a new key: other bytes under the same names.
 	resign bool
-	// revive brings back a package deleted rounds ago (the origin has it again).
-	revive string
+	// revive brings back files deleted rounds ago (paths relative to the origin): the
+	// origin has them again.
+	revive []string
 	// broken publishes a truncated repomd.xml, which the parser rejects.
 	broken bool
 }
@@ -246,8 +247,14 @@ func (w *world) mutateWith(round int, m mutation) {
 		w.t.Fatal(err)
 	}
 	w.place(filepath.Join(gen, fmt.Sprintf("hello-round%03d.noarch.rpm", round)), src)
-	if m.revive != "" {
-		w.place(filepath.Join(gen, m.revive), src)
+	for _, p := range m.revive {
+		b := src
+		if strings.Contains(p, "/iso/round-") {
+			var k int
+			fmt.Sscanf(filepath.Base(p), "round-%03d.img", &k)
+			b = bytes.Repeat([]byte{byte(k)}, 4096+k) // as mutate wrote it in round k
+		}
+		w.place(filepath.Join(w.origin, filepath.FromSlash(p)), b)
 	}
 	os.Remove(filepath.Join(gen, fmt.Sprintf("hello-round%03d.noarch.rpm", round-2)))
 	// A download beside the repository, for the /pub clients.
