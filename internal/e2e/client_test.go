@@ -310,12 +310,15 @@ func (c *client) resolve(ctx context.Context, loc string) {
 	// (mutate deletes image r-3 in round r), through /pub too: from just deleted to past
 	// the soak's grace, so that gc collects one of them while the clients ask for it. As
 	// long as the server redirects to a region for one, the region must have it. (Not
-	// the newest: before its first push, the server's answer for it is a 503 by design.)
+	// the newest, nor one brought back: before its next push, the server's answer for it
+	// is a 503 by design.)
 	if r := int(c.w.round.Load()); r > 0 {
 		for _, k := range []int{r - 3, r - 4, r - 5, r - 6, r - 7} {
-			if k >= 1 && ctx.Err() == nil {
-				c.download(ctx, fmt.Sprintf("demo/1/iso/round-%03d.img", k), loc)
+			p := fmt.Sprintf("demo/1/iso/round-%03d.img", k)
+			if _, err := os.Stat(filepath.Join(c.w.origin, filepath.FromSlash(p))); k < 1 || err == nil || ctx.Err() != nil {
+				continue
 			}
+			c.download(ctx, p, loc)
 		}
 	}
 }
@@ -358,9 +361,7 @@ func (c *client) download(ctx context.Context, path, loc string) {
 	target := resp.Header.Get("Location")
 	c.context = "a /pub redirect"
 	if strings.Contains(path, "/iso/round-") {
-		if _, err := os.Stat(filepath.Join(c.w.origin, filepath.FromSlash(path))); err != nil {
-			c.context = "a /pub redirect for a file the origin deleted"
-		}
+		c.context = "a /pub redirect for a file the origin deleted"
 	}
 	b, status, err := c.get(ctx, target)
 	if err != nil {
