@@ -306,19 +306,42 @@ func (c *client) resolve(ctx context.Context, loc string) {
 		}
 		c.download(ctx, repoDir+"/"+href, loc)
 	}
-	// And the images beside the repository that the origin deleted in the last rounds
-	// (mutate deletes image r-3 in round r), through /pub too: from just deleted to past
-	// the soak's grace, so that gc collects one of them while the clients ask for it. As
-	// long as the server redirects to a region for one, the region must have it. (Not
-	// the newest, nor one brought back: before its next push, the server's answer for it
-	// is a 503 by design.)
-	if r := int(c.w.round.Load()); r > 0 {
-		for _, k := range []int{r - 3, r - 4, r - 5, r - 6, r - 7} {
-			p := fmt.Sprintf("demo/1/iso/round-%03d.img", k)
-			if _, err := os.Stat(filepath.Join(c.w.origin, filepath.FromSlash(p))); k < 1 || err == nil || ctx.Err() != nil {
-				continue
-			}
-			c.download(ctx, p, loc)
+	// And the images beside the repository that the origin deleted, through /pub too.
+	for _, p := range c.w.deletedImages() {
+		if ctx.Err() != nil {
+			break
+		}
+		c.download(ctx, p, loc)
+	}
+}
+
+// deletedImages are the images beside the repository that the origin deleted in the last
+// rounds (mutate deletes image r-3 in round r), from just deleted to past the soak's
+// grace, so that gc collects one of them while clients ask for it: as long as the server
+// redirects to a region for one, the region must have it. (Not the newest, nor one
+// brought back: before its next push, the server's answer for it is a 503 by design.)
+func (w *world) deletedImages() []string {
+	var out []string
+	for k := int(w.round.Load()) - 3; k >= 1 && len(out) < 6; k-- {
+		p := fmt.Sprintf("demo/1/iso/round-%03d.img", k)
+		if _, err := os.Stat(filepath.Join(w.origin, filepath.FromSlash(p))); err != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// downloadLoop downloads the deleted images through /pub without pause, as a crowd of
+// curl users would, cycling the locations: gc's window between deleting an object and
+// the servers forgetting it is short, and only dense requests see it.
+func (c *client) downloadLoop(ctx context.Context, locations []string) {
+	for i := 0; ctx.Err() == nil; i++ {
+		for _, p := range c.w.deletedImages() {
+			c.download(ctx, p, locations[i%len(locations)])
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
 }

@@ -76,6 +76,11 @@ func TestConcurrencySoak(t *testing.T) {
 			c.loop(ctx, append(locations[i:], locations[:i]...))
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		newClient(w, st).downloadLoop(ctx, locations)
+	}()
 	crons := []*childproc.Process{w.startCron("cron-a"), w.startCron("cron-b")}
 
 	rounds := []struct {
