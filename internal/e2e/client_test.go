@@ -204,6 +204,14 @@ func (c *client) get(ctx context.Context, u string) ([]byte, int, error) {
 	return b, 200, nil
 }
 
+// age says how long ago the metalink being resolved was read, for the examples.
+func (c *client) age() string {
+	if c.readAt.IsZero() {
+		return "no metalink"
+	}
+	return "metalink read " + time.Since(c.readAt).Round(time.Millisecond).String() + " before"
+}
+
 // miss counts a failed fetch of a URL the server handed out.
 func (c *client) miss(u string, status int, err error) {
 	r := c.region(u)
@@ -216,7 +224,7 @@ func (c *client) miss(u string, status int, err error) {
 		return
 	}
 	c.st.missesOther.Add(1)
-	c.st.note("miss: %s: status %d: %v (%s; metalink read %s before)", u, status, err, c.context, time.Since(c.readAt).Round(time.Millisecond))
+	c.st.note("miss: %s: status %d: %v (%s; %s)", u, status, err, c.context, c.age())
 }
 
 // resolve runs one metalink resolution with location= set to loc ("" for none).
@@ -470,7 +478,7 @@ func (c *client) fetchRepo(ctx context.Context, u string, accepted map[string]bo
 		}
 		if !checksumOK(d.Algorithm, d.Checksum, b) {
 			c.st.mismatches.Add(1)
-			c.st.note("%s: checksum mismatch: %d bytes, not the %s %.16s... repomd.xml names (%s; metalink read %s before; %s)", base+d.Href, len(b), d.Algorithm, d.Checksum, c.context, time.Since(c.readAt).Round(time.Millisecond), c.w.originSays(base+d.Href, b))
+			c.st.note("%s: checksum mismatch: %d bytes, not the %s %.16s... repomd.xml names (%s; %s; %s)", base+d.Href, len(b), d.Algorithm, d.Checksum, c.context, c.age(), c.w.originSays(base+d.Href, b))
 			ok = false
 			continue
 		}
@@ -522,7 +530,7 @@ func (c *client) fetchPackages(ctx context.Context, base string, gz []byte) bool
 		}
 		if !checksumOK(p.Checksum.Type, p.Checksum.Value, b) {
 			c.st.mismatches.Add(1)
-			c.st.note("%s: checksum mismatch: %d bytes, not the %s %.16s... primary.xml names (%s; metalink read %s before; %s)", u, len(b), p.Checksum.Type, p.Checksum.Value, c.context, time.Since(c.readAt).Round(time.Millisecond), c.w.originSays(u, b))
+			c.st.note("%s: checksum mismatch: %d bytes, not the %s %.16s... primary.xml names (%s; %s; %s)", u, len(b), p.Checksum.Type, p.Checksum.Value, c.context, c.age(), c.w.originSays(u, b))
 			ok = false
 		}
 	}
