@@ -101,12 +101,14 @@ func TestConcurrencySoak(t *testing.T) {
 			t.Logf("%s: region edit %s --public-url %s (back)", time.Since(start).Round(time.Millisecond), moved.name, moved.publicURL)
 		}},
 		{what: "every package re-signed", m: mutation{resign: true}},
-		// Files deleted four rounds ago, just past the grace: gc may be collecting them
-		// with a list read before this round's push brings them back.
-		{what: "simple names again (names deleted in round 4 come back), files deleted in round 4 brought back", m: mutation{simple: true,
-			revive: []string{repoDir + "/Packages/gen/hello-round002.noarch.rpm", "demo/1/iso/round-001.img"}}},
-		{what: "simple names rewritten in place, files deleted in round 5 brought back", m: mutation{simple: true,
-			revive: []string{repoDir + "/Packages/gen/hello-round003.noarch.rpm", "demo/1/iso/round-002.img"}}},
+		// Packages deleted four rounds ago, just past the grace: gc may be collecting them
+		// with a list read before this round's push brings them back. (No image comes
+		// back: the /pub downloader asks for the deleted ones until the end, so that it
+		// sees gc collect them.)
+		{what: "simple names again (names deleted in round 4 come back), a package deleted in round 4 brought back", m: mutation{simple: true,
+			revive: []string{repoDir + "/Packages/gen/hello-round002.noarch.rpm"}}},
+		{what: "simple names rewritten in place, a package deleted in round 5 brought back", m: mutation{simple: true,
+			revive: []string{repoDir + "/Packages/gen/hello-round003.noarch.rpm"}}},
 	}
 	for i, r := range rounds {
 		round := i + 1
