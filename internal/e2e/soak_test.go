@@ -120,8 +120,11 @@ func TestConcurrencySoak(t *testing.T) {
 			r.then()
 		}
 	}
-	// One more round's time for the last change to reach every region under the clients.
-	time.Sleep(time.Until(start.Add(time.Duration(len(rounds)) * soakRound)))
+	// Two more rounds' time without changes: the last one reaches every region under the
+	// clients, and gc, which does not collect in a region that is not fresh (the rounds
+	// rarely leave one fresh for long), catches up on the deleted images while the /pub
+	// downloader asks for them.
+	time.Sleep(time.Until(start.Add(time.Duration(len(rounds)+1) * soakRound)))
 
 	stopClients()
 	wg.Wait()
