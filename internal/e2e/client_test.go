@@ -224,6 +224,11 @@ func (c *client) miss(u string, status int, err error) {
 		return
 	}
 	c.st.missesOther.Add(1)
+	// Two kinds, so that one does not hide the other in the examples.
+	if strings.HasPrefix(c.context, "a /pub redirect") {
+		c.st.note("miss of a /pub redirect: %s: status %d: %v (%s; %s)", u, status, err, c.context, c.age())
+		return
+	}
 	c.st.note("miss: %s: status %d: %v (%s; %s)", u, status, err, c.context, c.age())
 }
 
