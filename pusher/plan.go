@@ -243,7 +243,9 @@ func withholdReason(dir string, unread []string, invalid map[string]string) (str
 
 // inPlace lists the carried repositories in which a planned upload (outside the
 // repomd.xml pair, which is the publication itself) overwrites an object the region holds
-// with other bytes.
+// with other bytes: any recorded copy but a missing one (a planned file is never verified
+// there). A copy recorded corrupt counts: corrupt is judged against the origin's current
+// file, and the object may be exactly what the repomd.xml the region serves names.
 func inPlace(region *model.Region, p *RegionPlan, objects map[int64]*db.RegionObject, repos []model.Repository) []model.Repository {
 	var out []model.Repository
 	for _, repo := range repos {
@@ -252,7 +254,7 @@ func inPlace(region *model.Region, p *RegionPlan, objects map[int64]*db.RegionOb
 		}
 		rewrites := func(it Item) bool {
 			o := objects[it.File.ID]
-			return o != nil && o.State == db.ObjectPresent && !bytes.Equal(o.SHA256, it.File.SHA256) && under(it.File.Path, repo.Directory)
+			return o != nil && o.State != db.ObjectMissing && under(it.File.Path, repo.Directory)
 		}
 		if slices.ContainsFunc(p.Items[PhaseFiles], rewrites) || slices.ContainsFunc(p.Items[PhaseRepodata], rewrites) {
 			out = append(out, repo)

@@ -270,3 +270,52 @@ func TestKMSBucketObjectsAreNotCondemnedByETag(t *testing.T) {
 		t.Fatalf("scan of a KMS bucket with one damaged object: %+v", rep)
 	}
 }
+
+// TestRewrittenInPlaceStaysOutUntilPushed: a push that re-signed a package under its name
+// took the repository out (stale) and overwrote the package with the origin's new bytes,
+// then failed before publishing repomd.xml. The region still serves the older repomd.xml,
+// whose primary.xml names the package's old checksum; every object matches the origin.
+// Before the fix a scan put the region back as an alternate, and dnf clients of the older
+// metadata failed the package's checksum (found by TestConcurrencySoak).
+func TestRewrittenInPlaceStaysOutUntilPushed(t *testing.T) {
+	f := newFixture(t, 0)
+	srv := testenv.SharedS3(t)
+	a := f.s3Region("eu-north-1", srv)
+	f.push(a)
+	if f.scan(a); f.repoState(a) != db.RepoFresh {
+		t.Fatalf("first scan: %s (%s)", f.repoState(a), f.repoError(a))
+	}
+	// The origin publishes a new version; a package is rewritten under its name.
+	pkg := repoDir + "/Packages/hello-1.0-1.noarch.rpm"
+	resigned, err := os.ReadFile(filepath.Join(f.origin, pkg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resigned = append(resigned, "re-signed"...)
+	if err := os.WriteFile(filepath.Join(f.origin, pkg), resigned, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.newRevision("2200000000")
+	f.inventory()
+	// What the interrupted push left: the repository taken out, the package overwritten.
+	repos, _ := f.db.ListRepositories(context.Background())
+	states, _ := f.db.RegionRepos(context.Background())
+	if len(repos) != 1 || len(states) != 1 {
+		t.Fatalf("repositories %d, states %d", len(repos), len(states))
+	}
+	out := states[0]
+	out.State, out.Error = db.RepoStale, "being rewritten in place"
+	if err := f.db.SetRegionRepo(context.Background(), db.NoFence, out); err != nil {
+		t.Fatal(err)
+	}
+	f.putBack(a, srv, pkg, resigned)
+
+	rep := f.scan(a)[0]
+	if s := f.repoState(a); s != db.RepoStale {
+		t.Fatalf("a region serving the older repomd.xml over a package rewritten in place is %s (%q), report %+v", s, f.repoError(a), rep.Repos)
+	}
+	f.push(a)
+	if f.scan(a); f.repoState(a) != db.RepoFresh {
+		t.Fatalf("after the push: %s (%s)", f.repoState(a), f.repoError(a))
+	}
+}

@@ -141,6 +141,7 @@ type originState struct {
 	byPath   map[string]*db.File
 	repos    []model.Repository
 	versions map[int64][]db.RepomdVersion
+	served   map[[2]int64]*db.RegionRepo // (region, repository) -> what was last recorded
 }
 
 func (s *Scanner) loadOrigin(ctx context.Context) (*originState, error) {
@@ -160,6 +161,14 @@ func (s *Scanner) loadOrigin(ctx context.Context) (*originState, error) {
 		if o.versions[r.ID], err = s.DB.RepomdVersions(ctx, r.ID); err != nil {
 			return nil, err
 		}
+	}
+	states, err := s.DB.RegionRepos(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o.served = make(map[[2]int64]*db.RegionRepo, len(states))
+	for i := range states {
+		o.served[[2]int64{states[i].RegionID, states[i].RepositoryID}] = &states[i]
 	}
 	return o, nil
 }
@@ -393,6 +402,10 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 			stale("%s does not match the %s checksum the repomd.xml it serves names", d.Href, d.Algorithm)
 			return
 		}
+	}
+	if res.State == db.RepoAlternate && !AlternateVerified(origin.served[[2]int64{r.ID, repo.ID}], res.RepomdSHA256) {
+		stale("serves an older repomd.xml that was not verified here; the next push publishes the current one")
+		return
 	}
 	if res.State != db.RepoFresh {
 		return // an older signature is not in the inventory to compare with

@@ -172,3 +172,18 @@ func DataEvidence(d repomd.Data, f *db.File, holdsOrigin bool) Evidence {
 	}
 	return boolEvidence(bytes.Equal(want, f.SHA256))
 }
+
+// AlternateVerified reports whether a region serving an older repomd.xml (sha256 served)
+// may stay in the answers as an alternate: only when it was last recorded serving that
+// same version as fresh or alternate. A scan cannot check an older version's packages
+// (they are named by its primary.xml, not by repomd.xml), and a push that rewrites files
+// in place overwrites them with the origin's current bytes, which the object comparison
+// then finds right; such a push takes the repository out first, and that record must
+// stand until a push makes the region fresh again. Likewise a region that moved, or was
+// never verified serving this version, is not offered for it.
+func AlternateVerified(prev *db.RegionRepo, served []byte) bool {
+	if prev == nil || served == nil {
+		return false
+	}
+	return (prev.State == db.RepoFresh || prev.State == db.RepoAlternate) && bytes.Equal(prev.RepomdSHA256, served)
+}

@@ -1,6 +1,7 @@
 package scanner
 
 import (
+	"bytes"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
@@ -118,5 +119,29 @@ func TestDataEvidence(t *testing.T) {
 		if got := DataEvidence(c.d, c.f, c.holds); got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, got, c.want)
 		}
+	}
+}
+
+func TestAlternateVerified(t *testing.T) {
+	v1, v2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	for _, tc := range []struct {
+		name string
+		prev *db.RegionRepo
+		want bool
+	}{
+		{"never recorded (a new or moved region)", nil, false},
+		{"verified fresh with that version", &db.RegionRepo{State: db.RepoFresh, RepomdSHA256: v1}, true},
+		{"already an alternate with that version", &db.RegionRepo{State: db.RepoAlternate, RepomdSHA256: v1}, true},
+		{"fresh with another version (reverted behind our back)", &db.RegionRepo{State: db.RepoFresh, RepomdSHA256: v2}, false},
+		{"taken out by a push rewriting in place", &db.RegionRepo{State: db.RepoStale, RepomdSHA256: v1, Error: "being rewritten in place"}, false},
+		{"unreachable at the last scan", &db.RegionRepo{State: db.RepoUnreachable}, false},
+		{"missing at the last scan", &db.RegionRepo{State: db.RepoMissing}, false},
+	} {
+		if got := AlternateVerified(tc.prev, v1); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if AlternateVerified(&db.RegionRepo{State: db.RepoFresh}, nil) {
+		t.Error("nothing served is no alternate")
 	}
 }

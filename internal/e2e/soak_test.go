@@ -30,6 +30,7 @@ const (
 	soakRound       = 5 * time.Second
 	soakAlternates  = 15 * time.Second
 	soakDeleteGrace = 18 * time.Second
+	soakAnnounce    = time.Second
 )
 
 // TestConcurrencySoak is the promise under the concurrency of production (issue 12): two
@@ -48,6 +49,10 @@ func TestConcurrencySoak(t *testing.T) {
 	w.env = append(w.env,
 		"REGIONMIRROR_PUSH_DELETE_GRACE="+soakDeleteGrace.String(),
 		"REGIONMIRROR_METALINK_ALTERNATES_MAX_AGE="+soakAlternates.String(),
+		// Servers rebuild within about 250 ms of a notification; production's 3 s would make
+		// a push of in-place rewrites (one region after another, each waiting for the
+		// servers after taking the repository out) longer than a round.
+		"REGIONMIRROR_PUSH_ANNOUNCE_DELAY="+soakAnnounce.String(),
 	)
 	// The region whose public URL moves: a second listener in front of its S3 server.
 	moved := w.regions[1]
