@@ -17,8 +17,9 @@ import (
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
-// Exit statuses. Bad input (flags, arguments, config, unknown names, a database that cannot
-// be reached or is not migrated) is 2, so scripts can tell it from a failed run.
+// Exit statuses. Bad input (flags, arguments, config, unknown names, no or an unparsable
+// database_url, a schema that does not match the binary) is 2, so scripts can tell it from
+// a failed run; a dependency that cannot be reached (the database, S3) is a failure, 1.
 const (
 	exitOK       = 0
 	exitFailure  = 1
@@ -109,12 +110,24 @@ func exitCode(err error) int {
 		return exitOK
 	case !isRunError(err): // cobra: unknown command or flag, wrong number of arguments
 		return exitBadInput
-	case model.IsValidation(err), errors.As(err, &ce), errors.As(err, &dce), errors.As(err, &se),
+	case errors.As(err, &dce):
+		if badDatabaseURL(dce) {
+			return exitBadInput
+		}
+		return exitFailure // an outage, not a typo: a scheduler retries it
+	case model.IsValidation(err), errors.As(err, &ce), errors.As(err, &se),
 		errors.As(err, &ue), errors.Is(err, db.ErrNotFound), errors.Is(err, db.ErrExists):
 		return exitBadInput
 	default:
 		return exitFailure
 	}
+}
+
+// badDatabaseURL tells a ConnectError that is the configuration's fault (no database_url,
+// or one that does not parse) from a database that did not answer; db.Open names no host
+// in the former.
+func badDatabaseURL(e *db.ConnectError) bool {
+	return strings.HasPrefix(e.Target, "(")
 }
 
 // action wraps a command's work so its errors are told apart from parse errors.
