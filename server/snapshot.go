@@ -61,7 +61,7 @@ type Region struct {
 	Netblocks    []netip.Prefix
 	Health       string // db.HealthUnknown, Up or Down
 	HealthSince  time.Time
-	HealthError  string
+	HealthError  string // model.PublicReason of the recorded error
 	// Unreachable is why this server's own prober cannot reach the region ("" when it can):
 	// the error and since when. It is not in the database: each server sees its own network.
 	Unreachable string
@@ -122,7 +122,7 @@ type RegionRepo struct {
 	Version    int    // index into Repository.Versions of the served repomd.xml; -1 if none of them
 	SHA256     []byte
 	HTTPStatus int
-	Error      string
+	Error      string // model.PublicReason of the recorded error
 	VerifiedAt time.Time
 }
 
@@ -185,7 +185,8 @@ func BuildSnapshot(data *db.SnapshotData, files *FileIndex, policy Policy, unrea
 	for _, h := range data.Health {
 		if i, ok := regionIdx[h.RegionID]; ok {
 			r := s.Regions[i]
-			r.Health, r.HealthSince, r.HealthError = h.State, h.ChangedAt, h.LastError
+			// Public answers show what failed, never the bucket or endpoint the error names.
+			r.Health, r.HealthSince, r.HealthError = h.State, h.ChangedAt, model.PublicReason(h.LastError)
 		}
 	}
 
@@ -229,7 +230,8 @@ func BuildSnapshot(data *db.SnapshotData, files *FileIndex, policy Policy, unrea
 		if repo == nil || !ok {
 			continue
 		}
-		st := RegionRepo{Known: true, State: rr.State, Version: -1, SHA256: rr.RepomdSHA256, HTTPStatus: rr.HTTPStatus, Error: rr.Error}
+		st := RegionRepo{Known: true, State: rr.State, Version: -1, SHA256: rr.RepomdSHA256, HTTPStatus: rr.HTTPStatus,
+			Error: model.PublicReason(rr.Error)}
 		if rr.VerifiedAt != nil {
 			st.VerifiedAt = *rr.VerifiedAt
 		}

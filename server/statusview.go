@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // The views below are what the dashboard renders and the JSON API returns. They are built
@@ -264,7 +265,7 @@ func (s *Server) statusView(snap *Snapshot) *StatusView {
 		GeneratedAt: now,
 		Snapshot: SnapshotView{ReadAt: snap.ReadAt, Regions: len(snap.Regions), Repositories: len(snap.Repos),
 			FilesLoaded: snap.Files != nil},
-		Database:     DatabaseView{OK: st.DBError == "", Error: st.DBError, ErrorAt: timePtr(st.DBErrorAt)},
+		Database:     DatabaseView{OK: st.DBError == "", Error: model.PublicReason(st.DBError), ErrorAt: timePtr(st.DBErrorAt)},
 		Regions:      s.regionViews(snap),
 		Repositories: repositoryViews(snap, now),
 		RecentRuns:   []db.Run{},
@@ -275,10 +276,8 @@ func (s *Server) statusView(snap *Snapshot) *StatusView {
 	}
 	if a := s.opt.Activity; a != nil {
 		av := a.View()
-		v.Database.ActivityReadAt, v.Database.ActivityError = timePtr(av.ReadAt), av.Error
-		if av.RecentRuns != nil {
-			v.RecentRuns = av.RecentRuns
-		}
+		v.Database.ActivityReadAt, v.Database.ActivityError = timePtr(av.ReadAt), model.PublicReason(av.Error)
+		v.RecentRuns = publicRuns(av.RecentRuns)
 		var regionBytes int64
 		for _, t := range a.Totals() {
 			if t.Region == "" {
@@ -292,6 +291,17 @@ func (s *Server) statusView(snap *Snapshot) *StatusView {
 		}
 	}
 	return v
+}
+
+// publicRuns copies runs with their errors as public answers may show them: the full
+// error names buckets and endpoints, and stays in the logs and the CLI.
+func publicRuns(runs []db.Run) []db.Run {
+	out := make([]db.Run, len(runs))
+	for i, r := range runs {
+		r.Error = model.PublicReason(r.Error)
+		out[i] = r
+	}
+	return out
 }
 
 // LocateView answers /api/v1/locate: where a file is, in the order this client gets it.
