@@ -186,7 +186,7 @@ func (p *Prober) due(snap *Snapshot) []probeTarget {
 func probeTargetOf(snap *Snapshot, r *Region) probeTarget {
 	for _, repo := range snap.Repos {
 		st := repo.InRegion[r.Index]
-		if st.Known && (st.State == db.RepoFresh || st.State == db.RepoAlternate) && r.Carries(repo.Directory) {
+		if st.Known && (st.State == db.RepoFresh || st.State == db.RepoAlternate) && r.CarriesRepository(repo.Directory) {
 			return probeTarget{id: r.ID, name: r.Name, url: r.base + repo.repomdPath, repomd: true,
 				what: repo.Name + "/" + repo.Arch + " repomd.xml"}
 		}

@@ -81,8 +81,8 @@ type VersionView struct {
 
 // Cell states beyond the recorded db.Repo* ones.
 const (
-	CellExcluded   = "excluded"   // the region's includes leave the repository out
-	CellUnverified = "unverified" // nothing recorded yet
+	CellExcluded   = model.RepoExcluded   // the region's includes leave the repository out
+	CellUnverified = model.RepoUnverified // nothing recorded yet
 )
 
 // CellView is what one region serves of one repository.
@@ -229,30 +229,14 @@ func repositoryViews(snap *Snapshot, now time.Time) []RepositoryView {
 	return out
 }
 
-// cellOf says what a region serves of a repository, judged against the current versions
-// as selection judges it: a region recorded fresh counts as alternate once a newer
-// repomd.xml appears, and as stale once that one is older than the alternates window.
+// cellOf says what a region serves of a repository, by the rule selection follows
+// (model.Freshness): a region recorded fresh counts as alternate once a newer repomd.xml
+// appears, and as stale once that one is older than the alternates window.
 func cellOf(snap *Snapshot, repo *Repository, r *Region, now time.Time) CellView {
-	c := CellView{Region: r.Name}
-	if !r.Carries(repo.Directory) {
-		c.State = CellExcluded
-		return c
-	}
-	st := repo.InRegion[r.Index]
-	if !st.Known {
-		c.State = CellUnverified
-		return c
-	}
-	c.State, c.VerifiedAt, c.Error = st.State, timePtr(st.VerifiedAt), st.Error
-	if st.State == db.RepoFresh || st.State == db.RepoAlternate {
-		switch {
-		case st.Version == 0:
-			c.State = db.RepoFresh
-		case st.Version > 0 && now.Sub(repo.Versions[st.Version].SupersededAt) <= snap.Policy.AlternatesMaxAge:
-			c.State = db.RepoAlternate
-		default:
-			c.State = db.RepoStale
-		}
+	f := snap.freshness(repo, r, now)
+	c := CellView{Region: r.Name, State: f.State}
+	if st := repo.InRegion[r.Index]; st.Known && f.State != model.RepoExcluded {
+		c.VerifiedAt, c.Error = timePtr(st.VerifiedAt), st.Error
 	}
 	return c
 }
