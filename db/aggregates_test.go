@@ -75,7 +75,7 @@ func TestObjectsRepomdRegionReposRunsHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, _ := d.GetFile(ctx, "x/a.rpm")
-	if err := d.RecordObjects(ctx, r.ID, []db.ObjectUpdate{{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Pushed: true, Verified: true}}); err != nil {
+	if err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Pushed: true, Verified: true}}); err != nil {
 		t.Fatal(err)
 	}
 	objs, err := d.RegionObjects(ctx, r.ID)
@@ -83,7 +83,7 @@ func TestObjectsRepomdRegionReposRunsHealth(t *testing.T) {
 		t.Fatalf("objects: %+v %v", objs, err)
 	}
 	// A scan finding it missing keeps pushed_at.
-	if err := d.RecordObjects(ctx, r.ID, []db.ObjectUpdate{{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectMissing, Verified: true}}); err != nil {
+	if err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectMissing, Verified: true}}); err != nil {
 		t.Fatal(err)
 	}
 	objs, _ = d.RegionObjects(ctx, r.ID)
@@ -115,7 +115,7 @@ func TestObjectsRepomdRegionReposRunsHealth(t *testing.T) {
 		t.Fatalf("after going back to v1, v1 must be current: %+v %v", vs, err)
 	}
 
-	if err := d.SetRegionRepo(ctx, db.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, RepomdSHA256: v1.SHA256, State: db.RepoFresh, HTTPStatus: 200}); err != nil {
+	if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, RepomdSHA256: v1.SHA256, State: db.RepoFresh, HTTPStatus: 200}); err != nil {
 		t.Fatal(err)
 	}
 	rrs, err := d.RegionRepos(ctx)
@@ -210,7 +210,7 @@ func TestRecordObjectsLastUpdateWins(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, _ := d.GetFile(ctx, "a")
-	err := d.RecordObjects(ctx, r.ID, []db.ObjectUpdate{
+	err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{
 		{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Pushed: true, Verified: true},
 		{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectCorrupt, Verified: true},
 	})

@@ -186,7 +186,7 @@ func TestRegionCRUD(t *testing.T) {
 	if _, err := d.GetRegion(ctx, "nowhere"); !errors.Is(err, db.ErrNotFound) {
 		t.Errorf("GetRegion(unknown) = %v", err)
 	}
-	updated, err := d.UpdateRegion(ctx, "eu-central-1", func(r *model.Region) error {
+	updated, _, err := d.UpdateRegion(ctx, "eu-central-1", func(r *model.Region) error {
 		r.Weight = 7
 		r.Enabled = false
 		r.Latitude, r.Longitude = nil, nil
@@ -196,7 +196,7 @@ func TestRegionCRUD(t *testing.T) {
 		t.Fatalf("update: %+v %v", updated, err)
 	}
 	// An edit that fails writes nothing.
-	_, err = d.UpdateRegion(ctx, "eu-central-1", func(r *model.Region) error {
+	_, _, err = d.UpdateRegion(ctx, "eu-central-1", func(r *model.Region) error {
 		r.Weight = 99
 		return errors.New("refused")
 	})
@@ -206,7 +206,7 @@ func TestRegionCRUD(t *testing.T) {
 	if got, _ := d.GetRegion(ctx, "eu-central-1"); got.Weight != 7 || got.Latitude != nil {
 		t.Errorf("failing edit changed the row: %+v", got)
 	}
-	if _, err := d.UpdateRegion(ctx, "nowhere", func(*model.Region) error { return nil }); !errors.Is(err, db.ErrNotFound) {
+	if _, _, err := d.UpdateRegion(ctx, "nowhere", func(*model.Region) error { return nil }); !errors.Is(err, db.ErrNotFound) {
 		t.Errorf("update unknown: %v", err)
 	}
 

@@ -135,7 +135,7 @@ func TestUpdateFileTable(t *testing.T) {
 				}
 				recs = append(recs, u)
 			}
-			if err := d.RecordObjects(ctx, r.ID, recs); err != nil {
+			if err := d.RecordObjects(ctx, db.NoFence, r.ID, recs); err != nil {
 				t.Fatal(err)
 			}
 			f := all[rng.IntN(len(all))]
@@ -310,7 +310,7 @@ func TestReconcileFileTable(t *testing.T) {
 	for _, f := range all {
 		ups = append(ups, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true})
 	}
-	if err := d.RecordObjects(ctx, r.ID, ups); err != nil {
+	if err := d.RecordObjects(ctx, db.NoFence, r.ID, ups); err != nil {
 		t.Fatal(err)
 	}
 	base, err := d.LoadFileTable(ctx)
@@ -428,7 +428,7 @@ func TestFileTableFile(t *testing.T) {
 	for _, f := range all[:30] {
 		ups = append(ups, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true})
 	}
-	if err := d.RecordObjects(ctx, r.ID, ups); err != nil {
+	if err := d.RecordObjects(ctx, db.NoFence, r.ID, ups); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("q/new.rpm", "new")}, Deleted: []string{all[35].Path}}); err != nil {

@@ -59,8 +59,9 @@ type ObjectUpdate struct {
 	Verified bool // set verified_at to now
 }
 
-// RecordObjects upserts a batch of a region's objects in one statement and transaction.
-func (d *DB) RecordObjects(ctx context.Context, regionID int64, updates []ObjectUpdate) error {
+// RecordObjects upserts a batch of a region's objects in one statement and transaction,
+// if fence still holds.
+func (d *DB) RecordObjects(ctx context.Context, fence Fence, regionID int64, updates []ObjectUpdate) error {
 	if len(updates) == 0 {
 		return nil
 	}
@@ -80,6 +81,9 @@ func (d *DB) RecordObjects(ctx context.Context, regionID int64, updates []Object
 		states, pushed, verified = append(states, u.State), append(pushed, u.Pushed), append(verified, u.Verified)
 	}
 	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		if err := fence.check(ctx, tx); err != nil {
+			return err
+		}
 		// One statement for the batch: a scan of a large region rewrites every row.
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO region_objects AS o (region_id, file_id, size, sha256, state, pushed_at, verified_at, current)
@@ -104,9 +108,13 @@ func (d *DB) RecordObjects(ctx context.Context, regionID int64, updates []Object
 	return nil
 }
 
-// DeleteObjects forgets a region's copies of the given files (after gc removed them).
-func (d *DB) DeleteObjects(ctx context.Context, regionID int64, fileIDs []int64) error {
+// DeleteObjects forgets a region's copies of the given files (after gc removed them), if
+// fence still holds.
+func (d *DB) DeleteObjects(ctx context.Context, fence Fence, regionID int64, fileIDs []int64) error {
 	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		if err := fence.check(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, "DELETE FROM region_objects WHERE region_id = $1 AND file_id = ANY($2)", regionID, fileIDs); err != nil {
 			return err
 		}
@@ -116,6 +124,25 @@ func (d *DB) DeleteObjects(ctx context.Context, regionID int64, fileIDs []int64)
 		return fmt.Errorf("delete objects: %w", err)
 	}
 	return nil
+}
+
+// MarkDeleting sets the state of a region's copies of the given files to deleting, if
+// fence still holds: servers stop sending clients to them once they read the change, so
+// gc marks before it deletes. It returns the database's clock after the commit.
+func (d *DB) MarkDeleting(ctx context.Context, fence Fence, regionID int64, fileIDs []int64) (time.Time, error) {
+	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		if err := fence.check(ctx, tx); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "UPDATE region_objects SET state = 'deleting' WHERE region_id = $1 AND file_id = ANY($2)", regionID, fileIDs); err != nil {
+			return err
+		}
+		return notify(ctx, tx, "objects")
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("mark deleting: %w", err)
+	}
+	return d.Now(ctx)
 }
 
 // ForgetObject removes the record of a path's copy in one region (regionID > 0) or in

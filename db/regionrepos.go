@@ -28,9 +28,13 @@ type RegionRepo struct {
 	VerifiedAt   *time.Time
 }
 
-// SetRegionRepo records what a region was just verified to serve (verified_at = now).
-func (d *DB) SetRegionRepo(ctx context.Context, rr RegionRepo) error {
+// SetRegionRepo records what a region was just verified to serve (verified_at = now), if
+// fence still holds.
+func (d *DB) SetRegionRepo(ctx context.Context, fence Fence, rr RegionRepo) error {
 	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		if err := fence.check(ctx, tx); err != nil {
+			return err
+		}
 		var status *int
 		if rr.HTTPStatus != 0 {
 			status = &rr.HTTPStatus

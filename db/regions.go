@@ -109,12 +109,32 @@ func (d *DB) ListRegions(ctx context.Context) ([]model.Region, error) {
 	return out, nil
 }
 
+// RegionMove is what an edit of a region's location forgot.
+type RegionMove struct {
+	Moved        bool // the bucket, directory, endpoint, prefix or public URL changed
+	Copies       int  // copies recorded there, forgotten
+	Repositories int  // repository states recorded there, forgotten
+}
+
+// Moved reports whether a region edit changes where its copy is: its storage, or the URL
+// clients fetch it from. What was verified at the old place says nothing about the new.
+func Moved(before, after *model.Region) bool {
+	return before.Bucket != after.Bucket || before.Dir != after.Dir || before.Endpoint != after.Endpoint ||
+		before.Prefix != after.Prefix || before.PublicURL != after.PublicURL
+}
+
 // UpdateRegion reads the region, lets edit change it, and writes it back in one
 // transaction. edit must validate what it changes; an error from it writes nothing.
-// Name, kind, ID and timestamps are not changed by an update.
-func (d *DB) UpdateRegion(ctx context.Context, name string, edit func(*model.Region) error) (*model.Region, error) {
+// Name, kind, ID and timestamps are not changed by an update. An edit that moves the
+// region forgets, in the same transaction, every copy and repository state recorded
+// there, and bumps the generation of its write lock, so that a push or gc still running
+// against the old place can record nothing: until a push or scan verifies the new place,
+// no client is sent there.
+func (d *DB) UpdateRegion(ctx context.Context, name string, edit func(*model.Region) error) (*model.Region, RegionMove, error) {
 	var out *model.Region
+	var move RegionMove
 	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		move = RegionMove{}
 		r, err := scanRegion(tx.QueryRow(ctx, "SELECT "+regionColumns+" FROM regions WHERE name = $1 FOR UPDATE", name))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("region %q: %w", name, ErrNotFound)
@@ -123,6 +143,7 @@ func (d *DB) UpdateRegion(ctx context.Context, name string, edit func(*model.Reg
 			return fmt.Errorf("get region %s: %w", name, err)
 		}
 		id, kind, created := r.ID, r.Kind, r.CreatedAt
+		before := *r
 		if err := edit(r); err != nil {
 			return err
 		}
@@ -142,10 +163,37 @@ func (d *DB) UpdateRegion(ctx context.Context, name string, edit func(*model.Reg
 		if err != nil {
 			return fmt.Errorf("update region %s: %w", name, err)
 		}
+		if Moved(&before, r) {
+			if move, err = forgetRegionCopy(ctx, tx, r); err != nil {
+				return fmt.Errorf("update region %s: %w", name, err)
+			}
+		}
 		out = r
 		return notify(ctx, tx, "regions")
 	})
-	return out, err
+	return out, move, err
+}
+
+// forgetRegionCopy forgets everything verified in a region and fences off its write
+// lock's holder (a generation bump waits for that holder's fenced writes in flight).
+func forgetRegionCopy(ctx context.Context, tx pgx.Tx, r *model.Region) (RegionMove, error) {
+	move := RegionMove{Moved: true}
+	tag, err := tx.Exec(ctx, "DELETE FROM region_objects WHERE region_id = $1", r.ID)
+	if err != nil {
+		return move, err
+	}
+	move.Copies = int(tag.RowsAffected())
+	if tag, err = tx.Exec(ctx, "DELETE FROM region_repos WHERE region_id = $1", r.ID); err != nil {
+		return move, err
+	}
+	move.Repositories = int(tag.RowsAffected())
+	if _, err := tx.Exec(ctx, "UPDATE lock_generations SET generation = generation + 1 WHERE name = $1", WriteLock(r.Name)); err != nil {
+		return move, err
+	}
+	if err := notify(ctx, tx, "objects"); err != nil {
+		return move, err
+	}
+	return move, notify(ctx, tx, "region_repos")
 }
 
 // DeleteRegion removes a region and everything recorded about its copy; its runs stay,

@@ -31,7 +31,7 @@ func TestLoadSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := d.SetRegionRepo(ctx, db.RegionRepo{RegionID: a.ID, RepositoryID: repo.ID, RepomdSHA256: file("", "new").SHA256, State: db.RepoFresh}); err != nil {
+	if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: a.ID, RepositoryID: repo.ID, RepomdSHA256: file("", "new").SHA256, State: db.RepoFresh}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.RecordProbe(ctx, b.ID, "timeout", 1, 1); err != nil {
@@ -86,10 +86,10 @@ func TestLoadFileTable(t *testing.T) {
 		{FileID: p2.ID, Size: p2.Size, SHA256: file("", "stale").SHA256, State: db.ObjectPresent},
 		{FileID: p3.ID, Size: p3.Size, SHA256: p3.SHA256, State: db.ObjectMissing},
 	}
-	if err := d.RecordObjects(ctx, a.ID, upA); err != nil {
+	if err := d.RecordObjects(ctx, db.NoFence, a.ID, upA); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.RecordObjects(ctx, b.ID, upB); err != nil {
+	if err := d.RecordObjects(ctx, db.NoFence, b.ID, upB); err != nil {
 		t.Fatal(err)
 	}
 	ft, err := d.LoadFileTable(ctx)
@@ -129,7 +129,7 @@ func TestLoadFileTable(t *testing.T) {
 	if ft, _ := d.LoadFileTable(ctx); ft.Verified[b.ID].Count() != 0 || ft.Verified[a.ID].Count() != len(all)-1 {
 		t.Errorf("after the origin changed p1: b %d, a %d verified", ft.Verified[b.ID].Count(), ft.Verified[a.ID].Count())
 	}
-	if err := d.RecordObjects(ctx, b.ID, []db.ObjectUpdate{{FileID: p1.ID, Size: changed.Size, SHA256: changed.SHA256, State: db.ObjectPresent}}); err != nil {
+	if err := d.RecordObjects(ctx, db.NoFence, b.ID, []db.ObjectUpdate{{FileID: p1.ID, Size: changed.Size, SHA256: changed.SHA256, State: db.ObjectPresent}}); err != nil {
 		t.Fatal(err)
 	}
 	if ft, _ := d.LoadFileTable(ctx); ft.Verified[b.ID].Count() != 1 {

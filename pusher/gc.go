@@ -129,7 +129,7 @@ func (p *Pusher) gcRegion(ctx context.Context, r *model.Region, expired map[int6
 	defer func() {
 		// Forget what is gone even when a later delete failed.
 		if len(done) > 0 {
-			if derr := p.DB.DeleteObjects(context.WithoutCancel(ctx), r.ID, done); derr != nil && err == nil {
+			if derr := p.DB.DeleteObjects(context.WithoutCancel(ctx), db.NoFence, r.ID, done); derr != nil && err == nil {
 				err = derr
 			}
 		}

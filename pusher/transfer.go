@@ -313,7 +313,7 @@ func (p *Pusher) flush(ctx context.Context, rr *RegionResult) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	if err := p.DB.RecordObjects(context.WithoutCancel(ctx), rr.region.ID, batch); err != nil {
+	if err := p.DB.RecordObjects(context.WithoutCancel(ctx), db.NoFence, rr.region.ID, batch); err != nil {
 		return fmt.Errorf("push %s: %w", rr.Region, err)
 	}
 	return nil

@@ -57,7 +57,7 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 		if st.Via == repocheck.ViaStorage {
 			p.log().Info("read repomd.xml back through the storage API", slog.String("region", rr.Region), slog.String("path", path))
 		}
-		if err := p.DB.SetRegionRepo(ctx, st.RegionRepo); err != nil {
+		if err := p.DB.SetRegionRepo(ctx, db.NoFence, st.RegionRepo); err != nil {
 			rr.fail(err)
 			return
 		}

@@ -246,7 +246,7 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region, files []db.
 		// After a failed listing only bad news is recorded: good news needs the files checked.
 		good := res.State == db.RepoFresh || res.State == db.RepoAlternate
 		if probeErr == nil || !good {
-			if err := s.DB.SetRegionRepo(ctx, res.RegionRepo); err != nil {
+			if err := s.DB.SetRegionRepo(ctx, db.NoFence, res.RegionRepo); err != nil {
 				runErr = err
 				return rep
 			}
@@ -367,7 +367,7 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 	sort.Strings(rep.Extras)
 	for len(updates) > 0 {
 		n := min(len(updates), 1000)
-		if err := s.DB.RecordObjects(ctx, r.ID, updates[:n]); err != nil {
+		if err := s.DB.RecordObjects(ctx, db.NoFence, r.ID, updates[:n]); err != nil {
 			return err
 		}
 		updates = updates[n:]

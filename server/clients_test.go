@@ -106,7 +106,7 @@ func newClientEnv(t *testing.T, originURL string) *clientEnv {
 				}
 			}
 		}
-		if err := d.RecordObjects(ctx, r.ID, ups); err != nil {
+		if err := d.RecordObjects(ctx, db.NoFence, r.ID, ups); err != nil {
 			t.Fatal(err)
 		}
 		run, err := d.StartRun(ctx, db.RunPush, r)
@@ -139,7 +139,7 @@ func newClientEnv(t *testing.T, originURL string) *clientEnv {
 		} else {
 			rr.HTTPStatus, rr.Error = 404, "HTTP 404"
 		}
-		if err := d.SetRegionRepo(ctx, rr); err != nil {
+		if err := d.SetRegionRepo(ctx, db.NoFence, rr); err != nil {
 			t.Fatal(err)
 		}
 	}

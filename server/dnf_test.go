@@ -249,7 +249,7 @@ func TestDNFEndToEnd(t *testing.T) {
 		if def.tree == old {
 			state, sum = db.RepoAlternate, oldV.SHA256
 		}
-		if err := d.SetRegionRepo(ctx, db.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, RepomdSHA256: sum, State: state, HTTPStatus: 200}); err != nil {
+		if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, RepomdSHA256: sum, State: state, HTTPStatus: 200}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -341,7 +341,7 @@ func TestDNFEndToEnd(t *testing.T) {
 		dnf.must("install", "hello")
 
 		// Once a scan records it, the server leaves the region out.
-		if err := d.SetRegionRepo(ctx, db.RegionRepo{RegionID: regions["us-east-1"].ID, RepositoryID: repo.ID, RepomdSHA256: sha256Of(stale), State: db.RepoStale, HTTPStatus: 200}); err != nil {
+		if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: regions["us-east-1"].ID, RepositoryID: repo.ID, RepomdSHA256: sha256Of(stale), State: db.RepoStale, HTTPStatus: 200}); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, "the stale region to leave the metalink", func() bool {

@@ -37,7 +37,7 @@ func startHostile(t *testing.T) *hostileWorld {
 		t.Fatal(err)
 	}
 	got, _ := d.GetFile(ctx, f.Path)
-	if err := d.RecordObjects(ctx, r.ID, []db.ObjectUpdate{{FileID: got.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
+	if err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: got.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
 		t.Fatal(err)
 	}
 	store := NewStore(d, StoreOptions{LoadFiles: true, Debounce: 20 * time.Millisecond, Interval: time.Hour})

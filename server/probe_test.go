@@ -93,10 +93,10 @@ func newProbeEnv(t *testing.T, regions []probeRegion) *probeEnv {
 		if !pr.serves {
 			continue
 		}
-		if err := d.SetRegionRepo(ctx, db.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, State: db.RepoFresh, HTTPStatus: 200, RepomdSHA256: v.SHA256}); err != nil {
+		if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, State: db.RepoFresh, HTTPStatus: 200, RepomdSHA256: v.SHA256}); err != nil {
 			t.Fatal(err)
 		}
-		if err := d.RecordObjects(ctx, r.ID, []db.ObjectUpdate{{FileID: files[0].ID, Size: files[0].Size, SHA256: files[0].SHA256, State: db.ObjectPresent, Pushed: true, Verified: true}}); err != nil {
+		if err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: files[0].ID, Size: files[0].Size, SHA256: files[0].SHA256, State: db.ObjectPresent, Pushed: true, Verified: true}}); err != nil {
 			t.Fatal(err)
 		}
 	}

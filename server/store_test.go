@@ -73,7 +73,7 @@ func TestStoreFollowsNotifications(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := d.GetFile(ctx, f.Path)
-	if err := d.RecordObjects(ctx, a.ID, []db.ObjectUpdate{{FileID: got.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
+	if err := d.RecordObjects(ctx, db.NoFence, a.ID, []db.ObjectUpdate{{FileID: got.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the verified file", func() bool {
@@ -163,7 +163,7 @@ func TestStoreUpdatesFiles(t *testing.T) {
 			}
 			ups = append(ups, db.ObjectUpdate{FileID: got.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true})
 		}
-		if err := d.RecordObjects(ctx, a.ID, ups); err != nil {
+		if err := d.RecordObjects(ctx, db.NoFence, a.ID, ups); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -257,7 +257,7 @@ func pushedFile(t *testing.T, d *db.DB, regionID int64, path, content string) db
 	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{f}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.RecordObjects(ctx, regionID, []db.ObjectUpdate{{FileID: mustFileID(t, d, path), Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
+	if err := d.RecordObjects(ctx, db.NoFence, regionID, []db.ObjectUpdate{{FileID: mustFileID(t, d, path), Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
 		t.Fatal(err)
 	}
 	return f

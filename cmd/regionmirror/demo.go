@@ -147,7 +147,7 @@ func (a *app) demo(ctx context.Context, dir, origin, listen, regionsListen, geoi
 		}
 		// A reused demo may have been started on other ports.
 		if r.PublicURL != base+"/"+dr.name {
-			if r, err = d.UpdateRegion(ctx, dr.name, func(r *model.Region) error {
+			if r, _, err = d.UpdateRegion(ctx, dr.name, func(r *model.Region) error {
 				r.PublicURL = base + "/" + dr.name
 				return r.Normalize()
 			}); err != nil {

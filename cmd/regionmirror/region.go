@@ -227,7 +227,7 @@ func (a *app) regionEditCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := d.UpdateRegion(cmd.Context(), args[0], func(r *model.Region) error {
+			r, move, err := d.UpdateRegion(cmd.Context(), args[0], func(r *model.Region) error {
 				if err := f.apply(fs, r); err != nil {
 					return err
 				}
@@ -237,6 +237,11 @@ func (a *app) regionEditCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "updated region %s\n", r.Name)
+			if move.Moved {
+				// Nothing verified at the old place says anything about the new one.
+				fmt.Fprintf(a.stdout, "region %s moved: forgot %d verified copies and %d repository states; clients are not sent there until a push or scan verifies it (run: regionmirror push --region %s)\n",
+					r.Name, move.Copies, move.Repositories, r.Name)
+			}
 			return nil
 		}),
 	}
@@ -258,7 +263,7 @@ func (a *app) regionSetEnabledCmd(enable bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := d.UpdateRegion(cmd.Context(), args[0], func(r *model.Region) error {
+			if _, _, err := d.UpdateRegion(cmd.Context(), args[0], func(r *model.Region) error {
 				r.Enabled = enable
 				return nil
 			}); err != nil {

@@ -120,7 +120,7 @@ file are left alone. --dry-run prints the change and writes nothing.`,
 				if dryRun {
 					continue
 				}
-				if _, err := d.UpdateRegion(ctx, r.Name, func(m *model.Region) error {
+				if _, _, err := d.UpdateRegion(ctx, r.Name, func(m *model.Region) error {
 					m.Netblocks = want
 					return m.Normalize()
 				}); err != nil {

@@ -45,10 +45,10 @@ func servedEnv(t *testing.T) []string {
 	}
 	use1, _ := d.GetRegion(ctx, "us-east-1")
 	euc1, _ := d.GetRegion(ctx, "eu-central-1")
-	if err := d.SetRegionRepo(ctx, db.RegionRepo{RegionID: use1.ID, RepositoryID: repo.ID, RepomdSHA256: s2[:], State: db.RepoFresh}); err != nil {
+	if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: use1.ID, RepositoryID: repo.ID, RepomdSHA256: s2[:], State: db.RepoFresh}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.SetRegionRepo(ctx, db.RegionRepo{RegionID: euc1.ID, RepositoryID: repo.ID, State: db.RepoStale, Error: "serves an unknown repomd.xml"}); err != nil {
+	if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: euc1.ID, RepositoryID: repo.ID, State: db.RepoStale, Error: "serves an unknown repomd.xml"}); err != nil {
 		t.Fatal(err)
 	}
 	return env
