@@ -12,7 +12,9 @@ func TestFreshness(t *testing.T) {
 	// v3 current (seen 1h ago), v2 superseded 1h ago, v1 superseded 4 days ago.
 	versions := []RepomdVersion{{SHA256: v3}, {SHA256: v2, SupersededAt: now.Add(-time.Hour)}, {SHA256: v1, SupersededAt: now.Add(-96 * time.Hour)}}
 	window := AlternatesPolicy{MaxAge: 72 * time.Hour}
-	rec := func(state string, sha []byte) RecordedRepo { return RecordedRepo{Known: true, State: state, RepomdSHA256: sha} }
+	rec := func(state string, sha []byte) RecordedRepo {
+		return RecordedRepo{Known: true, State: state, RepomdSHA256: sha}
+	}
 	tests := []struct {
 		name     string
 		carried  bool
