@@ -62,7 +62,7 @@ func TestPublicAnswersHideStorage(t *testing.T) {
 	}
 	got, _ := d.GetFile(ctx, f.Path)
 	for _, r := range []*model.Region{euc1, euw1} {
-		if err := d.RecordObjects(ctx, r.ID, []db.ObjectUpdate{{FileID: got.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
+		if err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: got.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -97,7 +97,7 @@ func TestPublicAnswersHideStorage(t *testing.T) {
 		{RegionID: euc1.ID, RepositoryID: repo.ID, RepomdSHA256: s2[:], State: db.RepoFresh},
 		{RegionID: euw1.ID, RepositoryID: repo.ID, State: db.RepoUnreachable, Error: repoErr},
 	} {
-		if err := d.SetRegionRepo(ctx, rr); err != nil {
+		if err := d.SetRegionRepo(ctx, db.NoFence, rr); err != nil {
 			t.Fatal(err)
 		}
 	}

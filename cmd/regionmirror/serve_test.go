@@ -217,7 +217,7 @@ func TestStatusAgreesWithTheServer(t *testing.T) {
 	repo, _ := d.GetRepository(ctx, "demo-1", "x86_64")
 	aps1, _ := d.GetRegion(ctx, "ap-south-1")
 	old := sha256.Sum256([]byte("<repomd/>"))
-	if err := d.SetRegionRepo(ctx, db.RegionRepo{RegionID: aps1.ID, RepositoryID: repo.ID, RepomdSHA256: old[:], State: db.RepoFresh}); err != nil {
+	if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: aps1.ID, RepositoryID: repo.ID, RepomdSHA256: old[:], State: db.RepoFresh}); err != nil {
 		t.Fatal(err)
 	}
 	status := func(env []string) map[string]string {
