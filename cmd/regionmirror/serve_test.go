@@ -13,8 +13,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -255,5 +258,154 @@ func TestStatusAgreesWithTheServer(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("explain lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// lockedBuffer is a process's stderr, read while the process writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// count is how many lines of the log contain every one of want.
+func (l *lockedBuffer) count(want ...string) int {
+	n := 0
+	for line := range strings.SplitSeq(l.String(), "\n") {
+		all := true
+		for _, w := range want {
+			all = all && strings.Contains(line, w)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor waits until the log has n lines containing every one of want.
+func (l *lockedBuffer) waitFor(t *testing.T, n int, want ...string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if l.count(want...) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d log lines with %q:\n%s", n, want, l.String())
+		}
+	}
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "regionmirror")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestServeReloadsOnSIGHUP runs the real binary as systemd does and sends what
+// `systemctl reload` sends: serve keeps answering, reloads the configuration (the new log
+// level applies), the GeoIP database and the snapshot, and logs it; a broken configuration
+// is logged and the one in use stays. Then SIGTERM still stops it cleanly (issue 12,
+// defect 8: SIGHUP ended the process).
+func TestServeReloadsOnSIGHUP(t *testing.T) {
+	env := servedEnv(t)
+	bin := buildBinary(t)
+	cfgFile := filepath.Join(t.TempDir(), "regionmirror.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(cfgFile, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("log:\n  level: info\n")
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "serve", "--access-log=false")
+	cmd.Env = append(append(os.Environ(), env...), "REGIONMIRROR_CONFIG="+cfgFile, "REGIONMIRROR_SERVER_LISTEN="+addr,
+		"REGIONMIRROR_SERVER_GEOIP_DATABASE=../../testdata/geoip/regionmirror-test-city.mmdb")
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	stderr.waitFor(t, 1, `msg=serving`)
+	base := "http://" + addr
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if res, err := http.Get(base + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve not ready:\n%s", stderr.String())
+		}
+	}
+	answers := func(when string) {
+		t.Helper()
+		select {
+		case err := <-exited:
+			t.Fatalf("%s: serve exited: %v\n%s", when, err, stderr.String())
+		default:
+		}
+		res, err := http.Get(base + "/metalink?repo=demo-1&arch=x86_64")
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", when, err, stderr.String())
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("%s: metalink %s", when, res.Status)
+		}
+	}
+	answers("before SIGHUP")
+
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	stderr.waitFor(t, 1, "msg=reloaded", "config=true", "log_level=INFO", "geoip=true", "snapshot=true")
+	answers("after SIGHUP")
+
+	// A new log level applies.
+	write("log:\n  level: debug\n")
+	cmd.Process.Signal(syscall.SIGHUP)
+	stderr.waitFor(t, 1, "msg=reloaded", "config=true", "log_level=DEBUG")
+	stderr.waitFor(t, 1, "level=DEBUG", "snapshot rebuilt")
+	answers("after the log level changed")
+
+	// A broken configuration: an error, and the one in use stays (still debug).
+	write("push:\n  concurrency: 0\n")
+	cmd.Process.Signal(syscall.SIGHUP)
+	stderr.waitFor(t, 1, "level=ERROR", "configuration not reloaded; the one in use stays", "push.concurrency")
+	stderr.waitFor(t, 1, "msg=reloaded", "config=false", "log_level=DEBUG", "snapshot=true")
+	answers("after a broken configuration")
+
+	// Several at once, while requests are answered.
+	for range 5 {
+		cmd.Process.Signal(syscall.SIGHUP)
+		answers("during reloads")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("serve after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
 	}
 }
