@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
 	"github.com/spf13/cobra"
@@ -88,7 +89,7 @@ func (c *cronDaemon) run(ctx context.Context) error {
 		Help: "When the job last finished without failure."}, []string{"job"})
 	c.duration = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regionmirror_cron_job_last_duration_seconds",
 		Help: "How long the job's last run took."}, []string{"job"})
-	reg.MustRegister(c.runs, c.running, c.lastOK, c.duration, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(c.runs, c.running, c.lastOK, c.duration, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// Jobs get their own context: SIGTERM must not cut a push in half, only the
 	// shutdown deadline does.
