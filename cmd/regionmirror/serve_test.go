@@ -7,6 +7,8 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"maps"
@@ -408,4 +410,67 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve did not stop on SIGTERM")
 	}
+}
+
+// TestServeReloadsTLSOnSIGHUP: a reload picks up server.tls_cert and server.tls_key
+// naming another pair (the real binary, as systemd runs it), without dropping the
+// listener; a pair that does not load is logged and the one in use stays.
+func TestServeReloadsTLSOnSIGHUP(t *testing.T) {
+	env := servedEnv(t)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	pair := func(name string) (string, string) {
+		return filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+	}
+	c1, k1 := pair("first")
+	pool1 := selfSigned(t, c1, k1, "first")
+	c2, k2 := pair("second")
+	pool2 := selfSigned(t, c2, k2, "second")
+	cfgFile := filepath.Join(dir, "regionmirror.yaml")
+	write := func(cert, key string) {
+		if err := os.WriteFile(cfgFile, []byte("server:\n  tls_cert: "+cert+"\n  tls_key: "+key+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(c1, k1)
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "serve", "--access-log=false")
+	cmd.Env = append(append(os.Environ(), env...), "REGIONMIRROR_CONFIG="+cfgFile, "REGIONMIRROR_SERVER_LISTEN="+addr)
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	get := func(pool *x509.CertPool) (string, error) {
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+			TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		res, err := c.Get("https://" + addr + "/healthz")
+		if err != nil {
+			return "", err
+		}
+		defer res.Body.Close()
+		return res.TLS.PeerCertificates[0].Subject.CommonName, nil
+	}
+	serves := func(pool *x509.CertPool, want string) {
+		t.Helper()
+		var cn string
+		var err error
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if cn, err = get(pool); err == nil && cn == want {
+				return
+			}
+		}
+		t.Fatalf("want certificate %q, got %q %v\n%s", want, cn, err, stderr.String())
+	}
+	serves(pool1, "first")
+	write(c2, k2)
+	cmd.Process.Signal(syscall.SIGHUP)
+	stderr.waitFor(t, 1, "msg=reloaded", "config=true", "tls=true")
+	serves(pool2, "second")
+	write(filepath.Join(dir, "nonexistent.pem"), k2)
+	cmd.Process.Signal(syscall.SIGHUP)
+	stderr.waitFor(t, 1, "level=ERROR", "TLS certificate not reloaded; the one in use stays")
+	stderr.waitFor(t, 1, "msg=reloaded", "tls=false")
+	serves(pool2, "second")
 }
