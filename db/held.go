@@ -45,6 +45,10 @@ type Fence struct {
 // NoFence checks nothing: for tests' setup, never for production writes.
 var NoFence Fence
 
+// NotHeld is the fence of work that holds no lock (a dry run): every write carrying it
+// is refused.
+var NotHeld = Fence{name: "(no lock held)", gen: -1}
+
 // check verifies the fence inside a writer's transaction. FOR SHARE makes a new holder's
 // generation bump wait until this transaction ends, so a write that passed the check
 // commits before anyone else can plan on the region.

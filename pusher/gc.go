@@ -1,7 +1,6 @@
 package pusher
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,40 +12,59 @@ import (
 	"github.com/regionmirror/regionmirror/internal/objstore"
 )
 
+// GCOptions tune a gc.
+type GCOptions struct {
+	// Grace is push.delete_grace: how long a copy stays after the origin deleted its file
+	// and the last repomd.xml that may name it left the metalinks.
+	Grace time.Duration
+	// AlternatesMaxAge is metalink.alternates_max_age: how long a superseded repomd.xml is
+	// still offered.
+	AlternatesMaxAge time.Duration
+	// UpdateDelay is how long copies are marked deleting, on the database's clock, before
+	// their objects go: every server must have read the mark and stopped sending clients
+	// there (default DefaultAnnounceDelay; negative: no wait).
+	UpdateDelay time.Duration
+	// BatchSize is how many copies are deleted between two checks of the lock (default 64).
+	BatchSize int
+	DryRun    bool
+}
+
+func (o GCOptions) defaults() GCOptions {
+	if o.UpdateDelay == 0 {
+		o.UpdateDelay = DefaultAnnounceDelay
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 64
+	}
+	return o
+}
+
 // GCResult is what gc did in one region.
 type GCResult struct {
 	Region   string        `json:"region"`
 	Status   string        `json:"status"`
 	RunID    int64         `json:"run_id,omitempty"`
-	Expired  int           `json:"expired_files"` // files the region holds whose grace period is over
+	Expired  int           `json:"expired_files"` // copies of deleted files whose time has come
+	Kept     int           `json:"kept_files"`    // copies of deleted files that must stay for now
 	Deleted  int           `json:"deleted_files"`
-	Paths    []string      `json:"paths,omitempty"` // with --dry-run: what would be deleted
+	Paths    []string      `json:"paths,omitempty"`      // with --dry-run: what would be deleted
+	KeptWhy  []GCKept      `json:"kept,omitempty"`       // with --dry-run: what stays, and why
+	Twins    []string      `json:"twins_kept,omitempty"` // "+" twin keys left alone: real files
 	Error    string        `json:"error,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
 }
 
-// GC removes from regions the files the origin deleted more than grace ago. It never
-// runs beside a push of the same region (they share the region's lock), and it leaves a
-// region alone while any repository there is not fresh: a region still serving older
-// metadata may still need the files that metadata names.
-func (p *Pusher) GC(ctx context.Context, regions []*model.Region, grace time.Duration, dryRun bool) ([]*GCResult, int, error) {
-	expired, err := p.DB.ExpiredFiles(ctx, grace)
-	if err != nil {
-		return nil, 0, err
-	}
-	byID := make(map[int64]*db.File, len(expired))
-	for i := range expired {
-		byID[expired[i].ID] = &expired[i]
-	}
-	repos, err := p.DB.ListRepositories(ctx)
-	if err != nil {
-		return nil, 0, err
-	}
+// GC removes from regions the copies of files the origin deleted, once PlanGC allows it.
+// Each region is judged under its write lock (a push of it cannot run meanwhile), from
+// what the database says at that moment; the copies go database-first: marked deleting,
+// then, once every server has read that, the objects, then the records.
+func (p *Pusher) GC(ctx context.Context, regions []*model.Region, o GCOptions) ([]*GCResult, int, error) {
+	o = o.defaults()
 	var results []*GCResult
 	for _, r := range regions {
 		start := time.Now()
 		res := &GCResult{Region: r.Name}
-		err := p.gcRegion(ctx, r, byID, repos, dryRun, res)
+		err := p.gcRegion(ctx, r, o, res)
 		res.Duration, res.Status = time.Since(start), db.RunOK
 		var le *db.LockedError
 		switch {
@@ -56,65 +74,170 @@ func (p *Pusher) GC(ctx context.Context, regions []*model.Region, grace time.Dur
 			res.Status, res.Error = db.RunFailed, err.Error()
 			p.log().Error("gc failed", slog.String("region", r.Name), slog.Any("err", err))
 		default:
-			p.log().Info("gc finished", slog.String("region", r.Name), slog.Int("deleted", res.Deleted))
+			p.log().Info("gc finished", slog.String("region", r.Name), slog.Int("deleted", res.Deleted), slog.Int("kept", res.Kept))
 		}
 		results = append(results, res)
 	}
-	if dryRun || len(expired) == 0 {
+	if o.DryRun {
 		return results, 0, nil
 	}
-	ids := make([]int64, 0, len(expired))
-	for _, f := range expired {
-		ids = append(ids, f.ID)
+	// Forget deleted files whose time has come and that no region holds (a failed
+	// region keeps them recorded; PurgeFiles checks both in its own transaction).
+	st, err := p.DB.GCState(ctx, 0)
+	if err != nil {
+		return results, 0, err
 	}
-	// Forget files no region holds any more (a failed region keeps them recorded).
+	in, err := p.gcInput(ctx, st, nil, o, true)
+	if err != nil {
+		return results, 0, err
+	}
+	var ids []int64
+	for _, d := range PlanGC(in).Delete {
+		ids = append(ids, d.FileID)
+	}
+	if len(ids) == 0 {
+		return results, 0, nil
+	}
 	purged, err := p.DB.PurgeFiles(ctx, ids)
 	return results, purged, err
 }
 
-func (p *Pusher) gcRegion(ctx context.Context, r *model.Region, expired map[int64]*db.File, repos []model.Repository, dryRun bool, res *GCResult) (err error) {
-	if !dryRun {
-		lock, err := p.DB.TryLock(ctx, "push/"+r.Name)
-		if err != nil {
-			return fmt.Errorf("gc %s: %w", r.Name, err)
+// gcInput assembles PlanGC's input from the database's state (and, for "+" twins, the
+// origin). allFresh ignores the region's freshness (the purge of files no region holds).
+func (p *Pusher) gcInput(ctx context.Context, st *db.GCState, r *model.Region, o GCOptions, allFresh bool) (GCInput, error) {
+	repos, err := p.DB.ListRepositories(ctx)
+	if err != nil {
+		return GCInput{}, err
+	}
+	in := GCInput{Now: st.Now, Grace: o.Grace, AlternatesMaxAge: o.AlternatesMaxAge}
+	if r != nil {
+		in.Includes = r.Includes
+	}
+	for _, repo := range repos {
+		in.Repositories = append(in.Repositories, GCRepository{Name: repo.Name, Arch: repo.Arch, Directory: repo.Directory,
+			Versions: gcVersions(st.FirstSeen[repo.ID]), FreshInRegion: allFresh || st.Fresh[repo.ID]})
+	}
+	var twins []string
+	for _, c := range st.Copies {
+		in.Copies = append(in.Copies, GCCopy{FileID: c.FileID, Path: c.Path, DeletedAt: c.DeletedAt, State: c.State})
+		if twin := model.SpaceTwin(c.Path); twin != "" {
+			twins = append(twins, twin)
 		}
-		defer lock.Release()
-		run, err := p.DB.StartRun(ctx, db.RunGC, r)
-		if err != nil {
-			return fmt.Errorf("gc %s: %w", r.Name, err)
+	}
+	if in.RealPaths, err = p.DB.RecordedPaths(ctx, twins); err != nil {
+		return GCInput{}, err
+	}
+	// A twin the origin has but the inventory has not recorded yet is a real file too.
+	if p.Origin != nil {
+		for _, t := range twins {
+			if f, err := p.Origin.Open(t); err == nil {
+				f.Close()
+				in.RealPaths[t] = true
+			}
 		}
-		res.RunID = run.ID
+	}
+	return in, nil
+}
+
+func (p *Pusher) gcRegion(ctx context.Context, r *model.Region, o GCOptions, res *GCResult) (err error) {
+	// alive checks the region's lock before every step that takes something away.
+	alive := func(context.Context) error { return nil }
+	var rr *db.RegionRun
+	if !o.DryRun {
+		var berr error
+		if rr, berr = p.DB.BeginRegionRun(ctx, db.RunGC, r); berr != nil {
+			return berr
+		}
+		res.RunID = rr.Run.ID
+		// The run's context ends when the lock is lost: deletes and waits stop with it.
+		ctx = rr.Context()
+		alive = func(ctx context.Context) error {
+			if err := rr.Check(ctx); err != nil {
+				return fmt.Errorf("gc %s: %w", r.Name, err)
+			}
+			return nil
+		}
 		defer func() {
-			run.Files = int64(res.Deleted)
-			run.Counts = map[string]int64{"expired": int64(res.Expired), "deleted": int64(res.Deleted)}
-			if ferr := p.DB.FinishRun(context.WithoutCancel(ctx), run, err); ferr != nil && err == nil {
+			if lost := rr.Err(); lost != nil && !errors.Is(err, db.ErrLockLost) {
+				err = errors.Join(err, fmt.Errorf("gc %s: %w", r.Name, lost))
+			}
+			rr.Run.Files = int64(res.Deleted)
+			rr.Run.Counts = map[string]int64{"expired": int64(res.Expired), "kept": int64(res.Kept), "deleted": int64(res.Deleted)}
+			if ferr := rr.Finish(context.WithoutCancel(ctx), err); ferr != nil && err == nil {
 				err = ferr
 			}
 		}()
 	}
-	objects, err := p.DB.RegionObjects(ctx, r.ID)
+	// What may go is read under the lock: a push that revived a file and verified the
+	// region before gc got here has its copy recorded live.
+	st, err := p.DB.GCState(ctx, r.ID)
 	if err != nil {
-		return err
+		return fmt.Errorf("gc %s: %w", r.Name, err)
 	}
-	var doomed []*db.File
-	for _, o := range objects {
-		if f := expired[o.FileID]; f != nil {
-			doomed = append(doomed, f)
+	in, err := p.gcInput(ctx, st, r, o, false)
+	if err != nil {
+		return fmt.Errorf("gc %s: %w", r.Name, err)
+	}
+	plan := PlanGC(in)
+	res.Expired, res.Kept = len(plan.Delete), len(plan.Kept)
+	for _, k := range plan.Kept {
+		if k.Reason == KeepRegionNotFresh {
+			res.Expired++ // its time has come, but the region holds it back
 		}
 	}
-	res.Expired = len(doomed)
-	if len(doomed) == 0 {
+	for _, d := range plan.Delete {
+		if d.TwinKept != "" {
+			res.Twins = append(res.Twins, d.TwinKept)
+		}
+	}
+	if plan.Blocked != "" {
+		return fmt.Errorf("gc %s: %w: %s", r.Name, errNotFresh, plan.Blocked)
+	}
+	if o.DryRun {
+		for _, d := range plan.Delete {
+			res.Paths = append(res.Paths, d.Path)
+		}
+		res.KeptWhy = plan.Kept
 		return nil
 	}
-	if err := p.checkFresh(ctx, r, repos); err != nil {
+	if len(plan.Delete) == 0 {
+		return nil
+	}
+
+	// Database first: the copies are marked deleting (the servers stop sending clients
+	// there), in a transaction that checks again that each file is still deleted.
+	if err := alive(ctx); err != nil {
 		return err
 	}
-	if dryRun {
-		for _, f := range doomed {
-			res.Paths = append(res.Paths, f.Path)
+	byID := make(map[int64]GCDelete, len(plan.Delete))
+	marks := make([]db.GCMark, 0, len(plan.Delete))
+	alreadyMarked := true
+	for _, d := range plan.Delete {
+		byID[d.FileID] = d
+		marks = append(marks, db.GCMark{FileID: d.FileID, DeletedAt: d.DeletedAt})
+	}
+	for _, c := range in.Copies {
+		if _, ok := byID[c.FileID]; ok && c.State != db.ObjectDeleting {
+			alreadyMarked = false
 		}
+	}
+	marked, err := p.DB.MarkExpiredDeleting(ctx, rr.Fence(), r.ID, marks, o.Grace)
+	if err != nil {
+		return fmt.Errorf("gc %s: %w", r.Name, err)
+	}
+	if len(marked) < len(marks) {
+		p.log().Info("gc: files revived since they were judged stay", slog.String("region", r.Name), slog.Int("files", len(marks)-len(marked)))
+	}
+	if len(marked) == 0 {
 		return nil
 	}
+	// Copies a crashed gc marked long ago need no new wait.
+	if !alreadyMarked {
+		if err := p.waitForServers(ctx, o.UpdateDelay, alive); err != nil {
+			return fmt.Errorf("gc %s: %w", r.Name, err)
+		}
+	}
+
 	open := p.OpenStore
 	if open == nil {
 		open = func(ctx context.Context, r *model.Region) (objstore.Store, error) {
@@ -125,59 +248,66 @@ func (p *Pusher) gcRegion(ctx context.Context, r *model.Region, expired map[int6
 	if err != nil {
 		return fmt.Errorf("gc %s: %w", r.Name, err)
 	}
-	var done []int64
-	defer func() {
-		// Forget what is gone even when a later delete failed.
-		if len(done) > 0 {
-			if derr := p.DB.DeleteObjects(context.WithoutCancel(ctx), db.NoFence, r.ID, done); derr != nil && err == nil {
-				err = derr
+	for start := 0; start < len(marked); start += o.BatchSize {
+		if err := alive(ctx); err != nil {
+			return err
+		}
+		batch := marked[start:min(start+o.BatchSize, len(marked))]
+		var done []int64
+		var derr error
+	batch:
+		for _, id := range batch {
+			for _, k := range byID[id].Keys {
+				if derr = store.Delete(ctx, k); derr != nil {
+					break batch
+				}
 			}
+			done = append(done, id)
 		}
-	}()
-	for _, f := range doomed {
-		keys := []string{f.Path}
-		if twin := SpaceTwin(f.Path); twin != "" {
-			keys = append(keys, twin)
-		}
-		for _, k := range keys {
-			if err := store.Delete(ctx, k); err != nil {
+		// Forget what is gone even when a later delete failed; a copy left deleting is
+		// finished by the next gc.
+		if len(done) > 0 {
+			n, err := p.DB.ForgetDeletingCopies(context.WithoutCancel(ctx), rr.Fence(), r.ID, done)
+			res.Deleted += n
+			if err != nil {
 				return fmt.Errorf("gc %s: %w", r.Name, err)
 			}
 		}
-		done = append(done, f.ID)
-		res.Deleted++
+		if derr != nil {
+			return fmt.Errorf("gc %s: %w", r.Name, derr)
+		}
 	}
 	return nil
 }
 
-// checkFresh fails unless every repository the region carries serves the current repomd.xml.
-func (p *Pusher) checkFresh(ctx context.Context, r *model.Region, repos []model.Repository) error {
-	states, err := p.DB.RegionRepos(ctx)
+// waitForServers waits until delay has passed on the database's clock since now, so that
+// every server has rebuilt its snapshot from the marks just committed.
+func (p *Pusher) waitForServers(ctx context.Context, delay time.Duration, alive func(context.Context) error) error {
+	if delay < 0 {
+		return nil
+	}
+	from, err := p.DB.Now(ctx)
 	if err != nil {
 		return err
 	}
-	for _, repo := range repos {
-		if !Included(r.Includes, RepomdPath(repo.Directory)) {
-			continue
-		}
-		versions, err := p.DB.RepomdVersions(ctx, repo.ID)
+	for {
+		now, err := p.DB.Now(ctx)
 		if err != nil {
 			return err
 		}
-		if len(versions) == 0 {
-			continue
+		left := from.Add(delay).Sub(now)
+		if left <= 0 {
+			return nil
 		}
-		fresh := false
-		for _, s := range states {
-			if s.RegionID == r.ID && s.RepositoryID == repo.ID && s.State == db.RepoFresh && bytes.Equal(s.RepomdSHA256, versions[0].SHA256) {
-				fresh = true
-			}
+		if err := alive(ctx); err != nil {
+			return err
 		}
-		if !fresh {
-			return fmt.Errorf("gc %s: %w: repository %s/%s is not fresh there; push it first", r.Name, errNotFresh, repo.Name, repo.Arch)
+		select {
+		case <-time.After(min(left, time.Second)):
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-	return nil
 }
 
 var errNotFresh = errors.New("not collecting")

@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -77,12 +76,16 @@ func (o OSOrigin) Walk(fn func(p string, size int64, mtime time.Time) error) err
 
 // InventoryReport says what the inventory found.
 type InventoryReport struct {
-	Files    int   // live files at the origin
-	Bytes    int64 // their total size
-	Hashed   int   // files read because they were new or their size or mtime changed
-	Changes  db.InventoryResult
-	Repomds  int      // new repomd.xml versions recorded
-	Unread   []string // files that could not be read: their directories are not published
+	Files   int   // live files at the origin
+	Bytes   int64 // their total size
+	Hashed  int   // files read because they were new or their size or mtime changed
+	Changes db.InventoryResult
+	Repomds int      // new repomd.xml versions recorded
+	Unread  []string // files that could not be read: their directories are not published
+	// Invalid are repository directories whose origin repomd.xml could not be recorded
+	// (unparsable, unreadable, rewritten during the inventory), with the reason: their
+	// metadata is withheld from every region.
+	Invalid  map[string]string `json:",omitempty"`
 	Duration time.Duration
 	// Live is the origin as the inventory found it, by path order. After a dry run, new
 	// files have ID 0.
@@ -144,19 +147,23 @@ func TakeInventory(ctx context.Context, d *db.DB, origin Origin, workers int, dr
 	}
 	if dryRun {
 		rep.Live = mergeInventory(known, changes, seen)
+		// Checked, not recorded: the dry run shows what would be withheld.
+		if _, rep.Invalid, err = recordRepomds(ctx, d, origin, unread, rep.Live, false, log); err != nil {
+			return nil, err
+		}
 		rep.Duration = time.Since(start)
 		return rep, nil
 	}
 	if rep.Changes, err = d.ApplyInventory(ctx, changes); err != nil {
 		return nil, err
 	}
-	if rep.Repomds, err = recordRepomds(ctx, d, origin, unread, log); err != nil {
-		return nil, err
-	}
 	if rep.Changes == (db.InventoryResult{}) {
 		// Nothing written: the rows already read are the inventory.
 		rep.Live = mergeInventory(known, changes, seen)
 	} else if rep.Live, err = d.ListFiles(ctx, false); err != nil {
+		return nil, err
+	}
+	if rep.Repomds, rep.Invalid, err = recordRepomds(ctx, d, origin, unread, rep.Live, true, log); err != nil {
 		return nil, err
 	}
 	rep.Duration = time.Since(start)
@@ -239,58 +246,70 @@ func hashOne(origin Origin, w walked, buf []byte) (db.File, error) {
 }
 
 // recordRepomds records, for every registered repository, the origin's repomd.xml when it
-// is not the current version yet.
-func recordRepomds(ctx context.Context, d *db.DB, origin Origin, unread []string, log *slog.Logger) (int, error) {
+// is not the current version yet (only checks it when record is false). A repository
+// whose repomd.xml cannot be recorded is returned with the reason: its metadata must not
+// be published. live is the inventory just taken.
+func recordRepomds(ctx context.Context, d *db.DB, origin Origin, unread []string, live []db.File, record bool, log *slog.Logger) (int, map[string]string, error) {
 	repos, err := d.ListRepositories(ctx)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
+	}
+	// By map, not by search: the database's path order need not be Go's.
+	byPath := make(map[string]*db.File, len(live))
+	for i := range live {
+		byPath[live[i].Path] = &live[i]
 	}
 	n := 0
+	invalid := map[string]string{}
 	for _, repo := range repos {
-		p := RepomdPath(repo.Directory)
+		p := model.RepomdPath(repo.Directory)
 		if tainted(repo.Directory, unread) {
 			log.Warn("not recording repomd.xml: files of the repository could not be read", slog.String("repo", repo.Name), slog.String("arch", repo.Arch))
 			continue
 		}
-		f, err := d.GetFile(ctx, p)
-		if errors.Is(err, db.ErrNotFound) || (err == nil && f.DeletedAt != nil) {
+		f := byPath[p]
+		if f == nil {
 			log.Warn("repository has no repodata/repomd.xml at the origin", slog.String("repo", repo.Name), slog.String("path", p))
 			continue
 		}
-		if err != nil {
-			return n, err
-		}
 		versions, err := d.RepomdVersions(ctx, repo.ID)
 		if err != nil {
-			return n, err
+			return n, invalid, err
 		}
 		if len(versions) > 0 && bytes.Equal(versions[0].SHA256, f.SHA256) {
 			continue
 		}
-		r, err := origin.Open(p)
-		if err != nil {
-			log.Error("cannot read repomd.xml", slog.String("path", p), slog.Any("err", err))
+		md, err := parseRepomd(origin, p)
+		switch {
+		case err != nil:
+			log.Error("invalid repomd.xml: its repository's metadata is withheld", slog.String("path", p), slog.Any("err", err))
+			invalid[repo.Directory] = fmt.Sprintf("repository %s: origin %s cannot be parsed (%v); its metadata is withheld", repo.Directory, p, err)
 			continue
-		}
-		md, err := repomd.Parse(r)
-		r.Close()
-		if err != nil {
-			log.Error("invalid repomd.xml", slog.String("path", p), slog.Any("err", err))
-			continue
-		}
-		if !bytes.Equal(md.SHA256, f.SHA256) {
+		case !bytes.Equal(md.SHA256, f.SHA256):
 			// Rewritten since the walk; the next push records it.
 			log.Warn("repomd.xml changed during the inventory", slog.String("path", p))
+			invalid[repo.Directory] = fmt.Sprintf("repository %s: origin %s changed during the inventory; its metadata is withheld until the next push", repo.Directory, p)
+			continue
+		case !record:
 			continue
 		}
 		if _, err := d.RecordRepomdVersion(ctx, &db.RepomdVersion{RepositoryID: repo.ID, MD5: md.MD5, SHA1: md.SHA1,
 			SHA256: md.SHA256, SHA512: md.SHA512, Size: md.Size, Timestamp: md.Timestamp}); err != nil {
-			return n, err
+			return n, invalid, err
 		}
 		log.Info("new repomd.xml", slog.String("repo", repo.Name), slog.String("arch", repo.Arch), slog.Int64("timestamp", md.Timestamp))
 		n++
 	}
-	return n, nil
+	return n, invalid, nil
+}
+
+func parseRepomd(origin Origin, p string) (*repomd.Repomd, error) {
+	r, err := origin.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	defer r.Close()
+	return repomd.Parse(r)
 }
 
 // RepomdPath is the path of a repository's repomd.xml.

@@ -2,9 +2,11 @@ package pusher
 
 import (
 	"bytes"
+	"fmt"
 	"mime"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/regionmirror/regionmirror/db"
@@ -66,6 +68,15 @@ func Verified(f *db.File, o *db.RegionObject) bool {
 type Item struct {
 	File  *db.File
 	Phase int
+	// Twin is the second key the file is written under ("" for none): never a path the
+	// origin has, or the twin would overwrite that real file.
+	Twin string
+}
+
+// Withheld is a repository whose metadata a region does not get in this push, and why.
+type Withheld struct {
+	Dir    string `json:"directory"`
+	Reason string `json:"reason"`
 }
 
 // RegionPlan is what one region lacks.
@@ -74,6 +85,16 @@ type RegionPlan struct {
 	Items    [NumPhases][]Item
 	Bytes    [NumPhases]int64
 	UpToDate int // files the region already holds verified
+	// InPlace are the repositories the region carries in which a planned upload overwrites
+	// an object the region holds with other bytes under the same name: their metadata the
+	// region serves names what is about to change, so they leave the answers first.
+	InPlace []model.Repository
+	// Withheld repositories: their repodata and repomd.xml are not uploaded; the run fails.
+	Withheld []Withheld
+	// TwinsSkipped are paths with "+" whose space twin is a real origin path.
+	TwinsSkipped []string
+	// Unread is an origin file the region carries that could not be read ("" for none).
+	Unread string
 }
 
 // Files counts the items of every phase.
@@ -94,24 +115,165 @@ func (p *RegionPlan) TotalBytes() int64 {
 	return n
 }
 
+// PlanInput is what a region's plan is decided from.
+type PlanInput struct {
+	Region  *model.Region
+	Files   []db.File                  // the live origin inventory
+	Objects map[int64]*db.RegionObject // the region's records by file ID
+	Repos   []model.Repository         // the registered repositories
+	// Unread are origin files that could not be read: the metadata of every repository
+	// holding one may name them, so it is withheld.
+	Unread []string
+	// Invalid are repository directories whose origin repomd.xml was not recorded (it
+	// cannot be parsed or read), with the reason: publishing it would serve a repomd.xml
+	// no metalink lists.
+	Invalid map[string]string
+}
+
+// WritableTwin is the space twin p is also written under, or "" when it has none or
+// when the twin key is itself a path of the origin (isOriginPath): that key holds the
+// real file, which a twin would overwrite and whose removal would delete a live file.
+// gc and the scanner must apply the same rule to twins.
+func WritableTwin(p string, isOriginPath func(string) bool) string {
+	twin := model.SpaceTwin(p)
+	if twin == "" || isOriginPath(twin) {
+		return ""
+	}
+	return twin
+}
+
+// repoDirOf is the repository directory of a repodata/ path ("" at the root).
+func repoDirOf(p string) string {
+	return strings.TrimSuffix(path.Dir(path.Dir(p)), ".")
+}
+
+// under reports whether p lies in directory dir ("" is the root, holding everything).
+func under(p, dir string) bool {
+	return dir == "" || strings.HasPrefix(p, dir+"/")
+}
+
 // Plan lists what region must receive: every live origin file it carries that it does
 // not hold verified. objects are the region's records by file ID.
 func Plan(region *model.Region, files []db.File, objects map[int64]*db.RegionObject) *RegionPlan {
+	return PlanRegion(PlanInput{Region: region, Files: files, Objects: objects})
+}
+
+// PlanRegion decides a region's push: the items per phase, the repositories whose
+// metadata is withheld and why, those rewritten in place, and the twins not written.
+//   - A file is planned when the region carries it and does not hold it verified;
+//     repodata/ files only where the region carries their whole repository
+//     (model.CarriesRepository), so metadata never goes where its packages do not.
+//   - The repodata and repomd.xml of a repository holding an unread file, or whose
+//     repomd.xml was not recorded, are withheld.
+//   - The twin of a path with "+" is not written when the origin has that path for real.
+//   - Phase 3 is ordered per repository with repomd.xml last: the pair goes up one file
+//     after the other, signature first (see runPair).
+func PlanRegion(in PlanInput) *RegionPlan {
+	region := in.Region
 	p := &RegionPlan{Region: region}
-	for i := range files {
-		f := &files[i]
-		if f.DeletedAt != nil || !Included(region.Includes, f.Path) {
-			continue
+	live := make(map[string]bool, len(in.Files))
+	for i := range in.Files {
+		if in.Files[i].DeletedAt == nil {
+			live[in.Files[i].Path] = true
 		}
-		if Verified(f, objects[f.ID]) {
-			p.UpToDate++
+	}
+	withheld := map[string]string{}
+	for i := range in.Files {
+		f := &in.Files[i]
+		if f.DeletedAt != nil || !model.CarriesPath(region.Includes, f.Path) {
 			continue
 		}
 		ph := PhaseOf(f.Path)
-		p.Items[ph] = append(p.Items[ph], Item{File: f, Phase: ph})
+		if ph != PhaseFiles {
+			dir := repoDirOf(f.Path)
+			if !model.CarriesRepository(region.Includes, dir) {
+				continue
+			}
+			if reason, bad := withholdReason(dir, in.Unread, in.Invalid); bad {
+				withheld[dir] = reason
+				continue
+			}
+		}
+		twin := WritableTwin(f.Path, func(q string) bool { return live[q] })
+		if twin == "" && model.SpaceTwin(f.Path) != "" {
+			p.TwinsSkipped = append(p.TwinsSkipped, f.Path)
+		}
+		if Verified(f, in.Objects[f.ID]) {
+			p.UpToDate++
+			continue
+		}
+		p.Items[ph] = append(p.Items[ph], Item{File: f, Phase: ph, Twin: twin})
 		p.Bytes[ph] += f.Size
 	}
+	// A repository the region carries whose repomd.xml was not recorded fails the run
+	// even when nothing of it was planned: the region cannot be brought to its state.
+	for dir, reason := range in.Invalid {
+		if model.CarriesRepository(region.Includes, dir) {
+			withheld[dir] = reason
+		}
+	}
+	// An unread file the region carries fails the run: the region lacks it.
+	for _, u := range in.Unread {
+		if model.CarriesPath(region.Includes, u) {
+			p.Unread = u
+			break
+		}
+	}
+	for dir, reason := range withheld {
+		p.Withheld = append(p.Withheld, Withheld{Dir: dir, Reason: reason})
+	}
+	slices.SortFunc(p.Withheld, func(a, b Withheld) int { return strings.Compare(a.Dir, b.Dir) })
+	p.InPlace = inPlace(region, p, in.Objects, in.Repos)
+	slices.SortStableFunc(p.Items[PhaseRepomd], func(a, b Item) int { return comparePair(a.File.Path, b.File.Path) })
 	return p
+}
+
+// withholdReason says why the metadata of the repository in dir must not go out.
+func withholdReason(dir string, unread []string, invalid map[string]string) (string, bool) {
+	if reason, ok := invalid[dir]; ok {
+		return reason, true
+	}
+	for _, u := range unread {
+		if under(u, dir) {
+			return fmt.Sprintf("origin file %s could not be read; the metadata of its repository is withheld", u), true
+		}
+	}
+	return "", false
+}
+
+// inPlace lists the carried repositories in which a planned upload (outside the
+// repomd.xml pair, which is the publication itself) overwrites an object the region holds
+// with other bytes.
+func inPlace(region *model.Region, p *RegionPlan, objects map[int64]*db.RegionObject, repos []model.Repository) []model.Repository {
+	var out []model.Repository
+	for _, repo := range repos {
+		if !model.CarriesRepository(region.Includes, repo.Directory) {
+			continue
+		}
+		rewrites := func(it Item) bool {
+			o := objects[it.File.ID]
+			return o != nil && o.State == db.ObjectPresent && !bytes.Equal(o.SHA256, it.File.SHA256) && under(it.File.Path, repo.Directory)
+		}
+		if slices.ContainsFunc(p.Items[PhaseFiles], rewrites) || slices.ContainsFunc(p.Items[PhaseRepodata], rewrites) {
+			out = append(out, repo)
+		}
+	}
+	return out
+}
+
+// comparePair orders phase 3: by repository, repomd.xml after its signature and keys.
+func comparePair(a, b string) int {
+	if dirA, dirB := repoDirOf(a), repoDirOf(b); dirA != dirB {
+		return strings.Compare(dirA, dirB)
+	}
+	ra, rb := path.Base(a) == "repomd.xml", path.Base(b) == "repomd.xml"
+	switch {
+	case ra && !rb:
+		return 1
+	case rb && !ra:
+		return -1
+	}
+	return strings.Compare(a, b)
 }
 
 // checksumNamed matches repodata files named after their own hash, which never change.

@@ -1,6 +1,8 @@
 package pusher
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,6 +95,222 @@ func TestHeaders(t *testing.T) {
 		ct, cc := Headers(p)
 		if ct != want[0] || cc != want[1] {
 			t.Errorf("Headers(%q) = %q, %q; want %q", p, ct, cc, want)
+		}
+	}
+}
+
+func TestPlanRegion(t *testing.T) {
+	h := func(b byte) []byte { s := make([]byte, 32); s[0] = b; return s }
+	const dir = "r/os"
+	repo := model.Repository{ID: 7, Name: "r", Arch: "x86_64", Directory: dir}
+	files := []db.File{
+		{ID: 1, Path: dir + "/Packages/a.rpm", Size: 10, SHA256: h(1)},
+		{ID: 2, Path: dir + "/Packages/x+y.rpm", Size: 10, SHA256: h(2)},
+		{ID: 3, Path: dir + "/Packages/x y.rpm", Size: 10, SHA256: h(3)},
+		{ID: 4, Path: dir + "/Packages/c++.rpm", Size: 10, SHA256: h(4)},
+		{ID: 5, Path: dir + "/repodata/primary.xml.gz", Size: 5, SHA256: h(5)},
+		{ID: 6, Path: dir + "/repodata/repomd.xml", Size: 3, SHA256: h(6)},
+		{ID: 7, Path: dir + "/repodata/repomd.xml.asc", Size: 3, SHA256: h(7)},
+		{ID: 8, Path: "r/iso/boot.iso", Size: 100, SHA256: h(8)},
+		{ID: 9, Path: "repodata/repomd.xml", Size: 3, SHA256: h(9)}, // a repository at the root
+	}
+	present := func(id int64, sum byte) *db.RegionObject {
+		return &db.RegionObject{FileID: id, Size: 10, SHA256: h(sum), State: db.ObjectPresent}
+	}
+	paths := func(items []Item) []string {
+		var out []string
+		for _, it := range items {
+			out = append(out, it.File.Path)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name     string
+		includes []string
+		objects  map[int64]*db.RegionObject
+		unread   []string
+		invalid  map[string]string
+		// want
+		phases   [NumPhases]int
+		repomd   []string // phase 3, in order
+		inPlace  bool
+		withheld []string // directories
+		unreadOK string
+		twins    map[string]string // path -> twin written
+	}{
+		{name: "everything, pair with repomd.xml last", includes: []string{"r"},
+			phases: [NumPhases]int{5, 1, 2}, repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"},
+			twins: map[string]string{dir + "/Packages/x+y.rpm": "", dir + "/Packages/c++.rpm": dir + "/Packages/c  .rpm"}},
+		{name: "no includes carry the root repository too", phases: [NumPhases]int{5, 1, 3}},
+		{name: "includes covering repodata/ only: no metadata", includes: []string{dir + "/repodata"}, phases: [NumPhases]int{0, 0, 0}},
+		{name: "includes covering the packages only: no metadata", includes: []string{dir + "/Packages"}, phases: [NumPhases]int{4, 0, 0}},
+		{name: "a package rewritten under its name", includes: []string{"r"}, objects: map[int64]*db.RegionObject{1: present(1, 99)},
+			phases: [NumPhases]int{5, 1, 2}, repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}, inPlace: true},
+		{name: "repodata rewritten under its name", includes: []string{"r"}, objects: map[int64]*db.RegionObject{5: present(5, 99)},
+			phases: [NumPhases]int{5, 1, 2}, repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}, inPlace: true},
+		{name: "a copy recorded corrupt is no in-place rewrite", includes: []string{"r"},
+			objects: map[int64]*db.RegionObject{1: {FileID: 1, SHA256: h(99), State: db.ObjectCorrupt}}, phases: [NumPhases]int{5, 1, 2},
+			repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}},
+		{name: "only the pair changes: no in-place rewrite", includes: []string{"r"},
+			objects: map[int64]*db.RegionObject{6: present(6, 99), 7: present(7, 99)}, phases: [NumPhases]int{5, 1, 2},
+			repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}},
+		{name: "a file outside the repository is no in-place rewrite", includes: []string{"r"},
+			objects: map[int64]*db.RegionObject{8: present(8, 99)}, phases: [NumPhases]int{5, 1, 2},
+			repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}},
+		{name: "unparsable repomd.xml: metadata withheld", includes: []string{"r"}, invalid: map[string]string{dir: "cannot be parsed"},
+			phases: [NumPhases]int{5, 0, 0}, withheld: []string{dir}},
+		{name: "invalid repository the region does not carry", includes: []string{"r/iso"}, invalid: map[string]string{dir: "cannot be parsed"},
+			phases: [NumPhases]int{1, 0, 0}},
+		{name: "unread package: metadata withheld", includes: []string{"r"}, unread: []string{dir + "/Packages/b.rpm"},
+			phases: [NumPhases]int{5, 0, 0}, withheld: []string{dir}, unreadOK: dir + "/Packages/b.rpm"},
+		{name: "unread image outside the repository: metadata goes", includes: []string{"r"}, unread: []string{"r/iso/big.iso"},
+			phases: [NumPhases]int{5, 1, 2}, repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}, unreadOK: "r/iso/big.iso"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := PlanRegion(PlanInput{Region: &model.Region{Name: "x", Includes: tc.includes}, Files: files, Objects: tc.objects,
+				Repos: []model.Repository{repo}, Unread: tc.unread, Invalid: tc.invalid})
+			var got [NumPhases]int
+			for ph := range NumPhases {
+				got[ph] = len(p.Items[ph])
+			}
+			if got != tc.phases {
+				t.Errorf("items per phase %v, want %v", got, tc.phases)
+			}
+			if tc.repomd != nil && !slices.Equal(paths(p.Items[PhaseRepomd]), tc.repomd) {
+				t.Errorf("phase 3 %v, want %v", paths(p.Items[PhaseRepomd]), tc.repomd)
+			}
+			if inPlace := len(p.InPlace) == 1 && p.InPlace[0].ID == repo.ID; inPlace != tc.inPlace || len(p.InPlace) > 1 {
+				t.Errorf("in place %v, want %v", p.InPlace, tc.inPlace)
+			}
+			var withheld []string
+			for _, w := range p.Withheld {
+				withheld = append(withheld, w.Dir)
+				if w.Reason == "" {
+					t.Errorf("withheld %s without a reason", w.Dir)
+				}
+			}
+			if !slices.Equal(withheld, tc.withheld) {
+				t.Errorf("withheld %v, want %v", withheld, tc.withheld)
+			}
+			if p.Unread != tc.unreadOK {
+				t.Errorf("unread %q, want %q", p.Unread, tc.unreadOK)
+			}
+			for _, it := range p.Items[PhaseFiles] {
+				if want, ok := tc.twins[it.File.Path]; ok && it.Twin != want {
+					t.Errorf("twin of %s = %q, want %q", it.File.Path, it.Twin, want)
+				}
+				if it.Twin != "" && it.Twin == dir+"/Packages/x y.rpm" {
+					t.Errorf("%s would overwrite the real %s", it.File.Path, it.Twin)
+				}
+			}
+			if tc.includes != nil && tc.includes[0] == "r" && !slices.Equal(p.TwinsSkipped, []string{dir + "/Packages/x+y.rpm"}) {
+				t.Errorf("twins skipped %v", p.TwinsSkipped)
+			}
+		})
+	}
+}
+
+func TestChainsPublishThePairInOrder(t *testing.T) {
+	mk := func(p string) *job { return &job{file: &Item{File: &db.File{Path: p}}} }
+	jobs := []*job{mk("a/repodata/repomd.xml"), mk("b/repodata/repomd.xml"), mk("a/repodata/repomd.xml.asc"), mk("a/repodata/repomd.xml.key")}
+	got := chains(PhaseRepomd, jobs)
+	if len(got) != 2 {
+		t.Fatalf("%d chains, want one per repository", len(got))
+	}
+	var order []string
+	for _, j := range got[0] {
+		order = append(order, j.file.File.Path)
+	}
+	if want := []string{"a/repodata/repomd.xml.asc", "a/repodata/repomd.xml.key", "a/repodata/repomd.xml"}; !slices.Equal(order, want) {
+		t.Errorf("pair order %v, want %v", order, want)
+	}
+	if n := len(chains(PhaseFiles, jobs)); n != 4 {
+		t.Errorf("other phases run every file on its own: %d chains", n)
+	}
+}
+
+func TestWithheldError(t *testing.T) {
+	if withheldError("x", &RegionPlan{}) != nil {
+		t.Error("nothing withheld must not fail the run")
+	}
+	err := withheldError("x", &RegionPlan{Withheld: []Withheld{{Dir: "r", Reason: "repository r: origin r/repodata/repomd.xml cannot be parsed"}}})
+	if err == nil || !strings.Contains(err.Error(), "push x: repository r") {
+		t.Errorf("withheld: %v", err)
+	}
+}
+
+func TestHalfPair(t *testing.T) {
+	const x, asc = "r/repodata/repomd.xml", "r/repodata/repomd.xml.asc"
+	w := func(p ...string) map[string]bool {
+		m := map[string]bool{}
+		for _, k := range p {
+			m[k] = true
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		planned []string
+		written map[string]bool
+		want    bool
+	}{
+		{[]string{asc, x}, w(asc, x), false}, // the whole pair
+		{[]string{asc, x}, w(), false},       // nothing: the old pair still matches
+		{[]string{asc, x}, w(asc), true},     // new signature beside the old repomd.xml
+		{[]string{asc}, w(), true},           // repomd.xml current, its new signature missing
+		{[]string{asc}, w(asc), false},       // re-signed
+		{[]string{x}, w(), false},            // no signature: the old repomd.xml stays whole
+		{[]string{x}, w(x), false},           // no signature
+	} {
+		if got := halfPair(tc.planned, tc.written); got != tc.want {
+			t.Errorf("halfPair(%v, %v) = %v, want %v", tc.planned, tc.written, got, tc.want)
+		}
+	}
+}
+
+func TestPushGroups(t *testing.T) {
+	rr := func(name string, inPlace bool) *RegionResult {
+		p := &RegionPlan{}
+		if inPlace {
+			p.InPlace = []model.Repository{{ID: 1}}
+		}
+		return &RegionResult{Region: name, plan: p}
+	}
+	names := func(groups [][]*RegionResult) string {
+		var out []string
+		for _, g := range groups {
+			var ns []string
+			for _, r := range g {
+				ns = append(ns, r.Region)
+			}
+			out = append(out, strings.Join(ns, "+"))
+		}
+		return strings.Join(out, " ")
+	}
+	for _, tc := range []struct {
+		in   []*RegionResult
+		want string
+	}{
+		{[]*RegionResult{rr("a", false), rr("b", false)}, "a+b"},
+		{[]*RegionResult{rr("a", true), rr("b", false), rr("c", true)}, "b a c"},
+		{[]*RegionResult{rr("a", true), rr("b", true)}, "a b"},
+		{nil, ""},
+	} {
+		if got := names(pushGroups(tc.in)); got != tc.want {
+			t.Errorf("pushGroups = %q, want %q", got, tc.want)
+		}
+	}
+}
+
+func TestWritableTwin(t *testing.T) {
+	origin := map[string]bool{"a/x y.rpm": true, "a/x+y.rpm": true, "a/c++.rpm": true}
+	is := func(p string) bool { return origin[p] }
+	for p, want := range map[string]string{
+		"a/x+y.rpm": "",          // "a/x y.rpm" is a real file
+		"a/c++.rpm": "a/c  .rpm", // no real file there
+		"a/x y.rpm": "",          // no "+"
+	} {
+		if got := WritableTwin(p, is); got != want {
+			t.Errorf("WritableTwin(%q) = %q, want %q", p, got, want)
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -59,6 +58,16 @@ type Pusher struct {
 	Progress Progress
 	// OpenStore opens a region's storage (default objstore.Open).
 	OpenStore func(ctx context.Context, r *model.Region) (objstore.Store, error)
+	// Clock is this process's clock (default time.Now). Nothing that compares with the
+	// database's times may use it: tests set it ahead to prove that.
+	Clock func() time.Time
+}
+
+func (p *Pusher) now() time.Time {
+	if p.Clock != nil {
+		return p.Clock()
+	}
+	return time.Now()
 }
 
 // RepoResult is a repository's state in a region after a push.
@@ -82,11 +91,19 @@ type RegionResult struct {
 	Bytes        int64            `json:"uploaded_bytes"`
 	UpToDate     int              `json:"up_to_date"`
 	Failed       int              `json:"failed_files"`
-	Repos        []RepoResult     `json:"repositories"`
-	Error        string           `json:"error,omitempty"`
-	Duration     time.Duration    `json:"duration_ns"`
-	phaseErr     error            // the first error, which stops the later phases
-	withheld     error            // metadata held back: fails the run without stopping it
+	// TwinsSkipped counts paths with "+" whose space twin is a real origin path: the twin
+	// is not written, so the real file is never overwritten.
+	TwinsSkipped int `json:"twins_skipped,omitempty"`
+	// RewrittenInPlace names the repositories ("name/arch") this push rewrites under the
+	// same file names in this region: they leave the answers until verified again.
+	RewrittenInPlace []string `json:"rewritten_in_place,omitempty"`
+	// Withheld are the repositories whose metadata this push does not publish, and why.
+	Withheld     []Withheld    `json:"withheld,omitempty"`
+	Repos        []RepoResult  `json:"repositories"`
+	Error        string        `json:"error,omitempty"`
+	Duration     time.Duration `json:"duration_ns"`
+	phaseErr     error         // the first error, which stops the later phases
+	withheldErr  error         // metadata held back: fails the run without stopping it
 	mu           sync.Mutex
 	pending      []db.ObjectUpdate // verified writes not yet recorded
 	lastFlush    time.Time
@@ -97,8 +114,7 @@ type RegionResult struct {
 	plan         *RegionPlan
 	objects      map[int64]*db.RegionObject // as recorded before this push, by file ID
 	busy         bool                       // another process holds the region
-	run          *db.Run
-	lock         *db.Lock
+	run          *db.RegionRun              // the region's write lock and run; nil in a dry run
 	start        time.Time
 }
 
@@ -201,35 +217,70 @@ func (p *Pusher) Push(ctx context.Context, regions []*model.Region) (*Result, er
 		slog.Duration("took", inv.Duration))
 	res := &Result{Inventory: inv}
 
+	repos, err := p.DB.ListRepositories(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list repositories: %w", err)
+	}
 	var active []*RegionResult
 	for _, r := range regions {
-		rr := &RegionResult{Region: r.Name, region: r, start: time.Now(), uploadedKeys: map[string]bool{}}
+		rr := &RegionResult{Region: r.Name, region: r, start: p.now(), uploadedKeys: map[string]bool{}}
 		res.Regions = append(res.Regions, rr)
-		if err := p.prepare(ctx, cfg, rr, inv); err != nil {
+		if err := p.prepare(ctx, cfg, rr, inv, repos); err != nil {
 			rr.fail(err)
 			p.finish(ctx, rr)
 			continue
 		}
 		active = append(active, rr)
 	}
-	for ph := range NumPhases {
-		if ph == PhaseRepomd {
-			p.awaitAnnouncement(ctx, cfg, active)
-		}
-		p.runPhase(ctx, cfg, ph, active)
+	for _, group := range pushGroups(active) {
+		p.pushGroup(ctx, cfg, group, repos, inv)
 	}
-	repos, err := p.DB.ListRepositories(ctx)
+	return res, nil
+}
+
+// pushGroups orders the regions' pushes: every region without in-place rewrites at once
+// (each origin file is read once for all of them), then each region with in-place
+// rewrites on its own, one after the other. Such a region is out of the answers for the
+// repositories it rewrites until its push verifies them, so pushing them one at a time
+// keeps every other region serving those repositories meanwhile.
+func pushGroups(active []*RegionResult) [][]*RegionResult {
+	var plain []*RegionResult
+	var out [][]*RegionResult
 	for _, rr := range active {
-		if rr.phaseErr == nil && !cfg.DryRun {
-			if err != nil {
-				rr.fail(err)
-			} else {
-				p.verifyRepos(ctx, cfg, rr, repos, inv)
+		if len(rr.plan.InPlace) == 0 {
+			plain = append(plain, rr)
+		} else {
+			out = append(out, []*RegionResult{rr})
+		}
+	}
+	if len(plain) > 0 {
+		out = append([][]*RegionResult{plain}, out...)
+	}
+	return out
+}
+
+// pushGroup takes regions through the phases together, verifies and finishes them.
+func (p *Pusher) pushGroup(ctx context.Context, cfg Config, group []*RegionResult, repos []model.Repository, inv *InventoryReport) {
+	if ctx.Err() == nil {
+		p.takeOutRewritten(ctx, cfg, group)
+		for ph := range NumPhases {
+			if ph == PhaseRepomd {
+				p.awaitAnnouncement(ctx, cfg, group)
 			}
+			p.runPhase(ctx, cfg, ph, group)
+		}
+		p.recordHalfPairs(ctx, cfg, group, repos)
+	} else {
+		for _, rr := range group {
+			rr.fail(fmt.Errorf("push %s: %w", rr.Region, ctx.Err()))
+		}
+	}
+	for _, rr := range group {
+		if rr.phaseErr == nil && !cfg.DryRun && rr.checkLock(ctx, true) == nil {
+			p.verifyRepos(rr.context(ctx), cfg, rr, repos, inv)
 		}
 		p.finish(ctx, rr)
 	}
-	return res, nil
 }
 
 func (rr *RegionResult) fail(err error) {
@@ -247,28 +298,17 @@ func (rr *RegionResult) failed() bool {
 }
 
 // prepare locks the region, records the run, and plans.
-func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv *InventoryReport) error {
+func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv *InventoryReport, repos []model.Repository) error {
 	r := rr.region
 	if !cfg.DryRun {
-		lock, err := p.DB.TryLock(ctx, "push/"+r.Name)
+		run, err := p.DB.BeginRegionRun(ctx, db.RunPush, r)
 		if err != nil {
-			var le *db.LockedError
-			if errors.As(err, &le) {
-				le.Holder.Run = p.runningRun(ctx, r.ID)
-				rr.busy = true
-			}
-			return fmt.Errorf("push %s: %w", r.Name, err)
+			rr.busy = errors.Is(err, db.ErrLocked)
+			return err // names the region and, when busy, who holds it
 		}
-		rr.lock = lock
-		run, err := p.DB.StartRun(ctx, db.RunPush, r)
-		if err != nil {
-			return fmt.Errorf("push %s: %w", r.Name, err)
-		}
-		rr.run, rr.RunID = run, run.ID
-		if n, err := p.DB.AbandonRuns(ctx, db.RunPush, r.ID, run.ID); err != nil {
-			return fmt.Errorf("push %s: %w", r.Name, err)
-		} else if n > 0 {
-			p.log().Warn("an earlier push of this region was interrupted; this one repairs it", slog.String("region", r.Name))
+		rr.run, rr.RunID = run, run.Run.ID
+		if run.Abandoned > 0 {
+			p.log().Warn("an earlier push or gc of this region was interrupted; this one repairs it", slog.String("region", r.Name))
 		}
 	}
 	objects, err := p.DB.RegionObjects(ctx, r.ID)
@@ -280,10 +320,17 @@ func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv 
 		byFile[objects[i].FileID] = &objects[i]
 	}
 	rr.objects = byFile
-	rr.plan = Plan(r, inv.Live, byFile)
-	if skipped := withholdMetadata(rr.plan, inv.Unread); skipped != "" {
-		// Push what can be pushed, but fail the run: the next push completes it.
-		rr.withheld = fmt.Errorf("push %s: origin file %s could not be read; the metadata of its repository is withheld", r.Name, skipped)
+	rr.plan = PlanRegion(PlanInput{Region: r, Files: inv.Live, Objects: byFile, Repos: repos, Unread: inv.Unread, Invalid: inv.Invalid})
+	// Push what can be pushed, but fail the run for what is withheld: the next push completes it.
+	rr.withheldErr = withheldError(r.Name, rr.plan)
+	rr.TwinsSkipped = len(rr.plan.TwinsSkipped)
+	rr.Withheld = rr.plan.Withheld
+	for _, repo := range rr.plan.InPlace {
+		rr.RewrittenInPlace = append(rr.RewrittenInPlace, repo.Name+"/"+repo.Arch)
+	}
+	for _, t := range rr.plan.TwinsSkipped {
+		p.log().Warn("not writing the space twin of a path with '+': the origin has that path itself",
+			slog.String("region", r.Name), slog.String("path", t))
 	}
 	rr.UpToDate, rr.Planned, rr.PlannedBytes = rr.plan.UpToDate, rr.plan.Files(), rr.plan.TotalBytes()
 	for ph := range NumPhases {
@@ -312,25 +359,59 @@ func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv 
 	return nil
 }
 
-func (p *Pusher) runningRun(ctx context.Context, regionID int64) *db.Run {
-	runs, err := p.DB.RecentRuns(ctx, db.RunPush, 20)
-	if err != nil {
+// fence is the token every record of this region's push carries: a write after the lock
+// was lost, taken over, or the region moved, is refused.
+func (rr *RegionResult) fence() db.Fence {
+	if rr.run == nil {
+		return db.NotHeld // a dry run writes nothing, and is refused if it tries
+	}
+	return rr.run.Fence()
+}
+
+// checkLock fails the region's push when its lock is no longer held; ping asks the lock's
+// connection now, else the keep-alive's last answer counts.
+func (rr *RegionResult) checkLock(ctx context.Context, ping bool) error {
+	if rr.run == nil {
 		return nil
 	}
-	for i := range runs {
-		if runs[i].Status == db.RunRunning && runs[i].RegionID != nil && *runs[i].RegionID == regionID {
-			return &runs[i]
-		}
+	var err error
+	if ping {
+		err = rr.run.Check(ctx)
+	} else {
+		err = rr.run.Err()
 	}
-	return nil
+	if err != nil {
+		err = fmt.Errorf("push %s: %w", rr.Region, err)
+		rr.fail(err)
+	}
+	return err
+}
+
+// context is what the region's transfers run under: cancelled when the push is, or when
+// the region's lock is lost, which stops them at once.
+func (rr *RegionResult) context(ctx context.Context) context.Context {
+	if rr.run == nil {
+		return ctx
+	}
+	return rr.run.Context()
 }
 
 // finish records the run's end and releases the lock.
 func (p *Pusher) finish(ctx context.Context, rr *RegionResult) {
-	rr.Duration = time.Since(rr.start)
+	rr.Duration = p.now().Sub(rr.start)
 	rr.Status = db.RunOK
-	if rr.phaseErr == nil && rr.withheld != nil {
-		rr.phaseErr = rr.withheld
+	if rr.phaseErr == nil && rr.withheldErr != nil {
+		rr.phaseErr = rr.withheldErr
+	}
+	if rr.run != nil {
+		// The loss explains whatever failed after it (cancelled uploads, refused records).
+		if lost := rr.run.Err(); lost != nil && !errors.Is(rr.phaseErr, db.ErrLockLost) {
+			if rr.phaseErr == nil {
+				rr.phaseErr = fmt.Errorf("push %s: %w", rr.Region, lost)
+			} else {
+				rr.phaseErr = fmt.Errorf("push %s: %w; then: %v", rr.Region, lost, rr.phaseErr)
+			}
+		}
 	}
 	if rr.phaseErr != nil {
 		rr.Status, rr.Error = db.RunFailed, rr.phaseErr.Error()
@@ -339,16 +420,14 @@ func (p *Pusher) finish(ctx context.Context, rr *RegionResult) {
 		rr.Status = StatusBusy
 	}
 	if rr.run != nil {
-		rr.run.Files, rr.run.Bytes = int64(rr.Uploaded), rr.Bytes
-		rr.run.Counts = map[string]int64{"planned": int64(rr.Planned), "uploaded": int64(rr.Uploaded),
-			"up_to_date": int64(rr.UpToDate), "failed": int64(rr.Failed)}
-		// Record the end even when the push was interrupted.
-		if err := p.DB.FinishRun(context.WithoutCancel(ctx), rr.run, rr.phaseErr); err != nil {
+		run := rr.run.Run
+		run.Files, run.Bytes = int64(rr.Uploaded), rr.Bytes
+		run.Counts = map[string]int64{"planned": int64(rr.Planned), "uploaded": int64(rr.Uploaded),
+			"up_to_date": int64(rr.UpToDate), "failed": int64(rr.Failed), "twins_skipped": int64(rr.TwinsSkipped)}
+		// Records the end even when the push was interrupted, and releases the lock.
+		if err := rr.run.Finish(ctx, rr.phaseErr); err != nil {
 			p.log().Error("cannot record the end of the run", slog.String("region", rr.Region), slog.Any("err", err))
 		}
-	}
-	if rr.lock != nil {
-		rr.lock.Release()
 	}
 	if p.Progress != nil {
 		p.Progress.Finish(rr.Region, rr.phaseErr)
@@ -362,59 +441,19 @@ func (p *Pusher) finish(ctx context.Context, rr *RegionResult) {
 		slog.Duration("took", rr.Duration), slog.String("error", rr.Error))
 }
 
-// withholdMetadata drops from the plan the repodata of every repository holding a file
-// the inventory could not read: that metadata may name the file, which no region has.
-// It returns one unread path when it dropped anything.
-func withholdMetadata(plan *RegionPlan, unread []string) string {
-	if len(unread) == 0 {
-		return ""
+// withheldError is the run's failure for what its plan withholds, nil when nothing is.
+func withheldError(region string, plan *RegionPlan) error {
+	var reasons []string
+	if plan.Unread != "" {
+		reasons = append(reasons, fmt.Sprintf("origin file %s could not be read; the metadata of its repository is withheld", plan.Unread))
 	}
-	for _, ph := range []int{PhaseRepodata, PhaseRepomd} {
-		items := plan.Items[ph][:0]
-		for _, it := range plan.Items[ph] {
-			repoDir := strings.TrimSuffix(path.Dir(path.Dir(it.File.Path)), ".")
-			if tainted(repoDir, unread) {
-				plan.Bytes[ph] -= it.File.Size
-				continue
-			}
-			items = append(items, it)
-		}
-		plan.Items[ph] = items
-	}
-	for _, u := range unread {
-		if Included(plan.Region.Includes, u) {
-			return u
+	for _, w := range plan.Withheld {
+		if plan.Unread == "" || !strings.Contains(w.Reason, "could not be read") {
+			reasons = append(reasons, w.Reason)
 		}
 	}
-	return ""
-}
-
-// awaitAnnouncement waits, before repomd.xml files go out, until the newest repomd.xml
-// version has been in the database for cfg.AnnounceDelay, so that every server lists it
-// in its metalinks before a region serves it.
-func (p *Pusher) awaitAnnouncement(ctx context.Context, cfg Config, active []*RegionResult) {
-	if cfg.DryRun || cfg.AnnounceDelay < 0 || !slices.ContainsFunc(active, func(rr *RegionResult) bool {
-		return !rr.failed() && len(rr.plan.Items[PhaseRepomd]) > 0
-	}) {
-		return
+	if len(reasons) == 0 {
+		return nil
 	}
-	repos, err := p.DB.ListRepositories(ctx)
-	if err != nil {
-		return // the verification after the upload reports it
-	}
-	var newest time.Time
-	for _, repo := range repos {
-		if vs, err := p.DB.RepomdVersions(ctx, repo.ID); err == nil && len(vs) > 0 && vs[0].FirstSeen.After(newest) {
-			newest = vs[0].FirstSeen
-		}
-	}
-	wait := min(time.Until(newest.Add(cfg.AnnounceDelay)), cfg.AnnounceDelay)
-	if wait <= 0 {
-		return
-	}
-	p.log().Debug("waiting until servers know the new repomd.xml", slog.Duration("wait", wait))
-	select {
-	case <-ctx.Done():
-	case <-time.After(wait):
-	}
+	return fmt.Errorf("push %s: %s", region, strings.Join(reasons, "; "))
 }

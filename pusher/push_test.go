@@ -35,6 +35,7 @@ const repoDir = "demo/1/x86_64/os"
 type fixture struct {
 	t      *testing.T
 	db     *db.DB
+	url    string // the database's, for a test's own connection
 	origin string
 	s3     *testenv.S3Server
 	pusher *Pusher
@@ -42,13 +43,13 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	d, _ := testenv.NewDB(t)
+	d, url := testenv.NewDB(t)
 	origin := testenv.SampleOrigin(t, t.TempDir())
 	ctx := context.Background()
 	if err := d.CreateRepository(ctx, &model.Repository{Name: "demo-1", Arch: "x86_64", Directory: repoDir}); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, db: d, origin: origin}
+	f := &fixture{t: t, db: d, url: url, origin: origin}
 	f.pusher = &Pusher{DB: d, Origin: OSOrigin{Root: origin}, Log: slog.New(slog.DiscardHandler),
 		Config: Config{Concurrency: 4, StoreOptions: objstore.Options{AccessKey: testenv.S3AccessKey, SecretKey: testenv.S3SecretKey}}}
 	return f
@@ -315,7 +316,7 @@ func TestGCRespectsGracePeriod(t *testing.T) {
 	if res := f.push(a); res.Failed() || res.Inventory.Changes.Deleted != 4 { // the package and the old repodata
 		t.Fatalf("push after delete: %+v", res.Inventory)
 	}
-	results, _, err := f.pusher.GC(ctx, []*model.Region{a}, time.Hour, false)
+	results, _, err := f.pusher.GC(ctx, []*model.Region{a}, GCOptions{Grace: time.Hour, UpdateDelay: -1})
 	if err != nil || results[0].Status != db.RunOK || results[0].Deleted != 0 {
 		t.Fatalf("gc within grace: %+v %v", results, err)
 	}
@@ -323,12 +324,12 @@ func TestGCRespectsGracePeriod(t *testing.T) {
 		t.Fatalf("file deleted within its grace period: %s", resp.Status)
 	}
 	// Dry run: says what, deletes nothing.
-	results, _, _ = f.pusher.GC(ctx, []*model.Region{a}, 0, true)
+	results, _, _ = f.pusher.GC(ctx, []*model.Region{a}, GCOptions{DryRun: true})
 	// The package and the three repodata files the new metadata no longer names.
 	if len(results[0].Paths) != 4 || results[0].Paths[0] != gone {
 		t.Errorf("dry run: %+v", results[0])
 	}
-	results, purged, err := f.pusher.GC(ctx, []*model.Region{a}, 0, false)
+	results, purged, err := f.pusher.GC(ctx, []*model.Region{a}, GCOptions{UpdateDelay: -1})
 	if err != nil || results[0].Deleted != 4 || purged != 4 {
 		t.Fatalf("gc after grace: %+v purged %d %v", results, purged, err)
 	}
@@ -356,7 +357,7 @@ func TestGCLeavesStaleRegionsAlone(t *testing.T) {
 	if _, err := TakeInventory(ctx, f.db, f.pusher.Origin, 2, false, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	results, _, _ := f.pusher.GC(ctx, []*model.Region{a}, 0, false)
+	results, _, _ := f.pusher.GC(ctx, []*model.Region{a}, GCOptions{UpdateDelay: -1})
 	if results[0].Status != db.RunFailed || results[0].Deleted != 0 || !strings.Contains(results[0].Error, "not fresh") {
 		t.Fatalf("gc of a stale region: %+v", results[0])
 	}

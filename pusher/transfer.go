@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,7 +37,8 @@ func (p *Pusher) runPhase(ctx context.Context, cfg Config, ph int, regions []*Re
 	byPath := map[string]*job{}
 	var jobs []*job
 	for _, rr := range regions {
-		if rr.failed() {
+		// Each phase starts only while the region's lock is known to be held.
+		if rr.failed() || (!cfg.DryRun && rr.checkLock(ctx, true) != nil) {
 			continue
 		}
 		if p.Progress != nil {
@@ -61,20 +63,27 @@ func (p *Pusher) runPhase(ctx context.Context, cfg Config, ph int, regions []*Re
 	for _, rr := range regions {
 		workers = max(workers, rr.concurrency(cfg))
 	}
-	ch := make(chan *job)
+	ch := make(chan []*job)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			for j := range ch {
-				p.transfer(ctx, cfg, budget, j)
+			for chain := range ch {
+				// One after the other: a region that failed one file of a chain gets none
+				// of the later ones (transfer skips failed regions).
+				for _, j := range chain {
+					if ctx.Err() != nil {
+						break
+					}
+					p.transfer(ctx, cfg, budget, j)
+				}
 			}
 		})
 	}
-	for _, j := range jobs {
+	for _, chain := range chains(ph, jobs) {
 		if ctx.Err() != nil {
 			break
 		}
-		ch <- j
+		ch <- chain
 	}
 	close(ch)
 	wg.Wait()
@@ -82,8 +91,8 @@ func (p *Pusher) runPhase(ctx context.Context, cfg Config, ph int, regions []*Re
 		if err := p.flush(ctx, rr); err != nil {
 			rr.fail(err)
 		}
-		if err := ctx.Err(); err != nil {
-			rr.fail(fmt.Errorf("push %s: %w", rr.Region, err))
+		if rctx := rr.context(ctx); rctx.Err() != nil {
+			rr.fail(fmt.Errorf("push %s: %w", rr.Region, context.Cause(rctx)))
 		}
 		if rr.phaseErr != nil {
 			// What the later phases would publish must not name what this phase lacks.
@@ -91,6 +100,37 @@ func (p *Pusher) runPhase(ctx context.Context, cfg Config, ph int, regions []*Re
 				slog.String("phase", PhaseNames[ph]), slog.Any("err", rr.phaseErr))
 		}
 	}
+}
+
+// chains groups a phase's jobs into what may run in parallel. Phase 3 publishes each
+// repository's repomd.xml pair one file after the other, signature (and keys) first and
+// repomd.xml last: repomd.xml stays the one write that switches clients to the new state,
+// and when the signature fails nothing changed in the region, the old pair still matches.
+// Only when repomd.xml itself then fails does the region hold a new signature beside the
+// old repomd.xml, which recordHalfPairs records as stale.
+func chains(ph int, jobs []*job) [][]*job {
+	var out [][]*job
+	if ph != PhaseRepomd {
+		for _, j := range jobs {
+			out = append(out, []*job{j})
+		}
+		return out
+	}
+	byDir := map[string]int{}
+	for _, j := range jobs {
+		dir := repoDirOf(j.file.File.Path)
+		i, ok := byDir[dir]
+		if !ok {
+			i = len(out)
+			byDir[dir] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], j)
+	}
+	for _, c := range out {
+		slices.SortStableFunc(c, func(a, b *job) int { return comparePair(a.file.File.Path, b.file.File.Path) })
+	}
+	return out
 }
 
 func (rr *RegionResult) concurrency(cfg Config) int {
@@ -152,13 +192,14 @@ func (p *Pusher) transferWhole(ctx context.Context, budget *budget, it *Item, re
 	var wg sync.WaitGroup
 	for _, rr := range regions {
 		wg.Go(func() {
-			if err := rr.sem.Acquire(ctx, 1); err != nil {
+			rctx := rr.context(ctx)
+			if err := rr.sem.Acquire(rctx, 1); err != nil {
 				rr.fileFailed(fmt.Errorf("push %s: %w", rr.Region, err))
 				return
 			}
 			defer rr.sem.Release(1)
-			err := rr.store.Put(ctx, f.Path, bytes.NewReader(data), f.Size, opts)
-			p.written(ctx, rr, it, opts, err)
+			err := rr.store.Put(rctx, f.Path, bytes.NewReader(data), f.Size, opts)
+			p.written(rctx, rr, it, opts, err)
 		})
 	}
 	wg.Wait()
@@ -179,12 +220,13 @@ func (p *Pusher) transferParts(ctx context.Context, cfg Config, budget *budget, 
 	}
 	var ups []*upload
 	for _, rr := range regions {
-		if err := rr.sem.Acquire(ctx, 1); err != nil {
+		rctx := rr.context(ctx)
+		if err := rr.sem.Acquire(rctx, 1); err != nil {
 			rr.fileFailed(fmt.Errorf("push %s: %w", rr.Region, err))
 			continue
 		}
 		defer rr.sem.Release(1)
-		up, err := rr.store.Multipart(ctx, f.Path, opts)
+		up, err := rr.store.Multipart(rctx, f.Path, opts)
 		if err != nil {
 			rr.fileFailed(fmt.Errorf("push %s: %w", rr.Region, err))
 			continue
@@ -231,7 +273,7 @@ func (p *Pusher) transferParts(ctx context.Context, cfg Config, budget *budget, 
 			if u.err != nil {
 				continue
 			}
-			wg.Go(func() { u.err = u.up.PutPart(ctx, n, part, sum[:]) })
+			wg.Go(func() { u.err = u.up.PutPart(u.rr.context(ctx), n, part, sum[:]) })
 		}
 		wg.Wait()
 		if k < len(buf) {
@@ -245,14 +287,15 @@ func (p *Pusher) transferParts(ctx context.Context, cfg Config, budget *budget, 
 	var wg sync.WaitGroup
 	for _, u := range ups {
 		wg.Go(func() {
+			rctx := u.rr.context(ctx)
 			err := u.err
 			if err == nil {
-				err = u.up.Complete(ctx)
+				err = u.up.Complete(rctx)
 			}
 			if err != nil {
 				_ = u.up.Abort(context.WithoutCancel(ctx))
 			}
-			p.written(ctx, u.rr, it, opts, err)
+			p.written(rctx, u.rr, it, opts, err)
 		})
 	}
 	wg.Wait()
@@ -277,8 +320,8 @@ func (p *Pusher) readOrigin(path string, size int64) ([]byte, error) {
 func (p *Pusher) written(ctx context.Context, rr *RegionResult, it *Item, opts objstore.PutOptions, err error) {
 	f := it.File
 	if err == nil {
-		if twin := SpaceTwin(f.Path); twin != "" {
-			err = rr.store.Copy(ctx, f.Path, twin, opts)
+		if it.Twin != "" {
+			err = rr.store.Copy(ctx, f.Path, it.Twin, opts)
 		}
 	}
 	if err != nil {
@@ -313,7 +356,11 @@ func (p *Pusher) flush(ctx context.Context, rr *RegionResult) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	if err := p.DB.RecordObjects(context.WithoutCancel(ctx), db.NoFence, rr.region.ID, batch); err != nil {
+	// Every batch is checked: a lost lock records nothing more (and the fence would refuse it).
+	if err := rr.checkLock(ctx, false); err != nil {
+		return err
+	}
+	if err := p.DB.RecordObjects(context.WithoutCancel(ctx), rr.fence(), rr.region.ID, batch); err != nil {
 		return fmt.Errorf("push %s: %w", rr.Region, err)
 	}
 	return nil

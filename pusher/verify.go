@@ -3,12 +3,18 @@ package pusher
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"io"
 	"log/slog"
+	"path"
+	"slices"
 
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/internal/objstore"
 	"github.com/regionmirror/regionmirror/internal/repocheck"
+	"github.com/regionmirror/regionmirror/internal/repomd"
 )
 
 // verifyRepos moves each repository the region carries to the state its repomd.xml shows
@@ -19,15 +25,18 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 	for i := range inv.Live {
 		filesByPath[inv.Live[i].Path] = &inv.Live[i]
 	}
+	pairs := pairIndex(inv.Live)
 	states, err := p.DB.RegionRepos(ctx)
 	if err != nil {
 		rr.fail(err)
 		return
 	}
 	for _, repo := range repos {
-		path := RepomdPath(repo.Directory)
+		path := model.RepomdPath(repo.Directory)
 		f := filesByPath[path]
-		if f == nil || !Included(rr.region.Includes, path) {
+		// The same rule as the plan's: a region that does not carry the whole repository
+		// got none of its metadata.
+		if f == nil || !model.CarriesRepository(rr.region.Includes, repo.Directory) {
 			continue
 		}
 		versions, err := p.DB.RepomdVersions(ctx, repo.ID)
@@ -46,7 +55,9 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 		}
 		// Verified here: written by this push, or recorded verified before it.
 		verified := rr.uploadedKeys[path] || Verified(f, rr.objects[f.ID])
-		if !rr.uploadedKeys[path] && prev != nil && prev.State == db.RepoFresh && bytes.Equal(prev.RepomdSHA256, f.SHA256) && verified {
+		pair := pairs[repo.Directory]
+		written := slices.ContainsFunc(pair, func(pf *db.File) bool { return rr.uploadedKeys[pf.Path] })
+		if !written && prev != nil && prev.State == db.RepoFresh && bytes.Equal(prev.RepomdSHA256, f.SHA256) && verified {
 			rr.Repos = append(rr.Repos, RepoResult{Repo: repo.Name, Arch: repo.Arch, State: db.RepoFresh})
 			continue
 		}
@@ -57,7 +68,20 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 		if st.Via == repocheck.ViaStorage {
 			p.log().Info("read repomd.xml back through the storage API", slog.String("region", rr.Region), slog.String("path", path))
 		}
-		if err := p.DB.SetRegionRepo(ctx, db.NoFence, st.RegionRepo); err != nil {
+		if st.State == db.RepoFresh {
+			// The pair is read back together: a repomd.xml beside a signature of another
+			// one fails every client with repo_gpgcheck.
+			for _, pf := range pair {
+				if pf.Path == path {
+					continue
+				}
+				if err := readBack(ctx, cfg, rr, pf); err != nil {
+					st.State, st.Error = db.RepoStale, err.Error()
+					break
+				}
+			}
+		}
+		if err := p.setRegionRepo(ctx, rr, st.RegionRepo); err != nil {
 			rr.fail(err)
 			return
 		}
@@ -66,4 +90,46 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 			rr.fail(fmt.Errorf("push %s: repository %s/%s: repomd.xml read back is %s: %s", rr.Region, repo.Name, repo.Arch, st.State, st.Error))
 		}
 	}
+}
+
+// pairIndex lists, by repository directory, the origin's repomd.xml and the files
+// published with it (repomd.xml.asc, repomd.xml.key): one pass over the inventory.
+func pairIndex(live []db.File) map[string][]*db.File {
+	out := map[string][]*db.File{}
+	for i := range live {
+		if f := &live[i]; PhaseOf(f.Path) == PhaseRepomd {
+			dir := repoDirOf(f.Path)
+			out[dir] = append(out[dir], f)
+		}
+	}
+	return out
+}
+
+// readBack reads a published file through the region's public URL (the storage API where
+// this host cannot reach it, as repocheck does) and compares it with the origin's.
+func readBack(ctx context.Context, cfg Config, rr *RegionResult, f *db.File) error {
+	sum, status, err := repocheck.FetchSHA256(ctx, cfg.HTTPClient, rr.region.URL(f.Path))
+	if err != nil && rr.store != nil && (status == 0 || rr.region.Access == model.AccessLocationOnly) {
+		sum, err = storeSHA256(ctx, rr.store, f.Path)
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s read back: %w", path.Base(f.Path), err)
+	case !bytes.Equal(sum, f.SHA256):
+		return fmt.Errorf("%s read back does not match the origin's", path.Base(f.Path))
+	}
+	return nil
+}
+
+func storeSHA256(ctx context.Context, s objstore.Store, key string) ([]byte, error) {
+	r, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, io.LimitReader(r, repomd.MaxSize+1)); err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return h.Sum(nil), nil
 }

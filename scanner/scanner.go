@@ -6,12 +6,18 @@ package scanner
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -21,7 +27,7 @@ import (
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/objstore"
 	"github.com/regionmirror/regionmirror/internal/repocheck"
-	"github.com/regionmirror/regionmirror/pusher"
+	"github.com/regionmirror/regionmirror/internal/repomd"
 )
 
 // Config tunes a scan.
@@ -55,6 +61,8 @@ type RepoReport struct {
 	HTTPStatus int    `json:"http_status,omitempty"`
 	Via        string `json:"via,omitempty"`
 	Error      string `json:"error,omitempty"`
+	// NotRecorded: a push held the region, so what was read is reported, not recorded.
+	NotRecorded bool `json:"not_recorded,omitempty"`
 }
 
 // RegionReport is what a scan found in one region.
@@ -109,8 +117,33 @@ func (s *Scanner) cfg() Config {
 }
 
 // Scan verifies the regions, a few at a time. A region that cannot be reached is reported
-// (and recorded) without stopping the others.
+// (and recorded) without stopping the others. Each region is judged against the origin's
+// files and repomd.xml versions as they are when that region is checked, under its write
+// lock: a push may land a new version while other regions are scanned.
 func (s *Scanner) Scan(ctx context.Context, regions []*model.Region) ([]*RegionReport, error) {
+	reports := make([]*RegionReport, len(regions))
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i, r := range regions {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			reports[i] = s.VerifyRegion(ctx, r)
+		})
+	}
+	wg.Wait()
+	return reports, nil
+}
+
+// originState is what the database says the origin holds, read under a region's write lock.
+type originState struct {
+	files    []db.File
+	byPath   map[string]*db.File
+	repos    []model.Repository
+	versions map[int64][]db.RepomdVersion
+}
+
+func (s *Scanner) loadOrigin(ctx context.Context) (*originState, error) {
 	files, err := s.DB.ListFiles(ctx, true)
 	if err != nil {
 		return nil, err
@@ -119,57 +152,74 @@ func (s *Scanner) Scan(ctx context.Context, regions []*model.Region) ([]*RegionR
 	if err != nil {
 		return nil, err
 	}
-	versions := map[int64][]db.RepomdVersion{}
+	o := &originState{files: files, byPath: make(map[string]*db.File, len(files)), repos: repos, versions: map[int64][]db.RepomdVersion{}}
+	for i := range files {
+		o.byPath[files[i].Path] = &files[i]
+	}
 	for _, r := range repos {
-		if versions[r.ID], err = s.DB.RepomdVersions(ctx, r.ID); err != nil {
+		if o.versions[r.ID], err = s.DB.RepomdVersions(ctx, r.ID); err != nil {
 			return nil, err
 		}
 	}
-	reports := make([]*RegionReport, len(regions))
-	sem := make(chan struct{}, 4)
-	var wg sync.WaitGroup
-	for i, r := range regions {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			reports[i] = s.VerifyRegion(ctx, r, files, repos, versions)
-		})
-	}
-	wg.Wait()
-	return reports, nil
+	return o, nil
+}
+
+// objectsSeen is what the object comparison found, for judging repositories.
+type objectsSeen struct {
+	verdicts map[string]Verdict // by path, for the live files the region carries
+	bad      map[string]bool    // recorded copies missing or corrupt
 }
 
 // VerifyRegion scans one region and records what it found.
-func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region, files []db.File, repos []model.Repository, versions map[int64][]db.RepomdVersion) *RegionReport {
+func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionReport {
 	cfg := s.cfg()
 	start := time.Now()
 	rep := &RegionReport{Region: r.Name}
+	parent := ctx // ctx becomes the locks' context below; they end before the deferred records
 	// One scan per region at a time, whichever process or machine runs it.
-	scanLock, err := s.DB.TryLock(ctx, "scan/"+r.Name)
+	run, err := s.DB.BeginRegionRun(ctx, db.RunScan, r)
 	if err != nil {
-		rep.Status, rep.Error = db.RunFailed, fmt.Sprintf("scan %s: %v", r.Name, err)
-		var le *db.LockedError
-		if errors.As(err, &le) {
+		rep.Status, rep.Error = db.RunFailed, err.Error()
+		if errors.Is(err, db.ErrLocked) {
 			rep.Status = StatusBusy
 		}
 		return rep
 	}
-	defer scanLock.Release()
-	run, err := s.DB.StartRun(ctx, db.RunScan, r)
-	if err != nil {
-		rep.Status, rep.Error = db.RunFailed, err.Error()
-		return rep
+	rep.RunID = run.Run.ID
+	if run.Abandoned > 0 {
+		s.log().Info("earlier scans marked interrupted", slog.String("region", r.Name), slog.Int("runs", run.Abandoned))
 	}
-	rep.RunID = run.ID
-	if _, err := s.DB.AbandonRuns(ctx, db.RunScan, r.ID, run.ID); err != nil {
-		s.log().Warn("cannot mark interrupted scans", slog.String("region", r.Name), slog.Any("err", err))
+	var (
+		probeErr, runErr error
+		write            *db.Held // the region's write lock, while held
+	)
+	// lost is the loss of either lock, if one was lost: the run stops at the next step and
+	// records nothing more (writes carry the write lock's fence; the scan lock is checked
+	// before each write).
+	lost := func() error {
+		if err := run.Err(); err != nil {
+			return err
+		}
+		if write != nil {
+			return write.Err()
+		}
+		return nil
 	}
-	var probeErr, runErr error
 	defer func() {
+		if write != nil {
+			write.Release()
+		}
 		rep.Duration = time.Since(start)
-		run.Files = int64(rep.Listed)
-		run.Counts = map[string]int64{"listed": int64(rep.Listed), "verified": int64(rep.Verified), "missing": int64(rep.Missing),
+		run.Run.Files = int64(rep.Listed)
+		run.Run.Counts = map[string]int64{"listed": int64(rep.Listed), "verified": int64(rep.Verified), "missing": int64(rep.Missing),
 			"corrupt": int64(rep.Corrupt), "adopted": int64(rep.Adopted), "unchecked": int64(rep.Unsure), "outdated": int64(rep.Outdated), "extra": int64(rep.Extra)}
+		lostErr := lost()
+		if lostErr == nil && errors.Is(runErr, db.ErrLockLost) {
+			lostErr = runErr // a fenced write saw it first
+		}
+		if lostErr != nil {
+			runErr = fmt.Errorf("scan %s stopped, nothing recorded after the loss: %w", r.Name, lostErr)
+		}
 		if runErr == nil {
 			runErr = probeErr
 		}
@@ -177,21 +227,22 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region, files []db.
 		if runErr != nil {
 			rep.Status, rep.Error = db.RunFailed, runErr.Error()
 		}
-		bg := context.WithoutCancel(ctx)
-		if err := s.DB.FinishRun(bg, run, runErr); err != nil {
+		if err := run.Finish(parent, runErr); err != nil {
 			s.log().Error("cannot record the end of the scan", slog.String("region", r.Name), slog.Any("err", err))
 		}
-		if ctx.Err() == nil {
+		if parent.Err() == nil && lostErr == nil {
 			// An interrupted scan says nothing about the region's health.
 			msg := ""
 			if probeErr != nil {
 				msg = probeErr.Error()
 			}
-			if h, err := s.DB.RecordProbe(bg, r.ID, msg, cfg.DownAfter, cfg.UpAfter); err == nil {
+			if h, err := s.DB.RecordProbe(context.WithoutCancel(parent), r.ID, msg, cfg.DownAfter, cfg.UpAfter); err == nil {
 				rep.Health = h.State
 			}
 		}
 	}()
+	// Everything below stops when the scan lock is lost.
+	ctx = run.Context()
 
 	open := s.OpenStore
 	if open == nil {
@@ -205,58 +256,220 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region, files []db.
 		return rep
 	}
 
-	// Compare objects only while no push writes the region: a push in flight would look
-	// like missing files.
-	bad := map[string]bool{} // paths missing or corrupt, by path
-	if lock, err := s.DB.TryLock(ctx, "push/"+r.Name); err != nil {
-		var le *db.LockedError
-		if !errors.As(err, &le) {
-			runErr = fmt.Errorf("scan %s: %w", r.Name, err)
+	// Objects are compared and repositories judged under the region's write lock, held
+	// across both, so that no push changes the region or the versions in between: a push
+	// in flight would look like missing files, and a version it lands like a stale region.
+	// When a push holds it, only what is certainly true whoever writes is recorded: a
+	// repository clients cannot reach.
+	fence := run.Fence()
+	write, err = s.DB.Hold(ctx, db.WriteLock(r.Name))
+	switch {
+	case errors.Is(err, db.ErrLocked):
+		rep.Skipped = "objects not compared and repositories not judged (only unreachable ones recorded): " + err.Error()
+	case err != nil:
+		runErr = fmt.Errorf("scan %s: %w", r.Name, err)
+		return rep
+	default:
+		// Derived from the scan lock's context: cancelled when either lock is lost.
+		ctx, fence = write.Context(), write.Fence()
+	}
+	judged := write != nil
+	// check runs before every write: the fence covers the write lock, this the scan lock.
+	check := func() error {
+		if err := run.Check(ctx); err != nil {
+			return err
+		}
+		return lost()
+	}
+	// The origin as it is now, under the lock: versions a push recorded during the scan
+	// of other regions count.
+	origin, err := s.loadOrigin(ctx)
+	if err != nil {
+		runErr = fmt.Errorf("scan %s: %w", r.Name, err)
+		return rep
+	}
+	var seen *objectsSeen
+	if judged {
+		seen, err = s.compareObjects(ctx, cfg, r, store, origin, rep, fence, check)
+		if errors.Is(err, db.ErrLockLost) || lost() != nil {
+			runErr = err
 			return rep
 		}
-		rep.Skipped = "objects not compared: " + le.Error()
-	} else {
-		err = s.compareObjects(ctx, cfg, r, store, files, rep, bad)
-		lock.Release()
 		if err != nil {
 			// Still check what clients get: a region whose listing fails is often down
 			// for clients too, and recording that takes it out of the metalinks now
 			// rather than after scan.down_after scans.
 			probeErr = fmt.Errorf("scan %s: %w", r.Name, err)
+			seen = nil
 		}
 	}
 
 	unreachable := 0
 	var lastUnreachable string
-	for _, repo := range repos {
-		p := pusher.RepomdPath(repo.Directory)
-		vs := versions[repo.ID]
-		if len(vs) == 0 || !pusher.Included(r.Includes, p) {
+	for _, repo := range origin.repos {
+		vs := origin.versions[repo.ID]
+		if len(vs) == 0 || !model.CarriesRepository(r.Includes, repo.Directory) {
 			continue
 		}
-		res := repocheck.Check(ctx, cfg.HTTPClient, r, store, p, vs)
-		if n := countUnder(bad, repo.Directory); n > 0 && (res.State == db.RepoFresh || res.State == db.RepoAlternate) {
-			// What it serves names files the region lacks: clients would fail there.
-			res.State, res.Error = db.RepoStale, fmt.Sprintf("%d files of the repository are missing or corrupt in this region", n)
+		res := repocheck.Check(ctx, cfg.HTTPClient, r, store, model.RepomdPath(repo.Directory), vs)
+		if seen != nil {
+			s.judgeServed(ctx, cfg, r, store, repo, origin, seen, &res)
+		}
+		// What was read after a loss (or while cancelled) is not evidence.
+		if err := lost(); err != nil {
+			runErr = err
+			return rep
+		}
+		if ctx.Err() != nil {
+			runErr = fmt.Errorf("scan %s: %w", r.Name, context.Cause(ctx))
+			return rep
 		}
 		if !res.Reachable {
 			unreachable++
 			lastUnreachable = res.Error
 		}
-		// After a failed listing only bad news is recorded: good news needs the files checked.
 		good := res.State == db.RepoFresh || res.State == db.RepoAlternate
-		if probeErr == nil || !good {
-			if err := s.DB.SetRegionRepo(ctx, db.NoFence, res.RegionRepo); err != nil {
+		recorded := false
+		switch {
+		case !judged && res.State != db.RepoUnreachable:
+			// A push holds the region: what it serves may be half-written, and the push
+			// records the result itself.
+		case seen == nil && good:
+			// After a failed listing only bad news is recorded: good news needs the files checked.
+		default:
+			err := check()
+			if err == nil {
+				err = s.DB.SetRegionRepo(ctx, fence, res.RegionRepo)
+			}
+			if err != nil {
 				runErr = err
 				return rep
 			}
+			recorded = true
 		}
-		rep.Repos = append(rep.Repos, RepoReport{Repo: repo.Name, Arch: repo.Arch, State: res.State, HTTPStatus: res.HTTPStatus, Via: res.Via, Error: res.Error})
+		rep.Repos = append(rep.Repos, RepoReport{Repo: repo.Name, Arch: repo.Arch, State: res.State, HTTPStatus: res.HTTPStatus, Via: res.Via, Error: res.Error,
+			NotRecorded: !recorded && !judged})
 	}
 	if unreachable > 0 && probeErr == nil {
 		probeErr = fmt.Errorf("scan %s: %d repositories unreachable through the public URL: %s", r.Name, unreachable, lastUnreachable)
 	}
 	return rep
+}
+
+// judgeServed checks a repository that serves a version the origin published against what
+// the region holds: no file of the repository missing or corrupt, every file its served
+// repomd.xml names with the checksum it names (files rewritten under the same name break
+// that), and beside the current repomd.xml the origin's repomd.xml.asc. Any of these
+// failing makes it stale, with the reason.
+func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, store objstore.Store, repo model.Repository, origin *originState, seen *objectsSeen, res *repocheck.Result) {
+	if res.State != db.RepoFresh && res.State != db.RepoAlternate {
+		return
+	}
+	stale := func(format string, args ...any) {
+		res.State, res.Error = db.RepoStale, fmt.Sprintf(format, args...)
+	}
+	if n := countUnder(seen.bad, repo.Directory); n > 0 {
+		// What it serves names files the region lacks: clients would fail there.
+		stale("%d files of the repository are missing or corrupt in this region", n)
+		return
+	}
+	md, err := repomd.Parse(bytes.NewReader(res.Body))
+	if err != nil {
+		stale("cannot parse the repomd.xml it serves: %v", err)
+		return
+	}
+	for _, d := range md.Data {
+		p := path.Join(repo.Directory, d.Href)
+		f := origin.byPath[p]
+		ev := DataEvidence(d, f, f != nil && f.DeletedAt == nil && seen.verdicts[p].Holds())
+		if ev == Unknown {
+			if ev, err = s.dataContent(ctx, store, p, d); err != nil {
+				s.log().Warn("cannot check a file the served repomd.xml names", slog.String("region", r.Name), slog.String("path", p), slog.Any("err", err))
+				stale("cannot check %s, which the repomd.xml it serves names", d.Href)
+				return
+			}
+		}
+		if ev != Match {
+			stale("%s does not match the %s checksum the repomd.xml it serves names", d.Href, d.Algorithm)
+			return
+		}
+	}
+	if res.State != db.RepoFresh {
+		return // an older signature is not in the inventory to compare with
+	}
+	ascPath := model.RepomdPath(repo.Directory) + ".asc"
+	asc := origin.byPath[ascPath]
+	if asc == nil || asc.DeletedAt != nil {
+		return
+	}
+	body, _, status, err := repocheck.Read(ctx, cfg.HTTPClient, r, store, ascPath)
+	switch {
+	case err != nil && status == http.StatusNotFound:
+		stale("serves repomd.xml without its repomd.xml.asc")
+	case err != nil:
+		res.State, res.Error, res.Reachable = db.RepoUnreachable, err.Error(), false
+	default:
+		if sum := sha256.Sum256(body); !bytes.Equal(sum[:], asc.SHA256) {
+			stale("serves a repomd.xml.asc that is not the signature of the repomd.xml it serves")
+		}
+	}
+}
+
+// dataContent checks an object against a data entry of repomd.xml: by the stored SHA-256
+// when the entry is sha256 and the store keeps one, else by reading it.
+func (s *Scanner) dataContent(ctx context.Context, store objstore.Store, p string, d repomd.Data) (Evidence, error) {
+	want, err := hex.DecodeString(d.Checksum)
+	if err != nil {
+		return Differs, nil
+	}
+	head, err := store.Head(ctx, p)
+	if errors.Is(err, objstore.ErrNotExist) {
+		return Differs, nil
+	}
+	if err != nil {
+		return Unknown, err
+	}
+	if d.Size > 0 && head.Size != d.Size {
+		return Differs, nil
+	}
+	if strings.EqualFold(d.Algorithm, "sha256") && head.SHA256 != nil {
+		return boolEvidence(bytes.Equal(head.SHA256, want)), nil
+	}
+	h := newHash(d.Algorithm)
+	if h == nil {
+		return Unknown, fmt.Errorf("%s: unknown checksum type %q", p, d.Algorithm)
+	}
+	rd, err := store.Get(ctx, p)
+	if errors.Is(err, objstore.ErrNotExist) {
+		return Differs, nil
+	}
+	if err != nil {
+		return Unknown, err
+	}
+	defer rd.Close()
+	if _, err := io.Copy(h, rd); err != nil {
+		return Unknown, fmt.Errorf("read %s: %w", p, err)
+	}
+	return boolEvidence(bytes.Equal(h.Sum(nil), want)), nil
+}
+
+// newHash returns the hash a repomd.xml checksum type names ("sha" is SHA-1 in old createrepo).
+func newHash(algo string) hash.Hash {
+	switch strings.ToLower(algo) {
+	case "md5":
+		return md5.New()
+	case "sha", "sha1":
+		return sha1.New()
+	case "sha224":
+		return sha256.New224()
+	case "sha256":
+		return sha256.New()
+	case "sha384":
+		return sha512.New384()
+	case "sha512":
+		return sha512.New()
+	}
+	return nil
 }
 
 func countUnder(bad map[string]bool, dir string) int {
@@ -269,18 +482,39 @@ func countUnder(bad map[string]bool, dir string) int {
 	return n
 }
 
+// bucketEncryption asks the store how its bucket encrypts, when it can say.
+func (s *Scanner) bucketEncryption(ctx context.Context, r *model.Region, store objstore.Store) string {
+	er, ok := store.(objstore.EncryptionReporter)
+	if !ok {
+		if r.Kind == model.KindFile {
+			return EncNone
+		}
+		return EncUnknown
+	}
+	enc, known, err := er.BucketEncryption(ctx)
+	if err != nil {
+		// Not knowing only costs Heads: ETag mismatches are confirmed either way.
+		s.log().Warn("cannot read the bucket's encryption", slog.String("region", r.Name), slog.Any("err", err))
+		return EncUnknown
+	}
+	if !known {
+		return EncUnknown
+	}
+	return NormalizeEncryption(enc)
+}
+
 // compareObjects lists the region in parallel key ranges and records what it found for
-// every file the region should carry.
-func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Region, store objstore.Store, files []db.File, rep *RegionReport, bad map[string]bool) error {
+// every file the region should carry, under fence, calling check before each batch.
+func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Region, store objstore.Store, origin *originState, rep *RegionReport, fence db.Fence, check func() error) (*objectsSeen, error) {
 	var want []*db.File // live files the region carries, by path
-	known := make(map[string]bool, len(files)*2)
-	for i := range files {
-		f := &files[i]
+	known := make(map[string]bool, len(origin.files)*2)
+	for i := range origin.files {
+		f := &origin.files[i]
 		known[f.Path] = true
-		if twin := pusher.SpaceTwin(f.Path); twin != "" {
+		if twin := model.SpaceTwin(f.Path); twin != "" {
 			known[twin] = true
 		}
-		if f.DeletedAt == nil && pusher.Included(r.Includes, f.Path) {
+		if f.DeletedAt == nil && model.CarriesPath(r.Includes, f.Path) {
 			want = append(want, f)
 		}
 	}
@@ -291,66 +525,56 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 	}
 	listed, err := listParallel(ctx, store, points)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rep.Listed = len(listed)
 	objects, err := s.DB.RegionObjects(ctx, r.ID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rows := make(map[int64]*db.RegionObject, len(objects))
 	for i := range objects {
 		rows[objects[i].FileID] = &objects[i]
 	}
+	content, err := s.contents(ctx, cfg, r, store, want, listed)
+	if err != nil {
+		return nil, err
+	}
 
+	seen := &objectsSeen{verdicts: make(map[string]Verdict, len(want)), bad: map[string]bool{}}
 	var updates []db.ObjectUpdate
-	for _, f := range want {
+	for i, f := range want {
 		row := rows[f.ID]
-		info, ok := listed[f.Path]
-		twin := pusher.SpaceTwin(f.Path)
+		_, ok := listed[f.Path]
+		twin := model.SpaceTwin(f.Path)
 		_, twinOK := listed[twin]
+		v := ObjectVerdict(ObjectInput{File: f, Record: row, Listed: ok, NeedsTwin: twin != "", TwinListed: twinOK, Content: content[i]})
+		seen.verdicts[f.Path] = v
 		state := db.ObjectPresent
-		switch {
-		case !ok || (twin != "" && !twinOK):
-			state = db.ObjectMissing
-		case row != nil && !bytes.Equal(row.SHA256, f.SHA256) && !s.isCurrent(ctx, cfg, store, f, info):
-			// The record already says the region holds an older version (the origin
-			// changed since): not damage, just not pushed yet. The record stands; the
-			// next push replaces it.
-			rep.Outdated++
+		switch v {
+		case VerdictNeverPushed:
+			// Nothing recorded, and nothing the region serves names it yet (a push
+			// uploads metadata only after every file).
 			continue
-		case info.Size != f.Size:
-			state = db.ObjectCorrupt
-		default:
-			match, checked, err := s.sameContent(ctx, cfg, store, f, info)
-			if err != nil {
-				return err
-			}
-			if !checked {
-				rep.Unsure++
-				continue // nothing seen either way: the record stands
-			}
-			if !match {
-				state = db.ObjectCorrupt
-			}
-		}
-		switch state {
-		case db.ObjectPresent:
+		case VerdictOutdated:
+			rep.Outdated++
+			continue // the record stands; the next push replaces it
+		case VerdictUnchecked:
+			rep.Unsure++
+			continue // nothing seen either way: the record stands
+		case VerdictPresent, VerdictAdopted:
 			rep.Verified++
-			if row == nil || row.State != db.ObjectPresent || !bytes.Equal(row.SHA256, f.SHA256) {
+			if v == VerdictAdopted {
 				rep.Adopted++
 			}
-		case db.ObjectMissing:
-			if row == nil {
-				// Never pushed here: nothing recorded, and nothing the region serves names
-				// it yet (a push uploads metadata only after every file).
-				continue
-			}
-			bad[f.Path] = true
+		case VerdictMissing, VerdictTwinMissing:
+			state = db.ObjectMissing
+			seen.bad[f.Path] = true
 			rep.Missing++
-		case db.ObjectCorrupt:
+		case VerdictCorrupt:
+			state = db.ObjectCorrupt
 			if row != nil {
-				bad[f.Path] = true
+				seen.bad[f.Path] = true
 			}
 			rep.Corrupt++
 		}
@@ -367,48 +591,99 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 	sort.Strings(rep.Extras)
 	for len(updates) > 0 {
 		n := min(len(updates), 1000)
-		if err := s.DB.RecordObjects(ctx, db.NoFence, r.ID, updates[:n]); err != nil {
-			return err
+		if err := check(); err != nil {
+			return nil, err
+		}
+		if err := s.DB.RecordObjects(ctx, fence, r.ID, updates[:n]); err != nil {
+			return nil, err
 		}
 		updates = updates[n:]
 	}
-	return nil
+	return seen, nil
 }
 
-// isCurrent reports whether an object is certainly the origin's current file.
-func (s *Scanner) isCurrent(ctx context.Context, cfg Config, store objstore.Store, f *db.File, info objstore.Info) bool {
-	if info.Size != f.Size {
-		return false
+// contents judges every listed object's bytes against the origin's file: from the listing
+// where it can tell, else by a Head (stored SHA-256, encryption) and, with --deep, by
+// reading the object. Heads and reads run cfg.Concurrency at a time.
+func (s *Scanner) contents(ctx context.Context, cfg Config, r *model.Region, store objstore.Store, want []*db.File, listed map[string]objstore.Info) ([]Evidence, error) {
+	enc := s.bucketEncryption(ctx, r, store)
+	out := make([]Evidence, len(want))
+	var todo []int
+	for i, f := range want {
+		if info, ok := listed[f.Path]; ok {
+			if out[i] = ListingEvidence(f, info, enc); out[i] == NeedsHead {
+				todo = append(todo, i)
+			}
+		}
 	}
-	match, checked, err := s.sameContent(ctx, cfg, store, f, info)
-	return err == nil && checked && match
+	if len(todo) == 0 {
+		return out, nil
+	}
+	if r.Kind == model.KindFile && !cfg.Deep {
+		// A directory keeps no checksum: only reading tells, and that is --deep's job.
+		for _, i := range todo {
+			out[i] = Unknown
+		}
+		return out, nil
+	}
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sem := make(chan struct{}, cfg.Concurrency)
+	var wg sync.WaitGroup
+	for _, i := range todo {
+		sem <- struct{}{}
+		if cctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ev, err := s.objectContent(cctx, cfg, r, store, want[i], enc)
+			if err != nil {
+				cancel(err)
+				return
+			}
+			out[i] = ev
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(cctx); err != nil && cctx.Err() != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// sameContent checks an object against the origin's file: by ETag where it is a plain
-// MD5, else (with --deep) by the stored SHA-256 or by reading the object.
-func (s *Scanner) sameContent(ctx context.Context, cfg Config, store objstore.Store, f *db.File, info objstore.Info) (match, checked bool, err error) {
-	if md5 := objstore.ETagMD5(info.ETag); md5 != nil {
-		return bytes.Equal(md5, f.MD5), true, nil
+// objectContent settles what a listing could not: the stored SHA-256 or a trustworthy
+// ETag from a Head (a directory keeps neither), else with --deep the bytes themselves.
+func (s *Scanner) objectContent(ctx context.Context, cfg Config, r *model.Region, store objstore.Store, f *db.File, enc string) (Evidence, error) {
+	if r.Kind != model.KindFile {
+		head, err := store.Head(ctx, f.Path)
+		if errors.Is(err, objstore.ErrNotExist) {
+			return Unknown, nil // gone since the listing: the next scan sees it missing
+		}
+		if err != nil {
+			return Unknown, err
+		}
+		if ev := HeadEvidence(f, head, enc); ev != Unknown {
+			return ev, nil
+		}
 	}
 	if !cfg.Deep {
-		return false, false, nil
-	}
-	if head, err := store.Head(ctx, f.Path); err == nil && head.SHA256 != nil {
-		return bytes.Equal(head.SHA256, f.SHA256), true, nil
+		return Unknown, nil
 	}
 	rd, err := store.Get(ctx, f.Path)
 	if errors.Is(err, objstore.ErrNotExist) {
-		return false, true, nil
+		return Unknown, nil
 	}
 	if err != nil {
-		return false, false, err
+		return Unknown, err
 	}
 	defer rd.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, rd); err != nil {
-		return false, false, fmt.Errorf("read %s: %w", f.Path, err)
+	n, err := io.Copy(h, rd)
+	if err != nil {
+		return Unknown, fmt.Errorf("read %s: %w", f.Path, err)
 	}
-	return bytes.Equal(h.Sum(nil), f.SHA256), true, nil
+	return boolEvidence(n == f.Size && bytes.Equal(h.Sum(nil), f.SHA256)), nil
 }
 
 // splitPoints cuts the key space into about n ranges of equal numbers of known files.

@@ -30,6 +30,7 @@ const repoDir = "demo/1/x86_64/os"
 type fixture struct {
 	t       *testing.T
 	db      *db.DB
+	dbURL   string
 	origin  string
 	pusher  *pusher.Pusher
 	scanner *Scanner
@@ -37,7 +38,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, bulk int) *fixture {
 	t.Helper()
-	d, _ := testenv.NewDB(t)
+	d, dbURL := testenv.NewDB(t)
 	origin := testenv.SampleOrigin(t, t.TempDir())
 	for i := range bulk {
 		dir := filepath.Join(origin, "bulk", fmt.Sprintf("d%02d", i%7))
@@ -49,7 +50,7 @@ func newFixture(t *testing.T, bulk int) *fixture {
 	}
 	opts := objstore.Options{AccessKey: testenv.S3AccessKey, SecretKey: testenv.S3SecretKey, MaxAttempts: 1, Timeout: 5 * time.Second}
 	log := slog.New(slog.DiscardHandler)
-	return &fixture{t: t, db: d, origin: origin,
+	return &fixture{t: t, db: d, dbURL: dbURL, origin: origin,
 		pusher:  &pusher.Pusher{DB: d, Origin: pusher.OSOrigin{Root: origin}, Log: log, Config: pusher.Config{StoreOptions: opts}},
 		scanner: &Scanner{DB: d, Log: log, Config: Config{Concurrency: 4, DownAfter: 3, UpAfter: 2, StoreOptions: opts, Timeout: 5 * time.Second}}}
 }

@@ -277,7 +277,7 @@ func (c *cronDaemon) gc(ctx context.Context) error {
 	if err != nil || len(regions) == 0 {
 		return err
 	}
-	results, _, err := p.GC(ctx, regions, c.app.cfg.Push.DeleteGrace.Std(), false)
+	results, _, err := p.GC(ctx, regions, c.app.gcOptions(false))
 	if err != nil {
 		return err
 	}

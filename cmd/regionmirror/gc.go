@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,10 +21,13 @@ func (a *app) gcCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gc [--region R]... [--dry-run] [--json]",
 		Short: "Remove from regions what the origin deleted, once push.delete_grace has passed",
-		Long: `Remove from regions the files the origin deleted more than push.delete_grace ago (and
-their "+" twins), then forget files no region holds. gc never runs beside a push of the same
-region, and leaves a region alone while any of its repositories is not fresh there: older
-metadata it still serves may name those files.`,
+		Long: `Remove from regions the files the origin deleted (and their "+" twins, unless a twin is
+a real file), then forget files no region holds. A file goes once push.delete_grace has passed
+since the latest of its deletion and the moment the last repomd.xml that may name it left the
+metalinks (metalink.alternates_max_age after it was superseded). gc never runs beside a push of
+the same region, and leaves a region alone while any of its repositories is not fresh there:
+older metadata it still serves may name those files. Copies are marked deleting first, so
+servers stop sending clients there (push.announce_delay) before the objects go.`,
 		Args: cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -31,7 +35,7 @@ metadata it still serves may name those files.`,
 			if err != nil {
 				return err
 			}
-			results, purged, err := p.GC(ctx, targets, a.cfg.Push.DeleteGrace.Std(), dryRun)
+			results, purged, err := p.GC(ctx, targets, a.gcOptions(dryRun))
 			if err != nil {
 				return err
 			}
@@ -43,13 +47,25 @@ metadata it still serves may name those files.`,
 			} else {
 				rows := [][]string{}
 				for _, r := range results {
-					rows = append(rows, []string{r.Region, r.Status, strconv.Itoa(r.Expired), strconv.Itoa(r.Deleted), roundDuration(r.Duration), r.Error})
+					rows = append(rows, []string{r.Region, r.Status, strconv.Itoa(r.Expired), strconv.Itoa(r.Kept), strconv.Itoa(r.Deleted), roundDuration(r.Duration), r.Error})
 				}
-				printTable(a.stdout, []string{"REGION", "STATUS", "EXPIRED", "DELETED", "TOOK", "ERROR"}, rows)
+				printTable(a.stdout, []string{"REGION", "STATUS", "EXPIRED", "KEPT", "DELETED", "TOOK", "ERROR"}, rows)
+				for _, r := range results {
+					for _, t := range r.Twins {
+						fmt.Fprintf(a.stdout, "kept %s: %q, a real file, not deleted as a + twin\n", r.Region, t)
+					}
+				}
 				if dryRun {
 					for _, r := range results {
 						for _, p := range r.Paths {
 							fmt.Fprintf(a.stdout, "would delete %s: %s\n", r.Region, p)
+						}
+						for _, k := range r.KeptWhy {
+							until := ""
+							if !k.Until.IsZero() {
+								until = " until " + k.Until.UTC().Format(time.RFC3339)
+							}
+							fmt.Fprintf(a.stdout, "would keep %s: %s (%s%s)\n", r.Region, k.Path, k.Reason, until)
 						}
 					}
 				} else {
@@ -66,4 +82,14 @@ metadata it still serves may name those files.`,
 	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "list what would be deleted; change nothing")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// gcOptions are gc's settings from the configuration.
+func (a *app) gcOptions(dryRun bool) pusher.GCOptions {
+	return pusher.GCOptions{
+		Grace:            a.cfg.Push.DeleteGrace.Std(),
+		AlternatesMaxAge: a.cfg.Metalink.AlternatesMaxAge.Std(),
+		UpdateDelay:      announceDelay(a.cfg.Push.AnnounceDelay.Std()),
+		DryRun:           dryRun,
+	}
 }

@@ -147,6 +147,7 @@ func printPlan(a *app, res *pusher.Result) {
 		}
 	}
 	printTable(a.stdout, []string{"REGION", "PHASE", "FILES", "BYTES", "UP-TO-DATE", "ERROR"}, rows)
+	printPushNotes(a, res)
 }
 
 func printPushSummary(a *app, res *pusher.Result) {
@@ -169,6 +170,24 @@ func printPushSummary(a *app, res *pusher.Result) {
 			strconv.Itoa(rr.Failed), strings.Join(repos, ", "), roundDuration(rr.Duration), rr.Error})
 	}
 	printTable(a.stdout, []string{"REGION", "STATUS", "UPLOADED", "BYTES", "UP-TO-DATE", "FAILED", "REPOSITORIES", "TOOK", "ERROR"}, rows)
+	printPushNotes(a, res)
+}
+
+// printPushNotes says, per region, what a push deliberately did not do or did differently.
+func printPushNotes(a *app, res *pusher.Result) {
+	for _, rr := range res.Regions {
+		if rr.TwinsSkipped > 0 {
+			fmt.Fprintf(a.stdout, "note: %s: %d paths with '+' have a space twin that is a real origin file; those twins were not written\n",
+				rr.Region, rr.TwinsSkipped)
+		}
+		if len(rr.RewrittenInPlace) > 0 {
+			fmt.Fprintf(a.stdout, "note: %s: files rewritten under the same name in %s: out of the answers there until verified again\n",
+				rr.Region, strings.Join(rr.RewrittenInPlace, ", "))
+		}
+		for _, w := range rr.Withheld {
+			fmt.Fprintf(a.stdout, "note: %s: metadata withheld: %s\n", rr.Region, w.Reason)
+		}
+	}
 }
 
 func (a *app) quietLogConfig() config.Log {

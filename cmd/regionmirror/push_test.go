@@ -177,3 +177,27 @@ func mustRegions(t *testing.T, env []string) []model.Region {
 	}
 	return regions
 }
+
+// A "+" path whose space twin is a real origin file: the push says it did not write the twin.
+func TestPushReportsTwinsNotWritten(t *testing.T) {
+	env, origin, fileURL := pushEnv(t)
+	pkgs := filepath.Join(origin, "demo/1/x86_64/os/Packages")
+	for name, body := range map[string]string{"x y.txt": "real", "x+y.txt": "plus"} {
+		if err := os.WriteFile(filepath.Join(pkgs, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, errs, code := cli(t, env, "push")
+	if code != 0 || !strings.Contains(out, "note: us-east-1: 1 paths with '+'") {
+		t.Fatalf("push: %d\n%s\n%s", code, out, errs)
+	}
+	resp, err := http.Get(fileURL + "/demo/1/x86_64/os/Packages/x%20y.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "real" {
+		t.Errorf("the real file serves %q", body)
+	}
+}

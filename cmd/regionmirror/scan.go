@@ -22,10 +22,14 @@ func (a *app) scanCmd() *cobra.Command {
 		Use:   "scan [--region R]... [--deep] [--json]",
 		Short: "Verify what every region really holds, and each repository as clients read it",
 		Long: `List every region's storage and compare it with what is recorded: objects missing, with
-other bytes (by ETag where it is an MD5; --deep checks stored SHA-256 checksums or reads
-the object), or unknown to the origin. Then read every repository's repomd.xml through the
-region's public URL, as dnf does, and record which version it serves. Each region's
-health follows with hysteresis (scan.down_after, scan.up_after).`,
+other bytes, or unknown to the origin. An ETag is trusted as an MD5 only outside SSE-KMS
+and SSE-C; where it cannot tell, a HEAD reads the stored x-amz-checksum-sha256 (--deep
+reads the object when there is none). Then read every repository's repomd.xml through the
+region's public URL, as dnf does: a version the origin published is fresh or alternate only
+when the files it names have the checksums it names in the region, and (for the current
+one) repomd.xml.asc is the origin's. Each region is judged under its write lock; beside a
+running push only unreachable repositories are recorded. Each region's health follows
+with hysteresis (scan.down_after, scan.up_after).`,
 		Args: cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -90,7 +94,8 @@ func printScan(a *app, reports []*scanner.RegionReport) {
 
 func servesAll(r *scanner.RegionReport) bool {
 	for _, repo := range r.Repos {
-		if repo.State != db.RepoFresh && repo.State != db.RepoAlternate {
+		// Read beside a push (not recorded): a half-written state says nothing yet.
+		if !repo.NotRecorded && repo.State != db.RepoFresh && repo.State != db.RepoAlternate {
 			return false
 		}
 	}

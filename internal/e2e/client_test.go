@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -12,6 +13,8 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +33,7 @@ type stats struct {
 	serverOther     atomic.Int64 // non-200 answers below 500
 	resolutions     atomic.Int64 // metalinks resolved
 	urlsHanded      atomic.Int64 // region URLs in those metalinks
+	listedAll       atomic.Int64 // metalinks that listed every region (scans that wrongly call a region stale lower it)
 	missesOutage    atomic.Int64 // on a region whose S3 server the test had killed
 	missesOther     atomic.Int64
 	mismatches      atomic.Int64 // repomd.xml, repodata or package bytes that are not what was promised
@@ -37,22 +41,81 @@ type stats struct {
 	clientFailures  atomic.Int64 // resolutions where no URL gave a complete, correct repository (dnf fails)
 	handedWhileDown atomic.Int64 // URLs of a region while its S3 server was down
 	downloads       atomic.Int64 // /pub redirects followed
-	downloadUnknown atomic.Int64 // /pub answers 404: the server's file data is older than the file
+	downloadUnknown atomic.Int64 // /pub answers 404: the server's file data is older than the file, or it forgot a deleted one
 	downloadMisses  atomic.Int64 // of the misses: a /pub redirect's Location (curl would fail)
 	downloadFailed  atomic.Int64 // ... and no rel=duplicate Link worked either (aria2c would fail)
+	// slowest is the longest resolution (metalink read to the last byte checked), in
+	// nanoseconds: a miss of a file deleted after the grace is only a product's fault while
+	// resolutions stay well inside push.delete_grace - metalink.alternates_max_age.
+	slowest atomic.Int64
 	// When the misses on a killed region happened (UnixNano; 0 for none): they should all
 	// fall in the window before serve's prober notices the outage.
 	outageFirst, outageLast atomic.Int64
 
 	mu       sync.Mutex
 	examples []string
+	// kinds counts the notes by call site (their format), so that one frequent failure
+	// does not hide the others from the examples.
+	kinds map[string]*noteKind
+	order []string
+	start time.Time // when the run started, for the examples' offsets (zero: wall clock)
+}
+
+type noteKind struct {
+	n        int
+	examples []string // the first few
+	last     string
 }
 
 func (s *stats) note(format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	at := time.Now().Format("15:04:05.000")
+	if !s.start.IsZero() {
+		at = "t+" + time.Since(s.start).Round(time.Millisecond).String()
+	}
+	line := at + " " + fmt.Sprintf(format, args...)
 	if len(s.examples) < 40 {
-		s.examples = append(s.examples, time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
+		s.examples = append(s.examples, line)
+	}
+	if s.kinds == nil {
+		s.kinds = map[string]*noteKind{}
+	}
+	k := s.kinds[format]
+	if k == nil {
+		k = &noteKind{}
+		s.kinds[format] = k
+		s.order = append(s.order, format)
+	}
+	k.n++
+	if len(k.examples) < 3 {
+		k.examples = append(k.examples, line)
+	} else {
+		k.last = line
+	}
+}
+
+// byKind lists the notes by kind, in the order each kind first happened: a count and
+// the first few and last examples of each.
+func (s *stats) byKind() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, f := range s.order {
+		k := s.kinds[f]
+		out = append(out, fmt.Sprintf("%dx %q", k.n, f))
+		for _, e := range k.examples {
+			out = append(out, "    "+e)
+		}
+		if k.last != "" {
+			out = append(out, "    ... last: "+k.last)
+		}
+	}
+	return out
+}
+
+func (s *stats) noteResolution(d time.Duration) {
+	for cur := s.slowest.Load(); int64(d) > cur && !s.slowest.CompareAndSwap(cur, int64(d)); cur = s.slowest.Load() {
 	}
 }
 
@@ -97,6 +160,8 @@ type client struct {
 	noRedirect *http.Client
 	st         *stats
 	region     func(url string) *region
+	readAt     time.Time // when the metalink being resolved was read
+	context    string    // what handed out the URL being checked ("repomd.xml of round 5"), for the examples
 }
 
 func newClient(w *world, st *stats) *client {
@@ -106,8 +171,10 @@ func newClient(w *world, st *stats) *client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	c.region = func(u string) *region {
 		for _, r := range w.regions {
-			if strings.HasPrefix(u, r.publicURL+"/") {
-				return r
+			for _, base := range append([]string{r.publicURL}, r.aliases...) {
+				if strings.HasPrefix(u, base+"/") {
+					return r
+				}
 			}
 		}
 		return nil
@@ -137,6 +204,14 @@ func (c *client) get(ctx context.Context, u string) ([]byte, int, error) {
 	return b, 200, nil
 }
 
+// age says how long ago the metalink being resolved was read, for the examples.
+func (c *client) age() string {
+	if c.readAt.IsZero() {
+		return "no metalink"
+	}
+	return "metalink read " + time.Since(c.readAt).Round(time.Millisecond).String() + " before"
+}
+
 // miss counts a failed fetch of a URL the server handed out.
 func (c *client) miss(u string, status int, err error) {
 	r := c.region(u)
@@ -149,7 +224,12 @@ func (c *client) miss(u string, status int, err error) {
 		return
 	}
 	c.st.missesOther.Add(1)
-	c.st.note("miss: %s: status %d: %v", u, status, err)
+	// Two kinds, so that one does not hide the other in the examples.
+	if strings.HasPrefix(c.context, "a /pub redirect") {
+		c.st.note("miss of a /pub redirect: %s: status %d: %v (%s; %s)", u, status, err, c.context, c.age())
+		return
+	}
+	c.st.note("miss: %s: status %d: %v (%s; %s)", u, status, err, c.context, c.age())
 }
 
 // resolve runs one metalink resolution with location= set to loc ("" for none).
@@ -159,6 +239,8 @@ func (c *client) resolve(ctx context.Context, loc string) {
 		u += "&location=" + loc
 	}
 	readAt := time.Now()
+	c.readAt = readAt
+	defer func() { c.st.noteResolution(time.Since(readAt)) }()
 	c.st.serverRequests.Add(1)
 	body, status, err := c.get(ctx, u)
 	if ctx.Err() != nil {
@@ -167,11 +249,13 @@ func (c *client) resolve(ctx context.Context, loc string) {
 	switch {
 	case status >= 500:
 		c.st.server5xx.Add(1)
-		c.st.note("metalink: %d: %s", status, firstLine(body))
+		c.st.note("metalink: %d: %s", status, metalinkReason(body))
+		c.pause(ctx)
 		return
 	case err != nil && status == 0:
 		c.st.server5xx.Add(1) // the server did not answer at all
 		c.st.note("metalink: %v", err)
+		c.pause(ctx)
 		return
 	case status != 200:
 		c.st.serverOther.Add(1)
@@ -199,6 +283,15 @@ func (c *client) resolve(ctx context.Context, loc string) {
 			}
 		}
 	}
+	listed := map[*region]bool{}
+	for _, mu := range f.URLs {
+		if r := c.region(strings.TrimSpace(mu)); r != nil {
+			listed[r] = true
+		}
+	}
+	if len(listed) == len(c.w.regions) {
+		c.st.listedAll.Add(1)
+	}
 	good := 0
 	c.packages = c.packages[:0]
 	for _, mu := range f.URLs {
@@ -225,6 +318,44 @@ func (c *client) resolve(ctx context.Context, loc string) {
 			break
 		}
 		c.download(ctx, repoDir+"/"+href, loc)
+	}
+	// And the images beside the repository that the origin deleted, through /pub too.
+	for _, p := range c.w.deletedImages() {
+		if ctx.Err() != nil {
+			break
+		}
+		c.download(ctx, p, loc)
+	}
+}
+
+// deletedImages are the images beside the repository that the origin deleted in the last
+// rounds (mutate deletes image r-3 in round r), from just deleted to past the soak's
+// grace, so that gc collects one of them while clients ask for it: as long as the server
+// redirects to a region for one, the region must have it. (Not the newest, nor one
+// brought back: before its next push, the server's answer for it is a 503 by design.)
+func (w *world) deletedImages() []string {
+	var out []string
+	for k := int(w.round.Load()) - 3; k >= 1 && len(out) < 6; k-- {
+		p := fmt.Sprintf("demo/1/iso/round-%03d.img", k)
+		if _, err := os.Stat(filepath.Join(w.origin, filepath.FromSlash(p))); err != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// downloadLoop downloads the deleted images through /pub without pause, as a crowd of
+// curl users would, cycling the locations: gc's window between deleting an object and
+// the servers forgetting it is short, and only dense requests see it.
+func (c *client) downloadLoop(ctx context.Context, locations []string) {
+	for i := 0; ctx.Err() == nil; i++ {
+		for _, p := range c.w.deletedImages() {
+			c.download(ctx, p, locations[i%len(locations)])
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 
@@ -264,6 +395,10 @@ func (c *client) download(ctx context.Context, path, loc string) {
 	c.st.downloads.Add(1)
 	digest := resp.Header.Get("Repr-Digest")
 	target := resp.Header.Get("Location")
+	c.context = "a /pub redirect"
+	if strings.Contains(path, "/iso/round-") {
+		c.context = "a /pub redirect for a file the origin deleted"
+	}
 	b, status, err := c.get(ctx, target)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -323,12 +458,13 @@ func (c *client) fetchRepo(ctx context.Context, u string, accepted map[string]bo
 		c.st.mismatches.Add(1)
 		if at, ok := c.w.history.published(h); ok && at.After(readAt.Add(-2*time.Second)) {
 			c.st.mismatchNewer.Add(1)
-			c.st.note("repomd.xml from %s was published %s after the metalink was read; not in the metalink", u, at.Sub(readAt))
+			c.st.note("repomd.xml from %s is not in the metalink: the origin published it (%s) %s after the metalink was read", u, c.w.history.name(h), at.Sub(readAt).Round(time.Millisecond))
 		} else {
-			c.st.note("repomd.xml from %s matches no hash of the metalink (known to the origin: %v)", u, ok)
+			c.st.note("repomd.xml from %s matches no hash of the metalink (known to the origin: %v %s; %d bytes, sha512 %.16s...)", u, ok, c.w.history.name(h), len(body), h)
 		}
 		return false
 	}
+	c.context = "repomd.xml of " + c.w.history.name(h)
 	md, err := repomd.Parse(strings.NewReader(string(body)))
 	if err != nil {
 		c.st.mismatches.Add(1)
@@ -347,7 +483,7 @@ func (c *client) fetchRepo(ctx context.Context, u string, accepted map[string]bo
 		}
 		if !checksumOK(d.Algorithm, d.Checksum, b) {
 			c.st.mismatches.Add(1)
-			c.st.note("%s: checksum mismatch", base+d.Href)
+			c.st.note("%s: checksum mismatch: %d bytes, not the %s %.16s... repomd.xml names (%s; %s; %s)", base+d.Href, len(b), d.Algorithm, d.Checksum, c.context, c.age(), c.w.originSays(base+d.Href, b))
 			ok = false
 			continue
 		}
@@ -399,11 +535,29 @@ func (c *client) fetchPackages(ctx context.Context, base string, gz []byte) bool
 		}
 		if !checksumOK(p.Checksum.Type, p.Checksum.Value, b) {
 			c.st.mismatches.Add(1)
-			c.st.note("%s: checksum mismatch", u)
+			c.st.note("%s: checksum mismatch: %d bytes, not the %s %.16s... primary.xml names (%s; %s; %s)", u, len(b), p.Checksum.Type, p.Checksum.Value, c.context, c.age(), c.w.originSays(u, b))
 			ok = false
 		}
 	}
 	return ok
+}
+
+// originSays tells how bytes a region served for u compare with the origin's file now:
+// a rewrite under the same name shows as "the origin's current bytes".
+func (w *world) originSays(u string, got []byte) string {
+	_, rel, ok := strings.Cut(u, "/"+repoDir+"/")
+	if !ok {
+		return "not a path of the repository"
+	}
+	b, err := os.ReadFile(filepath.Join(w.origin, repoDir, filepath.FromSlash(rel)))
+	switch {
+	case err != nil:
+		return "the origin has no such file now"
+	case bytes.Equal(b, got):
+		return "the origin's current bytes"
+	default:
+		return "not the origin's current bytes either"
+	}
 }
 
 func checksumOK(algo, want string, b []byte) bool {
@@ -418,6 +572,30 @@ func checksumOK(algo, want string, b []byte) bool {
 	}
 	h.Write(b)
 	return hex.EncodeToString(h.Sum(nil)) == strings.ToLower(strings.TrimSpace(want))
+}
+
+// pause waits a little after a failed metalink, as dnf would before it tries again, so
+// that a client does not spin at thousands of requests a second against a 503 and starve
+// the processes under test of CPU.
+func (c *client) pause(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// metalinkReason is the first line of an error answer that says something (an XML
+// error document's first line is its declaration).
+func metalinkReason(b []byte) string {
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "<?xml") {
+			if len(line) > 300 {
+				line = line[:300]
+			}
+			return line
+		}
+	}
+	return ""
 }
 
 func firstLine(b []byte) string {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,10 @@ type region struct {
 	s3            *testenv.S3Server
 	bucket        string
 	publicURL     string
+	// aliases are other base URLs that serve the same bucket (a second address the test
+	// listens on), so that a URL handed out after `region edit --public-url` is still
+	// counted for its region.
+	aliases []string
 	// down is set just before the S3 server is killed and cleared once it answers again;
 	// a miss on this region while it is set is a miss of the outage.
 	down atomic.Bool
@@ -57,6 +62,7 @@ type world struct {
 	srvURL  string
 	history *history
 	pgDown  atomic.Bool
+	round   atomic.Int64 // the last round mutate published
 }
 
 // buildBinary builds cmd/regionmirror once per test binary.
@@ -91,6 +97,19 @@ func binary(t *testing.T) string {
 func newWorld(t *testing.T, names ...string) *world {
 	t.Helper()
 	w := &world{t: t, dir: t.TempDir(), bin: binary(t), history: newHistory()}
+	// E2E_KEEP_LOGS=DIR keeps the processes' logs (the world's directory goes with
+	// the test); registered first, so it runs after every process has stopped.
+	if keep := os.Getenv("E2E_KEEP_LOGS"); keep != "" {
+		t.Cleanup(func() {
+			logs, _ := filepath.Glob(filepath.Join(w.dir, "*.log"))
+			os.MkdirAll(keep, 0o755)
+			for _, p := range logs {
+				if b, err := os.ReadFile(p); err == nil {
+					os.WriteFile(filepath.Join(keep, filepath.Base(p)), b, 0o644)
+				}
+			}
+		})
+	}
 	pg, err := localpg.Start(filepath.Join(w.dir, "pg"))
 	if err != nil {
 		t.Fatal(err)
@@ -193,10 +212,30 @@ func (w *world) startServe() {
 	}
 }
 
+// mutation is what a round does to the origin beyond the usual package added and deleted.
+type mutation struct {
+	// simple regenerates with createrepo_c --simple-md-filenames: primary.xml.gz and the
+	// others are rewritten under the same names as the previous round's (in place).
+	simple bool
+	// resign re-signs every package with a new key: other bytes under the same names.
+	resign bool
+	// revive brings back files deleted rounds ago (paths relative to the origin): the
+	// origin has them again.
+	revive []string
+	// broken publishes a truncated repomd.xml, which the parser rejects.
+	broken bool
+}
+
 // mutate changes the repository as a distribution does between two composes: a new
 // package file appears, the one added two rounds earlier goes, and createrepo_c writes new
 // checksum-named repodata (deleting the old files at the origin).
-func (w *world) mutate(round int) {
+func (w *world) mutate(round int) { w.mutateWith(round, mutation{}) }
+
+// mutateWith is mutate with m's extras. Every file lands by rename and repomd.xml last, as
+// a careful publisher does, so that a push running at any moment (the soak's cron) never
+// reads a half-written file nor a repomd.xml naming files not there yet: what it sees is
+// one of the states the test means.
+func (w *world) mutateWith(round int, m mutation) {
 	w.t.Helper()
 	repo := filepath.Join(w.origin, repoDir)
 	gen := filepath.Join(repo, "Packages", "gen")
@@ -207,20 +246,133 @@ func (w *world) mutate(round int) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(gen, fmt.Sprintf("hello-round%03d.noarch.rpm", round)), src, 0o644); err != nil {
-		w.t.Fatal(err)
+	w.place(filepath.Join(gen, fmt.Sprintf("hello-round%03d.noarch.rpm", round)), src)
+	for _, p := range m.revive {
+		b := src
+		if strings.Contains(p, "/iso/round-") {
+			var k int
+			fmt.Sscanf(filepath.Base(p), "round-%03d.img", &k)
+			b = bytes.Repeat([]byte{byte(k)}, 4096+k) // as mutate wrote it in round k
+		}
+		w.place(filepath.Join(w.origin, filepath.FromSlash(p)), b)
 	}
 	os.Remove(filepath.Join(gen, fmt.Sprintf("hello-round%03d.noarch.rpm", round-2)))
 	// A download beside the repository, for the /pub clients.
 	iso := filepath.Join(w.origin, "demo/1/iso")
-	if err := os.WriteFile(filepath.Join(iso, fmt.Sprintf("round-%03d.img", round)), bytes.Repeat([]byte{byte(round)}, 4096+round), 0o644); err != nil {
+	w.place(filepath.Join(iso, fmt.Sprintf("round-%03d.img", round)), bytes.Repeat([]byte{byte(round)}, 4096+round))
+	os.Remove(filepath.Join(iso, fmt.Sprintf("round-%03d.img", round-3)))
+	if m.resign {
+		w.resign(round, repo)
+	}
+
+	stage := filepath.Join(w.dir, fmt.Sprintf("stage-%03d", round))
+	args := []string{"--quiet", "--no-database", "--general-compress-type=gz", "--outputdir", stage}
+	if m.simple {
+		args = append(args, "--simple-md-filenames")
+	}
+	if err := os.MkdirAll(stage, 0o755); err != nil {
 		w.t.Fatal(err)
 	}
-	out, err := exec.Command("createrepo_c", "--quiet", "--no-database", "--general-compress-type=gz", repo).CombinedOutput()
+	out, err := exec.Command("createrepo_c", append(args, repo)...).CombinedOutput()
 	if err != nil {
 		w.t.Fatalf("createrepo_c: %v\n%s", err, out)
 	}
-	w.recordRepomd()
+	// Publish: the data files (new names, or the same names rewritten in place), then
+	// repomd.xml, then remove what the new repomd.xml no longer names.
+	staged, err := os.ReadDir(filepath.Join(stage, "repodata"))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	keep := map[string]bool{}
+	var repomd []byte
+	for _, e := range staged {
+		keep[e.Name()] = true
+		b, err := os.ReadFile(filepath.Join(stage, "repodata", e.Name()))
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if e.Name() == "repomd.xml" {
+			repomd = b
+			continue
+		}
+		w.place(filepath.Join(repo, "repodata", e.Name()), b)
+	}
+	if m.broken {
+		repomd = repomd[:len(repomd)/2] // cut in the middle of an element: not XML
+	}
+	w.place(filepath.Join(repo, "repodata", "repomd.xml"), repomd)
+	name := fmt.Sprintf("round %d", round)
+	if m.broken {
+		name += " (truncated)"
+	}
+	w.history.addNamed(repomd, name)
+	old, _ := os.ReadDir(filepath.Join(repo, "repodata"))
+	for _, e := range old {
+		if !keep[e.Name()] {
+			os.Remove(filepath.Join(repo, "repodata", e.Name()))
+		}
+	}
+	os.RemoveAll(stage)
+	w.round.Store(int64(round))
+}
+
+// place writes b to path by a rename, so that no reader sees a partial file.
+func (w *world) place(path string, b []byte) {
+	w.t.Helper()
+	tmp := filepath.Join(w.dir, "place.tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// resign signs every package of the repository with a new key (rpmsign --addsign with a
+// fresh gpg key): the same packages, other bytes, the same names.
+func (w *world) resign(round int, repo string) {
+	w.t.Helper()
+	home := filepath.Join(w.dir, fmt.Sprintf("gnupg-%03d", round))
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		w.t.Fatal(err)
+	}
+	env := append(os.Environ(), "GNUPGHOME="+home)
+	keygen := exec.Command("gpg", "--batch", "--passphrase", "", "--quick-gen-key", fmt.Sprintf("soak %d <soak@example.invalid>", round), "rsa2048", "sign", "never")
+	keygen.Env = env
+	if out, err := keygen.CombinedOutput(); err != nil {
+		w.t.Fatalf("gpg key: %v\n%s", err, out)
+	}
+	var rpms []string
+	filepath.WalkDir(filepath.Join(repo, "Packages"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && strings.HasSuffix(p, ".rpm") {
+			rpms = append(rpms, p)
+		}
+		return nil
+	})
+	for _, p := range rpms {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		tmp := filepath.Join(w.dir, "resign.rpm")
+		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+			w.t.Fatal(err)
+		}
+		sign := exec.Command("rpmsign", "--define", "_gpg_name soak "+strconv.Itoa(round), "--define", "_gpg_path "+home,
+			"--define", "__gpg /usr/bin/gpg", "--addsign", tmp)
+		sign.Env = env
+		if out, err := sign.CombinedOutput(); err != nil {
+			w.t.Fatalf("rpmsign %s: %v\n%s", p, err, out)
+		}
+		signed, err := os.ReadFile(tmp)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		if bytes.Equal(signed, b) {
+			w.t.Fatalf("rpmsign left %s unchanged", p)
+		}
+		w.place(p, signed)
+	}
 }
 
 // addBulk writes n files that make the next push long enough to be killed in the middle.
@@ -257,17 +409,28 @@ func (w *world) recordRepomd() {
 
 // history knows every repomd.xml the origin ever published, by SHA-512, and when.
 type history struct {
-	mu   sync.Mutex
-	seen map[string]time.Time
+	mu    sync.Mutex
+	seen  map[string]time.Time
+	names map[string]string // which round published it, for the examples
 }
 
-func newHistory() *history { return &history{seen: map[string]time.Time{}} }
+func newHistory() *history { return &history{seen: map[string]time.Time{}, names: map[string]string{}} }
 
-func (h *history) add(b []byte) {
+func (h *history) add(b []byte) { h.addNamed(b, "") }
+
+func (h *history) addNamed(b []byte, name string) {
 	s := sha512.Sum512(b)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.seen[hex.EncodeToString(s[:])] = time.Now()
+	h.names[hex.EncodeToString(s[:])] = name
+}
+
+// name is what published the repomd.xml of that SHA-512 ("round 5 (truncated)"), or "".
+func (h *history) name(sha512hex string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.names[sha512hex]
 }
 
 func (h *history) published(sha512hex string) (time.Time, bool) {

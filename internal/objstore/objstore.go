@@ -31,6 +31,16 @@ type Info struct {
 	ETag         string // without quotes; the MD5 in hex for single-part S3 uploads
 	LastModified time.Time
 	SHA256       []byte // when the store keeps it (S3 checksums); nil otherwise
+	// Encryption is the object's server-side encryption as Head reports it: "" (none or
+	// not said), "AES256", "aws:kms", "aws:kms:dsse", or "sse-c" for customer keys. With
+	// KMS or customer keys the ETag is not the MD5 of the bytes.
+	Encryption string
+}
+
+// EncryptionReporter is a store that can say how its bucket encrypts new objects by
+// default ("none", "AES256", "aws:kms", ...); ok is false when the store would not say.
+type EncryptionReporter interface {
+	BucketEncryption(ctx context.Context) (enc string, ok bool, err error)
 }
 
 // PutOptions go with every write. SHA256 is required: the store itself rejects a body that

@@ -215,7 +215,11 @@ func (s *S3) Head(ctx context.Context, key string) (Info, error) {
 	if err != nil {
 		return Info{}, mapErr("head", key, err)
 	}
-	info := Info{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: strings.Trim(aws.ToString(out.ETag), `"`)}
+	info := Info{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: strings.Trim(aws.ToString(out.ETag), `"`),
+		Encryption: string(out.ServerSideEncryption)}
+	if aws.ToString(out.SSECustomerAlgorithm) != "" {
+		info.Encryption = "sse-c"
+	}
 	if out.LastModified != nil {
 		info.LastModified = *out.LastModified
 	}
@@ -226,6 +230,37 @@ func (s *S3) Head(ctx context.Context, key string) (Info, error) {
 		}
 	}
 	return info, nil
+}
+
+// BucketEncryption asks the bucket's default encryption. A bucket without a configuration
+// says "none"; a server that does not implement the call (or denies it) leaves it unknown.
+func (s *S3) BucketEncryption(ctx context.Context) (string, bool, error) {
+	out, err := s.client.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: aws.String(s.bucket)})
+	if err != nil {
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) {
+			switch apiErr.ErrorCode() {
+			case "ServerSideEncryptionConfigurationNotFoundError":
+				return "none", true, nil
+			case "NotImplemented", "AccessDenied", "MethodNotAllowed", "InvalidRequest":
+				return "", false, nil
+			}
+		}
+		var re *awshttp.ResponseError
+		if errors.As(err, &re) && (re.HTTPStatusCode() == http.StatusNotImplemented || re.HTTPStatusCode() == http.StatusForbidden) {
+			return "", false, nil
+		}
+		return "", false, mapErr("get bucket encryption of", s.String(), err)
+	}
+	if out.ServerSideEncryptionConfiguration == nil {
+		return "none", true, nil
+	}
+	for _, rule := range out.ServerSideEncryptionConfiguration.Rules {
+		if d := rule.ApplyServerSideEncryptionByDefault; d != nil && d.SSEAlgorithm != "" {
+			return string(d.SSEAlgorithm), true, nil
+		}
+	}
+	return "none", true, nil
 }
 
 func (s *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {

@@ -31,6 +31,9 @@ type Result struct {
 	// Reachable is false when clients could not read it at all (network error, 403, 5xx):
 	// a health failure, unlike a 404.
 	Reachable bool
+	// Body is the repomd.xml read (nil when none was), so that the files it names can be
+	// checked against what the region holds.
+	Body []byte
 }
 
 // Check reads path (a repository's repomd.xml) through the region's public URL. The
@@ -42,15 +45,15 @@ func Check(ctx context.Context, client *http.Client, r *model.Region, store objs
 	if len(versions) > 0 {
 		res.RepositoryID = versions[0].RepositoryID
 	}
-	sum, status, err := FetchSHA256(ctx, client, r.URL(path))
-	res.HTTPStatus = status
-	if err != nil && store != nil && (status == 0 || r.Access == model.AccessLocationOnly) {
-		res.Via = ViaStorage
-		sum, err = storeSHA256(ctx, store, path)
-		status = 0
-		if errors.Is(err, objstore.ErrNotExist) {
-			status = http.StatusNotFound
-		}
+	body, via, status, err := Read(ctx, client, r, store, path)
+	res.HTTPStatus, res.Via = status, via
+	if via == ViaStorage {
+		res.HTTPStatus = 0
+	}
+	var sum []byte
+	if err == nil {
+		h := sha256.Sum256(body)
+		sum, res.Body = h[:], body
 	}
 	switch {
 	case err != nil && status == http.StatusNotFound:
@@ -81,9 +84,37 @@ func Classify(sum []byte, versions []db.RepomdVersion) string {
 	return db.RepoStale
 }
 
+// Read reads a small file of a region (repomd.xml, its signature) as clients do: through
+// the public URL, or through the storage API where clients of this process cannot be (a
+// location-only region, or a public URL this host cannot connect to). The status is the
+// HTTP status (404 also when the storage has no such object), 0 when no answer came.
+func Read(ctx context.Context, client *http.Client, r *model.Region, store objstore.Store, path string) (body []byte, via string, status int, err error) {
+	body, status, err = Fetch(ctx, client, r.URL(path))
+	if err == nil || store == nil || (status != 0 && r.Access != model.AccessLocationOnly) {
+		return body, ViaPublicURL, status, err
+	}
+	body, err = storeRead(ctx, store, path)
+	status = 0
+	if errors.Is(err, objstore.ErrNotExist) {
+		status = http.StatusNotFound
+	}
+	return body, ViaStorage, status, err
+}
+
 // FetchSHA256 GETs a URL as dnf does, bypassing caches, and hashes the body. The status is
 // 0 when no HTTP answer came.
 func FetchSHA256(ctx context.Context, client *http.Client, url string) ([]byte, int, error) {
+	body, status, err := Fetch(ctx, client, url)
+	if err != nil {
+		return nil, status, err
+	}
+	sum := sha256.Sum256(body)
+	return sum[:], status, nil
+}
+
+// Fetch GETs a URL as dnf does, bypassing caches, and returns at most repomd.MaxSize bytes
+// of the body (a longer one is an error).
+func Fetch(ctx context.Context, client *http.Client, url string) ([]byte, int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, 0, err
@@ -98,22 +129,28 @@ func FetchSHA256(ctx context.Context, client *http.Client, url string) ([]byte, 
 	if resp.StatusCode != http.StatusOK {
 		return nil, resp.StatusCode, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, io.LimitReader(resp.Body, repomd.MaxSize+1)); err != nil {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, repomd.MaxSize+1))
+	if err != nil {
 		return nil, resp.StatusCode, fmt.Errorf("GET %s: %w", url, err)
 	}
-	return h.Sum(nil), resp.StatusCode, nil
+	if len(body) > repomd.MaxSize {
+		return nil, resp.StatusCode, fmt.Errorf("GET %s: larger than %d bytes", url, repomd.MaxSize)
+	}
+	return body, resp.StatusCode, nil
 }
 
-func storeSHA256(ctx context.Context, s objstore.Store, key string) ([]byte, error) {
+func storeRead(ctx context.Context, s objstore.Store, key string) ([]byte, error) {
 	r, err := s.Get(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, io.LimitReader(r, repomd.MaxSize+1)); err != nil {
+	body, err := io.ReadAll(io.LimitReader(r, repomd.MaxSize+1))
+	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
-	return h.Sum(nil), nil
+	if len(body) > repomd.MaxSize {
+		return nil, fmt.Errorf("read %s: larger than %d bytes", key, repomd.MaxSize)
+	}
+	return body, nil
 }

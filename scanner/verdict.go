@@ -1,0 +1,174 @@
+package scanner
+
+import (
+	"bytes"
+	"encoding/hex"
+	"strings"
+
+	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/objstore"
+	"github.com/regionmirror/regionmirror/internal/repomd"
+)
+
+// The scanner's decisions, kept out of its I/O loops: what an object's ETag or stored
+// checksum says about its bytes, what a region holds of one file, and whether a data entry
+// of the repomd.xml a region serves matches what the region holds.
+
+// Evidence is what was learnt about an object's bytes compared with the origin's file.
+type Evidence int
+
+const (
+	Unknown   Evidence = iota // nothing seen either way
+	Match                     // certainly the origin's bytes
+	Differs                   // certainly other bytes
+	NeedsHead                 // the listing cannot tell; a HeadObject (stored checksum, encryption) may
+)
+
+func (e Evidence) String() string {
+	return [...]string{"unknown", "match", "differs", "needs-head"}[e]
+}
+
+// Bucket encryption as far as the scanner knows it.
+const (
+	EncUnknown = ""        // not asked, or the store would not say
+	EncNone    = "none"    // no encryption, or SSE-S3 (AES256): plain ETags are MD5s
+	EncKMS     = "aws:kms" // SSE-KMS (also aws:kms:dsse): ETags are not MD5s
+	EncSSEC    = "sse-c"   // customer keys: ETags are not MD5s
+)
+
+// ETagMeansMD5 reports whether an object's plain 32-hex ETag may be read as its MD5: only
+// when neither the bucket nor the object is known to use KMS or customer keys.
+func ETagMeansMD5(bucketEnc, objectEnc string) bool {
+	untrusted := func(e string) bool { e = NormalizeEncryption(e); return e == EncKMS || e == EncSSEC }
+	return !untrusted(bucketEnc) && !untrusted(objectEnc)
+}
+
+// ListingEvidence judges an object from its listing entry alone. A plain ETag that equals
+// the MD5 is a match unless the bucket uses KMS or customer keys. One that differs never
+// condemns the object by itself: the object may be encrypted with KMS (its ETag is then no
+// MD5 at all, whatever the bucket's default), so it asks for a Head.
+func ListingEvidence(f *db.File, info objstore.Info, bucketEnc string) Evidence {
+	if info.Size != f.Size {
+		return Differs
+	}
+	if info.SHA256 != nil {
+		return boolEvidence(bytes.Equal(info.SHA256, f.SHA256))
+	}
+	if md5 := objstore.ETagMD5(info.ETag); md5 != nil && ETagMeansMD5(bucketEnc, "") && bytes.Equal(md5, f.MD5) {
+		return Match
+	}
+	return NeedsHead
+}
+
+// NormalizeEncryption maps what a store says of its encryption to the Enc constants.
+func NormalizeEncryption(s string) string {
+	switch {
+	case s == "":
+		return EncUnknown
+	case strings.EqualFold(s, "none"), strings.EqualFold(s, "AES256"):
+		return EncNone
+	case strings.HasPrefix(strings.ToLower(s), "aws:kms"):
+		return EncKMS
+	default:
+		return EncSSEC
+	}
+}
+
+// HeadEvidence judges an object from a HeadObject answer (asked with checksum mode on).
+// The stored SHA-256 decides when there is one; otherwise a plain ETag is trusted only when
+// neither the bucket nor the object says KMS or customer keys.
+func HeadEvidence(f *db.File, head objstore.Info, bucketEnc string) Evidence {
+	if head.Size != f.Size {
+		return Differs
+	}
+	if head.SHA256 != nil {
+		return boolEvidence(bytes.Equal(head.SHA256, f.SHA256))
+	}
+	md5 := objstore.ETagMD5(head.ETag)
+	if md5 == nil || !ETagMeansMD5(bucketEnc, head.Encryption) {
+		return Unknown
+	}
+	return boolEvidence(bytes.Equal(md5, f.MD5))
+}
+
+func boolEvidence(ok bool) Evidence {
+	if ok {
+		return Match
+	}
+	return Differs
+}
+
+// Verdict is what a scan concludes about a region's copy of one file.
+type Verdict int
+
+const (
+	VerdictPresent     Verdict = iota // there with the origin's bytes, and recorded so
+	VerdictAdopted                    // there with the origin's bytes, not recorded so (an interrupted push)
+	VerdictMissing                    // recorded, not there
+	VerdictTwinMissing                // there, but its "+" twin key is not
+	VerdictOutdated                   // the record says an older version (the origin changed since): the next push replaces it
+	VerdictCorrupt                    // there with other bytes
+	VerdictUnchecked                  // there with the right size; contents not checkable: the record stands
+	VerdictNeverPushed                // not there and never recorded: nothing the region serves names it yet
+)
+
+func (v Verdict) String() string {
+	return [...]string{"present", "adopted", "missing", "twin-missing", "outdated", "corrupt", "unchecked", "never-pushed"}[v]
+}
+
+// Holds reports whether the verdict says the region holds the origin's current bytes.
+func (v Verdict) Holds() bool { return v == VerdictPresent || v == VerdictAdopted }
+
+// ObjectInput is everything the verdict on one file depends on.
+type ObjectInput struct {
+	File       *db.File
+	Record     *db.RegionObject // nil: nothing recorded
+	Listed     bool
+	NeedsTwin  bool // the path has a "+" twin key
+	TwinListed bool
+	Content    Evidence // of the listed object against File (Unknown when not listed)
+}
+
+// ObjectVerdict decides what a region holds of one file.
+func ObjectVerdict(in ObjectInput) Verdict {
+	row := in.Record
+	switch {
+	case !in.Listed || (in.NeedsTwin && !in.TwinListed):
+		if row == nil {
+			return VerdictNeverPushed
+		}
+		if !in.Listed {
+			return VerdictMissing
+		}
+		return VerdictTwinMissing
+	case row != nil && !bytes.Equal(row.SHA256, in.File.SHA256) && in.Content != Match:
+		// Not damage: the record already says the region holds an older version.
+		return VerdictOutdated
+	case in.Content == Differs:
+		return VerdictCorrupt
+	case in.Content != Match:
+		return VerdictUnchecked
+	case row == nil || row.State != db.ObjectPresent || !bytes.Equal(row.SHA256, in.File.SHA256) || row.Size != in.File.Size:
+		return VerdictAdopted
+	default:
+		return VerdictPresent
+	}
+}
+
+// DataEvidence judges one <data> entry of the repomd.xml a region serves against what the
+// scan already knows: the origin's file at that path (nil when the origin has none) and
+// whether the region's object is certainly that file's bytes. Unknown means the object
+// must be read (or its stored SHA-256 asked for).
+func DataEvidence(d repomd.Data, f *db.File, holdsOrigin bool) Evidence {
+	if f == nil || !holdsOrigin || !strings.EqualFold(d.Algorithm, "sha256") {
+		return Unknown
+	}
+	if d.Size > 0 && d.Size != f.Size {
+		return Differs
+	}
+	want, err := hex.DecodeString(d.Checksum)
+	if err != nil {
+		return Differs
+	}
+	return boolEvidence(bytes.Equal(want, f.SHA256))
+}
