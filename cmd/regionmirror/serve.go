@@ -180,9 +180,11 @@ func (a *app) reloadServe(ctx context.Context, cur *config.Config, store *server
 		log.Error("reload: configuration not reloaded; the one in use stays", slog.Any("err", err))
 		cfg = cur
 	} else {
+		// Against the configuration serve started with: what only a restart applies.
+		start := a.cfg
 		restart := cfg.Server
-		restart.GeoIPDatabase, restart.TLSCert, restart.TLSKey = cur.Server.GeoIPDatabase, cur.Server.TLSCert, cur.Server.TLSKey
-		if !reflect.DeepEqual(restart, cur.Server) || cfg.DatabaseURL != cur.DatabaseURL {
+		restart.GeoIPDatabase, restart.TLSCert, restart.TLSKey = start.Server.GeoIPDatabase, start.Server.TLSCert, start.Server.TLSKey
+		if !reflect.DeepEqual(restart, start.Server) || cfg.DatabaseURL != start.DatabaseURL {
 			log.Warn("reload: changes to database_url or server settings other than geoip_database, tls_cert and tls_key take effect on restart")
 		}
 		if (cfg.Server.GeoIPDatabase == "") != (geoip == nil) || (cfg.Server.TLSCert == "") != (certs == nil) {
