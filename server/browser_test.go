@@ -121,7 +121,7 @@ func TestPagesInChromium(t *testing.T) {
 		}
 	}
 	for _, want := range []string{`<svg class="map"`, ">us-east-1</text>", ">eu-central-1</text>", ">ap-southeast-2</text>",
-		"demo-1/x86_64", `st-fresh">fresh</span>`, `st-missing">missing</span>`, "list bucket: connection reset"} {
+		"demo-1/x86_64", `st-fresh">fresh</span>`, `st-missing">missing</span>`, "listing failed: connection reset"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("dashboard lacks %s", want)
 		}

@@ -104,21 +104,36 @@ func acceptsMeta4(accept string) bool {
 	return false
 }
 
-// downloadFlags reads the parameters that pick a format: ?meta4 and ?mirrorlist (with or
-// without a value).
-func downloadFlags(raw string) (meta4, mirrorlist bool) {
+// downloadFlags reads the parameters that pick a format: ?meta4 and ?mirrorlist, bare or
+// with a boolean value; any other value is the client's error.
+func downloadFlags(raw string) (meta4, mirrorlist bool, err error) {
 	for raw != "" {
 		var pair string
 		pair, raw, _ = strings.Cut(raw, "&")
-		k, _, _ := strings.Cut(pair, "=")
+		k, v, _ := strings.Cut(pair, "=")
+		var dst *bool
 		switch k {
 		case "meta4":
-			meta4 = true
+			dst = &meta4
 		case "mirrorlist":
-			mirrorlist = true
+			dst = &mirrorlist
+		default:
+			continue
+		}
+		val, uerr := url.QueryUnescape(v)
+		if uerr != nil {
+			val = v
+		}
+		switch strings.ToLower(val) {
+		case "", "1", "true":
+			*dst = true
+		case "0", "false":
+			*dst = false
+		default:
+			return false, false, unknownValue(k, val, "none, 1, true, 0, false")
 		}
 	}
-	return meta4, mirrorlist
+	return meta4, mirrorlist, nil
 }
 
 // fileRef is a file of the origin inventory, resolved for one request.
@@ -186,7 +201,10 @@ func (s *Server) download(c echo.Context) error {
 		return err
 	}
 	r := c.Request()
-	meta4, mirrorlist := downloadFlags(r.URL.RawQuery)
+	meta4, mirrorlist, err := downloadFlags(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
 	q, err := ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return err

@@ -46,8 +46,8 @@ func (s *Server) clientOrder(snap *Snapshot, req Request) *clientOrder {
 			cache = fresh // another snapshot is being installed; do not cache this one
 		}
 	}
-	var blockBuf [16]int
-	blockBits := blockBuf[:0]
+	var blockBuf [16]int // no allocation for the usual number of regions
+	var blockBits []int
 	if n := len(snap.Regions); n <= len(blockBuf) {
 		blockBits = blockBuf[:n]
 	} else {

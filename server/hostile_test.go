@@ -202,6 +202,53 @@ func TestHostileInput(t *testing.T) {
 	resp.Body.Close()
 }
 
+// TestHostileParameterValues: an unknown value of every parameter every endpoint reads is
+// a 400 that names the parameter (and what it accepts), never a 5xx; 503 stays for real
+// unavailability (issue 12, defect 17: protocol=gopher answered 503).
+func TestHostileParameterValues(t *testing.T) {
+	w := startHostile(t)
+	file := "/pub/demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm"
+	endpoints := []string{"/metalink?repo=demo&arch=x86_64&", "/mirrorlist?repo=demo&arch=x86_64&", file + "?", file + "?meta4&",
+		file + "?mirrorlist&", "/api/v1/locate?path=demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm&"}
+	params := []struct{ query, want string }{
+		{"protocol=gopher", "parameter protocol: unknown value \"gopher\"; accepted values: http, https"},
+		{"protocol=ftp", "parameter protocol"},
+		{"protocol=https,%00", "parameter protocol"},
+		{"protocol=" + strings.Repeat("%F0%9F%92%A9", 50), "parameter protocol"},
+		{"country=ZZ", "parameter country: unknown value \"ZZ\"; accepted values: ISO 3166-1 alpha-2 codes"},
+		{"country=de,%3Cscript%3E", "parameter country"},
+		{"country=%FF%FE", "parameter country"},
+	}
+	for _, ep := range endpoints {
+		for _, p := range params {
+			target := ep + p.query
+			code, body := rawRequest(t, w.url, "GET "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			body = strings.ReplaceAll(body, `\"`, `"`) // the API's JSON
+			if code != http.StatusBadRequest || !strings.Contains(body, p.want) {
+				t.Errorf("GET %.90s: %d %.300s; want 400 saying %s", target, code, body, p.want)
+			}
+			if strings.Contains(body, "<script>") {
+				t.Errorf("GET %.90s echoes markup: %.300s", target, body)
+			}
+		}
+	}
+	for _, target := range []string{file + "?meta4=banana", file + "?mirrorlist=%FF"} {
+		code, body := rawRequest(t, w.url, "GET "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if code != http.StatusBadRequest || !strings.Contains(body, "unknown value") {
+			t.Errorf("GET %s: %d %.300s; want 400", target, code, body)
+		}
+	}
+	// Values the server knows stay fine, and an unknown location= or an unexpanded variable
+	// is only a note: regions come and go, a client's $location must not break its dnf.
+	for _, target := range []string{"/metalink?repo=demo&arch=x86_64&protocol=HTTP,https", "/mirrorlist?repo=demo&arch=x86_64&country=global,de",
+		file + "?location=nowhere-9&country=$country", file + "?meta4=1", file + "?mirrorlist=true"} {
+		code, body := rawRequest(t, w.url, "GET "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if code >= 400 && code != http.StatusNotFound {
+			t.Errorf("GET %s: %d %.300s", target, code, body)
+		}
+	}
+}
+
 // TestSlowAndIdleClients: a client that never finishes its headers is cut off by the
 // server's timeouts; a thousand idle connections do not stop others from being answered.
 func TestSlowAndIdleClients(t *testing.T) {

@@ -86,9 +86,9 @@ func TestGoldenFormats(t *testing.T) {
 		{"metalink-unknown.xml", "/metalink?repo=nope&arch=x86_64", ContentTypeMetalink, 404, nil},
 		{"metalink-protocol-http.xml", "/metalink?repo=demo-1&arch=x86_64&protocol=http&location=eu-central-1", ContentTypeMetalink, 200, nil},
 		{"mirrorlist-location.txt", "/mirrorlist?repo=demo-1&arch=x86_64&location=us-east-1", ContentTypeMirrorlist, 200, nil},
-		{"mirrorlist-country.txt", "/mirrorlist?repo=demo-1&arch=x86_64&country=de,XX", ContentTypeMirrorlist, 200, nil},
+		{"mirrorlist-country.txt", "/mirrorlist?repo=demo-1&arch=x86_64&country=de,$country", ContentTypeMirrorlist, 200, nil},
 		{"mirrorlist-unknown.txt", "/mirrorlist?repo=demo-1&arch=ppc64le", ContentTypeMirrorlist, 404, nil},
-		{"mirrorlist-protocol.txt", "/mirrorlist?repo=demo-1&arch=x86_64&protocol=ftp", ContentTypeMirrorlist, 503, nil},
+		{"mirrorlist-protocol.txt", "/mirrorlist?repo=demo-1&arch=x86_64&protocol=ftp", ContentTypeMirrorlist, 400, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -106,9 +106,13 @@ func TestGoldenFormats(t *testing.T) {
 
 func TestNoRegionNoOrigin(t *testing.T) {
 	s := testServer(t, "")
-	res, body := get(t, s, "/metalink?repo=demo-1&arch=x86_64&protocol=ftp")
+	// Only https regions: protocol=http is a fine request that nothing can serve now.
+	store := NewStore(nil, StoreOptions{})
+	store.Swap(BuildSnapshot(fixtureData(t, world[:2]), nil, Policy{AlternatesMaxAge: 72 * time.Hour}, nil))
+	httpsOnly := New(Options{Store: store, Now: func() time.Time { return now }})
+	res, body := get(t, httpsOnly, "/metalink?repo=demo-1&arch=x86_64&protocol=http")
 	if res.StatusCode != http.StatusServiceUnavailable || strings.Contains(body, "<resources") ||
-		!strings.Contains(body, "error: no region can serve this repository now") || !strings.Contains(body, "protocol=ftp matched no URL") {
+		!strings.Contains(body, "error: no region can serve this repository now") || !strings.Contains(body, "protocol=http matched no URL") {
 		t.Errorf("status %d body:\n%s", res.StatusCode, body)
 	}
 	// A repository with no recorded repomd.xml cannot have a metalink at all.

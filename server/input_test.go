@@ -1,8 +1,10 @@
 package server
 
 import (
+	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -18,7 +20,9 @@ func TestParseQuery(t *testing.T) {
 		{"repo=a+b&arch=x", Query{Repo: "a b", Arch: "x"}, 0},
 		{"repo=a&arch=x&location=US-East-1A", Query{Repo: "a", Arch: "x", Location: "US-East-1A"}, 0},
 		{"repo=a&arch=x&location=$location", Query{Repo: "a", Arch: "x"}, 1},
-		{"repo=a&arch=x&country=de,Us,,global,ZZ,de", Query{Repo: "a", Arch: "x", Countries: []string{"DE", "US"}, Global: true}, 1},
+		{"repo=a&arch=x&country=de,Us,,global,de", Query{Repo: "a", Arch: "x", Countries: []string{"DE", "US"}, Global: true}, 0},
+		{"repo=a&arch=x&country=$country", Query{Repo: "a", Arch: "x"}, 1},
+		{"repo=a&arch=x&location=nowhere-9", Query{Repo: "a", Arch: "x", Location: "nowhere-9"}, 0}, // a note at selection
 		{"repo=a&arch=x&protocol=HTTPS,http,https", Query{Repo: "a", Arch: "x", Protocols: []string{"https", "http"}}, 0},
 		{"&&repo=a&=x&arch&%zz=1", Query{Repo: "a"}, 0},
 	}
@@ -36,6 +40,55 @@ func TestParseQuery(t *testing.T) {
 	for _, bad := range []string{"repo=%", "country=" + string(make([]byte, 300)), "protocol=" + "a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a"} {
 		if _, err := ParseQuery(bad); err == nil {
 			t.Errorf("%.40q: accepted", bad)
+		}
+	}
+}
+
+// TestParseQueryUnknownValues: an unknown value of a parameter the server reads is the
+// client's error, named with the parameter and the values it accepts (issue 12, defect 17).
+func TestParseQueryUnknownValues(t *testing.T) {
+	tests := []struct{ raw, want string }{
+		{"repo=a&arch=x&protocol=gopher", `parameter protocol: unknown value "gopher"; accepted values: http, https`},
+		{"repo=a&arch=x&protocol=https,ftp", `parameter protocol: unknown value "ftp"; accepted values: http, https`},
+		{"repo=a&arch=x&protocol=%FF", `parameter protocol: unknown value "\xff"; accepted values: http, https`},
+		{"repo=a&arch=x&country=%3Cb%3E", `parameter country: unknown value "\x3cb\x3e"`},
+		{"repo=a&arch=x&country=de,ZZ", `parameter country: unknown value "ZZ"; accepted values: ISO 3166-1 alpha-2 codes (de, us, ...) and global`},
+		{"repo=a&arch=x&country=Germany", `parameter country: unknown value "Germany"`},
+	}
+	for _, tt := range tests {
+		_, err := ParseQuery(tt.raw)
+		var br *BadRequestError
+		if !errors.As(err, &br) || !strings.Contains(br.Msg, tt.want) {
+			t.Errorf("%s: %v, want a bad request saying %s", tt.raw, err, tt.want)
+		}
+	}
+}
+
+func TestDownloadFlags(t *testing.T) {
+	tests := []struct {
+		raw               string
+		meta4, mirrorlist bool
+		bad               string
+	}{
+		{"", false, false, ""},
+		{"meta4", true, false, ""},
+		{"meta4=&countme=1", true, false, ""},
+		{"mirrorlist=1", false, true, ""},
+		{"mirrorlist=true&meta4=0", false, true, ""},
+		{"meta4=banana", false, false, `parameter meta4: unknown value "banana"; accepted values: none, 1, true, 0, false`},
+		{"mirrorlist=%FF", false, false, "parameter mirrorlist: unknown value"},
+	}
+	for _, tt := range tests {
+		meta4, mirrorlist, err := downloadFlags(tt.raw)
+		if tt.bad != "" {
+			var br *BadRequestError
+			if !errors.As(err, &br) || !strings.Contains(br.Msg, tt.bad) {
+				t.Errorf("%s: %v, want a bad request saying %s", tt.raw, err, tt.bad)
+			}
+			continue
+		}
+		if err != nil || meta4 != tt.meta4 || mirrorlist != tt.mirrorlist {
+			t.Errorf("%s: %v %v %v", tt.raw, meta4, mirrorlist, err)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // The prober's own hysteresis. It is short on purpose: scans record health in the database
@@ -41,7 +42,9 @@ type ProbeState struct {
 	Name      string
 	Reachable bool
 	Since     time.Time // when Reachable last changed (or the first probe)
-	Error     string    // the failure that made it unreachable
+	Error     string    // the failure that made it unreachable, in full (for logs)
+	// public is Error as answers show it: the network error's cause, not its addresses.
+	public string
 	// Counters of the hysteresis: consecutive failures by kind, consecutive successes.
 	connFails, httpFails, oks int
 	inFlight                  bool
@@ -183,7 +186,7 @@ func (p *Prober) due(snap *Snapshot) []probeTarget {
 func probeTargetOf(snap *Snapshot, r *Region) probeTarget {
 	for _, repo := range snap.Repos {
 		st := repo.InRegion[r.Index]
-		if st.Known && (st.State == db.RepoFresh || st.State == db.RepoAlternate) && r.Carries(repo.Directory) {
+		if st.Known && (st.State == db.RepoFresh || st.State == db.RepoAlternate) && r.CarriesRepository(repo.Directory) {
 			return probeTarget{id: r.ID, name: r.Name, url: r.base + repo.repomdPath, repomd: true,
 				what: repo.Name + "/" + repo.Arch + " repomd.xml"}
 		}
@@ -206,7 +209,7 @@ func (p *Prober) probe(ctx context.Context, t probeTarget) {
 func (p *Prober) send(ctx context.Context, t probeTarget) (connErr, httpErr error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodHead, t.url, nil)
 	if err != nil {
-		return fmt.Errorf("probe request: %w", err), nil
+		return &probeError{err: fmt.Errorf("probe request: %w", err), public: "probe request: invalid URL"}, nil
 	}
 	req.Header.Set("User-Agent", "regionmirror-probe")
 	resp, err := p.client.Do(req)
@@ -219,13 +222,32 @@ func (p *Prober) send(ctx context.Context, t probeTarget) (connErr, httpErr erro
 			}
 			err = ue.Err
 		}
-		return fmt.Errorf("HEAD %s: %w", t.what, err), nil
+		return &probeError{err: fmt.Errorf("HEAD %s: %w", t.what, err), public: "HEAD " + t.what + ": " + model.PublicReason(err.Error())}, nil
 	}
 	resp.Body.Close()
 	if t.repomd && resp.StatusCode >= 400 {
 		return nil, fmt.Errorf("HEAD %s: HTTP %d", t.what, resp.StatusCode)
 	}
 	return nil, nil
+}
+
+// probeError is a connection failure with the text public answers may show.
+type probeError struct {
+	err    error
+	public string
+}
+
+func (e *probeError) Error() string { return e.err.Error() }
+func (e *probeError) Unwrap() error { return e.err }
+
+// publicText is what answers may say about a probe's failure. Our own texts (a timeout,
+// an HTTP status) name nothing but the repository.
+func publicText(err error) string {
+	var pe *probeError
+	if errors.As(err, &pe) {
+		return pe.public
+	}
+	return err.Error()
 }
 
 // record applies the hysteresis to one result and hands a changed verdict to the store.
@@ -257,13 +279,13 @@ func (p *Prober) record(t probeTarget, connErr, httpErr error) {
 	switch {
 	case st.Reachable && failure != nil &&
 		(st.connFails >= probeDownAfterConnErrors || st.httpFails >= probeDownAfterHTTPErrors):
-		st.Reachable, st.Since, st.Error = false, now, failure.Error()
+		st.Reachable, st.Since, st.Error, st.public = false, now, failure.Error(), publicText(failure)
 		p.log.Warn("region unreachable from this server; leaving it out of answers",
 			slog.String("region", t.name), slog.String("error", st.Error))
 	case !st.Reachable && st.oks >= probeUpAfter:
 		p.log.Info("region reachable again from this server",
 			slog.String("region", t.name), slog.Duration("after", now.Sub(st.Since).Round(time.Millisecond)))
-		st.Reachable, st.Since, st.Error = true, now, ""
+		st.Reachable, st.Since, st.Error, st.public = true, now, "", ""
 	default:
 		return
 	}
@@ -278,7 +300,7 @@ func (p *Prober) applyLocked() {
 	overlay := map[int64]string{}
 	for id, st := range p.states {
 		if !st.Reachable {
-			overlay[id] = st.Error + " since " + st.Since.UTC().Format(time.RFC3339)
+			overlay[id] = st.public + " since " + st.Since.UTC().Format(time.RFC3339)
 		}
 	}
 	if len(overlay) > 0 && len(overlay) == len(p.states) {

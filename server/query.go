@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/regionmirror/regionmirror/internal/geo"
@@ -84,6 +85,10 @@ func ParseQuery(raw string) (Query, error) {
 		q.Notes = append(q.Notes, "location= is an unexpanded variable; ignored")
 		q.Location = ""
 	}
+	// An unknown value of a parameter the server reads is the client's error (400, naming
+	// the parameter and what it accepts), never a selection that matches nothing (503).
+	// location= is the exception: it names regions, which come and go, and a repo file's
+	// location for a cloud region without a mirror must still get an answer.
 	items := splitList(country)
 	if len(items) > maxListItems {
 		return q, badRequest("parameter country: more than %d codes", maxListItems)
@@ -93,10 +98,14 @@ func ParseQuery(raw string) (Query, error) {
 			q.Global = true
 			continue
 		}
+		if strings.HasPrefix(c, "$") {
+			// A repo file's $country that the machine did not define arrives unexpanded.
+			q.Notes = append(q.Notes, "country= is an unexpanded variable; ignored")
+			continue
+		}
 		cc, ok := geo.NormalizeCountry(c)
 		if !ok {
-			q.Notes = append(q.Notes, fmt.Sprintf("country=%s is not an ISO 3166-1 code; ignored", safeText(c, 16)))
-			continue
+			return q, unknownValue("country", c, "ISO 3166-1 alpha-2 codes (de, us, ...) and global, comma-separated")
 		}
 		if !containsString(q.Countries, cc) {
 			q.Countries = append(q.Countries, cc)
@@ -106,13 +115,38 @@ func ParseQuery(raw string) (Query, error) {
 	if len(items) > maxListItems {
 		return q, badRequest("parameter protocol: more than %d values", maxListItems)
 	}
-	for _, p := range items {
-		p = strings.ToLower(p)
+	for _, item := range items {
+		p := strings.ToLower(item)
+		if !slices.Contains(protocols, p) {
+			return q, unknownValue("protocol", item, strings.Join(protocols, ", ")+" (comma-separated)")
+		}
 		if !containsString(q.Protocols, p) {
-			q.Protocols = append(q.Protocols, safeText(p, 16))
+			q.Protocols = append(q.Protocols, p)
 		}
 	}
 	return q, nil
+}
+
+// protocols are the values of protocol=: the schemes of the regions' public URLs.
+var protocols = []string{"http", "https"}
+
+// unknownValue is the 400 for a value a parameter does not accept. The value is quoted
+// with every byte but letters, digits and "._:+-" escaped: the answer echoes it into XML
+// comments, text and JSON.
+func unknownValue(param, value, accepted string) error {
+	if len(value) > 32 {
+		value = value[:32]
+	}
+	var b strings.Builder
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._:+-", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "\\x%02x", c)
+		}
+	}
+	return badRequest("parameter %s: unknown value \"%s\"; accepted values: %s", param, b.String(), accepted)
 }
 
 func splitList(s string) []string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/geo"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // Selection tiers: what decided the order of the regions.
@@ -103,52 +104,26 @@ func SelectFile(s *Snapshot, path string, req Request) *Decision {
 	})
 }
 
-// repoServable says whether r serves repo's current repomd.xml or an alternate that is
-// recent enough, and returns the version index; a non-empty reason means it does not.
+// repoServable says whether r serves repo's current repomd.xml or an alternate still
+// offered (model.Freshness, the rule every view shares), and returns the version index; a
+// non-empty reason means it does not.
 func repoServable(s *Snapshot, repo *Repository, r *Region, now time.Time) (int, string) {
-	if !r.Carries(repo.Directory) {
-		return 0, fmt.Sprintf("does not carry %s (includes: %s)", repo.Directory, strings.Join(r.Includes, ", "))
-	}
-	if len(repo.Versions) == 0 {
-		return 0, "the origin's repomd.xml has not been recorded yet"
+	f := s.freshness(repo, r, now)
+	if f.Offered() {
+		return f.Version, ""
 	}
 	st := repo.InRegion[r.Index]
-	if !st.Known {
-		return 0, "repository not verified in this region yet"
+	switch {
+	case f.State == model.RepoExcluded:
+		return 0, fmt.Sprintf("does not carry %s (includes: %s)", repo.Directory, strings.Join(r.Includes, ", "))
+	case st.State == db.RepoFresh || st.State == db.RepoAlternate || !st.Known:
+		return 0, f.Reason // judged against the versions and the clock
+	case st.Error != "":
+		return 0, f.Reason + ": " + st.Error // the recorded verdict, with its (public) reason
+	case st.HTTPStatus != 0 && st.HTTPStatus != 200:
+		return 0, fmt.Sprintf("%s: HTTP %d", f.Reason, st.HTTPStatus)
 	}
-	detail := ""
-	if st.Error != "" {
-		detail = ": " + st.Error
-	} else if st.HTTPStatus != 0 && st.HTTPStatus != 200 {
-		detail = fmt.Sprintf(": HTTP %d", st.HTTPStatus)
-	}
-	switch st.State {
-	case db.RepoFresh, db.RepoAlternate:
-	case db.RepoMissing:
-		return 0, "has no repomd.xml" + detail
-	case db.RepoUnreachable:
-		return 0, "unreachable" + detail
-	default: // stale, or a state this binary does not know
-		return 0, "serves a stale repomd.xml" + detail
-	}
-	if st.Version < 0 {
-		return 0, fmt.Sprintf("serves a repomd.xml the origin never published (sha256 %x)", st.SHA256)
-	}
-	if st.Version > 0 {
-		v := repo.Versions[st.Version]
-		if age := now.Sub(v.SupersededAt); age > s.Policy.AlternatesMaxAge {
-			return 0, fmt.Sprintf("serves a repomd.xml superseded %s ago, beyond metalink.alternates_max_age (%s)",
-				roundAge(age), s.Policy.AlternatesMaxAge)
-		}
-	}
-	return st.Version, ""
-}
-
-func roundAge(d time.Duration) time.Duration {
-	if d > time.Minute {
-		return d.Round(time.Minute)
-	}
-	return d.Round(time.Second)
+	return 0, f.Reason
 }
 
 // ranked is a candidate with its sort key.
@@ -394,14 +369,15 @@ func protocolAllowed(protocols []string, scheme string) bool {
 }
 
 // Alternates returns the older repomd.xml versions clients may still accept, newest
-// first: those superseded no longer than maxAge ago.
+// first: those superseded no longer than maxAge ago (model.AlternatesPolicy.Offered).
 func (repo *Repository) Alternates(now time.Time, maxAge time.Duration) []*Version {
 	var out []*Version
-	for _, v := range repo.Versions[min(1, len(repo.Versions)):] {
-		if now.Sub(v.SupersededAt) > maxAge {
+	policy := model.AlternatesPolicy{MaxAge: maxAge}
+	for i := 1; i < len(repo.Versions); i++ {
+		if !policy.Offered(repo.history[i], now) {
 			break // older ones were superseded even earlier
 		}
-		out = append(out, v)
+		out = append(out, repo.Versions[i])
 	}
 	return out
 }

@@ -169,7 +169,7 @@ func TestSelectionExclusionReasons(t *testing.T) {
 		"eu-north-1":     "repository not verified in this region yet",
 		"ca-central-1":   "serves a stale repomd.xml: serves an unknown repomd.xml",
 		"eu-south-1":     "has no repomd.xml: HTTP 404",
-		"eu-west-3":      "unreachable: dial tcp: connection refused",
+		"eu-west-3":      "unreachable: connection refused", // the recorded error, as public answers show it
 		"ap-south-1":     "serves a repomd.xml the origin never published",
 		"af-south-1":     "serves a repomd.xml superseded 96h0m0s ago, beyond metalink.alternates_max_age (72h0m0s)",
 	}
@@ -255,6 +255,49 @@ func TestEscapePath(t *testing.T) {
 	} {
 		if got := model.EscapePath(in); got != want {
 			t.Errorf("model.EscapePath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestRepositoryCarriedOnlyWhole: selection, the grid and the prober offer a region for a
+// repository only when its includes cover the repository's whole directory
+// (model.CarriesRepository); an include of repodata/ alone carries the metadata's files,
+// not the repository (issue 12, defect 11).
+func TestRepositoryCarriedOnlyWhole(t *testing.T) {
+	for _, tt := range []struct {
+		includes []string
+		offered  bool
+	}{
+		{nil, true},
+		{[]string{"demo"}, true},
+		{[]string{"demo/1/x86_64/os"}, true},
+		{[]string{"demo/1/x86_64/os/repodata"}, false},
+		{[]string{"demo/1/x86_64/os/repodata", "demo/1/x86_64/os/Packages"}, false},
+		{[]string{"demo/1/x86_64/o"}, false},
+	} {
+		spec := regionSpec{name: "eu-central-1", country: "DE", lat: 50.1, lon: 8.7, includes: tt.includes, repoState: "fresh", repoVersion: "v3"}
+		snap := BuildSnapshot(fixtureData(t, []regionSpec{spec}), nil, Policy{AlternatesMaxAge: 72 * time.Hour}, nil)
+		repo := snap.Repository("demo-1", "x86_64")
+		d := SelectRepository(snap, repo, Request{Now: now, Explain: true})
+		if got := len(d.Chosen) == 1; got != tt.offered {
+			t.Errorf("includes %q: offered %v, want %v (excluded: %+v)", tt.includes, got, tt.offered, d.Excluded)
+		}
+		wantCell := "fresh"
+		if !tt.offered {
+			wantCell = CellExcluded
+			if len(d.Excluded) != 1 || !strings.HasPrefix(d.Excluded[0].Reason, "does not carry demo/1/x86_64/os") {
+				t.Errorf("includes %q: %+v", tt.includes, d.Excluded)
+			}
+		}
+		if c := cellOf(snap, repo, snap.Regions[0], now); c.State != wantCell {
+			t.Errorf("includes %q: the grid says %s, want %s", tt.includes, c.State, wantCell)
+		}
+		if pt := probeTargetOf(snap, snap.Regions[0]); pt.repomd != tt.offered {
+			t.Errorf("includes %q: the prober asks for %s", tt.includes, pt.what)
+		}
+		// Files are a path each: repodata/ files are carried by a repodata/ include.
+		if got := snap.Regions[0].Carries("demo/1/x86_64/os/repodata/repomd.xml"); got != (len(tt.includes) == 0 || tt.includes[0] != "demo/1/x86_64/o") {
+			t.Errorf("includes %q: Carries(repomd.xml) = %v", tt.includes, got)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/regionmirror/regionmirror/internal/geo"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // Locator finds where an address is; *geo.GeoIP is one.
@@ -426,14 +427,14 @@ func (s *Server) readyz(c echo.Context) error {
 	if !st.Ready {
 		msg := "not ready: no snapshot yet"
 		if st.DBError != "" {
-			msg += "; database: " + st.DBError
+			msg += "; database: " + model.PublicReason(st.DBError)
 		}
 		return c.String(http.StatusServiceUnavailable, msg+"\n")
 	}
 	age := s.now().Sub(st.ReadAt).Round(time.Second)
 	if st.DBError != "" {
 		return c.String(http.StatusOK, fmt.Sprintf("degraded: database unreachable since %s (%s); serving the snapshot read %s ago\n",
-			st.DBErrorAt.UTC().Format(time.RFC3339), st.DBError, age))
+			st.DBErrorAt.UTC().Format(time.RFC3339), model.PublicReason(st.DBError), age))
 	}
 	return c.String(http.StatusOK, fmt.Sprintf("ok: snapshot read %s ago\n", age))
 }

@@ -61,7 +61,7 @@ type Region struct {
 	Netblocks    []netip.Prefix
 	Health       string // db.HealthUnknown, Up or Down
 	HealthSince  time.Time
-	HealthError  string
+	HealthError  string // model.PublicReason of the recorded error
 	// Unreachable is why this server's own prober cannot reach the region ("" when it can):
 	// the error and since when. It is not in the database: each server sees its own network.
 	Unreachable string
@@ -74,21 +74,15 @@ type Region struct {
 // URL returns the region's public URL for a path of the origin tree.
 func (r *Region) URL(path string) string { return r.base + model.EscapePath(path) }
 
-// Carries reports whether the region's include prefixes cover path (a file or a directory).
+// Carries reports whether the region's include prefixes cover the file at path.
 func (r *Region) Carries(path string) bool {
-	return carries(r.Includes, path)
+	return model.CarriesPath(r.Includes, path)
 }
 
-func carries(includes []string, path string) bool {
-	if len(includes) == 0 {
-		return true
-	}
-	for _, inc := range includes {
-		if path == inc || strings.HasPrefix(path, inc+"/") {
-			return true
-		}
-	}
-	return false
+// CarriesRepository reports whether the region carries the whole repository in dir, the
+// one rule the pusher, gc, the scanner and the CLI apply too.
+func (r *Region) CarriesRepository(dir string) bool {
+	return model.CarriesRepository(r.Includes, dir)
 }
 
 // Repository is a yum/dnf repository with its repomd.xml history and what each region serves.
@@ -99,6 +93,8 @@ type Repository struct {
 	Directory string
 	// Versions are the repomd.xml files the origin published, newest (current) first.
 	Versions []*Version
+	// history is Versions as model.Freshness reads them.
+	history []model.RepomdVersion
 	// InRegion is indexed by Region.Index.
 	InRegion []RegionRepo
 	// repomdPath is Directory + "/repodata/repomd.xml", escaped for URLs.
@@ -122,8 +118,23 @@ type RegionRepo struct {
 	Version    int    // index into Repository.Versions of the served repomd.xml; -1 if none of them
 	SHA256     []byte
 	HTTPStatus int
-	Error      string
+	Error      string // model.PublicReason of the recorded error
 	VerifiedAt time.Time
+}
+
+// recorded is what model.Freshness reads of a RegionRepo.
+func (st *RegionRepo) recorded() model.RecordedRepo {
+	return model.RecordedRepo{Known: st.Known, State: st.State, RepomdSHA256: st.SHA256}
+}
+
+// freshness is the one verdict on what r serves of repo at now (see model.Freshness).
+func (s *Snapshot) freshness(repo *Repository, r *Region, now time.Time) model.RepoFreshness {
+	return model.Freshness(r.CarriesRepository(repo.Directory), repo.InRegion[r.Index].recorded(), repo.history,
+		s.Policy.alternates(), now)
+}
+
+func (p Policy) alternates() model.AlternatesPolicy {
+	return model.AlternatesPolicy{MaxAge: p.AlternatesMaxAge}
 }
 
 func repoKey(name, arch string) string { return name + "\x00" + arch }
@@ -185,7 +196,8 @@ func BuildSnapshot(data *db.SnapshotData, files *FileIndex, policy Policy, unrea
 	for _, h := range data.Health {
 		if i, ok := regionIdx[h.RegionID]; ok {
 			r := s.Regions[i]
-			r.Health, r.HealthSince, r.HealthError = h.State, h.ChangedAt, h.LastError
+			// Public answers show what failed, never the bucket or endpoint the error names.
+			r.Health, r.HealthSince, r.HealthError = h.State, h.ChangedAt, model.PublicReason(h.LastError)
 		}
 	}
 
@@ -222,6 +234,7 @@ func BuildSnapshot(data *db.SnapshotData, files *FileIndex, policy Policy, unrea
 			ver.SupersededAt = repo.Versions[n-1].FirstSeen
 		}
 		repo.Versions = append(repo.Versions, ver)
+		repo.history = append(repo.history, model.RepomdVersion{SHA256: ver.SHA256, SupersededAt: ver.SupersededAt})
 	}
 	for _, rr := range data.RegionRepos {
 		repo := byID[rr.RepositoryID]
@@ -229,7 +242,8 @@ func BuildSnapshot(data *db.SnapshotData, files *FileIndex, policy Policy, unrea
 		if repo == nil || !ok {
 			continue
 		}
-		st := RegionRepo{Known: true, State: rr.State, Version: -1, SHA256: rr.RepomdSHA256, HTTPStatus: rr.HTTPStatus, Error: rr.Error}
+		st := RegionRepo{Known: true, State: rr.State, Version: -1, SHA256: rr.RepomdSHA256, HTTPStatus: rr.HTTPStatus,
+			Error: model.PublicReason(rr.Error)}
 		if rr.VerifiedAt != nil {
 			st.VerifiedAt = *rr.VerifiedAt
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // The views below are what the dashboard renders and the JSON API returns. They are built
@@ -80,8 +81,8 @@ type VersionView struct {
 
 // Cell states beyond the recorded db.Repo* ones.
 const (
-	CellExcluded   = "excluded"   // the region's includes leave the repository out
-	CellUnverified = "unverified" // nothing recorded yet
+	CellExcluded   = model.RepoExcluded   // the region's includes leave the repository out
+	CellUnverified = model.RepoUnverified // nothing recorded yet
 )
 
 // CellView is what one region serves of one repository.
@@ -228,30 +229,14 @@ func repositoryViews(snap *Snapshot, now time.Time) []RepositoryView {
 	return out
 }
 
-// cellOf says what a region serves of a repository, judged against the current versions
-// as selection judges it: a region recorded fresh counts as alternate once a newer
-// repomd.xml appears, and as stale once that one is older than the alternates window.
+// cellOf says what a region serves of a repository, by the rule selection follows
+// (model.Freshness): a region recorded fresh counts as alternate once a newer repomd.xml
+// appears, and as stale once that one is older than the alternates window.
 func cellOf(snap *Snapshot, repo *Repository, r *Region, now time.Time) CellView {
-	c := CellView{Region: r.Name}
-	if !r.Carries(repo.Directory) {
-		c.State = CellExcluded
-		return c
-	}
-	st := repo.InRegion[r.Index]
-	if !st.Known {
-		c.State = CellUnverified
-		return c
-	}
-	c.State, c.VerifiedAt, c.Error = st.State, timePtr(st.VerifiedAt), st.Error
-	if st.State == db.RepoFresh || st.State == db.RepoAlternate {
-		switch {
-		case st.Version == 0:
-			c.State = db.RepoFresh
-		case st.Version > 0 && now.Sub(repo.Versions[st.Version].SupersededAt) <= snap.Policy.AlternatesMaxAge:
-			c.State = db.RepoAlternate
-		default:
-			c.State = db.RepoStale
-		}
+	f := snap.freshness(repo, r, now)
+	c := CellView{Region: r.Name, State: f.State}
+	if st := repo.InRegion[r.Index]; st.Known && f.State != model.RepoExcluded {
+		c.VerifiedAt, c.Error = timePtr(st.VerifiedAt), st.Error
 	}
 	return c
 }
@@ -264,7 +249,7 @@ func (s *Server) statusView(snap *Snapshot) *StatusView {
 		GeneratedAt: now,
 		Snapshot: SnapshotView{ReadAt: snap.ReadAt, Regions: len(snap.Regions), Repositories: len(snap.Repos),
 			FilesLoaded: snap.Files != nil},
-		Database:     DatabaseView{OK: st.DBError == "", Error: st.DBError, ErrorAt: timePtr(st.DBErrorAt)},
+		Database:     DatabaseView{OK: st.DBError == "", Error: model.PublicReason(st.DBError), ErrorAt: timePtr(st.DBErrorAt)},
 		Regions:      s.regionViews(snap),
 		Repositories: repositoryViews(snap, now),
 		RecentRuns:   []db.Run{},
@@ -275,10 +260,8 @@ func (s *Server) statusView(snap *Snapshot) *StatusView {
 	}
 	if a := s.opt.Activity; a != nil {
 		av := a.View()
-		v.Database.ActivityReadAt, v.Database.ActivityError = timePtr(av.ReadAt), av.Error
-		if av.RecentRuns != nil {
-			v.RecentRuns = av.RecentRuns
-		}
+		v.Database.ActivityReadAt, v.Database.ActivityError = timePtr(av.ReadAt), model.PublicReason(av.Error)
+		v.RecentRuns = publicRuns(av.RecentRuns)
 		var regionBytes int64
 		for _, t := range a.Totals() {
 			if t.Region == "" {
@@ -292,6 +275,17 @@ func (s *Server) statusView(snap *Snapshot) *StatusView {
 		}
 	}
 	return v
+}
+
+// publicRuns copies runs with their errors as public answers may show them: the full
+// error names buckets and endpoints, and stays in the logs and the CLI.
+func publicRuns(runs []db.Run) []db.Run {
+	out := make([]db.Run, len(runs))
+	for i, r := range runs {
+		r.Error = model.PublicReason(r.Error)
+		out[i] = r
+	}
+	return out
 }
 
 // LocateView answers /api/v1/locate: where a file is, in the order this client gets it.

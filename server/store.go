@@ -273,6 +273,24 @@ func (s *Store) SetUnreachable(unreachable map[int64]string) {
 	s.cur.Store(snap)
 }
 
+// SetPolicy changes the selection policy (a configuration reload) and rebuilds the
+// snapshot from the data already read, as SetUnreachable does.
+func (s *Store) SetPolicy(p Policy) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p == s.opt.Policy {
+		return
+	}
+	s.opt.Policy = p
+	if s.data == nil {
+		return
+	}
+	start := time.Now()
+	snap := BuildSnapshot(s.data, s.files, p, s.unreachable)
+	snap.BuildTime = time.Since(start)
+	s.cur.Store(snap)
+}
+
 // fromTableFile reads the table file and brings it up to date; it also returns when the
 // file was written.
 func (s *Store) fromTableFile(ctx context.Context) (*db.FileTable, time.Time, error) {

@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -17,8 +19,9 @@ import (
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
-// Exit statuses. Bad input (flags, arguments, config, unknown names, a database that cannot
-// be reached or is not migrated) is 2, so scripts can tell it from a failed run.
+// Exit statuses. Bad input (flags, arguments, config, unknown names, no or an unparsable
+// database_url, a schema that does not match the binary) is 2, so scripts can tell it from
+// a failed run; a dependency that cannot be reached (the database, S3) is a failure, 1.
 const (
 	exitOK       = 0
 	exitFailure  = 1
@@ -49,9 +52,15 @@ type app struct {
 	stdout, stderr io.Writer
 	environ        []string
 	configPath     string
-	cfg            *config.Config
-	log            *slog.Logger
-	db             *db.DB
+	// configFile is the file the configuration was read from ("" for none): a reload
+	// (SIGHUP) reads it again.
+	configFile   string
+	configLoaded bool // loadConfig read it (demo builds its own)
+	cfg          *config.Config
+	log          *slog.Logger
+	// level is the logger's level, which a reload changes in place.
+	level slog.LevelVar
+	db    *db.DB
 }
 
 // usageError is bad input found by the CLI itself.
@@ -109,12 +118,24 @@ func exitCode(err error) int {
 		return exitOK
 	case !isRunError(err): // cobra: unknown command or flag, wrong number of arguments
 		return exitBadInput
-	case model.IsValidation(err), errors.As(err, &ce), errors.As(err, &dce), errors.As(err, &se),
+	case errors.As(err, &dce):
+		if badDatabaseURL(dce) {
+			return exitBadInput
+		}
+		return exitFailure // an outage, not a typo: a scheduler retries it
+	case model.IsValidation(err), errors.As(err, &ce), errors.As(err, &se),
 		errors.As(err, &ue), errors.Is(err, db.ErrNotFound), errors.Is(err, db.ErrExists):
 		return exitBadInput
 	default:
 		return exitFailure
 	}
+}
+
+// badDatabaseURL tells a ConnectError that is the configuration's fault (no database_url,
+// or one that does not parse) from a database that did not answer; db.Open names no host
+// in the former.
+func badDatabaseURL(e *db.ConnectError) bool {
+	return strings.HasPrefix(e.Target, "(")
 }
 
 // action wraps a command's work so its errors are told apart from parse errors.
@@ -167,10 +188,50 @@ func (a *app) loadConfig() (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.cfg = cfg
-	a.log = newLogger(a.stderr, cfg.Log)
+	a.cfg, a.configFile, a.configLoaded = cfg, path, true
+	a.log = a.newLevelLogger(cfg.Log)
 	a.log.Debug("configuration loaded", slog.String("file", path), slog.String("database_url", config.RedactURL(cfg.DatabaseURL)))
 	return cfg, nil
+}
+
+// newLevelLogger is the app's logger, whose level follows a.level (see reloadConfig).
+func (a *app) newLevelLogger(c config.Log) *slog.Logger {
+	_ = a.level.UnmarshalText([]byte(c.Level)) // validated with the config
+	opts := &slog.HandlerOptions{Level: &a.level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(a.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(a.stderr, opts))
+}
+
+// reloadConfig reads the configuration again, from the file and the environment it was
+// first read from, and applies the log level. The caller applies what else it can; on
+// error nothing changes and the configuration in use stays.
+func (a *app) reloadConfig() (*config.Config, error) {
+	if !a.configLoaded {
+		return a.cfg, nil // built in code (demo): nothing to read again
+	}
+	cfg, err := config.Load(a.configFile, a.environ)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Log.Format != a.cfg.Log.Format {
+		a.log.Warn("reload: log.format takes effect on restart", slog.String("log.format", cfg.Log.Format))
+	}
+	_ = a.level.UnmarshalText([]byte(cfg.Log.Level))
+	return cfg, nil
+}
+
+// holdHangups makes SIGHUP harmless from the start of a daemon until hangups takes it
+// over: a reload while it connects must not end it.
+func holdHangups() { signal.Ignore(syscall.SIGHUP) }
+
+// hangups delivers SIGHUP (systemctl reload) to the daemon that calls it instead of
+// letting it end the process; stop hands the signal back to its default.
+func hangups() (ch <-chan os.Signal, stop func()) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGHUP)
+	return c, func() { signal.Stop(c) }
 }
 
 func newLogger(w io.Writer, c config.Log) *slog.Logger {

@@ -247,8 +247,8 @@ func TestConfigErrors(t *testing.T) {
 		"config from env":  {[]string{"REGIONMIRROR_CONFIG=" + broken}, []string{"config", "check"}, "push.concurrency"},
 		"unknown override": {[]string{"REGIONMIRROR_PUSH_CONCURENCY=4"}, []string{"config", "check"}, "REGIONMIRROR_PUSH_CONCURENCY"},
 		"no database url":  {nil, []string{"region", "list"}, "database_url is not set"},
-		"unreachable database": {[]string{"REGIONMIRROR_DATABASE_URL=postgres://rm:hunter2@127.0.0.1:1/rm?connect_timeout=2"},
-			[]string{"region", "list"}, "cannot connect to database 127.0.0.1:1/rm as rm"},
+		"unparsable database url": {[]string{"REGIONMIRROR_DATABASE_URL=postgres://rm:hunter2@[::1/rm"},
+			[]string{"region", "list"}, "database_url = \"postgres://rm:REDACTED@[::1/rm\": not a valid URL"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, errs, code := cli(t, tc.env, tc.args...)
@@ -259,6 +259,24 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("the password leaked: %q", errs)
 			}
 		})
+	}
+}
+
+// TestUnreachableDatabaseExitsOne: a database that does not answer is a failure to reach
+// a dependency (exit 1), not bad input (exit 2), so a scheduler can tell an outage from a
+// typo. The port is a real closed one on loopback.
+func TestUnreachableDatabaseExitsOne(t *testing.T) {
+	closed := freeAddr(t) // listened on, then closed: nothing answers there
+	env := []string{"REGIONMIRROR_DATABASE_URL=postgres://rm:hunter2@" + closed + "/rm?connect_timeout=2"}
+	for _, args := range [][]string{{"region", "list"}, {"status"}, {"push", "--dry-run"}, {"serve"}} {
+		_, errs, code := cli(t, env, args...)
+		if code != exitFailure || !strings.Contains(errs, "cannot connect to database "+closed+"/rm as rm") ||
+			!strings.Contains(errs, "connection refused") || strings.Count(errs, "\n") != 1 {
+			t.Errorf("%s: exit %d, stderr %q; want 1 and the connection error on one line", strings.Join(args, " "), code, errs)
+		}
+		if strings.Contains(errs, "hunter2") || strings.Contains(errs, "--help") {
+			t.Errorf("%s: stderr %q", strings.Join(args, " "), errs)
+		}
 	}
 }
 
@@ -292,6 +310,13 @@ func TestBinaryExitStatus(t *testing.T) {
 	cmd.Env = append(os.Environ(), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("binary region list: %v %s", err, out)
+	}
+	// An unreachable database is an outage: 1.
+	cmd = exec.Command(bin, "region", "list")
+	cmd.Env = append(os.Environ(), "REGIONMIRROR_DATABASE_URL=postgres://rm@"+freeAddr(t)+"/rm?connect_timeout=2")
+	out, err = cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitFailure || !strings.Contains(string(out), "connection refused") {
+		t.Fatalf("binary against a closed port: %v %q", err, out)
 	}
 }
 

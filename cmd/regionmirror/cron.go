@@ -2,19 +2,23 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/config"
 	"github.com/regionmirror/regionmirror/pusher"
 	"github.com/regionmirror/regionmirror/scanner"
 )
@@ -28,10 +32,13 @@ descriptors such as @hourly and @every 10m). Every region's push, scan and gc ho
 PostgreSQL advisory lock, so any number of cron instances on any number of machines never
 run the same job for the same region at once; an instance finding a region busy leaves it
 to the other. A job still running at its next tick is not started again. SIGTERM stops
-taking new jobs and lets running ones finish within cron.shutdown_timeout.
+taking new jobs and lets running ones finish within cron.shutdown_timeout. SIGHUP
+(systemctl reload) reads the configuration again and applies the log level and the
+schedules; running jobs go on, a broken configuration is logged and the one in use stays.
 /healthz and /metrics are served on cron.listen.`,
 		Args: cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			holdHangups()
 			ctx := cmd.Context()
 			d, err := a.openDB(ctx, true)
 			if err != nil {
@@ -60,8 +67,7 @@ type cronJob struct {
 	run  func(ctx context.Context) error
 }
 
-func (c *cronDaemon) jobs() []cronJob {
-	s := c.app.cfg.Schedules
+func (c *cronDaemon) jobs(s config.Schedules) []cronJob {
 	all := []cronJob{{"push", s.Push, c.push}, {"scan", s.Scan, c.scan}, {"gc", s.GC, c.gc}}
 	var out []cronJob
 	for _, j := range all {
@@ -83,22 +89,29 @@ func (c *cronDaemon) run(ctx context.Context) error {
 		Help: "When the job last finished without failure."}, []string{"job"})
 	c.duration = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regionmirror_cron_job_last_duration_seconds",
 		Help: "How long the job's last run took."}, []string{"job"})
-	reg.MustRegister(c.runs, c.running, c.lastOK, c.duration, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(c.runs, c.running, c.lastOK, c.duration, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// Jobs get their own context: SIGTERM must not cut a push in half, only the
 	// shutdown deadline does.
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelJobs()
-	sched := cron.New(cron.WithChain(cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})))
-	jobs := c.jobs()
+	hup, stopHangups := hangups()
+	defer stopHangups()
+	sched := cron.New()
+	jobs := c.jobs(c.app.cfg.Schedules)
 	if len(jobs) == 0 {
 		return usagef("cron: every schedule is empty; set schedules.push, schedules.scan or schedules.gc")
 	}
-	for _, j := range jobs {
-		if _, err := sched.AddFunc(j.spec, func() { c.runJob(jobCtx, j) }); err != nil {
-			return fmt.Errorf("cron: schedule %s %q: %w", j.name, j.spec, err)
-		}
-		log.Info("scheduled", slog.String("job", j.name), slog.String("spec", j.spec))
+	// One wrapper per job for the daemon's life, so a job still running when a reload
+	// changes its schedule is not started again beside itself.
+	wrapped := map[string]cron.Job{}
+	for _, j := range c.jobs(config.Schedules{Push: "-", Scan: "-", GC: "-"}) {
+		wrapped[j.name] = cron.NewChain(cron.Recover(cronLogger{log}), cron.SkipIfStillRunning(cronLogger{log})).
+			Then(cron.FuncJob(func() { c.runJob(jobCtx, j) }))
+	}
+	entries, err := c.schedule(sched, nil, jobs, wrapped)
+	if err != nil {
+		return err
 	}
 
 	var srv *http.Server
@@ -124,7 +137,16 @@ func (c *cronDaemon) run(ctx context.Context) error {
 	}
 
 	sched.Start()
-	<-ctx.Done()
+	cur := c.app.cfg.Schedules
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-hup:
+			cur, entries = c.reload(sched, cur, entries, wrapped)
+		}
+	}
 	timeout := c.app.cfg.Cron.ShutdownTimeout.Std()
 	log.Info("stopping: no new jobs; running jobs may finish", slog.Duration("timeout", timeout))
 	stopped := sched.Stop()
@@ -142,6 +164,58 @@ func (c *cronDaemon) run(ctx context.Context) error {
 	}
 	log.Info("cron stopped")
 	return nil
+}
+
+// schedule replaces the entries of sched (old) with jobs; it changes nothing when a spec
+// does not parse.
+func (c *cronDaemon) schedule(sched *cron.Cron, old []cron.EntryID, jobs []cronJob, wrapped map[string]cron.Job) ([]cron.EntryID, error) {
+	specs := make([]cron.Schedule, len(jobs))
+	for i, j := range jobs {
+		s, err := cron.ParseStandard(j.spec)
+		if err != nil {
+			return old, fmt.Errorf("cron: schedule %s %q: %w", j.name, j.spec, err)
+		}
+		specs[i] = s
+	}
+	for _, id := range old {
+		sched.Remove(id)
+	}
+	var out []cron.EntryID
+	for i, j := range jobs {
+		out = append(out, sched.Schedule(specs[i], wrapped[j.name]))
+		c.app.log.Info("scheduled", slog.String("job", j.name), slog.String("spec", j.spec))
+	}
+	return out, nil
+}
+
+// reload is cron's answer to SIGHUP: the configuration is read again, the log level
+// and the schedules apply (running jobs go on); a broken configuration, or one without
+// any schedule, is logged and the one in use stays. Other settings (database, origin,
+// push and scan options) are read by jobs from the configuration of the start and take
+// effect on restart.
+func (c *cronDaemon) reload(sched *cron.Cron, cur config.Schedules, entries []cron.EntryID, wrapped map[string]cron.Job) (config.Schedules, []cron.EntryID) {
+	log := c.app.log
+	log.Info("reloading (SIGHUP)")
+	cfg, err := c.app.reloadConfig()
+	if err == nil && len(c.jobs(cfg.Schedules)) == 0 {
+		err = errors.New("every schedule is empty")
+	}
+	if err == nil && cfg.Schedules != cur {
+		entries, err = c.schedule(sched, entries, c.jobs(cfg.Schedules), wrapped)
+	}
+	if err != nil {
+		log.Error("reload: configuration not reloaded; the one in use stays", slog.Any("err", err))
+		log.Info("reloaded", slog.Bool("config", false), slog.String("log_level", c.app.level.Level().String()))
+		return cur, entries
+	}
+	old := *c.app.cfg
+	old.Schedules, old.Log = cfg.Schedules, cfg.Log
+	if !reflect.DeepEqual(&old, cfg) {
+		log.Warn("reload: settings other than log.level and schedules take effect on restart")
+	}
+	log.Info("reloaded", slog.Bool("config", true), slog.String("log_level", c.app.level.Level().String()),
+		slog.String("push", cfg.Schedules.Push), slog.String("scan", cfg.Schedules.Scan), slog.String("gc", cfg.Schedules.GC))
+	return cfg.Schedules, entries
 }
 
 // runJob runs one tick of a job and accounts for it.

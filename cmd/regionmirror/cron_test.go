@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/testenv"
 )
 
 type cronInstance struct {
@@ -166,4 +169,83 @@ func TestTwoCronInstancesNeverOverlap(t *testing.T) {
 		t.Errorf("too little happened to prove anything: %d runs from %d processes", total, len(pids))
 	}
 	t.Logf("%d runs by %d processes, none overlapping: %v", total, len(pids), fmt.Sprint(pids))
+}
+
+// TestCronReloadsOnSIGHUP runs the real cron daemon and sends what `systemctl reload`
+// sends: it keeps running, applies a new schedule (a job it ran hourly now runs every
+// second) and logs the reload; a broken configuration is logged and the one in use stays;
+// SIGTERM still stops it cleanly (issue 12, defect 8: SIGHUP ended the process).
+func TestCronReloadsOnSIGHUP(t *testing.T) {
+	env := migratedEnv(t)
+	origin := testenv.SampleOrigin(t, t.TempDir())
+	dir := t.TempDir()
+	fs := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	t.Cleanup(fs.Close)
+	mustCLI(t, env, "region", "add", "us-east-1", "--dir", dir, "--public-url", fs.URL, "--country", "US")
+	mustCLI(t, env, "repo", "add", "demo-1", "x86_64", "demo/1/x86_64/os")
+	bin := buildBinary(t)
+	cfgFile := filepath.Join(t.TempDir(), "regionmirror.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(cfgFile, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const base = "origin:\n  path: %s\ncron:\n  listen: 127.0.0.1:0\nschedules:\n  push: \"@every 1h\"\n  gc: \"\"\n"
+	write(fmt.Sprintf(base+"  scan: \"@every 1h\"\n", origin))
+	cmd := exec.Command(bin, "cron")
+	cmd.Env = append(append(os.Environ(), env...), "REGIONMIRROR_CONFIG="+cfgFile)
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	stderr.waitFor(t, 1, `msg="cron listening"`)
+	addr := regexp.MustCompile(`msg="cron listening" addr=(\S+)`).FindStringSubmatch(stderr.String())[1]
+	alive := func(when string) {
+		t.Helper()
+		select {
+		case err := <-exited:
+			t.Fatalf("%s: cron exited: %v\n%s", when, err, stderr.String())
+		default:
+		}
+		if body := httpGet(t, "http://"+addr+"/healthz"); !strings.Contains(body, "ok") {
+			t.Fatalf("%s: healthz %q", when, body)
+		}
+	}
+	alive("before SIGHUP")
+
+	cmd.Process.Signal(syscall.SIGHUP)
+	stderr.waitFor(t, 1, "msg=reloaded", "config=true", `scan="@every 1h"`)
+	alive("after SIGHUP")
+	if strings.Contains(stderr.String(), `msg="job done" job=scan`) {
+		t.Fatal("scan ran before its schedule said so")
+	}
+
+	// A new schedule applies: scan every second.
+	write(fmt.Sprintf(base+"  scan: \"@every 1s\"\n", origin))
+	cmd.Process.Signal(syscall.SIGHUP)
+	stderr.waitFor(t, 1, "msg=scheduled", "job=scan", `spec="@every 1s"`)
+	stderr.waitFor(t, 2, "job=scan", "msg=\"job ") // done or failed: it ran, twice
+	alive("after the new schedule")
+
+	// A broken configuration: an error, and the schedules in use stay.
+	write("push:\n  concurrency: 0\n")
+	cmd.Process.Signal(syscall.SIGHUP)
+	stderr.waitFor(t, 1, "level=ERROR", "configuration not reloaded; the one in use stays", "push.concurrency")
+	stderr.waitFor(t, 1, "msg=reloaded", "config=false")
+	stderr.waitFor(t, stderr.count("job=scan", "msg=\"job ")+2, "job=scan", "msg=\"job ") // still every second
+	alive("after a broken configuration")
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("cron after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("cron did not stop on SIGTERM")
+	}
 }

@@ -7,12 +7,19 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -195,4 +202,275 @@ func TestImportAWSRanges(t *testing.T) {
 	if _, _, code := cli(t, env, "region", "import-aws-ranges", file+".missing"); code != exitBadInput {
 		t.Errorf("missing file: %d", code)
 	}
+}
+
+// TestStatusAgreesWithTheServer: regionmirror status classifies every repository in every
+// region by the rule the server's answers follow (issue 12): a region whose repomd.xml
+// was superseded longer than metalink.alternates_max_age ago is stale, not alternate
+// (defect 16), and a region whose includes cover only repodata/ does not carry the
+// repository (defect 11).
+func TestStatusAgreesWithTheServer(t *testing.T) {
+	env := servedEnv(t)
+	mustCLI(t, env, "region", "add", "ap-south-1", "--bucket", "m-aps1", "--public-url", "https://m-aps1.example",
+		"--include", "demo/1/x86_64/os/repodata")
+	ctx := context.Background()
+	d, err := db.Open(ctx, getenv(env, "REGIONMIRROR_DATABASE_URL"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	repo, _ := d.GetRepository(ctx, "demo-1", "x86_64")
+	aps1, _ := d.GetRegion(ctx, "ap-south-1")
+	old := sha256.Sum256([]byte("<repomd/>"))
+	if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: aps1.ID, RepositoryID: repo.ID, RepomdSHA256: old[:], State: db.RepoFresh}); err != nil {
+		t.Fatal(err)
+	}
+	status := func(env []string) map[string]string {
+		t.Helper()
+		var rep statusReport
+		if err := json.Unmarshal([]byte(mustCLI(t, env, "status", "--json")), &rep); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for name, c := range rep.Repositories[0].Regions {
+			out[name] = c.State
+		}
+		return out
+	}
+	if got, want := status(env), map[string]string{"us-east-1": "fresh", "eu-central-1": "stale", "ap-south-1": "excluded"}; !maps.Equal(got, want) {
+		t.Errorf("status before the new version: %v, want %v", got, want)
+	}
+	// A new repomd.xml: us-east-1 serves the old one, an alternate for a second.
+	body := []byte("<repomd>2</repomd>")
+	m, s1, s2, s5 := md5.Sum(body), sha1.Sum(body), sha256.Sum256(body), sha512.Sum512(body)
+	if _, err := d.RecordRepomdVersion(ctx, &db.RepomdVersion{RepositoryID: repo.ID, MD5: m[:], SHA1: s1[:], SHA256: s2[:], SHA512: s5[:], Size: 18, Timestamp: 1700000100}); err != nil {
+		t.Fatal(err)
+	}
+	short := append(env, "REGIONMIRROR_METALINK_ALTERNATES_MAX_AGE=1s")
+	if got := status(env)["us-east-1"]; got != "alternate" {
+		t.Errorf("us-east-1 within the alternates window: %s, want alternate", got)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if got := status(short)["us-east-1"]; got != "stale" {
+		t.Errorf("us-east-1 beyond metalink.alternates_max_age: status says %s, want stale", got)
+	}
+	// The server's decision, through explain, says the same.
+	out := mustCLI(t, short, "explain", "--repo", "demo-1", "--arch", "x86_64")
+	for _, want := range []string{"us-east-1     serves a repomd.xml superseded", "beyond metalink.alternates_max_age (1s)", "ap-south-1    does not carry demo/1/x86_64/os"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// lockedBuffer is a process's stderr, read while the process writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// count is how many lines of the log contain every one of want.
+func (l *lockedBuffer) count(want ...string) int {
+	n := 0
+	for line := range strings.SplitSeq(l.String(), "\n") {
+		all := true
+		for _, w := range want {
+			all = all && strings.Contains(line, w)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor waits until the log has n lines containing every one of want.
+func (l *lockedBuffer) waitFor(t *testing.T, n int, want ...string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if l.count(want...) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d log lines with %q:\n%s", n, want, l.String())
+		}
+	}
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "regionmirror")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestServeReloadsOnSIGHUP runs the real binary as systemd does and sends what
+// `systemctl reload` sends: serve keeps answering, reloads the configuration (the new log
+// level applies), the GeoIP database and the snapshot, and logs it; a broken configuration
+// is logged and the one in use stays. Then SIGTERM still stops it cleanly (issue 12,
+// defect 8: SIGHUP ended the process).
+func TestServeReloadsOnSIGHUP(t *testing.T) {
+	env := servedEnv(t)
+	bin := buildBinary(t)
+	cfgFile := filepath.Join(t.TempDir(), "regionmirror.yaml")
+	write := func(s string) {
+		if err := os.WriteFile(cfgFile, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("log:\n  level: info\n")
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "serve", "--access-log=false")
+	cmd.Env = append(append(os.Environ(), env...), "REGIONMIRROR_CONFIG="+cfgFile, "REGIONMIRROR_SERVER_LISTEN="+addr,
+		"REGIONMIRROR_SERVER_GEOIP_DATABASE=../../testdata/geoip/regionmirror-test-city.mmdb")
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	stderr.waitFor(t, 1, `msg=serving`)
+	base := "http://" + addr
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if res, err := http.Get(base + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve not ready:\n%s", stderr.String())
+		}
+	}
+	answers := func(when string) {
+		t.Helper()
+		select {
+		case err := <-exited:
+			t.Fatalf("%s: serve exited: %v\n%s", when, err, stderr.String())
+		default:
+		}
+		res, err := http.Get(base + "/metalink?repo=demo-1&arch=x86_64")
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", when, err, stderr.String())
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("%s: metalink %s", when, res.Status)
+		}
+	}
+	answers("before SIGHUP")
+
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	stderr.waitFor(t, 1, "msg=reloaded", "config=true", "log_level=INFO", "geoip=true", "snapshot=true")
+	answers("after SIGHUP")
+
+	// A new log level applies.
+	write("log:\n  level: debug\n")
+	cmd.Process.Signal(syscall.SIGHUP)
+	stderr.waitFor(t, 1, "msg=reloaded", "config=true", "log_level=DEBUG")
+	stderr.waitFor(t, 1, "level=DEBUG", "snapshot rebuilt")
+	answers("after the log level changed")
+
+	// A broken configuration: an error, and the one in use stays (still debug).
+	write("push:\n  concurrency: 0\n")
+	cmd.Process.Signal(syscall.SIGHUP)
+	stderr.waitFor(t, 1, "level=ERROR", "configuration not reloaded; the one in use stays", "push.concurrency")
+	stderr.waitFor(t, 1, "msg=reloaded", "config=false", "log_level=DEBUG", "snapshot=true")
+	answers("after a broken configuration")
+
+	// Several at once, while requests are answered.
+	for range 5 {
+		cmd.Process.Signal(syscall.SIGHUP)
+		answers("during reloads")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("serve after SIGTERM: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+}
+
+// TestServeReloadsTLSOnSIGHUP: a reload picks up server.tls_cert and server.tls_key
+// naming another pair (the real binary, as systemd runs it), without dropping the
+// listener; a pair that does not load is logged and the one in use stays.
+func TestServeReloadsTLSOnSIGHUP(t *testing.T) {
+	env := servedEnv(t)
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	pair := func(name string) (string, string) {
+		return filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+	}
+	c1, k1 := pair("first")
+	pool1 := selfSigned(t, c1, k1, "first")
+	c2, k2 := pair("second")
+	pool2 := selfSigned(t, c2, k2, "second")
+	cfgFile := filepath.Join(dir, "regionmirror.yaml")
+	write := func(cert, key string) {
+		if err := os.WriteFile(cfgFile, []byte("server:\n  tls_cert: "+cert+"\n  tls_key: "+key+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(c1, k1)
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "serve", "--access-log=false")
+	cmd.Env = append(append(os.Environ(), env...), "REGIONMIRROR_CONFIG="+cfgFile, "REGIONMIRROR_SERVER_LISTEN="+addr)
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	get := func(pool *x509.CertPool) (string, error) {
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+			TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		res, err := c.Get("https://" + addr + "/healthz")
+		if err != nil {
+			return "", err
+		}
+		defer res.Body.Close()
+		return res.TLS.PeerCertificates[0].Subject.CommonName, nil
+	}
+	serves := func(pool *x509.CertPool, want string) {
+		t.Helper()
+		var cn string
+		var err error
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if cn, err = get(pool); err == nil && cn == want {
+				return
+			}
+		}
+		t.Fatalf("want certificate %q, got %q %v\n%s", want, cn, err, stderr.String())
+	}
+	serves(pool1, "first")
+	write(c2, k2)
+	cmd.Process.Signal(syscall.SIGHUP)
+	stderr.waitFor(t, 1, "msg=reloaded", "config=true", "tls=true")
+	serves(pool2, "second")
+	write(filepath.Join(dir, "nonexistent.pem"), k2)
+	cmd.Process.Signal(syscall.SIGHUP)
+	stderr.waitFor(t, 1, "level=ERROR", "TLS certificate not reloaded; the one in use stays")
+	stderr.waitFor(t, 1, "msg=reloaded", "tls=false")
+	serves(pool2, "second")
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/human"
 	"github.com/regionmirror/regionmirror/internal/model"
-	"github.com/regionmirror/regionmirror/pusher"
 )
 
 // statusCell is one repository in one region.
@@ -56,7 +54,8 @@ func (a *app) statusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rep, err := loadStatus(cmd.Context(), d)
+			policy := model.AlternatesPolicy{MaxAge: a.cfg.Metalink.AlternatesMaxAge.Std()}
+			rep, err := loadStatus(cmd.Context(), d, policy)
 			if err != nil {
 				return err
 			}
@@ -71,7 +70,7 @@ func (a *app) statusCmd() *cobra.Command {
 	return cmd
 }
 
-func loadStatus(ctx context.Context, d *db.DB) (*statusReport, error) {
+func loadStatus(ctx context.Context, d *db.DB, policy model.AlternatesPolicy) (*statusReport, error) {
 	regions, err := d.ListRegions(ctx)
 	if err != nil {
 		return nil, err
@@ -92,6 +91,7 @@ func loadStatus(ctx context.Context, d *db.DB) (*statusReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	now := time.Now() // as serve judges: its clock against the database's first_seen
 	rep := &statusReport{Runs: runs}
 	for i := range regions {
 		sr := statusRegion{Name: regions[i].Name, Enabled: regions[i].Enabled, Access: regions[i].Access}
@@ -111,39 +111,51 @@ func loadStatus(ctx context.Context, d *db.DB) (*statusReport, error) {
 		if len(versions) > 0 {
 			row.Current, row.Timestamp = hex.EncodeToString(versions[0].SHA256), versions[0].Timestamp
 		}
+		history := repomdHistory(versions)
 		for _, r := range regions {
-			row.Regions[r.Name] = cellFor(&r, repo, versions, states)
+			row.Regions[r.Name] = cellFor(&r, repo, history, states, policy, now)
 		}
 		rep.Repositories = append(rep.Repositories, row)
 	}
 	return rep, nil
 }
 
-// cellFor says what a region serves of a repository, against the current versions: a
-// region recorded fresh falls back to alternate once a newer version appears.
-func cellFor(r *model.Region, repo model.Repository, versions []db.RepomdVersion, states []db.RegionRepo) statusCell {
-	if !pusher.Included(r.Includes, pusher.RepomdPath(repo.Directory)) {
-		return statusCell{State: "excluded"}
-	}
+// cellFor says what a region serves of a repository, by the rule the server's answers
+// follow (model.Freshness): a region recorded fresh falls back to alternate once a newer
+// version appears, and to stale once that one is older than metalink.alternates_max_age.
+// The recorded error is shown in full: this is the CLI, not a public answer.
+func cellFor(r *model.Region, repo model.Repository, versions []model.RepomdVersion, states []db.RegionRepo,
+	policy model.AlternatesPolicy, now time.Time) statusCell {
+	rec := model.RecordedRepo{}
+	var c statusCell
 	for _, s := range states {
-		if s.RegionID != r.ID || s.RepositoryID != repo.ID {
-			continue
+		if s.RegionID == r.ID && s.RepositoryID == repo.ID {
+			rec = model.RecordedRepo{Known: true, State: s.State, RepomdSHA256: s.RepomdSHA256}
+			c.VerifiedAt, c.Error = s.VerifiedAt, s.Error
+			break
 		}
-		c := statusCell{State: s.State, VerifiedAt: s.VerifiedAt, Error: s.Error}
-		if (s.State == db.RepoFresh || s.State == db.RepoAlternate) && len(versions) > 0 {
-			c.State = db.RepoStale
-			for i, v := range versions {
-				if bytes.Equal(v.SHA256, s.RepomdSHA256) {
-					c.State = db.RepoAlternate
-					if i == 0 {
-						c.State = db.RepoFresh
-					}
-				}
-			}
-		}
-		return c
 	}
-	return statusCell{State: "unverified"}
+	f := model.Freshness(model.CarriesRepository(r.Includes, repo.Directory), rec, versions, policy, now)
+	if f.State == model.RepoExcluded {
+		return statusCell{State: f.State}
+	}
+	c.State = f.State
+	if c.Error == "" && !f.Offered() && rec.Known && (rec.State == db.RepoFresh || rec.State == db.RepoAlternate) {
+		c.Error = f.Reason // stale by the clock or the versions: say why
+	}
+	return c
+}
+
+// repomdHistory is a repository's versions (newest first) as model.Freshness reads them.
+func repomdHistory(versions []db.RepomdVersion) []model.RepomdVersion {
+	out := make([]model.RepomdVersion, len(versions))
+	for i, v := range versions {
+		out[i].SHA256 = v.SHA256
+		if i > 0 {
+			out[i].SupersededAt = versions[i-1].FirstSeen
+		}
+	}
+	return out
 }
 
 func printStatus(a *app, rep *statusReport, now time.Time) {
