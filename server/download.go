@@ -220,6 +220,15 @@ func (s *Server) download(c echo.Context) error {
 		return s.fileMirrorlist(c, snap, f, d, req)
 	}
 	o := s.clientOrder(snap, req)
+	// A file the origin deleted is not at origin.url any more: only the regions that
+	// still hold it (through its grace period) can serve it, and once none does it is gone.
+	origin := o.origin
+	if snap.Files.Table().Deleted.Has(f.index) {
+		origin = nil
+		if len(o.forFile(snap, f, nil, 1)) == 0 {
+			return &docError{status: http.StatusNotFound, lines: []string{"# error: the origin deleted " + safeText(f.path, 512) + " and no region holds it any more"}}
+		}
+	}
 	if meta4 || suffix || acceptsMeta4(r.Header.Get("Accept")) {
 		info(c).endpoint = "download-meta4"
 		regions := o.forFile(snap, f, nil, 0)
@@ -227,26 +236,26 @@ func (s *Server) download(c echo.Context) error {
 		// The answer depends on who asks and on Accept: shared caches must not keep it.
 		h.Set("Cache-Control", "private, no-store")
 		h.Set("Vary", "Accept")
-		return s.meta4(c, f, regions, o.origin)
+		return s.meta4(c, f, regions, origin)
 	}
 	var buf [maxDuplicates]*Region
 	regions := o.forFile(snap, f, buf[:0], maxDuplicates)
 	info(c).tier = tierFor(o, regions)
-	if len(regions) == 0 && o.origin == nil {
+	if len(regions) == 0 && origin == nil {
 		lines := []string{"# error: no region holds a verified copy of " + safeText(f.path, 512) + " yet, and no origin.url is configured"}
 		for _, n := range append(q.Notes, o.notes...) {
 			lines = append(lines, "# "+safeText(n, 256))
 		}
 		return &docError{status: http.StatusServiceUnavailable, lines: lines}
 	}
-	target := o.origin
+	target := origin
 	if len(regions) > 0 {
 		target = regions[0]
 	}
-	s.redirectHeaders(h, r, f, regions, o.origin)
+	s.redirectHeaders(h, r, f, regions, origin)
 	if r.Method == http.MethodGet && s.opt.Activity != nil {
 		name := target.Name
-		if target == o.origin {
+		if target == origin {
 			name = ""
 		}
 		s.opt.Activity.Redirected(name, f.size)

@@ -26,6 +26,10 @@ const (
 	hostile    = `weird/a&b <c> "q" 'x' ünï+cödé name.rpm`
 	lonelyPath = "lonely/nobody-has-me.rpm"
 	realMeta4  = "docs/real.meta4"
+	// Files the origin deleted: one still held through its grace period, one collected
+	// everywhere (gc forgets the copies before the inventory forgets the file).
+	heldDeleted = "old/held.iso"
+	goneDeleted = "old/collected.iso"
 )
 
 var helloSum = sha256.Sum256([]byte("hello"))
@@ -56,6 +60,16 @@ func fileFixture(t testing.TB, origin string) *Snapshot {
 	add(hostile, 42, 1, 3)
 	add(lonelyPath, 7)
 	add(realMeta4, 99, 2)
+	for p, regions := range map[string][]int64{heldDeleted: {1, 2}, goneDeleted: nil} {
+		sum := sha256.Sum256([]byte(p))
+		i, err := b.Add(p, 10, sum[:], true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range regions {
+			b.Verify(r, i)
+		}
+	}
 	return BuildSnapshot(fixtureData(t, world), NewFileIndex(b.Table()), Policy{OriginURL: origin, AlternatesMaxAge: 72 * time.Hour}, nil)
 }
 
@@ -368,7 +382,7 @@ func TestAPI(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Regions) != len(world) || st.Snapshot.Files != 5 || st.SavedFraction != 1 || st.Regions[len(st.Regions)-1].Name != "us-west-2" {
+	if len(st.Regions) != len(world) || st.Snapshot.Files != 7 || st.SavedFraction != 1 || st.Regions[len(st.Regions)-1].Name != "us-west-2" {
 		t.Errorf("status %+v", st)
 	}
 	for target, status := range map[string]int{
@@ -488,6 +502,30 @@ func TestClientOrderMatchesSelection(t *testing.T) {
 						t.Errorf("%s %+v: region %d is %s, want %s", f.path, req, j, got[j].Name, want.Chosen[j].Region.Name)
 					}
 				}
+			}
+		}
+	}
+}
+
+// A file the origin deleted is not at origin.url: it is served only from regions that
+// still hold it, and once gc collected it everywhere it is a 404. Before the fix such a
+// file was redirected to the origin (a 404 there), or answered 503 "no region holds a
+// verified copy yet" without an origin (found by TestConcurrencySoak's downloader).
+func TestDeletedFileNeverSentToTheOrigin(t *testing.T) {
+	for _, origin := range []string{"https://origin.example/pub", ""} {
+		s := fileServer(t, origin, nil)
+		res, _ := do(t, s, http.MethodGet, "/pub/"+heldDeleted)
+		if res.StatusCode != http.StatusFound || strings.HasPrefix(res.Header.Get("Location"), "https://origin.example") ||
+			strings.Contains(strings.Join(res.Header.Values("Link"), ","), "origin.example") {
+			t.Errorf("origin %q: held deleted file: %d %q %q", origin, res.StatusCode, res.Header.Get("Location"), res.Header.Values("Link"))
+		}
+		if _, body := do(t, s, http.MethodGet, "/pub/"+heldDeleted+"?meta4"); strings.Contains(body, "origin.example") {
+			t.Errorf("origin %q: the meta4 of a deleted file names the origin:\n%s", origin, body)
+		}
+		for _, q := range []string{"", "?meta4"} {
+			res, body := do(t, s, http.MethodGet, "/pub/"+goneDeleted+q)
+			if res.StatusCode != http.StatusNotFound || !strings.Contains(body, "no region holds it any more") {
+				t.Errorf("origin %q: collected file%s: %d\n%s", origin, q, res.StatusCode, body)
 			}
 		}
 	}
