@@ -276,9 +276,8 @@ func recordRepomds(ctx context.Context, d *db.DB, origin Origin, unread []string
 		if err != nil {
 			return n, invalid, err
 		}
-		if len(versions) > 0 && bytes.Equal(versions[0].SHA256, f.SHA256) {
-			continue
-		}
+		// Parsed and checked on every push, also when repomd.xml did not change: packages
+		// re-signed under their names change beneath an unchanged repomd.xml.
 		md, err := parseRepomd(origin, p)
 		switch {
 		case err != nil:
@@ -290,7 +289,14 @@ func recordRepomds(ctx context.Context, d *db.DB, origin Origin, unread []string
 			log.Warn("repomd.xml changed during the inventory", slog.String("path", p))
 			invalid[repo.Directory] = fmt.Sprintf("repository %s: origin %s changed during the inventory; its metadata is withheld until the next push", repo.Directory, p)
 			continue
-		case !record:
+		}
+		if why := inconsistency(origin, repo.Directory, md, byPath); why != "" {
+			log.Warn("the origin's repository does not match its metadata: its metadata is withheld", slog.String("repo", repo.Name),
+				slog.String("arch", repo.Arch), slog.String("why", why))
+			invalid[repo.Directory] = fmt.Sprintf("repository %s: %s (createrepo not run yet, or the origin is mid-update); its metadata, and its files rewritten under their names, are withheld", repo.Directory, why)
+			continue
+		}
+		if !record || (len(versions) > 0 && bytes.Equal(versions[0].SHA256, f.SHA256)) {
 			continue
 		}
 		if _, err := d.RecordRepomdVersion(ctx, &db.RepomdVersion{RepositoryID: repo.ID, MD5: md.MD5, SHA1: md.SHA1,

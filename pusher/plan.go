@@ -91,6 +91,8 @@ type RegionPlan struct {
 	InPlace []model.Repository
 	// Withheld repositories: their repodata and repomd.xml are not uploaded; the run fails.
 	Withheld []Withheld
+	// KeptInPlace counts files of withheld repositories not rewritten under their names.
+	KeptInPlace int
 	// TwinsSkipped are paths with "+" whose space twin is a real origin path.
 	TwinsSkipped []string
 	// Unread is an origin file the region carries that could not be read ("" for none).
@@ -219,6 +221,21 @@ func PlanRegion(in PlanInput) *RegionPlan {
 			break
 		}
 	}
+	// A withheld repository keeps what the region serves: its files rewritten under their
+	// names stay as they are too, or they would no longer match the metadata still served
+	// (new names go up: nothing served names them yet).
+	if len(withheld) > 0 {
+		items := p.Items[PhaseFiles][:0]
+		for _, it := range p.Items[PhaseFiles] {
+			if o := in.Objects[it.File.ID]; o != nil && o.State != db.ObjectMissing && withheldUnder(it.File.Path, withheld) {
+				p.Bytes[PhaseFiles] -= it.File.Size
+				p.KeptInPlace++
+				continue
+			}
+			items = append(items, it)
+		}
+		p.Items[PhaseFiles] = items
+	}
 	for dir, reason := range withheld {
 		p.Withheld = append(p.Withheld, Withheld{Dir: dir, Reason: reason})
 	}
@@ -226,6 +243,16 @@ func PlanRegion(in PlanInput) *RegionPlan {
 	p.InPlace = inPlace(region, p, in.Objects, in.Repos)
 	slices.SortStableFunc(p.Items[PhaseRepomd], func(a, b Item) int { return comparePair(a.File.Path, b.File.Path) })
 	return p
+}
+
+// withheldUnder reports whether p lies in a withheld repository's directory.
+func withheldUnder(p string, withheld map[string]string) bool {
+	for dir := range withheld {
+		if under(p, dir) {
+			return true
+		}
+	}
+	return false
 }
 
 // withholdReason says why the metadata of the repository in dir must not go out.

@@ -168,6 +168,10 @@ func TestPlanRegion(t *testing.T) {
 			repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}},
 		{name: "unparsable repomd.xml: metadata withheld", includes: []string{"r"}, invalid: map[string]string{dir: "cannot be parsed"},
 			phases: [NumPhases]int{5, 0, 0}, withheld: []string{dir}},
+		// The origin is mid-update: what the region serves stays whole, new names go up.
+		{name: "withheld repository: files rewritten under their names stay", includes: []string{"r"}, invalid: map[string]string{dir: "primary.xml names another checksum"},
+			objects: map[int64]*db.RegionObject{1: present(1, 99), 2: {FileID: 2, SHA256: h(98), State: db.ObjectCorrupt}, 8: present(8, 97)},
+			phases:  [NumPhases]int{3, 0, 0}, withheld: []string{dir}},
 		{name: "invalid repository the region does not carry", includes: []string{"r/iso"}, invalid: map[string]string{dir: "cannot be parsed"},
 			phases: [NumPhases]int{1, 0, 0}},
 		{name: "unread package: metadata withheld", includes: []string{"r"}, unread: []string{dir + "/Packages/b.rpm"},
