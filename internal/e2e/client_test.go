@@ -42,6 +42,7 @@ type stats struct {
 	handedWhileDown atomic.Int64 // URLs of a region while its S3 server was down
 	downloads       atomic.Int64 // /pub redirects followed
 	downloadUnknown atomic.Int64 // /pub answers 404: the server's file data is older than the file, or it forgot a deleted one
+	downloadNotYet  atomic.Int64 // /pub answers 503: no region holds the file's current bytes yet, and no origin.url
 	downloadMisses  atomic.Int64 // of the misses: a /pub redirect's Location (curl would fail)
 	downloadFailed  atomic.Int64 // ... and no rel=duplicate Link worked either (aria2c would fail)
 	// slowest is the longest resolution (metalink read to the last byte checked), in
@@ -123,10 +124,10 @@ func (s *stats) misses() int64 { return s.missesOutage.Load() + s.missesOther.Lo
 
 func (s *stats) String() string {
 	return fmt.Sprintf("requests %d (to the server %d, 5xx %d, other non-200 %d); metalinks %d handing out %d region URLs (%d of a region while its S3 was down); "+
-		"misses %d (%d on a killed region, %d other); mismatches %d (%d a repomd.xml newer than its metalink); client failures %d; downloads %d (%d paths not yet known to the server; %d redirects to a failing Location, %d without a working duplicate)",
+		"misses %d (%d on a killed region, %d other); mismatches %d (%d a repomd.xml newer than its metalink); client failures %d; downloads %d (%d paths not yet known to the server; %d 503 while no region held the current bytes; %d redirects to a failing Location, %d without a working duplicate)",
 		s.requests.Load(), s.serverRequests.Load(), s.server5xx.Load(), s.serverOther.Load(), s.resolutions.Load(), s.urlsHanded.Load(),
 		s.handedWhileDown.Load(), s.misses(), s.missesOutage.Load(), s.missesOther.Load(), s.mismatches.Load(), s.mismatchNewer.Load(),
-		s.clientFailures.Load(), s.downloads.Load(), s.downloadUnknown.Load(), s.downloadMisses.Load(), s.downloadFailed.Load())
+		s.clientFailures.Load(), s.downloads.Load(), s.downloadUnknown.Load(), s.downloadNotYet.Load(), s.downloadMisses.Load(), s.downloadFailed.Load())
 }
 
 // metalinkDoc is the part of a yum Metalink 3.0 that dnf reads (names without namespaces
@@ -375,9 +376,17 @@ func (c *client) download(ctx context.Context, path, loc string) {
 		}
 		return
 	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	switch {
+	case resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), "no region holds a verified copy of") &&
+		strings.Contains(string(body), "and no origin.url is configured"):
+		// The documented answer while a file's current bytes (a package re-signed under its
+		// name) are verified in no region yet and there is no origin to fall back on: the
+		// client is sent nowhere rather than to other bytes. Counted, not a failure.
+		c.st.downloadNotYet.Add(1)
+		return
 	case resp.StatusCode >= 500:
 		c.st.server5xx.Add(1)
 		c.st.note("download %s: %s", u, resp.Status)
