@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -316,11 +315,6 @@ func parseRepomd(origin Origin, p string) (*repomd.Repomd, error) {
 	}
 	defer r.Close()
 	return repomd.Parse(r)
-}
-
-// RepomdPath is the path of a repository's repomd.xml.
-func RepomdPath(dir string) string {
-	return path.Join(dir, "repodata", "repomd.xml")
 }
 
 // tainted reports whether an unreadable file lies in dir.

@@ -37,28 +37,6 @@ func PhaseOf(p string) int {
 	return PhaseRepodata
 }
 
-// SpaceTwin is the second key of a path with "+": older dnf sends "+" unencoded and S3
-// decodes it as a space, so such objects are stored under both keys. "" when none.
-func SpaceTwin(p string) string {
-	if !strings.Contains(p, "+") {
-		return ""
-	}
-	return strings.ReplaceAll(p, "+", " ")
-}
-
-// Included reports whether a region with these include prefixes carries path p.
-func Included(includes []string, p string) bool {
-	if len(includes) == 0 {
-		return true
-	}
-	for _, inc := range includes {
-		if p == inc || strings.HasPrefix(p, inc+"/") {
-			return true
-		}
-	}
-	return false
-}
-
 // Verified reports whether a region's object is the origin's current file.
 func Verified(f *db.File, o *db.RegionObject) bool {
 	return o != nil && o.State == db.ObjectPresent && o.Size == f.Size && bytes.Equal(o.SHA256, f.SHA256)

@@ -31,26 +31,6 @@ func TestPhaseOf(t *testing.T) {
 	}
 }
 
-func TestSpaceTwinAndIncluded(t *testing.T) {
-	if got := SpaceTwin("a/libc++-1.rpm"); got != "a/libc  -1.rpm" {
-		t.Errorf("SpaceTwin = %q", got)
-	}
-	if SpaceTwin("a/b.rpm") != "" {
-		t.Error("twin for a path without +")
-	}
-	inc := []string{"fedora/40", "epel"}
-	for p, want := range map[string]bool{
-		"fedora/40/x.rpm": true, "fedora/40": true, "fedora/400/x.rpm": false, "epel/9/x": true, "centos/x": false,
-	} {
-		if Included(inc, p) != want {
-			t.Errorf("Included(%q) = %v", p, !want)
-		}
-	}
-	if !Included(nil, "anything") {
-		t.Error("no includes must carry everything")
-	}
-}
-
 func TestPlan(t *testing.T) {
 	h := func(b byte) []byte { s := make([]byte, 32); s[0] = b; return s }
 	now := time.Now()

@@ -113,7 +113,7 @@ func (f *fixture) checkRegionHasOrigin(r *model.Region) {
 	f.t.Helper()
 	for _, p := range f.originFiles() {
 		want, _ := os.ReadFile(filepath.Join(f.origin, p))
-		for _, key := range []string{p, SpaceTwin(p)} {
+		for _, key := range []string{p, model.SpaceTwin(p)} {
 			if key == "" {
 				continue
 			}
@@ -333,7 +333,7 @@ func TestGCRespectsGracePeriod(t *testing.T) {
 	if err != nil || results[0].Deleted != 4 || purged != 4 {
 		t.Fatalf("gc after grace: %+v purged %d %v", results, purged, err)
 	}
-	for _, key := range []string{gone, SpaceTwin(gone)} {
+	for _, key := range []string{gone, model.SpaceTwin(gone)} {
 		if resp, _ := http.Head(a.URL(key)); resp.StatusCode != 404 && resp.StatusCode != 403 {
 			t.Errorf("%s still served after gc: %s", key, resp.Status)
 		}

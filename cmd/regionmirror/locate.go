@@ -13,7 +13,6 @@ import (
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/human"
 	"github.com/regionmirror/regionmirror/internal/model"
-	"github.com/regionmirror/regionmirror/pusher"
 )
 
 type locateCopy struct {
@@ -78,7 +77,7 @@ func (a *app) locateCmd() *cobra.Command {
 			rep := locateReport{Path: f.Path, Size: f.Size, SHA256: hex.EncodeToString(f.SHA256), DeletedAt: f.DeletedAt}
 			for _, r := range regions {
 				c := locateCopy{Region: r.Name, State: "not-pushed", URL: r.URL(f.Path)}
-				if !pusher.Included(r.Includes, f.Path) {
+				if !model.CarriesPath(r.Includes, f.Path) {
 					c.State = "excluded"
 				}
 				for _, o := range objs {
