@@ -274,3 +274,54 @@ func TestNoFenceOnlyInTests(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TakeOut never takes away the last region serving a repository while others that carry
+// it are out; a region alone may always be taken out.
+func TestTakeOutKeepsTheLastServingRegion(t *testing.T) {
+	ctx := context.Background()
+	d, _ := testenv.NewDB(t)
+	repo := &model.Repository{Name: "r", Arch: "x86_64", Directory: "r"}
+	if err := d.CreateRepository(ctx, repo); err != nil {
+		t.Fatal(err)
+	}
+	var regions []*model.Region
+	for _, n := range []string{"eu-1", "eu-2", "eu-3"} {
+		r := sampleRegion(n)
+		r.Aliases = []string{n + "-x"}
+		if err := d.CreateRegion(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		regions = append(regions, r)
+	}
+	set := func(r *model.Region, state string) {
+		if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, State: state}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	takeOut := func(r *model.Region) bool {
+		taken, err := d.TakeOut(ctx, db.NoFence, db.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, Error: "being rewritten in place"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return taken
+	}
+	set(regions[0], db.RepoFresh)
+	if !takeOut(regions[0]) {
+		t.Error("a region alone must be taken out")
+	}
+	set(regions[0], db.RepoStale)
+	set(regions[1], db.RepoFresh)
+	set(regions[2], db.RepoAlternate)
+	if !takeOut(regions[1]) {
+		t.Error("eu-2 refused while eu-3 serves")
+	}
+	if takeOut(regions[2]) {
+		t.Error("eu-3, the last serving region, was taken out")
+	}
+	states, _ := d.RegionRepos(ctx)
+	for _, s := range states {
+		if s.RegionID == regions[2].ID && s.State != db.RepoAlternate {
+			t.Errorf("eu-3 is %s", s.State)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package pusher
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,4 +76,51 @@ func TestOriginRepodataAheadOfRepomdIsNotPushed(t *testing.T) {
 	if _, now := get(t, r.URL(primary)); now != before {
 		t.Errorf("primary.xml.gz the served repomd.xml names was overwritten")
 	}
+}
+
+// A push never takes the last region serving a repository out for a rewrite in place
+// while another region is out: found by TestConcurrencySoak, where pushes the origin's
+// next change interrupted left one region out after the other until every metalink was a
+// 503. The last serving region keeps the older version whole until another serves the new.
+func TestRewriteInPlaceNeverTakesTheLastServingRegion(t *testing.T) {
+	f := newFixture(t)
+	a, _ := f.fileRegion("last-a")
+	b, _ := f.fileRegion("last-b")
+	if res := f.push(a, b); res.Failed() {
+		t.Fatalf("first push: %+v %+v", res.Regions[0], res.Regions[1])
+	}
+	pkg := repoDir + "/Packages/hello-1.0-1.noarch.rpm"
+	_, before := get(t, b.URL(pkg))
+	if err := os.WriteFile(filepath.Join(f.origin, pkg), []byte(before+"re-signed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	createrepo(t, filepath.Join(f.origin, repoDir))
+	// An earlier push of a took it out for the rewrite and was interrupted.
+	states, _ := f.db.RegionRepos(context.Background())
+	for _, st := range states {
+		if st.RegionID == a.ID {
+			st.State, st.Error = db.RepoStale, reasonInPlace
+			if err := f.db.SetRegionRepo(context.Background(), db.NoFence, st); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rr := f.push(b).Regions[0]
+	if rr.Status != db.RunFailed || !strings.Contains(rr.Error, "last one serving") {
+		t.Errorf("push of the last serving region: %s %q", rr.Status, rr.Error)
+	}
+	if s := f.repoState(b); s != db.RepoFresh && s != db.RepoAlternate {
+		t.Errorf("the last serving region is %s", s)
+	}
+	if _, now := get(t, b.URL(pkg)); now != before {
+		t.Error("the last serving region's package was overwritten")
+	}
+	// Once a serves the new version, b follows.
+	if rr := f.push(a).Regions[0]; rr.Status != db.RunOK || f.repoState(a) != db.RepoFresh {
+		t.Fatalf("push of a: %+v", rr)
+	}
+	if rr := f.push(b).Regions[0]; rr.Status != db.RunOK || f.repoState(b) != db.RepoFresh {
+		t.Fatalf("push of b after a: %+v", rr)
+	}
+	f.checkRegionHasOrigin(b)
 }

@@ -223,6 +223,25 @@ func PlanRegion(in PlanInput) *RegionPlan {
 	return p
 }
 
+// Defer takes out of the plan what would change the region's state of repo: its files
+// rewritten under their names (recorded copies, see inPlace), its repodata and its
+// repomd.xml pair. New names still go up: nothing the region serves names them.
+func (p *RegionPlan) Defer(repo model.Repository, objects map[int64]*db.RegionObject) {
+	for ph := range NumPhases {
+		items := p.Items[ph][:0]
+		for _, it := range p.Items[ph] {
+			o := objects[it.File.ID]
+			if under(it.File.Path, repo.Directory) && (ph != PhaseFiles || (o != nil && o.State != db.ObjectMissing)) {
+				p.Bytes[ph] -= it.File.Size
+				continue
+			}
+			items = append(items, it)
+		}
+		p.Items[ph] = items
+	}
+	p.InPlace = slices.DeleteFunc(p.InPlace, func(r model.Repository) bool { return r.ID == repo.ID })
+}
+
 // withheldUnder reports whether p lies in a withheld repository's directory.
 func withheldUnder(p string, withheld map[string]string) bool {
 	for dir := range withheld {

@@ -62,10 +62,20 @@ func (p *Pusher) takeOutRewritten(ctx context.Context, cfg Config, active []*Reg
 			if !serving(prev) {
 				continue
 			}
-			if err := p.setRegionRepo(ctx, rr, db.RegionRepo{RegionID: rr.region.ID, RepositoryID: repo.ID,
-				RepomdSHA256: prev.RepomdSHA256, State: db.RepoStale, HTTPStatus: prev.HTTPStatus, Error: reasonInPlace}); err != nil {
+			taken, err := p.DB.TakeOut(context.WithoutCancel(ctx), rr.fence(), db.RegionRepo{RegionID: rr.region.ID, RepositoryID: repo.ID,
+				RepomdSHA256: prev.RepomdSHA256, State: db.RepoStale, HTTPStatus: prev.HTTPStatus, Error: reasonInPlace})
+			if err != nil {
 				rr.fail(fmt.Errorf("push %s: take repository %s/%s out of the answers before rewriting it in place: %w", rr.Region, repo.Name, repo.Arch, err))
 				break
+			}
+			if !taken {
+				// The last region serving it while others are being rewritten: it keeps
+				// serving the older version whole until another region serves the new one.
+				rr.plan.Defer(repo, rr.objects)
+				rr.deferred = append(rr.deferred, fmt.Sprintf("%s/%s", repo.Name, repo.Arch))
+				p.log().Warn("rewrite in place deferred: the region is the last one serving the repository", slog.String("region", rr.Region),
+					slog.String("repo", repo.Name), slog.String("arch", repo.Arch))
+				continue
 			}
 			took = true
 			p.log().Info("repository taken out of the answers while its files are rewritten in place",

@@ -104,6 +104,7 @@ type RegionResult struct {
 	Duration     time.Duration `json:"duration_ns"`
 	phaseErr     error         // the first error, which stops the later phases
 	withheldErr  error         // metadata held back: fails the run without stopping it
+	deferred     []string      // repositories whose rewrite in place waits for another region
 	mu           sync.Mutex
 	pending      []db.ObjectUpdate // verified writes not yet recorded
 	lastFlush    time.Time
@@ -400,6 +401,10 @@ func (rr *RegionResult) context(ctx context.Context) context.Context {
 func (p *Pusher) finish(ctx context.Context, rr *RegionResult) {
 	rr.Duration = p.now().Sub(rr.start)
 	rr.Status = db.RunOK
+	if rr.phaseErr == nil && len(rr.deferred) > 0 {
+		rr.phaseErr = fmt.Errorf("push %s: repositories %s not updated: their files are rewritten in place and this region is the last one serving them; the next push updates them once another region serves the new version",
+			rr.Region, strings.Join(rr.deferred, ", "))
+	}
 	if rr.phaseErr == nil && rr.withheldErr != nil {
 		rr.phaseErr = rr.withheldErr
 	}
