@@ -25,6 +25,9 @@ func ScanLock(region string) string { return "scan/" + region }
 // fail with an error wrapping ErrLockLost.
 var ErrLockLost = errors.New("lock lost")
 
+// ErrRegionChanged: the region's location changed between reading it and locking it.
+var ErrRegionChanged = errors.New("region changed")
+
 // errReleased is the cause of a Held's context after Release.
 var errReleased = errors.New("lock released")
 
@@ -216,6 +219,17 @@ func (d *DB) BeginRegionRun(ctx context.Context, kind string, r *model.Region) (
 		if errors.As(err, &le) {
 			le.Holder.Run = d.runningRun(ctx, lockKinds(kind), r.ID)
 		}
+		return nil, fmt.Errorf("%s %s: %w", kind, r.Name, err)
+	}
+	// The caller read the region before it waited for the lock: a region edit in between
+	// moved it, and a run at the old place must not record its copies for the new one
+	// (the move bumped the generation before this Hold, so the fence would not refuse).
+	cur, err := d.GetRegion(ctx, r.Name)
+	if err == nil && (cur.ID != r.ID || Moved(r, cur)) {
+		err = fmt.Errorf("%w: the region was moved or replaced since this run read it; run again", ErrRegionChanged)
+	}
+	if err != nil {
+		h.Release()
 		return nil, fmt.Errorf("%s %s: %w", kind, r.Name, err)
 	}
 	run, err := d.StartRun(ctx, kind, r)

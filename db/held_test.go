@@ -325,3 +325,27 @@ func TestTakeOutKeepsTheLastServingRegion(t *testing.T) {
 		}
 	}
 }
+
+// A run that read the region before a move, and locks it after, is refused: it would push
+// or verify the old place and record it for the new one (found by review: the move's
+// generation bump came before the run's Hold, so its fence held).
+func TestBeginRegionRunRefusesARegionMovedSinceRead(t *testing.T) {
+	ctx := context.Background()
+	d, _ := testenv.NewDB(t)
+	r, _ := regionWithCopy(t, d, "eu-south-2")
+	stale := *r
+	if _, _, err := d.UpdateRegion(ctx, r.Name, func(m *model.Region) error { m.PublicURL = "http://127.0.0.9:9000/x"; return m.Normalize() }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.BeginRegionRun(ctx, db.RunPush, &stale); !errors.Is(err, db.ErrRegionChanged) {
+		t.Fatalf("run of the region as read before the move: %v", err)
+	}
+	cur, _ := d.GetRegion(ctx, r.Name)
+	run, err := d.BeginRegionRun(ctx, db.RunPush, cur)
+	if err != nil {
+		t.Fatalf("run of the region as it is: %v", err)
+	}
+	if err := run.Finish(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+}

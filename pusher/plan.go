@@ -111,8 +111,8 @@ type PlanInput struct {
 }
 
 // WritableTwin is the space twin p is also written under, or "" when it has none or
-// when the twin key is itself a path of the origin (isOriginPath): that key holds the
-// real file, which a twin would overwrite and whose removal would delete a live file.
+// when the twin key is itself a path of the origin, live or deleted (isOriginPath): that
+// key holds the real file, which a twin would overwrite.
 // gc and the scanner must apply the same rule to twins.
 func WritableTwin(p string, isOriginPath func(string) bool) string {
 	twin := model.SpaceTwin(p)
@@ -151,11 +151,12 @@ func Plan(region *model.Region, files []db.File, objects map[int64]*db.RegionObj
 func PlanRegion(in PlanInput) *RegionPlan {
 	region := in.Region
 	p := &RegionPlan{Region: region}
-	live := make(map[string]bool, len(in.Files))
+	// Every recorded path is real, deleted ones too: a file the origin deleted stays in
+	// regions through its grace period, and a twin written over it would change its bytes
+	// under its record (and gc of it would then delete the twin).
+	recorded := make(map[string]bool, len(in.Files))
 	for i := range in.Files {
-		if in.Files[i].DeletedAt == nil {
-			live[in.Files[i].Path] = true
-		}
+		recorded[in.Files[i].Path] = true
 	}
 	withheld := map[string]string{}
 	for i := range in.Files {
@@ -174,7 +175,7 @@ func PlanRegion(in PlanInput) *RegionPlan {
 				continue
 			}
 		}
-		twin := WritableTwin(f.Path, func(q string) bool { return live[q] })
+		twin := WritableTwin(f.Path, func(q string) bool { return recorded[q] })
 		if twin == "" && model.SpaceTwin(f.Path) != "" {
 			p.TwinsSkipped = append(p.TwinsSkipped, f.Path)
 		}
