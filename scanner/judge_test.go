@@ -250,9 +250,13 @@ func TestKMSBucketObjectsAreNotCondemnedByETag(t *testing.T) {
 	a := f.s3Region("eu-west-7", srv)
 	f.push(a)
 	// The scanner reaches the bucket through the KMS look-alike.
-	viaKMS := *a
-	viaKMS.Endpoint = kmsProxy(t, srv.Endpoint)
-	rep := f.scan(&viaKMS)[0]
+	proxy := kmsProxy(t, srv.Endpoint)
+	f.scanner.OpenStore = func(ctx context.Context, r *model.Region) (objstore.Store, error) {
+		viaKMS := *r
+		viaKMS.Endpoint = proxy
+		return objstore.Open(ctx, &viaKMS, f.scanner.Config.StoreOptions)
+	}
+	rep := f.scan(a)[0]
 	if rep.Corrupt != 0 || rep.Missing != 0 || rep.Verified == 0 || f.repoState(a) != db.RepoFresh || rep.Status != db.RunOK {
 		t.Fatalf("scan of a KMS bucket: %+v, repository %s (%s)", rep, f.repoState(a), f.repoError(a))
 	}
@@ -265,7 +269,7 @@ func TestKMSBucketObjectsAreNotCondemnedByETag(t *testing.T) {
 		Body: bytes.NewReader(other), ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum[:]))}); err != nil {
 		t.Fatal(err)
 	}
-	rep = f.scan(&viaKMS)[0]
+	rep = f.scan(a)[0]
 	if rep.Corrupt != 1 || f.objectState(a, p) != db.ObjectCorrupt {
 		t.Fatalf("scan of a KMS bucket with one damaged object: %+v", rep)
 	}
@@ -295,7 +299,9 @@ func TestRewrittenInPlaceStaysOutUntilPushed(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(f.origin, pkg), resigned, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.newRevision("2200000000")
+	if out, err := exec.Command("createrepo_c", "--no-database", filepath.Join(f.origin, repoDir)).CombinedOutput(); err != nil {
+		t.Fatalf("createrepo_c: %v\n%s", err, out)
+	}
 	f.inventory()
 	// What the interrupted push left: the repository taken out, the package overwritten.
 	repos, _ := f.db.ListRepositories(context.Background())
@@ -317,5 +323,34 @@ func TestRewrittenInPlaceStaysOutUntilPushed(t *testing.T) {
 	f.push(a)
 	if f.scan(a); f.repoState(a) != db.RepoFresh {
 		t.Fatalf("after the push: %s (%s)", f.repoState(a), f.repoError(a))
+	}
+}
+
+// A push stopped between the signature and repomd.xml of phase 3 (killed, or its lock
+// lost, so it could not record the half pair): the region serves the older repomd.xml
+// beside the new signature, and every client with repo_gpgcheck=1 fails. Before the fix
+// the scan confirmed it as an alternate (found by review).
+func TestHalfPairIsNoAlternate(t *testing.T) {
+	f := newFixture(t, 0)
+	srv := testenv.SharedS3(t)
+	a := f.s3Region("ca-west-1", srv)
+	asc := filepath.Join(f.origin, repoDir, "repodata", "repomd.xml.asc")
+	if err := os.WriteFile(asc, []byte("signature of version 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.push(a)
+	if f.scan(a); f.repoState(a) != db.RepoFresh {
+		t.Fatalf("first scan: %s (%s)", f.repoState(a), f.repoError(a))
+	}
+	f.newRevision("2300000000")
+	sig2 := []byte("signature of version 2\n")
+	if err := os.WriteFile(asc, sig2, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.inventory()
+	f.putBack(a, srv, repoDir+"/repodata/repomd.xml.asc", sig2)
+	rep := f.scan(a)[0]
+	if s := f.repoState(a); s != db.RepoStale || !strings.Contains(f.repoError(a), "repomd.xml.asc") {
+		t.Fatalf("a region serving the older repomd.xml beside the new signature: %s (%q), report %+v", s, f.repoError(a), rep.Repos)
 	}
 }

@@ -177,6 +177,17 @@ func (s *Scanner) loadOrigin(ctx context.Context) (*originState, error) {
 type objectsSeen struct {
 	verdicts map[string]Verdict // by path, for the live files the region carries
 	bad      map[string]bool    // recorded copies missing or corrupt
+	standing map[string]bool    // unchecked, but recorded verified with the origin's bytes
+}
+
+// holds reports whether the scan may count the region as holding the origin's file at p:
+// seen with its bytes, or there with its size and recorded verified (contents this scan
+// could not check).
+func (o *objectsSeen) holds(p string) bool { return o.verdicts[p].Holds() || o.standing[p] }
+
+// recordedVerified reports whether a record says the region holds f's current bytes.
+func recordedVerified(f *db.File, o *db.RegionObject) bool {
+	return o != nil && o.State == db.ObjectPresent && o.Size == f.Size && bytes.Equal(o.SHA256, f.SHA256)
 }
 
 // VerifyRegion scans one region and records what it found.
@@ -403,12 +414,18 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 			return
 		}
 	}
+	if res.State == db.RepoFresh {
+		// The current repomd.xml names every package of its primary.xml: each must be
+		// there, or clients of this region fail where nothing was ever pushed (a region
+		// that moved, or whose packages were never uploaded).
+		if why := s.packagesMissing(ctx, store, repo, md, seen, origin.byPath); why != "" {
+			stale("%s", why)
+			return
+		}
+	}
 	if res.State == db.RepoAlternate && !AlternateVerified(origin.served[[2]int64{r.ID, repo.ID}], res.RepomdSHA256) {
 		stale("serves an older repomd.xml that was not verified here; the next push publishes the current one")
 		return
-	}
-	if res.State != db.RepoFresh {
-		return // an older signature is not in the inventory to compare with
 	}
 	ascPath := model.RepomdPath(repo.Directory) + ".asc"
 	asc := origin.byPath[ascPath]
@@ -417,6 +434,13 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 	}
 	body, _, status, err := repocheck.Read(ctx, cfg.HTTPClient, r, store, ascPath)
 	switch {
+	case res.State != db.RepoFresh:
+		// An older signature is not in the inventory to compare with, but the current one
+		// beside an older repomd.xml is half a pair: a push stopped between the two
+		// (found by review).
+		if sum := sha256.Sum256(body); err == nil && bytes.Equal(sum[:], asc.SHA256) {
+			stale("serves the current repomd.xml.asc beside an older repomd.xml")
+		}
 	case err != nil && status == http.StatusNotFound:
 		stale("serves repomd.xml without its repomd.xml.asc")
 	case err != nil:
@@ -426,6 +450,60 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 			stale("serves a repomd.xml.asc that is not the signature of the repomd.xml it serves")
 		}
 	}
+}
+
+// packagesMissing reads the primary.xml a region serves (already checked against the
+// repomd.xml it serves) and returns why not every package it names is held there, or "".
+func (s *Scanner) packagesMissing(ctx context.Context, store objstore.Store, repo model.Repository, md *repomd.Repomd, seen *objectsSeen, byPath map[string]*db.File) string {
+	for _, d := range md.Data {
+		if d.Type != "primary" {
+			continue
+		}
+		p := path.Join(repo.Directory, d.Href)
+		rd, err := store.Get(ctx, p)
+		if err != nil {
+			return fmt.Sprintf("cannot read %s, which the repomd.xml it serves names", d.Href)
+		}
+		defer rd.Close()
+		xr, err := repomd.Decompress(p, rd)
+		if errors.Is(err, repomd.ErrCompression) {
+			return "" // the packages cannot be listed here: the object comparison stands
+		}
+		if err != nil {
+			return fmt.Sprintf("cannot read %s: %v", d.Href, err)
+		}
+		missing, differ, first := 0, 0, ""
+		err = repomd.ParsePrimary(xr, func(pkg repomd.Package) error {
+			if pkg.Base != "" {
+				return nil
+			}
+			q := path.Join(repo.Directory, pkg.Href)
+			switch f := byPath[q]; {
+			case !seen.holds(q):
+				missing++
+			case f != nil && PackageDiffers(pkg, f):
+				// The region holds the origin's bytes, which are not what primary.xml names.
+				differ++
+			default:
+				return nil
+			}
+			if first == "" {
+				first = pkg.Href
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Sprintf("cannot parse %s: %v", d.Href, err)
+		}
+		if missing > 0 {
+			return fmt.Sprintf("%d packages its primary.xml names are not verified in this region (%s, ...)", missing, first)
+		}
+		if differ > 0 {
+			return fmt.Sprintf("%d packages in this region have other bytes than its primary.xml names (%s, ...)", differ, first)
+		}
+		return ""
+	}
+	return ""
 }
 
 // dataContent checks an object against a data entry of repomd.xml: by the stored SHA-256
@@ -554,7 +632,7 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 		return nil, err
 	}
 
-	seen := &objectsSeen{verdicts: make(map[string]Verdict, len(want)), bad: map[string]bool{}}
+	seen := &objectsSeen{verdicts: make(map[string]Verdict, len(want)), bad: map[string]bool{}, standing: map[string]bool{}}
 	var updates []db.ObjectUpdate
 	for i, f := range want {
 		row := rows[f.ID]
@@ -563,6 +641,9 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 		_, twinOK := listed[twin]
 		v := ObjectVerdict(ObjectInput{File: f, Record: row, Listed: ok, NeedsTwin: twin != "", TwinListed: twinOK, Content: content[i]})
 		seen.verdicts[f.Path] = v
+		if v == VerdictUnchecked && recordedVerified(f, row) {
+			seen.standing[f.Path] = true
+		}
 		state := db.ObjectPresent
 		switch v {
 		case VerdictNeverPushed:

@@ -187,3 +187,16 @@ func AlternateVerified(prev *db.RegionRepo, served []byte) bool {
 	}
 	return (prev.State == db.RepoFresh || prev.State == db.RepoAlternate) && bytes.Equal(prev.RepomdSHA256, served)
 }
+
+// PackageDiffers reports whether primary.xml names other bytes for a package than the
+// origin's file f (the bytes a region holding f verified has): by sha256 or md5, the
+// hashes the inventory keeps; other algorithms cannot tell.
+func PackageDiffers(pkg repomd.Package, f *db.File) bool {
+	switch strings.ToLower(pkg.Algorithm) {
+	case "sha256":
+		return pkg.Checksum != hex.EncodeToString(f.SHA256)
+	case "md5":
+		return pkg.Checksum != hex.EncodeToString(f.MD5)
+	}
+	return false
+}
