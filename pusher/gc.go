@@ -211,15 +211,9 @@ func (p *Pusher) gcRegion(ctx context.Context, r *model.Region, o GCOptions, res
 	}
 	byID := make(map[int64]GCDelete, len(plan.Delete))
 	marks := make([]db.GCMark, 0, len(plan.Delete))
-	alreadyMarked := true
 	for _, d := range plan.Delete {
 		byID[d.FileID] = d
 		marks = append(marks, db.GCMark{FileID: d.FileID, DeletedAt: d.DeletedAt})
-	}
-	for _, c := range in.Copies {
-		if _, ok := byID[c.FileID]; ok && c.State != db.ObjectDeleting {
-			alreadyMarked = false
-		}
 	}
 	marked, err := p.DB.MarkExpiredDeleting(ctx, rr.Fence(), r.ID, marks, o.Grace)
 	if err != nil {
@@ -231,11 +225,10 @@ func (p *Pusher) gcRegion(ctx context.Context, r *model.Region, o GCOptions, res
 	if len(marked) == 0 {
 		return nil
 	}
-	// Copies a crashed gc marked long ago need no new wait.
-	if !alreadyMarked {
-		if err := p.waitForServers(ctx, o.UpdateDelay, alive); err != nil {
-			return fmt.Errorf("gc %s: %w", r.Name, err)
-		}
+	// Copies another gc marked wait too: nothing records when that gc committed its mark
+	// (it may have died a moment ago), so servers may still send clients there.
+	if err := p.waitForServers(ctx, o.UpdateDelay, alive); err != nil {
+		return fmt.Errorf("gc %s: %w", r.Name, err)
 	}
 
 	open := p.OpenStore
