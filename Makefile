@@ -45,7 +45,8 @@ clean:
 FUZZTIME ?= 30s
 FUZZMINIMIZETIME ?= 3s
 FUZZ_TARGETS := ./server:FuzzParseQuery ./server:FuzzClientAddr ./server:FuzzDownloadPath ./server:FuzzHandler \
-	./internal/config:FuzzLoad ./internal/config:FuzzRedactURL ./internal/repomd:FuzzParse
+	./internal/config:FuzzLoad ./internal/config:FuzzRedactURL ./internal/repomd:FuzzParse ./internal/repomd:FuzzParsePrimary \
+	./internal/model:FuzzPublicReason
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "fuzz: $$fn in $$pkg for $(FUZZTIME)"; \

@@ -60,3 +60,18 @@ func TestDecompress(t *testing.T) {
 		t.Errorf("zst: %v", err)
 	}
 }
+
+// FuzzParsePrimary: any primary.xml either fails or hands out only paths inside the
+// repository.
+func FuzzParsePrimary(f *testing.F) {
+	f.Add(samplePrimary)
+	f.Add(`<metadata><package><location href="a/../b"/></package></metadata>`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		_ = ParsePrimary(strings.NewReader(doc), func(p Package) error {
+			if p.Href == "" || strings.HasPrefix(p.Href, "/") || p.Href == ".." || strings.HasPrefix(p.Href, "../") || strings.Contains(p.Href, "/../") {
+				t.Fatalf("href %q handed out", p.Href)
+			}
+			return nil
+		})
+	})
+}
