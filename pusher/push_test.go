@@ -37,7 +37,6 @@ type fixture struct {
 	db     *db.DB
 	url    string // the database's, for a test's own connection
 	origin string
-	s3     *testenv.S3Server
 	pusher *Pusher
 }
 

@@ -168,11 +168,3 @@ func TestSecretsNeverShown(t *testing.T) {
 	}
 	t.Logf("searched %d bytes of output from %d commands and requests for %d secrets", len(text), strings.Count(text, "==== "), len(secrets))
 }
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
