@@ -354,3 +354,30 @@ func TestHalfPairIsNoAlternate(t *testing.T) {
 		t.Fatalf("a region serving the older repomd.xml beside the new signature: %s (%q), report %+v", s, f.repoError(a), rep.Repos)
 	}
 }
+
+// An origin caught between re-signing a package and running createrepo: its current
+// repomd.xml still names the old bytes, which the region holds. The region stays fresh.
+// Before the fix the scan, seeing the region not hold the origin's new bytes, took every
+// region out of the metalinks for the window (found by TestConcurrencySoak: 503s).
+func TestOriginMidUpdateLeavesTheRegionFresh(t *testing.T) {
+	f := newFixture(t, 0)
+	srv := testenv.SharedS3(t)
+	a := f.s3Region("il-central-1", srv)
+	f.push(a)
+	if f.scan(a); f.repoState(a) != db.RepoFresh {
+		t.Fatalf("first scan: %s (%s)", f.repoState(a), f.repoError(a))
+	}
+	pkg := filepath.Join(f.origin, repoDir, "Packages", "hello-1.0-1.noarch.rpm")
+	b, err := os.ReadFile(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pkg, append(b, "re-signed"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.inventory()
+	rep := f.scan(a)[0]
+	if s := f.repoState(a); s != db.RepoFresh {
+		t.Fatalf("a region holding exactly what its current metadata names is %s (%q), report %+v", s, f.repoError(a), rep.Repos)
+	}
+}

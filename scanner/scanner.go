@@ -178,6 +178,7 @@ type objectsSeen struct {
 	verdicts map[string]Verdict // by path, for the live files the region carries
 	bad      map[string]bool    // recorded copies missing or corrupt
 	standing map[string]bool    // unchecked, but recorded verified with the origin's bytes
+	older    map[string][]byte  // there, recorded verified with an older version's sha256
 }
 
 // holds reports whether the scan may count the region as holding the origin's file at p:
@@ -478,14 +479,13 @@ func (s *Scanner) packagesMissing(ctx context.Context, store objstore.Store, rep
 				return nil
 			}
 			q := path.Join(repo.Directory, pkg.Href)
-			switch f := byPath[q]; {
-			case !seen.holds(q):
-				missing++
-			case f != nil && PackageDiffers(pkg, f):
-				// The region holds the origin's bytes, which are not what primary.xml names.
+			switch PackageHeld(pkg, byPath[q], seen.holds(q), seen.older[q]) {
+			case Match:
+				return nil
+			case Differs:
 				differ++
 			default:
-				return nil
+				missing++
 			}
 			if first == "" {
 				first = pkg.Href
@@ -632,7 +632,7 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 		return nil, err
 	}
 
-	seen := &objectsSeen{verdicts: make(map[string]Verdict, len(want)), bad: map[string]bool{}, standing: map[string]bool{}}
+	seen := &objectsSeen{verdicts: make(map[string]Verdict, len(want)), bad: map[string]bool{}, standing: map[string]bool{}, older: map[string][]byte{}}
 	var updates []db.ObjectUpdate
 	for i, f := range want {
 		row := rows[f.ID]
@@ -643,6 +643,9 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 		seen.verdicts[f.Path] = v
 		if v == VerdictUnchecked && recordedVerified(f, row) {
 			seen.standing[f.Path] = true
+		}
+		if v == VerdictOutdated && row.State == db.ObjectPresent {
+			seen.older[f.Path] = row.SHA256
 		}
 		state := db.ObjectPresent
 		switch v {

@@ -188,6 +188,21 @@ func AlternateVerified(prev *db.RegionRepo, served []byte) bool {
 	return (prev.State == db.RepoFresh || prev.State == db.RepoAlternate) && bytes.Equal(prev.RepomdSHA256, served)
 }
 
+// PackageHeld judges one package a served primary.xml names against what the region holds:
+// holdsOrigin when it holds the origin's file f (its current bytes), older the sha256 of an
+// older version the region holds verified (the origin changed since, and the served
+// metadata may still name that version). Match: the region holds the bytes primary.xml
+// names; Differs: it holds other bytes; Unknown: it holds nothing verified there.
+func PackageHeld(pkg repomd.Package, f *db.File, holdsOrigin bool, older []byte) Evidence {
+	if older != nil && strings.EqualFold(pkg.Algorithm, "sha256") {
+		return boolEvidence(pkg.Checksum == hex.EncodeToString(older))
+	}
+	if !holdsOrigin || f == nil {
+		return Unknown
+	}
+	return boolEvidence(!PackageDiffers(pkg, f))
+}
+
 // PackageDiffers reports whether primary.xml names other bytes for a package than the
 // origin's file f (the bytes a region holding f verified has): by sha256 or md5, the
 // hashes the inventory keeps; other algorithms cannot tell.

@@ -145,3 +145,27 @@ func TestAlternateVerified(t *testing.T) {
 		t.Error("nothing served is no alternate")
 	}
 }
+
+func TestPackageHeld(t *testing.T) {
+	f := sampleFile("new bytes")
+	newSum := hex.EncodeToString(f.SHA256)
+	oldSum := sha256.Sum256([]byte("old bytes"))
+	for _, tc := range []struct {
+		name        string
+		pkg         repomd.Package
+		holdsOrigin bool
+		older       []byte
+		want        Evidence
+	}{
+		{"holds the origin's bytes, which primary names", repomd.Package{Algorithm: "sha256", Checksum: newSum}, true, nil, Match},
+		{"holds the origin's bytes, primary names others (origin mid-update)", repomd.Package{Algorithm: "sha256", Checksum: hex.EncodeToString(oldSum[:])}, true, nil, Differs},
+		{"holds the older bytes primary names (origin moved on)", repomd.Package{Algorithm: "sha256", Checksum: hex.EncodeToString(oldSum[:])}, false, oldSum[:], Match},
+		{"holds older bytes, primary names the new ones", repomd.Package{Algorithm: "sha256", Checksum: newSum}, false, oldSum[:], Differs},
+		{"holds nothing verified", repomd.Package{Algorithm: "sha256", Checksum: newSum}, false, nil, Unknown},
+		{"sha1 primary: the origin's bytes count", repomd.Package{Algorithm: "sha1", Checksum: "00"}, true, nil, Match},
+	} {
+		if got := PackageHeld(tc.pkg, f, tc.holdsOrigin, tc.older); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
