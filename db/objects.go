@@ -1,6 +1,7 @@
 package db
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"time"
@@ -27,6 +28,12 @@ type RegionObject struct {
 	State      string
 	PushedAt   *time.Time
 	VerifiedAt *time.Time
+}
+
+// Holds reports whether the record says the region holds f's current bytes: present,
+// with f's size and SHA-256. nil holds nothing.
+func (o *RegionObject) Holds(f *File) bool {
+	return o != nil && o.State == ObjectPresent && o.Size == f.Size && bytes.Equal(o.SHA256, f.SHA256)
 }
 
 // RegionObjects returns every object recorded for a region, ordered by path.

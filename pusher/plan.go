@@ -1,7 +1,6 @@
 package pusher
 
 import (
-	"bytes"
 	"fmt"
 	"mime"
 	"path"
@@ -35,11 +34,6 @@ func PhaseOf(p string) int {
 		return PhaseRepomd
 	}
 	return PhaseRepodata
-}
-
-// Verified reports whether a region's object is the origin's current file.
-func Verified(f *db.File, o *db.RegionObject) bool {
-	return o != nil && o.State == db.ObjectPresent && o.Size == f.Size && bytes.Equal(o.SHA256, f.SHA256)
 }
 
 // Item is one file to upload.
@@ -179,7 +173,7 @@ func PlanRegion(in PlanInput) *RegionPlan {
 		if twin == "" && model.SpaceTwin(f.Path) != "" {
 			p.TwinsSkipped = append(p.TwinsSkipped, f.Path)
 		}
-		if Verified(f, in.Objects[f.ID]) {
+		if in.Objects[f.ID].Holds(f) {
 			p.UpToDate++
 			continue
 		}

@@ -54,7 +54,7 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 			}
 		}
 		// Verified here: written by this push, or recorded verified before it.
-		verified := rr.uploadedKeys[path] || Verified(f, rr.objects[f.ID])
+		verified := rr.uploadedKeys[path] || rr.objects[f.ID].Holds(f)
 		pair := pairs[repo.Directory]
 		written := slices.ContainsFunc(pair, func(pf *db.File) bool { return rr.uploadedKeys[pf.Path] })
 		if !written && prev != nil && prev.State == db.RepoFresh && bytes.Equal(prev.RepomdSHA256, f.SHA256) && verified {

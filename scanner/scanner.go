@@ -186,11 +186,6 @@ type objectsSeen struct {
 // could not check).
 func (o *objectsSeen) holds(p string) bool { return o.verdicts[p].Holds() || o.standing[p] }
 
-// recordedVerified reports whether a record says the region holds f's current bytes.
-func recordedVerified(f *db.File, o *db.RegionObject) bool {
-	return o != nil && o.State == db.ObjectPresent && o.Size == f.Size && bytes.Equal(o.SHA256, f.SHA256)
-}
-
 // VerifyRegion scans one region and records what it found.
 func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionReport {
 	cfg := s.cfg()
@@ -641,7 +636,7 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 		_, twinOK := listed[twin]
 		v := ObjectVerdict(ObjectInput{File: f, Record: row, Listed: ok, NeedsTwin: twin != "", TwinListed: twinOK, Content: content[i]})
 		seen.verdicts[f.Path] = v
-		if v == VerdictUnchecked && recordedVerified(f, row) {
+		if v == VerdictUnchecked && row.Holds(f) {
 			seen.standing[f.Path] = true
 		}
 		if v == VerdictOutdated && row.State == db.ObjectPresent {

@@ -148,7 +148,7 @@ func ObjectVerdict(in ObjectInput) Verdict {
 		return VerdictCorrupt
 	case in.Content != Match:
 		return VerdictUnchecked
-	case row == nil || row.State != db.ObjectPresent || !bytes.Equal(row.SHA256, in.File.SHA256) || row.Size != in.File.Size:
+	case !row.Holds(in.File):
 		return VerdictAdopted
 	default:
 		return VerdictPresent

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -83,7 +82,7 @@ func (a *app) locateCmd() *cobra.Command {
 				for _, o := range objs {
 					if o.RegionID == r.ID {
 						c.State, c.VerifiedAt = o.State, o.VerifiedAt
-						c.Current = o.State == db.ObjectPresent && bytes.Equal(o.SHA256, f.SHA256) && o.Size == f.Size
+						c.Current = o.Holds(f)
 					}
 				}
 				rep.Copies = append(rep.Copies, c)
