@@ -2,8 +2,10 @@ package db
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,6 +22,18 @@ type File struct {
 	FirstSeen time.Time
 	UpdatedAt time.Time
 	DeletedAt *time.Time // set when the origin no longer has it: the grace period runs from here
+}
+
+// MatchesChecksum compares a checksum that metadata names for f (hex, lower case) with
+// the hashes the inventory keeps: known is false for other algorithms (sha1, sha512).
+func (f *File) MatchesChecksum(algorithm, sum string) (match, known bool) {
+	switch strings.ToLower(algorithm) {
+	case "sha256":
+		return sum == hex.EncodeToString(f.SHA256), true
+	case "md5":
+		return sum == hex.EncodeToString(f.MD5), true
+	}
+	return false, false
 }
 
 const fileColumns = "id, path, size, sha256, md5, mtime, first_seen, updated_at, deleted_at"

@@ -1,7 +1,6 @@
 package pusher
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
@@ -12,18 +11,6 @@ import (
 
 // errMismatch ends a primary.xml walk at the first package that does not match.
 var errMismatch = errors.New("mismatch")
-
-// sumMatches compares a checksum named by metadata with the inventory's hashes of f:
-// checked is false for algorithms the inventory does not keep (sha1, sha512).
-func sumMatches(algorithm, sum string, f *db.File) (match, checked bool) {
-	switch algorithm {
-	case "sha256":
-		return sum == hex.EncodeToString(f.SHA256), true
-	case "md5":
-		return sum == hex.EncodeToString(f.MD5), true
-	}
-	return false, false
-}
 
 // inconsistency checks a repository at the origin against the inventory just taken:
 // every file its repomd.xml names is there with the checksum repomd.xml names, and every
@@ -39,7 +26,7 @@ func inconsistency(origin Origin, dir string, md *repomd.Repomd, byPath map[stri
 		if f == nil {
 			return fmt.Sprintf("its repomd.xml names %s, which the origin does not have", d.Href)
 		}
-		if match, checked := sumMatches(d.Algorithm, d.Checksum, f); checked && !match {
+		if match, known := f.MatchesChecksum(d.Algorithm, d.Checksum); known && !match {
 			return fmt.Sprintf("its repomd.xml names %s with another %s checksum than the origin's file", d.Href, d.Algorithm)
 		}
 	}
@@ -70,7 +57,7 @@ func inconsistency(origin Origin, dir string, md *repomd.Repomd, byPath map[stri
 				reason = fmt.Sprintf("its primary.xml names %s, which the origin does not have", pkg.Href)
 				return errMismatch
 			}
-			if match, checked := sumMatches(pkg.Algorithm, pkg.Checksum, f); checked && !match {
+			if match, known := f.MatchesChecksum(pkg.Algorithm, pkg.Checksum); known && !match {
 				reason = fmt.Sprintf("its primary.xml names %s with another %s checksum than the origin's file", pkg.Href, pkg.Algorithm)
 				return errMismatch
 			}

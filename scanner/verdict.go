@@ -200,18 +200,7 @@ func PackageHeld(pkg repomd.Package, f *db.File, holdsOrigin bool, older []byte)
 	if !holdsOrigin || f == nil {
 		return Unknown
 	}
-	return boolEvidence(!PackageDiffers(pkg, f))
-}
-
-// PackageDiffers reports whether primary.xml names other bytes for a package than the
-// origin's file f (the bytes a region holding f verified has): by sha256 or md5, the
-// hashes the inventory keeps; other algorithms cannot tell.
-func PackageDiffers(pkg repomd.Package, f *db.File) bool {
-	switch strings.ToLower(pkg.Algorithm) {
-	case "sha256":
-		return pkg.Checksum != hex.EncodeToString(f.SHA256)
-	case "md5":
-		return pkg.Checksum != hex.EncodeToString(f.MD5)
-	}
-	return false
+	// By the hashes the inventory keeps; other algorithms cannot tell.
+	match, known := f.MatchesChecksum(pkg.Algorithm, pkg.Checksum)
+	return boolEvidence(match || !known)
 }
