@@ -88,9 +88,8 @@ func ParsePrimary(r io.Reader, fn func(Package) error) error {
 				pkg.Checksum = strings.ToLower(strings.TrimSpace(sumBuf.String()))
 			case in && t.Name.Local == "package":
 				in = false
-				h := pkg.Href
-				if h == "" || strings.HasPrefix(h, "/") || strings.Contains(h, "://") || path.Clean(h) != h || h == ".." || strings.HasPrefix(h, "../") {
-					return fmt.Errorf("primary.xml: package location %q is not a path inside the repository", h)
+				if !insideRepository(pkg.Href) {
+					return fmt.Errorf("primary.xml: package location %q is not a path inside the repository", pkg.Href)
 				}
 				if err := fn(pkg); err != nil {
 					return err

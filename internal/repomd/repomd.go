@@ -58,6 +58,13 @@ type xmlRepomd struct {
 	} `xml:"data"`
 }
 
+// insideRepository reports whether a location from metadata is a clean relative path
+// that stays inside the repository.
+func insideRepository(href string) bool {
+	return href != "" && !strings.HasPrefix(href, "/") && !strings.Contains(href, "://") && path.Clean(href) == href &&
+		href != ".." && !strings.HasPrefix(href, "../")
+}
+
 // Parse reads a repomd.xml. It refuses documents that are not repomd, hrefs that leave the
 // repository, and files over MaxSize.
 func Parse(r io.Reader) (*Repomd, error) {
@@ -84,8 +91,7 @@ func Parse(r io.Reader) (*Repomd, error) {
 		MD5: m[:], SHA1: s1[:], SHA256: s256[:], SHA512: s512[:]}
 	for _, d := range doc.Data {
 		href := strings.TrimSpace(d.Location.Href)
-		if href == "" || strings.HasPrefix(href, "/") || strings.Contains(href, "://") || path.Clean(href) != href ||
-			href == ".." || strings.HasPrefix(href, "../") {
+		if !insideRepository(href) {
 			return nil, fmt.Errorf("repomd.xml: data %q: location %q is not a path inside the repository", d.Type, href)
 		}
 		entry := Data{Type: d.Type, Href: href, Checksum: strings.ToLower(strings.TrimSpace(d.Checksum.Value)), Algorithm: d.Checksum.Type}
