@@ -133,14 +133,16 @@ func TestHeldNoticesLostConnectionAndFences(t *testing.T) {
 	}
 	for name, err := range map[string]error{
 		"SetRegionRepo": d.SetRegionRepo(ctx, h.Fence(), db.RegionRepo{RegionID: r.ID, RepositoryID: 1, State: db.RepoFresh}),
-		"DeleteObjects": d.DeleteObjects(ctx, h.Fence(), r.ID, []int64{f.ID}),
 	} {
 		if !errors.Is(err, db.ErrLockLost) {
 			t.Errorf("%s after the loss = %v", name, err)
 		}
 	}
-	if _, err := d.MarkDeleting(ctx, h.Fence(), r.ID, []int64{f.ID}); !errors.Is(err, db.ErrLockLost) {
-		t.Errorf("MarkDeleting after the loss = %v", err)
+	if _, err := d.MarkExpiredDeleting(ctx, h.Fence(), r.ID, []db.GCMark{{FileID: f.ID, DeletedAt: time.Now()}}, 0); !errors.Is(err, db.ErrLockLost) {
+		t.Errorf("MarkExpiredDeleting after the loss = %v", err)
+	}
+	if _, err := d.ForgetDeletingCopies(ctx, h.Fence(), r.ID, []int64{f.ID}); !errors.Is(err, db.ErrLockLost) {
+		t.Errorf("ForgetDeletingCopies after the loss = %v", err)
 	}
 	objs, _ := d.RegionObjects(ctx, r.ID)
 	if len(objs) != 1 || objs[0].State != db.ObjectPresent {

@@ -110,9 +110,3 @@ func (l *Lock) Release() {
 	_, _ = l.conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", l.key)
 	_ = l.conn.Close(ctx)
 }
-
-// Alive checks that the lock's connection still stands; once it is gone another process
-// may take the lock, and the holder must stop writing.
-func (l *Lock) Alive(ctx context.Context) error {
-	return l.conn.Ping(ctx)
-}

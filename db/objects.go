@@ -115,43 +115,6 @@ func (d *DB) RecordObjects(ctx context.Context, fence Fence, regionID int64, upd
 	return nil
 }
 
-// DeleteObjects forgets a region's copies of the given files (after gc removed them), if
-// fence still holds.
-func (d *DB) DeleteObjects(ctx context.Context, fence Fence, regionID int64, fileIDs []int64) error {
-	err := d.Transact(ctx, func(tx pgx.Tx) error {
-		if err := fence.check(ctx, tx); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM region_objects WHERE region_id = $1 AND file_id = ANY($2)", regionID, fileIDs); err != nil {
-			return err
-		}
-		return notify(ctx, tx, "objects")
-	})
-	if err != nil {
-		return fmt.Errorf("delete objects: %w", err)
-	}
-	return nil
-}
-
-// MarkDeleting sets the state of a region's copies of the given files to deleting, if
-// fence still holds: servers stop sending clients to them once they read the change, so
-// gc marks before it deletes. It returns the database's clock after the commit.
-func (d *DB) MarkDeleting(ctx context.Context, fence Fence, regionID int64, fileIDs []int64) (time.Time, error) {
-	err := d.Transact(ctx, func(tx pgx.Tx) error {
-		if err := fence.check(ctx, tx); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "UPDATE region_objects SET state = 'deleting' WHERE region_id = $1 AND file_id = ANY($2)", regionID, fileIDs); err != nil {
-			return err
-		}
-		return notify(ctx, tx, "objects")
-	})
-	if err != nil {
-		return time.Time{}, fmt.Errorf("mark deleting: %w", err)
-	}
-	return d.Now(ctx)
-}
-
 // ForgetObject removes the record of a path's copy in one region (regionID > 0) or in
 // all, so the next push writes it again. It returns how many copies were forgotten.
 func (d *DB) ForgetObject(ctx context.Context, path string, regionID int64) (int, error) {
