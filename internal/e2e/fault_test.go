@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -162,20 +163,25 @@ func TestFaultInjection(t *testing.T) {
 	w.mustCLI("scan")
 	files := w.checkRegionsEqualOrigin()
 	w.checkFreshEverywhere()
-	logText, _ := os.ReadFile(w.dir + "/serve.log")
-	if strings.Contains(string(logText), "panic") {
-		t.Errorf("serve log mentions a panic:\n%s", lastLines(string(logText), 40))
-	}
+	w.checkServeLog()
 
 	t.Logf("FIGURES after %s, %d rounds, %d origin files in %d regions: %s", time.Since(start).Round(time.Second), round, files, len(w.regions), st)
 	for _, e := range st.examples {
 		t.Logf("  %s", e)
 	}
+	st.checkPromise(t, st.missesOther.Load())
+}
+
+// checkPromise fails the test for every broken promise the clients saw: 5xx or other
+// non-200 answers, misses (those on regions that were up), hash mismatches, resolutions
+// where dnf would fail, downloads where no URL worked; and when the clients did not really run.
+func (st *stats) checkPromise(t *testing.T, missesUp int64) {
+	t.Helper()
 	if st.server5xx.Load() != 0 || st.serverOther.Load() != 0 {
 		t.Errorf("the server answered %d 5xx and %d other non-200 metalinks", st.server5xx.Load(), st.serverOther.Load())
 	}
-	if st.missesOther.Load() != 0 {
-		t.Errorf("%d misses on regions that were up", st.missesOther.Load())
+	if missesUp != 0 {
+		t.Errorf("%d misses on regions that were up", missesUp)
 	}
 	if st.mismatches.Load() != 0 {
 		t.Errorf("%d hash mismatches", st.mismatches.Load())
@@ -191,6 +197,15 @@ func TestFaultInjection(t *testing.T) {
 	}
 	if st.resolutions.Load() < 20 {
 		t.Errorf("only %d metalinks resolved: the clients did not really run", st.resolutions.Load())
+	}
+}
+
+// checkServeLog fails the test when serve's log mentions a panic.
+func (w *world) checkServeLog() {
+	w.t.Helper()
+	logText, _ := os.ReadFile(filepath.Join(w.dir, "serve.log"))
+	if strings.Contains(string(logText), "panic") {
+		w.t.Errorf("serve log mentions a panic:\n%s", lastLines(string(logText), 40))
 	}
 }
 

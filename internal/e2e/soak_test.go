@@ -173,32 +173,9 @@ func TestConcurrencySoak(t *testing.T) {
 			t.Errorf("%s still holds %s, deleted at the origin long past push.delete_grace: gc did not collect it", r.name, p)
 		}
 	}
-	logText, _ := os.ReadFile(filepath.Join(w.dir, "serve.log"))
-	if strings.Contains(string(logText), "panic") {
-		t.Errorf("serve log mentions a panic:\n%s", lastLines(string(logText), 40))
-	}
-	if st.server5xx.Load() != 0 || st.serverOther.Load() != 0 {
-		t.Errorf("the server answered %d 5xx and %d other non-200 metalinks", st.server5xx.Load(), st.serverOther.Load())
-	}
+	w.checkServeLog()
 	// No S3 server is ever down here: every miss is on a region that was up.
-	if n := st.misses(); n != 0 {
-		t.Errorf("%d misses on regions that were up", n)
-	}
-	if st.mismatches.Load() != 0 {
-		t.Errorf("%d hash mismatches", st.mismatches.Load())
-	}
-	if st.clientFailures.Load() != 0 {
-		t.Errorf("%d resolutions where no URL served a complete, correct repository", st.clientFailures.Load())
-	}
-	if st.downloadFailed.Load() != 0 {
-		t.Errorf("%d downloads where neither the redirect nor any rel=duplicate worked", st.downloadFailed.Load())
-	}
-	if st.downloads.Load() == 0 {
-		t.Error("no download went through /pub")
-	}
-	if st.resolutions.Load() < 20 {
-		t.Errorf("only %d metalinks resolved: the clients did not really run", st.resolutions.Load())
-	}
+	st.checkPromise(t, st.misses())
 }
 
 // startCron runs `regionmirror cron` with push, scan and gc every second; its log goes to
