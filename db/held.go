@@ -238,7 +238,7 @@ func (d *DB) BeginRegionRun(ctx context.Context, kind string, r *model.Region) (
 		return nil, fmt.Errorf("%s %s: %w", kind, r.Name, err)
 	}
 	rr := &RegionRun{Held: h, Run: run, db: d}
-	if rr.Abandoned, err = d.abandonRuns(ctx, lockKinds(kind), r.ID, run.ID); err != nil {
+	if rr.Abandoned, err = d.AbandonRuns(ctx, lockKinds(kind), r.ID, run.ID); err != nil {
 		_ = rr.Finish(ctx, err)
 		return nil, fmt.Errorf("%s %s: %w", kind, r.Name, err)
 	}
@@ -264,18 +264,6 @@ func (d *DB) runningRun(ctx context.Context, kinds []string, regionID int64) *Ru
 		return nil
 	}
 	return &r
-}
-
-func (d *DB) abandonRuns(ctx context.Context, kinds []string, regionID, exceptID int64) (int, error) {
-	n := 0
-	for _, k := range kinds {
-		m, err := d.AbandonRuns(ctx, k, regionID, exceptID)
-		if err != nil {
-			return n, err
-		}
-		n += m
-	}
-	return n, nil
 }
 
 // Now is the database's clock, the one every first_seen and deleted_at was written with.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -106,15 +107,15 @@ func (d *DB) RecentRuns(ctx context.Context, kind string, limit int) ([]Run, err
 	return out, nil
 }
 
-// AbandonRuns marks as failed the runs of a kind and region still recorded as running.
-// Called by the holder of the region's lock: whoever ran them is dead, or it would hold
-// the lock.
-func (d *DB) AbandonRuns(ctx context.Context, kind string, regionID int64, exceptID int64) (int, error) {
+// AbandonRuns marks as failed the runs of the given kinds in a region still recorded as
+// running, except exceptID. Called by the holder of the lock those kinds share: whoever
+// ran them is dead, or it would hold the lock.
+func (d *DB) AbandonRuns(ctx context.Context, kinds []string, regionID int64, exceptID int64) (int, error) {
 	var n int
 	err := d.Transact(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE runs SET status = 'failed', finished_at = now(),
 			error = 'interrupted: the process ended before the run finished'
-			WHERE kind = $1 AND region_id = $2 AND status = 'running' AND id <> $3`, kind, regionID, exceptID)
+			WHERE kind = ANY($1) AND region_id = $2 AND status = 'running' AND id <> $3`, kinds, regionID, exceptID)
 		if err != nil {
 			return err
 		}
@@ -125,7 +126,7 @@ func (d *DB) AbandonRuns(ctx context.Context, kind string, regionID int64, excep
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("abandon %s runs: %w", kind, err)
+		return 0, fmt.Errorf("abandon %s runs: %w", strings.Join(kinds, "/"), err)
 	}
 	return n, nil
 }
