@@ -2,6 +2,7 @@ package scanner
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
 	"net/http"
 	"strings"
@@ -196,5 +197,37 @@ func TestWriteLockHeldAcrossRepomdCheck(t *testing.T) {
 	}
 	if f.repoState(a) != db.RepoFresh {
 		t.Errorf("repository %s", f.repoState(a))
+	}
+}
+
+// failingList is a region whose listing fails (a fault a real server cannot be made to
+// produce on demand while its public URL still answers).
+type failingList struct{ objstore.Store }
+
+func (failingList) List(context.Context, string, string, func(objstore.Info) error) error {
+	return errors.New("listing failed: connection refused")
+}
+
+// After a failed listing the scan judges nothing, so it lets the write lock go before the
+// repomd.xml checks: for a dead region those wait on network timeouts, and a push of the
+// region found it busy for all of them (TestFaultInjection: pushes of a region whose S3
+// server had just come back were busy for over 20 s). Only unreachable is recorded.
+func TestFailedListingReleasesTheWriteLock(t *testing.T) {
+	f := newFixture(t, 0)
+	a := f.s3Region("sa-west-1", testenv.SharedS3(t))
+	f.push(a)
+	f.scan(a)
+	f.scanner.OpenStore = func(ctx context.Context, r *model.Region) (objstore.Store, error) {
+		st, err := objstore.Open(ctx, r, f.scanner.Config.StoreOptions)
+		return failingList{st}, err
+	}
+	probe := &probeLockTransport{d: f.db, lock: db.WriteLock(a.Name)}
+	f.scanner.Config.HTTPClient = &http.Client{Transport: probe, Timeout: 10 * time.Second}
+	rep := f.scan(a)[0]
+	if probe.probes == 0 || probe.taken != probe.probes {
+		t.Fatalf("a push could take the write lock in %d of %d repomd.xml checks after the listing failed; report %+v", probe.taken, probe.probes, rep)
+	}
+	if rep.Status != db.RunFailed || f.repoState(a) != db.RepoFresh {
+		t.Errorf("status %s, repository %s: a failed listing records no good news and takes nothing away the public URL still serves", rep.Status, f.repoState(a))
 	}
 }

@@ -314,9 +314,15 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 		if err != nil {
 			// Still check what clients get: a region whose listing fails is often down
 			// for clients too, and recording that takes it out of the metalinks now
-			// rather than after scan.down_after scans.
+			// rather than after scan.down_after scans. Without the listing nothing is
+			// judged, so the write lock goes: the checks of a dead region wait on network
+			// timeouts, and pushes of the region must not wait on them.
 			probeErr = fmt.Errorf("scan %s: %w", r.Name, err)
 			seen = nil
+			write.Release()
+			write, judged = nil, false
+			ctx, fence = run.Context(), run.Fence()
+			rep.Skipped = "repositories not judged after the listing failed (only unreachable ones recorded)"
 		}
 	}
 
@@ -344,14 +350,13 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 			unreachable++
 			lastUnreachable = res.Error
 		}
-		good := res.State == db.RepoFresh || res.State == db.RepoAlternate
 		recorded := false
 		switch {
 		case !judged && res.State != db.RepoUnreachable:
-			// A push holds the region: what it serves may be half-written, and the push
-			// records the result itself.
-		case seen == nil && good:
-			// After a failed listing only bad news is recorded: good news needs the files checked.
+			// A push holds the region (what it serves may be half-written, and the push
+			// records the result itself), or the listing failed (good news needs the
+			// files checked, and without the write lock a version a push lands meanwhile
+			// would look stale).
 		default:
 			err := check()
 			if err == nil {
