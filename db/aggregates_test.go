@@ -14,25 +14,25 @@ import (
 	"github.com/regionmirror/regionmirror/internal/testenv"
 )
 
-func file(path, content string) db.File {
+func file(path, content string) model.File {
 	s := sha256.Sum256([]byte(content))
 	m := md5.Sum([]byte(content))
-	return db.File{Path: path, Size: int64(len(content)), SHA256: s[:], MD5: m[:], Mtime: time.Unix(1700000000, 0)}
+	return model.File{Path: path, Size: int64(len(content)), SHA256: s[:], MD5: m[:], Mtime: time.Unix(1700000000, 0)}
 }
 
 func TestInventory(t *testing.T) {
 	ctx := context.Background()
 	d, _ := testenv.NewDB(t)
-	res, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("a.rpm", "a"), file("b/c.rpm", "c")}})
+	res, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{file("a.rpm", "a"), file("b/c.rpm", "c")}})
 	if err != nil || res.Added != 2 || res.Changed != 0 {
 		t.Fatalf("first inventory: %+v %v", res, err)
 	}
 	// The same rows again change nothing.
-	res, err = d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("a.rpm", "a")}})
+	res, err = d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{file("a.rpm", "a")}})
 	if err != nil || res != (db.InventoryResult{}) {
 		t.Fatalf("no-op inventory: %+v %v", res, err)
 	}
-	res, err = d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("a.rpm", "a2")}, Deleted: []string{"b/c.rpm", "never/was"}})
+	res, err = d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{file("a.rpm", "a2")}, Deleted: []string{"b/c.rpm", "never/was"}})
 	if err != nil || res.Changed != 1 || res.Deleted != 1 {
 		t.Fatalf("change and delete: %+v %v", res, err)
 	}
@@ -52,7 +52,7 @@ func TestInventory(t *testing.T) {
 		t.Errorf("expired with zero grace: %v", exp)
 	}
 	// A deleted file that comes back is live again.
-	res, err = d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("b/c.rpm", "c")}})
+	res, err = d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{file("b/c.rpm", "c")}})
 	if err != nil || res.Changed != 1 {
 		t.Fatalf("undelete: %+v %v", res, err)
 	}
@@ -71,11 +71,11 @@ func TestObjectsRepomdRegionReposRunsHealth(t *testing.T) {
 	if err := d.CreateRegion(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("x/a.rpm", "a")}}); err != nil {
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{file("x/a.rpm", "a")}}); err != nil {
 		t.Fatal(err)
 	}
 	f, _ := d.GetFile(ctx, "x/a.rpm")
-	if err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Pushed: true, Verified: true}}); err != nil {
+	if err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectPresent, Pushed: true, Verified: true}}); err != nil {
 		t.Fatal(err)
 	}
 	objs, err := d.RegionObjects(ctx, r.ID)
@@ -83,11 +83,11 @@ func TestObjectsRepomdRegionReposRunsHealth(t *testing.T) {
 		t.Fatalf("objects: %+v %v", objs, err)
 	}
 	// A scan finding it missing keeps pushed_at.
-	if err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectMissing, Verified: true}}); err != nil {
+	if err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectMissing, Verified: true}}); err != nil {
 		t.Fatal(err)
 	}
 	objs, _ = d.RegionObjects(ctx, r.ID)
-	if objs[0].State != db.ObjectMissing || objs[0].PushedAt == nil {
+	if objs[0].State != model.ObjectMissing || objs[0].PushedAt == nil {
 		t.Errorf("after scan: %+v", objs[0])
 	}
 	if n, err := d.ForgetObject(ctx, "x/a.rpm", r.ID); err != nil || n != 1 {
@@ -98,10 +98,10 @@ func TestObjectsRepomdRegionReposRunsHealth(t *testing.T) {
 	if err := d.CreateRepository(ctx, repo); err != nil {
 		t.Fatal(err)
 	}
-	v1 := &db.RepomdVersion{RepositoryID: repo.ID, MD5: make([]byte, 16), SHA1: make([]byte, 20), SHA256: []byte(strings.Repeat("1", 32)), SHA512: make([]byte, 64), Size: 10, Timestamp: 100}
+	v1 := &model.RepomdVersion{RepositoryID: repo.ID, MD5: make([]byte, 16), SHA1: make([]byte, 20), SHA256: []byte(strings.Repeat("1", 32)), SHA512: make([]byte, 64), Size: 10, Timestamp: 100}
 	v2 := *v1
 	v2.SHA256, v2.Timestamp = []byte(strings.Repeat("2", 32)), 200
-	for i, v := range []*db.RepomdVersion{v1, v1, &v2, v1} {
+	for i, v := range []*model.RepomdVersion{v1, v1, &v2, v1} {
 		changed, err := d.RecordRepomdVersion(ctx, v)
 		if err != nil {
 			t.Fatal(err)
@@ -114,16 +114,24 @@ func TestObjectsRepomdRegionReposRunsHealth(t *testing.T) {
 	if err != nil || len(vs) != 2 || vs[0].Timestamp != 100 {
 		t.Fatalf("after going back to v1, v1 must be current: %+v %v", vs, err)
 	}
+	// Every reader gets the same superseded time: the newer version's first_seen.
+	if !vs[0].SupersededAt.IsZero() || !vs[1].SupersededAt.Equal(vs[0].FirstSeen) {
+		t.Errorf("superseded_at: current %v, older %v (want zero, %v)", vs[0].SupersededAt, vs[1].SupersededAt, vs[0].FirstSeen)
+	}
+	snap, err := d.LoadSnapshot(ctx)
+	if err != nil || len(snap.RepomdVersions) != 2 || !snap.RepomdVersions[1].SupersededAt.Equal(vs[0].FirstSeen) {
+		t.Fatalf("snapshot versions: %+v %v", snap, err)
+	}
 
-	if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, RepomdSHA256: v1.SHA256, State: db.RepoFresh, HTTPStatus: 200}); err != nil {
+	if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, RepomdSHA256: v1.SHA256, State: model.RepoFresh, HTTPStatus: 200}); err != nil {
 		t.Fatal(err)
 	}
 	rrs, err := d.RegionRepos(ctx)
-	if err != nil || len(rrs) != 1 || rrs[0].State != db.RepoFresh || rrs[0].VerifiedAt == nil || rrs[0].HTTPStatus != 200 {
+	if err != nil || len(rrs) != 1 || rrs[0].State != model.RepoFresh || rrs[0].VerifiedAt == nil || rrs[0].HTTPStatus != 200 {
 		t.Fatalf("region repos: %+v %v", rrs, err)
 	}
 
-	run, err := d.StartRun(ctx, db.RunPush, r)
+	run, err := d.StartRun(ctx, model.RunPush, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,8 +139,8 @@ func TestObjectsRepomdRegionReposRunsHealth(t *testing.T) {
 	if err := d.FinishRun(ctx, run, errors.New("s3 down")); err != nil {
 		t.Fatal(err)
 	}
-	runs, err := d.RecentRuns(ctx, db.RunPush, 5)
-	if err != nil || len(runs) != 1 || runs[0].Status != db.RunFailed || runs[0].Error != "s3 down" || runs[0].Counts["uploaded"] != 3 || runs[0].FinishedAt == nil {
+	runs, err := d.RecentRuns(ctx, model.RunPush, 5)
+	if err != nil || len(runs) != 1 || runs[0].Status != model.RunFailed || runs[0].Error != "s3 down" || runs[0].Counts["uploaded"] != 3 || runs[0].FinishedAt == nil {
 		t.Fatalf("runs: %+v %v", runs, err)
 	}
 	// Runs outlive their region.
@@ -155,9 +163,9 @@ func TestHealthHysteresis(t *testing.T) {
 		err  string
 		want string
 	}{
-		{"", db.HealthUp},
-		{"timeout", db.HealthUp}, {"timeout", db.HealthUp}, {"timeout", db.HealthDown},
-		{"", db.HealthDown}, {"timeout", db.HealthDown}, {"", db.HealthDown}, {"", db.HealthUp},
+		{"", model.HealthUp},
+		{"timeout", model.HealthUp}, {"timeout", model.HealthUp}, {"timeout", model.HealthDown},
+		{"", model.HealthDown}, {"timeout", model.HealthDown}, {"", model.HealthDown}, {"", model.HealthUp},
 	}
 	for i, s := range steps {
 		h, err := d.RecordProbe(ctx, r.ID, s.err, 3, 2)
@@ -206,19 +214,19 @@ func TestRecordObjectsLastUpdateWins(t *testing.T) {
 	if err := d.CreateRegion(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("a", "a")}}); err != nil {
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{file("a", "a")}}); err != nil {
 		t.Fatal(err)
 	}
 	f, _ := d.GetFile(ctx, "a")
 	err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{
-		{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Pushed: true, Verified: true},
-		{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectCorrupt, Verified: true},
+		{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectPresent, Pushed: true, Verified: true},
+		{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectCorrupt, Verified: true},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	objs, _ := d.RegionObjects(ctx, r.ID)
-	if len(objs) != 1 || objs[0].State != db.ObjectCorrupt {
+	if len(objs) != 1 || objs[0].State != model.ObjectCorrupt {
 		t.Errorf("objects: %+v", objs)
 	}
 }

@@ -2,51 +2,25 @@ package db
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
-
-// File is one file of the origin inventory.
-type File struct {
-	ID        int64
-	Path      string // relative to the origin root, "/"-separated
-	Size      int64
-	SHA256    []byte // 32 bytes
-	MD5       []byte // 16 bytes: S3 ETags of single-part uploads are MD5s
-	Mtime     time.Time
-	FirstSeen time.Time
-	UpdatedAt time.Time
-	DeletedAt *time.Time // set when the origin no longer has it: the grace period runs from here
-}
-
-// MatchesChecksum compares a checksum that metadata names for f (hex, lower case) with
-// the hashes the inventory keeps: known is false for other algorithms (sha1, sha512).
-func (f *File) MatchesChecksum(algorithm, sum string) (match, known bool) {
-	switch strings.ToLower(algorithm) {
-	case "sha256":
-		return sum == hex.EncodeToString(f.SHA256), true
-	case "md5":
-		return sum == hex.EncodeToString(f.MD5), true
-	}
-	return false, false
-}
 
 const fileColumns = "id, path, size, sha256, md5, mtime, first_seen, updated_at, deleted_at"
 
-func scanFile(row pgx.Row) (File, error) {
-	var f File
+func scanFile(row pgx.Row) (model.File, error) {
+	var f model.File
 	err := row.Scan(&f.ID, &f.Path, &f.Size, &f.SHA256, &f.MD5, &f.Mtime, &f.FirstSeen, &f.UpdatedAt, &f.DeletedAt)
 	return f, err
 }
 
 // ListFiles returns the inventory ordered by path: live files, and deleted ones too when
 // withDeleted is set.
-func (d *DB) ListFiles(ctx context.Context, withDeleted bool) ([]File, error) {
+func (d *DB) ListFiles(ctx context.Context, withDeleted bool) ([]model.File, error) {
 	q := "SELECT " + fileColumns + " FROM files"
 	if !withDeleted {
 		q += " WHERE deleted_at IS NULL"
@@ -55,7 +29,7 @@ func (d *DB) ListFiles(ctx context.Context, withDeleted bool) ([]File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list files: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (File, error) { return scanFile(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.File, error) { return scanFile(r) })
 	if err != nil {
 		return nil, fmt.Errorf("list files: %w", err)
 	}
@@ -63,7 +37,7 @@ func (d *DB) ListFiles(ctx context.Context, withDeleted bool) ([]File, error) {
 }
 
 // GetFile returns the file at path, deleted or not.
-func (d *DB) GetFile(ctx context.Context, path string) (*File, error) {
+func (d *DB) GetFile(ctx context.Context, path string) (*model.File, error) {
 	f, err := scanFile(d.pool.QueryRow(ctx, "SELECT "+fileColumns+" FROM files WHERE path = $1", path))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("file %q: %w", path, ErrNotFound)
@@ -76,8 +50,8 @@ func (d *DB) GetFile(ctx context.Context, path string) (*File, error) {
 
 // InventoryChanges is what an origin walk found different from the database.
 type InventoryChanges struct {
-	Upsert  []File   // new or changed files (Path, Size, SHA256, MD5, Mtime); a deleted path that reappears is live again
-	Deleted []string // paths the origin no longer has
+	Upsert  []model.File // new or changed files (Path, Size, SHA256, MD5, Mtime); a deleted path that reappears is live again
+	Deleted []string     // paths the origin no longer has
 }
 
 // InventoryResult counts what ApplyInventory changed.
@@ -158,12 +132,12 @@ func (d *DB) ApplyInventory(ctx context.Context, ch InventoryChanges) (Inventory
 }
 
 // ExpiredFiles returns deleted files whose grace period has passed.
-func (d *DB) ExpiredFiles(ctx context.Context, grace time.Duration) ([]File, error) {
+func (d *DB) ExpiredFiles(ctx context.Context, grace time.Duration) ([]model.File, error) {
 	rows, err := d.pool.Query(ctx, "SELECT "+fileColumns+" FROM files WHERE deleted_at < now() - $1::interval ORDER BY path", grace)
 	if err != nil {
 		return nil, fmt.Errorf("expired files: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (File, error) { return scanFile(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.File, error) { return scanFile(r) })
 	if err != nil {
 		return nil, fmt.Errorf("expired files: %w", err)
 	}

@@ -73,7 +73,7 @@ func TestUpdateFileTable(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	version := map[string]int{}
 	path := func(i int) string { return fmt.Sprintf("pub/%d/f%d.rpm", i%7, i) }
-	var seed []db.File
+	var seed []model.File
 	for i := range 300 {
 		seed = append(seed, file(path(i), "v0"))
 		version[path(i)] = 0
@@ -93,7 +93,7 @@ func TestUpdateFileTable(t *testing.T) {
 	}
 	for round := range 12 {
 		before := describe(cur)
-		var ups []db.File
+		var ups []model.File
 		var dels []string
 		for range 20 {
 			switch p := path(rng.IntN(next)); rng.IntN(3) {
@@ -110,10 +110,10 @@ func TestUpdateFileTable(t *testing.T) {
 		}
 		// One row once per statement: the last change of a path wins.
 		slices.Reverse(ups)
-		ups = slices.CompactFunc(slices.SortedStableFunc(slices.Values(ups), func(a, b db.File) int { return strings.Compare(a.Path, b.Path) }),
-			func(a, b db.File) bool { return a.Path == b.Path })
+		ups = slices.CompactFunc(slices.SortedStableFunc(slices.Values(ups), func(a, b model.File) int { return strings.Compare(a.Path, b.Path) }),
+			func(a, b model.File) bool { return a.Path == b.Path })
 		dels = slices.DeleteFunc(dels, func(p string) bool {
-			return slices.ContainsFunc(ups, func(f db.File) bool { return f.Path == p })
+			return slices.ContainsFunc(ups, func(f model.File) bool { return f.Path == p })
 		})
 		if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: ups, Deleted: dels}); err != nil {
 			t.Fatal(err)
@@ -126,10 +126,10 @@ func TestUpdateFileTable(t *testing.T) {
 			var recs []db.ObjectUpdate
 			for range 60 {
 				f := all[rng.IntN(len(all))]
-				u := db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}
+				u := db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectPresent, Verified: true}
 				switch rng.IntN(5) {
 				case 0:
-					u.State = db.ObjectMissing
+					u.State = model.ObjectMissing
 				case 1:
 					u.SHA256 = file("", "other bytes").SHA256
 				}
@@ -241,7 +241,7 @@ func TestUpdateFileTable(t *testing.T) {
 func TestUpdateFileTableOutOfOrderCommit(t *testing.T) {
 	ctx := context.Background()
 	d, url := testenv.NewDB(t)
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("a.rpm", "a")}}); err != nil {
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{file("a.rpm", "a")}}); err != nil {
 		t.Fatal(err)
 	}
 	conn, err := pgx.Connect(ctx, url)
@@ -261,7 +261,7 @@ func TestUpdateFileTableOutOfOrderCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("fast.rpm", "fast")}}); err != nil {
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{file("fast.rpm", "fast")}}); err != nil {
 		t.Fatal(err)
 	}
 	mid, _, err := d.UpdateFileTable(ctx, base)
@@ -298,7 +298,7 @@ func TestReconcileFileTable(t *testing.T) {
 	if err := d.CreateRegion(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	var files []db.File
+	var files []model.File
 	for i := range 50 {
 		files = append(files, file(fmt.Sprintf("p/%d.rpm", i), fmt.Sprint(i)))
 	}
@@ -308,7 +308,7 @@ func TestReconcileFileTable(t *testing.T) {
 	all, _ := d.ListFiles(ctx, true)
 	var ups []db.ObjectUpdate
 	for _, f := range all {
-		ups = append(ups, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true})
+		ups = append(ups, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectPresent, Verified: true})
 	}
 	if err := d.RecordObjects(ctx, db.NoFence, r.ID, ups); err != nil {
 		t.Fatal(err)
@@ -411,7 +411,7 @@ func TestFileTableFile(t *testing.T) {
 	if err := d.CreateRegion(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	var files []db.File
+	var files []model.File
 	for i := range 40 {
 		files = append(files, file(fmt.Sprintf("p/%d/%d.rpm", i%4, i), fmt.Sprint(i)))
 	}
@@ -426,12 +426,12 @@ func TestFileTableFile(t *testing.T) {
 	all, _ := d.ListFiles(ctx, true)
 	var ups []db.ObjectUpdate
 	for _, f := range all[:30] {
-		ups = append(ups, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true})
+		ups = append(ups, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectPresent, Verified: true})
 	}
 	if err := d.RecordObjects(ctx, db.NoFence, r.ID, ups); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("q/new.rpm", "new")}, Deleted: []string{all[35].Path}}); err != nil {
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{file("q/new.rpm", "new")}, Deleted: []string{all[35].Path}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.PurgeFiles(ctx, []int64{all[35].ID}); err != nil {
@@ -457,7 +457,7 @@ func TestFileTableFile(t *testing.T) {
 	if again, ch, err := d.UpdateFileTable(ctx, back); err != nil || !ch.Empty() || again != back {
 		t.Errorf("update of the table read back: %v %v", ch, err)
 	}
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("q/later.rpm", "later")}}); err != nil {
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{file("q/later.rpm", "later")}}); err != nil {
 		t.Fatal(err)
 	}
 	later, _, err := d.UpdateFileTable(ctx, back)

@@ -4,61 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
-
-// Health states of a region.
-const (
-	HealthUnknown = "unknown" // never probed: treated as usable
-	HealthUp      = "up"
-	HealthDown    = "down"
-)
-
-// Health is a region's probe record, with hysteresis.
-type Health struct {
-	RegionID             int64      `json:"region_id"`
-	State                string     `json:"state"`
-	ConsecutiveFailures  int        `json:"consecutive_failures"`
-	ConsecutiveSuccesses int        `json:"consecutive_successes"`
-	LastProbeAt          *time.Time `json:"last_probe_at,omitempty"`
-	LastOKAt             *time.Time `json:"last_ok_at,omitempty"`
-	LastError            string     `json:"last_error,omitempty"`
-	ChangedAt            time.Time  `json:"changed_at"`
-}
-
-// NextHealthState applies one probe to the hysteresis: a region goes down after downAfter
-// consecutive failures and comes back up after upAfter consecutive successes; a region
-// never probed is up after its first good probe.
-func NextHealthState(state string, failures, successes int, ok bool, downAfter, upAfter int) (string, int, int) {
-	if ok {
-		failures, successes = 0, successes+1
-		if state == HealthUnknown || (state == HealthDown && successes >= upAfter) {
-			state = HealthUp
-		}
-		return state, failures, successes
-	}
-	failures, successes = failures+1, 0
-	if state != HealthDown && failures >= downAfter {
-		state = HealthDown
-	}
-	return state, failures, successes
-}
 
 // RecordProbe applies one probe result (probeErr "" means it succeeded) and returns the
 // new health.
-func (d *DB) RecordProbe(ctx context.Context, regionID int64, probeErr string, downAfter, upAfter int) (*Health, error) {
-	var h Health
+func (d *DB) RecordProbe(ctx context.Context, regionID int64, probeErr string, downAfter, upAfter int) (*model.Health, error) {
+	var h model.Health
 	err := d.Transact(ctx, func(tx pgx.Tx) error {
-		h = Health{RegionID: regionID, State: HealthUnknown}
+		h = model.Health{RegionID: regionID, State: model.HealthUnknown}
 		err := tx.QueryRow(ctx, `SELECT state, consecutive_failures, consecutive_successes FROM region_health WHERE region_id = $1 FOR UPDATE`,
 			regionID).Scan(&h.State, &h.ConsecutiveFailures, &h.ConsecutiveSuccesses)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
 		old := h.State
-		h.State, h.ConsecutiveFailures, h.ConsecutiveSuccesses = NextHealthState(h.State, h.ConsecutiveFailures, h.ConsecutiveSuccesses, probeErr == "", downAfter, upAfter)
+		h.State, h.ConsecutiveFailures, h.ConsecutiveSuccesses = model.NextHealthState(h.State, h.ConsecutiveFailures, h.ConsecutiveSuccesses, probeErr == "", downAfter, upAfter)
 		err = tx.QueryRow(ctx, `
 			INSERT INTO region_health AS h (region_id, state, consecutive_failures, consecutive_successes, last_probe_at, last_ok_at, last_error, changed_at)
 			VALUES ($1, $2, $3, $4, now(), CASE WHEN $5 = '' THEN now() END, $5, now())
@@ -84,14 +47,14 @@ func (d *DB) RecordProbe(ctx context.Context, regionID int64, probeErr string, d
 }
 
 // RegionHealth returns every region's health record.
-func (d *DB) RegionHealth(ctx context.Context) ([]Health, error) {
+func (d *DB) RegionHealth(ctx context.Context) ([]model.Health, error) {
 	rows, err := d.pool.Query(ctx, `SELECT region_id, state, consecutive_failures, consecutive_successes, last_probe_at, last_ok_at, last_error, changed_at
 		FROM region_health ORDER BY region_id`)
 	if err != nil {
 		return nil, fmt.Errorf("region health: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Health, error) {
-		var h Health
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.Health, error) {
+		var h model.Health
 		err := r.Scan(&h.RegionID, &h.State, &h.ConsecutiveFailures, &h.ConsecutiveSuccesses, &h.LastProbeAt, &h.LastOKAt, &h.LastError, &h.ChangedAt)
 		return h, err
 	})

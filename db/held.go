@@ -191,17 +191,17 @@ func (h *Held) Release() {
 // for scan.
 type RegionRun struct {
 	*Held
-	Run       *Run
+	Run       *model.Run
 	Abandoned int // earlier runs under the same lock marked interrupted
 	db        *DB
 }
 
 // lockKinds are the kinds of run that share a lock with kind.
 func lockKinds(kind string) []string {
-	if kind == RunScan {
-		return []string{RunScan}
+	if kind == model.RunScan {
+		return []string{model.RunScan}
 	}
-	return []string{RunPush, RunGC}
+	return []string{model.RunPush, model.RunGC}
 }
 
 // BeginRegionRun takes the region's lock for a run of kind, records the run's start and
@@ -210,7 +210,7 @@ func lockKinds(kind string) []string {
 // naming the running run.
 func (d *DB) BeginRegionRun(ctx context.Context, kind string, r *model.Region) (*RegionRun, error) {
 	name := WriteLock(r.Name)
-	if kind == RunScan {
+	if kind == model.RunScan {
 		name = ScanLock(r.Name)
 	}
 	h, err := d.Hold(ctx, name)
@@ -255,8 +255,8 @@ func (rr *RegionRun) Finish(ctx context.Context, runErr error) error {
 	return rr.db.FinishRun(context.WithoutCancel(ctx), rr.Run, runErr)
 }
 
-func (d *DB) runningRun(ctx context.Context, kinds []string, regionID int64) *Run {
-	var r Run
+func (d *DB) runningRun(ctx context.Context, kinds []string, regionID int64) *model.Run {
+	var r model.Run
 	err := d.pool.QueryRow(ctx, `SELECT id, kind, region_id, region_name, started_at, status, host, pid FROM runs
 		WHERE kind = ANY($1) AND region_id = $2 AND status = 'running' ORDER BY started_at DESC LIMIT 1`, kinds, regionID).
 		Scan(&r.ID, &r.Kind, &r.RegionID, &r.RegionName, &r.StartedAt, &r.Status, &r.Host, &r.PID)

@@ -18,35 +18,35 @@ import (
 )
 
 // regionWithCopy is a region holding one verified copy of one file, and a repository state.
-func regionWithCopy(t *testing.T, d *db.DB, name string) (*model.Region, db.File) {
+func regionWithCopy(t *testing.T, d *db.DB, name string) (*model.Region, model.File) {
 	t.Helper()
 	ctx := context.Background()
 	r := sampleRegion(name)
 	if err := d.CreateRegion(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("fedora/a.rpm", "a")}}); err != nil {
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{file("fedora/a.rpm", "a")}}); err != nil {
 		t.Fatal(err)
 	}
 	f, err := d.GetFile(ctx, "fedora/a.rpm")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Pushed: true, Verified: true}}); err != nil {
+	if err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectPresent, Pushed: true, Verified: true}}); err != nil {
 		t.Fatal(err)
 	}
 	repo := &model.Repository{Name: "fedora-40", Arch: "x86_64", Directory: "fedora"}
 	if err := d.CreateRepository(ctx, repo); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, State: db.RepoMissing}); err != nil {
+	if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, State: model.RepoMissing}); err != nil {
 		t.Fatal(err)
 	}
 	return r, *f
 }
 
-func present(f db.File) []db.ObjectUpdate {
-	return []db.ObjectUpdate{{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}
+func present(f model.File) []db.ObjectUpdate {
+	return []db.ObjectUpdate{{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectPresent, Verified: true}}
 }
 
 // holderPID is the backend holding an advisory lock of this database, found as an
@@ -132,7 +132,7 @@ func TestHeldNoticesLostConnectionAndFences(t *testing.T) {
 		t.Errorf("cause %v, Err %v", context.Cause(h.Context()), h.Err())
 	}
 	for name, err := range map[string]error{
-		"SetRegionRepo": d.SetRegionRepo(ctx, h.Fence(), db.RegionRepo{RegionID: r.ID, RepositoryID: 1, State: db.RepoFresh}),
+		"SetRegionRepo": d.SetRegionRepo(ctx, h.Fence(), model.RegionRepo{RegionID: r.ID, RepositoryID: 1, State: model.RepoFresh}),
 	} {
 		if !errors.Is(err, db.ErrLockLost) {
 			t.Errorf("%s after the loss = %v", name, err)
@@ -145,7 +145,7 @@ func TestHeldNoticesLostConnectionAndFences(t *testing.T) {
 		t.Errorf("ForgetDeletingCopies after the loss = %v", err)
 	}
 	objs, _ := d.RegionObjects(ctx, r.ID)
-	if len(objs) != 1 || objs[0].State != db.ObjectPresent {
+	if len(objs) != 1 || objs[0].State != model.ObjectPresent {
 		t.Errorf("a fenced write changed the records: %+v", objs)
 	}
 }
@@ -296,24 +296,24 @@ func TestTakeOutKeepsTheLastServingRegion(t *testing.T) {
 		regions = append(regions, r)
 	}
 	set := func(r *model.Region, state string) {
-		if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, State: state}); err != nil {
+		if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, State: state}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	takeOut := func(r *model.Region) bool {
-		taken, err := d.TakeOut(ctx, db.NoFence, db.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, Error: "being rewritten in place"})
+		taken, err := d.TakeOut(ctx, db.NoFence, model.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, Error: "being rewritten in place"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return taken
 	}
-	set(regions[0], db.RepoFresh)
+	set(regions[0], model.RepoFresh)
 	if !takeOut(regions[0]) {
 		t.Error("a region alone must be taken out")
 	}
-	set(regions[0], db.RepoStale)
-	set(regions[1], db.RepoFresh)
-	set(regions[2], db.RepoAlternate)
+	set(regions[0], model.RepoStale)
+	set(regions[1], model.RepoFresh)
+	set(regions[2], model.RepoAlternate)
 	if !takeOut(regions[1]) {
 		t.Error("eu-2 refused while eu-3 serves")
 	}
@@ -322,7 +322,7 @@ func TestTakeOutKeepsTheLastServingRegion(t *testing.T) {
 	}
 	states, _ := d.RegionRepos(ctx)
 	for _, s := range states {
-		if s.RegionID == regions[2].ID && s.State != db.RepoAlternate {
+		if s.RegionID == regions[2].ID && s.State != model.RepoAlternate {
 			t.Errorf("eu-3 is %s", s.State)
 		}
 	}
@@ -339,11 +339,11 @@ func TestBeginRegionRunRefusesARegionMovedSinceRead(t *testing.T) {
 	if _, _, err := d.UpdateRegion(ctx, r.Name, func(m *model.Region) error { m.PublicURL = "http://127.0.0.9:9000/x"; return m.Normalize() }); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.BeginRegionRun(ctx, db.RunPush, &stale); !errors.Is(err, db.ErrRegionChanged) {
+	if _, err := d.BeginRegionRun(ctx, model.RunPush, &stale); !errors.Is(err, db.ErrRegionChanged) {
 		t.Fatalf("run of the region as read before the move: %v", err)
 	}
 	cur, _ := d.GetRegion(ctx, r.Name)
-	run, err := d.BeginRegionRun(ctx, db.RunPush, cur)
+	run, err := d.BeginRegionRun(ctx, model.RunPush, cur)
 	if err != nil {
 		t.Fatalf("run of the region as it is: %v", err)
 	}

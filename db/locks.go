@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // lockWait is how long TryLock waits for a lock held by someone else.
@@ -34,11 +35,11 @@ func lockKey(name string) int64 {
 
 // LockHolder describes who holds a lock, for the message of the one who waits.
 type LockHolder struct {
-	PID         int       // backend process of the holder's connection
-	Application string    // application_name
-	Client      string    // client address
-	Since       time.Time // when the holder's connection started
-	Run         *Run      // the running run of that kind and region, when there is one
+	PID         int        // backend process of the holder's connection
+	Application string     // application_name
+	Client      string     // client address
+	Since       time.Time  // when the holder's connection started
+	Run         *model.Run // the running run of that kind and region, when there is one
 }
 
 func (h LockHolder) String() string {

@@ -1,43 +1,15 @@
 package db
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
-
-// States of a region's copy of a file.
-const (
-	ObjectPresent  = "present"  // written and checked, or found by a scan, with Size and SHA256
-	ObjectMissing  = "missing"  // a scan did not find it
-	ObjectCorrupt  = "corrupt"  // a scan found other bytes
-	ObjectDeleting = "deleting" // gc is removing it
-)
-
-// RegionObject is what a region holds of one file. It is verified for the origin's
-// current file only when State is present and Size and SHA256 equal the file's.
-type RegionObject struct {
-	RegionID   int64
-	FileID     int64
-	Path       string
-	Size       int64
-	SHA256     []byte
-	State      string
-	PushedAt   *time.Time
-	VerifiedAt *time.Time
-}
-
-// Holds reports whether the record says the region holds f's current bytes: present,
-// with f's size and SHA-256. nil holds nothing.
-func (o *RegionObject) Holds(f *File) bool {
-	return o != nil && o.State == ObjectPresent && o.Size == f.Size && bytes.Equal(o.SHA256, f.SHA256)
-}
 
 // RegionObjects returns every object recorded for a region, ordered by path.
-func (d *DB) RegionObjects(ctx context.Context, regionID int64) ([]RegionObject, error) {
+func (d *DB) RegionObjects(ctx context.Context, regionID int64) ([]model.RegionObject, error) {
 	rows, err := d.pool.Query(ctx, `
 		SELECT o.region_id, o.file_id, f.path, o.size, o.sha256, o.state, o.pushed_at, o.verified_at
 		FROM region_objects o JOIN files f ON f.id = o.file_id
@@ -45,8 +17,8 @@ func (d *DB) RegionObjects(ctx context.Context, regionID int64) ([]RegionObject,
 	if err != nil {
 		return nil, fmt.Errorf("region objects: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RegionObject, error) {
-		var o RegionObject
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.RegionObject, error) {
+		var o model.RegionObject
 		err := r.Scan(&o.RegionID, &o.FileID, &o.Path, &o.Size, &o.SHA256, &o.State, &o.PushedAt, &o.VerifiedAt)
 		return o, err
 	})
@@ -135,7 +107,7 @@ func (d *DB) ForgetObject(ctx context.Context, path string, regionID int64) (int
 }
 
 // ObjectsOfFile returns every region's record of one file, by region name.
-func (d *DB) ObjectsOfFile(ctx context.Context, fileID int64) ([]RegionObject, error) {
+func (d *DB) ObjectsOfFile(ctx context.Context, fileID int64) ([]model.RegionObject, error) {
 	rows, err := d.pool.Query(ctx, `
 		SELECT o.region_id, o.file_id, f.path, o.size, o.sha256, o.state, o.pushed_at, o.verified_at
 		FROM region_objects o JOIN files f ON f.id = o.file_id JOIN regions r ON r.id = o.region_id
@@ -143,8 +115,8 @@ func (d *DB) ObjectsOfFile(ctx context.Context, fileID int64) ([]RegionObject, e
 	if err != nil {
 		return nil, fmt.Errorf("objects of file %d: %w", fileID, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RegionObject, error) {
-		var o RegionObject
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.RegionObject, error) {
+		var o model.RegionObject
 		err := r.Scan(&o.RegionID, &o.FileID, &o.Path, &o.Size, &o.SHA256, &o.State, &o.PushedAt, &o.VerifiedAt)
 		return o, err
 	})

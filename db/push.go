@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // Queries of the pusher.
@@ -30,7 +31,7 @@ func (d *DB) AnnounceWait(ctx context.Context, delay time.Duration) (time.Durati
 // last enabled region serving the repository (fresh or alternate) while other regions
 // that carry it are out: then it records nothing and returns false. The transaction is
 // serializable, so two pushes of different regions never both take out the last two.
-func (d *DB) TakeOut(ctx context.Context, fence Fence, rr RegionRepo) (bool, error) {
+func (d *DB) TakeOut(ctx context.Context, fence Fence, rr model.RegionRepo) (bool, error) {
 	taken := false
 	err := d.Transact(ctx, func(tx pgx.Tx) error {
 		taken = false

@@ -3,34 +3,14 @@ package db
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
-
-// States of a repository in a region, as last verified through the region's public URL.
-const (
-	RepoFresh       = "fresh"       // serves the current repomd.xml, every file it names verified
-	RepoAlternate   = "alternate"   // serves an older repomd.xml the origin published
-	RepoStale       = "stale"       // serves a repomd.xml the origin never published, or one too old
-	RepoMissing     = "missing"     // no repomd.xml there (404)
-	RepoUnreachable = "unreachable" // the read failed (status, network)
-)
-
-// RegionRepo is which repomd.xml a region serves for a repository.
-type RegionRepo struct {
-	RegionID     int64
-	RepositoryID int64
-	RepomdSHA256 []byte // nil when nothing readable is served
-	State        string
-	HTTPStatus   int // 0 when no response was received
-	Error        string
-	VerifiedAt   *time.Time
-}
 
 // SetRegionRepo records what a region was just verified to serve (verified_at = now), if
 // fence still holds.
-func (d *DB) SetRegionRepo(ctx context.Context, fence Fence, rr RegionRepo) error {
+func (d *DB) SetRegionRepo(ctx context.Context, fence Fence, rr model.RegionRepo) error {
 	err := d.Transact(ctx, func(tx pgx.Tx) error {
 		if err := fence.check(ctx, tx); err != nil {
 			return err
@@ -57,14 +37,14 @@ func (d *DB) SetRegionRepo(ctx context.Context, fence Fence, rr RegionRepo) erro
 }
 
 // RegionRepos returns every region/repository record.
-func (d *DB) RegionRepos(ctx context.Context) ([]RegionRepo, error) {
+func (d *DB) RegionRepos(ctx context.Context) ([]model.RegionRepo, error) {
 	rows, err := d.pool.Query(ctx, `SELECT region_id, repository_id, repomd_sha256, state, coalesce(http_status, 0), error, verified_at
 		FROM region_repos ORDER BY region_id, repository_id`)
 	if err != nil {
 		return nil, fmt.Errorf("region repos: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RegionRepo, error) {
-		var rr RegionRepo
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.RegionRepo, error) {
+		var rr model.RegionRepo
 		err := r.Scan(&rr.RegionID, &rr.RepositoryID, &rr.RepomdSHA256, &rr.State, &rr.HTTPStatus, &rr.Error, &rr.VerifiedAt)
 		return rr, err
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -209,4 +210,32 @@ func (d *DB) DeleteRegion(ctx context.Context, name string) error {
 		}
 		return notify(ctx, tx, "regions")
 	})
+}
+
+// ResolveRegions returns the named regions, or every region when none is named. An
+// unknown name fails before anything is done.
+func (d *DB) ResolveRegions(ctx context.Context, names []string) ([]*model.Region, error) {
+	if len(names) == 0 {
+		all, err := d.ListRegions(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]*model.Region, len(all))
+		for i := range all {
+			out[i] = &all[i]
+		}
+		return out, nil
+	}
+	var out []*model.Region
+	for _, n := range names {
+		if slices.ContainsFunc(out, func(r *model.Region) bool { return r.Name == n }) {
+			continue
+		}
+		r, err := d.GetRegion(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }

@@ -7,25 +7,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
-
-// RepomdVersion is one repomd.xml a repository has published.
-type RepomdVersion struct {
-	ID           int64
-	RepositoryID int64
-	MD5          []byte
-	SHA1         []byte
-	SHA256       []byte
-	SHA512       []byte
-	Size         int64
-	Timestamp    int64 // the newest <timestamp> of its <data> entries, Unix seconds
-	FirstSeen    time.Time
-}
 
 // RecordRepomdVersion makes v the repository's current version. A version seen before
 // (the origin went back to it) becomes current again. It sets v.ID and v.FirstSeen and
 // reports whether anything changed.
-func (d *DB) RecordRepomdVersion(ctx context.Context, v *RepomdVersion) (bool, error) {
+func (d *DB) RecordRepomdVersion(ctx context.Context, v *model.RepomdVersion) (bool, error) {
 	changed := false
 	err := d.Transact(ctx, func(tx pgx.Tx) error {
 		var currentSHA []byte
@@ -57,19 +45,29 @@ func (d *DB) RecordRepomdVersion(ctx context.Context, v *RepomdVersion) (bool, e
 	return changed, nil
 }
 
+// repomdColumns select a version with its superseded_at: the first_seen of the next newer
+// version of the same repository (NULL for the current one), so that every reader agrees.
+const repomdColumns = `id, repository_id, md5, sha1, sha256, sha512, size, timestamp, first_seen,
+	lag(first_seen) OVER (PARTITION BY repository_id ORDER BY first_seen DESC, id DESC)`
+
+func scanRepomdVersion(r pgx.CollectableRow) (model.RepomdVersion, error) {
+	var v model.RepomdVersion
+	var superseded *time.Time
+	err := r.Scan(&v.ID, &v.RepositoryID, &v.MD5, &v.SHA1, &v.SHA256, &v.SHA512, &v.Size, &v.Timestamp, &v.FirstSeen, &superseded)
+	if superseded != nil {
+		v.SupersededAt = *superseded
+	}
+	return v, err
+}
+
 // RepomdVersions returns a repository's versions, newest (current) first.
-func (d *DB) RepomdVersions(ctx context.Context, repositoryID int64) ([]RepomdVersion, error) {
-	rows, err := d.pool.Query(ctx, `
-		SELECT id, repository_id, md5, sha1, sha256, sha512, size, timestamp, first_seen
+func (d *DB) RepomdVersions(ctx context.Context, repositoryID int64) ([]model.RepomdVersion, error) {
+	rows, err := d.pool.Query(ctx, `SELECT `+repomdColumns+`
 		FROM repomd_versions WHERE repository_id = $1 ORDER BY first_seen DESC, id DESC`, repositoryID)
 	if err != nil {
 		return nil, fmt.Errorf("repomd versions: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RepomdVersion, error) {
-		var v RepomdVersion
-		err := r.Scan(&v.ID, &v.RepositoryID, &v.MD5, &v.SHA1, &v.SHA256, &v.SHA512, &v.Size, &v.Timestamp, &v.FirstSeen)
-		return v, err
-	})
+	out, err := pgx.CollectRows(rows, scanRepomdVersion)
 	if err != nil {
 		return nil, fmt.Errorf("repomd versions: %w", err)
 	}

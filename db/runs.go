@@ -5,53 +5,16 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
-// Kinds and statuses of runs.
-const (
-	RunPush = "push"
-	RunScan = "scan"
-	RunGC   = "gc"
-
-	RunRunning = "running"
-	RunOK      = "ok"
-	RunFailed  = "failed"
-)
-
-// Run is one push, scan or gc of one region (or of none, for work not tied to a region).
-type Run struct {
-	ID         int64            `json:"id"`
-	Kind       string           `json:"kind"`
-	RegionID   *int64           `json:"region_id,omitempty"`
-	RegionName string           `json:"region"`
-	StartedAt  time.Time        `json:"started_at"`
-	FinishedAt *time.Time       `json:"finished_at,omitempty"`
-	Status     string           `json:"status"`
-	Files      int64            `json:"files"`
-	Bytes      int64            `json:"bytes"`
-	Counts     map[string]int64 `json:"counts"`
-	Error      string           `json:"error,omitempty"`
-	Host       string           `json:"host"`
-	PID        int              `json:"pid"`
-}
-
-// Duration is how long the run took (so far, while it runs).
-func (r *Run) Duration() time.Duration {
-	if r.FinishedAt == nil {
-		return time.Since(r.StartedAt)
-	}
-	return r.FinishedAt.Sub(r.StartedAt)
-}
-
 // StartRun records the start of a run by this process.
-func (d *DB) StartRun(ctx context.Context, kind string, region *model.Region) (*Run, error) {
+func (d *DB) StartRun(ctx context.Context, kind string, region *model.Region) (*model.Run, error) {
 	host, _ := os.Hostname()
-	r := &Run{Kind: kind, Status: RunRunning, Host: host, PID: os.Getpid(), Counts: map[string]int64{}}
+	r := &model.Run{Kind: kind, Status: model.RunRunning, Host: host, PID: os.Getpid(), Counts: map[string]int64{}}
 	if region != nil {
 		r.RegionID, r.RegionName = &region.ID, region.Name
 	}
@@ -69,10 +32,10 @@ func (d *DB) StartRun(ctx context.Context, kind string, region *model.Region) (*
 }
 
 // FinishRun records the end of a run: status failed when runErr is not nil.
-func (d *DB) FinishRun(ctx context.Context, r *Run, runErr error) error {
-	r.Status, r.Error = RunOK, ""
+func (d *DB) FinishRun(ctx context.Context, r *model.Run, runErr error) error {
+	r.Status, r.Error = model.RunOK, ""
 	if runErr != nil {
-		r.Status, r.Error = RunFailed, runErr.Error()
+		r.Status, r.Error = model.RunFailed, runErr.Error()
 	}
 	err := d.Transact(ctx, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `UPDATE runs SET finished_at = now(), status = $2, files = $3, bytes = $4, counts = $5, error = $6
@@ -88,15 +51,15 @@ func (d *DB) FinishRun(ctx context.Context, r *Run, runErr error) error {
 }
 
 // RecentRuns returns the newest runs, of one kind or ("" ) of all, newest first.
-func (d *DB) RecentRuns(ctx context.Context, kind string, limit int) ([]Run, error) {
+func (d *DB) RecentRuns(ctx context.Context, kind string, limit int) ([]model.Run, error) {
 	rows, err := d.pool.Query(ctx, `
 		SELECT id, kind, region_id, region_name, started_at, finished_at, status, files, bytes, counts, error, host, pid
 		FROM runs WHERE ($1 = '' OR kind = $1) ORDER BY started_at DESC, id DESC LIMIT $2`, kind, limit)
 	if err != nil {
 		return nil, fmt.Errorf("recent runs: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Run, error) {
-		var r Run
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (model.Run, error) {
+		var r model.Run
 		err := row.Scan(&r.ID, &r.Kind, &r.RegionID, &r.RegionName, &r.StartedAt, &r.FinishedAt, &r.Status,
 			&r.Files, &r.Bytes, &r.Counts, &r.Error, &r.Host, &r.PID)
 		return r, err

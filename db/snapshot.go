@@ -22,9 +22,9 @@ type SnapshotData struct {
 	ReadAt         time.Time // the database's clock when the transaction started
 	Regions        []model.Region
 	Repositories   []model.Repository
-	RepomdVersions []RepomdVersion // grouped by repository, newest (current) first
-	RegionRepos    []RegionRepo
-	Health         []Health
+	RepomdVersions []model.RepomdVersion // grouped by repository, newest (current) first
+	RegionRepos    []model.RegionRepo
+	Health         []model.Health
 }
 
 // LoadSnapshot reads everything but the per-file data (see LoadFileTable).
@@ -52,21 +52,17 @@ func (d *DB) LoadSnapshot(ctx context.Context) (*SnapshotData, error) {
 			})
 			return err
 		})
-		b.Queue(`SELECT id, repository_id, md5, sha1, sha256, sha512, size, timestamp, first_seen
+		b.Queue(`SELECT ` + repomdColumns + `
 			FROM repomd_versions ORDER BY repository_id, first_seen DESC, id DESC`).Query(func(rows pgx.Rows) error {
 			var err error
-			out.RepomdVersions, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (RepomdVersion, error) {
-				var v RepomdVersion
-				err := r.Scan(&v.ID, &v.RepositoryID, &v.MD5, &v.SHA1, &v.SHA256, &v.SHA512, &v.Size, &v.Timestamp, &v.FirstSeen)
-				return v, err
-			})
+			out.RepomdVersions, err = pgx.CollectRows(rows, scanRepomdVersion)
 			return err
 		})
 		b.Queue(`SELECT region_id, repository_id, repomd_sha256, state, coalesce(http_status, 0), error, verified_at
 			FROM region_repos ORDER BY region_id, repository_id`).Query(func(rows pgx.Rows) error {
 			var err error
-			out.RegionRepos, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (RegionRepo, error) {
-				var rr RegionRepo
+			out.RegionRepos, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.RegionRepo, error) {
+				var rr model.RegionRepo
 				err := r.Scan(&rr.RegionID, &rr.RepositoryID, &rr.RepomdSHA256, &rr.State, &rr.HTTPStatus, &rr.Error, &rr.VerifiedAt)
 				return rr, err
 			})
@@ -75,8 +71,8 @@ func (d *DB) LoadSnapshot(ctx context.Context) (*SnapshotData, error) {
 		b.Queue(`SELECT region_id, state, consecutive_failures, consecutive_successes, last_probe_at, last_ok_at, last_error, changed_at
 			FROM region_health ORDER BY region_id`).Query(func(rows pgx.Rows) error {
 			var err error
-			out.Health, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Health, error) {
-				var h Health
+			out.Health, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.Health, error) {
+				var h model.Health
 				err := r.Scan(&h.RegionID, &h.State, &h.ConsecutiveFailures, &h.ConsecutiveSuccesses, &h.LastProbeAt, &h.LastOKAt, &h.LastError, &h.ChangedAt)
 				return h, err
 			})

@@ -26,12 +26,12 @@ func TestLoadSnapshot(t *testing.T) {
 	}
 	for _, name := range []string{"old", "new"} {
 		f := file("repomd.xml", name)
-		v := &db.RepomdVersion{RepositoryID: repo.ID, MD5: f.MD5, SHA1: make([]byte, 20), SHA256: f.SHA256, SHA512: make([]byte, 64), Size: f.Size, Timestamp: 1}
+		v := &model.RepomdVersion{RepositoryID: repo.ID, MD5: f.MD5, SHA1: make([]byte, 20), SHA256: f.SHA256, SHA512: make([]byte, 64), Size: f.Size, Timestamp: 1}
 		if _, err := d.RecordRepomdVersion(ctx, v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: a.ID, RepositoryID: repo.ID, RepomdSHA256: file("", "new").SHA256, State: db.RepoFresh}); err != nil {
+	if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: a.ID, RepositoryID: repo.ID, RepomdSHA256: file("", "new").SHA256, State: model.RepoFresh}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.RecordProbe(ctx, b.ID, "timeout", 1, 1); err != nil {
@@ -47,7 +47,7 @@ func TestLoadSnapshot(t *testing.T) {
 	if len(s.Repositories) != 1 || len(s.RepomdVersions) != 2 || !bytes.Equal(s.RepomdVersions[0].SHA256, file("", "new").SHA256) {
 		t.Errorf("repositories %+v versions %+v (newest must come first)", s.Repositories, s.RepomdVersions)
 	}
-	if len(s.RegionRepos) != 1 || s.RegionRepos[0].State != db.RepoFresh || len(s.Health) != 1 || s.Health[0].State != db.HealthDown {
+	if len(s.RegionRepos) != 1 || s.RegionRepos[0].State != model.RepoFresh || len(s.Health) != 1 || s.Health[0].State != model.HealthDown {
 		t.Errorf("region repos %+v health %+v", s.RegionRepos, s.Health)
 	}
 }
@@ -61,7 +61,7 @@ func TestLoadFileTable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var files []db.File
+	var files []model.File
 	for i := range 200 {
 		files = append(files, file(fmt.Sprintf("fedora/%d/p%d.rpm", i%3, i), fmt.Sprint(i)))
 	}
@@ -73,18 +73,18 @@ func TestLoadFileTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	all, _ := d.ListFiles(ctx, true)
-	byPath := map[string]db.File{}
+	byPath := map[string]model.File{}
 	var upA, upB []db.ObjectUpdate
 	for _, f := range all {
 		byPath[f.Path] = f
-		upA = append(upA, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true})
+		upA = append(upA, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectPresent, Verified: true})
 	}
 	// Region b: one present copy, one of an older version of the file, one missing.
 	p1, p2, p3 := byPath["fedora/1/p1.rpm"], byPath["fedora/2/p2.rpm"], byPath["README"]
 	upB = []db.ObjectUpdate{
-		{FileID: p1.ID, Size: p1.Size, SHA256: p1.SHA256, State: db.ObjectPresent},
-		{FileID: p2.ID, Size: p2.Size, SHA256: file("", "stale").SHA256, State: db.ObjectPresent},
-		{FileID: p3.ID, Size: p3.Size, SHA256: p3.SHA256, State: db.ObjectMissing},
+		{FileID: p1.ID, Size: p1.Size, SHA256: p1.SHA256, State: model.ObjectPresent},
+		{FileID: p2.ID, Size: p2.Size, SHA256: file("", "stale").SHA256, State: model.ObjectPresent},
+		{FileID: p3.ID, Size: p3.Size, SHA256: p3.SHA256, State: model.ObjectMissing},
 	}
 	if err := d.RecordObjects(ctx, db.NoFence, a.ID, upA); err != nil {
 		t.Fatal(err)
@@ -123,13 +123,13 @@ func TestLoadFileTable(t *testing.T) {
 
 	// The origin changes p1: region b's copy is of the old bytes now, until it gets the new.
 	changed := file("fedora/1/p1.rpm", "p1 version 2")
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{changed}}); err != nil {
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{changed}}); err != nil {
 		t.Fatal(err)
 	}
 	if ft, _ := d.LoadFileTable(ctx); ft.Verified[b.ID].Count() != 0 || ft.Verified[a.ID].Count() != len(all)-1 {
 		t.Errorf("after the origin changed p1: b %d, a %d verified", ft.Verified[b.ID].Count(), ft.Verified[a.ID].Count())
 	}
-	if err := d.RecordObjects(ctx, db.NoFence, b.ID, []db.ObjectUpdate{{FileID: p1.ID, Size: changed.Size, SHA256: changed.SHA256, State: db.ObjectPresent}}); err != nil {
+	if err := d.RecordObjects(ctx, db.NoFence, b.ID, []db.ObjectUpdate{{FileID: p1.ID, Size: changed.Size, SHA256: changed.SHA256, State: model.ObjectPresent}}); err != nil {
 		t.Fatal(err)
 	}
 	if ft, _ := d.LoadFileTable(ctx); ft.Verified[b.ID].Count() != 1 {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"path"
 
-	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/repomd"
 )
 
@@ -19,7 +19,7 @@ var errMismatch = errors.New("mismatch")
 // rewrites the metadata, or rewrites repodata in place before repomd.xml, is in between
 // for a while: pushing it then would overwrite, under their names, files the metadata the
 // regions serve still names, and publish a repository that matches nothing.
-func inconsistency(origin Origin, dir string, md *repomd.Repomd, byPath map[string]*db.File) string {
+func inconsistency(origin Origin, dir string, md *repomd.Repomd, byPath map[string]*model.File) string {
 	for _, d := range md.Data {
 		p := path.Join(dir, d.Href)
 		f := byPath[p]

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // An origin caught between re-signing its packages and running createrepo (or between
@@ -19,7 +20,7 @@ import (
 func TestOriginBetweenResignAndCreaterepoIsNotPushed(t *testing.T) {
 	f := newFixture(t)
 	r, _ := f.fileRegion("mid-update-1")
-	if rr := f.push(r).Regions[0]; rr.Status != db.RunOK || f.repoState(r) != db.RepoFresh {
+	if rr := f.push(r).Regions[0]; rr.Status != model.RunOK || f.repoState(r) != model.RepoFresh {
 		t.Fatalf("first push: %+v", rr)
 	}
 	pkg := repoDir + "/Packages/hello-1.0-1.noarch.rpm"
@@ -29,18 +30,18 @@ func TestOriginBetweenResignAndCreaterepoIsNotPushed(t *testing.T) {
 		t.Fatal(err)
 	}
 	rr := f.push(r).Regions[0]
-	if rr.Status != db.RunFailed || !strings.Contains(rr.Error, "primary.xml names Packages/hello-1.0-1.noarch.rpm") {
+	if rr.Status != model.RunFailed || !strings.Contains(rr.Error, "primary.xml names Packages/hello-1.0-1.noarch.rpm") {
 		t.Errorf("push of an origin mid-update: %s %q", rr.Status, rr.Error)
 	}
 	if _, now := get(t, r.URL(pkg)); now != before {
 		t.Errorf("the package the served metadata names was overwritten")
 	}
-	if s := f.repoState(r); s != db.RepoFresh {
+	if s := f.repoState(r); s != model.RepoFresh {
 		t.Errorf("the region, still whole, is %s", s)
 	}
 	// createrepo catches up: the next push publishes the new state.
 	createrepo(t, filepath.Join(f.origin, repoDir))
-	if rr := f.push(r).Regions[0]; rr.Status != db.RunOK || f.repoState(r) != db.RepoFresh {
+	if rr := f.push(r).Regions[0]; rr.Status != model.RunOK || f.repoState(r) != model.RepoFresh {
 		t.Fatalf("push after createrepo: %+v", rr)
 	}
 	if _, now := get(t, r.URL(pkg)); now != string(resigned) {
@@ -55,7 +56,7 @@ func TestOriginRepodataAheadOfRepomdIsNotPushed(t *testing.T) {
 	r, _ := f.fileRegion("mid-update-2")
 	repo := filepath.Join(f.origin, repoDir)
 	createrepoSimple(t, repo)
-	if rr := f.push(r).Regions[0]; rr.Status != db.RunOK {
+	if rr := f.push(r).Regions[0]; rr.Status != model.RunOK {
 		t.Fatalf("first push: %+v", rr)
 	}
 	primary := repoDir + "/repodata/primary.xml.gz"
@@ -70,7 +71,7 @@ func TestOriginRepodataAheadOfRepomdIsNotPushed(t *testing.T) {
 		t.Fatal(err)
 	}
 	rr := f.push(r).Regions[0]
-	if rr.Status != db.RunFailed || !strings.Contains(rr.Error, "repodata/primary.xml.gz with another") {
+	if rr.Status != model.RunFailed || !strings.Contains(rr.Error, "repodata/primary.xml.gz with another") {
 		t.Errorf("push of repodata ahead of repomd.xml: %s %q", rr.Status, rr.Error)
 	}
 	if _, now := get(t, r.URL(primary)); now != before {
@@ -99,27 +100,27 @@ func TestRewriteInPlaceNeverTakesTheLastServingRegion(t *testing.T) {
 	states, _ := f.db.RegionRepos(context.Background())
 	for _, st := range states {
 		if st.RegionID == a.ID {
-			st.State, st.Error = db.RepoStale, reasonInPlace
+			st.State, st.Error = model.RepoStale, reasonInPlace
 			if err := f.db.SetRegionRepo(context.Background(), db.NoFence, st); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	rr := f.push(b).Regions[0]
-	if rr.Status != db.RunFailed || !strings.Contains(rr.Error, "last one serving") {
+	if rr.Status != model.RunFailed || !strings.Contains(rr.Error, "last one serving") {
 		t.Errorf("push of the last serving region: %s %q", rr.Status, rr.Error)
 	}
-	if s := f.repoState(b); s != db.RepoFresh && s != db.RepoAlternate {
+	if s := f.repoState(b); s != model.RepoFresh && s != model.RepoAlternate {
 		t.Errorf("the last serving region is %s", s)
 	}
 	if _, now := get(t, b.URL(pkg)); now != before {
 		t.Error("the last serving region's package was overwritten")
 	}
 	// Once a serves the new version, b follows.
-	if rr := f.push(a).Regions[0]; rr.Status != db.RunOK || f.repoState(a) != db.RepoFresh {
+	if rr := f.push(a).Regions[0]; rr.Status != model.RunOK || f.repoState(a) != model.RepoFresh {
 		t.Fatalf("push of a: %+v", rr)
 	}
-	if rr := f.push(b).Regions[0]; rr.Status != db.RunOK || f.repoState(b) != db.RepoFresh {
+	if rr := f.push(b).Regions[0]; rr.Status != model.RunOK || f.repoState(b) != model.RepoFresh {
 		t.Fatalf("push of b after a: %+v", rr)
 	}
 	f.checkRegionHasOrigin(b)

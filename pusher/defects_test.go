@@ -16,7 +16,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/testenv"
 )
@@ -44,7 +43,7 @@ func TestTwinNeverOverwritesARealFile(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(pkgs, "x y.txt"), []byte("the real file with a space"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if rr := f.push(r).Regions[0]; rr.Status != db.RunOK {
+	if rr := f.push(r).Regions[0]; rr.Status != model.RunOK {
 		t.Fatalf("first push: %+v", rr)
 	}
 	// A file whose twin key is the real file's path appears at the origin.
@@ -52,7 +51,7 @@ func TestTwinNeverOverwritesARealFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	rr := f.push(r).Regions[0]
-	if rr.Status != db.RunOK {
+	if rr.Status != model.RunOK {
 		t.Fatalf("second push: %+v", rr)
 	}
 	if code, body := get(t, r.URL(space)); code != 200 || body != "the real file with a space" {
@@ -82,7 +81,7 @@ func TestRepodataOnlyWhereTheRepositoryIsCarried(t *testing.T) {
 	whole, _ := f.fileRegion("whole-1")
 	whole = include(whole, repoDir)
 	res := f.push(part, whole)
-	if rr := res.Regions[0]; rr.Status != db.RunOK || rr.Uploaded != 0 || len(rr.Repos) != 0 {
+	if rr := res.Regions[0]; rr.Status != model.RunOK || rr.Uploaded != 0 || len(rr.Repos) != 0 {
 		t.Errorf("region carrying only repodata/: %+v", rr)
 	}
 	if _, err := os.Stat(filepath.Join(dir, repoDir, "repodata")); !os.IsNotExist(err) {
@@ -91,7 +90,7 @@ func TestRepodataOnlyWhereTheRepositoryIsCarried(t *testing.T) {
 	if s := f.repoState(part); s != "none" {
 		t.Errorf("partial region's repository state %s", s)
 	}
-	if rr := res.Regions[1]; rr.Status != db.RunOK || len(rr.Repos) != 1 || rr.Repos[0].State != db.RepoFresh {
+	if rr := res.Regions[1]; rr.Status != model.RunOK || len(rr.Repos) != 1 || rr.Repos[0].State != model.RepoFresh {
 		t.Errorf("region carrying the repository: %+v", rr)
 	}
 }
@@ -113,15 +112,15 @@ func TestUnparsableRepomdIsWithheld(t *testing.T) {
 	}
 	f.pusher.Config.DryRun = false
 	rr := f.push(r).Regions[0]
-	if rr.Status != db.RunFailed || !strings.Contains(rr.Error, "repomd.xml") || !strings.Contains(rr.Error, repoDir) {
+	if rr.Status != model.RunFailed || !strings.Contains(rr.Error, "repomd.xml") || !strings.Contains(rr.Error, repoDir) {
 		t.Errorf("push of an unparsable repomd.xml: %+v", rr)
 	}
 	t.Logf("error: %s", rr.Error)
 	if _, after := get(t, r.URL(repomd)); after != before {
 		t.Errorf("the region now serves %q", after)
 	}
-	runs, _ := f.db.RecentRuns(context.Background(), db.RunPush, 1)
-	if runs[0].Status != db.RunFailed || !strings.Contains(runs[0].Error, "repomd.xml") {
+	runs, _ := f.db.RecentRuns(context.Background(), model.RunPush, 1)
+	if runs[0].Status != model.RunFailed || !strings.Contains(runs[0].Error, "repomd.xml") {
 		t.Errorf("run: %+v", runs[0])
 	}
 }
@@ -164,7 +163,7 @@ func TestAnnounceDelayUsesTheDatabaseClock(t *testing.T) {
 	f.pusher.Clock = func() time.Time { return time.Now().Add(time.Minute) }
 	hook := &phaseHook{}
 	f.pusher.Progress = hook
-	if rr := f.push(r).Regions[0]; rr.Status != db.RunOK {
+	if rr := f.push(r).Regions[0]; rr.Status != model.RunOK {
 		t.Fatalf("push: %+v", rr)
 	}
 	repos, _ := f.db.ListRepositories(context.Background())
@@ -201,7 +200,7 @@ func TestInPlaceRewriteTakesTheRepositoryOut(t *testing.T) {
 	f.pusher.Config.StoreOptions.MaxAttempts = 1
 	repo := filepath.Join(f.origin, repoDir)
 	createrepoSimple(t, repo)
-	if rr := f.push(a).Regions[0]; rr.Status != db.RunOK || f.repoState(a) != db.RepoFresh {
+	if rr := f.push(a).Regions[0]; rr.Status != model.RunOK || f.repoState(a) != model.RepoFresh {
 		t.Fatalf("first push: %+v", rr)
 	}
 	// A package re-signed under the same name, and repodata regenerated with simple names.
@@ -220,22 +219,22 @@ func TestInPlaceRewriteTakesTheRepositoryOut(t *testing.T) {
 		}
 	}}
 	rr := f.push(a).Regions[0]
-	if rr.Status != db.RunFailed {
+	if rr.Status != model.RunFailed {
 		t.Fatalf("push with a dead endpoint in phase 3: %+v", rr)
 	}
 	for i, s := range statesAtPhase {
-		if s == db.RepoFresh {
+		if s == model.RepoFresh {
 			t.Errorf("phase %d began with the repository fresh while its files are overwritten", i+1)
 		}
 	}
-	if s := f.repoState(a); s == db.RepoFresh || s == db.RepoAlternate {
+	if s := f.repoState(a); s == model.RepoFresh || s == model.RepoAlternate {
 		t.Errorf("after a failed in-place rewrite the region is %s", s)
 	}
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	f.pusher.Progress = nil
-	if rr := f.push(a).Regions[0]; rr.Status != db.RunOK || f.repoState(a) != db.RepoFresh {
+	if rr := f.push(a).Regions[0]; rr.Status != model.RunOK || f.repoState(a) != model.RepoFresh {
 		t.Fatalf("repair push: %+v, state %s", rr, f.repoState(a))
 	}
 	f.checkRegionHasOrigin(a)
@@ -258,7 +257,7 @@ func TestRepomdPairSecondUploadFails(t *testing.T) {
 	if err := os.WriteFile(asc, []byte("signature 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if rr := f.push(a).Regions[0]; rr.Status != db.RunOK || f.repoState(a) != db.RepoFresh {
+	if rr := f.push(a).Regions[0]; rr.Status != model.RunOK || f.repoState(a) != model.RepoFresh {
 		t.Fatalf("first push: %+v", rr)
 	}
 	pkgs := filepath.Join(repo, "Packages")
@@ -279,17 +278,17 @@ func TestRepomdPairSecondUploadFails(t *testing.T) {
 		},
 	}
 	rr := f.push(a).Regions[0]
-	if rr.Status != db.RunFailed {
+	if rr.Status != model.RunFailed {
 		t.Fatalf("push: %+v", rr)
 	}
-	if s := f.repoState(a); s == db.RepoFresh || s == db.RepoAlternate {
+	if s := f.repoState(a); s == model.RepoFresh || s == model.RepoAlternate {
 		t.Errorf("a region with half a pair is %s", s)
 	}
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	f.pusher.Progress = nil
-	if rr := f.push(a).Regions[0]; rr.Status != db.RunOK || f.repoState(a) != db.RepoFresh {
+	if rr := f.push(a).Regions[0]; rr.Status != model.RunOK || f.repoState(a) != model.RepoFresh {
 		t.Fatalf("repair push: %+v", rr)
 	}
 	f.checkRegionHasOrigin(a)
@@ -335,7 +334,7 @@ func TestLockLostMidPushStopsAndRecordsNothing(t *testing.T) {
 		}
 	}}
 	rr := f.push(r).Regions[0]
-	if rr.Status != db.RunFailed || !strings.Contains(rr.Error, "lock lost") {
+	if rr.Status != model.RunFailed || !strings.Contains(rr.Error, "lock lost") {
 		t.Errorf("push that lost its lock: status %s, error %q", rr.Status, rr.Error)
 	}
 	t.Logf("error: %s", rr.Error)
@@ -354,13 +353,13 @@ func TestLockLostMidPushStopsAndRecordsNothing(t *testing.T) {
 	if s := f.repoState(r); s != "none" {
 		t.Errorf("repository state %s after a push that lost its lock", s)
 	}
-	runs, _ := f.db.RecentRuns(context.Background(), db.RunPush, 1)
-	if runs[0].Status != db.RunFailed || !strings.Contains(runs[0].Error, "lock lost") {
+	runs, _ := f.db.RecentRuns(context.Background(), model.RunPush, 1)
+	if runs[0].Status != model.RunFailed || !strings.Contains(runs[0].Error, "lock lost") {
 		t.Errorf("run: %+v", runs[0])
 	}
 	// The next push repairs it.
 	f.pusher.Progress = nil
-	if rr := f.push(r).Regions[0]; rr.Status != db.RunOK || f.repoState(r) != db.RepoFresh {
+	if rr := f.push(r).Regions[0]; rr.Status != model.RunOK || f.repoState(r) != model.RepoFresh {
 		t.Fatalf("repair push: %+v", rr)
 	}
 	f.checkRegionHasOrigin(r)
@@ -383,7 +382,7 @@ func TestInPlaceRegionsOneAfterAnother(t *testing.T) {
 	f.pusher.Progress = &phaseHook{onPhase: func(int) {
 		n := 0
 		for _, r := range []*model.Region{a, b} {
-			if f.repoState(r) == db.RepoFresh {
+			if f.repoState(r) == model.RepoFresh {
 				n++
 			}
 		}
@@ -393,14 +392,14 @@ func TestInPlaceRegionsOneAfterAnother(t *testing.T) {
 	}}
 	res := f.push(a, b)
 	for _, rr := range res.Regions {
-		if rr.Status != db.RunOK || len(rr.RewrittenInPlace) != 1 {
+		if rr.Status != model.RunOK || len(rr.RewrittenInPlace) != 1 {
 			t.Errorf("%s: %+v", rr.Region, rr)
 		}
 	}
 	if serving["0"] > 0 || serving["1"] == 0 {
 		t.Errorf("regions serving the repository at each phase start: %v; want always one", serving)
 	}
-	if f.repoState(a) != db.RepoFresh || f.repoState(b) != db.RepoFresh {
+	if f.repoState(a) != model.RepoFresh || f.repoState(b) != model.RepoFresh {
 		t.Errorf("states after the push: %s %s", f.repoState(a), f.repoState(b))
 	}
 }
@@ -425,10 +424,10 @@ func TestRepomdPairReadBackTogether(t *testing.T) {
 		t.Fatal(err)
 	}
 	rr := f.push(r).Regions[0]
-	if rr.Status != db.RunFailed || !strings.Contains(rr.Error, "repomd.xml.asc") {
+	if rr.Status != model.RunFailed || !strings.Contains(rr.Error, "repomd.xml.asc") {
 		t.Errorf("push to a region serving another signature: %s %q", rr.Status, rr.Error)
 	}
-	if s := f.repoState(r); s == db.RepoFresh {
+	if s := f.repoState(r); s == model.RepoFresh {
 		t.Errorf("region serving a mismatched pair is %s", s)
 	}
 }

@@ -58,7 +58,7 @@ func checkRecordsTrue(t *testing.T, d *db.DB, r *model.Region, origin string) in
 	}
 	n := 0
 	for _, o := range objs {
-		if o.State != db.ObjectPresent {
+		if o.State != model.ObjectPresent {
 			continue
 		}
 		n++
@@ -90,12 +90,12 @@ func TestS3DiesMidPush(t *testing.T) {
 	f.pusher.Progress = &killAfter{n: 10, kill: srv.Kill}
 	res := f.push(a)
 	rr := res.Regions[0]
-	if rr.Status != db.RunFailed || !strings.Contains(rr.Error, "push eu-south-1") || rr.Failed == 0 {
+	if rr.Status != model.RunFailed || !strings.Contains(rr.Error, "push eu-south-1") || rr.Failed == 0 {
 		t.Fatalf("push with a dying endpoint: %+v", rr)
 	}
 	t.Logf("error: %s", rr.Error)
-	runs, _ := f.db.RecentRuns(context.Background(), db.RunPush, 1)
-	if runs[0].Status != db.RunFailed || runs[0].Error == "" {
+	runs, _ := f.db.RecentRuns(context.Background(), model.RunPush, 1)
+	if runs[0].Status != model.RunFailed || runs[0].Error == "" {
 		t.Errorf("run: %+v", runs[0])
 	}
 	if err := srv.Restart(); err != nil {
@@ -114,7 +114,7 @@ func TestS3DiesMidPush(t *testing.T) {
 
 	f.pusher.Progress = nil
 	res = f.push(a)
-	if rr := res.Regions[0]; rr.Status != db.RunOK || f.repoState(a) != db.RepoFresh {
+	if rr := res.Regions[0]; rr.Status != model.RunOK || f.repoState(a) != model.RepoFresh {
 		t.Fatalf("repair push: %+v", rr)
 	}
 	f.checkRegionHasOrigin(a)
@@ -141,7 +141,7 @@ func TestUnreadableOriginFileWithholdsMetadata(t *testing.T) {
 	f.pusher.Origin = failingOrigin{OSOrigin: OSOrigin{Root: f.origin}, bad: bad}
 	res := f.push(a)
 	rr := res.Regions[0]
-	if rr.Status != db.RunFailed || !strings.Contains(rr.Error, bad) || len(res.Inventory.Unread) != 1 {
+	if rr.Status != model.RunFailed || !strings.Contains(rr.Error, bad) || len(res.Inventory.Unread) != 1 {
 		t.Fatalf("push with an unreadable file: %+v %+v", rr, res.Inventory.Unread)
 	}
 	if resp, _ := http.Get(a.URL(repoDir + "/repodata/repomd.xml")); resp.StatusCode == 200 {
@@ -151,7 +151,7 @@ func TestUnreadableOriginFileWithholdsMetadata(t *testing.T) {
 		t.Error("readable files were not pushed")
 	}
 	f.pusher.Origin = real
-	if rr := f.push(a).Regions[0]; rr.Status != db.RunOK || f.repoState(a) != db.RepoFresh {
+	if rr := f.push(a).Regions[0]; rr.Status != model.RunOK || f.repoState(a) != model.RepoFresh {
 		t.Fatalf("push after the disk recovered: %+v", rr)
 	}
 	f.checkRegionHasOrigin(a)
@@ -172,10 +172,10 @@ func TestBadCredentialsAndLocks(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", testenv.S3SecretKey)
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
 	res := f.push(good, bad)
-	if res.Regions[0].Status != db.RunOK {
+	if res.Regions[0].Status != model.RunOK {
 		t.Errorf("the good region failed: %+v", res.Regions[0])
 	}
-	if rr := res.Regions[1]; rr.Status != db.RunFailed || !strings.Contains(rr.Error, "no-such-profile") || !strings.Contains(rr.Error, "ca-west-1") {
+	if rr := res.Regions[1]; rr.Status != model.RunFailed || !strings.Contains(rr.Error, "no-such-profile") || !strings.Contains(rr.Error, "ca-west-1") {
 		t.Errorf("bad profile: %+v", rr)
 	}
 	if strings.Contains(res.Regions[1].Error, testenv.S3SecretKey) {
@@ -190,7 +190,7 @@ func TestBadCredentialsAndLocks(t *testing.T) {
 	defer lock.Release()
 	res = f.push(good)
 	rr := res.Regions[0]
-	if rr.Status != StatusBusy || !res.Failed() || !strings.Contains(rr.Error, "is locked by") {
+	if rr.Status != model.RunBusy || !res.Failed() || !strings.Contains(rr.Error, "is locked by") {
 		t.Errorf("locked region: %+v", rr)
 	}
 }

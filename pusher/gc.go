@@ -65,13 +65,13 @@ func (p *Pusher) GC(ctx context.Context, regions []*model.Region, o GCOptions) (
 		start := time.Now()
 		res := &GCResult{Region: r.Name}
 		err := p.gcRegion(ctx, r, o, res)
-		res.Duration, res.Status = time.Since(start), db.RunOK
+		res.Duration, res.Status = time.Since(start), model.RunOK
 		var le *db.LockedError
 		switch {
 		case errors.As(err, &le):
-			res.Status, res.Error = StatusBusy, err.Error()
+			res.Status, res.Error = model.RunBusy, err.Error()
 		case err != nil:
-			res.Status, res.Error = db.RunFailed, err.Error()
+			res.Status, res.Error = model.RunFailed, err.Error()
 			p.log().Error("gc failed", slog.String("region", r.Name), slog.Any("err", err))
 		default:
 			p.log().Info("gc finished", slog.String("region", r.Name), slog.Int("deleted", res.Deleted), slog.Int("kept", res.Kept))
@@ -145,7 +145,7 @@ func (p *Pusher) gcRegion(ctx context.Context, r *model.Region, o GCOptions, res
 	var rr *db.RegionRun
 	if !o.DryRun {
 		var berr error
-		if rr, berr = p.DB.BeginRegionRun(ctx, db.RunGC, r); berr != nil {
+		if rr, berr = p.DB.BeginRegionRun(ctx, model.RunGC, r); berr != nil {
 			return berr
 		}
 		res.RunID = rr.Run.ID

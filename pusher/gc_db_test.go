@@ -26,12 +26,12 @@ func TestMarkExpiredDeletingChecksAgain(t *testing.T) {
 	if err := d.CreateRegion(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	file := func(p string) db.File {
+	file := func(p string) model.File {
 		s, m := sha256.Sum256([]byte(p)), md5.Sum([]byte(p))
-		return db.File{Path: p, Size: int64(len(p)), SHA256: s[:], MD5: m[:], Mtime: time.Unix(1e9, 0)}
+		return model.File{Path: p, Size: int64(len(p)), SHA256: s[:], MD5: m[:], Mtime: time.Unix(1e9, 0)}
 	}
 	paths := []string{"a/revived.rpm", "a/again.rpm", "a/recent.rpm", "a/gone.rpm"}
-	var up []db.File
+	var up []model.File
 	for _, p := range paths {
 		up = append(up, file(p))
 	}
@@ -51,7 +51,7 @@ func TestMarkExpiredDeletingChecksAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids[p] = f.ID
-		rec = append(rec, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true})
+		rec = append(rec, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectPresent, Verified: true})
 	}
 	if err := d.RecordObjects(ctx, h.Fence(), r.ID, rec); err != nil {
 		t.Fatal(err)
@@ -65,7 +65,7 @@ func TestMarkExpiredDeletingChecksAgain(t *testing.T) {
 		t.Fatalf("gc state: %+v %v", st, err)
 	}
 	time.Sleep(20 * time.Millisecond)
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{file("a/revived.rpm"), file("a/again.rpm")}}); err != nil {
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{file("a/revived.rpm"), file("a/again.rpm")}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Deleted: []string{"a/again.rpm"}}); err != nil {
@@ -91,7 +91,7 @@ func TestMarkExpiredDeletingChecksAgain(t *testing.T) {
 	}
 	objs, _ := d.RegionObjects(ctx, r.ID)
 	for _, o := range objs {
-		if wantDel := want[o.FileID]; (o.State == db.ObjectDeleting) != wantDel {
+		if wantDel := want[o.FileID]; (o.State == model.ObjectDeleting) != wantDel {
 			t.Errorf("%s: %s", o.Path, o.State)
 		}
 	}

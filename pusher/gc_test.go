@@ -154,7 +154,7 @@ func TestGCKeepsAFileRevivedBeforeItsRegion(t *testing.T) {
 			// gc has started and reached region a: the origin gets the file back and a
 			// push brings it to region b, fresh.
 			f.restoreAtOrigin(saved)
-			if res := f.push(b); res.Failed() || f.repoState(b) != db.RepoFresh {
+			if res := f.push(b); res.Failed() || f.repoState(b) != model.RepoFresh {
 				t.Fatalf("push of the revived file: %+v", res.Regions[0])
 			}
 		}
@@ -164,11 +164,11 @@ func TestGCKeepsAFileRevivedBeforeItsRegion(t *testing.T) {
 	if !revived.Load() {
 		t.Fatal("gc never opened region a")
 	}
-	if s := f.repoState(b); s != db.RepoFresh {
+	if s := f.repoState(b); s != model.RepoFresh {
 		t.Fatalf("region b %s", s)
 	}
 	checkRepomdFilesServed(t, b)
-	if !served(t, b, gone) || objectState(t, f.db, b, gone) != db.ObjectPresent {
+	if !served(t, b, gone) || objectState(t, f.db, b, gone) != model.ObjectPresent {
 		t.Errorf("the revived %s: served %v, recorded %s", gone, served(t, b, gone), objectState(t, f.db, b, gone))
 	}
 }
@@ -231,7 +231,7 @@ func TestGCMarksDeletingBeforeTheObjectGoes(t *testing.T) {
 			if key == model.SpaceTwin(gone) {
 				p = gone
 			}
-			if s := objectState(t, f.db, a, p); s != db.ObjectDeleting {
+			if s := objectState(t, f.db, a, p); s != model.ObjectDeleting {
 				t.Errorf("%s deleted from the store while its copy is %s in the database", key, s)
 			}
 			if loc := redirect(); strings.HasPrefix(loc, a.PublicURL) {
@@ -280,13 +280,13 @@ func TestGCLeavesARealFileAtTheTwinKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	results := runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: -1})
-	if results[0].Status != db.RunOK || results[0].Deleted == 0 || len(results[0].Twins) != 1 || results[0].Twins[0] != space {
+	if results[0].Status != model.RunOK || results[0].Deleted == 0 || len(results[0].Twins) != 1 || results[0].Twins[0] != space {
 		t.Fatalf("gc: %+v", results[0])
 	}
 	if served(t, a, plus) {
 		t.Errorf("%s still served", plus)
 	}
-	if !served(t, a, space) || objectState(t, f.db, a, space) != db.ObjectPresent {
+	if !served(t, a, space) || objectState(t, f.db, a, space) != model.ObjectPresent {
 		t.Errorf("the real file %q: served %v, recorded %s", space, served(t, a, space), objectState(t, f.db, a, space))
 	}
 }
@@ -300,11 +300,11 @@ func TestGCKeepsFilesAnAlternateRepomdNames(t *testing.T) {
 	gone := repoDir + "/Packages/greet-2.1-1.noarch.rpm"
 	f.deleteAtOrigin([]*model.Region{a}, gone)
 	results := runGC(t, f.pusher, []*model.Region{a}, GCOptions{AlternatesMaxAge: time.Hour, UpdateDelay: -1})
-	if results[0].Status != db.RunOK || results[0].Deleted != 0 || !served(t, a, gone) {
+	if results[0].Status != model.RunOK || results[0].Deleted != 0 || !served(t, a, gone) {
 		t.Fatalf("gc while the old repomd.xml is an alternate: %+v, served %v", results[0], served(t, a, gone))
 	}
 	results = runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: -1})
-	if results[0].Status != db.RunOK || results[0].Deleted != 4 || served(t, a, gone) {
+	if results[0].Status != model.RunOK || results[0].Deleted != 4 || served(t, a, gone) {
 		t.Fatalf("gc once the old repomd.xml left the metalinks: %+v, served %v", results[0], served(t, a, gone))
 	}
 	checkRepomdFilesServed(t, a)
@@ -351,20 +351,20 @@ func TestGCStopsWhenItsLockIsLost(t *testing.T) {
 	}
 	results := runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: -1, BatchSize: 1})
 	res := results[0]
-	if res.Status != db.RunFailed || !strings.Contains(res.Error, "lock") {
+	if res.Status != model.RunFailed || !strings.Contains(res.Error, "lock") {
 		t.Errorf("gc after losing its lock: %+v", res)
 	}
 	// The delete in flight when the lock went may finish; nothing after it starts.
 	if after.Load() != 0 {
 		t.Errorf("%d deletes after the lock was lost", after.Load())
 	}
-	runs, err := f.db.RecentRuns(ctx, db.RunGC, 1)
-	if err != nil || len(runs) != 1 || runs[0].Status != db.RunFailed || !strings.Contains(runs[0].Error, "lock") {
+	runs, err := f.db.RecentRuns(ctx, model.RunGC, 1)
+	if err != nil || len(runs) != 1 || runs[0].Status != model.RunFailed || !strings.Contains(runs[0].Error, "lock") {
 		t.Errorf("the run: %+v %v", runs, err)
 	}
 	// What was left is finished by the next gc.
 	results = runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: -1})
-	if results[0].Status != db.RunOK {
+	if results[0].Status != model.RunOK {
 		t.Fatalf("the next gc: %+v", results[0])
 	}
 	for _, p := range bulk {
@@ -401,12 +401,12 @@ func TestGCFinishesWhatAnInterruptedGCMarked(t *testing.T) {
 		}}, err
 	}
 	res := runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: -1, BatchSize: 1})[0]
-	if res.Status != db.RunFailed || res.Deleted != 1 {
+	if res.Status != model.RunFailed || res.Deleted != 1 {
 		t.Fatalf("interrupted gc: %+v", res)
 	}
 	deleting := 0
 	for _, p := range bulk {
-		if objectState(t, f.db, a, p) == db.ObjectDeleting {
+		if objectState(t, f.db, a, p) == model.ObjectDeleting {
 			deleting++
 		}
 	}
@@ -421,7 +421,7 @@ func TestGCFinishesWhatAnInterruptedGCMarked(t *testing.T) {
 	if r := f.push(a); r.Failed() {
 		t.Fatalf("push: %+v", r.Regions[0])
 	}
-	if objectState(t, f.db, a, revived) != db.ObjectPresent || !served(t, a, revived) {
+	if objectState(t, f.db, a, revived) != model.ObjectPresent || !served(t, a, revived) {
 		t.Fatalf("the revived %s: %s, served %v", revived, objectState(t, f.db, a, revived), served(t, a, revived))
 	}
 	// Copies another gc marked still wait the update delay: nothing says how long ago that
@@ -429,7 +429,7 @@ func TestGCFinishesWhatAnInterruptedGCMarked(t *testing.T) {
 	// finding marks deleted at once, and /pub redirected to the objects already gone).
 	start := time.Now()
 	res = runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: 2 * time.Second})[0]
-	if res.Status != db.RunOK || time.Since(start) < 2*time.Second {
+	if res.Status != model.RunOK || time.Since(start) < 2*time.Second {
 		t.Fatalf("the next gc: %+v after %v", res, time.Since(start))
 	}
 	for _, p := range bulk[:len(bulk)-1] {
@@ -437,7 +437,7 @@ func TestGCFinishesWhatAnInterruptedGCMarked(t *testing.T) {
 			t.Errorf("%s after the next gc: served %v, recorded %s", p, served(t, a, p), objectState(t, f.db, a, p))
 		}
 	}
-	if !served(t, a, revived) || objectState(t, f.db, a, revived) != db.ObjectPresent {
+	if !served(t, a, revived) || objectState(t, f.db, a, revived) != model.ObjectPresent {
 		t.Errorf("the revived %s after gc: served %v, recorded %s", revived, served(t, a, revived), objectState(t, f.db, a, revived))
 	}
 	checkRepomdFilesServed(t, a)
@@ -460,7 +460,7 @@ func TestGCIgnoresRepositoriesTheRegionDoesNotCarry(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Whatever a push makes of such a region, the repository is not fresh there.
-	if err := f.db.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: a.ID, RepositoryID: repo.ID, State: db.RepoMissing, HTTPStatus: 404}); err != nil {
+	if err := f.db.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: a.ID, RepositoryID: repo.ID, State: model.RepoMissing, HTTPStatus: 404}); err != nil {
 		t.Fatal(err)
 	}
 	iso := "demo/1/iso/demo-1-x86_64.iso"
@@ -474,7 +474,7 @@ func TestGCIgnoresRepositoriesTheRegionDoesNotCarry(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: -1})[0]
-	if res.Status != db.RunOK || res.Deleted != 1 || served(t, a, iso) {
+	if res.Status != model.RunOK || res.Deleted != 1 || served(t, a, iso) {
 		t.Fatalf("gc: %+v, served %v", res, served(t, a, iso))
 	}
 }

@@ -88,7 +88,7 @@ type InventoryReport struct {
 	Duration time.Duration
 	// Live is the origin as the inventory found it, by path order. After a dry run, new
 	// files have ID 0.
-	Live []db.File `json:"-"`
+	Live []model.File `json:"-"`
 }
 
 type walked struct {
@@ -106,7 +106,7 @@ func TakeInventory(ctx context.Context, d *db.DB, origin Origin, workers int, dr
 	if err != nil {
 		return nil, err
 	}
-	byPath := make(map[string]*db.File, len(known))
+	byPath := make(map[string]*model.File, len(known))
 	for i := range known {
 		byPath[known[i].Path] = &known[i]
 	}
@@ -170,8 +170,8 @@ func TakeInventory(ctx context.Context, d *db.DB, origin Origin, workers int, dr
 }
 
 // mergeInventory is the live inventory a dry run would have recorded.
-func mergeInventory(known []db.File, ch db.InventoryChanges, seen map[string]bool) []db.File {
-	byPath := map[string]db.File{}
+func mergeInventory(known []model.File, ch db.InventoryChanges, seen map[string]bool) []model.File {
+	byPath := map[string]model.File{}
 	ids := map[string]int64{}
 	for _, f := range known {
 		ids[f.Path] = f.ID
@@ -183,7 +183,7 @@ func mergeInventory(known []db.File, ch db.InventoryChanges, seen map[string]boo
 		f.ID = ids[f.Path]
 		byPath[f.Path] = f
 	}
-	out := make([]db.File, 0, len(byPath))
+	out := make([]model.File, 0, len(byPath))
 	for _, f := range byPath {
 		out = append(out, f)
 	}
@@ -192,10 +192,10 @@ func mergeInventory(known []db.File, ch db.InventoryChanges, seen map[string]boo
 }
 
 // hashFiles reads each file once for both its SHA-256 and MD5.
-func hashFiles(ctx context.Context, origin Origin, files []walked, workers int, log *slog.Logger) ([]db.File, []string) {
+func hashFiles(ctx context.Context, origin Origin, files []walked, workers int, log *slog.Logger) ([]model.File, []string) {
 	var (
 		mu     sync.Mutex
-		out    []db.File
+		out    []model.File
 		unread []string
 		wg     sync.WaitGroup
 	)
@@ -227,34 +227,34 @@ func hashFiles(ctx context.Context, origin Origin, files []walked, workers int, 
 	return out, unread
 }
 
-func hashOne(origin Origin, w walked, buf []byte) (db.File, error) {
+func hashOne(origin Origin, w walked, buf []byte) (model.File, error) {
 	r, err := origin.Open(w.path)
 	if err != nil {
-		return db.File{}, err
+		return model.File{}, err
 	}
 	defer r.Close()
 	s, m := sha256.New(), md5.New()
 	n, err := io.CopyBuffer(io.MultiWriter(s, m), r, buf)
 	if err != nil {
-		return db.File{}, err
+		return model.File{}, err
 	}
 	if n != w.size {
-		return db.File{}, fmt.Errorf("%s changed while it was read (%d bytes, expected %d)", w.path, n, w.size)
+		return model.File{}, fmt.Errorf("%s changed while it was read (%d bytes, expected %d)", w.path, n, w.size)
 	}
-	return db.File{Path: w.path, Size: n, SHA256: s.Sum(nil), MD5: m.Sum(nil), Mtime: w.mtime}, nil
+	return model.File{Path: w.path, Size: n, SHA256: s.Sum(nil), MD5: m.Sum(nil), Mtime: w.mtime}, nil
 }
 
 // recordRepomds records, for every registered repository, the origin's repomd.xml when it
 // is not the current version yet (only checks it when record is false). A repository
 // whose repomd.xml cannot be recorded is returned with the reason: its metadata must not
 // be published. live is the inventory just taken.
-func recordRepomds(ctx context.Context, d *db.DB, origin Origin, unread []string, live []db.File, record bool, log *slog.Logger) (int, map[string]string, error) {
+func recordRepomds(ctx context.Context, d *db.DB, origin Origin, unread []string, live []model.File, record bool, log *slog.Logger) (int, map[string]string, error) {
 	repos, err := d.ListRepositories(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
 	// By map, not by search: the database's path order need not be Go's.
-	byPath := make(map[string]*db.File, len(live))
+	byPath := make(map[string]*model.File, len(live))
 	for i := range live {
 		byPath[live[i].Path] = &live[i]
 	}
@@ -298,7 +298,7 @@ func recordRepomds(ctx context.Context, d *db.DB, origin Origin, unread []string
 		if !record || (len(versions) > 0 && bytes.Equal(versions[0].SHA256, f.SHA256)) {
 			continue
 		}
-		if _, err := d.RecordRepomdVersion(ctx, &db.RepomdVersion{RepositoryID: repo.ID, MD5: md.MD5, SHA1: md.SHA1,
+		if _, err := d.RecordRepomdVersion(ctx, &model.RepomdVersion{RepositoryID: repo.ID, MD5: md.MD5, SHA1: md.SHA1,
 			SHA256: md.SHA256, SHA512: md.SHA512, Size: md.Size, Timestamp: md.Timestamp}); err != nil {
 			return n, invalid, err
 		}

@@ -2,13 +2,10 @@ package pusher
 
 import (
 	"fmt"
-	"mime"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 
-	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
@@ -26,19 +23,18 @@ var PhaseNames = [NumPhases]string{"files", "repodata", "repomd"}
 
 // PhaseOf tells which phase uploads a path.
 func PhaseOf(p string) int {
-	dir, base := path.Split(p)
-	if dir != "repodata/" && !strings.HasSuffix(dir, "/repodata/") {
-		return PhaseFiles
-	}
-	if base == "repomd.xml" || strings.HasPrefix(base, "repomd.xml.") {
+	switch {
+	case model.IsRepomd(p):
 		return PhaseRepomd
+	case model.InRepodata(p):
+		return PhaseRepodata
 	}
-	return PhaseRepodata
+	return PhaseFiles
 }
 
 // Item is one file to upload.
 type Item struct {
-	File  *db.File
+	File  *model.File
 	Phase int
 	// Twin is the second key the file is written under ("" for none): never a path the
 	// origin has, or the twin would overwrite that real file.
@@ -92,9 +88,9 @@ func (p *RegionPlan) TotalBytes() int64 {
 // PlanInput is what a region's plan is decided from.
 type PlanInput struct {
 	Region  *model.Region
-	Files   []db.File                  // the live origin inventory
-	Objects map[int64]*db.RegionObject // the region's records by file ID
-	Repos   []model.Repository         // the registered repositories
+	Files   []model.File                  // the live origin inventory
+	Objects map[int64]*model.RegionObject // the region's records by file ID
+	Repos   []model.Repository            // the registered repositories
 	// Unread are origin files that could not be read: the metadata of every repository
 	// holding one may name them, so it is withheld.
 	Unread []string
@@ -128,7 +124,7 @@ func under(p, dir string) bool {
 
 // Plan lists what region must receive: every live origin file it carries that it does
 // not hold verified. objects are the region's records by file ID.
-func Plan(region *model.Region, files []db.File, objects map[int64]*db.RegionObject) *RegionPlan {
+func Plan(region *model.Region, files []model.File, objects map[int64]*model.RegionObject) *RegionPlan {
 	return PlanRegion(PlanInput{Region: region, Files: files, Objects: objects})
 }
 
@@ -155,13 +151,13 @@ func PlanRegion(in PlanInput) *RegionPlan {
 	withheld := map[string]string{}
 	for i := range in.Files {
 		f := &in.Files[i]
-		if f.DeletedAt != nil || !model.CarriesPath(region.Includes, f.Path) {
+		if f.DeletedAt != nil || !region.Carries(f.Path) {
 			continue
 		}
 		ph := PhaseOf(f.Path)
 		if ph != PhaseFiles {
 			dir := repoDirOf(f.Path)
-			if !model.CarriesRepository(region.Includes, dir) {
+			if !region.CarriesRepository(dir) {
 				continue
 			}
 			if reason, bad := withholdReason(dir, in.Unread, in.Invalid); bad {
@@ -183,13 +179,13 @@ func PlanRegion(in PlanInput) *RegionPlan {
 	// A repository the region carries whose repomd.xml was not recorded fails the run
 	// even when nothing of it was planned: the region cannot be brought to its state.
 	for dir, reason := range in.Invalid {
-		if model.CarriesRepository(region.Includes, dir) {
+		if region.CarriesRepository(dir) {
 			withheld[dir] = reason
 		}
 	}
 	// An unread file the region carries fails the run: the region lacks it.
 	for _, u := range in.Unread {
-		if model.CarriesPath(region.Includes, u) {
+		if region.Carries(u) {
 			p.Unread = u
 			break
 		}
@@ -200,7 +196,7 @@ func PlanRegion(in PlanInput) *RegionPlan {
 	if len(withheld) > 0 {
 		items := p.Items[PhaseFiles][:0]
 		for _, it := range p.Items[PhaseFiles] {
-			if o := in.Objects[it.File.ID]; o != nil && o.State != db.ObjectMissing && withheldUnder(it.File.Path, withheld) {
+			if o := in.Objects[it.File.ID]; o != nil && o.State != model.ObjectMissing && withheldUnder(it.File.Path, withheld) {
 				p.Bytes[PhaseFiles] -= it.File.Size
 				p.KeptInPlace++
 				continue
@@ -221,12 +217,12 @@ func PlanRegion(in PlanInput) *RegionPlan {
 // Defer takes out of the plan what would change the region's state of repo: its files
 // rewritten under their names (recorded copies, see inPlace), its repodata and its
 // repomd.xml pair. New names still go up: nothing the region serves names them.
-func (p *RegionPlan) Defer(repo model.Repository, objects map[int64]*db.RegionObject) {
+func (p *RegionPlan) Defer(repo model.Repository, objects map[int64]*model.RegionObject) {
 	for ph := range NumPhases {
 		items := p.Items[ph][:0]
 		for _, it := range p.Items[ph] {
 			o := objects[it.File.ID]
-			if under(it.File.Path, repo.Directory) && (ph != PhaseFiles || (o != nil && o.State != db.ObjectMissing)) {
+			if under(it.File.Path, repo.Directory) && (ph != PhaseFiles || (o != nil && o.State != model.ObjectMissing)) {
 				p.Bytes[ph] -= it.File.Size
 				continue
 			}
@@ -265,15 +261,15 @@ func withholdReason(dir string, unread []string, invalid map[string]string) (str
 // with other bytes: any recorded copy but a missing one (a planned file is never verified
 // there). A copy recorded corrupt counts: corrupt is judged against the origin's current
 // file, and the object may be exactly what the repomd.xml the region serves names.
-func inPlace(region *model.Region, p *RegionPlan, objects map[int64]*db.RegionObject, repos []model.Repository) []model.Repository {
+func inPlace(region *model.Region, p *RegionPlan, objects map[int64]*model.RegionObject, repos []model.Repository) []model.Repository {
 	var out []model.Repository
 	for _, repo := range repos {
-		if !model.CarriesRepository(region.Includes, repo.Directory) {
+		if !region.CarriesRepository(repo.Directory) {
 			continue
 		}
 		rewrites := func(it Item) bool {
 			o := objects[it.File.ID]
-			return o != nil && o.State != db.ObjectMissing && under(it.File.Path, repo.Directory)
+			return o != nil && o.State != model.ObjectMissing && under(it.File.Path, repo.Directory)
 		}
 		if slices.ContainsFunc(p.Items[PhaseFiles], rewrites) || slices.ContainsFunc(p.Items[PhaseRepodata], rewrites) {
 			out = append(out, repo)
@@ -295,47 +291,4 @@ func comparePair(a, b string) int {
 		return -1
 	}
 	return strings.Compare(a, b)
-}
-
-// checksumNamed matches repodata files named after their own hash, which never change.
-var checksumNamed = regexp.MustCompile(`^[0-9a-f]{32,128}-`)
-
-// Headers returns the Content-Type and Cache-Control a path is stored with.
-func Headers(p string) (contentType, cacheControl string) {
-	base := path.Base(p)
-	ext := path.Ext(base)
-	switch ext {
-	case ".rpm":
-		contentType = "application/x-rpm"
-	case ".xml":
-		contentType = "application/xml"
-	case ".gz":
-		contentType = "application/gzip"
-	case ".xz":
-		contentType = "application/x-xz"
-	case ".zst":
-		contentType = "application/zstd"
-	case ".bz2":
-		contentType = "application/x-bzip2"
-	case ".iso":
-		contentType = "application/x-iso9660-image"
-	case ".asc":
-		contentType = "application/pgp-signature"
-	default:
-		contentType = mime.TypeByExtension(ext)
-		if contentType == "" {
-			contentType = "application/octet-stream"
-		}
-	}
-	const immutable = "public, max-age=31536000, immutable"
-	switch {
-	case PhaseOf(p) == PhaseRepomd:
-		// Clients and caches must always ask again: this is what moves a repository forward.
-		cacheControl = "no-cache"
-	case ext == ".rpm" || ext == ".drpm" || checksumNamed.MatchString(base):
-		cacheControl = immutable
-	default:
-		cacheControl = "public, max-age=300"
-	}
-	return contentType, cacheControl
 }

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
@@ -34,7 +33,7 @@ func TestPhaseOf(t *testing.T) {
 func TestPlan(t *testing.T) {
 	h := func(b byte) []byte { s := make([]byte, 32); s[0] = b; return s }
 	now := time.Now()
-	files := []db.File{
+	files := []model.File{
 		{ID: 1, Path: "r/Packages/a.rpm", Size: 10, SHA256: h(1)},
 		{ID: 2, Path: "r/Packages/b.rpm", Size: 20, SHA256: h(2)},
 		{ID: 3, Path: "r/repodata/x-primary.xml.gz", Size: 5, SHA256: h(3)},
@@ -43,11 +42,11 @@ func TestPlan(t *testing.T) {
 		{ID: 6, Path: "other/x.iso", Size: 100, SHA256: h(6)},
 		{ID: 7, Path: "r/Packages/c.rpm", Size: 30, SHA256: h(7)},
 	}
-	objects := map[int64]*db.RegionObject{
-		1: {FileID: 1, Size: 10, SHA256: h(1), State: db.ObjectPresent}, // verified
-		2: {FileID: 2, Size: 20, SHA256: h(9), State: db.ObjectPresent}, // other bytes: push
-		4: {FileID: 4, Size: 3, SHA256: h(4), State: db.ObjectMissing},  // missing: push
-		7: {FileID: 7, Size: 30, SHA256: h(7), State: db.ObjectCorrupt}, // corrupt: push
+	objects := map[int64]*model.RegionObject{
+		1: {FileID: 1, Size: 10, SHA256: h(1), State: model.ObjectPresent},
+		2: {FileID: 2, Size: 20, SHA256: h(9), State: model.ObjectPresent},
+		4: {FileID: 4, Size: 3, SHA256: h(4), State: model.ObjectMissing},
+		7: {FileID: 7, Size: 30, SHA256: h(7), State: model.ObjectCorrupt},
 	}
 	region := &model.Region{Name: "r1", Includes: []string{"r"}}
 	p := Plan(region, files, objects)
@@ -63,27 +62,11 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-func TestHeaders(t *testing.T) {
-	for p, want := range map[string][2]string{
-		"r/Packages/a.rpm":          {"application/x-rpm", "public, max-age=31536000, immutable"},
-		"r/repodata/repomd.xml":     {"application/xml", "no-cache"},
-		"r/repodata/repomd.xml.asc": {"application/pgp-signature", "no-cache"},
-		"r/repodata/0123456789abcdef0123456789abcdef01234567-primary.xml.gz": {"application/gzip", "public, max-age=31536000, immutable"},
-		"r/repodata/comps.xml": {"application/xml", "public, max-age=300"},
-		"r/README":             {"application/octet-stream", "public, max-age=300"},
-	} {
-		ct, cc := Headers(p)
-		if ct != want[0] || cc != want[1] {
-			t.Errorf("Headers(%q) = %q, %q; want %q", p, ct, cc, want)
-		}
-	}
-}
-
 func TestPlanRegion(t *testing.T) {
 	h := func(b byte) []byte { s := make([]byte, 32); s[0] = b; return s }
 	const dir = "r/os"
 	repo := model.Repository{ID: 7, Name: "r", Arch: "x86_64", Directory: dir}
-	files := []db.File{
+	files := []model.File{
 		{ID: 1, Path: dir + "/Packages/a.rpm", Size: 10, SHA256: h(1)},
 		{ID: 2, Path: dir + "/Packages/x+y.rpm", Size: 10, SHA256: h(2)},
 		{ID: 3, Path: dir + "/Packages/x y.rpm", Size: 10, SHA256: h(3)},
@@ -94,8 +77,8 @@ func TestPlanRegion(t *testing.T) {
 		{ID: 8, Path: "r/iso/boot.iso", Size: 100, SHA256: h(8)},
 		{ID: 9, Path: "repodata/repomd.xml", Size: 3, SHA256: h(9)}, // a repository at the root
 	}
-	present := func(id int64, sum byte) *db.RegionObject {
-		return &db.RegionObject{FileID: id, Size: 10, SHA256: h(sum), State: db.ObjectPresent}
+	present := func(id int64, sum byte) *model.RegionObject {
+		return &model.RegionObject{FileID: id, Size: 10, SHA256: h(sum), State: model.ObjectPresent}
 	}
 	paths := func(items []Item) []string {
 		var out []string
@@ -107,7 +90,7 @@ func TestPlanRegion(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		includes []string
-		objects  map[int64]*db.RegionObject
+		objects  map[int64]*model.RegionObject
 		unread   []string
 		invalid  map[string]string
 		// want
@@ -124,33 +107,33 @@ func TestPlanRegion(t *testing.T) {
 		{name: "no includes carry the root repository too", phases: [NumPhases]int{5, 1, 3}},
 		{name: "includes covering repodata/ only: no metadata", includes: []string{dir + "/repodata"}, phases: [NumPhases]int{0, 0, 0}},
 		{name: "includes covering the packages only: no metadata", includes: []string{dir + "/Packages"}, phases: [NumPhases]int{4, 0, 0}},
-		{name: "a package rewritten under its name", includes: []string{"r"}, objects: map[int64]*db.RegionObject{1: present(1, 99)},
+		{name: "a package rewritten under its name", includes: []string{"r"}, objects: map[int64]*model.RegionObject{1: present(1, 99)},
 			phases: [NumPhases]int{5, 1, 2}, repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}, inPlace: true},
-		{name: "repodata rewritten under its name", includes: []string{"r"}, objects: map[int64]*db.RegionObject{5: present(5, 99)},
+		{name: "repodata rewritten under its name", includes: []string{"r"}, objects: map[int64]*model.RegionObject{5: present(5, 99)},
 			phases: [NumPhases]int{5, 1, 2}, repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}, inPlace: true},
 		// "Corrupt" is judged against the origin's current file: the object may be exactly
 		// what the repomd.xml the region serves names (a scan after a region moved, before
 		// the push of the in-place rewrite; found by TestConcurrencySoak).
 		{name: "a copy recorded corrupt is rewritten in place", includes: []string{"r"},
-			objects: map[int64]*db.RegionObject{1: {FileID: 1, SHA256: h(99), State: db.ObjectCorrupt}}, phases: [NumPhases]int{5, 1, 2},
+			objects: map[int64]*model.RegionObject{1: {FileID: 1, SHA256: h(99), State: model.ObjectCorrupt}}, phases: [NumPhases]int{5, 1, 2},
 			repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}, inPlace: true},
 		{name: "a copy recorded corrupt with the origin's hash is rewritten in place", includes: []string{"r"},
-			objects: map[int64]*db.RegionObject{5: {FileID: 5, SHA256: h(5), State: db.ObjectCorrupt}}, phases: [NumPhases]int{5, 1, 2},
+			objects: map[int64]*model.RegionObject{5: {FileID: 5, SHA256: h(5), State: model.ObjectCorrupt}}, phases: [NumPhases]int{5, 1, 2},
 			repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}, inPlace: true},
 		{name: "a copy recorded missing is no in-place rewrite", includes: []string{"r"},
-			objects: map[int64]*db.RegionObject{1: {FileID: 1, SHA256: h(99), State: db.ObjectMissing}}, phases: [NumPhases]int{5, 1, 2},
+			objects: map[int64]*model.RegionObject{1: {FileID: 1, SHA256: h(99), State: model.ObjectMissing}}, phases: [NumPhases]int{5, 1, 2},
 			repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}},
 		{name: "only the pair changes: no in-place rewrite", includes: []string{"r"},
-			objects: map[int64]*db.RegionObject{6: present(6, 99), 7: present(7, 99)}, phases: [NumPhases]int{5, 1, 2},
+			objects: map[int64]*model.RegionObject{6: present(6, 99), 7: present(7, 99)}, phases: [NumPhases]int{5, 1, 2},
 			repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}},
 		{name: "a file outside the repository is no in-place rewrite", includes: []string{"r"},
-			objects: map[int64]*db.RegionObject{8: present(8, 99)}, phases: [NumPhases]int{5, 1, 2},
+			objects: map[int64]*model.RegionObject{8: present(8, 99)}, phases: [NumPhases]int{5, 1, 2},
 			repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}},
 		{name: "unparsable repomd.xml: metadata withheld", includes: []string{"r"}, invalid: map[string]string{dir: "cannot be parsed"},
 			phases: [NumPhases]int{5, 0, 0}, withheld: []string{dir}},
 		// The origin is mid-update: what the region serves stays whole, new names go up.
 		{name: "withheld repository: files rewritten under their names stay", includes: []string{"r"}, invalid: map[string]string{dir: "primary.xml names another checksum"},
-			objects: map[int64]*db.RegionObject{1: present(1, 99), 2: {FileID: 2, SHA256: h(98), State: db.ObjectCorrupt}, 8: present(8, 97)},
+			objects: map[int64]*model.RegionObject{1: present(1, 99), 2: {FileID: 2, SHA256: h(98), State: model.ObjectCorrupt}, 8: present(8, 97)},
 			phases:  [NumPhases]int{3, 0, 0}, withheld: []string{dir}},
 		{name: "invalid repository the region does not carry", includes: []string{"r/iso"}, invalid: map[string]string{dir: "cannot be parsed"},
 			phases: [NumPhases]int{1, 0, 0}},
@@ -204,7 +187,7 @@ func TestPlanRegion(t *testing.T) {
 }
 
 func TestChainsPublishThePairInOrder(t *testing.T) {
-	mk := func(p string) *job { return &job{file: &Item{File: &db.File{Path: p}}} }
+	mk := func(p string) *job { return &job{file: &Item{File: &model.File{Path: p}}} }
 	jobs := []*job{mk("a/repodata/repomd.xml"), mk("b/repodata/repomd.xml"), mk("a/repodata/repomd.xml.asc"), mk("a/repodata/repomd.xml.key")}
 	got := chains(PhaseRepomd, jobs)
 	if len(got) != 2 {
@@ -315,7 +298,7 @@ func TestTwinNotWrittenOverADeletedFile(t *testing.T) {
 	sum := make([]byte, 32)
 	gone := time.Now()
 	r := &model.Region{ID: 1, Name: "r"}
-	p := PlanRegion(PlanInput{Region: r, Files: []db.File{
+	p := PlanRegion(PlanInput{Region: r, Files: []model.File{
 		{ID: 1, Path: "d/a+b.txt", Size: 1, SHA256: sum},
 		{ID: 2, Path: "d/a b.txt", Size: 1, SHA256: sum, DeletedAt: &gone},
 	}})

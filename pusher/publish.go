@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
@@ -20,11 +19,11 @@ const (
 )
 
 // serving reports whether a region's repository record sends clients there.
-func serving(st *db.RegionRepo) bool {
-	return st != nil && (st.State == db.RepoFresh || st.State == db.RepoAlternate)
+func serving(st *model.RegionRepo) bool {
+	return st != nil && (st.State == model.RepoFresh || st.State == model.RepoAlternate)
 }
 
-func findRegionRepo(states []db.RegionRepo, regionID, repoID int64) *db.RegionRepo {
+func findRegionRepo(states []model.RegionRepo, regionID, repoID int64) *model.RegionRepo {
 	for i := range states {
 		if states[i].RegionID == regionID && states[i].RepositoryID == repoID {
 			return &states[i]
@@ -62,8 +61,8 @@ func (p *Pusher) takeOutRewritten(ctx context.Context, cfg Config, active []*Reg
 			if !serving(prev) {
 				continue
 			}
-			taken, err := p.DB.TakeOut(context.WithoutCancel(ctx), rr.fence(), db.RegionRepo{RegionID: rr.region.ID, RepositoryID: repo.ID,
-				RepomdSHA256: prev.RepomdSHA256, State: db.RepoStale, HTTPStatus: prev.HTTPStatus, Error: reasonInPlace})
+			taken, err := p.DB.TakeOut(context.WithoutCancel(ctx), rr.fence(), model.RegionRepo{RegionID: rr.region.ID, RepositoryID: repo.ID,
+				RepomdSHA256: prev.RepomdSHA256, State: model.RepoStale, HTTPStatus: prev.HTTPStatus, Error: reasonInPlace})
 			if err != nil {
 				rr.fail(fmt.Errorf("push %s: take repository %s/%s out of the answers before rewriting it in place: %w", rr.Region, repo.Name, repo.Arch, err))
 				break
@@ -122,7 +121,7 @@ func (p *Pusher) recordHalfPairs(ctx context.Context, cfg Config, active []*Regi
 			if repo == nil || !halfPair(paths, written) {
 				continue
 			}
-			err := p.setRegionRepo(ctx, rr, db.RegionRepo{RegionID: rr.region.ID, RepositoryID: repo.ID, State: db.RepoStale, Error: reasonHalfPair})
+			err := p.setRegionRepo(ctx, rr, model.RegionRepo{RegionID: rr.region.ID, RepositoryID: repo.ID, State: model.RepoStale, Error: reasonHalfPair})
 			if err != nil {
 				p.log().Error("cannot record a half-published repository", slog.String("region", rr.Region), slog.Any("err", err))
 			}
@@ -149,7 +148,7 @@ func halfPair(planned []string, written map[string]bool) bool {
 }
 
 // setRegionRepo records a repository's state in a region.
-func (p *Pusher) setRegionRepo(ctx context.Context, rr *RegionResult, st db.RegionRepo) error {
+func (p *Pusher) setRegionRepo(ctx context.Context, rr *RegionResult, st model.RegionRepo) error {
 	// Recorded even when the push is being cancelled (it is what the region serves), but
 	// only while the region's lock is held: the fence refuses it after a loss.
 	return p.DB.SetRegionRepo(context.WithoutCancel(ctx), rr.fence(), st)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -113,15 +112,11 @@ type RegionResult struct {
 	sem          *semaphore.Weighted // transfers in flight
 	region       *model.Region
 	plan         *RegionPlan
-	objects      map[int64]*db.RegionObject // as recorded before this push, by file ID
-	busy         bool                       // another process holds the region
-	run          *db.RegionRun              // the region's write lock and run; nil in a dry run
+	objects      map[int64]*model.RegionObject // as recorded before this push, by file ID
+	busy         bool                          // another process holds the region
+	run          *db.RegionRun                 // the region's write lock and run; nil in a dry run
 	start        time.Time
 }
-
-// StatusBusy: another process was pushing the region (or collecting in it); this push
-// did nothing there.
-const StatusBusy = "busy"
 
 // Result is a whole push.
 type Result struct {
@@ -132,7 +127,7 @@ type Result struct {
 // Failed reports whether any region failed.
 func (r *Result) Failed() bool {
 	for _, rr := range r.Regions {
-		if rr.Status != db.RunOK {
+		if rr.Status != model.RunOK {
 			return true
 		}
 	}
@@ -173,34 +168,6 @@ func (p *Pusher) defaults() Config {
 		c.AnnounceDelay = DefaultAnnounceDelay
 	}
 	return c
-}
-
-// ResolveRegions returns the named regions, or every region when none is named. An
-// unknown name fails before anything is done.
-func ResolveRegions(ctx context.Context, d *db.DB, names []string) ([]*model.Region, error) {
-	if len(names) == 0 {
-		all, err := d.ListRegions(ctx)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]*model.Region, len(all))
-		for i := range all {
-			out[i] = &all[i]
-		}
-		return out, nil
-	}
-	var out []*model.Region
-	for _, n := range names {
-		if slices.ContainsFunc(out, func(r *model.Region) bool { return r.Name == n }) {
-			continue
-		}
-		r, err := d.GetRegion(ctx, n)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, nil
 }
 
 // Push takes the inventory and syncs it into the regions. It returns an error only when
@@ -302,7 +269,7 @@ func (rr *RegionResult) failed() bool {
 func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv *InventoryReport, repos []model.Repository) error {
 	r := rr.region
 	if !cfg.DryRun {
-		run, err := p.DB.BeginRegionRun(ctx, db.RunPush, r)
+		run, err := p.DB.BeginRegionRun(ctx, model.RunPush, r)
 		if err != nil {
 			rr.busy = errors.Is(err, db.ErrLocked)
 			return err // names the region and, when busy, who holds it
@@ -316,7 +283,7 @@ func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv 
 	if err != nil {
 		return fmt.Errorf("push %s: %w", r.Name, err)
 	}
-	byFile := make(map[int64]*db.RegionObject, len(objects))
+	byFile := make(map[int64]*model.RegionObject, len(objects))
 	for i := range objects {
 		byFile[objects[i].FileID] = &objects[i]
 	}
@@ -400,7 +367,7 @@ func (rr *RegionResult) context(ctx context.Context) context.Context {
 // finish records the run's end and releases the lock.
 func (p *Pusher) finish(ctx context.Context, rr *RegionResult) {
 	rr.Duration = p.now().Sub(rr.start)
-	rr.Status = db.RunOK
+	rr.Status = model.RunOK
 	if rr.phaseErr == nil && len(rr.deferred) > 0 {
 		rr.phaseErr = fmt.Errorf("push %s: repositories %s not updated: their files are rewritten in place and this region is the last one serving them; the next push updates them once another region serves the new version",
 			rr.Region, strings.Join(rr.deferred, ", "))
@@ -419,10 +386,10 @@ func (p *Pusher) finish(ctx context.Context, rr *RegionResult) {
 		}
 	}
 	if rr.phaseErr != nil {
-		rr.Status, rr.Error = db.RunFailed, rr.phaseErr.Error()
+		rr.Status, rr.Error = model.RunFailed, rr.phaseErr.Error()
 	}
 	if rr.busy {
-		rr.Status = StatusBusy
+		rr.Status = model.RunBusy
 	}
 	if rr.run != nil {
 		run := rr.run.Run

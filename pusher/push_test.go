@@ -159,10 +159,10 @@ func TestFullPushThenNoop(t *testing.T) {
 	res := f.push(a, b, c)
 	files := len(f.originFiles())
 	for _, rr := range res.Regions {
-		if rr.Status != db.RunOK || rr.Uploaded != files || rr.Failed != 0 {
+		if rr.Status != model.RunOK || rr.Uploaded != files || rr.Failed != 0 {
 			t.Fatalf("first push %s: %+v", rr.Region, rr)
 		}
-		if len(rr.Repos) != 1 || rr.Repos[0].State != db.RepoFresh || rr.Repos[0].Via != repocheck.ViaPublicURL {
+		if len(rr.Repos) != 1 || rr.Repos[0].State != model.RepoFresh || rr.Repos[0].Via != repocheck.ViaPublicURL {
 			t.Errorf("%s repositories: %+v", rr.Region, rr.Repos)
 		}
 	}
@@ -171,12 +171,12 @@ func TestFullPushThenNoop(t *testing.T) {
 	}
 	for _, r := range []*model.Region{a, b, c} {
 		f.checkRegionHasOrigin(r)
-		if s := f.repoState(r); s != db.RepoFresh {
+		if s := f.repoState(r); s != model.RepoFresh {
 			t.Errorf("%s: repository state %s", r.Name, s)
 		}
 	}
-	runs, _ := f.db.RecentRuns(context.Background(), db.RunPush, 10)
-	if len(runs) != 3 || runs[0].Status != db.RunOK || runs[0].Files != int64(files) {
+	runs, _ := f.db.RecentRuns(context.Background(), model.RunPush, 10)
+	if len(runs) != 3 || runs[0].Status != model.RunOK || runs[0].Files != int64(files) {
 		t.Errorf("runs: %+v", runs)
 	}
 
@@ -186,7 +186,7 @@ func TestFullPushThenNoop(t *testing.T) {
 		t.Errorf("no-op push hashed %d files", res.Inventory.Hashed)
 	}
 	for _, rr := range res.Regions {
-		if rr.Status != db.RunOK || rr.Uploaded != 0 || rr.UpToDate != files {
+		if rr.Status != model.RunOK || rr.Uploaded != 0 || rr.UpToDate != files {
 			t.Errorf("no-op push %s: %+v", rr.Region, rr)
 		}
 	}
@@ -232,7 +232,7 @@ func TestChangedPackageMovesOnlyItAndMetadataInOrder(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	for _, rr := range res.Regions {
-		if rr.Status != db.RunOK {
+		if rr.Status != model.RunOK {
 			t.Fatalf("%s: %+v", rr.Region, rr)
 		}
 		// One package, the three regenerated repodata files, repomd.xml.
@@ -316,7 +316,7 @@ func TestGCRespectsGracePeriod(t *testing.T) {
 		t.Fatalf("push after delete: %+v", res.Inventory)
 	}
 	results, _, err := f.pusher.GC(ctx, []*model.Region{a}, GCOptions{Grace: time.Hour, UpdateDelay: -1})
-	if err != nil || results[0].Status != db.RunOK || results[0].Deleted != 0 {
+	if err != nil || results[0].Status != model.RunOK || results[0].Deleted != 0 {
 		t.Fatalf("gc within grace: %+v %v", results, err)
 	}
 	if resp, _ := http.Head(a.URL(gone)); resp.StatusCode != 200 {
@@ -357,7 +357,7 @@ func TestGCLeavesStaleRegionsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	results, _, _ := f.pusher.GC(ctx, []*model.Region{a}, GCOptions{UpdateDelay: -1})
-	if results[0].Status != db.RunFailed || results[0].Deleted != 0 || !strings.Contains(results[0].Error, "not fresh") {
+	if results[0].Status != model.RunFailed || results[0].Deleted != 0 || !strings.Contains(results[0].Error, "not fresh") {
 		t.Fatalf("gc of a stale region: %+v", results[0])
 	}
 }

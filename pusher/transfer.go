@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/objstore"
 )
 
@@ -187,7 +188,7 @@ func (p *Pusher) transferWhole(ctx context.Context, budget *budget, it *Item, re
 	if sum := sha256.Sum256(data); !bytes.Equal(sum[:], f.SHA256) {
 		return fmt.Errorf("%s changed at the origin since the inventory; the next push takes it", f.Path)
 	}
-	ct, cc := Headers(f.Path)
+	ct, cc := model.Headers(f.Path)
 	opts := objstore.PutOptions{SHA256: f.SHA256, ContentType: ct, CacheControl: cc}
 	var wg sync.WaitGroup
 	for _, rr := range regions {
@@ -211,7 +212,7 @@ func (p *Pusher) transferWhole(ctx context.Context, budget *budget, it *Item, re
 // uploads completed.
 func (p *Pusher) transferParts(ctx context.Context, cfg Config, budget *budget, it *Item, regions []*RegionResult) error {
 	f := it.File
-	ct, cc := Headers(f.Path)
+	ct, cc := model.Headers(f.Path)
 	opts := objstore.PutOptions{SHA256: f.SHA256, ContentType: ct, CacheControl: cc}
 	type upload struct {
 		rr  *RegionResult
@@ -333,7 +334,7 @@ func (p *Pusher) written(ctx context.Context, rr *RegionResult, it *Item, opts o
 	rr.Bytes += f.Size
 	rr.uploadedKeys[f.Path] = true
 	rr.pending = append(rr.pending, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256,
-		State: db.ObjectPresent, Pushed: true, Verified: true})
+		State: model.ObjectPresent, Pushed: true, Verified: true})
 	full := len(rr.pending) >= flushCount || time.Since(rr.lastFlush) >= flushInterval
 	rr.mu.Unlock()
 	if p.Progress != nil {

@@ -10,7 +10,6 @@ import (
 	"path"
 	"slices"
 
-	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/objstore"
 	"github.com/regionmirror/regionmirror/internal/repocheck"
@@ -21,7 +20,7 @@ import (
 // when read back, as clients read it. A repository becomes fresh only here, after every
 // phase succeeded in this region.
 func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, repos []model.Repository, inv *InventoryReport) {
-	filesByPath := make(map[string]*db.File, len(inv.Live))
+	filesByPath := make(map[string]*model.File, len(inv.Live))
 	for i := range inv.Live {
 		filesByPath[inv.Live[i].Path] = &inv.Live[i]
 	}
@@ -36,7 +35,7 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 		f := filesByPath[path]
 		// The same rule as the plan's: a region that does not carry the whole repository
 		// got none of its metadata.
-		if f == nil || !model.CarriesRepository(rr.region.Includes, repo.Directory) {
+		if f == nil || !rr.region.CarriesRepository(repo.Directory) {
 			continue
 		}
 		versions, err := p.DB.RepomdVersions(ctx, repo.ID)
@@ -47,7 +46,7 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 		if len(versions) == 0 || !bytes.Equal(versions[0].SHA256, f.SHA256) {
 			continue // the origin's repomd.xml was not recorded (unreadable files, invalid)
 		}
-		var prev *db.RegionRepo
+		var prev *model.RegionRepo
 		for i := range states {
 			if states[i].RegionID == rr.region.ID && states[i].RepositoryID == repo.ID {
 				prev = &states[i]
@@ -56,9 +55,9 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 		// Verified here: written by this push, or recorded verified before it.
 		verified := rr.uploadedKeys[path] || rr.objects[f.ID].Holds(f)
 		pair := pairs[repo.Directory]
-		written := slices.ContainsFunc(pair, func(pf *db.File) bool { return rr.uploadedKeys[pf.Path] })
-		if !written && prev != nil && prev.State == db.RepoFresh && bytes.Equal(prev.RepomdSHA256, f.SHA256) && verified {
-			rr.Repos = append(rr.Repos, RepoResult{Repo: repo.Name, Arch: repo.Arch, State: db.RepoFresh})
+		written := slices.ContainsFunc(pair, func(pf *model.File) bool { return rr.uploadedKeys[pf.Path] })
+		if !written && prev != nil && prev.State == model.RepoFresh && bytes.Equal(prev.RepomdSHA256, f.SHA256) && verified {
+			rr.Repos = append(rr.Repos, RepoResult{Repo: repo.Name, Arch: repo.Arch, State: model.RepoFresh})
 			continue
 		}
 		if !verified {
@@ -68,7 +67,7 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 		if st.Via == repocheck.ViaStorage {
 			p.log().Info("read repomd.xml back through the storage API", slog.String("region", rr.Region), slog.String("path", path))
 		}
-		if st.State == db.RepoFresh {
+		if st.State == model.RepoFresh {
 			// The pair is read back together: a repomd.xml beside a signature of another
 			// one fails every client with repo_gpgcheck.
 			for _, pf := range pair {
@@ -76,7 +75,7 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 					continue
 				}
 				if err := readBack(ctx, cfg, rr, pf); err != nil {
-					st.State, st.Error = db.RepoStale, err.Error()
+					st.State, st.Error = model.RepoStale, err.Error()
 					break
 				}
 			}
@@ -86,7 +85,7 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 			return
 		}
 		rr.Repos = append(rr.Repos, RepoResult{Repo: repo.Name, Arch: repo.Arch, State: st.State, Via: st.Via})
-		if st.State != db.RepoFresh {
+		if st.State != model.RepoFresh {
 			rr.fail(fmt.Errorf("push %s: repository %s/%s: repomd.xml read back is %s: %s", rr.Region, repo.Name, repo.Arch, st.State, st.Error))
 		}
 	}
@@ -94,8 +93,8 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, 
 
 // pairIndex lists, by repository directory, the origin's repomd.xml and the files
 // published with it (repomd.xml.asc, repomd.xml.key): one pass over the inventory.
-func pairIndex(live []db.File) map[string][]*db.File {
-	out := map[string][]*db.File{}
+func pairIndex(live []model.File) map[string][]*model.File {
+	out := map[string][]*model.File{}
 	for i := range live {
 		if f := &live[i]; PhaseOf(f.Path) == PhaseRepomd {
 			dir := repoDirOf(f.Path)
@@ -107,7 +106,7 @@ func pairIndex(live []db.File) map[string][]*db.File {
 
 // readBack reads a published file through the region's public URL (the storage API where
 // this host cannot reach it, as repocheck does) and compares it with the origin's.
-func readBack(ctx context.Context, cfg Config, rr *RegionResult, f *db.File) error {
+func readBack(ctx context.Context, cfg Config, rr *RegionResult, f *model.File) error {
 	sum, status, err := repocheck.FetchSHA256(ctx, cfg.HTTPClient, rr.region.URL(f.Path))
 	if err != nil && rr.store != nil && (status == 0 || rr.region.Access == model.AccessLocationOnly) {
 		sum, err = storeSHA256(ctx, rr.store, f.Path)

@@ -53,7 +53,7 @@ func (f *fixture) putBack(r *model.Region, srv *testenv.S3Server, path string, b
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if err := f.db.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: file.ID, Size: int64(len(body)), SHA256: sum[:], State: db.ObjectPresent, Pushed: true}}); err != nil {
+	if err := f.db.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: file.ID, Size: int64(len(body)), SHA256: sum[:], State: model.ObjectPresent, Pushed: true}}); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -101,7 +101,7 @@ func TestPushBetweenRegionScansLeavesThemFresh(t *testing.T) {
 			pushed = true
 			f.newRevision("2000000000")
 			f.push(b)
-			if s := f.repoState(b); s != db.RepoFresh {
+			if s := f.repoState(b); s != model.RepoFresh {
 				t.Fatalf("after the push: %s", s)
 			}
 		}
@@ -111,11 +111,11 @@ func TestPushBetweenRegionScansLeavesThemFresh(t *testing.T) {
 	if !pushed {
 		t.Fatal("the push did not run")
 	}
-	if s := f.repoState(b); s != db.RepoFresh || reps[1].Status != db.RunOK {
+	if s := f.repoState(b); s != model.RepoFresh || reps[1].Status != model.RunOK {
 		t.Fatalf("region pushed during the scan: %s (%s), report %+v", s, f.repoError(b), reps[1])
 	}
 	// The region scanned first serves the previous version: still offered, as an alternate.
-	if s := f.repoState(a); s != db.RepoFresh && s != db.RepoAlternate {
+	if s := f.repoState(a); s != model.RepoFresh && s != model.RepoAlternate {
 		t.Errorf("region not pushed: %s", s)
 	}
 }
@@ -140,7 +140,7 @@ func TestServedRepomdNamingOtherBytesIsStale(t *testing.T) {
 	a := f.s3Region("sa-east-1", srv)
 	f.simpleRepodata()
 	f.push(a)
-	if rep := f.scan(a)[0]; f.repoState(a) != db.RepoFresh {
+	if rep := f.scan(a)[0]; f.repoState(a) != model.RepoFresh {
 		t.Fatalf("first scan: %s %+v", f.repoState(a), rep)
 	}
 	repomdPath := repoDir + "/repodata/repomd.xml"
@@ -158,12 +158,12 @@ func TestServedRepomdNamingOtherBytesIsStale(t *testing.T) {
 	f.putBack(a, srv, repomdPath, old)
 
 	rep := f.scan(a)[0]
-	if s := f.repoState(a); s != db.RepoStale || !strings.Contains(f.repoError(a), "primary.xml.gz") {
+	if s := f.repoState(a); s != model.RepoStale || !strings.Contains(f.repoError(a), "primary.xml.gz") {
 		t.Fatalf("region serving the old repomd.xml beside the new primary.xml.gz: %s (%q), report %+v", s, f.repoError(a), rep.Repos)
 	}
 	// The next push repairs it.
 	f.push(a)
-	if f.scan(a); f.repoState(a) != db.RepoFresh {
+	if f.scan(a); f.repoState(a) != model.RepoFresh {
 		t.Fatalf("after the repair: %s (%s)", f.repoState(a), f.repoError(a))
 	}
 }
@@ -178,7 +178,7 @@ func TestMismatchedSignatureIsStale(t *testing.T) {
 	oldSig := []byte("-----BEGIN PGP SIGNATURE-----\nfirst\n-----END PGP SIGNATURE-----\n")
 	os.WriteFile(filepath.Join(f.origin, ascPath), oldSig, 0o644)
 	f.push(a)
-	if f.scan(a); f.repoState(a) != db.RepoFresh {
+	if f.scan(a); f.repoState(a) != model.RepoFresh {
 		t.Fatalf("first scan: %s (%s)", f.repoState(a), f.repoError(a))
 	}
 	f.newRevision("2100000000")
@@ -187,11 +187,11 @@ func TestMismatchedSignatureIsStale(t *testing.T) {
 	// The signature's upload failed: the new repomd.xml beside the old signature.
 	f.putBack(a, srv, ascPath, oldSig)
 	rep := f.scan(a)[0]
-	if s := f.repoState(a); s != db.RepoStale || !strings.Contains(f.repoError(a), "repomd.xml.asc") {
+	if s := f.repoState(a); s != model.RepoStale || !strings.Contains(f.repoError(a), "repomd.xml.asc") {
 		t.Fatalf("region serving a mismatched pair: %s (%q), report %+v", s, f.repoError(a), rep.Repos)
 	}
 	f.push(a)
-	if f.scan(a); f.repoState(a) != db.RepoFresh {
+	if f.scan(a); f.repoState(a) != model.RepoFresh {
 		t.Fatalf("after the repair: %s (%s)", f.repoState(a), f.repoError(a))
 	}
 }
@@ -257,7 +257,7 @@ func TestKMSBucketObjectsAreNotCondemnedByETag(t *testing.T) {
 		return objstore.Open(ctx, &viaKMS, f.scanner.Config.StoreOptions)
 	}
 	rep := f.scan(a)[0]
-	if rep.Corrupt != 0 || rep.Missing != 0 || rep.Verified == 0 || f.repoState(a) != db.RepoFresh || rep.Status != db.RunOK {
+	if rep.Corrupt != 0 || rep.Missing != 0 || rep.Verified == 0 || f.repoState(a) != model.RepoFresh || rep.Status != model.RunOK {
 		t.Fatalf("scan of a KMS bucket: %+v, repository %s (%s)", rep, f.repoState(a), f.repoError(a))
 	}
 	// Real damage is still found: same size, other bytes, their own stored checksum.
@@ -270,7 +270,7 @@ func TestKMSBucketObjectsAreNotCondemnedByETag(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep = f.scan(a)[0]
-	if rep.Corrupt != 1 || f.objectState(a, p) != db.ObjectCorrupt {
+	if rep.Corrupt != 1 || f.objectState(a, p) != model.ObjectCorrupt {
 		t.Fatalf("scan of a KMS bucket with one damaged object: %+v", rep)
 	}
 }
@@ -286,7 +286,7 @@ func TestRewrittenInPlaceStaysOutUntilPushed(t *testing.T) {
 	srv := testenv.SharedS3(t)
 	a := f.s3Region("eu-north-1", srv)
 	f.push(a)
-	if f.scan(a); f.repoState(a) != db.RepoFresh {
+	if f.scan(a); f.repoState(a) != model.RepoFresh {
 		t.Fatalf("first scan: %s (%s)", f.repoState(a), f.repoError(a))
 	}
 	// The origin publishes a new version; a package is rewritten under its name.
@@ -310,18 +310,18 @@ func TestRewrittenInPlaceStaysOutUntilPushed(t *testing.T) {
 		t.Fatalf("repositories %d, states %d", len(repos), len(states))
 	}
 	out := states[0]
-	out.State, out.Error = db.RepoStale, "being rewritten in place"
+	out.State, out.Error = model.RepoStale, "being rewritten in place"
 	if err := f.db.SetRegionRepo(context.Background(), db.NoFence, out); err != nil {
 		t.Fatal(err)
 	}
 	f.putBack(a, srv, pkg, resigned)
 
 	rep := f.scan(a)[0]
-	if s := f.repoState(a); s != db.RepoStale {
+	if s := f.repoState(a); s != model.RepoStale {
 		t.Fatalf("a region serving the older repomd.xml over a package rewritten in place is %s (%q), report %+v", s, f.repoError(a), rep.Repos)
 	}
 	f.push(a)
-	if f.scan(a); f.repoState(a) != db.RepoFresh {
+	if f.scan(a); f.repoState(a) != model.RepoFresh {
 		t.Fatalf("after the push: %s (%s)", f.repoState(a), f.repoError(a))
 	}
 }
@@ -339,7 +339,7 @@ func TestHalfPairIsNoAlternate(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.push(a)
-	if f.scan(a); f.repoState(a) != db.RepoFresh {
+	if f.scan(a); f.repoState(a) != model.RepoFresh {
 		t.Fatalf("first scan: %s (%s)", f.repoState(a), f.repoError(a))
 	}
 	f.newRevision("2300000000")
@@ -350,7 +350,7 @@ func TestHalfPairIsNoAlternate(t *testing.T) {
 	f.inventory()
 	f.putBack(a, srv, repoDir+"/repodata/repomd.xml.asc", sig2)
 	rep := f.scan(a)[0]
-	if s := f.repoState(a); s != db.RepoStale || !strings.Contains(f.repoError(a), "repomd.xml.asc") {
+	if s := f.repoState(a); s != model.RepoStale || !strings.Contains(f.repoError(a), "repomd.xml.asc") {
 		t.Fatalf("a region serving the older repomd.xml beside the new signature: %s (%q), report %+v", s, f.repoError(a), rep.Repos)
 	}
 }
@@ -364,7 +364,7 @@ func TestOriginMidUpdateLeavesTheRegionFresh(t *testing.T) {
 	srv := testenv.SharedS3(t)
 	a := f.s3Region("il-central-1", srv)
 	f.push(a)
-	if f.scan(a); f.repoState(a) != db.RepoFresh {
+	if f.scan(a); f.repoState(a) != model.RepoFresh {
 		t.Fatalf("first scan: %s (%s)", f.repoState(a), f.repoError(a))
 	}
 	pkg := filepath.Join(f.origin, repoDir, "Packages", "hello-1.0-1.noarch.rpm")
@@ -377,7 +377,7 @@ func TestOriginMidUpdateLeavesTheRegionFresh(t *testing.T) {
 	}
 	f.inventory()
 	rep := f.scan(a)[0]
-	if s := f.repoState(a); s != db.RepoFresh {
+	if s := f.repoState(a); s != model.RepoFresh {
 		t.Fatalf("a region holding exactly what its current metadata names is %s (%q), report %+v", s, f.repoError(a), rep.Repos)
 	}
 }

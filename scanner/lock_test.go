@@ -107,10 +107,10 @@ func TestLostLockStopsTheScan(t *testing.T) {
 			if k == nil || !k.killed {
 				t.Fatal("the lock's session was not terminated")
 			}
-			if rep.Status != db.RunFailed || !strings.Contains(rep.Error, "lock lost") {
+			if rep.Status != model.RunFailed || !strings.Contains(rep.Error, "lock lost") {
 				t.Errorf("scan after losing its %s lock: status %s, error %q", lock, rep.Status, rep.Error)
 			}
-			if s := f.objectState(a, gone); s != db.ObjectPresent {
+			if s := f.objectState(a, gone); s != model.ObjectPresent {
 				t.Errorf("object recorded %s after the loss", s)
 			}
 			after, _ := f.db.RegionRepos(ctx)
@@ -121,8 +121,8 @@ func TestLostLockStopsTheScan(t *testing.T) {
 			if len(healthAfter) != 1 || len(healthBefore) != 1 || !healthAfter[0].LastProbeAt.Equal(*healthBefore[0].LastProbeAt) {
 				t.Errorf("health probe recorded after the loss: before %+v, after %+v", healthBefore, healthAfter)
 			}
-			runs, _ := f.db.RecentRuns(ctx, db.RunScan, 1)
-			if len(runs) != 1 || runs[0].Status != db.RunFailed || !strings.Contains(runs[0].Error, "lock lost") {
+			runs, _ := f.db.RecentRuns(ctx, model.RunScan, 1)
+			if len(runs) != 1 || runs[0].Status != model.RunFailed || !strings.Contains(runs[0].Error, "lock lost") {
 				t.Errorf("the run records no loss: %+v", runs)
 			}
 		})
@@ -150,7 +150,7 @@ func TestBusyWriteLockRecordsOnlyUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := f.scan(a)[0]
-	if s := f.repoState(a); s != db.RepoFresh || !strings.Contains(rep.Skipped, "only unreachable") {
+	if s := f.repoState(a); s != model.RepoFresh || !strings.Contains(rep.Skipped, "only unreachable") {
 		t.Fatalf("scan beside a push: repository recorded %s, report %+v", s, rep)
 	}
 	// A region clients cannot reach is recorded so whoever holds the write lock.
@@ -158,7 +158,7 @@ func TestBusyWriteLockRecordsOnlyUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.scan(a)
-	if s := f.repoState(a); s != db.RepoUnreachable {
+	if s := f.repoState(a); s != model.RepoUnreachable {
 		t.Fatalf("unreachable region beside a push: %s", s)
 	}
 }
@@ -195,7 +195,7 @@ func TestWriteLockHeldAcrossRepomdCheck(t *testing.T) {
 	if probe.probes == 0 || probe.taken != 0 {
 		t.Fatalf("a push could take the write lock while the scan checked repomd.xml (%d of %d times); report %+v", probe.taken, probe.probes, rep)
 	}
-	if f.repoState(a) != db.RepoFresh {
+	if f.repoState(a) != model.RepoFresh {
 		t.Errorf("repository %s", f.repoState(a))
 	}
 }
@@ -227,7 +227,7 @@ func TestFailedListingReleasesTheWriteLock(t *testing.T) {
 	if probe.probes == 0 || probe.taken != probe.probes {
 		t.Fatalf("a push could take the write lock in %d of %d repomd.xml checks after the listing failed; report %+v", probe.taken, probe.probes, rep)
 	}
-	if rep.Status != db.RunFailed || f.repoState(a) != db.RepoFresh {
+	if rep.Status != model.RunFailed || f.repoState(a) != model.RepoFresh {
 		t.Errorf("status %s, repository %s: a failed listing records no good news and takes nothing away the public URL still serves", rep.Status, f.repoState(a))
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
@@ -44,12 +43,12 @@ func TestMovedRegionWithoutPackagesIsNotFresh(t *testing.T) {
 			t.Fatal(err)
 		}
 		rep := f.scan(moved)[0]
-		if st := f.repoState(moved); st != db.RepoStale || !strings.Contains(f.repoError(moved), "packages its primary.xml names") {
+		if st := f.repoState(moved); st != model.RepoStale || !strings.Contains(f.repoError(moved), "packages its primary.xml names") {
 			t.Errorf("deep=%v: a region holding no package is %s (%q), report %+v", deep, st, f.repoError(moved), rep.Repos)
 		}
 		// Once the packages are there, it is fresh.
 		f.push(moved)
-		if f.scan(moved); f.repoState(moved) != db.RepoFresh {
+		if f.scan(moved); f.repoState(moved) != model.RepoFresh {
 			t.Errorf("deep=%v: after the push: %s (%s)", deep, f.repoState(moved), f.repoError(moved))
 		}
 	}

@@ -50,9 +50,6 @@ type Scanner struct {
 	OpenStore func(ctx context.Context, r *model.Region) (objstore.Store, error)
 }
 
-// StatusBusy: another scan of the region was running; this one did nothing.
-const StatusBusy = "busy"
-
 // RepoReport is what a region serves for one repository.
 type RepoReport struct {
 	Repo       string `json:"repo"`
@@ -137,11 +134,11 @@ func (s *Scanner) Scan(ctx context.Context, regions []*model.Region) ([]*RegionR
 
 // originState is what the database says the origin holds, read under a region's write lock.
 type originState struct {
-	files    []db.File
-	byPath   map[string]*db.File
+	files    []model.File
+	byPath   map[string]*model.File
 	repos    []model.Repository
-	versions map[int64][]db.RepomdVersion
-	served   map[[2]int64]*db.RegionRepo // (region, repository) -> what was last recorded
+	versions map[int64][]model.RepomdVersion
+	served   map[[2]int64]*model.RegionRepo // (region, repository) -> what was last recorded
 }
 
 func (s *Scanner) loadOrigin(ctx context.Context) (*originState, error) {
@@ -153,7 +150,7 @@ func (s *Scanner) loadOrigin(ctx context.Context) (*originState, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &originState{files: files, byPath: make(map[string]*db.File, len(files)), repos: repos, versions: map[int64][]db.RepomdVersion{}}
+	o := &originState{files: files, byPath: make(map[string]*model.File, len(files)), repos: repos, versions: map[int64][]model.RepomdVersion{}}
 	for i := range files {
 		o.byPath[files[i].Path] = &files[i]
 	}
@@ -166,7 +163,7 @@ func (s *Scanner) loadOrigin(ctx context.Context) (*originState, error) {
 	if err != nil {
 		return nil, err
 	}
-	o.served = make(map[[2]int64]*db.RegionRepo, len(states))
+	o.served = make(map[[2]int64]*model.RegionRepo, len(states))
 	for i := range states {
 		o.served[[2]int64{states[i].RegionID, states[i].RepositoryID}] = &states[i]
 	}
@@ -193,11 +190,11 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 	rep := &RegionReport{Region: r.Name}
 	parent := ctx // ctx becomes the locks' context below; they end before the deferred records
 	// One scan per region at a time, whichever process or machine runs it.
-	run, err := s.DB.BeginRegionRun(ctx, db.RunScan, r)
+	run, err := s.DB.BeginRegionRun(ctx, model.RunScan, r)
 	if err != nil {
-		rep.Status, rep.Error = db.RunFailed, err.Error()
+		rep.Status, rep.Error = model.RunFailed, err.Error()
 		if errors.Is(err, db.ErrLocked) {
-			rep.Status = StatusBusy
+			rep.Status = model.RunBusy
 		}
 		return rep
 	}
@@ -239,9 +236,9 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 		if runErr == nil {
 			runErr = probeErr
 		}
-		rep.Status = db.RunOK
+		rep.Status = model.RunOK
 		if runErr != nil {
-			rep.Status, rep.Error = db.RunFailed, runErr.Error()
+			rep.Status, rep.Error = model.RunFailed, runErr.Error()
 		}
 		if err := run.Finish(parent, runErr); err != nil {
 			s.log().Error("cannot record the end of the scan", slog.String("region", r.Name), slog.Any("err", err))
@@ -330,7 +327,7 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 	var lastUnreachable string
 	for _, repo := range origin.repos {
 		vs := origin.versions[repo.ID]
-		if len(vs) == 0 || !model.CarriesRepository(r.Includes, repo.Directory) {
+		if len(vs) == 0 || !r.CarriesRepository(repo.Directory) {
 			continue
 		}
 		res := repocheck.Check(ctx, cfg.HTTPClient, r, store, model.RepomdPath(repo.Directory), vs)
@@ -352,7 +349,7 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 		}
 		recorded := false
 		switch {
-		case !judged && res.State != db.RepoUnreachable:
+		case !judged && res.State != model.RepoUnreachable:
 			// A push holds the region (what it serves may be half-written, and the push
 			// records the result itself), or the listing failed (good news needs the
 			// files checked, and without the write lock a version a push lands meanwhile
@@ -383,11 +380,11 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 // that), and beside the current repomd.xml the origin's repomd.xml.asc. Any of these
 // failing makes it stale, with the reason.
 func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, store objstore.Store, repo model.Repository, origin *originState, seen *objectsSeen, res *repocheck.Result) {
-	if res.State != db.RepoFresh && res.State != db.RepoAlternate {
+	if res.State != model.RepoFresh && res.State != model.RepoAlternate {
 		return
 	}
 	stale := func(format string, args ...any) {
-		res.State, res.Error = db.RepoStale, fmt.Sprintf(format, args...)
+		res.State, res.Error = model.RepoStale, fmt.Sprintf(format, args...)
 	}
 	if n := countUnder(seen.bad, repo.Directory); n > 0 {
 		// What it serves names files the region lacks: clients would fail there.
@@ -415,7 +412,7 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 			return
 		}
 	}
-	if res.State == db.RepoFresh {
+	if res.State == model.RepoFresh {
 		// The current repomd.xml names every package of its primary.xml: each must be
 		// there, or clients of this region fail where nothing was ever pushed (a region
 		// that moved, or whose packages were never uploaded).
@@ -424,7 +421,7 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 			return
 		}
 	}
-	if res.State == db.RepoAlternate && !AlternateVerified(origin.served[[2]int64{r.ID, repo.ID}], res.RepomdSHA256) {
+	if res.State == model.RepoAlternate && !AlternateVerified(origin.served[[2]int64{r.ID, repo.ID}], res.RepomdSHA256) {
 		stale("serves an older repomd.xml that was not verified here; the next push publishes the current one")
 		return
 	}
@@ -435,7 +432,7 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 	}
 	body, _, status, err := repocheck.Read(ctx, cfg.HTTPClient, r, store, ascPath)
 	switch {
-	case res.State != db.RepoFresh:
+	case res.State != model.RepoFresh:
 		// An older signature is not in the inventory to compare with, but the current one
 		// beside an older repomd.xml is half a pair: a push stopped between the two
 		// (found by review).
@@ -445,7 +442,7 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 	case err != nil && status == http.StatusNotFound:
 		stale("serves repomd.xml without its repomd.xml.asc")
 	case err != nil:
-		res.State, res.Error, res.Reachable = db.RepoUnreachable, err.Error(), false
+		res.State, res.Error, res.Reachable = model.RepoUnreachable, err.Error(), false
 	default:
 		if sum := sha256.Sum256(body); !bytes.Equal(sum[:], asc.SHA256) {
 			stale("serves a repomd.xml.asc that is not the signature of the repomd.xml it serves")
@@ -455,7 +452,7 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 
 // packagesMissing reads the primary.xml a region serves (already checked against the
 // repomd.xml it serves) and returns why not every package it names is held there, or "".
-func (s *Scanner) packagesMissing(ctx context.Context, store objstore.Store, repo model.Repository, md *repomd.Repomd, seen *objectsSeen, byPath map[string]*db.File) string {
+func (s *Scanner) packagesMissing(ctx context.Context, store objstore.Store, repo model.Repository, md *repomd.Repomd, seen *objectsSeen, byPath map[string]*model.File) string {
 	for _, d := range md.Data {
 		if d.Type != "primary" {
 			continue
@@ -597,7 +594,7 @@ func (s *Scanner) bucketEncryption(ctx context.Context, r *model.Region, store o
 // compareObjects lists the region in parallel key ranges and records what it found for
 // every file the region should carry, under fence, calling check before each batch.
 func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Region, store objstore.Store, origin *originState, rep *RegionReport, fence db.Fence, check func() error) (*objectsSeen, error) {
-	var want []*db.File // live files the region carries, by path
+	var want []*model.File // live files the region carries, by path
 	known := make(map[string]bool, len(origin.files)*2)
 	for i := range origin.files {
 		f := &origin.files[i]
@@ -605,7 +602,7 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 		if twin := model.SpaceTwin(f.Path); twin != "" {
 			known[twin] = true
 		}
-		if f.DeletedAt == nil && model.CarriesPath(r.Includes, f.Path) {
+		if f.DeletedAt == nil && r.Carries(f.Path) {
 			want = append(want, f)
 		}
 	}
@@ -623,7 +620,7 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 	if err != nil {
 		return nil, err
 	}
-	rows := make(map[int64]*db.RegionObject, len(objects))
+	rows := make(map[int64]*model.RegionObject, len(objects))
 	for i := range objects {
 		rows[objects[i].FileID] = &objects[i]
 	}
@@ -644,10 +641,10 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 		if v == VerdictUnchecked && row.Holds(f) {
 			seen.standing[f.Path] = true
 		}
-		if v == VerdictOutdated && row.State == db.ObjectPresent {
+		if v == VerdictOutdated && row.State == model.ObjectPresent {
 			seen.older[f.Path] = row.SHA256
 		}
-		state := db.ObjectPresent
+		state := model.ObjectPresent
 		switch v {
 		case VerdictNeverPushed:
 			// Nothing recorded, and nothing the region serves names it yet (a push
@@ -665,11 +662,11 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 				rep.Adopted++
 			}
 		case VerdictMissing, VerdictTwinMissing:
-			state = db.ObjectMissing
+			state = model.ObjectMissing
 			seen.bad[f.Path] = true
 			rep.Missing++
 		case VerdictCorrupt:
-			state = db.ObjectCorrupt
+			state = model.ObjectCorrupt
 			if row != nil {
 				seen.bad[f.Path] = true
 			}
@@ -702,7 +699,7 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 // contents judges every listed object's bytes against the origin's file: from the listing
 // where it can tell, else by a Head (stored SHA-256, encryption) and, with --deep, by
 // reading the object. Heads and reads run cfg.Concurrency at a time.
-func (s *Scanner) contents(ctx context.Context, cfg Config, r *model.Region, store objstore.Store, want []*db.File, listed map[string]objstore.Info) ([]Evidence, error) {
+func (s *Scanner) contents(ctx context.Context, cfg Config, r *model.Region, store objstore.Store, want []*model.File, listed map[string]objstore.Info) ([]Evidence, error) {
 	enc := s.bucketEncryption(ctx, r, store)
 	out := make([]Evidence, len(want))
 	var todo []int
@@ -751,7 +748,7 @@ func (s *Scanner) contents(ctx context.Context, cfg Config, r *model.Region, sto
 
 // objectContent settles what a listing could not: the stored SHA-256 or a trustworthy
 // ETag from a Head (a directory keeps neither), else with --deep the bytes themselves.
-func (s *Scanner) objectContent(ctx context.Context, cfg Config, r *model.Region, store objstore.Store, f *db.File, enc string) (Evidence, error) {
+func (s *Scanner) objectContent(ctx context.Context, cfg Config, r *model.Region, store objstore.Store, f *model.File, enc string) (Evidence, error) {
 	if r.Kind != model.KindFile {
 		head, err := store.Head(ctx, f.Path)
 		if errors.Is(err, objstore.ErrNotExist) {
@@ -784,7 +781,7 @@ func (s *Scanner) objectContent(ctx context.Context, cfg Config, r *model.Region
 }
 
 // splitPoints cuts the key space into about n ranges of equal numbers of known files.
-func splitPoints(files []*db.File, n int) []string {
+func splitPoints(files []*model.File, n int) []string {
 	if n <= 1 || len(files) < 2*n {
 		return nil
 	}

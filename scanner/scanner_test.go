@@ -118,7 +118,7 @@ func TestScanFindsMissingCorruptAndExtra(t *testing.T) {
 	f.push(a)
 	rep := f.scan(a)[0]
 	files := 9 + 150
-	if rep.Status != db.RunOK || rep.Verified != files || rep.Missing+rep.Corrupt+rep.Extra != 0 || rep.Listed != files+1 || rep.Health != db.HealthUp {
+	if rep.Status != model.RunOK || rep.Verified != files || rep.Missing+rep.Corrupt+rep.Extra != 0 || rep.Listed != files+1 || rep.Health != model.HealthUp {
 		t.Fatalf("clean scan: %+v", rep) // +1: the libc++ package's twin with spaces
 	}
 
@@ -141,14 +141,14 @@ func TestScanFindsMissingCorruptAndExtra(t *testing.T) {
 	if rep.Missing != 1 || rep.Corrupt != 1 || rep.Extra != 1 || rep.Extras[0] != "stray/file.txt" {
 		t.Fatalf("scan after tampering: %+v", rep)
 	}
-	if s := f.objectState(a, gone); s != db.ObjectMissing {
+	if s := f.objectState(a, gone); s != model.ObjectMissing {
 		t.Errorf("deleted object: state %s", s)
 	}
-	if s := f.objectState(a, changed); s != db.ObjectCorrupt {
+	if s := f.objectState(a, changed); s != model.ObjectCorrupt {
 		t.Errorf("overwritten object: state %s", s)
 	}
 	// The region serves metadata naming a file it lacks: not fresh any more.
-	if s := f.repoState(a); s != db.RepoStale {
+	if s := f.repoState(a); s != model.RepoStale {
 		t.Errorf("repository with a missing package: %s", s)
 	}
 
@@ -158,7 +158,7 @@ func TestScanFindsMissingCorruptAndExtra(t *testing.T) {
 		t.Fatalf("repair push: %+v %v", res.Regions[0], err)
 	}
 	rep = f.scan(a)[0]
-	if rep.Verified != files || rep.Missing+rep.Corrupt != 0 || f.repoState(a) != db.RepoFresh {
+	if rep.Verified != files || rep.Missing+rep.Corrupt != 0 || f.repoState(a) != model.RepoFresh {
 		t.Fatalf("scan after repair: %+v, repo %s", rep, f.repoState(a))
 	}
 }
@@ -173,14 +173,14 @@ func TestPurgeThenPushRewrites(t *testing.T) {
 		t.Fatalf("forget: %d %v", n, err)
 	}
 	res, err := f.pusher.Push(context.Background(), []*model.Region{a})
-	if err != nil || res.Regions[0].Uploaded != 1 || f.objectState(a, p) != db.ObjectPresent {
+	if err != nil || res.Regions[0].Uploaded != 1 || f.objectState(a, p) != model.ObjectPresent {
 		t.Fatalf("push after purge: %+v %v", res.Regions[0], err)
 	}
 	// An object the push wrote but never recorded (it was killed) is adopted by a scan.
 	if _, err := f.db.ForgetObject(context.Background(), p, a.ID); err != nil {
 		t.Fatal(err)
 	}
-	if rep := f.scan(a)[0]; rep.Adopted != 1 || f.objectState(a, p) != db.ObjectPresent {
+	if rep := f.scan(a)[0]; rep.Adopted != 1 || f.objectState(a, p) != model.ObjectPresent {
 		t.Errorf("scan of an unrecorded object: %+v", rep)
 	}
 }
@@ -191,28 +191,28 @@ func TestPublicReadRemovedMakesRegionUnhealthy(t *testing.T) {
 	srv := testenv.SharedS3(t)
 	a := f.s3Region("ap-northeast-1", srv)
 	f.push(a)
-	if rep := f.scan(a)[0]; rep.Health != db.HealthUp {
+	if rep := f.scan(a)[0]; rep.Health != model.HealthUp {
 		t.Fatalf("first scan: %+v", rep)
 	}
 	c := srv.Client()
 	if _, err := c.DeleteBucketPolicy(ctx, &s3.DeleteBucketPolicyInput{Bucket: &a.Bucket}); err != nil {
 		t.Fatal(err)
 	}
-	for i, want := range []string{db.HealthUp, db.HealthUp, db.HealthDown} {
+	for i, want := range []string{model.HealthUp, model.HealthUp, model.HealthDown} {
 		rep := f.scan(a)[0]
-		if len(rep.Repos) != 1 || rep.Repos[0].State != db.RepoUnreachable || rep.Repos[0].HTTPStatus != http.StatusForbidden {
+		if len(rep.Repos) != 1 || rep.Repos[0].State != model.RepoUnreachable || rep.Repos[0].HTTPStatus != http.StatusForbidden {
 			t.Fatalf("scan %d without public read: %+v", i, rep.Repos)
 		}
-		if rep.Health != want || rep.Status != db.RunFailed {
+		if rep.Health != want || rep.Status != model.RunFailed {
 			t.Fatalf("scan %d: health %s status %s, want %s failed", i, rep.Health, rep.Status, want)
 		}
 	}
 	if _, err := c.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &a.Bucket, Policy: aws.String(testenv.PublicReadPolicy(a.Bucket))}); err != nil {
 		t.Fatal(err)
 	}
-	for i, want := range []string{db.HealthDown, db.HealthUp} {
+	for i, want := range []string{model.HealthDown, model.HealthUp} {
 		rep := f.scan(a)[0]
-		if rep.Health != want || rep.Repos[0].State != db.RepoFresh {
+		if rep.Health != want || rep.Repos[0].State != model.RepoFresh {
 			t.Fatalf("scan %d after restoring: health %s repos %+v, want %s", i, rep.Health, rep.Repos, want)
 		}
 	}
@@ -228,11 +228,11 @@ func TestScanFaultsNameTheRegionAndSpareOthers(t *testing.T) {
 	deadEndpoint := f.add(&model.Region{Name: "eu-south-9", Kind: model.KindS3, Bucket: "whatever", Endpoint: "http://127.0.0.1:1",
 		PublicURL: "http://127.0.0.1:1/whatever"})
 	reps := f.scan(good, noBucket, deadEndpoint)
-	if reps[0].Status != db.RunOK {
+	if reps[0].Status != model.RunOK {
 		t.Errorf("good region: %+v", reps[0])
 	}
 	for _, rep := range reps[1:] {
-		if rep.Status != db.RunFailed || !strings.Contains(rep.Error, "scan "+rep.Region) {
+		if rep.Status != model.RunFailed || !strings.Contains(rep.Error, "scan "+rep.Region) {
 			t.Errorf("%s: %+v", rep.Region, rep)
 		}
 		t.Logf("%s: %s", rep.Region, rep.Error)
@@ -240,7 +240,7 @@ func TestScanFaultsNameTheRegionAndSpareOthers(t *testing.T) {
 	if !strings.Contains(reps[1].Error, "NoSuchBucket") {
 		t.Errorf("missing bucket error: %s", reps[1].Error)
 	}
-	runs, _ := f.db.RecentRuns(context.Background(), db.RunScan, 10)
+	runs, _ := f.db.RecentRuns(context.Background(), model.RunScan, 10)
 	if len(runs) != 3 {
 		t.Errorf("%d scan runs recorded, want 3", len(runs))
 	}
@@ -258,20 +258,20 @@ func TestDeepScanOfFileRegion(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, p), bytes.Repeat([]byte{0}, int(st.Size())), 0o644)
 	// A directory keeps no checksums: without --deep, nothing is claimed either way.
 	rep := f.scan(a)[0]
-	if rep.Corrupt != 0 || rep.Unsure == 0 || f.objectState(a, p) != db.ObjectPresent {
+	if rep.Corrupt != 0 || rep.Unsure == 0 || f.objectState(a, p) != model.ObjectPresent {
 		t.Fatalf("shallow scan: %+v", rep)
 	}
 	f.scanner.Config.Deep = true
 	rep = f.scan(a)[0]
-	if rep.Corrupt != 1 || f.objectState(a, p) != db.ObjectCorrupt {
+	if rep.Corrupt != 1 || f.objectState(a, p) != model.ObjectCorrupt {
 		t.Fatalf("deep scan: %+v", rep)
 	}
 }
 
 func TestSplitPointsCoverEveryKey(t *testing.T) {
-	var files []*db.File
+	var files []*model.File
 	for i := range 100 {
-		files = append(files, &db.File{Path: fmt.Sprintf("k%03d", i)})
+		files = append(files, &model.File{Path: fmt.Sprintf("k%03d", i)})
 	}
 	points := splitPoints(files, 4)
 	if len(points) != 3 || points[0] != "k025" || points[2] != "k075" {
@@ -292,10 +292,10 @@ func TestOneScanPerRegion(t *testing.T) {
 	}
 	rep := f.scan(a)[0]
 	lock.Release()
-	if rep.Status != StatusBusy || !strings.Contains(rep.Error, "is locked by") {
+	if rep.Status != model.RunBusy || !strings.Contains(rep.Error, "is locked by") {
 		t.Fatalf("scan beside another: %+v", rep)
 	}
-	if runs, _ := f.db.RecentRuns(context.Background(), db.RunScan, 5); len(runs) != 0 {
+	if runs, _ := f.db.RecentRuns(context.Background(), model.RunScan, 5); len(runs) != 0 {
 		t.Errorf("a scan that did nothing recorded a run: %+v", runs)
 	}
 }
@@ -312,21 +312,21 @@ func TestDeadRegionLeavesAtFirstScan(t *testing.T) {
 	defer srv.Stop()
 	r := f.s3Region("ap-east-1", srv)
 	f.push(r)
-	if s := f.repoState(r); s != db.RepoFresh {
+	if s := f.repoState(r); s != model.RepoFresh {
 		t.Fatalf("after the push: %s", s)
 	}
 	srv.Kill()
 	rep := f.scan(r)[0]
-	if rep.Status != db.RunFailed || rep.Health == db.HealthDown {
+	if rep.Status != model.RunFailed || rep.Health == model.HealthDown {
 		t.Errorf("first scan of a dead region: %+v", rep)
 	}
-	if s := f.repoState(r); s != db.RepoUnreachable {
-		t.Errorf("repository state after the first scan of a dead region: %s, want %s", s, db.RepoUnreachable)
+	if s := f.repoState(r); s != model.RepoUnreachable {
+		t.Errorf("repository state after the first scan of a dead region: %s, want %s", s, model.RepoUnreachable)
 	}
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if rep := f.scan(r)[0]; rep.Status != db.RunOK || f.repoState(r) != db.RepoFresh {
+	if rep := f.scan(r)[0]; rep.Status != model.RunOK || f.repoState(r) != model.RepoFresh {
 		t.Errorf("scan after the restart: %+v, repository %s", rep, f.repoState(r))
 	}
 }
@@ -343,7 +343,7 @@ func TestNewFilesNotYetPushedLeaveTheRepositoryServable(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep := f.scan(a)[0]
-	if rep.Missing != 0 || f.repoState(a) != db.RepoFresh {
+	if rep.Missing != 0 || f.repoState(a) != model.RepoFresh {
 		t.Fatalf("scan before the new file was pushed: %+v, repository %s", rep, f.repoState(a))
 	}
 }

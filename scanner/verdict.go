@@ -5,7 +5,7 @@ import (
 	"encoding/hex"
 	"strings"
 
-	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/objstore"
 	"github.com/regionmirror/regionmirror/internal/repomd"
 )
@@ -47,7 +47,7 @@ func ETagMeansMD5(bucketEnc, objectEnc string) bool {
 // the MD5 is a match unless the bucket uses KMS or customer keys. One that differs never
 // condemns the object by itself: the object may be encrypted with KMS (its ETag is then no
 // MD5 at all, whatever the bucket's default), so it asks for a Head.
-func ListingEvidence(f *db.File, info objstore.Info, bucketEnc string) Evidence {
+func ListingEvidence(f *model.File, info objstore.Info, bucketEnc string) Evidence {
 	if info.Size != f.Size {
 		return Differs
 	}
@@ -77,7 +77,7 @@ func NormalizeEncryption(s string) string {
 // HeadEvidence judges an object from a HeadObject answer (asked with checksum mode on).
 // The stored SHA-256 decides when there is one; otherwise a plain ETag is trusted only when
 // neither the bucket nor the object says KMS or customer keys.
-func HeadEvidence(f *db.File, head objstore.Info, bucketEnc string) Evidence {
+func HeadEvidence(f *model.File, head objstore.Info, bucketEnc string) Evidence {
 	if head.Size != f.Size {
 		return Differs
 	}
@@ -121,8 +121,8 @@ func (v Verdict) Holds() bool { return v == VerdictPresent || v == VerdictAdopte
 
 // ObjectInput is everything the verdict on one file depends on.
 type ObjectInput struct {
-	File       *db.File
-	Record     *db.RegionObject // nil: nothing recorded
+	File       *model.File
+	Record     *model.RegionObject // nil: nothing recorded
 	Listed     bool
 	NeedsTwin  bool // the path has a "+" twin key
 	TwinListed bool
@@ -159,7 +159,7 @@ func ObjectVerdict(in ObjectInput) Verdict {
 // scan already knows: the origin's file at that path (nil when the origin has none) and
 // whether the region's object is certainly that file's bytes. Unknown means the object
 // must be read (or its stored SHA-256 asked for).
-func DataEvidence(d repomd.Data, f *db.File, holdsOrigin bool) Evidence {
+func DataEvidence(d repomd.Data, f *model.File, holdsOrigin bool) Evidence {
 	if f == nil || !holdsOrigin || !strings.EqualFold(d.Algorithm, "sha256") {
 		return Unknown
 	}
@@ -181,11 +181,11 @@ func DataEvidence(d repomd.Data, f *db.File, holdsOrigin bool) Evidence {
 // then finds right; such a push takes the repository out first, and that record must
 // stand until a push makes the region fresh again. Likewise a region that moved, or was
 // never verified serving this version, is not offered for it.
-func AlternateVerified(prev *db.RegionRepo, served []byte) bool {
+func AlternateVerified(prev *model.RegionRepo, served []byte) bool {
 	if prev == nil || served == nil {
 		return false
 	}
-	return (prev.State == db.RepoFresh || prev.State == db.RepoAlternate) && bytes.Equal(prev.RepomdSHA256, served)
+	return (prev.State == model.RepoFresh || prev.State == model.RepoAlternate) && bytes.Equal(prev.RepomdSHA256, served)
 }
 
 // PackageHeld judges one package a served primary.xml names against what the region holds:
@@ -193,7 +193,7 @@ func AlternateVerified(prev *db.RegionRepo, served []byte) bool {
 // older version the region holds verified (the origin changed since, and the served
 // metadata may still name that version). Match: the region holds the bytes primary.xml
 // names; Differs: it holds other bytes; Unknown: it holds nothing verified there.
-func PackageHeld(pkg repomd.Package, f *db.File, holdsOrigin bool, older []byte) Evidence {
+func PackageHeld(pkg repomd.Package, f *model.File, holdsOrigin bool, older []byte) Evidence {
 	if older != nil && strings.EqualFold(pkg.Algorithm, "sha256") {
 		return boolEvidence(pkg.Checksum == hex.EncodeToString(older))
 	}

@@ -7,15 +7,15 @@ import (
 	"encoding/hex"
 	"testing"
 
-	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/objstore"
 	"github.com/regionmirror/regionmirror/internal/repomd"
 )
 
-func sampleFile(body string) *db.File {
+func sampleFile(body string) *model.File {
 	m := md5.Sum([]byte(body))
 	s := sha256.Sum256([]byte(body))
-	return &db.File{ID: 1, Path: "a/b.rpm", Size: int64(len(body)), MD5: m[:], SHA256: s[:]}
+	return &model.File{ID: 1, Path: "a/b.rpm", Size: int64(len(body)), MD5: m[:], SHA256: s[:]}
 }
 
 func TestListingAndHeadEvidence(t *testing.T) {
@@ -62,29 +62,29 @@ func TestListingAndHeadEvidence(t *testing.T) {
 func TestObjectVerdict(t *testing.T) {
 	f := sampleFile("origin bytes")
 	old := sampleFile("older bytes")
-	rec := func(state string, g *db.File) *db.RegionObject {
-		return &db.RegionObject{FileID: f.ID, State: state, Size: g.Size, SHA256: g.SHA256}
+	rec := func(state string, g *model.File) *model.RegionObject {
+		return &model.RegionObject{FileID: f.ID, State: state, Size: g.Size, SHA256: g.SHA256}
 	}
 	cases := []struct {
 		name string
 		in   ObjectInput
 		want Verdict
 	}{
-		{"verified and recorded", ObjectInput{File: f, Record: rec(db.ObjectPresent, f), Listed: true, Content: Match}, VerdictPresent},
+		{"verified and recorded", ObjectInput{File: f, Record: rec(model.ObjectPresent, f), Listed: true, Content: Match}, VerdictPresent},
 		{"verified, not recorded", ObjectInput{File: f, Listed: true, Content: Match}, VerdictAdopted},
-		{"verified, recorded missing", ObjectInput{File: f, Record: rec(db.ObjectMissing, f), Listed: true, Content: Match}, VerdictAdopted},
-		{"the new version, recorded old", ObjectInput{File: f, Record: rec(db.ObjectPresent, old), Listed: true, Content: Match}, VerdictAdopted},
-		{"recorded, not listed", ObjectInput{File: f, Record: rec(db.ObjectPresent, f)}, VerdictMissing},
+		{"verified, recorded missing", ObjectInput{File: f, Record: rec(model.ObjectMissing, f), Listed: true, Content: Match}, VerdictAdopted},
+		{"the new version, recorded old", ObjectInput{File: f, Record: rec(model.ObjectPresent, old), Listed: true, Content: Match}, VerdictAdopted},
+		{"recorded, not listed", ObjectInput{File: f, Record: rec(model.ObjectPresent, f)}, VerdictMissing},
 		{"never pushed", ObjectInput{File: f}, VerdictNeverPushed},
 		{"never pushed, twin neither", ObjectInput{File: f, NeedsTwin: true}, VerdictNeverPushed},
-		{"twin missing", ObjectInput{File: f, Record: rec(db.ObjectPresent, f), Listed: true, NeedsTwin: true, Content: Match}, VerdictTwinMissing},
+		{"twin missing", ObjectInput{File: f, Record: rec(model.ObjectPresent, f), Listed: true, NeedsTwin: true, Content: Match}, VerdictTwinMissing},
 		{"unrecorded, twin missing", ObjectInput{File: f, Listed: true, NeedsTwin: true, Content: Match}, VerdictNeverPushed},
-		{"twin there", ObjectInput{File: f, Record: rec(db.ObjectPresent, f), Listed: true, NeedsTwin: true, TwinListed: true, Content: Match}, VerdictPresent},
-		{"older version recorded, other bytes", ObjectInput{File: f, Record: rec(db.ObjectPresent, old), Listed: true, Content: Differs}, VerdictOutdated},
-		{"older version recorded, unknown bytes", ObjectInput{File: f, Record: rec(db.ObjectPresent, old), Listed: true, Content: Unknown}, VerdictOutdated},
-		{"other bytes", ObjectInput{File: f, Record: rec(db.ObjectPresent, f), Listed: true, Content: Differs}, VerdictCorrupt},
+		{"twin there", ObjectInput{File: f, Record: rec(model.ObjectPresent, f), Listed: true, NeedsTwin: true, TwinListed: true, Content: Match}, VerdictPresent},
+		{"older version recorded, other bytes", ObjectInput{File: f, Record: rec(model.ObjectPresent, old), Listed: true, Content: Differs}, VerdictOutdated},
+		{"older version recorded, unknown bytes", ObjectInput{File: f, Record: rec(model.ObjectPresent, old), Listed: true, Content: Unknown}, VerdictOutdated},
+		{"other bytes", ObjectInput{File: f, Record: rec(model.ObjectPresent, f), Listed: true, Content: Differs}, VerdictCorrupt},
 		{"other bytes, unrecorded", ObjectInput{File: f, Listed: true, Content: Differs}, VerdictCorrupt},
-		{"cannot tell", ObjectInput{File: f, Record: rec(db.ObjectPresent, f), Listed: true, Content: Unknown}, VerdictUnchecked},
+		{"cannot tell", ObjectInput{File: f, Record: rec(model.ObjectPresent, f), Listed: true, Content: Unknown}, VerdictUnchecked},
 	}
 	for _, c := range cases {
 		if got := ObjectVerdict(c.in); got != c.want {
@@ -96,13 +96,13 @@ func TestObjectVerdict(t *testing.T) {
 func TestDataEvidence(t *testing.T) {
 	f := sampleFile("primary")
 	old := sampleFile("old primary")
-	entry := func(algo string, g *db.File) repomd.Data {
+	entry := func(algo string, g *model.File) repomd.Data {
 		return repomd.Data{Type: "primary", Href: "repodata/primary.xml.gz", Algorithm: algo, Checksum: hex.EncodeToString(g.SHA256), Size: g.Size}
 	}
 	cases := []struct {
 		name  string
 		d     repomd.Data
-		f     *db.File
+		f     *model.File
 		holds bool
 		want  Evidence
 	}{
@@ -126,22 +126,22 @@ func TestAlternateVerified(t *testing.T) {
 	v1, v2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
 	for _, tc := range []struct {
 		name string
-		prev *db.RegionRepo
+		prev *model.RegionRepo
 		want bool
 	}{
 		{"never recorded (a new or moved region)", nil, false},
-		{"verified fresh with that version", &db.RegionRepo{State: db.RepoFresh, RepomdSHA256: v1}, true},
-		{"already an alternate with that version", &db.RegionRepo{State: db.RepoAlternate, RepomdSHA256: v1}, true},
-		{"fresh with another version (reverted behind our back)", &db.RegionRepo{State: db.RepoFresh, RepomdSHA256: v2}, false},
-		{"taken out by a push rewriting in place", &db.RegionRepo{State: db.RepoStale, RepomdSHA256: v1, Error: "being rewritten in place"}, false},
-		{"unreachable at the last scan", &db.RegionRepo{State: db.RepoUnreachable}, false},
-		{"missing at the last scan", &db.RegionRepo{State: db.RepoMissing}, false},
+		{"verified fresh with that version", &model.RegionRepo{State: model.RepoFresh, RepomdSHA256: v1}, true},
+		{"already an alternate with that version", &model.RegionRepo{State: model.RepoAlternate, RepomdSHA256: v1}, true},
+		{"fresh with another version (reverted behind our back)", &model.RegionRepo{State: model.RepoFresh, RepomdSHA256: v2}, false},
+		{"taken out by a push rewriting in place", &model.RegionRepo{State: model.RepoStale, RepomdSHA256: v1, Error: "being rewritten in place"}, false},
+		{"unreachable at the last scan", &model.RegionRepo{State: model.RepoUnreachable}, false},
+		{"missing at the last scan", &model.RegionRepo{State: model.RepoMissing}, false},
 	} {
 		if got := AlternateVerified(tc.prev, v1); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	if AlternateVerified(&db.RegionRepo{State: db.RepoFresh}, nil) {
+	if AlternateVerified(&model.RegionRepo{State: model.RepoFresh}, nil) {
 		t.Error("nothing served is no alternate")
 	}
 }

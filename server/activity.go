@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // ActivitySource is the database side of Activity; *db.DB is one.
 type ActivitySource interface {
 	AddRedirectCounts(ctx context.Context, deltas []db.RedirectCount) error
 	RedirectCounts(ctx context.Context) ([]db.RedirectCount, error)
-	RecentRuns(ctx context.Context, kind string, limit int) ([]db.Run, error)
+	RecentRuns(ctx context.Context, kind string, limit int) ([]model.Run, error)
 	LastRuns(ctx context.Context) ([]db.LastRun, error)
 }
 
@@ -53,7 +54,7 @@ type ActivityView struct {
 	ReadAt     time.Time // zero before the first successful read
 	Error      string    // the last round's error ("" when it worked)
 	Totals     []db.RedirectCount
-	RecentRuns []db.Run
+	RecentRuns []model.Run
 	LastRuns   []db.LastRun
 }
 

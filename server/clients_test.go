@@ -64,7 +64,7 @@ func newClientEnv(t *testing.T, originURL string) *clientEnv {
 	var inv db.InventoryChanges
 	for p, b := range e.content {
 		s, m := sha256.Sum256(b), md5.Sum(b)
-		inv.Upsert = append(inv.Upsert, db.File{Path: p, Size: int64(len(b)), SHA256: s[:], MD5: m[:], Mtime: time.Now()})
+		inv.Upsert = append(inv.Upsert, model.File{Path: p, Size: int64(len(b)), SHA256: s[:], MD5: m[:], Mtime: time.Now()})
 	}
 	if _, err := d.ApplyInventory(ctx, inv); err != nil {
 		t.Fatal(err)
@@ -102,14 +102,14 @@ func newClientEnv(t *testing.T, originURL string) *clientEnv {
 			}
 			for _, f := range files {
 				if f.Path == p {
-					ups = append(ups, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Pushed: true, Verified: true})
+					ups = append(ups, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectPresent, Pushed: true, Verified: true})
 				}
 			}
 		}
 		if err := d.RecordObjects(ctx, db.NoFence, r.ID, ups); err != nil {
 			t.Fatal(err)
 		}
-		run, err := d.StartRun(ctx, db.RunPush, r)
+		run, err := d.StartRun(ctx, model.RunPush, r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +118,7 @@ func newClientEnv(t *testing.T, originURL string) *clientEnv {
 			t.Fatal(err)
 		}
 		if def.name == "ap-southeast-2" {
-			run, _ := d.StartRun(ctx, db.RunScan, r)
+			run, _ := d.StartRun(ctx, model.RunScan, r)
 			if err := d.FinishRun(ctx, run, fmt.Errorf("list bucket: connection reset")); err != nil {
 				t.Fatal(err)
 			}
@@ -128,13 +128,13 @@ func newClientEnv(t *testing.T, originURL string) *clientEnv {
 	if err := d.CreateRepository(ctx, repo); err != nil {
 		t.Fatal(err)
 	}
-	v := &db.RepomdVersion{RepositoryID: repo.ID, MD5: make([]byte, 16), SHA1: make([]byte, 20), SHA256: bytes.Repeat([]byte{1}, 32), SHA512: make([]byte, 64), Size: 100, Timestamp: 1763726400}
+	v := &model.RepomdVersion{RepositoryID: repo.ID, MD5: make([]byte, 16), SHA1: make([]byte, 20), SHA256: bytes.Repeat([]byte{1}, 32), SHA512: make([]byte, 64), Size: 100, Timestamp: 1763726400}
 	if _, err := d.RecordRepomdVersion(ctx, v); err != nil {
 		t.Fatal(err)
 	}
-	for name, state := range map[string]string{"us-east-1": db.RepoFresh, "eu-central-1": db.RepoFresh, "ap-southeast-2": db.RepoMissing} {
-		rr := db.RegionRepo{RegionID: e.regions[name].ID, RepositoryID: repo.ID, State: state, HTTPStatus: 200}
-		if state == db.RepoFresh {
+	for name, state := range map[string]string{"us-east-1": model.RepoFresh, "eu-central-1": model.RepoFresh, "ap-southeast-2": model.RepoMissing} {
+		rr := model.RegionRepo{RegionID: e.regions[name].ID, RepositoryID: repo.ID, State: state, HTTPStatus: 200}
+		if state == model.RepoFresh {
 			rr.RepomdSHA256 = v.SHA256
 		} else {
 			rr.HTTPStatus, rr.Error = 404, "HTTP 404"

@@ -80,7 +80,7 @@ func upload(t *testing.T, c *s3.Client, bucket, dir, prefix string) {
 var timestampRE = regexp.MustCompile(`<timestamp>(\d+)</timestamp>`)
 
 // repomdVersion describes a repomd.xml as the inventory records it.
-func repomdVersion(t *testing.T, repoID int64, path string) *db.RepomdVersion {
+func repomdVersion(t *testing.T, repoID int64, path string) *model.RepomdVersion {
 	t.Helper()
 	body, err := os.ReadFile(path)
 	if err != nil {
@@ -92,7 +92,7 @@ func repomdVersion(t *testing.T, repoID int64, path string) *db.RepomdVersion {
 		n, _ := strconv.ParseInt(string(match[1]), 10, 64)
 		ts = max(ts, n)
 	}
-	return &db.RepomdVersion{RepositoryID: repoID, MD5: m[:], SHA1: s1[:], SHA256: s2[:], SHA512: s5[:], Size: int64(len(body)), Timestamp: ts}
+	return &model.RepomdVersion{RepositoryID: repoID, MD5: m[:], SHA1: s1[:], SHA256: s2[:], SHA512: s5[:], Size: int64(len(body)), Timestamp: ts}
 }
 
 // olderRepo builds an older version of the demo repository (without libc++-compat) with
@@ -225,7 +225,7 @@ func TestDNFEndToEnd(t *testing.T) {
 	}
 	oldV := repomdVersion(t, repo.ID, filepath.Join(old, "repodata/repomd.xml"))
 	curV := repomdVersion(t, repo.ID, filepath.Join(demoRepo, "repodata/repomd.xml"))
-	for _, v := range []*db.RepomdVersion{oldV, curV} {
+	for _, v := range []*model.RepomdVersion{oldV, curV} {
 		if _, err := d.RecordRepomdVersion(ctx, v); err != nil {
 			t.Fatal(err)
 		}
@@ -245,11 +245,11 @@ func TestDNFEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		regions[def.name], buckets[def.name] = r, bucket
-		state, sum := db.RepoFresh, curV.SHA256
+		state, sum := model.RepoFresh, curV.SHA256
 		if def.tree == old {
-			state, sum = db.RepoAlternate, oldV.SHA256
+			state, sum = model.RepoAlternate, oldV.SHA256
 		}
-		if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, RepomdSHA256: sum, State: state, HTTPStatus: 200}); err != nil {
+		if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, RepomdSHA256: sum, State: state, HTTPStatus: 200}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -341,7 +341,7 @@ func TestDNFEndToEnd(t *testing.T) {
 		dnf.must("install", "hello")
 
 		// Once a scan records it, the server leaves the region out.
-		if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: regions["us-east-1"].ID, RepositoryID: repo.ID, RepomdSHA256: sha256Of(stale), State: db.RepoStale, HTTPStatus: 200}); err != nil {
+		if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: regions["us-east-1"].ID, RepositoryID: repo.ID, RepomdSHA256: sha256Of(stale), State: model.RepoStale, HTTPStatus: 200}); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, "the stale region to leave the metalink", func() bool {

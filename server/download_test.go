@@ -415,7 +415,7 @@ func (b *blockingSource) AddRedirectCounts(ctx context.Context, _ []db.RedirectC
 func (b *blockingSource) RedirectCounts(ctx context.Context) ([]db.RedirectCount, error) {
 	return nil, b.block(ctx)
 }
-func (b *blockingSource) RecentRuns(ctx context.Context, _ string, _ int) ([]db.Run, error) {
+func (b *blockingSource) RecentRuns(ctx context.Context, _ string, _ int) ([]model.Run, error) {
 	return nil, b.block(ctx)
 }
 func (b *blockingSource) LastRuns(ctx context.Context) ([]db.LastRun, error) {

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/testenv"
 )
 
@@ -33,11 +34,11 @@ func startHostile(t *testing.T) *hostileWorld {
 	d, dbURL := testenv.NewDB(t)
 	r := createRegion(t, d, "eu-central-1")
 	f := dbFile("demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm", "hello")
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{f}}); err != nil {
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{f}}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := d.GetFile(ctx, f.Path)
-	if err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: got.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
+	if err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: got.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectPresent, Verified: true}}); err != nil {
 		t.Fatal(err)
 	}
 	store := NewStore(d, StoreOptions{LoadFiles: true, Debounce: 20 * time.Millisecond, Interval: time.Hour})

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
@@ -186,7 +185,7 @@ func (p *Prober) due(snap *Snapshot) []probeTarget {
 func probeTargetOf(snap *Snapshot, r *Region) probeTarget {
 	for _, repo := range snap.Repos {
 		st := repo.InRegion[r.Index]
-		if st.Known && (st.State == db.RepoFresh || st.State == db.RepoAlternate) && r.CarriesRepository(repo.Directory) {
+		if st.Known && (st.State == model.RepoFresh || st.State == model.RepoAlternate) && r.CarriesRepository(repo.Directory) {
 			return probeTarget{id: r.ID, name: r.Name, url: r.base + repo.repomdPath, repomd: true,
 				what: repo.Name + "/" + repo.Arch + " repomd.xml"}
 		}

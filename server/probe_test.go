@@ -61,7 +61,7 @@ func newProbeEnv(t *testing.T, regions []probeRegion) *probeEnv {
 	e := &probeEnv{ids: map[string]int64{}, repomd: []byte("<repomd>probe</repomd>\n"), logs: &testenv.Buffer{}, pubPath: probeFile}
 	content := []byte("a package")
 	s, m := sha256.Sum256(content), md5.Sum(content)
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{{Path: probeFile, Size: int64(len(content)), SHA256: s[:], MD5: m[:], Mtime: time.Now()}}}); err != nil {
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{{Path: probeFile, Size: int64(len(content)), SHA256: s[:], MD5: m[:], Mtime: time.Now()}}}); err != nil {
 		t.Fatal(err)
 	}
 	files, err := d.ListFiles(ctx, false)
@@ -73,7 +73,7 @@ func newProbeEnv(t *testing.T, regions []probeRegion) *probeEnv {
 		t.Fatal(err)
 	}
 	rs := sha256.Sum256(e.repomd)
-	v := &db.RepomdVersion{RepositoryID: repo.ID, MD5: make([]byte, 16), SHA1: make([]byte, 20), SHA256: rs[:], SHA512: make([]byte, 64), Size: int64(len(e.repomd)), Timestamp: 1763726400}
+	v := &model.RepomdVersion{RepositoryID: repo.ID, MD5: make([]byte, 16), SHA1: make([]byte, 20), SHA256: rs[:], SHA512: make([]byte, 64), Size: int64(len(e.repomd)), Timestamp: 1763726400}
 	if _, err := d.RecordRepomdVersion(ctx, v); err != nil {
 		t.Fatal(err)
 	}
@@ -93,10 +93,10 @@ func newProbeEnv(t *testing.T, regions []probeRegion) *probeEnv {
 		if !pr.serves {
 			continue
 		}
-		if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, State: db.RepoFresh, HTTPStatus: 200, RepomdSHA256: v.SHA256}); err != nil {
+		if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, State: model.RepoFresh, HTTPStatus: 200, RepomdSHA256: v.SHA256}); err != nil {
 			t.Fatal(err)
 		}
-		if err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: files[0].ID, Size: files[0].Size, SHA256: files[0].SHA256, State: db.ObjectPresent, Pushed: true, Verified: true}}); err != nil {
+		if err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: files[0].ID, Size: files[0].Size, SHA256: files[0].SHA256, State: model.ObjectPresent, Pushed: true, Verified: true}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -53,16 +53,16 @@ func TestPublicAnswersHideStorage(t *testing.T) {
 	}
 	body := []byte("<repomd/>")
 	m, s1, s2, s5 := md5.Sum(body), sha1.Sum(body), sha256.Sum256(body), sha512.Sum512(body)
-	if _, err := d.RecordRepomdVersion(ctx, &db.RepomdVersion{RepositoryID: repo.ID, MD5: m[:], SHA1: s1[:], SHA256: s2[:], SHA512: s5[:], Size: 9, Timestamp: 1700000000}); err != nil {
+	if _, err := d.RecordRepomdVersion(ctx, &model.RepomdVersion{RepositoryID: repo.ID, MD5: m[:], SHA1: s1[:], SHA256: s2[:], SHA512: s5[:], Size: 9, Timestamp: 1700000000}); err != nil {
 		t.Fatal(err)
 	}
 	f := dbFile("demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm", "hello")
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{f}}); err != nil {
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{f}}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := d.GetFile(ctx, f.Path)
 	for _, r := range []*model.Region{euc1, euw1} {
-		if err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: got.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
+		if err := d.RecordObjects(ctx, db.NoFence, r.ID, []db.ObjectUpdate{{FileID: got.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectPresent, Verified: true}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -85,7 +85,7 @@ func TestPublicAnswersHideStorage(t *testing.T) {
 		r   *model.Region
 		err string
 	}{{euc1, putErr}, {euw1, dirErr}, {euc1, listErr}} {
-		run, err := d.StartRun(ctx, db.RunPush, rec.r)
+		run, err := d.StartRun(ctx, model.RunPush, rec.r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,9 +93,9 @@ func TestPublicAnswersHideStorage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, rr := range []db.RegionRepo{
-		{RegionID: euc1.ID, RepositoryID: repo.ID, RepomdSHA256: s2[:], State: db.RepoFresh},
-		{RegionID: euw1.ID, RepositoryID: repo.ID, State: db.RepoUnreachable, Error: repoErr},
+	for _, rr := range []model.RegionRepo{
+		{RegionID: euc1.ID, RepositoryID: repo.ID, RepomdSHA256: s2[:], State: model.RepoFresh},
+		{RegionID: euw1.ID, RepositoryID: repo.ID, State: model.RepoUnreachable, Error: repoErr},
 	} {
 		if err := d.SetRegionRepo(ctx, db.NoFence, rr); err != nil {
 			t.Fatal(err)

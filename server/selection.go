@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/geo"
 	"github.com/regionmirror/regionmirror/internal/model"
 )
@@ -116,7 +115,7 @@ func repoServable(s *Snapshot, repo *Repository, r *Region, now time.Time) (int,
 	switch {
 	case f.State == model.RepoExcluded:
 		return 0, fmt.Sprintf("does not carry %s (includes: %s)", repo.Directory, strings.Join(r.Includes, ", "))
-	case st.State == db.RepoFresh || st.State == db.RepoAlternate || !st.Known:
+	case st.State == model.RepoFresh || st.State == model.RepoAlternate || !st.Known:
 		return 0, f.Reason // judged against the versions and the clock
 	case st.Error != "":
 		return 0, f.Reason + ": " + st.Error // the recorded verdict, with its (public) reason
@@ -163,7 +162,7 @@ func selectRegions(s *Snapshot, req Request, path string, servable func(*Region)
 		switch {
 		case !r.Enabled:
 			reason = "disabled"
-		case r.Health == db.HealthDown:
+		case r.Health == model.HealthDown:
 			reason = "health is down"
 			if !r.HealthSince.IsZero() {
 				reason += " since " + r.HealthSince.UTC().Format(time.RFC3339)

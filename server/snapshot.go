@@ -228,13 +228,10 @@ func BuildSnapshot(data *db.SnapshotData, files *FileIndex, policy Policy, unrea
 		ver := &Version{
 			SHA256: v.SHA256, MD5: hex.EncodeToString(v.MD5), SHA1: hex.EncodeToString(v.SHA1),
 			SHA256Hex: hex.EncodeToString(v.SHA256), SHA512: hex.EncodeToString(v.SHA512),
-			Size: v.Size, Timestamp: v.Timestamp, FirstSeen: v.FirstSeen,
-		}
-		if n := len(repo.Versions); n > 0 {
-			ver.SupersededAt = repo.Versions[n-1].FirstSeen
+			Size: v.Size, Timestamp: v.Timestamp, FirstSeen: v.FirstSeen, SupersededAt: v.SupersededAt,
 		}
 		repo.Versions = append(repo.Versions, ver)
-		repo.history = append(repo.history, model.RepomdVersion{SHA256: ver.SHA256, SupersededAt: ver.SupersededAt})
+		repo.history = append(repo.history, v)
 	}
 	for _, rr := range data.RegionRepos {
 		repo := byID[rr.RepositoryID]
@@ -270,7 +267,7 @@ func newRegion(m *model.Region) *Region {
 	r := &Region{
 		ID: m.ID, Name: m.Name, Aliases: m.Aliases, Country: m.Country, Continent: m.Continent,
 		Weight: m.Weight, LocationOnly: m.Access == model.AccessLocationOnly, Enabled: m.Enabled,
-		Includes: m.Includes, Netblocks: m.Netblocks, Health: db.HealthUnknown,
+		Includes: m.Includes, Netblocks: m.Netblocks, Health: model.HealthUnknown,
 	}
 	if m.Latitude != nil && m.Longitude != nil {
 		r.Lat, r.Lon, r.HasCoords = *m.Latitude, *m.Longitude, true

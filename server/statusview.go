@@ -102,7 +102,7 @@ type StatusView struct {
 	Database     DatabaseView     `json:"database"`
 	Regions      []RegionView     `json:"regions"`
 	Repositories []RepositoryView `json:"repositories"`
-	RecentRuns   []db.Run         `json:"recent_runs"`
+	RecentRuns   []model.Run      `json:"recent_runs"`
 	// Origin is what was redirected to the origin (no region held the file).
 	Origin Redirects `json:"origin_redirects"`
 	// SavedFraction is the share of redirected bytes that regions served rather than the
@@ -182,9 +182,9 @@ func (s *Server) regionViews(snap *Snapshot) []RegionView {
 					continue
 				}
 				switch lr.Kind {
-				case db.RunPush:
+				case model.RunPush:
 					v.LastPush = lr
-				case db.RunScan:
+				case model.RunScan:
 					v.LastScan = lr
 				default:
 					continue
@@ -252,7 +252,7 @@ func (s *Server) statusView(snap *Snapshot) *StatusView {
 		Database:     DatabaseView{OK: st.DBError == "", Error: model.PublicReason(st.DBError), ErrorAt: timePtr(st.DBErrorAt)},
 		Regions:      s.regionViews(snap),
 		Repositories: repositoryViews(snap, now),
-		RecentRuns:   []db.Run{},
+		RecentRuns:   []model.Run{},
 		OriginURL:    snap.Policy.OriginURL,
 	}
 	if snap.Files != nil {
@@ -279,8 +279,8 @@ func (s *Server) statusView(snap *Snapshot) *StatusView {
 
 // publicRuns copies runs with their errors as public answers may show them: the full
 // error names buckets and endpoints, and stays in the logs and the CLI.
-func publicRuns(runs []db.Run) []db.Run {
-	out := make([]db.Run, len(runs))
+func publicRuns(runs []model.Run) []model.Run {
+	out := make([]model.Run, len(runs))
 	for i, r := range runs {
 		r.Error = model.PublicReason(r.Error)
 		out[i] = r

@@ -33,10 +33,10 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func dbFile(path, content string) db.File {
+func dbFile(path, content string) model.File {
 	s := sha256.Sum256([]byte(content))
 	m := md5.Sum([]byte(content))
-	return db.File{Path: path, Size: int64(len(content)), SHA256: s[:], MD5: m[:], Mtime: time.Unix(1700000000, 0)}
+	return model.File{Path: path, Size: int64(len(content)), SHA256: s[:], MD5: m[:], Mtime: time.Unix(1700000000, 0)}
 }
 
 func createRegion(t *testing.T, d *db.DB, name string) *model.Region {
@@ -69,11 +69,11 @@ func TestStoreFollowsNotifications(t *testing.T) {
 	waitFor(t, "the new region", func() bool { return store.Snapshot().Region("eu-b") != nil })
 
 	f := dbFile("demo/Packages/libc++-1.rpm", "x")
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{f}}); err != nil {
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{f}}); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := d.GetFile(ctx, f.Path)
-	if err := d.RecordObjects(ctx, db.NoFence, a.ID, []db.ObjectUpdate{{FileID: got.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
+	if err := d.RecordObjects(ctx, db.NoFence, a.ID, []db.ObjectUpdate{{FileID: got.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectPresent, Verified: true}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the verified file", func() bool {
@@ -153,7 +153,7 @@ func TestStoreUpdatesFiles(t *testing.T) {
 		}
 		loads = append(loads, kind)
 	}})
-	verify := func(files ...db.File) {
+	verify := func(files ...model.File) {
 		t.Helper()
 		var ups []db.ObjectUpdate
 		for _, f := range files {
@@ -161,7 +161,7 @@ func TestStoreUpdatesFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ups = append(ups, db.ObjectUpdate{FileID: got.ID, Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true})
+			ups = append(ups, db.ObjectUpdate{FileID: got.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectPresent, Verified: true})
 		}
 		if err := d.RecordObjects(ctx, db.NoFence, a.ID, ups); err != nil {
 			t.Fatal(err)
@@ -172,7 +172,7 @@ func TestStoreUpdatesFiles(t *testing.T) {
 		return len(dec.Chosen) == 1 && dec.Chosen[0].Region == store.Snapshot().Region("eu-a")
 	}
 	first := dbFile("pub/first.rpm", "1")
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{first}}); err != nil {
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{first}}); err != nil {
 		t.Fatal(err)
 	}
 	verify(first)
@@ -180,7 +180,7 @@ func TestStoreUpdatesFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := store.Snapshot()
-	var more []db.File
+	var more []model.File
 	for i := range 50 {
 		more = append(more, dbFile(fmt.Sprintf("pub/%d/more.rpm", i), fmt.Sprint(i)))
 	}
@@ -205,7 +205,7 @@ func TestStoreUpdatesFiles(t *testing.T) {
 		t.Errorf("the previous snapshot changed: %+v, %d files", dec.Chosen, old.Files.Len())
 	}
 	again := dbFile(first.Path, "pushed again")
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{again}}); err != nil {
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{again}}); err != nil {
 		t.Fatal(err)
 	}
 	verify(again)
@@ -250,14 +250,14 @@ func TestStoreUpdatesFiles(t *testing.T) {
 }
 
 // pushedFile adds a file to the inventory and records its copy in a region as verified.
-func pushedFile(t *testing.T, d *db.DB, regionID int64, path, content string) db.File {
+func pushedFile(t *testing.T, d *db.DB, regionID int64, path, content string) model.File {
 	t.Helper()
 	ctx := context.Background()
 	f := dbFile(path, content)
-	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []db.File{f}}); err != nil {
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{f}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.RecordObjects(ctx, db.NoFence, regionID, []db.ObjectUpdate{{FileID: mustFileID(t, d, path), Size: f.Size, SHA256: f.SHA256, State: db.ObjectPresent, Verified: true}}); err != nil {
+	if err := d.RecordObjects(ctx, db.NoFence, regionID, []db.ObjectUpdate{{FileID: mustFileID(t, d, path), Size: f.Size, SHA256: f.SHA256, State: model.ObjectPresent, Verified: true}}); err != nil {
 		t.Fatal(err)
 	}
 	return f

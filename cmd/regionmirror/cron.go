@@ -19,6 +19,7 @@ import (
 
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/config"
+	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/pusher"
 	"github.com/regionmirror/regionmirror/scanner"
 )
@@ -254,12 +255,12 @@ func (c *cronDaemon) push(ctx context.Context) error {
 		return err
 	}
 	return failures("push", regionsWhere(res.Regions, func(r *pusher.RegionResult) (string, bool) {
-		return r.Region, r.Status == db.RunFailed
+		return r.Region, r.Status == model.RunFailed
 	}))
 }
 
 func (c *cronDaemon) scan(ctx context.Context) error {
-	regions, err := pusher.ResolveRegions(ctx, c.db, nil)
+	regions, err := c.db.ResolveRegions(ctx, nil)
 	if err != nil || len(regions) == 0 {
 		return err
 	}
@@ -268,7 +269,7 @@ func (c *cronDaemon) scan(ctx context.Context) error {
 		return err
 	}
 	return failures("scan", regionsWhere(reports, func(r *scanner.RegionReport) (string, bool) {
-		return r.Region, r.Status == db.RunFailed
+		return r.Region, r.Status == model.RunFailed
 	}))
 }
 
@@ -282,7 +283,7 @@ func (c *cronDaemon) gc(ctx context.Context) error {
 		return err
 	}
 	return failures("gc", regionsWhere(results, func(r *pusher.GCResult) (string, bool) {
-		return r.Region, r.Status == db.RunFailed
+		return r.Region, r.Status == model.RunFailed
 	}))
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/testenv"
 )
 
@@ -88,8 +89,8 @@ func TestTwoCronInstancesNeverOverlap(t *testing.T) {
 		holding := false
 		done := map[int]int{}
 		for _, r := range runs {
-			holding = holding || (r.Status == db.RunRunning && r.PID == a.cmd.Process.Pid)
-			if r.Status == db.RunOK {
+			holding = holding || (r.Status == model.RunRunning && r.PID == a.cmd.Process.Pid)
+			if r.Status == model.RunOK {
 				done[r.PID]++
 			}
 		}
@@ -111,7 +112,7 @@ func TestTwoCronInstancesNeverOverlap(t *testing.T) {
 		runs, _ := d.RecentRuns(ctx, "", 200)
 		took := map[string]bool{}
 		for _, r := range runs {
-			if r.PID == b.cmd.Process.Pid && r.Status == db.RunOK && r.StartedAt.After(killedAt) {
+			if r.PID == b.cmd.Process.Pid && r.Status == model.RunOK && r.StartedAt.After(killedAt) {
 				took[r.Kind+"/"+r.RegionName] = true
 			}
 		}
@@ -143,14 +144,14 @@ func TestTwoCronInstancesNeverOverlap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byJob := map[string][]db.Run{}
+	byJob := map[string][]model.Run{}
 	pids := map[int]int{}
 	for _, r := range runs {
-		if r.Status == db.RunRunning && r.PID == b.cmd.Process.Pid {
+		if r.Status == model.RunRunning && r.PID == b.cmd.Process.Pid {
 			t.Errorf("run %d of the stopped instance left running", r.ID)
 		}
 		pids[r.PID]++
-		if strings.HasPrefix(r.Error, "interrupted") || r.Status == db.RunRunning {
+		if strings.HasPrefix(r.Error, "interrupted") || r.Status == model.RunRunning {
 			continue // the killed instance's run: ended by the kill, closed by the next one
 		}
 		byJob[r.Kind+"/"+r.RegionName] = append(byJob[r.Kind+"/"+r.RegionName], r)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/pusher"
 )
 
@@ -39,7 +39,7 @@ servers stop sending clients there (push.announce_delay) before the objects go.`
 			if err != nil {
 				return err
 			}
-			failed := regionsWhere(results, func(r *pusher.GCResult) (string, bool) { return r.Region, r.Status != db.RunOK })
+			failed := regionsWhere(results, func(r *pusher.GCResult) (string, bool) { return r.Region, r.Status != model.RunOK })
 			if asJSON {
 				if err := printJSON(a.stdout, map[string]any{"regions": results, "purged_files": purged}); err != nil {
 					return err

@@ -31,7 +31,7 @@ type locateReport struct {
 }
 
 // originFile validates a path argument as the inventory stores it and looks the file up.
-func (a *app) originFile(ctx context.Context, arg string) (*db.DB, *db.File, error) {
+func (a *app) originFile(ctx context.Context, arg string) (*db.DB, *model.File, error) {
 	p, err := model.CleanRelPath("path", arg)
 	if err != nil {
 		return nil, nil, err
@@ -76,7 +76,7 @@ func (a *app) locateCmd() *cobra.Command {
 			rep := locateReport{Path: f.Path, Size: f.Size, SHA256: hex.EncodeToString(f.SHA256), DeletedAt: f.DeletedAt}
 			for _, r := range regions {
 				c := locateCopy{Region: r.Name, State: "not-pushed", URL: r.URL(f.Path)}
-				if !model.CarriesPath(r.Includes, f.Path) {
+				if !r.Carries(f.Path) {
 					c.State = "excluded"
 				}
 				for _, o := range objs {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/pusher"
 )
 
@@ -114,7 +113,7 @@ func (a *app) pusherFor(ctx context.Context, names []string) (*pusher.Pusher, []
 	if err != nil {
 		return nil, nil, err
 	}
-	regions, err := pusher.ResolveRegions(ctx, p.DB, names)
+	regions, err := p.DB.ResolveRegions(ctx, names)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -123,7 +122,7 @@ func (a *app) pusherFor(ctx context.Context, names []string) (*pusher.Pusher, []
 
 func failedRegions(res *pusher.Result) string {
 	return strings.Join(regionsWhere(res.Regions, func(rr *pusher.RegionResult) (string, bool) {
-		return rr.Region, rr.Status != db.RunOK
+		return rr.Region, rr.Status != model.RunOK
 	}), ", ")
 }
 
@@ -161,7 +160,7 @@ func printPushSummary(a *app, res *pusher.Result) {
 			states[r.State]++
 		}
 		var repos []string
-		for _, s := range []string{db.RepoFresh, db.RepoAlternate, db.RepoStale, db.RepoMissing, db.RepoUnreachable} {
+		for _, s := range []string{model.RepoFresh, model.RepoAlternate, model.RepoStale, model.RepoMissing, model.RepoUnreachable} {
 			if states[s] > 0 {
 				repos = append(repos, fmt.Sprintf("%d %s", states[s], s))
 			}

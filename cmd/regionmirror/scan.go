@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regionmirror/regionmirror/db"
-	"github.com/regionmirror/regionmirror/pusher"
+	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/scanner"
 )
 
@@ -37,7 +37,7 @@ with hysteresis (scan.down_after, scan.up_after).`,
 			if err != nil {
 				return err
 			}
-			targets, err := pusher.ResolveRegions(ctx, d, splitList(regions))
+			targets, err := d.ResolveRegions(ctx, splitList(regions))
 			if err != nil {
 				return err
 			}
@@ -55,7 +55,7 @@ with hysteresis (scan.down_after, scan.up_after).`,
 			// Exit 1 when any region could not be scanned or serves a repository clients
 			// cannot use, so that monitoring can act on the exit status alone.
 			failed := regionsWhere(reports, func(r *scanner.RegionReport) (string, bool) {
-				return r.Region, r.Status != db.RunOK || !servesAll(r)
+				return r.Region, r.Status != model.RunOK || !servesAll(r)
 			})
 			if len(failed) > 0 {
 				return fmt.Errorf("scan found problems in %s", strings.Join(failed, ", "))
@@ -77,7 +77,7 @@ func printScan(a *app, reports []*scanner.RegionReport) {
 			states[repo.State]++
 		}
 		var repos []string
-		for _, s := range []string{db.RepoFresh, db.RepoAlternate, db.RepoStale, db.RepoMissing, db.RepoUnreachable} {
+		for _, s := range []string{model.RepoFresh, model.RepoAlternate, model.RepoStale, model.RepoMissing, model.RepoUnreachable} {
 			if states[s] > 0 {
 				repos = append(repos, fmt.Sprintf("%d %s", states[s], s))
 			}
@@ -95,7 +95,7 @@ func printScan(a *app, reports []*scanner.RegionReport) {
 func servesAll(r *scanner.RegionReport) bool {
 	for _, repo := range r.Repos {
 		// Read beside a push (not recorded): a half-written state says nothing yet.
-		if !repo.NotRecorded && repo.State != db.RepoFresh && repo.State != db.RepoAlternate {
+		if !repo.NotRecorded && repo.State != model.RepoFresh && repo.State != model.RepoAlternate {
 			return false
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // servedEnv is a database with two regions and the demo repository, current in
@@ -45,15 +46,15 @@ func servedEnv(t *testing.T) []string {
 	repo, _ := d.GetRepository(ctx, "demo-1", "x86_64")
 	body := []byte("<repomd/>")
 	m, s1, s2, s5 := md5.Sum(body), sha1.Sum(body), sha256.Sum256(body), sha512.Sum512(body)
-	if _, err := d.RecordRepomdVersion(ctx, &db.RepomdVersion{RepositoryID: repo.ID, MD5: m[:], SHA1: s1[:], SHA256: s2[:], SHA512: s5[:], Size: 9, Timestamp: 1700000000}); err != nil {
+	if _, err := d.RecordRepomdVersion(ctx, &model.RepomdVersion{RepositoryID: repo.ID, MD5: m[:], SHA1: s1[:], SHA256: s2[:], SHA512: s5[:], Size: 9, Timestamp: 1700000000}); err != nil {
 		t.Fatal(err)
 	}
 	use1, _ := d.GetRegion(ctx, "us-east-1")
 	euc1, _ := d.GetRegion(ctx, "eu-central-1")
-	if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: use1.ID, RepositoryID: repo.ID, RepomdSHA256: s2[:], State: db.RepoFresh}); err != nil {
+	if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: use1.ID, RepositoryID: repo.ID, RepomdSHA256: s2[:], State: model.RepoFresh}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: euc1.ID, RepositoryID: repo.ID, State: db.RepoStale, Error: "serves an unknown repomd.xml"}); err != nil {
+	if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: euc1.ID, RepositoryID: repo.ID, State: model.RepoStale, Error: "serves an unknown repomd.xml"}); err != nil {
 		t.Fatal(err)
 	}
 	return env
@@ -222,7 +223,7 @@ func TestStatusAgreesWithTheServer(t *testing.T) {
 	repo, _ := d.GetRepository(ctx, "demo-1", "x86_64")
 	aps1, _ := d.GetRegion(ctx, "ap-south-1")
 	old := sha256.Sum256([]byte("<repomd/>"))
-	if err := d.SetRegionRepo(ctx, db.NoFence, db.RegionRepo{RegionID: aps1.ID, RepositoryID: repo.ID, RepomdSHA256: old[:], State: db.RepoFresh}); err != nil {
+	if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: aps1.ID, RepositoryID: repo.ID, RepomdSHA256: old[:], State: model.RepoFresh}); err != nil {
 		t.Fatal(err)
 	}
 	status := func(env []string) map[string]string {
@@ -243,7 +244,7 @@ func TestStatusAgreesWithTheServer(t *testing.T) {
 	// A new repomd.xml: us-east-1 serves the old one, an alternate for a second.
 	body := []byte("<repomd>2</repomd>")
 	m, s1, s2, s5 := md5.Sum(body), sha1.Sum(body), sha256.Sum256(body), sha512.Sum512(body)
-	if _, err := d.RecordRepomdVersion(ctx, &db.RepomdVersion{RepositoryID: repo.ID, MD5: m[:], SHA1: s1[:], SHA256: s2[:], SHA512: s5[:], Size: 18, Timestamp: 1700000100}); err != nil {
+	if _, err := d.RecordRepomdVersion(ctx, &model.RepomdVersion{RepositoryID: repo.ID, MD5: m[:], SHA1: s1[:], SHA256: s2[:], SHA512: s5[:], Size: 18, Timestamp: 1700000100}); err != nil {
 		t.Fatal(err)
 	}
 	short := append(env, "REGIONMIRROR_METALINK_ALTERNATES_MAX_AGE=1s")

@@ -31,16 +31,16 @@ type statusRepo struct {
 }
 
 type statusRegion struct {
-	Name    string     `json:"name"`
-	Enabled bool       `json:"enabled"`
-	Access  string     `json:"access"`
-	Health  *db.Health `json:"health,omitempty"`
+	Name    string        `json:"name"`
+	Enabled bool          `json:"enabled"`
+	Access  string        `json:"access"`
+	Health  *model.Health `json:"health,omitempty"`
 }
 
 type statusReport struct {
 	Regions      []statusRegion `json:"regions"`
 	Repositories []statusRepo   `json:"repositories"`
-	Runs         []db.Run       `json:"recent_runs"`
+	Runs         []model.Run    `json:"recent_runs"`
 }
 
 func (a *app) statusCmd() *cobra.Command {
@@ -111,7 +111,7 @@ func loadStatus(ctx context.Context, d *db.DB, policy model.AlternatesPolicy) (*
 		if len(versions) > 0 {
 			row.Current, row.Timestamp = hex.EncodeToString(versions[0].SHA256), versions[0].Timestamp
 		}
-		history := repomdHistory(versions)
+		history := versions
 		for _, r := range regions {
 			row.Regions[r.Name] = cellFor(&r, repo, history, states, policy, now)
 		}
@@ -124,7 +124,7 @@ func loadStatus(ctx context.Context, d *db.DB, policy model.AlternatesPolicy) (*
 // follow (model.Freshness): a region recorded fresh falls back to alternate once a newer
 // version appears, and to stale once that one is older than metalink.alternates_max_age.
 // The recorded error is shown in full: this is the CLI, not a public answer.
-func cellFor(r *model.Region, repo model.Repository, versions []model.RepomdVersion, states []db.RegionRepo,
+func cellFor(r *model.Region, repo model.Repository, versions []model.RepomdVersion, states []model.RegionRepo,
 	policy model.AlternatesPolicy, now time.Time) statusCell {
 	rec := model.RecordedRepo{}
 	var c statusCell
@@ -135,27 +135,15 @@ func cellFor(r *model.Region, repo model.Repository, versions []model.RepomdVers
 			break
 		}
 	}
-	f := model.Freshness(model.CarriesRepository(r.Includes, repo.Directory), rec, versions, policy, now)
+	f := model.Freshness(r.CarriesRepository(repo.Directory), rec, versions, policy, now)
 	if f.State == model.RepoExcluded {
 		return statusCell{State: f.State}
 	}
 	c.State = f.State
-	if c.Error == "" && !f.Offered() && rec.Known && (rec.State == db.RepoFresh || rec.State == db.RepoAlternate) {
+	if c.Error == "" && !f.Offered() && rec.Known && (rec.State == model.RepoFresh || rec.State == model.RepoAlternate) {
 		c.Error = f.Reason // stale by the clock or the versions: say why
 	}
 	return c
-}
-
-// repomdHistory is a repository's versions (newest first) as model.Freshness reads them.
-func repomdHistory(versions []db.RepomdVersion) []model.RepomdVersion {
-	out := make([]model.RepomdVersion, len(versions))
-	for i, v := range versions {
-		out[i].SHA256 = v.SHA256
-		if i > 0 {
-			out[i].SupersededAt = versions[i-1].FirstSeen
-		}
-	}
-	return out
 }
 
 func printStatus(a *app, rep *statusReport, now time.Time) {

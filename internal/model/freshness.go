@@ -23,15 +23,8 @@ const (
 // (region_repos): the state it judged and the repomd.xml's sha256 it read there.
 type RecordedRepo struct {
 	Known        bool   // a row exists
-	State        string // fresh, alternate, stale, missing, unreachable (db.Repo*)
+	State        string // fresh, alternate, stale, missing, unreachable (Repo*)
 	RepomdSHA256 []byte
-}
-
-// RepomdVersion is one published repomd.xml of a repository, as freshness needs it.
-type RepomdVersion struct {
-	SHA256 []byte
-	// SupersededAt is when the next newer version was first seen; zero for the current one.
-	SupersededAt time.Time
 }
 
 // AlternatesPolicy is how long (metalink.alternates_max_age) a superseded repomd.xml stays

@@ -1,7 +1,9 @@
 package model
 
 import (
+	"mime"
 	"path"
+	"regexp"
 	"strings"
 )
 
@@ -36,6 +38,14 @@ func CarriesRepository(includes []string, dir string) bool {
 	return CarriesPath(includes, dir)
 }
 
+// Carries reports whether the region carries path p (a file or a directory): CarriesPath
+// of its include prefixes.
+func (r *Region) Carries(p string) bool { return CarriesPath(r.Includes, p) }
+
+// CarriesRepository reports whether the region carries the whole repository in dir:
+// CarriesRepository of its include prefixes.
+func (r *Region) CarriesRepository(dir string) bool { return CarriesRepository(r.Includes, dir) }
+
 // RepomdPath is the path of a repository's repomd.xml.
 func RepomdPath(dir string) string {
 	return path.Join(dir, "repodata", "repomd.xml")
@@ -48,4 +58,60 @@ func SpaceTwin(p string) string {
 		return ""
 	}
 	return strings.ReplaceAll(p, "+", " ")
+}
+
+// InRepodata reports whether p lies directly in a repodata/ directory.
+func InRepodata(p string) bool {
+	dir := path.Dir(p)
+	return dir == "repodata" || strings.HasSuffix(dir, "/repodata")
+}
+
+// IsRepomd reports whether p is a repomd.xml or its signature (repomd.xml.asc, .key):
+// what makes a repository's new state visible, published last.
+func IsRepomd(p string) bool {
+	base := path.Base(p)
+	return InRepodata(p) && (base == "repomd.xml" || strings.HasPrefix(base, "repomd.xml."))
+}
+
+// checksumNamed matches repodata files named after their own hash, which never change.
+var checksumNamed = regexp.MustCompile(`^[0-9a-f]{32,128}-`)
+
+// Headers returns the Content-Type and Cache-Control a path is stored with.
+func Headers(p string) (contentType, cacheControl string) {
+	base := path.Base(p)
+	ext := path.Ext(base)
+	switch ext {
+	case ".rpm":
+		contentType = "application/x-rpm"
+	case ".xml":
+		contentType = "application/xml"
+	case ".gz":
+		contentType = "application/gzip"
+	case ".xz":
+		contentType = "application/x-xz"
+	case ".zst":
+		contentType = "application/zstd"
+	case ".bz2":
+		contentType = "application/x-bzip2"
+	case ".iso":
+		contentType = "application/x-iso9660-image"
+	case ".asc":
+		contentType = "application/pgp-signature"
+	default:
+		contentType = mime.TypeByExtension(ext)
+		if contentType == "" {
+			contentType = "application/octet-stream"
+		}
+	}
+	const immutable = "public, max-age=31536000, immutable"
+	switch {
+	case IsRepomd(p):
+		// Clients and caches must always ask again: this is what moves a repository forward.
+		cacheControl = "no-cache"
+	case ext == ".rpm" || ext == ".drpm" || checksumNamed.MatchString(base):
+		cacheControl = immutable
+	default:
+		cacheControl = "public, max-age=300"
+	}
+	return contentType, cacheControl
 }

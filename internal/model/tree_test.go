@@ -44,3 +44,19 @@ func TestSpaceTwin(t *testing.T) {
 		t.Error("SpaceTwin")
 	}
 }
+
+func TestHeaders(t *testing.T) {
+	for p, want := range map[string][2]string{
+		"r/Packages/a.rpm":          {"application/x-rpm", "public, max-age=31536000, immutable"},
+		"r/repodata/repomd.xml":     {"application/xml", "no-cache"},
+		"r/repodata/repomd.xml.asc": {"application/pgp-signature", "no-cache"},
+		"r/repodata/0123456789abcdef0123456789abcdef01234567-primary.xml.gz": {"application/gzip", "public, max-age=31536000, immutable"},
+		"r/repodata/comps.xml": {"application/xml", "public, max-age=300"},
+		"r/README":             {"application/octet-stream", "public, max-age=300"},
+	} {
+		ct, cc := Headers(p)
+		if ct != want[0] || cc != want[1] {
+			t.Errorf("Headers(%q) = %q, %q; want %q", p, ct, cc, want)
+		}
+	}
+}

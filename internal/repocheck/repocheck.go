@@ -12,7 +12,6 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/objstore"
 	"github.com/regionmirror/regionmirror/internal/repomd"
@@ -26,7 +25,7 @@ const (
 
 // Result is what a region serves for one repository.
 type Result struct {
-	db.RegionRepo
+	model.RegionRepo
 	Via string
 	// Reachable is false when clients could not read it at all (network error, 403, 5xx):
 	// a health failure, unlike a 404.
@@ -40,8 +39,8 @@ type Result struct {
 // storage API is used instead only where clients of this process cannot be: a
 // location-only region, or a public URL this host cannot connect to. An HTTP error from
 // the public URL is what clients get, so it is the answer.
-func Check(ctx context.Context, client *http.Client, r *model.Region, store objstore.Store, path string, versions []db.RepomdVersion) Result {
-	res := Result{RegionRepo: db.RegionRepo{RegionID: r.ID}, Via: ViaPublicURL, Reachable: true}
+func Check(ctx context.Context, client *http.Client, r *model.Region, store objstore.Store, path string, versions []model.RepomdVersion) Result {
+	res := Result{RegionRepo: model.RegionRepo{RegionID: r.ID}, Via: ViaPublicURL, Reachable: true}
 	if len(versions) > 0 {
 		res.RepositoryID = versions[0].RepositoryID
 	}
@@ -57,13 +56,13 @@ func Check(ctx context.Context, client *http.Client, r *model.Region, store objs
 	}
 	switch {
 	case err != nil && status == http.StatusNotFound:
-		res.State, res.Error = db.RepoMissing, err.Error()
+		res.State, res.Error = model.RepoMissing, err.Error()
 	case err != nil:
-		res.State, res.Error, res.Reachable = db.RepoUnreachable, err.Error(), false
+		res.State, res.Error, res.Reachable = model.RepoUnreachable, err.Error(), false
 	default:
 		res.RepomdSHA256 = sum
 		res.State = Classify(sum, versions)
-		if res.State == db.RepoStale {
+		if res.State == model.RepoStale {
 			res.Error = "serves a repomd.xml the origin did not publish"
 		}
 	}
@@ -72,16 +71,16 @@ func Check(ctx context.Context, client *http.Client, r *model.Region, store objs
 
 // Classify names the state of a region serving a repomd.xml with this SHA-256, given the
 // repository's versions newest first.
-func Classify(sum []byte, versions []db.RepomdVersion) string {
+func Classify(sum []byte, versions []model.RepomdVersion) string {
 	for i, v := range versions {
 		if bytes.Equal(v.SHA256, sum) {
 			if i == 0 {
-				return db.RepoFresh
+				return model.RepoFresh
 			}
-			return db.RepoAlternate
+			return model.RepoAlternate
 		}
 	}
-	return db.RepoStale
+	return model.RepoStale
 }
 
 // Read reads a small file of a region (repomd.xml, its signature) as clients do: through

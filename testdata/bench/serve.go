@@ -63,9 +63,10 @@ func main() {
 	data.Repositories = []model.Repository{{ID: 1, Name: "fedora-40", Arch: "x86_64", Directory: "fedora/linux/releases/40/Everything/x86_64/os"}}
 	for i := range 2 { // the current repomd.xml and an alternate
 		h := func(n int) []byte { return bytes.Repeat([]byte{byte(i + n)}, n) }
-		data.RepomdVersions = append(data.RepomdVersions, db.RepomdVersion{RepositoryID: 1, MD5: h(16), SHA1: h(20), SHA256: h(32),
+		data.RepomdVersions = append(data.RepomdVersions, model.RepomdVersion{RepositoryID: 1, MD5: h(16), SHA1: h(20), SHA256: h(32),
 			SHA512: h(64), Size: 4374, Timestamp: 1763726400 - int64(i)*3600, FirstSeen: now.Add(-time.Duration(i+1) * time.Hour)})
 	}
+	data.RepomdVersions[1].SupersededAt = data.RepomdVersions[0].FirstSeen // as db.LoadSnapshot reads it
 	places := []struct {
 		name, cc string
 		lat, lon float64
@@ -82,7 +83,7 @@ func main() {
 		}
 		r.ID = int64(i + 1)
 		data.Regions = append(data.Regions, r)
-		data.RegionRepos = append(data.RegionRepos, db.RegionRepo{RegionID: r.ID, RepositoryID: 1, RepomdSHA256: data.RepomdVersions[0].SHA256, State: db.RepoFresh})
+		data.RegionRepos = append(data.RegionRepos, model.RegionRepo{RegionID: r.ID, RepositoryID: 1, RepomdSHA256: data.RepomdVersions[0].SHA256, State: model.RepoFresh})
 	}
 	var index *server.FileIndex
 	if *files > 0 {

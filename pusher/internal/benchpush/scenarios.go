@@ -273,7 +273,7 @@ func (b *bench) profile(ctx context.Context, env []string, origin, name string) 
 		return err
 	}
 	defer d.Close()
-	regions, err := pusher.ResolveRegions(ctx, d, nil)
+	regions, err := d.ResolveRegions(ctx, nil)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,164 @@
+package model
+
+import (
+	"bytes"
+	"encoding/hex"
+	"strings"
+	"time"
+)
+
+// File is one file of the origin inventory.
+type File struct {
+	ID        int64
+	Path      string // relative to the origin root, "/"-separated
+	Size      int64
+	SHA256    []byte // 32 bytes
+	MD5       []byte // 16 bytes: S3 ETags of single-part uploads are MD5s
+	Mtime     time.Time
+	FirstSeen time.Time
+	UpdatedAt time.Time
+	DeletedAt *time.Time // set when the origin no longer has it: the grace period runs from here
+}
+
+// MatchesChecksum compares a checksum that metadata names for f (hex, lower case) with
+// the hashes the inventory keeps: known is false for other algorithms (sha1, sha512).
+func (f *File) MatchesChecksum(algorithm, sum string) (match, known bool) {
+	switch strings.ToLower(algorithm) {
+	case "sha256":
+		return sum == hex.EncodeToString(f.SHA256), true
+	case "md5":
+		return sum == hex.EncodeToString(f.MD5), true
+	}
+	return false, false
+}
+
+// States of a region's copy of a file.
+const (
+	ObjectPresent  = "present"  // written and checked, or found by a scan, with Size and SHA256
+	ObjectMissing  = "missing"  // a scan did not find it
+	ObjectCorrupt  = "corrupt"  // a scan found other bytes
+	ObjectDeleting = "deleting" // gc is removing it
+)
+
+// RegionObject is what a region holds of one file. It is verified for the origin's
+// current file only when State is present and Size and SHA256 equal the file's.
+type RegionObject struct {
+	RegionID   int64
+	FileID     int64
+	Path       string
+	Size       int64
+	SHA256     []byte
+	State      string
+	PushedAt   *time.Time
+	VerifiedAt *time.Time
+}
+
+// Holds reports whether the record says the region holds f's current bytes: present,
+// with f's size and SHA-256. nil holds nothing.
+func (o *RegionObject) Holds(f *File) bool {
+	return o != nil && o.State == ObjectPresent && o.Size == f.Size && bytes.Equal(o.SHA256, f.SHA256)
+}
+
+// RegionRepo is which repomd.xml a region serves for a repository, as a push or scan
+// last verified it through the region's public URL (State is one of RepoFresh,
+// RepoAlternate, RepoStale, RepoMissing, RepoUnreachable).
+type RegionRepo struct {
+	RegionID     int64
+	RepositoryID int64
+	RepomdSHA256 []byte // nil when nothing readable is served
+	State        string
+	HTTPStatus   int // 0 when no response was received
+	Error        string
+	VerifiedAt   *time.Time
+}
+
+// RepomdVersion is one repomd.xml a repository has published.
+type RepomdVersion struct {
+	ID           int64
+	RepositoryID int64
+	MD5          []byte
+	SHA1         []byte
+	SHA256       []byte
+	SHA512       []byte
+	Size         int64
+	Timestamp    int64 // the newest <timestamp> of its <data> entries, Unix seconds
+	FirstSeen    time.Time
+	// SupersededAt is when the next newer version was first seen; zero for the current one.
+	SupersededAt time.Time
+}
+
+// Kinds and statuses of runs.
+const (
+	RunPush = "push"
+	RunScan = "scan"
+	RunGC   = "gc"
+
+	RunRunning = "running"
+	RunOK      = "ok"
+	RunFailed  = "failed"
+	// RunBusy is the status a push, gc or scan reports for a region another process held:
+	// it did nothing there. It is never recorded as a run.
+	RunBusy = "busy"
+)
+
+// Run is one push, scan or gc of one region (or of none, for work not tied to a region).
+type Run struct {
+	ID         int64            `json:"id"`
+	Kind       string           `json:"kind"`
+	RegionID   *int64           `json:"region_id,omitempty"`
+	RegionName string           `json:"region"`
+	StartedAt  time.Time        `json:"started_at"`
+	FinishedAt *time.Time       `json:"finished_at,omitempty"`
+	Status     string           `json:"status"`
+	Files      int64            `json:"files"`
+	Bytes      int64            `json:"bytes"`
+	Counts     map[string]int64 `json:"counts"`
+	Error      string           `json:"error,omitempty"`
+	Host       string           `json:"host"`
+	PID        int              `json:"pid"`
+}
+
+// Duration is how long the run took (so far, while it runs).
+func (r *Run) Duration() time.Duration {
+	if r.FinishedAt == nil {
+		return time.Since(r.StartedAt)
+	}
+	return r.FinishedAt.Sub(r.StartedAt)
+}
+
+// Health states of a region.
+const (
+	HealthUnknown = "unknown" // never probed: treated as usable
+	HealthUp      = "up"
+	HealthDown    = "down"
+)
+
+// Health is a region's probe record, with hysteresis.
+type Health struct {
+	RegionID             int64      `json:"region_id"`
+	State                string     `json:"state"`
+	ConsecutiveFailures  int        `json:"consecutive_failures"`
+	ConsecutiveSuccesses int        `json:"consecutive_successes"`
+	LastProbeAt          *time.Time `json:"last_probe_at,omitempty"`
+	LastOKAt             *time.Time `json:"last_ok_at,omitempty"`
+	LastError            string     `json:"last_error,omitempty"`
+	ChangedAt            time.Time  `json:"changed_at"`
+}
+
+// NextHealthState applies one probe to the hysteresis: a region goes down after downAfter
+// consecutive failures and comes back up after upAfter consecutive successes; a region
+// never probed is up after its first good probe.
+func NextHealthState(state string, failures, successes int, ok bool, downAfter, upAfter int) (string, int, int) {
+	if ok {
+		failures, successes = 0, successes+1
+		if state == HealthUnknown || (state == HealthDown && successes >= upAfter) {
+			state = HealthUp
+		}
+		return state, failures, successes
+	}
+	failures, successes = failures+1, 0
+	if state != HealthDown && failures >= downAfter {
+		state = HealthDown
+	}
+	return state, failures, successes
+}
