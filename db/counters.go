@@ -6,20 +6,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
-
-// RedirectCount is what the server redirected to one target: a region by name, or the
-// origin (Region "").
-type RedirectCount struct {
-	Region    string    `json:"region"`
-	Requests  int64     `json:"requests"`
-	Bytes     int64     `json:"bytes"`
-	UpdatedAt time.Time `json:"updated_at"`
-}
 
 // AddRedirectCounts adds deltas to the totals in one statement. The server calls it in
 // the background, never on a request's path.
-func (d *DB) AddRedirectCounts(ctx context.Context, deltas []RedirectCount) error {
+func (d *DB) AddRedirectCounts(ctx context.Context, deltas []model.RedirectCount) error {
 	if len(deltas) == 0 {
 		return nil
 	}
@@ -40,13 +32,13 @@ func (d *DB) AddRedirectCounts(ctx context.Context, deltas []RedirectCount) erro
 }
 
 // RedirectCounts returns the totals, ordered by region name (the origin first).
-func (d *DB) RedirectCounts(ctx context.Context) ([]RedirectCount, error) {
+func (d *DB) RedirectCounts(ctx context.Context) ([]model.RedirectCount, error) {
 	rows, err := d.pool.Query(ctx, "SELECT region, requests, bytes, updated_at FROM redirect_counters ORDER BY region")
 	if err != nil {
 		return nil, fmt.Errorf("redirect counts: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (RedirectCount, error) {
-		var c RedirectCount
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.RedirectCount, error) {
+		var c model.RedirectCount
 		err := r.Scan(&c.Region, &c.Requests, &c.Bytes, &c.UpdatedAt)
 		return c, err
 	})
@@ -56,19 +48,9 @@ func (d *DB) RedirectCounts(ctx context.Context) ([]RedirectCount, error) {
 	return out, nil
 }
 
-// LastRun is the newest finished run of one kind in one region.
-type LastRun struct {
-	RegionID   int64     `json:"region_id"`
-	Kind       string    `json:"kind"`
-	Status     string    `json:"status"`
-	FinishedAt time.Time `json:"finished_at"`
-	// LastOKAt is when the newest successful run of this kind finished (zero if none).
-	LastOKAt time.Time `json:"last_ok_at"`
-}
-
 // LastRuns returns, for every region and kind (push, scan, gc), its newest finished run and
 // when the newest successful one finished.
-func (d *DB) LastRuns(ctx context.Context) ([]LastRun, error) {
+func (d *DB) LastRuns(ctx context.Context) ([]model.LastRun, error) {
 	rows, err := d.pool.Query(ctx, `
 		SELECT DISTINCT ON (region_id, kind) region_id, kind, status, finished_at,
 			max(finished_at) FILTER (WHERE status = 'ok') OVER (PARTITION BY region_id, kind)
@@ -77,9 +59,9 @@ func (d *DB) LastRuns(ctx context.Context) ([]LastRun, error) {
 	if err != nil {
 		return nil, fmt.Errorf("last runs: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LastRun, error) {
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.LastRun, error) {
 		var (
-			l  LastRun
+			l  model.LastRun
 			ok *time.Time
 		)
 		err := r.Scan(&l.RegionID, &l.Kind, &l.Status, &l.FinishedAt, &ok)

@@ -16,20 +16,9 @@ import (
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
-// SnapshotData is what the server's in-memory snapshot is built from: every small table,
-// read in one repeatable-read transaction (one round trip) so that the parts agree.
-type SnapshotData struct {
-	ReadAt         time.Time // the database's clock when the transaction started
-	Regions        []model.Region
-	Repositories   []model.Repository
-	RepomdVersions []model.RepomdVersion // grouped by repository, newest (current) first
-	RegionRepos    []model.RegionRepo
-	Health         []model.Health
-}
-
 // LoadSnapshot reads everything but the per-file data (see LoadFileTable).
-func (d *DB) LoadSnapshot(ctx context.Context) (*SnapshotData, error) {
-	var out SnapshotData
+func (d *DB) LoadSnapshot(ctx context.Context) (*model.SnapshotData, error) {
+	var out model.SnapshotData
 	err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		b.Queue("SELECT now()").QueryRow(func(row pgx.Row) error { return row.Scan(&out.ReadAt) })

@@ -9,16 +9,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // ActivitySource is the database side of Activity; *db.DB is one.
 type ActivitySource interface {
-	AddRedirectCounts(ctx context.Context, deltas []db.RedirectCount) error
-	RedirectCounts(ctx context.Context) ([]db.RedirectCount, error)
+	AddRedirectCounts(ctx context.Context, deltas []model.RedirectCount) error
+	RedirectCounts(ctx context.Context) ([]model.RedirectCount, error)
 	RecentRuns(ctx context.Context, kind string, limit int) ([]model.Run, error)
-	LastRuns(ctx context.Context) ([]db.LastRun, error)
+	LastRuns(ctx context.Context) ([]model.LastRun, error)
 }
 
 // ActivityOptions configure an Activity.
@@ -53,9 +52,9 @@ type redirectCount struct {
 type ActivityView struct {
 	ReadAt     time.Time // zero before the first successful read
 	Error      string    // the last round's error ("" when it worked)
-	Totals     []db.RedirectCount
+	Totals     []model.RedirectCount
 	RecentRuns []model.Run
-	LastRuns   []db.LastRun
+	LastRuns   []model.LastRun
 }
 
 // NewActivity returns an Activity; src may be nil (counting only, nothing persisted).
@@ -91,14 +90,14 @@ func (a *Activity) Redirected(target string, size int64) {
 }
 
 // Local returns this process's counts since it started, by target.
-func (a *Activity) Local() []db.RedirectCount {
-	var out []db.RedirectCount
+func (a *Activity) Local() []model.RedirectCount {
+	var out []model.RedirectCount
 	a.counts.Range(func(k, v any) bool {
 		c := v.(*redirectCount)
-		out = append(out, db.RedirectCount{Region: k.(string), Requests: c.reqs.Load(), Bytes: c.bytes.Load()})
+		out = append(out, model.RedirectCount{Region: k.(string), Requests: c.reqs.Load(), Bytes: c.bytes.Load()})
 		return true
 	})
-	slices.SortFunc(out, func(x, y db.RedirectCount) int { return cmp.Compare(x.Region, y.Region) })
+	slices.SortFunc(out, func(x, y model.RedirectCount) int { return cmp.Compare(x.Region, y.Region) })
 	return out
 }
 
@@ -108,12 +107,12 @@ func (a *Activity) View() *ActivityView { return a.view.Load() }
 // Totals returns the redirect totals: the database's as last read plus what this process
 // counted since and has not flushed yet; this process's own counts when the database was
 // never read.
-func (a *Activity) Totals() []db.RedirectCount {
+func (a *Activity) Totals() []model.RedirectCount {
 	v := a.View()
 	if v.ReadAt.IsZero() {
 		return a.Local()
 	}
-	byName := map[string]db.RedirectCount{}
+	byName := map[string]model.RedirectCount{}
 	for _, t := range v.Totals {
 		byName[t.Region] = t
 	}
@@ -126,11 +125,11 @@ func (a *Activity) Totals() []db.RedirectCount {
 		byName[t.Region] = t
 		return true
 	})
-	out := make([]db.RedirectCount, 0, len(byName))
+	out := make([]model.RedirectCount, 0, len(byName))
 	for _, t := range byName {
 		out = append(out, t)
 	}
-	slices.SortFunc(out, func(x, y db.RedirectCount) int { return cmp.Compare(x.Region, y.Region) })
+	slices.SortFunc(out, func(x, y model.RedirectCount) int { return cmp.Compare(x.Region, y.Region) })
 	return out
 }
 
@@ -192,14 +191,14 @@ func (a *Activity) flush(ctx context.Context) error {
 	a.flushM.Lock()
 	defer a.flushM.Unlock()
 	var (
-		deltas []db.RedirectCount
+		deltas []model.RedirectCount
 		from   []*redirectCount
 	)
 	a.counts.Range(func(k, v any) bool {
 		c := v.(*redirectCount)
 		r, b := c.pendingReqs.Swap(0), c.pendingBytes.Swap(0)
 		if r != 0 || b != 0 {
-			deltas = append(deltas, db.RedirectCount{Region: k.(string), Requests: r, Bytes: b})
+			deltas = append(deltas, model.RedirectCount{Region: k.(string), Requests: r, Bytes: b})
 			from = append(from, c)
 		}
 		return true

@@ -409,16 +409,16 @@ func (b *blockingSource) block(ctx context.Context) error {
 	time.Sleep(time.Hour) // ignores cancellation, as a wedged driver might
 	return ctx.Err()
 }
-func (b *blockingSource) AddRedirectCounts(ctx context.Context, _ []db.RedirectCount) error {
+func (b *blockingSource) AddRedirectCounts(ctx context.Context, _ []model.RedirectCount) error {
 	return b.block(ctx)
 }
-func (b *blockingSource) RedirectCounts(ctx context.Context) ([]db.RedirectCount, error) {
+func (b *blockingSource) RedirectCounts(ctx context.Context) ([]model.RedirectCount, error) {
 	return nil, b.block(ctx)
 }
 func (b *blockingSource) RecentRuns(ctx context.Context, _ string, _ int) ([]model.Run, error) {
 	return nil, b.block(ctx)
 }
-func (b *blockingSource) LastRuns(ctx context.Context) ([]db.LastRun, error) {
+func (b *blockingSource) LastRuns(ctx context.Context) ([]model.LastRun, error) {
 	return nil, b.block(ctx)
 }
 

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
@@ -49,9 +48,9 @@ type regionSpec struct {
 // fixtureData builds the database contents of the selection tests: repository demo-1
 // with versions v3 (current, seen 1h ago), v2 (superseded 1h ago) and v1 (superseded 4d
 // ago), and the given regions.
-func fixtureData(t testing.TB, specs []regionSpec) *db.SnapshotData {
+func fixtureData(t testing.TB, specs []regionSpec) *model.SnapshotData {
 	t.Helper()
-	data := &db.SnapshotData{ReadAt: now}
+	data := &model.SnapshotData{ReadAt: now}
 	data.Repositories = []model.Repository{
 		{ID: 1, Name: "demo-1", Arch: "x86_64", Directory: "demo/1/x86_64/os"},
 		{ID: 2, Name: "empty-1", Arch: "x86_64", Directory: "empty/1/x86_64/os"},

@@ -164,7 +164,7 @@ func (s *Snapshot) Repository(name, arch string) *Repository {
 // BuildSnapshot turns what the database holds into a snapshot. files may be nil.
 // unreachable (may be nil) is the prober's verdict by region ID: why the region is
 // unreachable from this server; regions in it are left out of every answer.
-func BuildSnapshot(data *db.SnapshotData, files *FileIndex, policy Policy, unreachable map[int64]string) *Snapshot {
+func BuildSnapshot(data *model.SnapshotData, files *FileIndex, policy Policy, unreachable map[int64]string) *Snapshot {
 	s := &Snapshot{
 		ReadAt: data.ReadAt,
 		Policy: policy,

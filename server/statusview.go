@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
@@ -36,8 +35,8 @@ type RegionView struct {
 	// VerifiedFiles is how many files of the origin inventory the region holds verified.
 	VerifiedFiles int `json:"verified_files"`
 	// LastPush and LastScan are the region's newest finished runs (nil when none).
-	LastPush *db.LastRun `json:"last_push,omitempty"`
-	LastScan *db.LastRun `json:"last_scan,omitempty"`
+	LastPush *model.LastRun `json:"last_push,omitempty"`
+	LastScan *model.LastRun `json:"last_scan,omitempty"`
 	// VerifiedAt is when the newest successful push or scan of the region finished: its
 	// copies were checked against the origin then.
 	VerifiedAt *time.Time `json:"verified_at,omitempty"`
@@ -141,11 +140,11 @@ func timePtr(t time.Time) *time.Time {
 func (s *Server) regionViews(snap *Snapshot) []RegionView {
 	var (
 		view   *ActivityView
-		totals map[string]db.RedirectCount
+		totals map[string]model.RedirectCount
 	)
 	if a := s.opt.Activity; a != nil {
 		view = a.View()
-		totals = map[string]db.RedirectCount{}
+		totals = map[string]model.RedirectCount{}
 		for _, t := range a.Totals() {
 			totals[t.Region] = t
 		}

@@ -12,11 +12,12 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // Loader is what the store reads the database through; *db.DB is one.
 type Loader interface {
-	LoadSnapshot(ctx context.Context) (*db.SnapshotData, error)
+	LoadSnapshot(ctx context.Context) (*model.SnapshotData, error)
 	LoadFileTable(ctx context.Context) (*db.FileTable, error)
 	UpdateFileTable(ctx context.Context, base *db.FileTable) (*db.FileTable, db.FileTableChanges, error)
 	ReconcileFileTable(ctx context.Context, base *db.FileTable) (*db.FileTable, db.FileTableChanges, error)
@@ -59,7 +60,7 @@ type Store struct {
 
 	build     sync.Mutex // one build at a time: file tables are updated along one chain
 	mu        sync.Mutex // guards the fields below
-	data      *db.SnapshotData
+	data      *model.SnapshotData
 	files     *FileIndex
 	filesAt   time.Time // the last read or update of the per-file data
 	fullAt    time.Time // the last full read or reconciliation

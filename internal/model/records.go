@@ -162,3 +162,33 @@ func NextHealthState(state string, failures, successes int, ok bool, downAfter, 
 	}
 	return state, failures, successes
 }
+
+// RedirectCount is what the server redirected to one target: a region by name, or the
+// origin (Region "").
+type RedirectCount struct {
+	Region    string    `json:"region"`
+	Requests  int64     `json:"requests"`
+	Bytes     int64     `json:"bytes"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// LastRun is the newest finished run of one kind in one region.
+type LastRun struct {
+	RegionID   int64     `json:"region_id"`
+	Kind       string    `json:"kind"`
+	Status     string    `json:"status"`
+	FinishedAt time.Time `json:"finished_at"`
+	// LastOKAt is when the newest successful run of this kind finished (zero if none).
+	LastOKAt time.Time `json:"last_ok_at"`
+}
+
+// SnapshotData is what the server's in-memory snapshot is built from: every small table,
+// read in one repeatable-read transaction (one round trip) so that the parts agree.
+type SnapshotData struct {
+	ReadAt         time.Time // the database's clock when the transaction started
+	Regions        []Region
+	Repositories   []Repository
+	RepomdVersions []RepomdVersion // grouped by repository, newest (current) first
+	RegionRepos    []RegionRepo
+	Health         []Health
+}

@@ -59,7 +59,7 @@ func main() {
 	defer stop()
 
 	now := time.Now()
-	data := &db.SnapshotData{ReadAt: now}
+	data := &model.SnapshotData{ReadAt: now}
 	data.Repositories = []model.Repository{{ID: 1, Name: "fedora-40", Arch: "x86_64", Directory: "fedora/linux/releases/40/Everything/x86_64/os"}}
 	for i := range 2 { // the current repomd.xml and an alternate
 		h := func(n int) []byte { return bytes.Repeat([]byte{byte(i + n)}, n) }
