@@ -6,12 +6,13 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // The JSON API: the dashboard's data, documented in README.md. Every answer comes from the
 // snapshot and the Activity's last read; none waits on the database.
 
-func (s *Server) apiSnapshot(c echo.Context, endpoint string) (*Snapshot, error) {
+func (s *Server) apiSnapshot(c echo.Context, endpoint string) (*selection.Snapshot, error) {
 	info(c).endpoint = endpoint
 	c.Response().Header().Set("Cache-Control", "no-store")
 	snap := s.opt.Store.Snapshot()
@@ -82,7 +83,7 @@ func (s *Server) apiLocate(c echo.Context) error {
 	t := snap.Files.Table()
 	f := fileRef{path: path, index: idx, size: t.Size(idx), sha256: t.SHA256(idx)}
 	req := s.request(c, snap, q)
-	d := selectFileAt(snap, f, req)
+	d := selection.SelectFileAt(snap, f.path, f.index, req)
 	d.Notes = append(q.Notes, d.Notes...)
 	info(c).tier = d.Tier
 	return c.JSON(http.StatusOK, s.locateView(snap, f, d))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/internal/geo"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // BenchmarkMetalink measures one metalink answer without the network: parsing, client
@@ -18,7 +19,7 @@ func BenchmarkMetalink(b *testing.B) {
 		specs = append(specs, regionSpec{name: name, country: "US", lat: float64(len(specs) * 10), lon: float64(len(specs) * 20), repoState: "fresh", repoVersion: "v3"})
 	}
 	store := NewStore(nil, StoreOptions{})
-	store.Swap(BuildSnapshot(fixtureData(b, specs), nil, Policy{OriginURL: "https://dl.example.org/pub", AlternatesMaxAge: 72 * time.Hour}, nil))
+	store.Swap(selection.BuildSnapshot(fixtureData(b, specs), nil, selection.Policy{OriginURL: "https://dl.example.org/pub", AlternatesMaxAge: 72 * time.Hour}, nil))
 	g, err := geo.OpenGeoIP("../testdata/geoip/regionmirror-test-city.mmdb", nil)
 	if err != nil {
 		b.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/internal/geo"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // answerTTL bounds how long a cached metalink is reused: selection depends on the clock
@@ -21,8 +22,8 @@ const (
 
 // answerKey is everything a metalink depends on besides the snapshot and the clock.
 type answerKey struct {
-	repo      *Repository
-	named     *Region
+	repo      *selection.Repository
+	named     *selection.Region
 	global    bool
 	countries string
 	protocols string
@@ -40,11 +41,31 @@ type answer struct {
 // answerCache holds rendered metalinks of one snapshot: most clients of a region share a
 // location, or GeoIP places them at the same city, so a few answers serve nearly everyone.
 type answerCache struct {
-	mu sync.RWMutex
-	m  map[answerKey]*answer
+	snap *selection.Snapshot
+	mu   sync.RWMutex
+	m    map[answerKey]*answer
 }
 
-func newAnswerCache() *answerCache { return &answerCache{m: map[answerKey]*answer{}} }
+func newAnswerCache(snap *selection.Snapshot) *answerCache {
+	return &answerCache{snap: snap, m: map[answerKey]*answer{}}
+}
+
+// answersFor returns the answer cache of snap; a new snapshot starts with an empty one, so
+// answers live and die with the snapshot they were rendered from.
+func (s *Server) answersFor(snap *selection.Snapshot) *answerCache {
+	cache := s.answers.Load()
+	if cache != nil && cache.snap == snap {
+		return cache
+	}
+	fresh := newAnswerCache(snap)
+	if s.answers.CompareAndSwap(cache, fresh) {
+		return fresh
+	}
+	if cache = s.answers.Load(); cache.snap == snap {
+		return cache
+	}
+	return fresh // another snapshot is being installed; this cache is not kept
+}
 
 func (c *answerCache) get(k answerKey, now time.Time) *answer {
 	c.mu.RLock()
@@ -105,7 +126,7 @@ func pubdate(now time.Time) []byte {
 const httpTimeFormat = "Mon, 02 Jan 2006 15:04:05 GMT"
 
 // keyFor builds the cache key of a request; blockBits comes from the netblock index.
-func keyFor(repo *Repository, named *Region, req Request, blockBits []int, matched bool) answerKey {
+func keyFor(repo *selection.Repository, named *selection.Region, req selection.Request, blockBits []int, matched bool) answerKey {
 	k := answerKey{repo: repo, named: named, global: req.Global, geo: req.ClientGeo,
 		countries: strings.Join(req.Countries, ","), protocols: strings.Join(req.Protocols, ",")}
 	if matched {

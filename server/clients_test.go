@@ -24,6 +24,7 @@ import (
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/testenv"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // clientEnv is a real deployment in miniature: PostgreSQL with the inventory, three public
@@ -146,7 +147,7 @@ func newClientEnv(t *testing.T, originURL string) *clientEnv {
 
 	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
-	e.store = NewStore(d, StoreOptions{Policy: Policy{OriginURL: originURL, AlternatesMaxAge: 72 * time.Hour}, LoadFiles: true,
+	e.store = NewStore(d, StoreOptions{Policy: selection.Policy{OriginURL: originURL, AlternatesMaxAge: 72 * time.Hour}, LoadFiles: true,
 		Debounce: 20 * time.Millisecond, Interval: time.Hour, FilesMinInterval: 50 * time.Millisecond})
 	if err := e.store.Refresh(ctx, true); err != nil {
 		t.Fatal(err)

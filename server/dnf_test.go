@@ -28,6 +28,7 @@ import (
 	"github.com/regionmirror/regionmirror/internal/geo"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/testenv"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 const (
@@ -258,7 +259,7 @@ func TestDNFEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := NewStore(d, StoreOptions{Policy: Policy{AlternatesMaxAge: 72 * time.Hour}, Debounce: 20 * time.Millisecond, Interval: time.Hour})
+	store := NewStore(d, StoreOptions{Policy: selection.Policy{AlternatesMaxAge: 72 * time.Hour}, Debounce: 20 * time.Millisecond, Interval: time.Hour})
 	go store.Run(ctx)
 	waitFor(t, "the first snapshot", func() bool { return store.Snapshot() != nil })
 	srv := New(Options{Store: store, GeoIP: g, Log: slog.New(slog.DiscardHandler)})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // Bounds of a download path: longer ones are refused before any lookup.
@@ -146,7 +147,7 @@ type fileRef struct {
 
 // resolveFile parses a download request and finds its file. The second result says that
 // the .meta4 suffix named it.
-func (s *Server) resolveFile(c echo.Context) (*Snapshot, fileRef, bool, error) {
+func (s *Server) resolveFile(c echo.Context) (*selection.Snapshot, fileRef, bool, error) {
 	snap := s.opt.Store.Snapshot()
 	if snap == nil {
 		return nil, fileRef{}, false, errNoSnapshot
@@ -178,19 +179,6 @@ func (s *Server) resolveFile(c echo.Context) (*Snapshot, fileRef, bool, error) {
 	return snap, fileRef{path: p, index: idx, size: t.Size(idx), sha256: t.SHA256(idx)}, suffix, nil
 }
 
-// selectFileAt is SelectFile for a file already looked up.
-func selectFileAt(s *Snapshot, f fileRef, req Request) *Decision {
-	return selectRegions(s, req, f.path, func(r *Region) (int, string) {
-		switch {
-		case !r.Carries(f.path):
-			return 0, "does not carry " + f.path + " (includes: " + strings.Join(r.Includes, ", ") + ")"
-		case !s.fileVerified[r.Index].Has(f.index):
-			return 0, "holds no verified copy of the file"
-		}
-		return 0, ""
-	})
-}
-
 // download answers GET and HEAD under the download prefix: a redirect to the best region
 // with RFC 6249 Link and digest headers, Metalink 4 (?meta4, .meta4 or Accept), or the
 // HTML mirror list (?mirrorlist).
@@ -213,7 +201,7 @@ func (s *Server) download(c echo.Context) error {
 	h := c.Response().Header()
 	if mirrorlist {
 		info(c).endpoint = "download-mirrorlist"
-		d := selectFileAt(snap, f, req)
+		d := selection.SelectFileAt(snap, f.path, f.index, req)
 		d.Notes = append(q.Notes, d.Notes...)
 		info(c).tier = d.Tier
 		h.Set("Cache-Control", "private, no-store")
@@ -238,7 +226,7 @@ func (s *Server) download(c echo.Context) error {
 		h.Set("Vary", "Accept")
 		return s.meta4(c, f, regions, origin)
 	}
-	var buf [maxDuplicates]*Region
+	var buf [maxDuplicates]*selection.Region
 	regions := o.forFile(snap, f, buf[:0], maxDuplicates)
 	info(c).tier = tierFor(o, regions)
 	if len(regions) == 0 && origin == nil {
@@ -263,9 +251,9 @@ func (s *Server) download(c echo.Context) error {
 	return c.NoContent(http.StatusFound)
 }
 
-func tierFor(o *clientOrder, regions []*Region) string {
+func tierFor(o *clientOrder, regions []*selection.Region) string {
 	if len(regions) == 0 {
-		return TierNone
+		return selection.TierNone
 	}
 	return o.tier
 }
@@ -275,16 +263,16 @@ func tierFor(o *clientOrder, regions []*Region) string {
 // pri ascending and geo lower case, the origin counting as one when there is room); the
 // file's SHA-256 as RFC 9530 Repr-Digest and RFC 3230 Digest; Cache-Control and Vary,
 // since the answer depends on who asks and on Accept. All values are cut from one string.
-func (s *Server) redirectHeaders(h http.Header, r *http.Request, f fileRef, regions []*Region, origin *Region) {
+func (s *Server) redirectHeaders(h http.Header, r *http.Request, f fileRef, regions []*selection.Region, origin *selection.Region) {
 	esc := model.EscapePath(f.path)
 	dups := regions
-	var withOrigin [maxDuplicates]*Region
+	var withOrigin [maxDuplicates]*selection.Region
 	if origin != nil && len(regions) < maxDuplicates {
 		dups = append(append(withOrigin[:0], regions...), origin)
 	}
-	size := 96 + len(r.Host) + len(s.prefix) + 2*len(esc) + len(dups[0].base) + 2*44 + 24
+	size := 96 + len(r.Host) + len(s.prefix) + 2*len(esc) + len(dups[0].Base()) + 2*44 + 24
 	for _, reg := range dups {
-		size += len(reg.base) + len(esc) + 40
+		size += len(reg.Base()) + len(esc) + 40
 	}
 	// A strings.Builder hands out its bytes as a string without copying them.
 	var b strings.Builder
@@ -300,7 +288,7 @@ func (s *Server) redirectHeaders(h http.Header, r *http.Request, f fileRef, regi
 	cut()
 	for i, reg := range dups {
 		b.WriteByte('<')
-		b.WriteString(reg.base)
+		b.WriteString(reg.Base())
 		b.WriteString(esc)
 		b.WriteString(">; rel=duplicate; pri=")
 		b.WriteString(strconv.Itoa(i + 1))
@@ -318,7 +306,7 @@ func (s *Server) redirectHeaders(h http.Header, r *http.Request, f fileRef, regi
 	}
 	links := n
 	// Location: the first duplicate.
-	b.WriteString(dups[0].base)
+	b.WriteString(dups[0].Base())
 	b.WriteString(esc)
 	cut()
 	var sum [44]byte
@@ -394,7 +382,7 @@ func validHost(h string) bool {
 }
 
 // meta4 answers Metalink 4 for a file.
-func (s *Server) meta4(c echo.Context, f fileRef, regions []*Region, origin *Region) error {
+func (s *Server) meta4(c echo.Context, f fileRef, regions []*selection.Region, origin *selection.Region) error {
 	b := bufPool.Get().(*bytes.Buffer)
 	b.Reset()
 	defer bufPool.Put(b)
@@ -412,7 +400,7 @@ func (s *Server) meta4(c echo.Context, f fileRef, regions []*Region, origin *Reg
 	return blob(c, http.StatusOK, ContentTypeMeta4, b.Bytes())
 }
 
-func meta4URLs(path string, regions []*Region, origin *Region) []Meta4URL {
+func meta4URLs(path string, regions []*selection.Region, origin *selection.Region) []Meta4URL {
 	out := make([]Meta4URL, 0, len(regions)+1)
 	if origin != nil {
 		regions = append(regions[:len(regions):len(regions)], origin)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/geo"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // benchPath is the path of synthetic file n, as in testdata/bench/fill.sql.
@@ -38,7 +39,7 @@ func benchDownloadServer(b *testing.B, n int) *Server {
 		}
 	}
 	store := NewStore(nil, StoreOptions{})
-	store.Swap(BuildSnapshot(fixtureData(b, specs), NewFileIndex(fb.Table()), Policy{OriginURL: "https://dl.example.org/pub", AlternatesMaxAge: 72 * time.Hour}, nil))
+	store.Swap(selection.BuildSnapshot(fixtureData(b, specs), selection.NewFileIndex(fb.Table()), selection.Policy{OriginURL: "https://dl.example.org/pub", AlternatesMaxAge: 72 * time.Hour}, nil))
 	g, err := geo.OpenGeoIP("../testdata/geoip/regionmirror-test-city.mmdb", nil)
 	if err != nil {
 		b.Fatal(err)

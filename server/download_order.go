@@ -3,6 +3,8 @@ package server
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // Redirects are the hot path: a download manager or a browser per file, over a million
@@ -19,8 +21,8 @@ import (
 // clientOrder is selection for a client, before any file is considered.
 type clientOrder struct {
 	tier    string
-	regions []*Region // usable regions, best first
-	origin  *Region   // nil when not configured or filtered out by protocol=
+	regions []*selection.Region // usable regions, best first
+	origin  *selection.Region   // nil when not configured or filtered out by protocol=
 	notes   []string
 }
 
@@ -30,13 +32,13 @@ const maxOrders = 10_000
 
 // orderCache holds the clientOrders of one snapshot.
 type orderCache struct {
-	snap *Snapshot
+	snap *selection.Snapshot
 	m    sync.Map // answerKey -> *clientOrder
 	n    atomic.Int64
 }
 
 // clientOrder returns the order of the regions for req, from the cache when it can.
-func (s *Server) clientOrder(snap *Snapshot, req Request) *clientOrder {
+func (s *Server) clientOrder(snap *selection.Snapshot, req selection.Request) *clientOrder {
 	cache := s.orders.Load()
 	if cache == nil || cache.snap != snap {
 		fresh := &orderCache{snap: snap}
@@ -53,13 +55,13 @@ func (s *Server) clientOrder(snap *Snapshot, req Request) *clientOrder {
 	} else {
 		blockBits = make([]int, n)
 	}
-	matched := snap.blocks.match(req.Client, blockBits)
+	matched := snap.MatchNetblocks(req.Client, blockBits)
 	key := keyFor(nil, snap.Region(req.Location), req, blockBits, matched)
 	if v, ok := cache.m.Load(key); ok {
 		return v.(*clientOrder)
 	}
-	d := selectRegions(snap, req, "", func(*Region) (int, string) { return 0, "" })
-	o := &clientOrder{tier: d.Tier, origin: d.Origin, notes: d.Notes, regions: make([]*Region, len(d.Chosen))}
+	d := selection.SelectClient(snap, req)
+	o := &clientOrder{tier: d.Tier, origin: d.Origin, notes: d.Notes, regions: make([]*selection.Region, len(d.Chosen))}
 	for i, c := range d.Chosen {
 		o.regions[i] = c.Region
 	}
@@ -73,12 +75,12 @@ func (s *Server) clientOrder(snap *Snapshot, req Request) *clientOrder {
 
 // forFile appends to dst the regions of o that hold f verified (up to limit; all for
 // limit <= 0).
-func (o *clientOrder) forFile(snap *Snapshot, f fileRef, dst []*Region, limit int) []*Region {
+func (o *clientOrder) forFile(snap *selection.Snapshot, f fileRef, dst []*selection.Region, limit int) []*selection.Region {
 	for _, r := range o.regions {
 		if limit > 0 && len(dst) == limit {
 			break
 		}
-		if snap.fileVerified[r.Index].Has(f.index) && r.Carries(f.path) {
+		if snap.Verified(r, f.index) && r.Carries(f.path) {
 			dst = append(dst, r)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // Files of the download tests. IDs of the world's regions are their positions + 1.
@@ -35,7 +36,7 @@ const (
 var helloSum = sha256.Sum256([]byte("hello"))
 
 // fileFixture is the world of the selection tests plus a file inventory.
-func fileFixture(t testing.TB, origin string) *Snapshot {
+func fileFixture(t testing.TB, origin string) *selection.Snapshot {
 	t.Helper()
 	b := db.NewFileTableBuilder(8, 256)
 	add := func(p string, size int64, regions ...int64) {
@@ -70,7 +71,7 @@ func fileFixture(t testing.TB, origin string) *Snapshot {
 			b.Verify(r, i)
 		}
 	}
-	return BuildSnapshot(fixtureData(t, world), NewFileIndex(b.Table()), Policy{OriginURL: origin, AlternatesMaxAge: 72 * time.Hour}, nil)
+	return selection.BuildSnapshot(fixtureData(t, world), selection.NewFileIndex(b.Table()), selection.Policy{OriginURL: origin, AlternatesMaxAge: 72 * time.Hour}, nil)
 }
 
 func fileServer(t testing.TB, origin string, activity *Activity) *Server {
@@ -373,7 +374,7 @@ func TestAPI(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &loc); err != nil {
 		t.Fatal(err)
 	}
-	if loc.Path != helloPath || loc.Size != 1234 || loc.Tier != TierLocation || len(loc.Regions) == 0 || loc.Regions[0].Name != "us-east-1" ||
+	if loc.Path != helloPath || loc.Size != 1234 || loc.Tier != selection.TierLocation || len(loc.Regions) == 0 || loc.Regions[0].Name != "us-east-1" ||
 		loc.Origin != "https://dl.example.org/pub/"+helloPath || len(loc.Excluded) == 0 {
 		t.Errorf("locate %+v", loc)
 	}
@@ -473,25 +474,25 @@ func TestDashboard(t *testing.T) {
 func TestClientOrderMatchesSelection(t *testing.T) {
 	s := fileServer(t, "https://dl.example.org/pub", nil)
 	snap := s.opt.Store.Snapshot()
-	var reqs []Request
+	var reqs []selection.Request
 	for _, r := range world {
-		reqs = append(reqs, Request{Location: r.name})
+		reqs = append(reqs, selection.Request{Location: r.name})
 	}
 	for _, client := range []string{"192.0.2.10", "10.1.2.3", "203.0.113.9", ""} {
-		req := Request{}
+		req := selection.Request{}
 		if client != "" {
 			req.Client = netip.MustParseAddr(client)
 			req.ClientGeo, _ = fakeGeo{}.Lookup(req.Client)
 		}
-		reqs = append(reqs, req, Request{Client: req.Client, Countries: []string{"AU", "DE"}}, Request{Client: req.Client, Global: true},
-			Request{Client: req.Client, Protocols: []string{"http"}})
+		reqs = append(reqs, req, selection.Request{Client: req.Client, Countries: []string{"AU", "DE"}}, selection.Request{Client: req.Client, Global: true},
+			selection.Request{Client: req.Client, Protocols: []string{"http"}})
 	}
 	t2 := snap.Files.Table()
 	for i := range t2.Len() {
 		f := fileRef{path: t2.Path(i), index: i, size: t2.Size(i), sha256: t2.SHA256(i)}
 		for _, req := range reqs {
 			for range 2 { // computed, then cached
-				want := selectFileAt(snap, f, req)
+				want := selection.SelectFileAt(snap, f.path, f.index, req)
 				o := s.clientOrder(snap, req)
 				got := o.forFile(snap, f, nil, 0)
 				if len(got) != len(want.Chosen) || o.origin != want.Origin {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // now is the fixed clock of the pure tests.
@@ -122,7 +123,7 @@ var world = []regionSpec{
 	{name: "us-gov-1", country: "US", lat: 39, lon: -77, health: model.HealthUnknown, locationOnly: true, repoState: model.RepoFresh, repoVersion: "v3"},
 }
 
-func fixture(t testing.TB, origin string) *Snapshot {
+func fixture(t testing.TB, origin string) *selection.Snapshot {
 	t.Helper()
-	return BuildSnapshot(fixtureData(t, world), nil, Policy{OriginURL: origin, AlternatesMaxAge: 72 * time.Hour}, nil)
+	return selection.BuildSnapshot(fixtureData(t, world), nil, selection.Policy{OriginURL: origin, AlternatesMaxAge: 72 * time.Hour}, nil)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // Content types of the answers.
@@ -27,7 +28,7 @@ func metalinkHead(b *bytes.Buffer, now time.Time) {
 
 // WriteMetalink renders a yum Metalink 3.0 document for repo's repomd.xml: the current
 // hashes, the alternates (newest first), and one URL per region of d, then the origin.
-func WriteMetalink(b *bytes.Buffer, repo *Repository, d *Decision, alternates []*Version, now time.Time) {
+func WriteMetalink(b *bytes.Buffer, repo *selection.Repository, d *selection.Decision, alternates []*selection.Version, now time.Time) {
 	cur := repo.Versions[0]
 	metalinkHead(b, now)
 	b.WriteString(" <files>\n  <file name=\"repomd.xml\">\n")
@@ -56,14 +57,14 @@ func WriteMetalink(b *bytes.Buffer, repo *Repository, d *Decision, alternates []
 		b.WriteString(`" preference="`)
 		b.WriteString(strconv.Itoa(pref))
 		b.WriteString(`">`)
-		xmlEscape(b, r.base)
-		xmlEscape(b, repo.repomdPath)
+		xmlEscape(b, r.Base())
+		xmlEscape(b, repo.EscapedRepomdPath())
 		b.WriteString("</url>\n")
 	}
 	b.WriteString("   </resources>\n  </file>\n </files>\n</metalink>\n")
 }
 
-func writeVersion(b *bytes.Buffer, v *Version, indent string) {
+func writeVersion(b *bytes.Buffer, v *selection.Version, indent string) {
 	b.WriteString(indent)
 	b.WriteString("<mm0:timestamp>")
 	b.WriteString(strconv.FormatInt(v.Timestamp, 10))
@@ -88,7 +89,7 @@ func writeVersion(b *bytes.Buffer, v *Version, indent string) {
 
 // WriteMirrorlist renders the plain mirror list: a comment header, then one base URL
 // (the repository directory, ending in /) per line.
-func WriteMirrorlist(b *bytes.Buffer, repo *Repository, d *Decision, header string) {
+func WriteMirrorlist(b *bytes.Buffer, repo *selection.Repository, d *selection.Decision, header string) {
 	b.WriteString(header)
 	b.WriteString("\n")
 	for _, n := range d.Notes {
@@ -98,7 +99,7 @@ func WriteMirrorlist(b *bytes.Buffer, repo *Repository, d *Decision, header stri
 	}
 	dir := model.EscapePath(strings.Trim(repo.Directory, "/"))
 	for _, r := range d.Regions() {
-		b.WriteString(r.base)
+		b.WriteString(r.Base())
 		if dir != "" && dir != "." {
 			b.WriteString(dir)
 			b.WriteString("/")
@@ -109,17 +110,17 @@ func WriteMirrorlist(b *bytes.Buffer, repo *Repository, d *Decision, header stri
 
 // MirrorlistHeader is the comment line that starts a mirror list: what was asked and how
 // the order was chosen.
-func MirrorlistHeader(repo, arch string, d *Decision, countries []string) string {
+func MirrorlistHeader(repo, arch string, d *selection.Decision, countries []string) string {
 	var b strings.Builder
 	b.WriteString("# repo = ")
 	b.WriteString(safeText(repo, 128))
 	b.WriteString(" arch = ")
 	b.WriteString(safeText(arch, 64))
 	switch d.Tier {
-	case TierLocation:
+	case selection.TierLocation:
 		b.WriteString(" location = ")
 		b.WriteString(d.Chosen[0].Region.Name)
-	case TierCountry:
+	case selection.TierCountry:
 		for _, c := range d.Chosen {
 			if c.Region.Country != "" && containsString(countries, c.Region.Country) {
 				b.WriteString(" country = ")
@@ -154,7 +155,7 @@ func WriteMirrorlistError(b *bytes.Buffer, lines []string) {
 }
 
 // unknownRepoLines lists what exists, so that a typo is easy to spot.
-func unknownRepoLines(s *Snapshot, repo, arch string) []string {
+func unknownRepoLines(s *selection.Snapshot, repo, arch string) []string {
 	lines := []string{
 		"# repo = " + safeText(repo, 128) + " arch = " + safeText(arch, 64) + " error: invalid repo or arch",
 		"# following repositories are available:",

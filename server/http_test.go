@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/internal/geo"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -108,7 +109,7 @@ func TestNoRegionNoOrigin(t *testing.T) {
 	s := testServer(t, "")
 	// Only https regions: protocol=http is a fine request that nothing can serve now.
 	store := NewStore(nil, StoreOptions{})
-	store.Swap(BuildSnapshot(fixtureData(t, world[:2]), nil, Policy{AlternatesMaxAge: 72 * time.Hour}, nil))
+	store.Swap(selection.BuildSnapshot(fixtureData(t, world[:2]), nil, selection.Policy{AlternatesMaxAge: 72 * time.Hour}, nil))
 	httpsOnly := New(Options{Store: store, Now: func() time.Time { return now }})
 	res, body := get(t, httpsOnly, "/metalink?repo=demo-1&arch=x86_64&protocol=http")
 	if res.StatusCode != http.StatusServiceUnavailable || strings.Contains(body, "<resources") ||

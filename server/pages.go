@@ -14,6 +14,7 @@ import (
 
 	"github.com/regionmirror/regionmirror/internal/human"
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/server/selection"
 	"github.com/regionmirror/regionmirror/templates"
 )
 
@@ -109,7 +110,7 @@ type mirrorlistPage struct {
 }
 
 // fileMirrorlist renders ?mirrorlist: the regions holding the file, in this client's order.
-func (s *Server) fileMirrorlist(c echo.Context, snap *Snapshot, f fileRef, d *Decision, req Request) error {
+func (s *Server) fileMirrorlist(c echo.Context, snap *selection.Snapshot, f fileRef, d *selection.Decision, req selection.Request) error {
 	loc := s.locateView(snap, f, d)
 	self := s.prefix + "/" + model.EscapePath(f.path)
 	p := mirrorlistPage{

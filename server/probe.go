@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // The prober's own hysteresis. It is short on purpose: scans record health in the database
@@ -137,7 +138,7 @@ func (p *Prober) Run(ctx context.Context) {
 // due returns the probes to start now: one per probed region with none in flight, so a
 // slow region never piles up probes nor delays the others. Regions no longer probed
 // (removed, disabled, location-only) are forgotten.
-func (p *Prober) due(snap *Snapshot) []probeTarget {
+func (p *Prober) due(snap *selection.Snapshot) []probeTarget {
 	if snap == nil {
 		return nil
 	}
@@ -182,15 +183,15 @@ func (p *Prober) due(snap *Snapshot) []probeTarget {
 
 // probeTargetOf picks what to ask a region for: the repomd.xml of a repository it serves
 // (a file that must be there), else its base URL (where any answer shows the server is up).
-func probeTargetOf(snap *Snapshot, r *Region) probeTarget {
+func probeTargetOf(snap *selection.Snapshot, r *selection.Region) probeTarget {
 	for _, repo := range snap.Repos {
 		st := repo.InRegion[r.Index]
 		if st.Known && (st.State == model.RepoFresh || st.State == model.RepoAlternate) && r.CarriesRepository(repo.Directory) {
-			return probeTarget{id: r.ID, name: r.Name, url: r.base + repo.repomdPath, repomd: true,
+			return probeTarget{id: r.ID, name: r.Name, url: r.Base() + repo.EscapedRepomdPath(), repomd: true,
 				what: repo.Name + "/" + repo.Arch + " repomd.xml"}
 		}
 	}
-	return probeTarget{id: r.ID, name: r.Name, url: r.base, what: "the base URL"}
+	return probeTarget{id: r.ID, name: r.Name, url: r.Base(), what: "the base URL"}
 }
 
 // probe sends one HEAD and records the result.

@@ -22,6 +22,7 @@ import (
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/testenv"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // Probes are fast in these tests; every wait below is for an eventual state, with a
@@ -103,7 +104,7 @@ func newProbeEnv(t *testing.T, regions []probeRegion) *probeEnv {
 
 	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
-	e.store = NewStore(d, StoreOptions{Policy: Policy{AlternatesMaxAge: 72 * time.Hour}, LoadFiles: true,
+	e.store = NewStore(d, StoreOptions{Policy: selection.Policy{AlternatesMaxAge: 72 * time.Hour}, LoadFiles: true,
 		Debounce: 20 * time.Millisecond, Interval: time.Hour, FilesMinInterval: 50 * time.Millisecond})
 	if err := e.store.Refresh(ctx, true); err != nil {
 		t.Fatal(err)
@@ -178,7 +179,7 @@ func (e *probeEnv) listed(t *testing.T, want map[string]bool) string {
 // reason is why the decision for the repository leaves region name out ("" if it does not).
 func (e *probeEnv) reason(name string) string {
 	snap := e.store.Snapshot()
-	d := SelectRepository(snap, snap.Repository("demo-1", "x86_64"), Request{Now: time.Now(), Explain: true})
+	d := selection.SelectRepository(snap, snap.Repository("demo-1", "x86_64"), selection.Request{Now: time.Now(), Explain: true})
 	for _, x := range d.Excluded {
 		if x.Region.Name == name {
 			return x.Reason

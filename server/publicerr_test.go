@@ -17,6 +17,7 @@ import (
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/testenv"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // TestPublicAnswersHideStorage records, in a real database, the errors a push, a scan and
@@ -102,7 +103,7 @@ func TestPublicAnswersHideStorage(t *testing.T) {
 		}
 	}
 
-	store := NewStore(d, StoreOptions{LoadFiles: true, Interval: time.Hour, Policy: Policy{AlternatesMaxAge: 72 * time.Hour}})
+	store := NewStore(d, StoreOptions{LoadFiles: true, Interval: time.Hour, Policy: selection.Policy{AlternatesMaxAge: 72 * time.Hour}})
 	if err := store.Refresh(ctx, true); err != nil {
 		t.Fatal(err)
 	}

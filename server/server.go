@@ -20,6 +20,7 @@ import (
 
 	"github.com/regionmirror/regionmirror/internal/geo"
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // Locator finds where an address is; *geo.GeoIP is one.
@@ -55,6 +56,8 @@ type Server struct {
 	pages  *pages
 	// orders caches selection per client for redirects (see download_order.go).
 	orders atomic.Pointer[orderCache]
+	// answers caches rendered metalinks of one snapshot (see cache.go).
+	answers atomic.Pointer[answerCache]
 }
 
 // reqInfo is what handlers tell the logging and metrics middleware about a request. It
@@ -277,9 +280,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 }
 
 // request gathers what is known about the client for selection.
-func (s *Server) request(c echo.Context, snap *Snapshot, q Query) Request {
+func (s *Server) request(c echo.Context, snap *selection.Snapshot, q Query) selection.Request {
 	r := c.Request()
-	req := Request{
+	req := selection.Request{
 		Location:  q.Location,
 		Countries: q.Countries,
 		Global:    q.Global,
@@ -304,7 +307,7 @@ func (s *Server) request(c echo.Context, snap *Snapshot, q Query) Request {
 }
 
 // resolveRepo parses a /metalink or /mirrorlist request and finds its repository.
-func (s *Server) resolveRepo(c echo.Context, endpoint string) (*Snapshot, *Repository, Query, error) {
+func (s *Server) resolveRepo(c echo.Context, endpoint string) (*selection.Snapshot, *selection.Repository, Query, error) {
 	info(c).endpoint = endpoint
 	snap := s.opt.Store.Snapshot()
 	if snap == nil {
@@ -334,8 +337,8 @@ func repoHead(q Query) string {
 
 // decide runs selection and refuses an answer without any URL: dnf would fail on it
 // with "No URLs in metalink", which says less than our error.
-func (s *Server) decide(c echo.Context, snap *Snapshot, repo *Repository, q Query, req Request) (*Decision, error) {
-	d := SelectRepository(snap, repo, req)
+func (s *Server) decide(c echo.Context, snap *selection.Snapshot, repo *selection.Repository, q Query, req selection.Request) (*selection.Decision, error) {
+	d := selection.SelectRepository(snap, repo, req)
 	d.Notes = append(q.Notes, d.Notes...)
 	info(c).tier = d.Tier
 	if len(d.Chosen) == 0 && d.Origin == nil {
@@ -356,14 +359,14 @@ func (s *Server) metalink(c echo.Context) error {
 	req := s.request(c, snap, q)
 	now := req.Now
 	blockBits := make([]int, len(snap.Regions))
-	matched := snap.blocks.match(req.Client, blockBits)
+	matched := snap.MatchNetblocks(req.Client, blockBits)
 	key := keyFor(repo, snap.Region(req.Location), req, blockBits, matched)
 	b := bufPool.Get().(*bytes.Buffer)
 	b.Reset()
 	defer bufPool.Put(b)
 	h := c.Response().Header()
 	h["Cache-Control"], h[echo.HeaderContentType] = hdrPrivate, hdrMetalink
-	if a := snap.answers.get(key, now); a != nil {
+	if a := s.answersFor(snap).get(key, now); a != nil {
 		info(c).tier = a.tier
 		a.write(b, now)
 		return blob(c, http.StatusOK, ContentTypeMetalink, b.Bytes())
@@ -374,7 +377,7 @@ func (s *Server) metalink(c echo.Context) error {
 	}
 	WriteMetalink(b, repo, d, repo.Alternates(now, snap.Policy.AlternatesMaxAge), now)
 	if a := newAnswer(b.Bytes(), d.Tier, now); a != nil {
-		snap.answers.put(key, a)
+		s.answersFor(snap).put(key, a)
 	}
 	return blob(c, http.StatusOK, ContentTypeMetalink, b.Bytes())
 }

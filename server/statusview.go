@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // The views below are what the dashboard renders and the JSON API returns. They are built
@@ -137,7 +138,7 @@ func timePtr(t time.Time) *time.Time {
 }
 
 // regionViews builds the views of every region of snap, in the snapshot's (name) order.
-func (s *Server) regionViews(snap *Snapshot) []RegionView {
+func (s *Server) regionViews(snap *selection.Snapshot) []RegionView {
 	var (
 		view   *ActivityView
 		totals map[string]model.RedirectCount
@@ -153,7 +154,7 @@ func (s *Server) regionViews(snap *Snapshot) []RegionView {
 	for _, r := range snap.Regions {
 		v := RegionView{
 			Name: r.Name, Aliases: r.Aliases, Country: r.Country, Continent: r.Continent,
-			Weight: r.Weight, Access: "public", Enabled: r.Enabled, URL: r.base,
+			Weight: r.Weight, Access: "public", Enabled: r.Enabled, URL: r.Base(),
 			Includes: r.Includes, Netblocks: len(r.Netblocks),
 			Health:      HealthView{State: r.Health, Since: timePtr(r.HealthSince), Error: r.HealthError},
 			Unreachable: r.Unreachable,
@@ -171,9 +172,7 @@ func (s *Server) regionViews(snap *Snapshot) []RegionView {
 		if r.LocationOnly {
 			v.Access = "location-only"
 		}
-		if snap.fileVerified != nil {
-			v.VerifiedFiles = snap.fileVerified[r.Index].Count()
-		}
+		v.VerifiedFiles = snap.VerifiedCount(r)
 		if view != nil {
 			for i := range view.LastRuns {
 				lr := &view.LastRuns[i]
@@ -201,12 +200,12 @@ func (s *Server) regionViews(snap *Snapshot) []RegionView {
 	return out
 }
 
-func versionView(v *Version) VersionView {
+func versionView(v *selection.Version) VersionView {
 	return VersionView{SHA256: v.SHA256Hex, Size: v.Size, Timestamp: v.Timestamp, FirstSeen: v.FirstSeen, SupersededAt: timePtr(v.SupersededAt)}
 }
 
 // repositoryViews builds every repository's row of the freshness grid.
-func repositoryViews(snap *Snapshot, now time.Time) []RepositoryView {
+func repositoryViews(snap *selection.Snapshot, now time.Time) []RepositoryView {
 	out := make([]RepositoryView, 0, len(snap.Repos))
 	for _, repo := range snap.Repos {
 		v := RepositoryView{Name: repo.Name, Arch: repo.Arch, Directory: repo.Directory,
@@ -218,9 +217,9 @@ func repositoryViews(snap *Snapshot, now time.Time) []RepositoryView {
 				v.Alternates = append(v.Alternates, versionView(a))
 			}
 		}
-		for _, r := range snap.Regions {
-			c := cellOf(snap, repo, r, now)
-			v.Regions[r.Name] = c
+		for _, cell := range snap.Cells(repo, now) {
+			c := cellView(cell)
+			v.Regions[c.Region] = c
 			v.Cells = append(v.Cells, c)
 		}
 		out = append(out, v)
@@ -228,20 +227,18 @@ func repositoryViews(snap *Snapshot, now time.Time) []RepositoryView {
 	return out
 }
 
-// cellOf says what a region serves of a repository, by the rule selection follows
-// (model.Freshness): a region recorded fresh counts as alternate once a newer repomd.xml
-// appears, and as stale once that one is older than the alternates window.
-func cellOf(snap *Snapshot, repo *Repository, r *Region, now time.Time) CellView {
-	f := snap.freshness(repo, r, now)
-	c := CellView{Region: r.Name, State: f.State}
-	if st := repo.InRegion[r.Index]; st.Known && f.State != model.RepoExcluded {
+// cellView is a freshness cell (selection.Cell) as the pages and the API show it: the
+// recorded error is already the public reason.
+func cellView(cell selection.Cell) CellView {
+	c := CellView{Region: cell.Region.Name, State: cell.State}
+	if st := cell.Recorded; st.Known {
 		c.VerifiedAt, c.Error = timePtr(st.VerifiedAt), st.Error
 	}
 	return c
 }
 
 // statusView gathers the dashboard.
-func (s *Server) statusView(snap *Snapshot) *StatusView {
+func (s *Server) statusView(snap *selection.Snapshot) *StatusView {
 	now := s.now()
 	st := s.opt.Store.Status()
 	v := &StatusView{
@@ -316,7 +313,7 @@ type LocateExclude struct {
 	Reason string `json:"reason"`
 }
 
-func (s *Server) locateView(snap *Snapshot, f fileRef, d *Decision) *LocateView {
+func (s *Server) locateView(snap *selection.Snapshot, f fileRef, d *selection.Decision) *LocateView {
 	v := &LocateView{Path: f.path, Size: f.size, SHA256: hex.EncodeToString(f.sha256), Tier: d.Tier,
 		Deleted: snap.Files.Table().Deleted.Has(f.index),
 		Regions: []LocateRegion{}, Excluded: []LocateExclude{}, Notes: d.Notes}
@@ -339,7 +336,7 @@ func (s *Server) locateView(snap *Snapshot, f fileRef, d *Decision) *LocateView 
 }
 
 // verifiedAt maps region names to when their copies were last checked (see RegionView).
-func (s *Server) verifiedAt(snap *Snapshot) map[string]*time.Time {
+func (s *Server) verifiedAt(snap *selection.Snapshot) map[string]*time.Time {
 	out := map[string]*time.Time{}
 	for _, r := range s.regionViews(snap) {
 		out[r.Name] = r.VerifiedAt

@@ -13,6 +13,7 @@ import (
 
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // Loader is what the store reads the database through; *db.DB is one.
@@ -26,7 +27,7 @@ type Loader interface {
 
 // StoreOptions configure a Store.
 type StoreOptions struct {
-	Policy Policy
+	Policy selection.Policy
 	// Interval rebuilds the snapshot even without notifications (a safety net).
 	Interval time.Duration
 	// Debounce collects a burst of notifications (a push records objects in many small
@@ -56,12 +57,12 @@ type Store struct {
 	loader Loader
 	opt    StoreOptions
 	log    *slog.Logger
-	cur    atomic.Pointer[Snapshot]
+	cur    atomic.Pointer[selection.Snapshot]
 
 	build     sync.Mutex // one build at a time: file tables are updated along one chain
 	mu        sync.Mutex // guards the fields below
 	data      *model.SnapshotData
-	files     *FileIndex
+	files     *selection.FileIndex
 	filesAt   time.Time // the last read or update of the per-file data
 	fullAt    time.Time // the last full read or reconciliation
 	lastErr   error
@@ -96,10 +97,10 @@ func NewStore(loader Loader, opt StoreOptions) *Store {
 }
 
 // Snapshot returns the current snapshot, or nil before the first successful build.
-func (s *Store) Snapshot() *Snapshot { return s.cur.Load() }
+func (s *Store) Snapshot() *selection.Snapshot { return s.cur.Load() }
 
 // Swap installs a snapshot built elsewhere (tests, explain).
-func (s *Store) Swap(snap *Snapshot) { s.cur.Store(snap) }
+func (s *Store) Swap(snap *selection.Snapshot) { s.cur.Store(snap) }
 
 // Status is the store's health, for /readyz and metrics.
 type Status struct {
@@ -154,7 +155,7 @@ const (
 func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 	s.build.Lock()
 	defer s.build.Unlock()
-	var files *FileIndex
+	var files *selection.FileIndex
 	full := false
 	var tableFileAt time.Time // when the table file read at start was written
 	if mode != filesKeep && s.opt.LoadFiles {
@@ -203,7 +204,7 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 			if t, written, err := s.fromTableFile(ctx); err != nil {
 				s.log.Info("reading the per-file data from the database, not from the table file", slog.String("file", s.opt.TableFile), slog.Any("reason", err))
 			} else {
-				files = NewFileIndex(t)
+				files = selection.NewFileIndex(t)
 				tableFileAt = written
 				s.built("files_table_file", time.Since(start), nil)
 			}
@@ -213,7 +214,7 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 			var t *db.FileTable
 			t, err = s.loader.LoadFileTable(ctx)
 			if err == nil {
-				files, full = NewFileIndex(t), true
+				files, full = selection.NewFileIndex(t), true
 			}
 			s.built("files", time.Since(start), err)
 			if err != nil {
@@ -240,7 +241,7 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 		}
 	}
 	s.data = data
-	snap := BuildSnapshot(data, s.files, s.opt.Policy, s.unreachable)
+	snap := selection.BuildSnapshot(data, s.files, s.opt.Policy, s.unreachable)
 	snap.BuildTime = time.Since(start)
 	s.cur.Store(snap)
 	s.mu.Unlock()
@@ -269,14 +270,14 @@ func (s *Store) SetUnreachable(unreachable map[int64]string) {
 		return // the first Refresh applies it
 	}
 	start := time.Now()
-	snap := BuildSnapshot(s.data, s.files, s.opt.Policy, unreachable)
+	snap := selection.BuildSnapshot(s.data, s.files, s.opt.Policy, unreachable)
 	snap.BuildTime = time.Since(start)
 	s.cur.Store(snap)
 }
 
 // SetPolicy changes the selection policy (a configuration reload) and rebuilds the
 // snapshot from the data already read, as SetUnreachable does.
-func (s *Store) SetPolicy(p Policy) {
+func (s *Store) SetPolicy(p selection.Policy) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if p == s.opt.Policy {
@@ -287,7 +288,7 @@ func (s *Store) SetPolicy(p Policy) {
 		return
 	}
 	start := time.Now()
-	snap := BuildSnapshot(s.data, s.files, p, s.unreachable)
+	snap := selection.BuildSnapshot(s.data, s.files, p, s.unreachable)
 	snap.BuildTime = time.Since(start)
 	s.cur.Store(snap)
 }

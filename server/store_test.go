@@ -20,6 +20,7 @@ import (
 	"github.com/regionmirror/regionmirror/internal/localpg"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/testenv"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -77,17 +78,17 @@ func TestStoreFollowsNotifications(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the verified file", func() bool {
-		dec := SelectFile(store.Snapshot(), f.Path, Request{Now: time.Now()})
+		dec := selection.SelectFile(store.Snapshot(), f.Path, selection.Request{Now: time.Now()})
 		return len(dec.Chosen) == 1 && dec.Chosen[0].Region.Name == "eu-a"
 	})
-	dec := SelectFile(store.Snapshot(), f.Path, Request{Now: time.Now()})
+	dec := selection.SelectFile(store.Snapshot(), f.Path, selection.Request{Now: time.Now()})
 	if len(dec.Excluded) != 1 || dec.Excluded[0].Reason != "holds no verified copy of the file" {
 		t.Errorf("excluded %+v", dec.Excluded)
 	}
 	if u := dec.Chosen[0].Region.URL(f.Path); u != "https://eu-a.example/demo/Packages/libc%2B%2B-1.rpm" {
 		t.Errorf("URL %s", u)
 	}
-	if dec := SelectFile(store.Snapshot(), "demo/nope.rpm", Request{}); len(dec.Chosen) != 0 || dec.Excluded[0].Reason != "the origin has no such file" {
+	if dec := selection.SelectFile(store.Snapshot(), "demo/nope.rpm", selection.Request{}); len(dec.Chosen) != 0 || dec.Excluded[0].Reason != "the origin has no such file" {
 		t.Errorf("unknown file: %+v", dec.Excluded)
 	}
 }
@@ -168,7 +169,7 @@ func TestStoreUpdatesFiles(t *testing.T) {
 		}
 	}
 	served := func(path string) bool {
-		dec := SelectFile(store.Snapshot(), path, Request{Now: time.Now()})
+		dec := selection.SelectFile(store.Snapshot(), path, selection.Request{Now: time.Now()})
 		return len(dec.Chosen) == 1 && dec.Chosen[0].Region == store.Snapshot().Region("eu-a")
 	}
 	first := dbFile("pub/first.rpm", "1")
@@ -201,7 +202,7 @@ func TestStoreUpdatesFiles(t *testing.T) {
 		t.Errorf("after the update: first served %v, more served %v, %d files", served(first.Path), served("pub/49/more.rpm"), store.Snapshot().Files.Len())
 	}
 	// The old snapshot is untouched by the update.
-	if dec := SelectFile(old, first.Path, Request{Now: time.Now()}); len(dec.Chosen) != 1 || old.Files.Len() != 1 {
+	if dec := selection.SelectFile(old, first.Path, selection.Request{Now: time.Now()}); len(dec.Chosen) != 1 || old.Files.Len() != 1 {
 		t.Errorf("the previous snapshot changed: %+v, %d files", dec.Chosen, old.Files.Len())
 	}
 	again := dbFile(first.Path, "pushed again")
@@ -287,7 +288,9 @@ func TestStoreReconciles(t *testing.T) {
 				reconciled.Add(1)
 			}
 		}})
-	served := func() bool { return len(SelectFile(store.Snapshot(), f.Path, Request{Now: time.Now()}).Chosen) == 1 }
+	served := func() bool {
+		return len(selection.SelectFile(store.Snapshot(), f.Path, selection.Request{Now: time.Now()}).Chosen) == 1
+	}
 	if err := store.Refresh(ctx, true); err != nil || !served() {
 		t.Fatalf("first read: %v, served %v", err, served())
 	}
@@ -331,7 +334,7 @@ func TestStoreTableFile(t *testing.T) {
 		return s, kinds
 	}
 	served := func(s *Store, p string) bool {
-		return len(SelectFile(s.Snapshot(), p, Request{Now: time.Now()}).Chosen) == 1
+		return len(selection.SelectFile(s.Snapshot(), p, selection.Request{Now: time.Now()}).Chosen) == 1
 	}
 	if _, kinds := start(d); !slices.Equal(kinds, []string{"files", "snapshot"}) {
 		t.Errorf("first start: %q", kinds)

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regionmirror/regionmirror/internal/geo"
-	"github.com/regionmirror/regionmirror/server"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 func (a *app) explainCmd() *cobra.Command {
@@ -28,7 +28,7 @@ from a fresh snapshot of the database, and print it with a reason for every regi
 			if (path == "") == (repo == "" && arch == "") || (path == "" && (repo == "" || arch == "")) {
 				return usagef("give either --repo and --arch, or --path")
 			}
-			req := server.Request{Location: location, Now: time.Now(), Explain: true}
+			req := selection.Request{Location: location, Now: time.Now(), Explain: true}
 			if ip != "" {
 				addr, err := netip.ParseAddr(strings.Trim(ip, "[]"))
 				if err != nil {
@@ -63,15 +63,15 @@ from a fresh snapshot of the database, and print it with a reason for every regi
 			if err != nil {
 				return err
 			}
-			var files *server.FileIndex
+			var files *selection.FileIndex
 			if path != "" {
 				t, err := d.LoadFileTable(ctx)
 				if err != nil {
 					return err
 				}
-				files = server.NewFileIndex(t)
+				files = selection.NewFileIndex(t)
 			}
-			snap := server.BuildSnapshot(data, files, server.Policy{OriginURL: cfg.Origin.URL, AlternatesMaxAge: cfg.Metalink.AlternatesMaxAge.Std()}, nil)
+			snap := selection.BuildSnapshot(data, files, selection.Policy{OriginURL: cfg.Origin.URL, AlternatesMaxAge: cfg.Metalink.AlternatesMaxAge.Std()}, nil)
 			geoNote := "no GeoIP database (server.geoip_database)"
 			if req.Client.IsValid() && cfg.Server.GeoIPDatabase != "" {
 				g, err := geo.OpenGeoIP(cfg.Server.GeoIPDatabase, nil)
@@ -90,16 +90,16 @@ from a fresh snapshot of the database, and print it with a reason for every regi
 			}
 
 			var (
-				dec    *server.Decision
+				dec    *selection.Decision
 				target string
-				urlOf  func(r *server.Region) string
+				urlOf  func(r *selection.Region) string
 			)
 			w := a.stdout
 			if path != "" {
 				path = strings.Trim(path, "/")
-				dec = server.SelectFile(snap, path, req)
+				dec = selection.SelectFile(snap, path, req)
 				target = "file " + path
-				urlOf = func(r *server.Region) string { return r.URL(path) }
+				urlOf = func(r *selection.Region) string { return r.URL(path) }
 			} else {
 				rp := snap.Repository(repo, arch)
 				if rp == nil {
@@ -109,7 +109,7 @@ from a fresh snapshot of the database, and print it with a reason for every regi
 					}
 					return usagef("unknown repository %s/%s (known: %s)", repo, arch, strings.Join(known, ", "))
 				}
-				dec = server.SelectRepository(snap, rp, req)
+				dec = selection.SelectRepository(snap, rp, req)
 				target = fmt.Sprintf("repository %s/%s (%s)", rp.Name, rp.Arch, rp.Directory)
 				if len(rp.Versions) > 0 {
 					cur := rp.Versions[0]
@@ -119,7 +119,7 @@ from a fresh snapshot of the database, and print it with a reason for every regi
 						target += fmt.Sprintf("\nalternate:          sha256 %s, superseded %s ago", alt.SHA256Hex, time.Since(alt.SupersededAt).Round(time.Second))
 					}
 				}
-				urlOf = func(r *server.Region) string {
+				urlOf = func(r *selection.Region) string {
 					return r.URL(strings.Trim(rp.Directory, "/") + "/repodata/repomd.xml")
 				}
 			}
@@ -150,7 +150,7 @@ from a fresh snapshot of the database, and print it with a reason for every regi
 	return cmd
 }
 
-func writeDecision(w io.Writer, d *server.Decision, urlOf func(*server.Region) string) error {
+func writeDecision(w io.Writer, d *selection.Decision, urlOf func(*selection.Region) string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nchosen, in order:")
 	if len(d.Chosen) == 0 {

@@ -21,6 +21,7 @@ import (
 	"github.com/regionmirror/regionmirror/internal/config"
 	"github.com/regionmirror/regionmirror/internal/geo"
 	"github.com/regionmirror/regionmirror/server"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // geoipCheckInterval is how often serve looks for a new GeoIP database file.
@@ -161,8 +162,8 @@ func (a *app) serve(ctx context.Context, d *db.DB, l net.Listener, accessLog boo
 	return nil
 }
 
-func servePolicy(cfg *config.Config) server.Policy {
-	return server.Policy{OriginURL: cfg.Origin.URL, AlternatesMaxAge: cfg.Metalink.AlternatesMaxAge.Std()}
+func servePolicy(cfg *config.Config) selection.Policy {
+	return selection.Policy{OriginURL: cfg.Origin.URL, AlternatesMaxAge: cfg.Metalink.AlternatesMaxAge.Std()}
 }
 
 // reloadServe is serve's answer to SIGHUP: the configuration is read again (a broken one

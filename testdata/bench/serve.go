@@ -41,6 +41,7 @@ import (
 	"github.com/regionmirror/regionmirror/internal/geo"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/server"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // path is file n's path (testdata/bench/random-file.lua asks for the same).
@@ -85,7 +86,7 @@ func main() {
 		data.Regions = append(data.Regions, r)
 		data.RegionRepos = append(data.RegionRepos, model.RegionRepo{RegionID: r.ID, RepositoryID: 1, RepomdSHA256: data.RepomdVersions[0].SHA256, State: model.RepoFresh})
 	}
-	var index *server.FileIndex
+	var index *selection.FileIndex
 	if *files > 0 {
 		start := time.Now()
 		fb := db.NewFileTableBuilder(*files, *files*100)
@@ -100,12 +101,12 @@ func main() {
 				fb.Verify(int64(r+1), i)
 			}
 		}
-		index = server.NewFileIndex(fb.Table())
+		index = selection.NewFileIndex(fb.Table())
 		fmt.Printf("file table of %d files built in %s\n", index.Len(), time.Since(start).Round(time.Millisecond))
 	}
 
 	store := server.NewStore(nil, server.StoreOptions{})
-	store.Swap(server.BuildSnapshot(data, index, server.Policy{OriginURL: "https://dl.example.org/pub", AlternatesMaxAge: 72 * time.Hour}, nil))
+	store.Swap(selection.BuildSnapshot(data, index, selection.Policy{OriginURL: "https://dl.example.org/pub", AlternatesMaxAge: 72 * time.Hour}, nil))
 	g, err := geo.OpenGeoIP("testdata/geoip/regionmirror-test-city.mmdb", nil)
 	if err != nil {
 		log.Fatal(err)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/server"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // procStatus returns VmRSS and VmHWM (peak RSS) from /proc/self/status.
@@ -52,7 +53,7 @@ func procStatus() (rss, hwm string) {
 // resetPeak starts a new peak RSS measurement (Linux: clear_refs 5 resets VmHWM).
 func resetPeak() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
 
-func report(what string, took time.Duration, snap *server.Snapshot) {
+func report(what string, took time.Duration, snap *selection.Snapshot) {
 	runtime.GC()
 	rss, hwm := procStatus()
 	var ms runtime.MemStats
@@ -82,7 +83,7 @@ func main() {
 		}
 	}
 	if len(os.Args) == 4 && os.Args[2] == "-start" {
-		store := server.NewStore(d, server.StoreOptions{LoadFiles: true, TableFile: os.Args[3], Policy: server.Policy{AlternatesMaxAge: 72 * time.Hour}})
+		store := server.NewStore(d, server.StoreOptions{LoadFiles: true, TableFile: os.Args[3], Policy: selection.Policy{AlternatesMaxAge: 72 * time.Hour}})
 		start := time.Now()
 		if err := store.Refresh(ctx, true); err != nil {
 			log.Fatal(err)
@@ -90,7 +91,7 @@ func main() {
 		report("start from the table file and an update", time.Since(start), store.Snapshot())
 		return
 	}
-	store := server.NewStore(d, server.StoreOptions{LoadFiles: true, Policy: server.Policy{AlternatesMaxAge: 72 * time.Hour}})
+	store := server.NewStore(d, server.StoreOptions{LoadFiles: true, Policy: selection.Policy{AlternatesMaxAge: 72 * time.Hour}})
 	timed := func(what string, f func(context.Context) error) {
 		resetPeak()
 		start := time.Now()

@@ -1,4 +1,4 @@
-package server
+package selection
 
 import (
 	"net/netip"
@@ -259,7 +259,7 @@ func TestEscapePath(t *testing.T) {
 	}
 }
 
-// TestRepositoryCarriedOnlyWhole: selection, the grid and the prober offer a region for a
+// TestRepositoryCarriedOnlyWhole: selection and the grid's cells offer a region for a
 // repository only when its includes cover the repository's whole directory
 // (model.CarriesRepository); an include of repodata/ alone carries the metadata's files,
 // not the repository (issue 12, defect 11).
@@ -284,16 +284,13 @@ func TestRepositoryCarriedOnlyWhole(t *testing.T) {
 		}
 		wantCell := "fresh"
 		if !tt.offered {
-			wantCell = CellExcluded
+			wantCell = model.RepoExcluded
 			if len(d.Excluded) != 1 || !strings.HasPrefix(d.Excluded[0].Reason, "does not carry demo/1/x86_64/os") {
 				t.Errorf("includes %q: %+v", tt.includes, d.Excluded)
 			}
 		}
-		if c := cellOf(snap, repo, snap.Regions[0], now); c.State != wantCell {
+		if c := snap.Cell(repo, snap.Regions[0], now); c.State != wantCell {
 			t.Errorf("includes %q: the grid says %s, want %s", tt.includes, c.State, wantCell)
-		}
-		if pt := probeTargetOf(snap, snap.Regions[0]); pt.repomd != tt.offered {
-			t.Errorf("includes %q: the prober asks for %s", tt.includes, pt.what)
 		}
 		// Files are a path each: repodata/ files are carried by a repodata/ include.
 		if got := snap.Regions[0].Carries("demo/1/x86_64/os/repodata/repomd.xml"); got != (len(tt.includes) == 0 || tt.includes[0] != "demo/1/x86_64/o") {

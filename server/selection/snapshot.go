@@ -1,6 +1,4 @@
-// Package server answers yum/dnf clients (metalinks, mirror lists) from an immutable
-// in-memory snapshot of the database, so that no request ever waits on PostgreSQL.
-package server
+package selection
 
 import (
 	"encoding/hex"
@@ -38,10 +36,8 @@ type Snapshot struct {
 
 	origin *Region // Policy.OriginURL as a pseudo-region; nil without one
 	blocks *netblockIndex
-	// answers caches rendered metalinks; it lives and dies with the snapshot.
-	answers *answerCache
-	byName  map[string]*Region     // names and aliases, lower case
-	repos   map[string]*Repository // repoKey(name, arch)
+	byName map[string]*Region     // names and aliases, lower case
+	repos  map[string]*Repository // repoKey(name, arch)
 }
 
 // Region is one region as selection sees it.
@@ -73,6 +69,10 @@ type Region struct {
 
 // URL returns the region's public URL for a path of the origin tree.
 func (r *Region) URL(path string) string { return r.base + model.EscapePath(path) }
+
+// Base returns the region's public URL plus its key prefix, ending in "/": URL(p) is Base
+// followed by p escaped. Renderers write it directly, without building the URL first.
+func (r *Region) Base() string { return r.base }
 
 // Carries reports whether the region's include prefixes cover the file at path.
 func (r *Region) Carries(path string) bool {
@@ -122,6 +122,9 @@ type RegionRepo struct {
 	VerifiedAt time.Time
 }
 
+// EscapedRepomdPath returns Directory + "/repodata/repomd.xml", escaped for URLs.
+func (repo *Repository) EscapedRepomdPath() string { return repo.repomdPath }
+
 // recorded is what model.Freshness reads of a RegionRepo.
 func (st *RegionRepo) recorded() model.RecordedRepo {
 	return model.RecordedRepo{Known: st.Known, State: st.State, RepomdSHA256: st.SHA256}
@@ -135,6 +138,24 @@ func (s *Snapshot) freshness(repo *Repository, r *Region, now time.Time) model.R
 
 func (p Policy) alternates() model.AlternatesPolicy {
 	return model.AlternatesPolicy{MaxAge: p.AlternatesMaxAge}
+}
+
+// MatchNetblocks sets bits[r.Index] to the longest prefix length of region r's netblocks
+// that holds a, and to -1 for the other regions; len(bits) must be len(s.Regions). It
+// reports whether any region matched.
+func (s *Snapshot) MatchNetblocks(a netip.Addr, bits []int) bool { return s.blocks.match(a, bits) }
+
+// Verified reports whether region r holds a verified copy of the file with index i in
+// s.Files (which must not be nil).
+func (s *Snapshot) Verified(r *Region, i int) bool { return s.fileVerified[r.Index].Has(i) }
+
+// VerifiedCount returns how many files region r holds verified; 0 when per-file data is
+// not loaded.
+func (s *Snapshot) VerifiedCount(r *Region) int {
+	if s.fileVerified == nil {
+		return 0
+	}
+	return s.fileVerified[r.Index].Count()
 }
 
 func repoKey(name, arch string) string { return name + "\x00" + arch }
@@ -253,7 +274,6 @@ func BuildSnapshot(data *model.SnapshotData, files *FileIndex, policy Policy, un
 		repo.InRegion[i] = st
 	}
 	s.blocks = newNetblockIndex(s.Regions)
-	s.answers = newAnswerCache()
 	if files != nil {
 		s.fileVerified = make([]db.Bitset, len(s.Regions))
 		for i, r := range s.Regions {

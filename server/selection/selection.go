@@ -1,4 +1,4 @@
-package server
+package selection
 
 import (
 	"cmp"
@@ -101,6 +101,25 @@ func SelectFile(s *Snapshot, path string, req Request) *Decision {
 		}
 		return 0, ""
 	})
+}
+
+// SelectFileAt is SelectFile for a file already looked up: index is its index in s.Files.
+func SelectFileAt(s *Snapshot, path string, index int, req Request) *Decision {
+	return selectRegions(s, req, path, func(r *Region) (int, string) {
+		switch {
+		case !r.Carries(path):
+			return 0, "does not carry " + path + " (includes: " + strings.Join(r.Includes, ", ") + ")"
+		case !s.fileVerified[r.Index].Has(index):
+			return 0, "holds no verified copy of the file"
+		}
+		return 0, ""
+	})
+}
+
+// SelectClient orders the regions for req before any repository or file is considered:
+// every region that may serve this client, as the redirect path filters it by file.
+func SelectClient(s *Snapshot, req Request) *Decision {
+	return selectRegions(s, req, "", func(*Region) (int, string) { return 0, "" })
 }
 
 // repoServable says whether r serves repo's current repomd.xml or an alternate still

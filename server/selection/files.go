@@ -1,4 +1,4 @@
-package server
+package selection
 
 import (
 	"hash/maphash"
