@@ -71,7 +71,7 @@ from a fresh snapshot of the database, and print it with a reason for every regi
 				}
 				files = selection.NewFileIndex(t)
 			}
-			snap := selection.BuildSnapshot(data, files, selection.Policy{OriginURL: cfg.Origin.URL, AlternatesMaxAge: cfg.Metalink.AlternatesMaxAge.Std()}, nil)
+			snap := selection.BuildSnapshot(data, files, servePolicy(cfg), nil) // the policy serve gets from the same config
 			geoNote := "no GeoIP database (server.geoip_database)"
 			if req.Client.IsValid() && cfg.Server.GeoIPDatabase != "" {
 				g, err := geo.OpenGeoIP(cfg.Server.GeoIPDatabase, nil)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/human"
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // statusCell is one repository in one region.
@@ -54,8 +54,7 @@ func (a *app) statusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			policy := model.AlternatesPolicy{MaxAge: a.cfg.Metalink.AlternatesMaxAge.Std()}
-			rep, err := loadStatus(cmd.Context(), d, policy)
+			rep, err := loadStatus(cmd.Context(), d, servePolicy(a.cfg))
 			if err != nil {
 				return err
 			}
@@ -70,20 +69,10 @@ func (a *app) statusCmd() *cobra.Command {
 	return cmd
 }
 
-func loadStatus(ctx context.Context, d *db.DB, policy model.AlternatesPolicy) (*statusReport, error) {
-	regions, err := d.ListRegions(ctx)
-	if err != nil {
-		return nil, err
-	}
-	repos, err := d.ListRepositories(ctx)
-	if err != nil {
-		return nil, err
-	}
-	states, err := d.RegionRepos(ctx)
-	if err != nil {
-		return nil, err
-	}
-	health, err := d.RegionHealth(ctx)
+// loadStatus reads what the server reads, one snapshot of the database (and the recent
+// runs), and judges it with the server's policy.
+func loadStatus(ctx context.Context, d *db.DB, policy selection.Policy) (*statusReport, error) {
+	data, err := d.LoadSnapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -91,59 +80,63 @@ func loadStatus(ctx context.Context, d *db.DB, policy model.AlternatesPolicy) (*
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now() // as serve judges: its clock against the database's first_seen
-	rep := &statusReport{Runs: runs}
-	for i := range regions {
-		sr := statusRegion{Name: regions[i].Name, Enabled: regions[i].Enabled, Access: regions[i].Access}
-		for j := range health {
-			if health[j].RegionID == regions[i].ID {
-				sr.Health = &health[j]
-			}
-		}
-		rep.Regions = append(rep.Regions, sr)
+	// As serve judges: its clock against the database's first_seen.
+	return buildStatus(data, runs, policy, time.Now()), nil
+}
+
+// buildStatus classifies every repository in every region with the freshness cells of the
+// server's dashboard and API (selection.Cell). The recorded errors are shown in full, not
+// as the public reasons the snapshot keeps: this is the CLI, not a public answer.
+func buildStatus(data *model.SnapshotData, runs []model.Run, policy selection.Policy, now time.Time) *statusReport {
+	snap := selection.BuildSnapshot(data, nil, policy, nil)
+	regions := map[int64]*model.Region{}
+	for i := range data.Regions {
+		regions[data.Regions[i].ID] = &data.Regions[i]
 	}
-	for _, repo := range repos {
-		versions, err := d.RepomdVersions(ctx, repo.ID)
-		if err != nil {
-			return nil, err
-		}
+	health := map[int64]*model.Health{}
+	for i := range data.Health {
+		health[data.Health[i].RegionID] = &data.Health[i]
+	}
+	type regionRepo struct{ region, repo int64 }
+	recordedErr := map[regionRepo]string{}
+	for _, rr := range data.RegionRepos {
+		recordedErr[regionRepo{rr.RegionID, rr.RepositoryID}] = rr.Error
+	}
+	rep := &statusReport{Runs: runs}
+	for _, r := range snap.Regions {
+		rep.Regions = append(rep.Regions, statusRegion{Name: r.Name, Enabled: r.Enabled, Access: regions[r.ID].Access, Health: health[r.ID]})
+	}
+	for _, repo := range snap.Repos {
 		row := statusRepo{Repo: repo.Name, Arch: repo.Arch, Directory: repo.Directory, Regions: map[string]statusCell{}}
-		if len(versions) > 0 {
-			row.Current, row.Timestamp = hex.EncodeToString(versions[0].SHA256), versions[0].Timestamp
+		if len(repo.Versions) > 0 {
+			row.Current, row.Timestamp = repo.Versions[0].SHA256Hex, repo.Versions[0].Timestamp
 		}
-		history := versions
-		for _, r := range regions {
-			row.Regions[r.Name] = cellFor(&r, repo, history, states, policy, now)
+		for _, c := range snap.Cells(repo, now) {
+			row.Regions[c.Region.Name] = statusCellOf(c, recordedErr[regionRepo{c.Region.ID, repo.ID}])
 		}
 		rep.Repositories = append(rep.Repositories, row)
 	}
-	return rep, nil
+	return rep
 }
 
-// cellFor says what a region serves of a repository, by the rule the server's answers
-// follow (model.Freshness): a region recorded fresh falls back to alternate once a newer
-// version appears, and to stale once that one is older than metalink.alternates_max_age.
-// The recorded error is shown in full: this is the CLI, not a public answer.
-func cellFor(r *model.Region, repo model.Repository, versions []model.RepomdVersion, states []model.RegionRepo,
-	policy model.AlternatesPolicy, now time.Time) statusCell {
-	rec := model.RecordedRepo{}
-	var c statusCell
-	for _, s := range states {
-		if s.RegionID == r.ID && s.RepositoryID == repo.ID {
-			rec = model.RecordedRepo{Known: true, State: s.State, RepomdSHA256: s.RepomdSHA256}
-			c.VerifiedAt, c.Error = s.VerifiedAt, s.Error
-			break
+// statusCellOf is a freshness cell as status shows it, with the recorded error in full; a
+// region recorded fresh or alternate that the clock or the versions made stale says why.
+func statusCellOf(c selection.Cell, recordedErr string) statusCell {
+	if c.State == model.RepoExcluded {
+		return statusCell{State: c.State}
+	}
+	sc := statusCell{State: c.State}
+	if rec := c.Recorded; rec.Known {
+		if !rec.VerifiedAt.IsZero() {
+			t := rec.VerifiedAt
+			sc.VerifiedAt = &t
+		}
+		sc.Error = recordedErr
+		if sc.Error == "" && !c.Offered() && (rec.State == model.RepoFresh || rec.State == model.RepoAlternate) {
+			sc.Error = c.Reason // stale by the clock or the versions: say why
 		}
 	}
-	f := model.Freshness(r.CarriesRepository(repo.Directory), rec, versions, policy, now)
-	if f.State == model.RepoExcluded {
-		return statusCell{State: f.State}
-	}
-	c.State = f.State
-	if c.Error == "" && !f.Offered() && rec.Known && (rec.State == model.RepoFresh || rec.State == model.RepoAlternate) {
-		c.Error = f.Reason // stale by the clock or the versions: say why
-	}
-	return c
+	return sc
 }
 
 func printStatus(a *app, rep *statusReport, now time.Time) {
