@@ -55,7 +55,7 @@ type Region struct {
 	Enabled      bool
 	Includes     []string
 	Netblocks    []netip.Prefix
-	Health       string // db.HealthUnknown, Up or Down
+	Health       string // model.HealthUnknown, Up or Down
 	HealthSince  time.Time
 	HealthError  string // model.PublicReason of the recorded error
 	// Unreachable is why this server's own prober cannot reach the region ("" when it can):
@@ -114,7 +114,7 @@ type Version struct {
 // RegionRepo is what a region was last verified to serve for a repository.
 type RegionRepo struct {
 	Known      bool   // a scan or push recorded something
-	State      string // db.RepoFresh, ...
+	State      string // model.RepoFresh, ...
 	Version    int    // index into Repository.Versions of the served repomd.xml; -1 if none of them
 	SHA256     []byte
 	HTTPStatus int
