@@ -15,12 +15,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/filetable"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/testenv"
 )
 
 // describe renders what a file table says about every file that exists, by path.
-func describe(ft *db.FileTable) map[string]string {
+func describe(ft *filetable.Table) map[string]string {
 	out := map[string]string{}
 	regions := slices.Sorted(maps.Keys(ft.Verified))
 	for i := range ft.Len() {
@@ -38,7 +39,7 @@ func describe(ft *db.FileTable) map[string]string {
 	return out
 }
 
-func sameTables(t *testing.T, what string, got, want *db.FileTable) {
+func sameTables(t *testing.T, what string, got, want *filetable.Table) {
 	t.Helper()
 	g, w := describe(got), describe(want)
 	for p, wv := range w {
@@ -442,11 +443,11 @@ func TestFileTableFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := db.WriteFileTable(&buf, cur); err != nil {
+	if err := filetable.Write(&buf, cur); err != nil {
 		t.Fatal(err)
 	}
 	raw := buf.Bytes()
-	back, err := db.ReadFileTable(bytes.NewReader(raw), int64(len(raw)))
+	back, err := filetable.Read(bytes.NewReader(raw), int64(len(raw)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,7 +474,7 @@ func TestFileTableFile(t *testing.T) {
 		"other version": append([]byte("regionmirror file table 0\n"), raw[len("regionmirror file table 1\n"):]...),
 		"huge length":   append(append([]byte{}, raw[:len("regionmirror file table 1\n")]...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f),
 	} {
-		if _, err := db.ReadFileTable(bytes.NewReader(damaged), int64(len(damaged))); !errors.Is(err, db.ErrBadTableFile) {
+		if _, err := filetable.Read(bytes.NewReader(damaged), int64(len(damaged))); !errors.Is(err, filetable.ErrBadFile) {
 			t.Errorf("%s: %v, want ErrBadTableFile", name, err)
 		}
 	}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/filetable"
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
@@ -37,7 +37,7 @@ var helloSum = sha256.Sum256([]byte("hello"))
 // fileFixture is the world of the selection tests plus a file inventory.
 func fileFixture(t testing.TB, origin string) *Snapshot {
 	t.Helper()
-	b := db.NewFileTableBuilder(8, 256)
+	b := filetable.NewBuilder(8, 256)
 	add := func(p string, size int64, regions ...int64) {
 		sum := sha256.Sum256([]byte(p))
 		if p == helloPath {

@@ -37,7 +37,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/filetable"
 	"github.com/regionmirror/regionmirror/internal/geo"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/server"
@@ -88,7 +88,7 @@ func main() {
 	var index *server.FileIndex
 	if *files > 0 {
 		start := time.Now()
-		fb := db.NewFileTableBuilder(*files, *files*100)
+		fb := filetable.NewBuilder(*files, *files*100)
 		var seed [8]byte
 		for i := range *files {
 			binary.LittleEndian.PutUint64(seed[:], uint64(i))
