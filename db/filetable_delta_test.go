@@ -404,7 +404,7 @@ func TestUpdateRefusesAnotherHistory(t *testing.T) {
 }
 
 // TestFileTableFile: a table written to a file and read back is the same table and can be
-// updated; a damaged file is refused, and so is a table of another database.
+// updated, but not in another database. (filetable's tests refuse damaged files.)
 func TestFileTableFile(t *testing.T) {
 	ctx := context.Background()
 	d, _ := testenv.NewDB(t)
@@ -468,16 +468,6 @@ func TestFileTableFile(t *testing.T) {
 	full, _ := d.LoadFileTable(ctx)
 	sameTables(t, "read back and updated", later, full)
 
-	for name, damaged := range map[string][]byte{
-		"truncated":     raw[:len(raw)/2],
-		"bit flipped":   append(append([]byte{}, raw[:len(raw)/3]...), append([]byte{raw[len(raw)/3] ^ 1}, raw[len(raw)/3+1:]...)...),
-		"other version": append([]byte("regionmirror file table 0\n"), raw[len("regionmirror file table 1\n"):]...),
-		"huge length":   append(append([]byte{}, raw[:len("regionmirror file table 1\n")]...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f),
-	} {
-		if _, err := filetable.Read(bytes.NewReader(damaged), int64(len(damaged))); !errors.Is(err, filetable.ErrBadFile) {
-			t.Errorf("%s: %v, want ErrBadTableFile", name, err)
-		}
-	}
 	other, _ := testenv.NewDB(t)
 	if _, _, err := other.UpdateFileTable(ctx, back); !errors.Is(err, db.ErrFileTableStale) {
 		t.Errorf("update in another database: %v, want ErrFileTableStale", err)
