@@ -40,6 +40,10 @@ func (b *Builder) Add(path string, size int64, sum []byte, deleted bool) (int, e
 // AddID appends the file with that ID (the files row's); files come in the order of their
 // IDs. path and sum are copied. Its signature is that of db's row callback.
 func (b *Builder) AddID(id int64, path []byte, size int64, sum []byte, deleted bool) error {
+	if n := len(b.ids); n > 0 && id <= b.ids[n-1] {
+		// The ID index takes the first and last IDs for the range of all.
+		return fmt.Errorf("file %d after file %d: IDs out of order", id, b.ids[n-1])
+	}
 	i, err := b.t.appendFile(id, path, size, sum)
 	if err != nil {
 		return err

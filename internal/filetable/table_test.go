@@ -193,3 +193,28 @@ func TestIndexByID(t *testing.T) {
 		t.Error("the update changed the base's index")
 	}
 }
+
+// TestBuilderIDOrder: IDs out of order are refused (the ID index assumed the order, and
+// the table panicked or lost files).
+func TestBuilderIDOrder(t *testing.T) {
+	for _, ids := range [][]int64{{5, 3}, {5, 5}, {1, 1 << 40, 2}} {
+		b := NewBuilder(len(ids), 0)
+		var err error
+		for i, id := range ids {
+			if err = b.AddID(id, fmt.Appendf(nil, "f%d", i), 1, sum("x"), false); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			t.Errorf("IDs %v taken", ids)
+			continue
+		}
+		// What was taken before the refusal still makes a usable table.
+		tab := b.Table()
+		for i := range tab.Len() {
+			if j, ok := tab.Index(ids[i]); !ok || j != i {
+				t.Errorf("IDs %v: Index(%d) = %d, %v", ids, ids[i], j, ok)
+			}
+		}
+	}
+}
