@@ -43,7 +43,7 @@ func benchDownloadServer(b *testing.B, n int) *Server {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return New(Options{Store: store, GeoIP: g, Metrics: NewMetrics(func() *Store { return store }),
+	return New(Options{Store: store, GeoIP: g, Metrics: NewMetrics(store),
 		Activity: NewActivity(nil, ActivityOptions{}), DownloadPrefix: "/pub"})
 }
 

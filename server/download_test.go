@@ -78,7 +78,7 @@ func fileServer(t testing.TB, origin string, activity *Activity) *Server {
 	store := NewStore(nil, StoreOptions{})
 	store.Swap(fileFixture(t, origin))
 	return New(Options{
-		Store: store, Metrics: NewMetrics(func() *Store { return store }), GeoIP: fakeGeo{},
+		Store: store, Metrics: NewMetrics(store), GeoIP: fakeGeo{},
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		Now:            func() time.Time { return now }, DownloadPrefix: "/pub", Activity: activity,
 	})

@@ -46,7 +46,8 @@ type StoreOptions struct {
 	// row (seconds at a million files).
 	TableFile string
 	Log       *slog.Logger
-	// OnBuild is called after every build attempt (kind "snapshot" or "files").
+	// OnBuild is called after every build attempt (kind "snapshot" or "files"), after the
+	// Metrics made from the store (see NewMetrics) counted it.
 	OnBuild func(kind string, took time.Duration, err error)
 }
 
@@ -72,7 +73,8 @@ type Store struct {
 	unreachable map[int64]string
 
 	trigger chan string
-	saving  atomic.Bool // a table file write is running
+	saving  atomic.Bool             // a table file write is running
+	metrics atomic.Pointer[Metrics] // counts builds once NewMetrics made them for the store
 }
 
 // NewStore returns a store with no snapshot yet; call Refresh or Run.
@@ -339,6 +341,9 @@ func (s *Store) built(kind string, took time.Duration, err error) {
 		s.lastErr, s.lastOKAt = nil, time.Now()
 	}
 	s.mu.Unlock()
+	if m := s.metrics.Load(); m != nil {
+		m.observeBuild(kind, took, err)
+	}
 	if s.opt.OnBuild != nil {
 		s.opt.OnBuild(kind, took, err)
 	}

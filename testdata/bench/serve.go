@@ -116,7 +116,7 @@ func main() {
 		logger = slog.New(slog.NewTextHandler(devnull, nil))
 	}
 	srv := server.New(server.Options{Store: store, GeoIP: g, Log: logger, AccessLog: *accessLog, DownloadPrefix: "/pub",
-		Metrics: server.NewMetrics(func() *server.Store { return store }), Activity: server.NewActivity(nil, server.ActivityOptions{})})
+		Metrics: server.NewMetrics(store), Activity: server.NewActivity(nil, server.ActivityOptions{})})
 	answer := func(target string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodGet, target, nil)
