@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/filetable"
 	"github.com/regionmirror/regionmirror/internal/geo"
 	"github.com/regionmirror/regionmirror/server/selection"
 )
@@ -26,7 +26,7 @@ func benchDownloadServer(b *testing.B, n int) *Server {
 	for _, name := range []string{"us-east-1", "us-west-1", "eu-central-1", "eu-west-1", "ap-southeast-2", "ap-northeast-1", "sa-east-1", "ca-central-1"} {
 		specs = append(specs, regionSpec{name: name, country: "US", lat: float64(len(specs) * 10), lon: float64(len(specs) * 20), repoState: "fresh", repoVersion: "v3"})
 	}
-	fb := db.NewFileTableBuilder(n, n*100)
+	fb := filetable.NewBuilder(n, n*100)
 	var sum [32]byte
 	for i := range n {
 		binary.LittleEndian.PutUint64(sum[:], uint64(i))
@@ -44,7 +44,7 @@ func benchDownloadServer(b *testing.B, n int) *Server {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return New(Options{Store: store, GeoIP: g, Metrics: NewMetrics(func() *Store { return store }),
+	return New(Options{Store: store, GeoIP: g, Metrics: NewMetrics(store),
 		Activity: NewActivity(nil, ActivityOptions{}), DownloadPrefix: "/pub"})
 }
 

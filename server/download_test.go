@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/filetable"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/server/selection"
 )
@@ -38,7 +38,7 @@ var helloSum = sha256.Sum256([]byte("hello"))
 // fileFixture is the world of the selection tests plus a file inventory.
 func fileFixture(t testing.TB, origin string) *selection.Snapshot {
 	t.Helper()
-	b := db.NewFileTableBuilder(8, 256)
+	b := filetable.NewBuilder(8, 256)
 	add := func(p string, size int64, regions ...int64) {
 		sum := sha256.Sum256([]byte(p))
 		if p == helloPath {
@@ -79,7 +79,7 @@ func fileServer(t testing.TB, origin string, activity *Activity) *Server {
 	store := NewStore(nil, StoreOptions{})
 	store.Swap(fileFixture(t, origin))
 	return New(Options{
-		Store: store, Metrics: NewMetrics(func() *Store { return store }), GeoIP: fakeGeo{},
+		Store: store, Metrics: NewMetrics(store), GeoIP: fakeGeo{},
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		Now:            func() time.Time { return now }, DownloadPrefix: "/pub", Activity: activity,
 	})

@@ -49,7 +49,7 @@ func startHostile(t *testing.T) *hostileWorld {
 	act := NewActivity(d, ActivityOptions{Interval: 100 * time.Millisecond})
 	actDone := make(chan struct{})
 	go func() { act.Run(ctx); close(actDone) }()
-	srv := New(Options{Store: store, Metrics: NewMetrics(func() *Store { return store }), Activity: act, DownloadPrefix: "/pub",
+	srv := New(Options{Store: store, Metrics: NewMetrics(store), Activity: act, DownloadPrefix: "/pub",
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -33,7 +33,7 @@ func testServer(t *testing.T, origin string) *Server {
 	store := NewStore(nil, StoreOptions{})
 	store.Swap(fixture(t, origin))
 	return New(Options{
-		Store: store, Metrics: NewMetrics(func() *Store { return store }), GeoIP: fakeGeo{},
+		Store: store, Metrics: NewMetrics(store), GeoIP: fakeGeo{},
 		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		Now:            func() time.Time { return now },
 	})

@@ -52,8 +52,10 @@ func (m *Metrics) observeRequest(endpoint string, code int, tier string, took ti
 	rs.duration.Observe(took.Seconds())
 }
 
-// NewMetrics registers the collectors; store may be nil until it exists.
-func NewMetrics(store func() *Store) *Metrics {
+// NewMetrics registers the collectors. The snapshot and database gauges read store at
+// every scrape, and the build counters count store's builds: NewMetrics makes itself
+// store's build observer, so the store is created first and the metrics from it.
+func NewMetrics(store *Store) *Metrics {
 	m := &Metrics{Registry: prometheus.NewRegistry()}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "regionmirror_http_requests_total",
@@ -85,10 +87,8 @@ func NewMetrics(store func() *Store) *Metrics {
 		Name: "regionmirror_snapshot_age_seconds",
 		Help: "Age of the data the serving snapshot was built from (-1 before the first snapshot).",
 	}, func() float64 {
-		if st := store(); st != nil {
-			if snap := st.Snapshot(); snap != nil {
-				return time.Since(snap.ReadAt).Seconds()
-			}
+		if snap := store.Snapshot(); snap != nil {
+			return time.Since(snap.ReadAt).Seconds()
 		}
 		return -1
 	})
@@ -96,18 +96,19 @@ func NewMetrics(store func() *Store) *Metrics {
 		Name: "regionmirror_database_up",
 		Help: "1 when the last snapshot rebuild reached the database, else 0.",
 	}, func() float64 {
-		if st := store(); st != nil && st.Status().DBError == "" {
+		if store.Status().DBError == "" {
 			return 1
 		}
 		return 0
 	})
 	m.Registry.MustRegister(m.requests, m.duration, m.buildTime, m.builds, m.geoipLooks, m.probeUp, age, dbUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	store.metrics.Store(m)
 	return m
 }
 
-// ObserveBuild records a snapshot build; it is the Store's OnBuild.
-func (m *Metrics) ObserveBuild(kind string, took time.Duration, err error) {
+// observeBuild records a snapshot build (see Store.built).
+func (m *Metrics) observeBuild(kind string, took time.Duration, err error) {
 	if err != nil {
 		m.builds.WithLabelValues(kind, "error").Inc()
 		return

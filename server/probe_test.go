@@ -372,7 +372,7 @@ func TestProberSkipsLocationOnly(t *testing.T) {
 func TestProberHysteresis(t *testing.T) {
 	store := NewStore(nil, StoreOptions{})
 	snap := fixture(t, "")
-	m := NewMetrics(func() *Store { return store })
+	m := NewMetrics(store)
 	p := NewProber(store, ProberOptions{Metrics: m})
 	targets := p.due(snap)
 	if len(targets) == 0 {

@@ -109,7 +109,7 @@ func TestPublicAnswersHideStorage(t *testing.T) {
 	}
 	act := NewActivity(d, ActivityOptions{Interval: time.Hour})
 	act.Round(ctx)
-	srv := New(Options{Store: store, Metrics: NewMetrics(func() *Store { return store }), Activity: act, DownloadPrefix: "/pub"})
+	srv := New(Options{Store: store, Metrics: NewMetrics(store), Activity: act, DownloadPrefix: "/pub"})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/filetable"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/server/selection"
 )
@@ -19,9 +19,9 @@ import (
 // Loader is what the store reads the database through; *db.DB is one.
 type Loader interface {
 	LoadSnapshot(ctx context.Context) (*model.SnapshotData, error)
-	LoadFileTable(ctx context.Context) (*db.FileTable, error)
-	UpdateFileTable(ctx context.Context, base *db.FileTable) (*db.FileTable, db.FileTableChanges, error)
-	ReconcileFileTable(ctx context.Context, base *db.FileTable) (*db.FileTable, db.FileTableChanges, error)
+	LoadFileTable(ctx context.Context) (*filetable.Table, error)
+	UpdateFileTable(ctx context.Context, base *filetable.Table) (*filetable.Table, db.FileTableChanges, error)
+	ReconcileFileTable(ctx context.Context, base *filetable.Table) (*filetable.Table, db.FileTableChanges, error)
 	Listen(ctx context.Context, ready func(), fn func(payload string)) error
 }
 
@@ -47,7 +47,8 @@ type StoreOptions struct {
 	// row (seconds at a million files).
 	TableFile string
 	Log       *slog.Logger
-	// OnBuild is called after every build attempt (kind "snapshot" or "files").
+	// OnBuild is called after every build attempt (kind "snapshot" or "files"), after the
+	// Metrics made from the store (see NewMetrics) counted it.
 	OnBuild func(kind string, took time.Duration, err error)
 }
 
@@ -73,7 +74,8 @@ type Store struct {
 	unreachable map[int64]string
 
 	trigger chan string
-	saving  atomic.Bool // a table file write is running
+	saving  atomic.Bool             // a table file write is running
+	metrics atomic.Pointer[Metrics] // counts builds once NewMetrics made them for the store
 }
 
 // NewStore returns a store with no snapshot yet; call Refresh or Run.
@@ -172,7 +174,7 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 		}
 		if (mode == filesUpdate || mode == filesReconcile) && base != nil {
 			start := time.Now()
-			var t *db.FileTable
+			var t *filetable.Table
 			var ch db.FileTableChanges
 			kind := "files_update"
 			if mode == filesReconcile {
@@ -211,7 +213,7 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 		}
 		if files == nil && (mode == filesFull || base == nil) {
 			start := time.Now()
-			var t *db.FileTable
+			var t *filetable.Table
 			t, err = s.loader.LoadFileTable(ctx)
 			if err == nil {
 				files, full = selection.NewFileIndex(t), true
@@ -295,17 +297,8 @@ func (s *Store) SetPolicy(p selection.Policy) {
 
 // fromTableFile reads the table file and brings it up to date; it also returns when the
 // file was written.
-func (s *Store) fromTableFile(ctx context.Context) (*db.FileTable, time.Time, error) {
-	f, err := os.Open(s.opt.TableFile)
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	t, err := db.ReadFileTable(f, info.Size())
+func (s *Store) fromTableFile(ctx context.Context) (*filetable.Table, time.Time, error) {
+	t, written, err := filetable.ReadFile(s.opt.TableFile)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -314,44 +307,22 @@ func (s *Store) fromTableFile(ctx context.Context) (*db.FileTable, time.Time, er
 		return nil, time.Time{}, err
 	}
 	s.log.Info("per-file data read from the table file and updated", slog.String("file", s.opt.TableFile), slog.String("changes", ch.String()))
-	return t, info.ModTime(), nil
+	return t, written, nil
 }
 
-// saveTableFile writes t to the table file in the background, through a temporary file
-// renamed into place, so that a crash leaves the old file or the new one. A write still
+// saveTableFile writes t to the table file in the background (filetable.WriteFile: a
+// crash leaves the old file or the new one). A write still
 // running makes this one skip: the next full or reconciling read writes again.
-func (s *Store) saveTableFile(t *db.FileTable) {
+func (s *Store) saveTableFile(t *filetable.Table) {
 	if !s.saving.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
 		defer s.saving.Store(false)
-		if err := writeTableFile(s.opt.TableFile, t); err != nil {
+		if err := filetable.WriteFile(s.opt.TableFile, t); err != nil {
 			s.log.Warn("writing the table file failed; the next start reads the database", slog.String("file", s.opt.TableFile), slog.Any("err", err))
 		}
 	}()
-}
-
-func writeTableFile(path string, t *db.FileTable) error {
-	// One fixed name: a write cut short by a crash leaves one stale file to overwrite, not
-	// one more per crash (a server owns its files_cache path).
-	tmp, err := os.OpenFile(path+".tmp", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after the rename, there is nothing to remove
-	if err := db.WriteFileTable(tmp, t); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 func (s *Store) built(kind string, took time.Duration, err error) {
@@ -371,6 +342,9 @@ func (s *Store) built(kind string, took time.Duration, err error) {
 		s.lastErr, s.lastOKAt = nil, time.Now()
 	}
 	s.mu.Unlock()
+	if m := s.metrics.Load(); m != nil {
+		m.observeBuild(kind, took, err)
+	}
 	if s.opt.OnBuild != nil {
 		s.opt.OnBuild(kind, took, err)
 	}

@@ -99,20 +99,14 @@ func (a *app) serve(ctx context.Context, d *db.DB, l net.Listener, accessLog boo
 			return &config.Error{Key: "server.files_cache", Value: path, Reason: "its directory does not exist"}
 		}
 	}
-	var metrics *server.Metrics
 	store := server.NewStore(d, server.StoreOptions{
 		Policy:    servePolicy(cfg),
 		Interval:  cfg.Server.SnapshotInterval.Std(),
 		LoadFiles: true,
 		TableFile: cfg.Server.FilesCache,
 		Log:       a.log,
-		OnBuild: func(kind string, took time.Duration, err error) {
-			if metrics != nil {
-				metrics.ObserveBuild(kind, took, err)
-			}
-		},
 	})
-	metrics = server.NewMetrics(func() *server.Store { return store })
+	metrics := server.NewMetrics(store) // before the first build, which it counts
 	if ready != nil {
 		// Build the first snapshot before saying so; Run keeps it fresh from then on.
 		if err := store.Refresh(ctx, true); err != nil {

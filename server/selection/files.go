@@ -5,14 +5,14 @@ import (
 	"math/bits"
 	"slices"
 
-	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/filetable"
 )
 
 // FileIndex finds files of a db.FileTable by path. The table is shared, not copied, and
 // the index is one open-addressing table of int32 (8 MB per million files), so a snapshot
 // of a million files stays far below the memory a map of strings would take.
 type FileIndex struct {
-	t     *db.FileTable
+	t     *filetable.Table
 	slots []int32 // file index + 1; 0 is empty
 	mask  uint64
 }
@@ -24,7 +24,7 @@ func fileHash(dir int32, name string) uint64 {
 }
 
 // NewFileIndex indexes t.
-func NewFileIndex(t *db.FileTable) *FileIndex {
+func NewFileIndex(t *filetable.Table) *FileIndex {
 	// A load factor of at most one half keeps probe sequences short.
 	size := 1 << bits.Len(uint(2*t.Len()+1))
 	x := &FileIndex{t: t, slots: make([]int32, size), mask: uint64(size - 1)}
@@ -47,7 +47,7 @@ func (x *FileIndex) insert(from, to int) {
 // Update returns an index of t, a table db.UpdateFileTable derived from x's. Such tables
 // only ever append files, so the slots are copied and the new files added, unless the
 // table outgrew them. x stays valid.
-func (x *FileIndex) Update(t *db.FileTable) *FileIndex {
+func (x *FileIndex) Update(t *filetable.Table) *FileIndex {
 	old := x.t.Len()
 	switch {
 	case t == x.t:
@@ -66,11 +66,11 @@ func (x *FileIndex) Update(t *db.FileTable) *FileIndex {
 func (x *FileIndex) Len() int { return x.t.Len() - x.t.Gone.Count() }
 
 // Table returns the indexed table.
-func (x *FileIndex) Table() *db.FileTable { return x.t }
+func (x *FileIndex) Table() *filetable.Table { return x.t }
 
 // Lookup returns the index of the file at path.
 func (x *FileIndex) Lookup(path string) (int, bool) {
-	dirName, name := db.SplitPath(path)
+	dirName, name := filetable.SplitPath(path)
 	dir, ok := x.t.DirIndex(dirName)
 	if !ok {
 		return 0, false

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/filetable"
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
@@ -32,7 +32,7 @@ type Snapshot struct {
 	Files     *FileIndex    // nil when per-file data was not loaded
 
 	// fileVerified is, by Region.Index, the files verified in that region.
-	fileVerified []db.Bitset
+	fileVerified []filetable.Bitset
 
 	origin *Region // Policy.OriginURL as a pseudo-region; nil without one
 	blocks *netblockIndex
@@ -275,7 +275,7 @@ func BuildSnapshot(data *model.SnapshotData, files *FileIndex, policy Policy, un
 	}
 	s.blocks = newNetblockIndex(s.Regions)
 	if files != nil {
-		s.fileVerified = make([]db.Bitset, len(s.Regions))
+		s.fileVerified = make([]filetable.Bitset, len(s.Regions))
 		for i, r := range s.Regions {
 			s.fileVerified[i] = files.t.Verified[r.ID]
 		}

@@ -37,7 +37,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/filetable"
 	"github.com/regionmirror/regionmirror/internal/geo"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/server"
@@ -89,7 +89,7 @@ func main() {
 	var index *selection.FileIndex
 	if *files > 0 {
 		start := time.Now()
-		fb := db.NewFileTableBuilder(*files, *files*100)
+		fb := filetable.NewBuilder(*files, *files*100)
 		var seed [8]byte
 		for i := range *files {
 			binary.LittleEndian.PutUint64(seed[:], uint64(i))
@@ -117,7 +117,7 @@ func main() {
 		logger = slog.New(slog.NewTextHandler(devnull, nil))
 	}
 	srv := server.New(server.Options{Store: store, GeoIP: g, Log: logger, AccessLog: *accessLog, DownloadPrefix: "/pub",
-		Metrics: server.NewMetrics(func() *server.Store { return store }), Activity: server.NewActivity(nil, server.ActivityOptions{})})
+		Metrics: server.NewMetrics(store), Activity: server.NewActivity(nil, server.ActivityOptions{})})
 	answer := func(target string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodGet, target, nil)

@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/filetable"
 	"github.com/regionmirror/regionmirror/server"
 	"github.com/regionmirror/regionmirror/server/selection"
 )
@@ -144,7 +145,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := db.WriteFileTable(f, store.Snapshot().Files.Table()); err != nil {
+	if err := filetable.Write(f, store.Snapshot().Files.Table()); err != nil {
 		log.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

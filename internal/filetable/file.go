@@ -1,4 +1,4 @@
-package db
+package filetable
 
 import (
 	"bufio"
@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"math"
+	"os"
 	"slices"
 	"time"
 )
@@ -24,18 +25,18 @@ const tableMagic = "regionmirror file table 1\n"
 // maxCachedFiles bounds the directories and regions a table file may claim.
 const maxCachedFiles = 1 << 28
 
-// ErrBadTableFile means a table file is damaged, of another version or inconsistent.
-var ErrBadTableFile = errors.New("not a usable file table")
+// ErrBadFile means a table file is damaged, of another version or inconsistent.
+var ErrBadFile = errors.New("not a usable file table")
 
-// WriteFileTable writes t in the form ReadFileTable reads.
-func WriteFileTable(w io.Writer, t *FileTable) error {
+// Write writes t in the form Read reads.
+func Write(w io.Writer, t *Table) error {
 	h := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 1<<20)
 	e := &encoder{w: bw}
 	e.raw([]byte(tableMagic))
-	e.str(t.seen)
-	e.str(t.origin)
-	e.put(t.readAt.UnixNano())
+	e.str(t.ReadPoint.Seen)
+	e.str(t.ReadPoint.Origin)
+	e.put(t.ReadPoint.ReadAt.UnixNano())
 	e.put(uint64(len(t.Dirs)))
 	for _, d := range t.Dirs {
 		e.str(d)
@@ -121,9 +122,9 @@ func writeChunked[T any](e *encoder, v []T, size int, put func([]byte, T)) {
 	e.raw(buf)
 }
 
-// ReadFileTable reads a table WriteFileTable wrote, size bytes long. Bring it up to date
-// with UpdateFileTable before use: that also refuses a table of another database.
-func ReadFileTable(r io.Reader, size int64) (*FileTable, error) {
+// Read reads a table Write wrote, size bytes long. Bring it up to date with
+// db.UpdateFileTable before use: that also refuses a table of another database.
+func Read(r io.Reader, size int64) (*Table, error) {
 	h := sha256.New()
 	br := bufio.NewReaderSize(r, 1<<20)
 	// No length may claim more than what is left of the file: the checksum is only known
@@ -132,14 +133,14 @@ func ReadFileTable(r io.Reader, size int64) (*FileTable, error) {
 	magic := make([]byte, len(tableMagic))
 	d.full(magic)
 	if d.err == nil && string(magic) != tableMagic {
-		return nil, fmt.Errorf("%w: written by another version", ErrBadTableFile)
+		return nil, fmt.Errorf("%w: written by another version", ErrBadFile)
 	}
-	t := &FileTable{}
-	t.seen = d.str()
-	t.origin = d.str()
+	t := &Table{}
+	t.ReadPoint.Seen = d.str()
+	t.ReadPoint.Origin = d.str()
 	var nanos int64
 	d.get(&nanos)
-	t.readAt = time.Unix(0, nanos)
+	t.ReadPoint.ReadAt = time.Unix(0, nanos)
 	nDirs := d.count(maxCachedFiles)
 	t.Dirs = make([]string, 0, nDirs)
 	for range nDirs {
@@ -161,14 +162,14 @@ func ReadFileTable(r io.Reader, size int64) (*FileTable, error) {
 		t.Verified[region] = Bitset(readSlice[uint64](d))
 	}
 	if d.err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadTableFile, d.err)
+		return nil, fmt.Errorf("%w: %v", ErrBadFile, d.err)
 	}
 	var sum [sha256.Size]byte
 	if _, err := io.ReadFull(br, sum[:]); err != nil || !bytes.Equal(sum[:], h.Sum(nil)) {
-		return nil, fmt.Errorf("%w: checksum mismatch", ErrBadTableFile)
+		return nil, fmt.Errorf("%w: checksum mismatch", ErrBadFile)
 	}
 	if err := t.check(ids); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadTableFile, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadFile, err)
 	}
 	t.dirIdx = make(map[string]int32, len(t.Dirs))
 	for i, dir := range t.Dirs {
@@ -176,17 +177,17 @@ func ReadFileTable(r io.Reader, size int64) (*FileTable, error) {
 	}
 	var err error
 	if t.ids, err = idIndexOf(ids); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadTableFile, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadFile, err)
 	}
 	return t, nil
 }
 
 // check verifies that the parts agree, so that no accessor can go out of range.
-func (t *FileTable) check(ids []int64) error {
+func (t *Table) check(ids []int64) error {
 	n := len(t.sizes)
 	words := (n + 63) / 64
 	switch {
-	case t.seen == "" || t.origin == "":
+	case t.ReadPoint.Seen == "" || t.ReadPoint.Origin == "":
 		return errors.New("no read point")
 	case len(t.dirOf) != n || len(t.nameEnd) != n || len(t.sha256) != 32*n || len(ids) != n:
 		return errors.New("file columns of different lengths")
@@ -287,45 +288,45 @@ func readSlice[T int32 | uint32 | int64 | uint64 | byte](d *decoder) []T {
 	return out
 }
 
-// byIndex returns the file ID of every index below n.
-func (x *idIndex) byIndex(n int) []int64 {
-	out := make([]int64, n)
-	if x.m != nil {
-		for id, i := range x.m {
-			out[i] = id
-		}
-		return out
+// WriteFile writes t to the file at path through a temporary file renamed into place, so
+// that a crash leaves the old file or the new one.
+func WriteFile(path string, t *Table) error {
+	// One fixed name: a write cut short by a crash leaves one stale file to overwrite, not
+	// one more per crash (a server owns its files_cache path).
+	tmp, err := os.OpenFile(path+".tmp", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
 	}
-	for off, v := range x.dense {
-		if v != 0 {
-			out[v-1] = x.min + int64(off)
-		}
+	defer os.Remove(tmp.Name()) // after the rename, there is nothing to remove
+	if err := Write(tmp, t); err != nil {
+		tmp.Close()
+		return err
 	}
-	return out
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
-// idIndexOf indexes IDs given by file index, in any order; an ID given twice is an error.
-func idIndexOf(ids []int64) (*idIndex, error) {
-	if len(ids) == 0 {
-		return &idIndex{}, nil
+// ReadFile reads the table WriteFile wrote at path; it also returns when the file was
+// written.
+func ReadFile(path string) (*Table, time.Time, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, time.Time{}, err
 	}
-	lo, hi := slices.Min(ids), slices.Max(ids)
-	if span := hi - lo + 1; span <= int64(4*len(ids)+1024) {
-		x := &idIndex{dense: make([]int32, span), min: lo, n: len(ids)}
-		for i, id := range ids {
-			if x.dense[id-lo] != 0 {
-				return nil, fmt.Errorf("file ID %d twice", id)
-			}
-			x.dense[id-lo] = int32(i + 1)
-		}
-		return x, nil
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, time.Time{}, err
 	}
-	x := &idIndex{m: make(map[int64]int32, len(ids)), n: len(ids)}
-	for i, id := range ids {
-		if _, dup := x.m[id]; dup {
-			return nil, fmt.Errorf("file ID %d twice", id)
-		}
-		x.m[id] = int32(i)
+	t, err := Read(f, info.Size())
+	if err != nil {
+		return nil, time.Time{}, err
 	}
-	return x, nil
+	return t, info.ModTime(), nil
 }
