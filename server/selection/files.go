@@ -8,7 +8,7 @@ import (
 	"github.com/regionmirror/regionmirror/internal/filetable"
 )
 
-// FileIndex finds files of a db.FileTable by path. The table is shared, not copied, and
+// FileIndex finds files of a filetable.Table by path. The table is shared, not copied, and
 // the index is one open-addressing table of int32 (8 MB per million files), so a snapshot
 // of a million files stays far below the memory a map of strings would take.
 type FileIndex struct {

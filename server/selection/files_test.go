@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/filetable"
 )
 
 // table builds a file table of paths, in order.
-func table(t *testing.T, paths ...string) *db.FileTable {
+func table(t *testing.T, paths ...string) *filetable.Table {
 	t.Helper()
-	b := db.NewFileTableBuilder(len(paths), 64*len(paths))
+	b := filetable.NewBuilder(len(paths), 64*len(paths))
 	for _, p := range paths {
 		sum := sha256.Sum256([]byte(p))
 		if _, err := b.Add(p, int64(len(p)), sum[:], false); err != nil {
@@ -53,7 +53,7 @@ func TestFileIndexLookup(t *testing.T) {
 // added again later is found as the new file.
 func TestFileIndexPurged(t *testing.T) {
 	tb := table(t, "a/x.rpm", "a/y.rpm", "a/x.rpm")
-	tb.Gone = db.NewBitset(tb.Len())
+	tb.Gone = filetable.NewBitset(tb.Len())
 	tb.Gone.Set(0)
 	x := NewFileIndex(tb)
 	lookups(t, x, map[string]int{"a/x.rpm": 2, "a/y.rpm": 1})
@@ -75,7 +75,7 @@ func TestFileIndexUpdate(t *testing.T) {
 	x := NewFileIndex(small)
 	for _, tt := range []struct {
 		name string
-		t    *db.FileTable
+		t    *filetable.Table
 		n    int
 	}{
 		{"the same table", small, 10},
