@@ -55,6 +55,8 @@ type Server struct {
 	pages  *pages
 	// orders caches selection per client for redirects (see download_order.go).
 	orders atomic.Pointer[orderCache]
+	// answers caches rendered metalinks of one snapshot (see cache.go).
+	answers atomic.Pointer[answerCache]
 }
 
 // reqInfo is what handlers tell the logging and metrics middleware about a request. It
@@ -363,7 +365,8 @@ func (s *Server) metalink(c echo.Context) error {
 	defer bufPool.Put(b)
 	h := c.Response().Header()
 	h["Cache-Control"], h[echo.HeaderContentType] = hdrPrivate, hdrMetalink
-	if a := snap.answers.get(key, now); a != nil {
+	answers := s.answerCache(snap)
+	if a := answers.get(key, now); a != nil {
 		info(c).tier = a.tier
 		a.write(b, now)
 		return blob(c, http.StatusOK, ContentTypeMetalink, b.Bytes())
@@ -374,7 +377,7 @@ func (s *Server) metalink(c echo.Context) error {
 	}
 	WriteMetalink(b, repo, d, repo.Alternates(now, snap.Policy.AlternatesMaxAge), now)
 	if a := newAnswer(b.Bytes(), d.Tier, now); a != nil {
-		snap.answers.put(key, a)
+		answers.put(key, a)
 	}
 	return blob(c, http.StatusOK, ContentTypeMetalink, b.Bytes())
 }

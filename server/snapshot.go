@@ -36,10 +36,8 @@ type Snapshot struct {
 
 	origin *Region // Policy.OriginURL as a pseudo-region; nil without one
 	blocks *netblockIndex
-	// answers caches rendered metalinks; it lives and dies with the snapshot.
-	answers *answerCache
-	byName  map[string]*Region     // names and aliases, lower case
-	repos   map[string]*Repository // repoKey(name, arch)
+	byName map[string]*Region     // names and aliases, lower case
+	repos  map[string]*Repository // repoKey(name, arch)
 }
 
 // Region is one region as selection sees it.
@@ -251,7 +249,6 @@ func BuildSnapshot(data *model.SnapshotData, files *FileIndex, policy Policy, un
 		repo.InRegion[i] = st
 	}
 	s.blocks = newNetblockIndex(s.Regions)
-	s.answers = newAnswerCache()
 	if files != nil {
 		s.fileVerified = make([]db.Bitset, len(s.Regions))
 		for i, r := range s.Regions {
