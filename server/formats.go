@@ -153,16 +153,15 @@ func WriteMirrorlistError(b *bytes.Buffer, lines []string) {
 	}
 }
 
-// unknownRepoLines lists what exists, so that a typo is easy to spot.
-func unknownRepoLines(s *Snapshot, repo, arch string) []string {
-	lines := []string{
-		"# repo = " + safeText(repo, 128) + " arch = " + safeText(arch, 64) + " error: invalid repo or arch",
-		"# following repositories are available:",
-	}
+// unknownRepo is the 404 of a repository the snapshot lacks; it lists what exists, so
+// that a typo is easy to spot.
+func unknownRepo(s *Snapshot, q Query) *Error {
+	e := &Error{Status: http.StatusNotFound, About: repoAbout(q), Msg: "invalid repo or arch",
+		Details: []string{"following repositories are available:"}}
 	for _, r := range s.Repos {
-		lines = append(lines, "# repo="+r.Name+"&arch="+r.Arch)
+		e.Details = append(e.Details, "repo="+r.Name+"&arch="+r.Arch)
 	}
-	return lines
+	return e
 }
 
 // safeText makes client-supplied text harmless in a comment line: printable ASCII only,

@@ -142,11 +142,9 @@ type dashboardPage struct {
 
 // dashboard renders GET /: the freshness grid, the map, runs and redirect counts.
 func (s *Server) dashboard(c echo.Context) error {
-	info(c).endpoint = "dashboard"
-	c.Response().Header().Set("Cache-Control", "no-store")
-	snap := s.opt.Store.Snapshot()
-	if snap == nil {
-		return errNoSnapshot
+	snap, err := s.snapshot()
+	if err != nil {
+		return err
 	}
 	v := s.statusView(snap)
 	return s.render(c, s.pages.dashboard, dashboardPage{Title: "regionmirror status", Now: v.GeneratedAt,

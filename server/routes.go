@@ -1,0 +1,84 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+)
+
+// format is what a route answers, and so how its errors are rendered (see handleError).
+type format uint8
+
+const (
+	// formatText: plain text; errors as "# error:" comment lines. Requests that no route
+	// matched answer in it too.
+	formatText format = iota
+	formatMetalink
+	formatMirrorlist
+	formatJSON
+	// formatHTML: pages; errors, as ever, as text comment lines.
+	formatHTML
+)
+
+// Cache-Control values, as slices shared by all answers rather than allocated per answer
+// (Header.Set allocates one). net/http only reads them, and Header.Add copies a slice of
+// capacity one before appending.
+var (
+	// The answer depends on who asks: shared caches must not keep it.
+	cachePrivate = []string{"private, no-store"}
+	// The answer changes with every snapshot.
+	cacheNoStore = []string{"no-store"}
+)
+
+// route registers h for methods at path, as pkgsite's errorHandler and apiHandler do:
+// endpoint names the route in metrics and logs, f says how its errors are rendered, and
+// cache is the Cache-Control of its answers (nil for none; errors always say no-store).
+func (s *Server) route(methods []string, path, endpoint string, f format, cache []string, h echo.HandlerFunc) {
+	s.echo.Match(methods, path, func(c echo.Context) error {
+		ri := info(c)
+		ri.endpoint, ri.format = endpoint, f
+		if cache != nil {
+			c.Response().Header()["Cache-Control"] = cache
+		}
+		return h(c)
+	})
+}
+
+var (
+	getOnly = []string{http.MethodGet}
+	getHead = []string{http.MethodGet, http.MethodHead}
+)
+
+// snapshot is the snapshot requests are answered from; errNoSnapshot until the first.
+func (s *Server) snapshot() (*Snapshot, error) {
+	snap := s.opt.Store.Snapshot()
+	if snap == nil {
+		return nil, errNoSnapshot
+	}
+	return snap, nil
+}
+
+// blob writes a complete body with its Content-Length: a metalink is larger than what
+// net/http buffers before it switches to chunked encoding.
+func blob(c echo.Context, status int, ctype string, body []byte) error {
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
+	return c.Blob(status, ctype, body)
+}
+
+// writeJSON answers v as JSON, indented with ?pretty (as echo's Context.JSON does).
+func (s *Server) writeJSON(c echo.Context, status int, v any) error {
+	b := bufPool.Get().(*bytes.Buffer)
+	b.Reset()
+	defer bufPool.Put(b)
+	enc := json.NewEncoder(b)
+	if _, pretty := c.QueryParams()["pretty"]; pretty {
+		enc.SetIndent("", "  ")
+	}
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	return blob(c, status, echo.MIMEApplicationJSON, b.Bytes())
+}
