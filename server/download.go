@@ -198,7 +198,7 @@ func selectFileAt(s *Snapshot, f fileRef, req Request) *Decision {
 	})
 }
 
-// download answers GET and HEAD under the download prefix: a redirect to the best region
+// download answers under the download prefix: a redirect to the best region
 // with RFC 6249 Link and digest headers, Metalink 4 (?meta4, .meta4 or Accept), or the
 // HTML mirror list (?mirrorlist).
 func (s *Server) download(c echo.Context) error {
@@ -266,6 +266,9 @@ func (s *Server) download(c echo.Context) error {
 	}
 	return c.NoContent(http.StatusFound)
 }
+
+// hdrZero is a redirect's Content-Length, shared by all (see hdrMetalink).
+var hdrZero = []string{"0"}
 
 func tierFor(o *clientOrder, regions []*Region) string {
 	if len(regions) == 0 {
@@ -347,6 +350,8 @@ func (s *Server) redirectHeaders(h http.Header, r *http.Request, f fileRef, regi
 	h["Repr-Digest"] = vals[links+1 : links+2 : links+2]
 	h["Digest"] = vals[links+2 : links+3 : links+3]
 	h["Vary"] = vals[n : n+1 : n+1]
+	// net/http says so itself for a GET, not for a HEAD, which must say the same.
+	h["Content-Length"] = hdrZero
 }
 
 // selfURL is this server's URL of a file: scheme and host as the client used them (the
@@ -407,11 +412,6 @@ func (s *Server) meta4(c echo.Context, f fileRef, regions []*Region, origin *Reg
 		Origin: s.selfURL(c.Request(), f.path) + ".meta4", URLs: meta4URLs(f.path, regions, origin),
 	}, s.now())
 	c.Response().Header().Set("Content-Disposition", contentDisposition(name+".meta4"))
-	if c.Request().Method == http.MethodHead {
-		c.Response().Header().Set(echo.HeaderContentType, ContentTypeMeta4)
-		c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(b.Len()))
-		return c.NoContent(http.StatusOK)
-	}
 	return blob(c, http.StatusOK, ContentTypeMeta4, b.Bytes())
 }
 

@@ -82,10 +82,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 	e := s.publicError(err, c)
 	ri := info(c)
 	c.Response().Header().Set("Cache-Control", "no-store")
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(e.Status)
-		return
-	}
 	var werr error
 	switch ri.format {
 	case formatJSON:

@@ -125,10 +125,6 @@ func (s *Server) fileMirrorlist(c echo.Context, snap *Snapshot, f fileRef, d *De
 	if d.Origin != nil {
 		p.Entries = append(p.Entries, mirrorEntry{Rank: len(p.Entries) + 1, Name: "origin", URL: d.Origin.URL(f.path), Origin: true})
 	}
-	if c.Request().Method == http.MethodHead {
-		c.Response().Header().Set(echo.HeaderContentType, ContentTypeHTML)
-		return c.NoContent(http.StatusOK)
-	}
 	return s.render(c, s.pages.mirrorlist, p)
 }
 

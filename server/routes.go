@@ -33,11 +33,15 @@ var (
 	cacheNoStore = []string{"no-store"}
 )
 
-// route registers h for methods at path, as pkgsite's errorHandler and apiHandler do:
-// endpoint names the route in metrics and logs, f says how its errors are rendered, and
-// cache is the Cache-Control of its answers (nil for none; errors always say no-store).
-func (s *Server) route(methods []string, path, endpoint string, f format, cache []string, h echo.HandlerFunc) {
-	s.echo.Match(methods, path, func(c echo.Context) error {
+// route registers h for GET and HEAD at path, as pkgsite's errorHandler and apiHandler
+// do: endpoint names the route in metrics and logs, f says how its errors are rendered,
+// and cache is the Cache-Control of its answers (nil for none; errors always say no-store).
+//
+// HEAD runs the GET handler: net/http discards a HEAD's body and keeps its headers
+// (Content-Length included), so HEAD answers with GET's status and headers (RFC 9110,
+// section 9.3.2) without a second code path that could drift from GET's.
+func (s *Server) route(path, endpoint string, f format, cache []string, h echo.HandlerFunc) {
+	s.echo.Match(getHead, path, func(c echo.Context) error {
 		ri := info(c)
 		ri.endpoint, ri.format = endpoint, f
 		if cache != nil {
@@ -47,10 +51,7 @@ func (s *Server) route(methods []string, path, endpoint string, f format, cache 
 	})
 }
 
-var (
-	getOnly = []string{http.MethodGet}
-	getHead = []string{http.MethodGet, http.MethodHead}
-)
+var getHead = []string{http.MethodGet, http.MethodHead}
 
 // snapshot is the snapshot requests are answered from; errNoSnapshot until the first.
 func (s *Server) snapshot() (*Snapshot, error) {

@@ -97,20 +97,20 @@ func New(opt Options) *Server {
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.observe)
 	s.echo = e
-	s.route(getOnly, "/metalink", "metalink", formatMetalink, cachePrivate, s.metalink)
-	s.route(getOnly, "/mirrorlist", "mirrorlist", formatMirrorlist, cachePrivate, s.mirrorlist)
+	s.route("/metalink", "metalink", formatMetalink, cachePrivate, s.metalink)
+	s.route("/mirrorlist", "mirrorlist", formatMirrorlist, cachePrivate, s.mirrorlist)
 	// Errors of downloads are text whatever was asked (redirect, meta4, page).
-	s.route(getHead, s.prefix+"/*", "download", formatText, cachePrivate, s.download)
-	s.route(getOnly, "/", "dashboard", formatHTML, cacheNoStore, s.dashboard)
-	s.route(getOnly, "/api/v1/regions", "api-regions", formatJSON, cacheNoStore, s.apiRegions)
-	s.route(getOnly, "/api/v1/repositories", "api-repositories", formatJSON, cacheNoStore, s.apiRepositories)
-	s.route(getOnly, "/api/v1/status", "api-status", formatJSON, cacheNoStore, s.apiStatus)
-	s.route(getOnly, "/api/v1/locate", "api-locate", formatJSON, cacheNoStore, s.apiLocate)
-	s.route(getHead, "/healthz", "healthz", formatText, nil, s.healthz)
-	s.route(getHead, "/readyz", "readyz", formatText, cacheNoStore, s.readyz)
+	s.route(s.prefix+"/*", "download", formatText, cachePrivate, s.download)
+	s.route("/", "dashboard", formatHTML, cacheNoStore, s.dashboard)
+	s.route("/api/v1/regions", "api-regions", formatJSON, cacheNoStore, s.apiRegions)
+	s.route("/api/v1/repositories", "api-repositories", formatJSON, cacheNoStore, s.apiRepositories)
+	s.route("/api/v1/status", "api-status", formatJSON, cacheNoStore, s.apiStatus)
+	s.route("/api/v1/locate", "api-locate", formatJSON, cacheNoStore, s.apiLocate)
+	s.route("/healthz", "healthz", formatText, nil, s.healthz)
+	s.route("/readyz", "readyz", formatText, cacheNoStore, s.readyz)
 	if opt.Metrics != nil {
 		h := promhttp.HandlerFor(opt.Metrics.Registry, promhttp.HandlerOpts{})
-		s.route(getOnly, "/metrics", "/metrics", formatText, nil, func(c echo.Context) error {
+		s.route("/metrics", "/metrics", formatText, nil, func(c echo.Context) error {
 			h.ServeHTTP(c.Response(), c.Request())
 			return nil
 		})
