@@ -222,6 +222,7 @@ func (s *Server) download(c echo.Context) error {
 		d := selectFileAt(snap, f, req)
 		d.Notes = append(q.Notes, d.Notes...)
 		info(c).tier = d.Tier
+		compressible(c)
 		return s.fileMirrorlist(c, snap, f, d, req)
 	}
 	o := s.clientOrder(snap, req)

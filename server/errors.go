@@ -81,6 +81,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	e := s.publicError(err, c)
 	ri := info(c)
+	ri.compress = false // a few bytes
 	c.Response().Header().Set("Cache-Control", "no-store")
 	var werr error
 	switch ri.format {

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"compress/gzip"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -123,6 +125,72 @@ func TestCurlHead(t *testing.T) {
 		got := strings.ToLower(string(out))
 		if !strings.HasPrefix(got, "http/1.1 200 ok\r\n") || !strings.Contains(got, tt.want) {
 			t.Errorf("curl -I %s:\n%s\nwant 200 and %q", tt.target, out, tt.want)
+		}
+	}
+}
+
+// TestGzip: pages and the JSON API are gzipped for a client that accepts it, and decode to
+// the identity answer; metalinks, mirror lists, redirects, HEAD and clients that do not
+// ask (or refuse with q=0) get no gzip.
+func TestGzip(t *testing.T) {
+	s := fileServer(t, "https://dl.example.org/pub", nil)
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	for _, tt := range []struct {
+		target string
+		gzip   bool
+	}{
+		{"/", true},
+		{"/api/v1/status", true},
+		{"/api/v1/regions?pretty", true},
+		{"/api/v1/locate?path=" + helloPath, true},
+		{"/pub/" + helloPath + "?mirrorlist", true},
+		{"/metalink?repo=demo-1&arch=x86_64", false},
+		{"/mirrorlist?repo=demo-1&arch=x86_64", false},
+		{"/pub/" + helloPath, false},
+		{"/pub/" + helloPath + ".meta4", false},
+		{"/api/v1/locate?path=nope.rpm", false}, // an error: a few bytes
+	} {
+		plain, plainBody := doURL(t, http.MethodGet, srv.URL+tt.target)
+		if ce := plain.Header.Get("Content-Encoding"); ce != "" {
+			t.Errorf("%s without Accept-Encoding: Content-Encoding %q", tt.target, ce)
+		}
+		if _, body := doURL(t, http.MethodGet, srv.URL+tt.target, "Accept-Encoding", "br, gzip;q=0"); body != plainBody {
+			t.Errorf("%s with gzip;q=0: a different body", tt.target)
+		}
+		for _, accept := range []string{"gzip", "gzip, deflate, br, zstd", "*"} {
+			res, body := doURL(t, http.MethodGet, srv.URL+tt.target, "Accept-Encoding", accept)
+			if !tt.gzip {
+				if res.Header.Get("Content-Encoding") != "" || body != plainBody {
+					t.Errorf("%s, Accept-Encoding %s: Content-Encoding %q", tt.target, accept, res.Header.Get("Content-Encoding"))
+				}
+				continue
+			}
+			if res.StatusCode != 200 || res.Header.Get("Content-Encoding") != "gzip" || res.Header.Get("Content-Length") != strconv.Itoa(len(body)) ||
+				!strings.Contains(res.Header.Get("Vary"), "Accept-Encoding") || res.Header.Get("Content-Type") != plain.Header.Get("Content-Type") {
+				t.Errorf("%s, Accept-Encoding %s: %d %v", tt.target, accept, res.StatusCode, res.Header)
+				continue
+			}
+			zr, err := gzip.NewReader(strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			decoded, err := io.ReadAll(zr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(body) >= len(plainBody) || string(decoded) != plainBody {
+				t.Errorf("%s: %d gzipped bytes decode to %d bytes, want the %d of the identity answer", tt.target, len(body), len(decoded), len(plainBody))
+			}
+		}
+		if tt.gzip {
+			if !strings.Contains(plain.Header.Get("Vary"), "Accept-Encoding") {
+				t.Errorf("%s: Vary %q", tt.target, plain.Header.Get("Vary"))
+			}
+			head, _ := doURL(t, http.MethodHead, srv.URL+tt.target, "Accept-Encoding", "gzip")
+			if head.Header.Get("Content-Encoding") != "" || head.Header.Get("Content-Length") != plain.Header.Get("Content-Length") {
+				t.Errorf("HEAD %s: %v", tt.target, head.Header)
+			}
 		}
 	}
 }

@@ -2,9 +2,13 @@ package server
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 )
@@ -47,6 +51,9 @@ func (s *Server) route(path, endpoint string, f format, cache []string, h echo.H
 		if cache != nil {
 			c.Response().Header()["Cache-Control"] = cache
 		}
+		if f == formatHTML || f == formatJSON {
+			compressible(c)
+		}
 		return h(c)
 	})
 }
@@ -63,10 +70,70 @@ func (s *Server) snapshot() (*Snapshot, error) {
 }
 
 // blob writes a complete body with its Content-Length: a metalink is larger than what
-// net/http buffers before it switches to chunked encoding.
+// net/http buffers before it switches to chunked encoding. A compressible answer (see
+// compressible) is gzipped for a GET whose client accepts gzip.
 func blob(c echo.Context, status int, ctype string, body []byte) error {
-	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
+	h := c.Response().Header()
+	if ri, ok := c.(*reqInfo); ok && ri.compress && c.Request().Method == http.MethodGet &&
+		acceptsGzip(c.Request().Header.Get("Accept-Encoding")) {
+		z := bufPool.Get().(*bytes.Buffer)
+		z.Reset()
+		defer bufPool.Put(z)
+		gw := gzipWriters.Get().(*gzip.Writer)
+		gw.Reset(z)
+		_, err := gw.Write(body)
+		if err == nil {
+			err = gw.Close()
+		}
+		gzipWriters.Put(gw)
+		if err != nil {
+			return fmt.Errorf("gzip: %w", err)
+		}
+		h.Set("Content-Encoding", "gzip")
+		body = z.Bytes()
+	}
+	h.Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
 	return c.Blob(status, ctype, body)
+}
+
+// compressible marks the answer for gzip (pages and the JSON API: text many times its
+// compressed size). Metalinks and mirror lists stay uncompressed: a few kilobytes that
+// dnf fetches once per repository, where compressing costs more CPU than the whole answer
+// (BENCHMARKS.md); redirects have no body. HEAD is answered uncompressed: with no body to
+// compress, it says what the identity answer would be.
+func compressible(c echo.Context) {
+	if ri, ok := c.(*reqInfo); ok {
+		ri.compress = true
+	}
+	c.Response().Header().Add("Vary", "Accept-Encoding")
+}
+
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+
+// acceptsGzip reports whether an Accept-Encoding header allows gzip (RFC 9110, section
+// 12.5.3): named, or covered by "*", with a q-value above 0.
+func acceptsGzip(accept string) bool {
+	star := false
+	for item := range strings.SplitSeq(accept, ",") {
+		coding, params, _ := strings.Cut(item, ";")
+		coding = strings.TrimSpace(coding)
+		ok := true
+		for param := range strings.SplitSeq(params, ";") {
+			k, v, _ := strings.Cut(param, "=")
+			if strings.EqualFold(strings.TrimSpace(k), "q") {
+				if q, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil || q <= 0 {
+					ok = false
+				}
+			}
+		}
+		switch {
+		case strings.EqualFold(coding, "gzip"), strings.EqualFold(coding, "x-gzip"):
+			return ok
+		case coding == "*":
+			star = ok
+		}
+	}
+	return star
 }
 
 // writeJSON answers v as JSON, indented with ?pretty (as echo's Context.JSON does).

@@ -66,6 +66,7 @@ type reqInfo struct {
 	endpoint, tier string
 	client         netip.Addr
 	format         format // the route's, for handleError
+	compress       bool   // gzip the answer if the client accepts it (see compressible)
 }
 
 var reqInfos = sync.Pool{New: func() any { return new(reqInfo) }}
