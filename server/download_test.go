@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -327,8 +328,10 @@ func TestMeta4(t *testing.T) {
 }
 
 func TestMeta4ControlCharacters(t *testing.T) {
-	if out := xmlText("bell\x07tab\tend\xff.rpm"); out != "bell\uFFFDtab\tend\uFFFD.rpm" {
-		t.Errorf("xmlText %q", out)
+	var b bytes.Buffer
+	xmlEscape(&b, "bell\x07tab\tend\xff<&>\"'\uFFFE.rpm")
+	if out := b.String(); out != "bell\uFFFDtab&#x9;end\uFFFD&lt;&amp;&gt;&#34;&#39;\uFFFD.rpm" {
+		t.Errorf("xmlEscape %q", out)
 	}
 }
 

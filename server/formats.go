@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"encoding/xml"
 	"net/http"
 	"strconv"
 	"strings"
@@ -189,27 +190,16 @@ func safeText(s string, limit int) string {
 	return string(b)
 }
 
+// xmlEscape writes s escaped for XML character data and attribute values with
+// encoding/xml, which also replaces what XML cannot carry (control characters, invalid
+// UTF-8, U+FFFE) with U+FFFD. Plain printable ASCII, which every URL here is, is written
+// as it is, without the []byte copy EscapeText needs.
 func xmlEscape(b *bytes.Buffer, s string) {
-	last := 0
 	for i := 0; i < len(s); i++ {
-		var esc string
-		switch s[i] {
-		case '&':
-			esc = "&amp;"
-		case '<':
-			esc = "&lt;"
-		case '>':
-			esc = "&gt;"
-		case '"':
-			esc = "&quot;"
-		case '\'':
-			esc = "&apos;"
-		default:
-			continue
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '&' || c == '<' || c == '>' || c == '"' || c == '\'' {
+			_ = xml.EscapeText(b, []byte(s)) // writing to a bytes.Buffer does not fail
+			return
 		}
-		b.WriteString(s[last:i])
-		b.WriteString(esc)
-		last = i + 1
 	}
-	b.WriteString(s[last:])
+	b.WriteString(s)
 }
