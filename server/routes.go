@@ -99,7 +99,8 @@ func blob(c echo.Context, status int, ctype string, body []byte) error {
 // compressible marks the answer for gzip (pages and the JSON API: text many times its
 // compressed size). Metalinks and mirror lists stay uncompressed: a few kilobytes that
 // dnf fetches once per repository, where compressing costs more CPU than the whole answer
-// (BENCHMARKS.md); redirects have no body. HEAD is answered uncompressed: with no body to
+// (gzip of a 2255-byte metalink: 131 µs; the answer without it: 12 µs); redirects have no
+// body. HEAD is answered uncompressed: with no body to
 // compress, it says what the identity answer would be.
 func compressible(c echo.Context) {
 	if ri, ok := c.(*reqInfo); ok {
