@@ -39,12 +39,33 @@ type answer struct {
 
 // answerCache holds rendered metalinks of one snapshot: most clients of a region share a
 // location, or GeoIP places them at the same city, so a few answers serve nearly everyone.
+// The Server keeps it (the snapshot stays immutable) and starts a new one for a new snapshot.
 type answerCache struct {
-	mu sync.RWMutex
-	m  map[answerKey]*answer
+	snap *Snapshot // the snapshot the answers were rendered from
+	mu   sync.RWMutex
+	m    map[answerKey]*answer
 }
 
-func newAnswerCache() *answerCache { return &answerCache{m: map[answerKey]*answer{}} }
+func newAnswerCache(snap *Snapshot) *answerCache {
+	return &answerCache{snap: snap, m: map[answerKey]*answer{}}
+}
+
+// answerCache returns the metalink cache of snap: the Server's, unless it was filled from
+// another snapshot, in which case an empty one replaces it.
+func (s *Server) answerCache(snap *Snapshot) *answerCache {
+	cache := s.answers.Load()
+	if cache != nil && cache.snap == snap {
+		return cache
+	}
+	fresh := newAnswerCache(snap)
+	if s.answers.CompareAndSwap(cache, fresh) {
+		return fresh
+	}
+	if cache = s.answers.Load(); cache.snap == snap {
+		return cache
+	}
+	return fresh // another snapshot is being installed; this cache is used once and dropped
+}
 
 func (c *answerCache) get(k answerKey, now time.Time) *answer {
 	c.mu.RLock()

@@ -1,5 +1,3 @@
-// Package server answers yum/dnf clients (metalinks, mirror lists) from an immutable
-// in-memory snapshot of the database, so that no request ever waits on PostgreSQL.
 package server
 
 import (
@@ -38,10 +36,8 @@ type Snapshot struct {
 
 	origin *Region // Policy.OriginURL as a pseudo-region; nil without one
 	blocks *netblockIndex
-	// answers caches rendered metalinks; it lives and dies with the snapshot.
-	answers *answerCache
-	byName  map[string]*Region     // names and aliases, lower case
-	repos   map[string]*Repository // repoKey(name, arch)
+	byName map[string]*Region     // names and aliases, lower case
+	repos  map[string]*Repository // repoKey(name, arch)
 }
 
 // Region is one region as selection sees it.
@@ -253,7 +249,6 @@ func BuildSnapshot(data *model.SnapshotData, files *FileIndex, policy Policy, un
 		repo.InRegion[i] = st
 	}
 	s.blocks = newNetblockIndex(s.Regions)
-	s.answers = newAnswerCache()
 	if files != nil {
 		s.fileVerified = make([]filetable.Bitset, len(s.Regions))
 		for i, r := range s.Regions {
