@@ -40,8 +40,9 @@ type answer struct {
 
 // answerCache holds rendered metalinks of one snapshot: most clients of a region share a
 // location, or GeoIP places them at the same city, so a few answers serve nearly everyone.
+// The Server keeps it (the snapshot stays immutable) and starts a new one for a new snapshot.
 type answerCache struct {
-	snap *selection.Snapshot
+	snap *selection.Snapshot // the snapshot the answers were rendered from
 	mu   sync.RWMutex
 	m    map[answerKey]*answer
 }
@@ -50,9 +51,9 @@ func newAnswerCache(snap *selection.Snapshot) *answerCache {
 	return &answerCache{snap: snap, m: map[answerKey]*answer{}}
 }
 
-// answersFor returns the answer cache of snap; a new snapshot starts with an empty one, so
-// answers live and die with the snapshot they were rendered from.
-func (s *Server) answersFor(snap *selection.Snapshot) *answerCache {
+// answerCache returns the metalink cache of snap: the Server's, unless it was filled from
+// another snapshot, in which case an empty one replaces it.
+func (s *Server) answerCache(snap *selection.Snapshot) *answerCache {
 	cache := s.answers.Load()
 	if cache != nil && cache.snap == snap {
 		return cache
@@ -64,7 +65,7 @@ func (s *Server) answersFor(snap *selection.Snapshot) *answerCache {
 	if cache = s.answers.Load(); cache.snap == snap {
 		return cache
 	}
-	return fresh // another snapshot is being installed; this cache is not kept
+	return fresh // another snapshot is being installed; this cache is used once and dropped
 }
 
 func (c *answerCache) get(k answerKey, now time.Time) *answer {

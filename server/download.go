@@ -33,7 +33,7 @@ const ContentTypeMeta4 = "application/metalink4+xml"
 // the origin inventory: only paths the origin has are ever redirected.
 func downloadPath(rest string) (string, error) {
 	if rest == "" {
-		return "", &docError{status: http.StatusNotFound, lines: []string{"# error: no file named; append a path of the origin tree"}}
+		return "", &Error{Status: http.StatusNotFound, Msg: "no file named; append a path of the origin tree"}
 	}
 	if len(rest) > 3*maxPathLen {
 		return "", badRequest("path longer than %d bytes", maxPathLen)
@@ -148,12 +148,11 @@ type fileRef struct {
 // resolveFile parses a download request and finds its file. The second result says that
 // the .meta4 suffix named it.
 func (s *Server) resolveFile(c echo.Context) (*selection.Snapshot, fileRef, bool, error) {
-	snap := s.opt.Store.Snapshot()
-	if snap == nil {
-		return nil, fileRef{}, false, errNoSnapshot
+	snap, err := s.snapshot()
+	if err != nil {
+		return nil, fileRef{}, false, err
 	}
-	r := c.Request()
-	esc := r.URL.EscapedPath()
+	esc := c.Request().URL.EscapedPath()
 	if !strings.HasPrefix(esc, s.prefix+"/") {
 		return nil, fileRef{}, false, echo.ErrNotFound
 	}
@@ -161,29 +160,36 @@ func (s *Server) resolveFile(c echo.Context) (*selection.Snapshot, fileRef, bool
 	if err != nil {
 		return nil, fileRef{}, false, err
 	}
+	f, suffix, err := lookupFile(snap, p, true)
+	return snap, f, suffix, err
+}
+
+// lookupFile finds a checked path in the origin inventory, for downloads and
+// /api/v1/locate alike. With meta4Suffix, a path the origin lacks that ends in .meta4 names
+// the file without it, and the second result says so.
+func lookupFile(snap *selection.Snapshot, p string, meta4Suffix bool) (fileRef, bool, error) {
 	if snap.Files == nil {
-		return nil, fileRef{}, false, &docError{status: http.StatusServiceUnavailable, lines: []string{"# error: starting up, the file inventory is not loaded yet"}}
+		return fileRef{}, false, &Error{Status: http.StatusServiceUnavailable, Msg: "starting up, the file inventory is not loaded yet"}
 	}
 	idx, ok := snap.Files.Lookup(p)
 	suffix := false
-	if !ok {
+	if !ok && meta4Suffix {
 		if base, cut := strings.CutSuffix(p, ".meta4"); cut && base != "" && !strings.HasSuffix(base, "/") {
 			idx, ok = snap.Files.Lookup(base)
 			p, suffix = base, ok
 		}
 	}
 	if !ok {
-		return nil, fileRef{}, false, &docError{status: http.StatusNotFound, lines: []string{"# error: the origin has no file " + safeText(p, 512)}}
+		return fileRef{}, false, &Error{Status: http.StatusNotFound, Msg: "the origin has no file " + safeText(p, 512)}
 	}
 	t := snap.Files.Table()
-	return snap, fileRef{path: p, index: idx, size: t.Size(idx), sha256: t.SHA256(idx)}, suffix, nil
+	return fileRef{path: p, index: idx, size: t.Size(idx), sha256: t.SHA256(idx)}, suffix, nil
 }
 
-// download answers GET and HEAD under the download prefix: a redirect to the best region
+// download answers under the download prefix: a redirect to the best region
 // with RFC 6249 Link and digest headers, Metalink 4 (?meta4, .meta4 or Accept), or the
 // HTML mirror list (?mirrorlist).
 func (s *Server) download(c echo.Context) error {
-	info(c).endpoint = "download"
 	snap, f, suffix, err := s.resolveFile(c)
 	if err != nil {
 		return err
@@ -204,7 +210,7 @@ func (s *Server) download(c echo.Context) error {
 		d := selection.SelectFileAt(snap, f.path, f.index, req)
 		d.Notes = append(q.Notes, d.Notes...)
 		info(c).tier = d.Tier
-		h.Set("Cache-Control", "private, no-store")
+		compressible(c)
 		return s.fileMirrorlist(c, snap, f, d, req)
 	}
 	o := s.clientOrder(snap, req)
@@ -214,15 +220,14 @@ func (s *Server) download(c echo.Context) error {
 	if snap.Files.Table().Deleted.Has(f.index) {
 		origin = nil
 		if len(o.forFile(snap, f, nil, 1)) == 0 {
-			return &docError{status: http.StatusNotFound, lines: []string{"# error: the origin deleted " + safeText(f.path, 512) + " and no region holds it any more"}}
+			return &Error{Status: http.StatusNotFound, Msg: "the origin deleted " + safeText(f.path, 512) + " and no region holds it any more"}
 		}
 	}
 	if meta4 || suffix || acceptsMeta4(r.Header.Get("Accept")) {
 		info(c).endpoint = "download-meta4"
 		regions := o.forFile(snap, f, nil, 0)
 		info(c).tier = tierFor(o, regions)
-		// The answer depends on who asks and on Accept: shared caches must not keep it.
-		h.Set("Cache-Control", "private, no-store")
+		// The answer depends on Accept (and who asks: see the route's Cache-Control).
 		h.Set("Vary", "Accept")
 		return s.meta4(c, f, regions, origin)
 	}
@@ -230,11 +235,11 @@ func (s *Server) download(c echo.Context) error {
 	regions := o.forFile(snap, f, buf[:0], maxDuplicates)
 	info(c).tier = tierFor(o, regions)
 	if len(regions) == 0 && origin == nil {
-		lines := []string{"# error: no region holds a verified copy of " + safeText(f.path, 512) + " yet, and no origin.url is configured"}
+		e := &Error{Status: http.StatusServiceUnavailable, Msg: "no region holds a verified copy of " + safeText(f.path, 512) + " yet, and no origin.url is configured"}
 		for _, n := range append(q.Notes, o.notes...) {
-			lines = append(lines, "# "+safeText(n, 256))
+			e.Details = append(e.Details, safeText(n, 256))
 		}
-		return &docError{status: http.StatusServiceUnavailable, lines: lines}
+		return e
 	}
 	target := origin
 	if len(regions) > 0 {
@@ -251,6 +256,9 @@ func (s *Server) download(c echo.Context) error {
 	return c.NoContent(http.StatusFound)
 }
 
+// hdrZero is a redirect's Content-Length, shared by all (see hdrMetalink).
+var hdrZero = []string{"0"}
+
 func tierFor(o *clientOrder, regions []*selection.Region) string {
 	if len(regions) == 0 {
 		return selection.TierNone
@@ -261,8 +269,8 @@ func tierFor(o *clientOrder, regions []*selection.Region) string {
 // redirectHeaders writes a redirect's headers: Location; the RFC 6249 Link headers (the
 // meta4 as rel=describedby, then up to five regions holding the file as rel=duplicate with
 // pri ascending and geo lower case, the origin counting as one when there is room); the
-// file's SHA-256 as RFC 9530 Repr-Digest and RFC 3230 Digest; Cache-Control and Vary,
-// since the answer depends on who asks and on Accept. All values are cut from one string.
+// file's SHA-256 as RFC 9530 Repr-Digest and RFC 3230 Digest; Vary, since the answer
+// depends on Accept (the route sets Cache-Control). All values are cut from one string.
 func (s *Server) redirectHeaders(h http.Header, r *http.Request, f fileRef, regions []*selection.Region, origin *selection.Region) {
 	esc := model.EscapePath(f.path)
 	dups := regions
@@ -319,19 +327,20 @@ func (s *Server) redirectHeaders(h http.Header, r *http.Request, f fileRef, regi
 	b.Write(sum[:])
 	cut()
 	all := b.String()
-	vals := make([]string, n+2)
+	vals := make([]string, n+1)
 	start := 0
 	for i := range n {
 		vals[i] = all[start:cuts[i]]
 		start = cuts[i]
 	}
-	vals[n], vals[n+1] = "private, no-store", "Accept"
+	vals[n] = "Accept"
 	h["Link"] = vals[0:links:links]
 	h["Location"] = vals[links : links+1 : links+1]
 	h["Repr-Digest"] = vals[links+1 : links+2 : links+2]
 	h["Digest"] = vals[links+2 : links+3 : links+3]
-	h["Cache-Control"] = vals[n : n+1 : n+1]
-	h["Vary"] = vals[n+1 : n+2 : n+2]
+	h["Vary"] = vals[n : n+1 : n+1]
+	// net/http says so itself for a GET, not for a HEAD, which must say the same.
+	h["Content-Length"] = hdrZero
 }
 
 // selfURL is this server's URL of a file: scheme and host as the client used them (the
@@ -392,11 +401,6 @@ func (s *Server) meta4(c echo.Context, f fileRef, regions []*selection.Region, o
 		Origin: s.selfURL(c.Request(), f.path) + ".meta4", URLs: meta4URLs(f.path, regions, origin),
 	}, s.now())
 	c.Response().Header().Set("Content-Disposition", contentDisposition(name+".meta4"))
-	if c.Request().Method == http.MethodHead {
-		c.Response().Header().Set(echo.HeaderContentType, ContentTypeMeta4)
-		c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(b.Len()))
-		return c.NoContent(http.StatusOK)
-	}
 	return blob(c, http.StatusOK, ContentTypeMeta4, b.Bytes())
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"encoding/xml"
 	"net/http"
 	"strconv"
 	"strings"
@@ -154,16 +155,15 @@ func WriteMirrorlistError(b *bytes.Buffer, lines []string) {
 	}
 }
 
-// unknownRepoLines lists what exists, so that a typo is easy to spot.
-func unknownRepoLines(s *selection.Snapshot, repo, arch string) []string {
-	lines := []string{
-		"# repo = " + safeText(repo, 128) + " arch = " + safeText(arch, 64) + " error: invalid repo or arch",
-		"# following repositories are available:",
-	}
+// unknownRepo is the 404 of a repository the snapshot lacks; it lists what exists, so
+// that a typo is easy to spot.
+func unknownRepo(s *selection.Snapshot, q Query) *Error {
+	e := &Error{Status: http.StatusNotFound, About: repoAbout(q), Msg: "invalid repo or arch",
+		Details: []string{"following repositories are available:"}}
 	for _, r := range s.Repos {
-		lines = append(lines, "# repo="+r.Name+"&arch="+r.Arch)
+		e.Details = append(e.Details, "repo="+r.Name+"&arch="+r.Arch)
 	}
-	return lines
+	return e
 }
 
 // safeText makes client-supplied text harmless in a comment line: printable ASCII only,
@@ -191,27 +191,16 @@ func safeText(s string, limit int) string {
 	return string(b)
 }
 
+// xmlEscape writes s escaped for XML character data and attribute values with
+// encoding/xml, which also replaces what XML cannot carry (control characters, invalid
+// UTF-8, U+FFFE) with U+FFFD. Plain printable ASCII, which every URL here is, is written
+// as it is, without the []byte copy EscapeText needs.
 func xmlEscape(b *bytes.Buffer, s string) {
-	last := 0
 	for i := 0; i < len(s); i++ {
-		var esc string
-		switch s[i] {
-		case '&':
-			esc = "&amp;"
-		case '<':
-			esc = "&lt;"
-		case '>':
-			esc = "&gt;"
-		case '"':
-			esc = "&quot;"
-		case '\'':
-			esc = "&apos;"
-		default:
-			continue
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '&' || c == '<' || c == '>' || c == '"' || c == '\'' {
+			_ = xml.EscapeText(b, []byte(s)) // writing to a bytes.Buffer does not fail
+			return
 		}
-		b.WriteString(s[last:i])
-		b.WriteString(esc)
-		last = i + 1
 	}
-	b.WriteString(s[last:])
+	b.WriteString(s)
 }

@@ -194,3 +194,19 @@ func TestHealthReadyMetrics(t *testing.T) {
 		t.Errorf("metalink without snapshot: %d", res.StatusCode)
 	}
 }
+
+// TestAnswerCacheFollowsSnapshot: the Server's metalink cache is filled from one snapshot
+// and starts empty for the next, so a cached answer never outlives its snapshot.
+func TestAnswerCacheFollowsSnapshot(t *testing.T) {
+	s := testServer(t, "https://old.example.org/pub")
+	const target = "/metalink?repo=demo-1&arch=x86_64&location=us-east-1"
+	for range 2 { // the second answer comes from the cache
+		if _, body := get(t, s, target); !strings.Contains(body, "https://old.example.org/pub/") {
+			t.Fatalf("body lacks the origin:\n%s", body)
+		}
+	}
+	s.opt.Store.Swap(fixture(t, "https://new.example.org/pub"))
+	if _, body := get(t, s, target); !strings.Contains(body, "https://new.example.org/pub/") || strings.Contains(body, "old.example.org") {
+		t.Errorf("after a new snapshot, body:\n%s", body)
+	}
+}

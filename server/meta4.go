@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 // Meta4File is one file of a Metalink 4 document (RFC 5854).
@@ -27,7 +26,7 @@ type Meta4URL struct {
 const generator = "regionmirror"
 
 // WriteMeta4 renders a Metalink 4 document. Every name and URL is escaped for XML, and
-// characters XML cannot carry at all (control characters) are replaced in the name.
+// characters XML cannot carry at all (control characters) are replaced (see xmlEscape).
 func WriteMeta4(b *bytes.Buffer, f Meta4File, now time.Time) {
 	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
 		`<metalink xmlns="urn:ietf:params:xml:ns:metalink">` + "\n" +
@@ -41,7 +40,7 @@ func WriteMeta4(b *bytes.Buffer, f Meta4File, now time.Time) {
 	b.WriteString(now.UTC().Format(time.RFC3339))
 	b.WriteString("</published>\n")
 	b.WriteString(`  <file name="`)
-	xmlEscape(b, xmlText(f.Name))
+	xmlEscape(b, f.Name)
 	b.WriteString("\">\n    <size>")
 	b.WriteString(strconv.FormatInt(f.Size, 10))
 	b.WriteString("</size>\n    <hash type=\"sha-256\">")
@@ -61,41 +60,4 @@ func WriteMeta4(b *bytes.Buffer, f Meta4File, now time.Time) {
 		b.WriteString("</url>\n")
 	}
 	b.WriteString("  </file>\n</metalink>\n")
-}
-
-// xmlText replaces what XML 1.0 cannot contain (control characters other than tab, line
-// feed and carriage return; invalid UTF-8; U+FFFE and U+FFFF) with U+FFFD.
-func xmlText(s string) string {
-	ok := true
-	for _, r := range s {
-		if !xmlChar(r) {
-			ok = false
-			break
-		}
-	}
-	if ok {
-		return s
-	}
-	out := make([]rune, 0, len(s))
-	for _, r := range s {
-		if !xmlChar(r) {
-			r = utf8.RuneError
-		}
-		out = append(out, r)
-	}
-	return string(out)
-}
-
-func xmlChar(r rune) bool {
-	switch {
-	case r == utf8.RuneError:
-		return false
-	case r == 0x9 || r == 0xA || r == 0xD:
-		return true
-	case r < 0x20:
-		return false
-	case r >= 0xD800 && r <= 0xDFFF, r == 0xFFFE, r == 0xFFFF:
-		return false
-	}
-	return true
 }

@@ -126,10 +126,6 @@ func (s *Server) fileMirrorlist(c echo.Context, snap *selection.Snapshot, f file
 	if d.Origin != nil {
 		p.Entries = append(p.Entries, mirrorEntry{Rank: len(p.Entries) + 1, Name: "origin", URL: d.Origin.URL(f.path), Origin: true})
 	}
-	if c.Request().Method == http.MethodHead {
-		c.Response().Header().Set(echo.HeaderContentType, ContentTypeHTML)
-		return c.NoContent(http.StatusOK)
-	}
 	return s.render(c, s.pages.mirrorlist, p)
 }
 
@@ -143,11 +139,9 @@ type dashboardPage struct {
 
 // dashboard renders GET /: the freshness grid, the map, runs and redirect counts.
 func (s *Server) dashboard(c echo.Context) error {
-	info(c).endpoint = "dashboard"
-	c.Response().Header().Set("Cache-Control", "no-store")
-	snap := s.opt.Store.Snapshot()
-	if snap == nil {
-		return errNoSnapshot
+	snap, err := s.snapshot()
+	if err != nil {
+		return err
 	}
 	v := s.statusView(snap)
 	return s.render(c, s.pages.dashboard, dashboardPage{Title: "regionmirror status", Now: v.GeneratedAt,

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,6 +66,8 @@ type reqInfo struct {
 	echo.Context
 	endpoint, tier string
 	client         netip.Addr
+	format         format // the route's, for handleError
+	compress       bool   // gzip the answer if the client accepts it (see compressible)
 }
 
 var reqInfos = sync.Pool{New: func() any { return new(reqInfo) }}
@@ -97,27 +98,25 @@ func New(opt Options) *Server {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.observe)
-	e.GET("/metalink", s.metalink)
-	e.GET("/mirrorlist", s.mirrorlist)
-	e.GET(s.prefix+"/*", s.download)
-	e.HEAD(s.prefix+"/*", s.download)
-	e.GET("/", s.dashboard)
-	e.GET("/api/v1/regions", s.apiRegions)
-	e.GET("/api/v1/repositories", s.apiRepositories)
-	e.GET("/api/v1/status", s.apiStatus)
-	e.GET("/api/v1/locate", s.apiLocate)
-	e.GET("/healthz", s.healthz)
-	e.HEAD("/healthz", s.healthz)
-	e.GET("/readyz", s.readyz)
-	e.HEAD("/readyz", s.readyz)
+	s.echo = e
+	s.route("/metalink", "metalink", formatMetalink, cachePrivate, s.metalink)
+	s.route("/mirrorlist", "mirrorlist", formatMirrorlist, cachePrivate, s.mirrorlist)
+	// Errors of downloads are text whatever was asked (redirect, meta4, page).
+	s.route(s.prefix+"/*", "download", formatText, cachePrivate, s.download)
+	s.route("/", "dashboard", formatHTML, cacheNoStore, s.dashboard)
+	s.route("/api/v1/regions", "api-regions", formatJSON, cacheNoStore, s.apiRegions)
+	s.route("/api/v1/repositories", "api-repositories", formatJSON, cacheNoStore, s.apiRepositories)
+	s.route("/api/v1/status", "api-status", formatJSON, cacheNoStore, s.apiStatus)
+	s.route("/api/v1/locate", "api-locate", formatJSON, cacheNoStore, s.apiLocate)
+	s.route("/healthz", "healthz", formatText, nil, s.healthz)
+	s.route("/readyz", "readyz", formatText, cacheNoStore, s.readyz)
 	if opt.Metrics != nil {
 		h := promhttp.HandlerFor(opt.Metrics.Registry, promhttp.HandlerOpts{})
-		e.GET("/metrics", func(c echo.Context) error {
+		s.route("/metrics", "/metrics", formatText, nil, func(c echo.Context) error {
 			h.ServeHTTP(c.Response(), c.Request())
 			return nil
 		})
 	}
-	s.echo = e
 	return s
 }
 
@@ -161,21 +160,6 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration)
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// docError is an error answered as a document in the endpoint's format.
-type docError struct {
-	status int
-	lines  []string // comment lines, each starting with "#"
-}
-
-func (e *docError) Error() string {
-	if len(e.lines) > 0 {
-		return e.lines[0]
-	}
-	return http.StatusText(e.status)
-}
-
-var errNoSnapshot = &docError{status: http.StatusServiceUnavailable, lines: []string{"# error: starting up, no snapshot of the database yet"}}
 
 // observe logs and counts every request once the handler and error handler have run.
 func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
@@ -224,61 +208,6 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// handleError is the one place that turns errors into responses.
-func (s *Server) handleError(err error, c echo.Context) {
-	if c.Response().Committed {
-		return
-	}
-	endpoint := info(c).endpoint
-	var (
-		de *docError
-		br *BadRequestError
-		he *echo.HTTPError
-	)
-	switch {
-	case errors.As(err, &br):
-		de = &docError{status: http.StatusBadRequest, lines: []string{"# error: " + safeText(br.Msg, 256)}}
-	case errors.As(err, &de):
-	case errors.As(err, &he):
-		msg := http.StatusText(he.Code)
-		if m, ok := he.Message.(string); ok {
-			msg = m
-		}
-		de = &docError{status: he.Code, lines: []string{"# error: " + msg}}
-	default:
-		s.log.Error("request failed", slog.String("uri", c.Request().RequestURI), slog.Any("err", err))
-		de = &docError{status: http.StatusInternalServerError, lines: []string{"# error: internal error"}}
-	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	if strings.HasPrefix(endpoint, "api") {
-		msg := strings.TrimPrefix(de.lines[0], "# error: ")
-		if c.Request().Method == http.MethodHead {
-			_ = c.NoContent(de.status)
-			return
-		}
-		_ = c.JSON(de.status, map[string]string{"error": msg})
-		return
-	}
-	b := bufPool.Get().(*bytes.Buffer)
-	b.Reset()
-	defer bufPool.Put(b)
-	ctype := ContentTypeMirrorlist
-	if endpoint == "metalink" {
-		ctype = ContentTypeMetalink
-		WriteMetalinkError(b, de.lines, s.now())
-	} else {
-		WriteMirrorlistError(b, de.lines)
-	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	if c.Request().Method == http.MethodHead {
-		_ = c.NoContent(de.status)
-		return
-	}
-	if err := blob(c, de.status, ctype, b.Bytes()); err != nil {
-		s.log.Debug("writing error response failed", slog.Any("err", err))
-	}
-}
-
 // request gathers what is known about the client for selection.
 func (s *Server) request(c echo.Context, snap *selection.Snapshot, q Query) selection.Request {
 	r := c.Request()
@@ -307,32 +236,32 @@ func (s *Server) request(c echo.Context, snap *selection.Snapshot, q Query) sele
 }
 
 // resolveRepo parses a /metalink or /mirrorlist request and finds its repository.
-func (s *Server) resolveRepo(c echo.Context, endpoint string) (*selection.Snapshot, *selection.Repository, Query, error) {
-	info(c).endpoint = endpoint
-	snap := s.opt.Store.Snapshot()
-	if snap == nil {
-		return nil, nil, Query{}, errNoSnapshot
+func (s *Server) resolveRepo(c echo.Context) (*selection.Snapshot, *selection.Repository, Query, error) {
+	snap, err := s.snapshot()
+	if err != nil {
+		return nil, nil, Query{}, err
 	}
 	q, err := ParseQuery(c.Request().URL.RawQuery)
 	if err != nil {
 		return nil, nil, q, err
 	}
 	if q.Repo == "" || q.Arch == "" {
-		return nil, nil, q, &docError{status: http.StatusBadRequest, lines: []string{"# error: repo= and arch= must both be given"}}
+		return nil, nil, q, &Error{Status: http.StatusBadRequest, Msg: "repo= and arch= must both be given"}
 	}
 	repo := snap.Repository(q.Repo, q.Arch)
 	if repo == nil {
-		return nil, nil, q, &docError{status: http.StatusNotFound, lines: unknownRepoLines(snap, q.Repo, q.Arch)}
+		return nil, nil, q, unknownRepo(snap, q)
 	}
-	if len(repo.Versions) == 0 && endpoint == "metalink" {
-		return nil, nil, q, &docError{status: http.StatusServiceUnavailable,
-			lines: []string{repoHead(q) + " error: the repository's repomd.xml has not been recorded yet"}}
+	if len(repo.Versions) == 0 && info(c).format == formatMetalink {
+		return nil, nil, q, &Error{Status: http.StatusServiceUnavailable, About: repoAbout(q),
+			Msg: "the repository's repomd.xml has not been recorded yet"}
 	}
 	return snap, repo, q, nil
 }
 
-func repoHead(q Query) string {
-	return "# repo = " + safeText(q.Repo, 128) + " arch = " + safeText(q.Arch, 64)
+// repoAbout names the repository asked for in an Error.
+func repoAbout(q Query) string {
+	return "repo = " + safeText(q.Repo, 128) + " arch = " + safeText(q.Arch, 64)
 }
 
 // decide runs selection and refuses an answer without any URL: dnf would fail on it
@@ -342,17 +271,17 @@ func (s *Server) decide(c echo.Context, snap *selection.Snapshot, repo *selectio
 	d.Notes = append(q.Notes, d.Notes...)
 	info(c).tier = d.Tier
 	if len(d.Chosen) == 0 && d.Origin == nil {
-		lines := []string{repoHead(q) + " error: no region can serve this repository now"}
+		e := &Error{Status: http.StatusServiceUnavailable, About: repoAbout(q), Msg: "no region can serve this repository now"}
 		for _, n := range d.Notes {
-			lines = append(lines, "# "+safeText(n, 256))
+			e.Details = append(e.Details, safeText(n, 256))
 		}
-		return nil, &docError{status: http.StatusServiceUnavailable, lines: lines}
+		return nil, e
 	}
 	return d, nil
 }
 
 func (s *Server) metalink(c echo.Context) error {
-	snap, repo, q, err := s.resolveRepo(c, "metalink")
+	snap, repo, q, err := s.resolveRepo(c)
 	if err != nil {
 		return err
 	}
@@ -364,9 +293,9 @@ func (s *Server) metalink(c echo.Context) error {
 	b := bufPool.Get().(*bytes.Buffer)
 	b.Reset()
 	defer bufPool.Put(b)
-	h := c.Response().Header()
-	h["Cache-Control"], h[echo.HeaderContentType] = hdrPrivate, hdrMetalink
-	if a := s.answersFor(snap).get(key, now); a != nil {
+	c.Response().Header()[echo.HeaderContentType] = hdrMetalink
+	answers := s.answerCache(snap)
+	if a := answers.get(key, now); a != nil {
 		info(c).tier = a.tier
 		a.write(b, now)
 		return blob(c, http.StatusOK, ContentTypeMetalink, b.Bytes())
@@ -377,13 +306,13 @@ func (s *Server) metalink(c echo.Context) error {
 	}
 	WriteMetalink(b, repo, d, repo.Alternates(now, snap.Policy.AlternatesMaxAge), now)
 	if a := newAnswer(b.Bytes(), d.Tier, now); a != nil {
-		s.answersFor(snap).put(key, a)
+		answers.put(key, a)
 	}
 	return blob(c, http.StatusOK, ContentTypeMetalink, b.Bytes())
 }
 
 func (s *Server) mirrorlist(c echo.Context) error {
-	snap, repo, q, err := s.resolveRepo(c, "mirrorlist")
+	snap, repo, q, err := s.resolveRepo(c)
 	if err != nil {
 		return err
 	}
@@ -395,28 +324,14 @@ func (s *Server) mirrorlist(c echo.Context) error {
 	b.Reset()
 	defer bufPool.Put(b)
 	WriteMirrorlist(b, repo, d, MirrorlistHeader(q.Repo, q.Arch, d, q.Countries))
-	c.Response().Header().Set("Cache-Control", "private, no-store")
 	return blob(c, http.StatusOK, ContentTypeMirrorlist, b.Bytes())
 }
 
-// blob writes a complete body with its Content-Length: a metalink is larger than what
-// net/http buffers before it switches to chunked encoding.
-func blob(c echo.Context, status int, ctype string, body []byte) error {
-	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
-	return c.Blob(status, ctype, body)
-}
-
-// Header values of every metalink, as slices shared by all answers rather than allocated
-// per answer (Header.Set allocates one). net/http only reads them, and Header.Add copies
-// a slice of capacity one before appending.
-var (
-	hdrMetalink = []string{ContentTypeMetalink}
-	// The answer depends on who asks: shared caches must not keep it.
-	hdrPrivate = []string{"private, no-store"}
-)
+// hdrMetalink is every metalink's Content-Type, shared as the Cache-Control values are
+// (see routes.go).
+var hdrMetalink = []string{ContentTypeMetalink}
 
 func (s *Server) healthz(c echo.Context) error {
-	info(c).endpoint = "healthz"
 	return c.String(http.StatusOK, "ok\n")
 }
 
@@ -424,9 +339,7 @@ func (s *Server) healthz(c echo.Context) error {
 // 200 (the snapshot still answers, which is the point) but says so in the body, so that a
 // load balancer keeps the instance while people and monitoring see the problem.
 func (s *Server) readyz(c echo.Context) error {
-	info(c).endpoint = "readyz"
 	st := s.opt.Store.Status()
-	c.Response().Header().Set("Cache-Control", "no-store")
 	if !st.Ready {
 		msg := "not ready: no snapshot yet"
 		if st.DBError != "" {
