@@ -16,7 +16,7 @@ func BenchmarkMetalink(b *testing.B) {
 	// Eight regions that all serve the current repomd.xml: the common case.
 	var specs []regionSpec
 	for _, name := range []string{"us-east-1", "us-west-1", "eu-central-1", "eu-west-1", "ap-southeast-2", "ap-northeast-1", "sa-east-1", "ca-central-1"} {
-		specs = append(specs, regionSpec{name: name, country: "US", lat: float64(len(specs) * 10), lon: float64(len(specs) * 20), repoState: "fresh", repoVersion: "v3"})
+		specs = append(specs, regionSpec{Name: name, Country: "US", Lat: float64(len(specs) * 10), Lon: float64(len(specs) * 20), RepoState: "fresh", RepoVersion: "v3"})
 	}
 	store := NewStore(nil, StoreOptions{})
 	store.Swap(selection.BuildSnapshot(fixtureData(b, specs), nil, selection.Policy{OriginURL: "https://dl.example.org/pub", AlternatesMaxAge: 72 * time.Hour}, nil))

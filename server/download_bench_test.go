@@ -24,7 +24,7 @@ func benchPath(n int) string {
 func benchDownloadServer(b *testing.B, n int) *Server {
 	var specs []regionSpec
 	for _, name := range []string{"us-east-1", "us-west-1", "eu-central-1", "eu-west-1", "ap-southeast-2", "ap-northeast-1", "sa-east-1", "ca-central-1"} {
-		specs = append(specs, regionSpec{name: name, country: "US", lat: float64(len(specs) * 10), lon: float64(len(specs) * 20), repoState: "fresh", repoVersion: "v3"})
+		specs = append(specs, regionSpec{Name: name, Country: "US", Lat: float64(len(specs) * 10), Lon: float64(len(specs) * 20), RepoState: "fresh", RepoVersion: "v3"})
 	}
 	fb := filetable.NewBuilder(n, n*100)
 	var sum [32]byte

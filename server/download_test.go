@@ -483,7 +483,7 @@ func TestClientOrderMatchesSelection(t *testing.T) {
 	snap := s.opt.Store.Snapshot()
 	var reqs []selection.Request
 	for _, r := range world {
-		reqs = append(reqs, selection.Request{Location: r.name})
+		reqs = append(reqs, selection.Request{Location: r.Name})
 	}
 	for _, client := range []string{"192.0.2.10", "10.1.2.3", "203.0.113.9", ""} {
 		req := selection.Request{}

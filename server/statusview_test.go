@@ -23,7 +23,7 @@ func TestRepositoryCarriedOnlyWhole(t *testing.T) {
 		{[]string{"demo/1/x86_64/os/repodata", "demo/1/x86_64/os/Packages"}, false},
 		{[]string{"demo/1/x86_64/o"}, false},
 	} {
-		spec := regionSpec{name: "eu-central-1", country: "DE", lat: 50.1, lon: 8.7, includes: tt.includes, repoState: "fresh", repoVersion: "v3"}
+		spec := regionSpec{Name: "eu-central-1", Country: "DE", Lat: 50.1, Lon: 8.7, Includes: tt.includes, RepoState: "fresh", RepoVersion: "v3"}
 		snap := selection.BuildSnapshot(fixtureData(t, []regionSpec{spec}), nil, selection.Policy{AlternatesMaxAge: 72 * time.Hour}, nil)
 		if got := len(selection.SelectRepository(snap, snap.Repository("demo-1", "x86_64"), selection.Request{Now: now}).Chosen) == 1; got != tt.offered {
 			t.Errorf("includes %q: selection offers it: %v, want %v", tt.includes, got, tt.offered)

@@ -1,4 +1,4 @@
-package selection
+package selection_test
 
 import (
 	"strings"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // TestCells: the freshness grid of the test world, the one the dashboard, the API and
@@ -62,7 +63,7 @@ func TestCells(t *testing.T) {
 		})},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			snap := BuildSnapshot(fixtureData(t, world), nil, Policy{AlternatesMaxAge: tt.maxAge}, nil)
+			snap := selection.BuildSnapshot(fixtureData(t, world), nil, selection.Policy{AlternatesMaxAge: tt.maxAge}, nil)
 			repo := snap.Repository("demo-1", "x86_64")
 			cells := snap.Cells(repo, now)
 			if len(cells) != len(snap.Regions) || len(cells) != len(tt.want) {
@@ -95,14 +96,14 @@ func TestCells(t *testing.T) {
 // and down regions are left out for reasons of their own.
 func TestCellsAgreeWithSelection(t *testing.T) {
 	for _, maxAge := range []time.Duration{0, time.Hour, 72 * time.Hour, 200 * time.Hour} {
-		snap := BuildSnapshot(fixtureData(t, world), nil, Policy{AlternatesMaxAge: maxAge}, nil)
+		snap := selection.BuildSnapshot(fixtureData(t, world), nil, selection.Policy{AlternatesMaxAge: maxAge}, nil)
 		repo := snap.Repository("demo-1", "x86_64")
 		for _, r := range snap.Regions {
 			if !r.Enabled || r.Health == model.HealthDown {
 				continue
 			}
 			cell := snap.Cell(repo, r, now)
-			d := SelectRepository(snap, repo, Request{Now: now, Location: r.Name})
+			d := selection.SelectRepository(snap, repo, selection.Request{Now: now, Location: r.Name})
 			chosen, reason := -1, ""
 			for _, c := range d.Chosen {
 				if c.Region == r {

@@ -1,4 +1,4 @@
-package selection
+package selection_test
 
 import (
 	"crypto/sha256"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/regionmirror/regionmirror/internal/filetable"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // table builds a file table of paths, in order.
@@ -21,7 +22,7 @@ func table(t *testing.T, paths ...string) *filetable.Table {
 	return b.Table()
 }
 
-func lookups(t *testing.T, x *FileIndex, want map[string]int) {
+func lookups(t *testing.T, x *selection.FileIndex, want map[string]int) {
 	t.Helper()
 	for p, i := range want {
 		got, ok := x.Lookup(p)
@@ -35,7 +36,7 @@ func lookups(t *testing.T, x *FileIndex, want map[string]int) {
 }
 
 func TestFileIndexLookup(t *testing.T) {
-	x := NewFileIndex(table(t, "a/b/c.rpm", "a/b/d.rpm", "top.txt", "a/c.rpm", "a/b+c/d.rpm"))
+	x := selection.NewFileIndex(table(t, "a/b/c.rpm", "a/b/d.rpm", "top.txt", "a/c.rpm", "a/b+c/d.rpm"))
 	lookups(t, x, map[string]int{
 		"a/b/c.rpm": 0, "a/b/d.rpm": 1, "top.txt": 2, "a/c.rpm": 3, "a/b+c/d.rpm": 4,
 		"a/b/e.rpm": -1, // known directory, unknown name
@@ -55,7 +56,7 @@ func TestFileIndexPurged(t *testing.T) {
 	tb := table(t, "a/x.rpm", "a/y.rpm", "a/x.rpm")
 	tb.Gone = filetable.NewBitset(tb.Len())
 	tb.Gone.Set(0)
-	x := NewFileIndex(tb)
+	x := selection.NewFileIndex(tb)
 	lookups(t, x, map[string]int{"a/x.rpm": 2, "a/y.rpm": 1})
 	if x.Len() != 2 {
 		t.Errorf("Len %d, want 2", x.Len())
@@ -72,7 +73,7 @@ func TestFileIndexUpdate(t *testing.T) {
 		paths = append(paths, fmt.Sprintf("d%d/f%d.rpm", i%3, i))
 	}
 	small, same, grown, huge := table(t, paths[:10]...), table(t, paths[:10]...), table(t, paths[:14]...), table(t, paths...)
-	x := NewFileIndex(small)
+	x := selection.NewFileIndex(small)
 	for _, tt := range []struct {
 		name string
 		t    *filetable.Table

@@ -1,23 +1,25 @@
-package selection
+package selection_test
 
 import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 func TestMatchNetblocks(t *testing.T) {
 	specs := []regionSpec{
-		{name: "r-a", netblocks: []string{"10.0.0.0/8", "10.1.0.0/16", "2001:db8::/32"}},
-		{name: "r-b", netblocks: []string{"10.1.2.0/24", "192.0.2.0/24"}},
-		{name: "r-c", netblocks: []string{"10.1.2.3/32", "2001:db8:1::/48"}},
-		{name: "r-d"},
-		{name: "r-e"},
+		{Name: "r-a", Netblocks: []string{"10.0.0.0/8", "10.1.0.0/16", "2001:db8::/32"}},
+		{Name: "r-b", Netblocks: []string{"10.1.2.0/24", "192.0.2.0/24"}},
+		{Name: "r-c", Netblocks: []string{"10.1.2.3/32", "2001:db8:1::/48"}},
+		{Name: "r-d"},
+		{Name: "r-e"},
 	}
 	data := fixtureData(t, specs)
 	// Unmasked (validation refuses it, the index does not rely on that): masked.
 	data.Regions[4].Netblocks = []netip.Prefix{netip.MustParsePrefix("198.51.100.77/24")}
-	snap := BuildSnapshot(data, nil, Policy{}, nil)
+	snap := selection.BuildSnapshot(data, nil, selection.Policy{}, nil)
 	for _, tt := range []struct {
 		addr    string
 		want    []int // by region r-a .. r-e: the longest prefix length, -1 for none

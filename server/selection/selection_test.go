@@ -1,4 +1,4 @@
-package selection
+package selection_test
 
 import (
 	"net/netip"
@@ -9,9 +9,10 @@ import (
 
 	"github.com/regionmirror/regionmirror/internal/geo"
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
-func names(d *Decision) []string {
+func names(d *selection.Decision) []string {
 	var out []string
 	for _, c := range d.Chosen {
 		out = append(out, c.Region.Name)
@@ -29,7 +30,7 @@ func TestSelectionTiers(t *testing.T) {
 	frankfurt := geo.Location{Country: "DE", Continent: "EU", Lat: 50.1, Lon: 8.7, HasCoords: true}
 	tests := []struct {
 		name  string
-		req   Request
+		req   selection.Request
 		tier  string
 		order []string
 		why0  string // reason of the first region
@@ -37,99 +38,99 @@ func TestSelectionTiers(t *testing.T) {
 	}{
 		{
 			name: "location names a region; others by distance from it",
-			req:  Request{Location: "us-east-1"},
-			tier: TierLocation, order: []string{"us-east-1", "eu-central-1", "ap-northeast-1", "ap-southeast-2", "us-east-2"},
+			req:  selection.Request{Location: "us-east-1"},
+			tier: selection.TierLocation, order: []string{"us-east-1", "eu-central-1", "ap-northeast-1", "ap-southeast-2", "us-east-2"},
 			why0: "named by location=us-east-1",
 		},
 		{
 			name: "location by alias, any case",
-			req:  Request{Location: "VIRGINIA"},
-			tier: TierLocation, order: []string{"us-east-1", "eu-central-1", "ap-northeast-1", "ap-southeast-2", "us-east-2"},
+			req:  selection.Request{Location: "VIRGINIA"},
+			tier: selection.TierLocation, order: []string{"us-east-1", "eu-central-1", "ap-northeast-1", "ap-southeast-2", "us-east-2"},
 		},
 		{
 			name: "availability zone means its region",
-			req:  Request{Location: "ap-southeast-2b"},
-			tier: TierLocation, order: []string{"ap-southeast-2", "ap-northeast-1", "us-east-1", "eu-central-1", "us-east-2"},
+			req:  selection.Request{Location: "ap-southeast-2b"},
+			tier: selection.TierLocation, order: []string{"ap-southeast-2", "ap-northeast-1", "us-east-1", "eu-central-1", "us-east-2"},
 		},
 		{
 			// The netblock still admits the location-only eu-west-1, ordered by distance.
 			name: "location wins over country and address",
-			req:  Request{Location: "eu-central-1", Countries: []string{"AU"}, Client: netip.MustParseAddr("10.1.2.3")},
-			tier: TierLocation, order: []string{"eu-central-1", "eu-west-1", "us-east-1", "ap-northeast-1", "ap-southeast-2", "us-east-2"},
+			req:  selection.Request{Location: "eu-central-1", Countries: []string{"AU"}, Client: netip.MustParseAddr("10.1.2.3")},
+			tier: selection.TierLocation, order: []string{"eu-central-1", "eu-west-1", "us-east-1", "ap-northeast-1", "ap-southeast-2", "us-east-2"},
 		},
 		{
 			name: "a location-only region for the client that names it",
-			req:  Request{Location: "eu-west-1"},
-			tier: TierLocation, order: []string{"eu-west-1", "eu-central-1", "us-east-1", "ap-northeast-1", "ap-southeast-2", "us-east-2"},
+			req:  selection.Request{Location: "eu-west-1"},
+			tier: selection.TierLocation, order: []string{"eu-west-1", "eu-central-1", "us-east-1", "ap-northeast-1", "ap-southeast-2", "us-east-2"},
 		},
 		{
 			name: "an unknown location is ignored",
-			req:  Request{Location: "mars-1"},
-			tier: TierWeight, order: servable, note: "location=mars-1 names no region",
+			req:  selection.Request{Location: "mars-1"},
+			tier: selection.TierWeight, order: servable, note: "location=mars-1 names no region",
 		},
 		{
 			name: "country: those countries, then the continent, then the rest",
-			req:  Request{Countries: []string{"US", "DE"}},
-			tier: TierCountry, order: []string{"us-east-1", "us-east-2", "eu-central-1", "ap-northeast-1", "ap-southeast-2"},
+			req:  selection.Request{Countries: []string{"US", "DE"}},
+			tier: selection.TierCountry, order: []string{"us-east-1", "us-east-2", "eu-central-1", "ap-northeast-1", "ap-southeast-2"},
 			why0: "in country=US",
 		},
 		{
 			name: "country on a continent without a region of its own",
-			req:  Request{Countries: []string{"NZ"}},
-			tier: TierCountry, order: []string{"ap-southeast-2", "ap-northeast-1", "eu-central-1", "us-east-1", "us-east-2"},
+			req:  selection.Request{Countries: []string{"NZ"}},
+			tier: selection.TierCountry, order: []string{"ap-southeast-2", "ap-northeast-1", "eu-central-1", "us-east-1", "us-east-2"},
 		},
 		{
 			name: "country=global is weight order",
-			req:  Request{Global: true, Client: netip.MustParseAddr("10.1.2.3")},
-			tier: TierWeight, order: []string{"ap-northeast-1", "ap-southeast-2", "eu-central-1", "eu-west-1", "us-east-1", "us-east-2"},
+			req:  selection.Request{Global: true, Client: netip.MustParseAddr("10.1.2.3")},
+			tier: selection.TierWeight, order: []string{"ap-northeast-1", "ap-southeast-2", "eu-central-1", "eu-west-1", "us-east-1", "us-east-2"},
 		},
 		{
 			name: "client in a location-only region's netblock",
-			req:  Request{Client: netip.MustParseAddr("10.1.2.3"), ClientGeo: frankfurt},
-			tier: TierNetblock, order: []string{"eu-west-1", "eu-central-1", "us-east-1", "ap-northeast-1", "ap-southeast-2", "us-east-2"},
+			req:  selection.Request{Client: netip.MustParseAddr("10.1.2.3"), ClientGeo: frankfurt},
+			tier: selection.TierNetblock, order: []string{"eu-west-1", "eu-central-1", "us-east-1", "ap-northeast-1", "ap-southeast-2", "us-east-2"},
 			why0: "the client is in its netblock /16",
 		},
 		{
 			name: "GeoIP coordinates: nearest first, regions without coordinates last",
-			req:  Request{Client: netip.MustParseAddr("192.0.2.1"), ClientGeo: geo.Location{Country: "AU", Continent: "OC", Lat: -37.8, Lon: 145, HasCoords: true}},
-			tier: TierGeoIP, order: []string{"ap-southeast-2", "ap-northeast-1", "eu-central-1", "us-east-1", "us-east-2"},
+			req:  selection.Request{Client: netip.MustParseAddr("192.0.2.1"), ClientGeo: geo.Location{Country: "AU", Continent: "OC", Lat: -37.8, Lon: 145, HasCoords: true}},
+			tier: selection.TierGeoIP, order: []string{"ap-southeast-2", "ap-northeast-1", "eu-central-1", "us-east-1", "us-east-2"},
 		},
 		{
 			name: "GeoIP country only (a Country database)",
-			req:  Request{Client: netip.MustParseAddr("2001:db8::1"), ClientGeo: geo.Location{Country: "US", Continent: "NA"}},
-			tier: TierGeoIP, order: []string{"us-east-1", "us-east-2", "ap-northeast-1", "ap-southeast-2", "eu-central-1"},
+			req:  selection.Request{Client: netip.MustParseAddr("2001:db8::1"), ClientGeo: geo.Location{Country: "US", Continent: "NA"}},
+			tier: selection.TierGeoIP, order: []string{"us-east-1", "us-east-2", "ap-northeast-1", "ap-southeast-2", "eu-central-1"},
 			why0: "same country as the client (US)",
 		},
 		{
 			name: "GeoIP continent only",
-			req:  Request{Client: netip.MustParseAddr("2001:db8::1"), ClientGeo: geo.Location{Continent: "EU"}},
-			tier: TierGeoIP, order: []string{"eu-central-1", "ap-northeast-1", "ap-southeast-2", "us-east-1", "us-east-2"},
+			req:  selection.Request{Client: netip.MustParseAddr("2001:db8::1"), ClientGeo: geo.Location{Continent: "EU"}},
+			tier: selection.TierGeoIP, order: []string{"eu-central-1", "ap-northeast-1", "ap-southeast-2", "us-east-1", "us-east-2"},
 		},
 		{
 			name: "an address nobody knows: weight order",
-			req:  Request{Client: netip.MustParseAddr("198.51.100.7")},
-			tier: TierWeight, order: servable, why0: "weight 100",
+			req:  selection.Request{Client: netip.MustParseAddr("198.51.100.7")},
+			tier: selection.TierWeight, order: servable, why0: "weight 100",
 		},
 		{
 			name: "no address at all: weight order",
-			req:  Request{},
-			tier: TierWeight, order: servable,
+			req:  selection.Request{},
+			tier: selection.TierWeight, order: servable,
 		},
 		{
 			name: "protocol=http keeps only http regions",
-			req:  Request{Protocols: []string{"http"}},
-			tier: TierWeight, order: []string{"ap-southeast-2"},
+			req:  selection.Request{Protocols: []string{"http"}},
+			tier: selection.TierWeight, order: []string{"ap-southeast-2"},
 		},
 		{
 			name: "protocol nobody offers",
-			req:  Request{Protocols: []string{"ftp"}},
-			tier: TierNone, order: nil, note: "protocol=ftp matched no URL",
+			req:  selection.Request{Protocols: []string{"ftp"}},
+			tier: selection.TierNone, order: nil, note: "protocol=ftp matched no URL",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.req.Now, tt.req.Explain = now, true
-			d := SelectRepository(snap, repo, tt.req)
+			d := selection.SelectRepository(snap, repo, tt.req)
 			if d.Tier != tt.tier {
 				t.Errorf("tier = %s, want %s (basis: %s)", d.Tier, tt.tier, d.Basis)
 			}
@@ -158,7 +159,7 @@ func TestSelectionTiers(t *testing.T) {
 func TestSelectionExclusionReasons(t *testing.T) {
 	snap := fixture(t, "")
 	repo := snap.Repository("demo-1", "x86_64")
-	d := SelectRepository(snap, repo, Request{Now: now, Protocols: []string{"https"}})
+	d := selection.SelectRepository(snap, repo, selection.Request{Now: now, Protocols: []string{"https"}})
 	want := map[string]string{
 		"sa-east-1":      "disabled",
 		"us-west-2":      "health is down since 2026-11-21T11:00:00Z: probe failed",
@@ -195,7 +196,7 @@ func TestSelectionExclusionReasons(t *testing.T) {
 
 func TestSelectionHealthUnknownIsUsable(t *testing.T) {
 	snap := fixture(t, "")
-	d := SelectRepository(snap, snap.Repository("demo-1", "x86_64"), Request{Now: now, Location: "us-gov-1"})
+	d := selection.SelectRepository(snap, snap.Repository("demo-1", "x86_64"), selection.Request{Now: now, Location: "us-gov-1"})
 	if got := names(d); len(got) == 0 || got[0] != "us-gov-1" {
 		t.Errorf("order %v: a never-probed region named by the client must be first", got)
 	}
@@ -203,8 +204,8 @@ func TestSelectionHealthUnknownIsUsable(t *testing.T) {
 
 func TestSelectionNamedRegionExcluded(t *testing.T) {
 	snap := fixture(t, "")
-	d := SelectRepository(snap, snap.Repository("demo-1", "x86_64"), Request{Now: now, Location: "sa-east-1"})
-	if d.Tier != TierLocation || names(d)[0] != "us-east-1" {
+	d := selection.SelectRepository(snap, snap.Repository("demo-1", "x86_64"), selection.Request{Now: now, Location: "sa-east-1"})
+	if d.Tier != selection.TierLocation || names(d)[0] != "us-east-1" {
 		t.Errorf("tier %s order %v: others must follow by distance from the named region", d.Tier, names(d))
 	}
 	if !slices.ContainsFunc(d.Notes, func(n string) bool { return strings.Contains(n, "sa-east-1 was named but cannot serve") }) {
@@ -215,19 +216,19 @@ func TestSelectionNamedRegionExcluded(t *testing.T) {
 func TestSelectionOrigin(t *testing.T) {
 	snap := fixture(t, "https://dl.example.org/pub")
 	repo := snap.Repository("demo-1", "x86_64")
-	d := SelectRepository(snap, repo, Request{Now: now})
+	d := selection.SelectRepository(snap, repo, selection.Request{Now: now})
 	rs := d.Regions()
 	if last := rs[len(rs)-1]; last.Name != "origin" || last.URL("a+b") != "https://dl.example.org/pub/a%2Bb" {
 		t.Errorf("last = %+v", last)
 	}
-	d = SelectRepository(snap, repo, Request{Now: now, Protocols: []string{"http"}})
+	d = selection.SelectRepository(snap, repo, selection.Request{Now: now, Protocols: []string{"http"}})
 	if d.Origin != nil {
 		t.Error("origin with https URL listed for protocol=http")
 	}
 	// A repository no region serves still lists the origin.
 	empty := snap.Repository("empty-1", "x86_64")
-	d = SelectRepository(snap, empty, Request{Now: now})
-	if len(d.Chosen) != 0 || d.Origin == nil || d.Tier != TierNone {
+	d = selection.SelectRepository(snap, empty, selection.Request{Now: now})
+	if len(d.Chosen) != 0 || d.Origin == nil || d.Tier != selection.TierNone {
 		t.Errorf("empty repository: chosen %v origin %v tier %s", names(d), d.Origin, d.Tier)
 	}
 }
@@ -275,10 +276,10 @@ func TestRepositoryCarriedOnlyWhole(t *testing.T) {
 		{[]string{"demo/1/x86_64/os/repodata", "demo/1/x86_64/os/Packages"}, false},
 		{[]string{"demo/1/x86_64/o"}, false},
 	} {
-		spec := regionSpec{name: "eu-central-1", country: "DE", lat: 50.1, lon: 8.7, includes: tt.includes, repoState: "fresh", repoVersion: "v3"}
-		snap := BuildSnapshot(fixtureData(t, []regionSpec{spec}), nil, Policy{AlternatesMaxAge: 72 * time.Hour}, nil)
+		spec := regionSpec{Name: "eu-central-1", Country: "DE", Lat: 50.1, Lon: 8.7, Includes: tt.includes, RepoState: "fresh", RepoVersion: "v3"}
+		snap := selection.BuildSnapshot(fixtureData(t, []regionSpec{spec}), nil, selection.Policy{AlternatesMaxAge: 72 * time.Hour}, nil)
 		repo := snap.Repository("demo-1", "x86_64")
-		d := SelectRepository(snap, repo, Request{Now: now, Explain: true})
+		d := selection.SelectRepository(snap, repo, selection.Request{Now: now, Explain: true})
 		if got := len(d.Chosen) == 1; got != tt.offered {
 			t.Errorf("includes %q: offered %v, want %v (excluded: %+v)", tt.includes, got, tt.offered, d.Excluded)
 		}
