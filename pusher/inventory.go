@@ -37,6 +37,8 @@ type OSOrigin struct {
 	Log  *slog.Logger
 }
 
+var _ Origin = OSOrigin{}
+
 func (o OSOrigin) Open(p string) (io.ReadSeekCloser, error) {
 	return os.Open(filepath.Join(o.Root, filepath.FromSlash(p)))
 }
