@@ -159,7 +159,7 @@ func (p *Pusher) setRegionRepo(ctx context.Context, rr *RegionResult, st model.R
 // in its metalinks before a region serves it. The wait is computed on the database's
 // clock, which wrote first_seen.
 func (p *Pusher) awaitAnnouncement(ctx context.Context, cfg Config, active []*RegionResult) {
-	if cfg.DryRun || cfg.AnnounceDelay < 0 || !slices.ContainsFunc(active, func(rr *RegionResult) bool {
+	if cfg.DryRun || cfg.AnnounceDelay <= 0 || !slices.ContainsFunc(active, func(rr *RegionResult) bool {
 		return !rr.failed() && len(rr.plan.Items[PhaseRepomd]) > 0
 	}) {
 		return

@@ -13,32 +13,69 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/config"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/objstore"
 )
 
-// Config tunes a push.
+// Config tunes a push. NewConfig makes one from the configuration file's push section;
+// the defaults live there (config.Default), not here.
 type Config struct {
 	Concurrency        int   // transfers in flight per region, unless the region says otherwise
 	MultipartThreshold int64 // files this large go in parts
 	PartSize           int64
 	HashWorkers        int
-	// MemoryBudget bounds the file contents held in memory at once (default 512 MiB).
+	// MemoryBudget bounds the file contents held in memory at once.
 	MemoryBudget int64
 	DryRun       bool
 	StoreOptions objstore.Options
-	// HTTPClient reads repomd.xml back through public URLs (default: 30 s timeout).
+	// HTTPClient reads repomd.xml back through public URLs.
 	HTTPClient *http.Client
 	// AnnounceDelay is how long a new repomd.xml is known to the database before any
-	// region gets it (default DefaultAnnounceDelay; negative: no wait). Servers must list
-	// its hashes in their metalinks before a region serves it, or a client that read the
-	// metalink just before gets a repomd.xml that matches none of its hashes.
+	// region gets it (0: no wait). Servers must list its hashes in their metalinks before
+	// a region serves it, or a client that read the metalink just before gets a
+	// repomd.xml that matches none of its hashes.
 	AnnounceDelay time.Duration
 }
 
-// DefaultAnnounceDelay covers a server's rebuild after NOTIFY (250 ms debounce and the
-// load) with a wide margin.
-const DefaultAnnounceDelay = 3 * time.Second
+// memoryBudget is every push's: it has no configuration key.
+const memoryBudget = 512 << 20
+
+// NewConfig is the push configuration that c (push.* of the configuration file) gives.
+func NewConfig(c config.Push) Config {
+	return Config{
+		Concurrency:        c.Concurrency,
+		MultipartThreshold: int64(c.MultipartThreshold),
+		PartSize:           int64(c.PartSize),
+		HashWorkers:        c.HashWorkers,
+		MemoryBudget:       memoryBudget,
+		HTTPClient:         &http.Client{Timeout: 30 * time.Second},
+		AnnounceDelay:      c.AnnounceDelay.Std(),
+	}
+}
+
+// DefaultConfig is the push configuration when no key is set: NewConfig(config.Default().Push).
+func DefaultConfig() Config { return NewConfig(config.Default().Push) }
+
+// check refuses a configuration a push cannot run with (a zero Config would wait forever
+// for a transfer slot), and fits the sizes to the memory budget.
+func (c Config) check() (Config, error) {
+	switch {
+	case c.Concurrency < 1:
+		return c, fmt.Errorf("push: concurrency %d: must be at least 1 (start from pusher.NewConfig)", c.Concurrency)
+	case c.HashWorkers < 1:
+		return c, fmt.Errorf("push: hash workers %d: must be at least 1", c.HashWorkers)
+	case c.PartSize <= 0 || c.MultipartThreshold <= 0 || c.MemoryBudget <= 0:
+		return c, fmt.Errorf("push: part size %d, multipart threshold %d, memory budget %d: must be positive",
+			c.PartSize, c.MultipartThreshold, c.MemoryBudget)
+	case c.HTTPClient == nil:
+		return c, errors.New("push: no HTTP client")
+	}
+	// A file in memory must fit the budget; larger ones go in parts.
+	c.MultipartThreshold = min(c.MultipartThreshold, c.MemoryBudget)
+	c.PartSize = min(c.PartSize, c.MemoryBudget)
+	return c, nil
+}
 
 // Progress receives what a push does, for a terminal display.
 type Progress interface {
@@ -141,40 +178,14 @@ func (p *Pusher) log() *slog.Logger {
 	return p.Log
 }
 
-func (p *Pusher) defaults() Config {
-	c := p.Config
-	if c.Concurrency <= 0 {
-		c.Concurrency = 16
-	}
-	if c.PartSize <= 0 {
-		c.PartSize = 16 << 20
-	}
-	if c.MultipartThreshold <= 0 {
-		c.MultipartThreshold = 64 << 20
-	}
-	if c.HashWorkers <= 0 {
-		c.HashWorkers = 4
-	}
-	if c.MemoryBudget <= 0 {
-		c.MemoryBudget = 512 << 20
-	}
-	// A file in memory must fit the budget; larger ones go in parts.
-	c.MultipartThreshold = min(c.MultipartThreshold, c.MemoryBudget)
-	c.PartSize = min(c.PartSize, c.MemoryBudget)
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
-	}
-	if c.AnnounceDelay == 0 {
-		c.AnnounceDelay = DefaultAnnounceDelay
-	}
-	return c
-}
-
 // Push takes the inventory and syncs it into the regions. It returns an error only when
 // nothing could be attempted (the inventory failed); per-region failures are in the
 // result, recorded in runs.
 func (p *Pusher) Push(ctx context.Context, regions []*model.Region) (*Result, error) {
-	cfg := p.defaults()
+	cfg, err := p.Config.check()
+	if err != nil {
+		return nil, err
+	}
 	log := p.log()
 	inv, err := TakeInventory(ctx, p.DB, p.Origin, cfg.HashWorkers, cfg.DryRun, log)
 	if err != nil {
