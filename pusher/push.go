@@ -134,13 +134,19 @@ type RegionResult struct {
 	// same file names in this region: they leave the answers until verified again.
 	RewrittenInPlace []string `json:"rewritten_in_place,omitempty"`
 	// Withheld are the repositories whose metadata this push does not publish, and why.
-	Withheld     []Withheld    `json:"withheld,omitempty"`
-	Repos        []RepoResult  `json:"repositories"`
-	Error        string        `json:"error,omitempty"`
-	Duration     time.Duration `json:"duration_ns"`
-	phaseErr     error         // the first error, which stops the later phases
-	withheldErr  error         // metadata held back: fails the run without stopping it
-	deferred     []string      // repositories whose rewrite in place waits for another region
+	Withheld []Withheld    `json:"withheld,omitempty"`
+	Repos    []RepoResult  `json:"repositories"`
+	Error    string        `json:"error,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// regionPush is one region's push while it runs: the report it fills, and the state
+// behind it that the report does not show.
+type regionPush struct {
+	*RegionResult
+	phaseErr     error    // the first error, which stops the later phases
+	withheldErr  error    // metadata held back: fails the run without stopping it
+	deferred     []string // repositories whose rewrite in place waits for another region
 	mu           sync.Mutex
 	pending      []db.ObjectUpdate // verified writes not yet recorded
 	lastFlush    time.Time
@@ -200,10 +206,10 @@ func (p *Pusher) Push(ctx context.Context, regions []*model.Region) (*Result, er
 	if err != nil {
 		return nil, fmt.Errorf("list repositories: %w", err)
 	}
-	var active []*RegionResult
+	var active []*regionPush
 	for _, r := range regions {
-		rr := &RegionResult{Region: r.Name, region: r, start: p.now(), uploadedKeys: map[string]bool{}}
-		res.Regions = append(res.Regions, rr)
+		rr := &regionPush{RegionResult: &RegionResult{Region: r.Name}, region: r, start: p.now(), uploadedKeys: map[string]bool{}}
+		res.Regions = append(res.Regions, rr.RegionResult)
 		if err := p.prepare(ctx, cfg, rr, inv, repos); err != nil {
 			rr.fail(err)
 			p.finish(ctx, rr)
@@ -222,24 +228,24 @@ func (p *Pusher) Push(ctx context.Context, regions []*model.Region) (*Result, er
 // rewrites on its own, one after the other. Such a region is out of the answers for the
 // repositories it rewrites until its push verifies them, so pushing them one at a time
 // keeps every other region serving those repositories meanwhile.
-func pushGroups(active []*RegionResult) [][]*RegionResult {
-	var plain []*RegionResult
-	var out [][]*RegionResult
+func pushGroups(active []*regionPush) [][]*regionPush {
+	var plain []*regionPush
+	var out [][]*regionPush
 	for _, rr := range active {
 		if len(rr.plan.InPlace) == 0 {
 			plain = append(plain, rr)
 		} else {
-			out = append(out, []*RegionResult{rr})
+			out = append(out, []*regionPush{rr})
 		}
 	}
 	if len(plain) > 0 {
-		out = append([][]*RegionResult{plain}, out...)
+		out = append([][]*regionPush{plain}, out...)
 	}
 	return out
 }
 
 // pushGroup takes regions through the phases together, verifies and finishes them.
-func (p *Pusher) pushGroup(ctx context.Context, cfg Config, group []*RegionResult, repos []model.Repository, inv *InventoryReport) {
+func (p *Pusher) pushGroup(ctx context.Context, cfg Config, group []*regionPush, repos []model.Repository, inv *InventoryReport) {
 	if ctx.Err() == nil {
 		p.takeOutRewritten(ctx, cfg, group)
 		for ph := range NumPhases {
@@ -262,7 +268,7 @@ func (p *Pusher) pushGroup(ctx context.Context, cfg Config, group []*RegionResul
 	}
 }
 
-func (rr *RegionResult) fail(err error) {
+func (rr *regionPush) fail(err error) {
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
 	if rr.phaseErr == nil {
@@ -270,14 +276,14 @@ func (rr *RegionResult) fail(err error) {
 	}
 }
 
-func (rr *RegionResult) failed() bool {
+func (rr *regionPush) failed() bool {
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
 	return rr.phaseErr != nil
 }
 
 // prepare locks the region, records the run, and plans.
-func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv *InventoryReport, repos []model.Repository) error {
+func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *regionPush, inv *InventoryReport, repos []model.Repository) error {
 	r := rr.region
 	if !cfg.DryRun {
 		run, err := p.DB.BeginRegionRun(ctx, model.RunPush, r)
@@ -340,7 +346,7 @@ func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv 
 
 // fence is the token every record of this region's push carries: a write after the lock
 // was lost, taken over, or the region moved, is refused.
-func (rr *RegionResult) fence() db.Fence {
+func (rr *regionPush) fence() db.Fence {
 	if rr.run == nil {
 		return db.NotHeld // a dry run writes nothing, and is refused if it tries
 	}
@@ -349,7 +355,7 @@ func (rr *RegionResult) fence() db.Fence {
 
 // checkLock fails the region's push when its lock is no longer held; ping asks the lock's
 // connection now, else the keep-alive's last answer counts.
-func (rr *RegionResult) checkLock(ctx context.Context, ping bool) error {
+func (rr *regionPush) checkLock(ctx context.Context, ping bool) error {
 	if rr.run == nil {
 		return nil
 	}
@@ -368,7 +374,7 @@ func (rr *RegionResult) checkLock(ctx context.Context, ping bool) error {
 
 // context is what the region's transfers run under: cancelled when the push is, or when
 // the region's lock is lost, which stops them at once.
-func (rr *RegionResult) context(ctx context.Context) context.Context {
+func (rr *regionPush) context(ctx context.Context) context.Context {
 	if rr.run == nil {
 		return ctx
 	}
@@ -376,7 +382,7 @@ func (rr *RegionResult) context(ctx context.Context) context.Context {
 }
 
 // finish records the run's end and releases the lock.
-func (p *Pusher) finish(ctx context.Context, rr *RegionResult) {
+func (p *Pusher) finish(ctx context.Context, rr *regionPush) {
 	rr.Duration = p.now().Sub(rr.start)
 	rr.Status = model.RunOK
 	if rr.phaseErr == nil && len(rr.deferred) > 0 {
