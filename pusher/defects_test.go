@@ -250,7 +250,7 @@ func TestRepomdPairSecondUploadFails(t *testing.T) {
 	}
 	defer srv.Stop()
 	a := f.s3Region("pair-1", srv)
-	f.pusher.Config.AnnounceDelay = -1
+	f.pusher.Config.AnnounceDelay = 0
 	f.pusher.Config.StoreOptions.MaxAttempts = 1
 	repo := filepath.Join(f.origin, repoDir)
 	asc := filepath.Join(repo, "repodata", "repomd.xml.asc")

@@ -22,7 +22,7 @@ type GCOptions struct {
 	AlternatesMaxAge time.Duration
 	// UpdateDelay is how long copies are marked deleting, on the database's clock, before
 	// their objects go: every server must have read the mark and stopped sending clients
-	// there (default DefaultAnnounceDelay; negative: no wait).
+	// there (push.announce_delay; 0: no wait).
 	UpdateDelay time.Duration
 	// BatchSize is how many copies are deleted between two checks of the lock (default 64).
 	BatchSize int
@@ -30,9 +30,6 @@ type GCOptions struct {
 }
 
 func (o GCOptions) defaults() GCOptions {
-	if o.UpdateDelay == 0 {
-		o.UpdateDelay = DefaultAnnounceDelay
-	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 64
 	}
@@ -276,7 +273,7 @@ func (p *Pusher) gcRegion(ctx context.Context, r *model.Region, o GCOptions, res
 // waitForServers waits until delay has passed on the database's clock since now, so that
 // every server has rebuilt its snapshot from the marks just committed.
 func (p *Pusher) waitForServers(ctx context.Context, delay time.Duration, alive func(context.Context) error) error {
-	if delay < 0 {
+	if delay <= 0 {
 		return nil
 	}
 	from, err := p.DB.Now(ctx)

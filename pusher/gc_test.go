@@ -34,8 +34,10 @@ func newGCFixture(t *testing.T) (*fixture, string) {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, db: d, origin: origin}
-	f.pusher = &Pusher{DB: d, Origin: OSOrigin{Root: origin}, Log: slog.New(slog.DiscardHandler),
-		Config: Config{Concurrency: 4, AnnounceDelay: -1, StoreOptions: objstore.Options{AccessKey: testenv.S3AccessKey, SecretKey: testenv.S3SecretKey}}}
+	cfg := DefaultConfig()
+	cfg.Concurrency, cfg.AnnounceDelay = 4, 0
+	cfg.StoreOptions = objstore.Options{AccessKey: testenv.S3AccessKey, SecretKey: testenv.S3SecretKey}
+	f.pusher = &Pusher{DB: d, Origin: OSOrigin{Root: origin}, Log: slog.New(slog.DiscardHandler), Config: cfg}
 	return f, url
 }
 
@@ -160,7 +162,7 @@ func TestGCKeepsAFileRevivedBeforeItsRegion(t *testing.T) {
 		}
 		return objstore.Open(ctx, r, f.pusher.Config.StoreOptions)
 	}
-	runGC(t, f.pusher, []*model.Region{a, b}, GCOptions{UpdateDelay: -1})
+	runGC(t, f.pusher, []*model.Region{a, b}, GCOptions{UpdateDelay: 0})
 	if !revived.Load() {
 		t.Fatal("gc never opened region a")
 	}
@@ -279,7 +281,7 @@ func TestGCLeavesARealFileAtTheTwinKey(t *testing.T) {
 	if err := st.Put(context.Background(), space, strings.NewReader("space\n"), 6, objstore.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	results := runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: -1})
+	results := runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: 0})
 	if results[0].Status != model.RunOK || results[0].Deleted == 0 || len(results[0].Twins) != 1 || results[0].Twins[0] != space {
 		t.Fatalf("gc: %+v", results[0])
 	}
@@ -299,11 +301,11 @@ func TestGCKeepsFilesAnAlternateRepomdNames(t *testing.T) {
 	f.push(a)
 	gone := repoDir + "/Packages/greet-2.1-1.noarch.rpm"
 	f.deleteAtOrigin([]*model.Region{a}, gone)
-	results := runGC(t, f.pusher, []*model.Region{a}, GCOptions{AlternatesMaxAge: time.Hour, UpdateDelay: -1})
+	results := runGC(t, f.pusher, []*model.Region{a}, GCOptions{AlternatesMaxAge: time.Hour, UpdateDelay: 0})
 	if results[0].Status != model.RunOK || results[0].Deleted != 0 || !served(t, a, gone) {
 		t.Fatalf("gc while the old repomd.xml is an alternate: %+v, served %v", results[0], served(t, a, gone))
 	}
-	results = runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: -1})
+	results = runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: 0})
 	if results[0].Status != model.RunOK || results[0].Deleted != 4 || served(t, a, gone) {
 		t.Fatalf("gc once the old repomd.xml left the metalinks: %+v, served %v", results[0], served(t, a, gone))
 	}
@@ -349,7 +351,7 @@ func TestGCStopsWhenItsLockIsLost(t *testing.T) {
 			return nil
 		}}, err
 	}
-	results := runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: -1, BatchSize: 1})
+	results := runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: 0, BatchSize: 1})
 	res := results[0]
 	if res.Status != model.RunFailed || !strings.Contains(res.Error, "lock") {
 		t.Errorf("gc after losing its lock: %+v", res)
@@ -363,7 +365,7 @@ func TestGCStopsWhenItsLockIsLost(t *testing.T) {
 		t.Errorf("the run: %+v %v", runs, err)
 	}
 	// What was left is finished by the next gc.
-	results = runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: -1})
+	results = runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: 0})
 	if results[0].Status != model.RunOK {
 		t.Fatalf("the next gc: %+v", results[0])
 	}
@@ -400,7 +402,7 @@ func TestGCFinishesWhatAnInterruptedGCMarked(t *testing.T) {
 			return nil
 		}}, err
 	}
-	res := runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: -1, BatchSize: 1})[0]
+	res := runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: 0, BatchSize: 1})[0]
 	if res.Status != model.RunFailed || res.Deleted != 1 {
 		t.Fatalf("interrupted gc: %+v", res)
 	}
@@ -473,7 +475,7 @@ func TestGCIgnoresRepositoriesTheRegionDoesNotCarry(t *testing.T) {
 	if _, err := TakeInventory(ctx, f.db, f.pusher.Origin, 2, false, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	res := runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: -1})[0]
+	res := runGC(t, f.pusher, []*model.Region{a}, GCOptions{UpdateDelay: 0})[0]
 	if res.Status != model.RunOK || res.Deleted != 1 || served(t, a, iso) {
 		t.Fatalf("gc: %+v, served %v", res, served(t, a, iso))
 	}

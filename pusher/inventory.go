@@ -1,6 +1,3 @@
-// Package pusher copies the origin tree into every region: it takes the inventory of the
-// origin, plans per region what is missing, uploads in phases (packages, then repodata,
-// then repomd.xml), verifies, and removes what the origin deleted after a grace period.
 package pusher
 
 import (
@@ -36,6 +33,8 @@ type OSOrigin struct {
 	Root string
 	Log  *slog.Logger
 }
+
+var _ Origin = OSOrigin{}
 
 func (o OSOrigin) Open(p string) (io.ReadSeekCloser, error) {
 	return os.Open(filepath.Join(o.Root, filepath.FromSlash(p)))

@@ -244,14 +244,14 @@ func TestHalfPair(t *testing.T) {
 }
 
 func TestPushGroups(t *testing.T) {
-	rr := func(name string, inPlace bool) *RegionResult {
+	rr := func(name string, inPlace bool) *regionPush {
 		p := &RegionPlan{}
 		if inPlace {
 			p.InPlace = []model.Repository{{ID: 1}}
 		}
-		return &RegionResult{Region: name, plan: p}
+		return &regionPush{RegionResult: &RegionResult{Region: name}, plan: p}
 	}
-	names := func(groups [][]*RegionResult) string {
+	names := func(groups [][]*regionPush) string {
 		var out []string
 		for _, g := range groups {
 			var ns []string
@@ -263,12 +263,12 @@ func TestPushGroups(t *testing.T) {
 		return strings.Join(out, " ")
 	}
 	for _, tc := range []struct {
-		in   []*RegionResult
+		in   []*regionPush
 		want string
 	}{
-		{[]*RegionResult{rr("a", false), rr("b", false)}, "a+b"},
-		{[]*RegionResult{rr("a", true), rr("b", false), rr("c", true)}, "b a c"},
-		{[]*RegionResult{rr("a", true), rr("b", true)}, "a b"},
+		{[]*regionPush{rr("a", false), rr("b", false)}, "a+b"},
+		{[]*regionPush{rr("a", true), rr("b", false), rr("c", true)}, "b a c"},
+		{[]*regionPush{rr("a", true), rr("b", true)}, "a b"},
 		{nil, ""},
 	} {
 		if got := names(pushGroups(tc.in)); got != tc.want {

@@ -39,8 +39,8 @@ func findRegionRepo(states []model.RegionRepo, regionID, repoID int64) *model.Re
 // stops before. The record goes to stale (committed and notified), then the push waits
 // the announce delay so that servers have dropped the region, then overwrites. Only the
 // verification after phase 3 makes the repository fresh again; a failed push leaves it out.
-func (p *Pusher) takeOutRewritten(ctx context.Context, cfg Config, active []*RegionResult) {
-	if cfg.DryRun || !slices.ContainsFunc(active, func(rr *RegionResult) bool { return len(rr.plan.InPlace) > 0 }) {
+func (p *Pusher) takeOutRewritten(ctx context.Context, cfg Config, active []*regionPush) {
+	if cfg.DryRun || !slices.ContainsFunc(active, func(rr *regionPush) bool { return len(rr.plan.InPlace) > 0 }) {
 		return
 	}
 	states, err := p.DB.RegionRepos(ctx)
@@ -99,7 +99,7 @@ func (p *Pusher) sleep(ctx context.Context, d time.Duration) {
 // recordHalfPairs records as stale, in each region, every repository of which phase 3
 // wrote part of the repomd.xml pair but not all of it: the region serves a repomd.xml
 // and a signature that do not match.
-func (p *Pusher) recordHalfPairs(ctx context.Context, cfg Config, active []*RegionResult, repos []model.Repository) {
+func (p *Pusher) recordHalfPairs(ctx context.Context, cfg Config, active []*regionPush, repos []model.Repository) {
 	if cfg.DryRun {
 		return
 	}
@@ -148,7 +148,7 @@ func halfPair(planned []string, written map[string]bool) bool {
 }
 
 // setRegionRepo records a repository's state in a region.
-func (p *Pusher) setRegionRepo(ctx context.Context, rr *RegionResult, st model.RegionRepo) error {
+func (p *Pusher) setRegionRepo(ctx context.Context, rr *regionPush, st model.RegionRepo) error {
 	// Recorded even when the push is being cancelled (it is what the region serves), but
 	// only while the region's lock is held: the fence refuses it after a loss.
 	return p.DB.SetRegionRepo(context.WithoutCancel(ctx), rr.fence(), st)
@@ -158,8 +158,8 @@ func (p *Pusher) setRegionRepo(ctx context.Context, rr *RegionResult, st model.R
 // version has been in the database for cfg.AnnounceDelay, so that every server lists it
 // in its metalinks before a region serves it. The wait is computed on the database's
 // clock, which wrote first_seen.
-func (p *Pusher) awaitAnnouncement(ctx context.Context, cfg Config, active []*RegionResult) {
-	if cfg.DryRun || cfg.AnnounceDelay < 0 || !slices.ContainsFunc(active, func(rr *RegionResult) bool {
+func (p *Pusher) awaitAnnouncement(ctx context.Context, cfg Config, active []*regionPush) {
+	if cfg.DryRun || cfg.AnnounceDelay <= 0 || !slices.ContainsFunc(active, func(rr *regionPush) bool {
 		return !rr.failed() && len(rr.plan.Items[PhaseRepomd]) > 0
 	}) {
 		return

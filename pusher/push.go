@@ -13,32 +13,69 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/config"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/objstore"
 )
 
-// Config tunes a push.
+// Config tunes a push. NewConfig makes one from the configuration file's push section;
+// the defaults live there (config.Default), not here.
 type Config struct {
 	Concurrency        int   // transfers in flight per region, unless the region says otherwise
 	MultipartThreshold int64 // files this large go in parts
 	PartSize           int64
 	HashWorkers        int
-	// MemoryBudget bounds the file contents held in memory at once (default 512 MiB).
+	// MemoryBudget bounds the file contents held in memory at once.
 	MemoryBudget int64
 	DryRun       bool
 	StoreOptions objstore.Options
-	// HTTPClient reads repomd.xml back through public URLs (default: 30 s timeout).
+	// HTTPClient reads repomd.xml back through public URLs.
 	HTTPClient *http.Client
 	// AnnounceDelay is how long a new repomd.xml is known to the database before any
-	// region gets it (default DefaultAnnounceDelay; negative: no wait). Servers must list
-	// its hashes in their metalinks before a region serves it, or a client that read the
-	// metalink just before gets a repomd.xml that matches none of its hashes.
+	// region gets it (0: no wait). Servers must list its hashes in their metalinks before
+	// a region serves it, or a client that read the metalink just before gets a
+	// repomd.xml that matches none of its hashes.
 	AnnounceDelay time.Duration
 }
 
-// DefaultAnnounceDelay covers a server's rebuild after NOTIFY (250 ms debounce and the
-// load) with a wide margin.
-const DefaultAnnounceDelay = 3 * time.Second
+// memoryBudget is every push's: it has no configuration key.
+const memoryBudget = 512 << 20
+
+// NewConfig is the push configuration that c (push.* of the configuration file) gives.
+func NewConfig(c config.Push) Config {
+	return Config{
+		Concurrency:        c.Concurrency,
+		MultipartThreshold: int64(c.MultipartThreshold),
+		PartSize:           int64(c.PartSize),
+		HashWorkers:        c.HashWorkers,
+		MemoryBudget:       memoryBudget,
+		HTTPClient:         &http.Client{Timeout: 30 * time.Second},
+		AnnounceDelay:      c.AnnounceDelay.Std(),
+	}
+}
+
+// DefaultConfig is the push configuration when no key is set: NewConfig(config.Default().Push).
+func DefaultConfig() Config { return NewConfig(config.Default().Push) }
+
+// check refuses a configuration a push cannot run with (a zero Config would wait forever
+// for a transfer slot), and fits the sizes to the memory budget.
+func (c Config) check() (Config, error) {
+	switch {
+	case c.Concurrency < 1:
+		return c, fmt.Errorf("push: concurrency %d: must be at least 1 (start from pusher.NewConfig)", c.Concurrency)
+	case c.HashWorkers < 1:
+		return c, fmt.Errorf("push: hash workers %d: must be at least 1", c.HashWorkers)
+	case c.PartSize <= 0 || c.MultipartThreshold <= 0 || c.MemoryBudget <= 0:
+		return c, fmt.Errorf("push: part size %d, multipart threshold %d, memory budget %d: must be positive",
+			c.PartSize, c.MultipartThreshold, c.MemoryBudget)
+	case c.HTTPClient == nil:
+		return c, errors.New("push: no HTTP client")
+	}
+	// A file in memory must fit the budget; larger ones go in parts.
+	c.MultipartThreshold = min(c.MultipartThreshold, c.MemoryBudget)
+	c.PartSize = min(c.PartSize, c.MemoryBudget)
+	return c, nil
+}
 
 // Progress receives what a push does, for a terminal display.
 type Progress interface {
@@ -97,13 +134,19 @@ type RegionResult struct {
 	// same file names in this region: they leave the answers until verified again.
 	RewrittenInPlace []string `json:"rewritten_in_place,omitempty"`
 	// Withheld are the repositories whose metadata this push does not publish, and why.
-	Withheld     []Withheld    `json:"withheld,omitempty"`
-	Repos        []RepoResult  `json:"repositories"`
-	Error        string        `json:"error,omitempty"`
-	Duration     time.Duration `json:"duration_ns"`
-	phaseErr     error         // the first error, which stops the later phases
-	withheldErr  error         // metadata held back: fails the run without stopping it
-	deferred     []string      // repositories whose rewrite in place waits for another region
+	Withheld []Withheld    `json:"withheld,omitempty"`
+	Repos    []RepoResult  `json:"repositories"`
+	Error    string        `json:"error,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// regionPush is one region's push while it runs: the report it fills, and the state
+// behind it that the report does not show.
+type regionPush struct {
+	*RegionResult
+	phaseErr     error    // the first error, which stops the later phases
+	withheldErr  error    // metadata held back: fails the run without stopping it
+	deferred     []string // repositories whose rewrite in place waits for another region
 	mu           sync.Mutex
 	pending      []db.ObjectUpdate // verified writes not yet recorded
 	lastFlush    time.Time
@@ -141,40 +184,14 @@ func (p *Pusher) log() *slog.Logger {
 	return p.Log
 }
 
-func (p *Pusher) defaults() Config {
-	c := p.Config
-	if c.Concurrency <= 0 {
-		c.Concurrency = 16
-	}
-	if c.PartSize <= 0 {
-		c.PartSize = 16 << 20
-	}
-	if c.MultipartThreshold <= 0 {
-		c.MultipartThreshold = 64 << 20
-	}
-	if c.HashWorkers <= 0 {
-		c.HashWorkers = 4
-	}
-	if c.MemoryBudget <= 0 {
-		c.MemoryBudget = 512 << 20
-	}
-	// A file in memory must fit the budget; larger ones go in parts.
-	c.MultipartThreshold = min(c.MultipartThreshold, c.MemoryBudget)
-	c.PartSize = min(c.PartSize, c.MemoryBudget)
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
-	}
-	if c.AnnounceDelay == 0 {
-		c.AnnounceDelay = DefaultAnnounceDelay
-	}
-	return c
-}
-
 // Push takes the inventory and syncs it into the regions. It returns an error only when
 // nothing could be attempted (the inventory failed); per-region failures are in the
 // result, recorded in runs.
 func (p *Pusher) Push(ctx context.Context, regions []*model.Region) (*Result, error) {
-	cfg := p.defaults()
+	cfg, err := p.Config.check()
+	if err != nil {
+		return nil, err
+	}
 	log := p.log()
 	inv, err := TakeInventory(ctx, p.DB, p.Origin, cfg.HashWorkers, cfg.DryRun, log)
 	if err != nil {
@@ -189,10 +206,10 @@ func (p *Pusher) Push(ctx context.Context, regions []*model.Region) (*Result, er
 	if err != nil {
 		return nil, fmt.Errorf("list repositories: %w", err)
 	}
-	var active []*RegionResult
+	var active []*regionPush
 	for _, r := range regions {
-		rr := &RegionResult{Region: r.Name, region: r, start: p.now(), uploadedKeys: map[string]bool{}}
-		res.Regions = append(res.Regions, rr)
+		rr := &regionPush{RegionResult: &RegionResult{Region: r.Name}, region: r, start: p.now(), uploadedKeys: map[string]bool{}}
+		res.Regions = append(res.Regions, rr.RegionResult)
 		if err := p.prepare(ctx, cfg, rr, inv, repos); err != nil {
 			rr.fail(err)
 			p.finish(ctx, rr)
@@ -211,24 +228,24 @@ func (p *Pusher) Push(ctx context.Context, regions []*model.Region) (*Result, er
 // rewrites on its own, one after the other. Such a region is out of the answers for the
 // repositories it rewrites until its push verifies them, so pushing them one at a time
 // keeps every other region serving those repositories meanwhile.
-func pushGroups(active []*RegionResult) [][]*RegionResult {
-	var plain []*RegionResult
-	var out [][]*RegionResult
+func pushGroups(active []*regionPush) [][]*regionPush {
+	var plain []*regionPush
+	var out [][]*regionPush
 	for _, rr := range active {
 		if len(rr.plan.InPlace) == 0 {
 			plain = append(plain, rr)
 		} else {
-			out = append(out, []*RegionResult{rr})
+			out = append(out, []*regionPush{rr})
 		}
 	}
 	if len(plain) > 0 {
-		out = append([][]*RegionResult{plain}, out...)
+		out = append([][]*regionPush{plain}, out...)
 	}
 	return out
 }
 
 // pushGroup takes regions through the phases together, verifies and finishes them.
-func (p *Pusher) pushGroup(ctx context.Context, cfg Config, group []*RegionResult, repos []model.Repository, inv *InventoryReport) {
+func (p *Pusher) pushGroup(ctx context.Context, cfg Config, group []*regionPush, repos []model.Repository, inv *InventoryReport) {
 	if ctx.Err() == nil {
 		p.takeOutRewritten(ctx, cfg, group)
 		for ph := range NumPhases {
@@ -251,7 +268,7 @@ func (p *Pusher) pushGroup(ctx context.Context, cfg Config, group []*RegionResul
 	}
 }
 
-func (rr *RegionResult) fail(err error) {
+func (rr *regionPush) fail(err error) {
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
 	if rr.phaseErr == nil {
@@ -259,14 +276,14 @@ func (rr *RegionResult) fail(err error) {
 	}
 }
 
-func (rr *RegionResult) failed() bool {
+func (rr *regionPush) failed() bool {
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
 	return rr.phaseErr != nil
 }
 
 // prepare locks the region, records the run, and plans.
-func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv *InventoryReport, repos []model.Repository) error {
+func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *regionPush, inv *InventoryReport, repos []model.Repository) error {
 	r := rr.region
 	if !cfg.DryRun {
 		run, err := p.DB.BeginRegionRun(ctx, model.RunPush, r)
@@ -329,7 +346,7 @@ func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *RegionResult, inv 
 
 // fence is the token every record of this region's push carries: a write after the lock
 // was lost, taken over, or the region moved, is refused.
-func (rr *RegionResult) fence() db.Fence {
+func (rr *regionPush) fence() db.Fence {
 	if rr.run == nil {
 		return db.NotHeld // a dry run writes nothing, and is refused if it tries
 	}
@@ -338,7 +355,7 @@ func (rr *RegionResult) fence() db.Fence {
 
 // checkLock fails the region's push when its lock is no longer held; ping asks the lock's
 // connection now, else the keep-alive's last answer counts.
-func (rr *RegionResult) checkLock(ctx context.Context, ping bool) error {
+func (rr *regionPush) checkLock(ctx context.Context, ping bool) error {
 	if rr.run == nil {
 		return nil
 	}
@@ -357,7 +374,7 @@ func (rr *RegionResult) checkLock(ctx context.Context, ping bool) error {
 
 // context is what the region's transfers run under: cancelled when the push is, or when
 // the region's lock is lost, which stops them at once.
-func (rr *RegionResult) context(ctx context.Context) context.Context {
+func (rr *regionPush) context(ctx context.Context) context.Context {
 	if rr.run == nil {
 		return ctx
 	}
@@ -365,7 +382,7 @@ func (rr *RegionResult) context(ctx context.Context) context.Context {
 }
 
 // finish records the run's end and releases the lock.
-func (p *Pusher) finish(ctx context.Context, rr *RegionResult) {
+func (p *Pusher) finish(ctx context.Context, rr *regionPush) {
 	rr.Duration = p.now().Sub(rr.start)
 	rr.Status = model.RunOK
 	if rr.phaseErr == nil && len(rr.deferred) > 0 {

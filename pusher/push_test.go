@@ -49,8 +49,10 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, db: d, url: url, origin: origin}
-	f.pusher = &Pusher{DB: d, Origin: OSOrigin{Root: origin}, Log: slog.New(slog.DiscardHandler),
-		Config: Config{Concurrency: 4, StoreOptions: objstore.Options{AccessKey: testenv.S3AccessKey, SecretKey: testenv.S3SecretKey}}}
+	cfg := DefaultConfig()
+	cfg.Concurrency = 4
+	cfg.StoreOptions = objstore.Options{AccessKey: testenv.S3AccessKey, SecretKey: testenv.S3SecretKey}
+	f.pusher = &Pusher{DB: d, Origin: OSOrigin{Root: origin}, Log: slog.New(slog.DiscardHandler), Config: cfg}
 	return f
 }
 
@@ -315,7 +317,7 @@ func TestGCRespectsGracePeriod(t *testing.T) {
 	if res := f.push(a); res.Failed() || res.Inventory.Changes.Deleted != 4 { // the package and the old repodata
 		t.Fatalf("push after delete: %+v", res.Inventory)
 	}
-	results, _, err := f.pusher.GC(ctx, []*model.Region{a}, GCOptions{Grace: time.Hour, UpdateDelay: -1})
+	results, _, err := f.pusher.GC(ctx, []*model.Region{a}, GCOptions{Grace: time.Hour, UpdateDelay: 0})
 	if err != nil || results[0].Status != model.RunOK || results[0].Deleted != 0 {
 		t.Fatalf("gc within grace: %+v %v", results, err)
 	}
@@ -328,7 +330,7 @@ func TestGCRespectsGracePeriod(t *testing.T) {
 	if len(results[0].Paths) != 4 || results[0].Paths[0] != gone {
 		t.Errorf("dry run: %+v", results[0])
 	}
-	results, purged, err := f.pusher.GC(ctx, []*model.Region{a}, GCOptions{UpdateDelay: -1})
+	results, purged, err := f.pusher.GC(ctx, []*model.Region{a}, GCOptions{UpdateDelay: 0})
 	if err != nil || results[0].Deleted != 4 || purged != 4 {
 		t.Fatalf("gc after grace: %+v purged %d %v", results, purged, err)
 	}
@@ -356,7 +358,7 @@ func TestGCLeavesStaleRegionsAlone(t *testing.T) {
 	if _, err := TakeInventory(ctx, f.db, f.pusher.Origin, 2, false, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	results, _, _ := f.pusher.GC(ctx, []*model.Region{a}, GCOptions{UpdateDelay: -1})
+	results, _, _ := f.pusher.GC(ctx, []*model.Region{a}, GCOptions{UpdateDelay: 0})
 	if results[0].Status != model.RunFailed || results[0].Deleted != 0 || !strings.Contains(results[0].Error, "not fresh") {
 		t.Fatalf("gc of a stale region: %+v", results[0])
 	}

@@ -29,12 +29,12 @@ const (
 // job is one origin file and the regions that need it in this phase.
 type job struct {
 	file    *Item
-	regions []*RegionResult
+	regions []*regionPush
 }
 
 // runPhase uploads one phase to every region that has not failed, reading each origin
 // file once for all regions, and records what was verified.
-func (p *Pusher) runPhase(ctx context.Context, cfg Config, ph int, regions []*RegionResult) {
+func (p *Pusher) runPhase(ctx context.Context, cfg Config, ph int, regions []*regionPush) {
 	byPath := map[string]*job{}
 	var jobs []*job
 	for _, rr := range regions {
@@ -134,7 +134,7 @@ func chains(ph int, jobs []*job) [][]*job {
 	return out
 }
 
-func (rr *RegionResult) concurrency(cfg Config) int {
+func (rr *regionPush) concurrency(cfg Config) int {
 	if rr.region.Concurrency > 0 {
 		return rr.region.Concurrency
 	}
@@ -144,7 +144,7 @@ func (rr *RegionResult) concurrency(cfg Config) int {
 // transfer reads one file and writes it to every region of the job.
 func (p *Pusher) transfer(ctx context.Context, cfg Config, budget *budget, j *job) {
 	f := j.file.File
-	var live []*RegionResult
+	var live []*regionPush
 	for _, rr := range j.regions {
 		if !rr.failed() {
 			live = append(live, rr)
@@ -167,7 +167,7 @@ func (p *Pusher) transfer(ctx context.Context, cfg Config, budget *budget, j *jo
 	}
 }
 
-func (rr *RegionResult) fileFailed(err error) {
+func (rr *regionPush) fileFailed(err error) {
 	rr.mu.Lock()
 	rr.Failed++
 	rr.mu.Unlock()
@@ -175,7 +175,7 @@ func (rr *RegionResult) fileFailed(err error) {
 }
 
 // transferWhole reads a file into memory once and puts it to every region.
-func (p *Pusher) transferWhole(ctx context.Context, budget *budget, it *Item, regions []*RegionResult) error {
+func (p *Pusher) transferWhole(ctx context.Context, budget *budget, it *Item, regions []*regionPush) error {
 	f := it.File
 	if err := budget.acquire(ctx, f.Size); err != nil {
 		return err
@@ -210,12 +210,12 @@ func (p *Pusher) transferWhole(ctx context.Context, budget *budget, it *Item, re
 // transferParts reads a large file part by part, once, sending each part to every region's
 // multipart upload. Only when the whole file hashes to the inventory's SHA-256 are the
 // uploads completed.
-func (p *Pusher) transferParts(ctx context.Context, cfg Config, budget *budget, it *Item, regions []*RegionResult) error {
+func (p *Pusher) transferParts(ctx context.Context, cfg Config, budget *budget, it *Item, regions []*regionPush) error {
 	f := it.File
 	ct, cc := model.Headers(f.Path)
 	opts := objstore.PutOptions{SHA256: f.SHA256, ContentType: ct, CacheControl: cc}
 	type upload struct {
-		rr  *RegionResult
+		rr  *regionPush
 		up  objstore.Upload
 		err error
 	}
@@ -318,7 +318,7 @@ func (p *Pusher) readOrigin(path string, size int64) ([]byte, error) {
 
 // written finishes one file in one region: the "+" twin, then the record. The store
 // checked the SHA-256 of what it received, so a successful write is verified.
-func (p *Pusher) written(ctx context.Context, rr *RegionResult, it *Item, opts objstore.PutOptions, err error) {
+func (p *Pusher) written(ctx context.Context, rr *regionPush, it *Item, opts objstore.PutOptions, err error) {
 	f := it.File
 	if err == nil {
 		if it.Twin != "" {
@@ -348,7 +348,7 @@ func (p *Pusher) written(ctx context.Context, rr *RegionResult, it *Item, opts o
 }
 
 // flush records a region's verified writes.
-func (p *Pusher) flush(ctx context.Context, rr *RegionResult) error {
+func (p *Pusher) flush(ctx context.Context, rr *regionPush) error {
 	rr.mu.Lock()
 	batch := rr.pending
 	rr.pending = nil

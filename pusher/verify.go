@@ -19,7 +19,7 @@ import (
 // verifyRepos moves each repository the region carries to the state its repomd.xml shows
 // when read back, as clients read it. A repository becomes fresh only here, after every
 // phase succeeded in this region.
-func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *RegionResult, repos []model.Repository, inv *InventoryReport) {
+func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *regionPush, repos []model.Repository, inv *InventoryReport) {
 	filesByPath := make(map[string]*model.File, len(inv.Live))
 	for i := range inv.Live {
 		filesByPath[inv.Live[i].Path] = &inv.Live[i]
@@ -106,7 +106,7 @@ func pairIndex(live []model.File) map[string][]*model.File {
 
 // readBack reads a published file through the region's public URL (the storage API where
 // this host cannot reach it, as repocheck does) and compares it with the origin's.
-func readBack(ctx context.Context, cfg Config, rr *RegionResult, f *model.File) error {
+func readBack(ctx context.Context, cfg Config, rr *regionPush, f *model.File) error {
 	sum, status, err := repocheck.FetchSHA256(ctx, cfg.HTTPClient, rr.region.URL(f.Path))
 	if err != nil && rr.store != nil && (status == 0 || rr.region.Access == model.AccessLocationOnly) {
 		sum, err = storeSHA256(ctx, rr.store, f.Path)

@@ -1,6 +1,3 @@
-// Package scanner verifies what every region really holds: it lists each region's storage
-// and compares it with what is recorded, reads every repository's repomd.xml through the
-// region's public URL as clients do, and keeps each region's health with hysteresis.
 package scanner
 
 import (
@@ -24,13 +21,15 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/config"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/objstore"
 	"github.com/regionmirror/regionmirror/internal/repocheck"
 	"github.com/regionmirror/regionmirror/internal/repomd"
 )
 
-// Config tunes a scan.
+// Config tunes a scan. NewConfig makes one from the configuration file's scan section;
+// the defaults live there (config.Default), not here.
 type Config struct {
 	Concurrency  int // listings in flight per region
 	DownAfter    int // failed probes before a region is down
@@ -39,6 +38,33 @@ type Config struct {
 	Deep         bool // check contents by SHA-256 where ETags cannot tell
 	StoreOptions objstore.Options
 	HTTPClient   *http.Client
+}
+
+// NewConfig is the scan configuration that c (scan.* of the configuration file) gives:
+// its timeout bounds every read through a public URL and every storage request.
+func NewConfig(c config.Scan) Config {
+	return Config{
+		Concurrency:  c.Concurrency,
+		DownAfter:    c.DownAfter,
+		UpAfter:      c.UpAfter,
+		Timeout:      c.Timeout.Std(),
+		StoreOptions: objstore.Options{Timeout: c.Timeout.Std()},
+		HTTPClient:   &http.Client{Timeout: c.Timeout.Std()},
+	}
+}
+
+// check refuses a configuration a scan cannot run with (a zero Config would wait forever
+// for a listing slot).
+func (c Config) check() error {
+	switch {
+	case c.Concurrency < 1:
+		return fmt.Errorf("scan: concurrency %d: must be at least 1 (start from scanner.NewConfig)", c.Concurrency)
+	case c.DownAfter < 1 || c.UpAfter < 1:
+		return fmt.Errorf("scan: down after %d, up after %d: must be at least 1", c.DownAfter, c.UpAfter)
+	case c.HTTPClient == nil:
+		return errors.New("scan: no HTTP client")
+	}
+	return nil
 }
 
 // Scanner verifies regions.
@@ -90,34 +116,14 @@ func (s *Scanner) log() *slog.Logger {
 	return s.Log
 }
 
-func (s *Scanner) cfg() Config {
-	c := s.Config
-	if c.Concurrency <= 0 {
-		c.Concurrency = 8
-	}
-	if c.DownAfter <= 0 {
-		c.DownAfter = 3
-	}
-	if c.UpAfter <= 0 {
-		c.UpAfter = 2
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = 30 * time.Second
-	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: c.Timeout}
-	}
-	if c.StoreOptions.Timeout == 0 {
-		c.StoreOptions.Timeout = c.Timeout
-	}
-	return c
-}
-
 // Scan verifies the regions, a few at a time. A region that cannot be reached is reported
 // (and recorded) without stopping the others. Each region is judged against the origin's
 // files and repomd.xml versions as they are when that region is checked, under its write
 // lock: a push may land a new version while other regions are scanned.
 func (s *Scanner) Scan(ctx context.Context, regions []*model.Region) ([]*RegionReport, error) {
+	if err := s.Config.check(); err != nil {
+		return nil, err
+	}
 	reports := make([]*RegionReport, len(regions))
 	sem := make(chan struct{}, 4)
 	var wg sync.WaitGroup
@@ -185,9 +191,13 @@ func (o *objectsSeen) holds(p string) bool { return o.verdicts[p].Holds() || o.s
 
 // VerifyRegion scans one region and records what it found.
 func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionReport {
-	cfg := s.cfg()
+	cfg := s.Config
 	start := time.Now()
 	rep := &RegionReport{Region: r.Name}
+	if err := cfg.check(); err != nil {
+		rep.Status, rep.Error = model.RunFailed, err.Error()
+		return rep
+	}
 	parent := ctx // ctx becomes the locks' context below; they end before the deferred records
 	// One scan per region at a time, whichever process or machine runs it.
 	run, err := s.DB.BeginRegionRun(ctx, model.RunScan, r)

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/config"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/objstore"
 	"github.com/regionmirror/regionmirror/internal/testenv"
@@ -49,10 +50,14 @@ func newFixture(t *testing.T, bulk int) *fixture {
 		t.Fatal(err)
 	}
 	opts := objstore.Options{AccessKey: testenv.S3AccessKey, SecretKey: testenv.S3SecretKey, MaxAttempts: 1, Timeout: 5 * time.Second}
+	pcfg := pusher.DefaultConfig()
+	pcfg.StoreOptions = opts
+	scfg := NewConfig(config.Scan{Concurrency: 4, DownAfter: 3, UpAfter: 2, Timeout: config.Duration(5 * time.Second)})
+	scfg.StoreOptions = opts
 	log := slog.New(slog.DiscardHandler)
 	return &fixture{t: t, db: d, dbURL: dbURL, origin: origin,
-		pusher:  &pusher.Pusher{DB: d, Origin: pusher.OSOrigin{Root: origin}, Log: log, Config: pusher.Config{StoreOptions: opts}},
-		scanner: &Scanner{DB: d, Log: log, Config: Config{Concurrency: 4, DownAfter: 3, UpAfter: 2, StoreOptions: opts, Timeout: 5 * time.Second}}}
+		pusher:  &pusher.Pusher{DB: d, Origin: pusher.OSOrigin{Root: origin}, Log: log, Config: pcfg},
+		scanner: &Scanner{DB: d, Log: log, Config: scfg}}
 }
 
 func (f *fixture) add(r *model.Region) *model.Region {

@@ -89,7 +89,7 @@ func (a *app) gcOptions(dryRun bool) pusher.GCOptions {
 	return pusher.GCOptions{
 		Grace:            a.cfg.Push.DeleteGrace.Std(),
 		AlternatesMaxAge: a.cfg.Metalink.AlternatesMaxAge.Std(),
-		UpdateDelay:      announceDelay(a.cfg.Push.AnnounceDelay.Std()),
+		UpdateDelay:      a.cfg.Push.AnnounceDelay.Std(),
 		DryRun:           dryRun,
 	}
 }

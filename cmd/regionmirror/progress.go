@@ -24,6 +24,8 @@ type progress struct {
 	wg      sync.WaitGroup
 }
 
+var _ pusher.Progress = (*progress)(nil)
+
 type regionProgress struct {
 	files, doneFiles int
 	bytes, doneBytes int64

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/regionmirror/regionmirror/internal/config"
 	"github.com/regionmirror/regionmirror/internal/human"
@@ -97,13 +96,7 @@ func (a *app) newPusher(ctx context.Context) (*pusher.Pusher, error) {
 		DB:     d,
 		Origin: pusher.OSOrigin{Root: cfg.Origin.Path, Log: a.log},
 		Log:    a.log,
-		Config: pusher.Config{
-			Concurrency:        cfg.Push.Concurrency,
-			MultipartThreshold: int64(cfg.Push.MultipartThreshold),
-			PartSize:           int64(cfg.Push.PartSize),
-			HashWorkers:        cfg.Push.HashWorkers,
-			AnnounceDelay:      announceDelay(cfg.Push.AnnounceDelay.Std()),
-		},
+		Config: pusher.NewConfig(cfg.Push),
 	}, nil
 }
 
@@ -195,12 +188,4 @@ func (a *app) quietLogConfig() config.Log {
 		c.Level = "warn"
 	}
 	return c
-}
-
-// announceDelay maps the configuration's 0 (no wait) to the pusher's negative.
-func announceDelay(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }

@@ -104,7 +104,7 @@ func servesAll(r *scanner.RegionReport) bool {
 
 // newScanner wires a scanner from the configuration.
 func (a *app) newScanner(d *db.DB, deep bool) *scanner.Scanner {
-	c := a.cfg.Scan
-	return &scanner.Scanner{DB: d, Log: a.log, Config: scanner.Config{Concurrency: c.Concurrency, DownAfter: c.DownAfter,
-		UpAfter: c.UpAfter, Timeout: c.Timeout.Std(), Deep: deep}}
+	c := scanner.NewConfig(a.cfg.Scan)
+	c.Deep = deep
+	return &scanner.Scanner{DB: d, Log: a.log, Config: c}
 }

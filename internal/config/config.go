@@ -1,5 +1,3 @@
-// Package config loads regionmirror's configuration: one YAML file, then REGIONMIRROR_*
-// environment overrides, then validation that names the bad key and value.
 package config
 
 import (
@@ -128,7 +126,9 @@ func Default() Config {
 			MultipartThreshold: 64 << 20,
 			PartSize:           16 << 20,
 			HashWorkers:        4,
-			AnnounceDelay:      Duration(3 * time.Second),
+			// Covers a server's rebuild after NOTIFY (250 ms debounce and the load) with a
+			// wide margin.
+			AnnounceDelay: Duration(3 * time.Second),
 		},
 		Scan:      Scan{Concurrency: 8, DownAfter: 3, UpAfter: 2, Timeout: Duration(30 * time.Second)},
 		Metalink:  Metalink{AlternatesMaxAge: Duration(72 * time.Hour)},

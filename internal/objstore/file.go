@@ -22,6 +22,8 @@ type File struct {
 	root string
 }
 
+var _ Store = (*File)(nil)
+
 // tmpPrefix marks temporary files; List skips them.
 const tmpPrefix = ".regionmirror-tmp-"
 
@@ -215,6 +217,8 @@ type fileUpload struct {
 	hash hash.Hash
 	next int
 }
+
+var _ Upload = (*fileUpload)(nil)
 
 func (f *File) Multipart(ctx context.Context, key string, opts PutOptions) (Upload, error) {
 	dst, err := f.path(key)

@@ -44,6 +44,11 @@ type S3 struct {
 	breaker *breaker
 }
 
+var (
+	_ Store              = (*S3)(nil)
+	_ EncryptionReporter = (*S3)(nil)
+)
+
 // NewS3 builds a client the way the SDK's users expect: the default credential chain or a
 // named profile, AWS_CA_BUNDLE and the rest of the SDK's environment, and a retryer with
 // more patience than the default, because a sync of many files meets throttling.
@@ -330,6 +335,8 @@ type s3Upload struct {
 	id    string
 	parts []types.CompletedPart
 }
+
+var _ Upload = (*s3Upload)(nil)
 
 func (s *S3) Multipart(ctx context.Context, key string, opts PutOptions) (Upload, error) {
 	if err := checkKey(key); err != nil {

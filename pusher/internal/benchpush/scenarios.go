@@ -280,8 +280,10 @@ func (b *bench) profile(ctx context.Context, env []string, origin, name string) 
 	if err := os.MkdirAll(b.o.profileDir, 0o755); err != nil {
 		return err
 	}
-	p := &pusher.Pusher{DB: d, Origin: pusher.OSOrigin{Root: origin},
-		Config: pusher.Config{Concurrency: b.o.concurrency, StoreOptions: objstore.Options{AccessKey: testenv.S3AccessKey, SecretKey: testenv.S3SecretKey}}}
+	cfg := pusher.DefaultConfig()
+	cfg.Concurrency = b.o.concurrency
+	cfg.StoreOptions = objstore.Options{AccessKey: testenv.S3AccessKey, SecretKey: testenv.S3SecretKey}
+	p := &pusher.Pusher{DB: d, Origin: pusher.OSOrigin{Root: origin}, Config: cfg}
 	f, err := os.Create(filepath.Join(b.o.profileDir, name+".cpu.pprof"))
 	if err != nil {
 		return err
