@@ -42,27 +42,31 @@ type answer struct {
 // location, or GeoIP places them at the same city, so a few answers serve nearly everyone.
 // The Server keeps it (the snapshot stays immutable) and starts a new one for a new snapshot.
 type answerCache struct {
-	snap *selection.Snapshot // the snapshot the answers were rendered from
-	mu   sync.RWMutex
-	m    map[answerKey]*answer
+	gen uint64 // the Snapshot.Gen the answers were rendered from
+	mu  sync.RWMutex
+	m   map[answerKey]*answer
 }
 
-func newAnswerCache(snap *selection.Snapshot) *answerCache {
-	return &answerCache{snap: snap, m: map[answerKey]*answer{}}
+func newAnswerCache(gen uint64) *answerCache {
+	return &answerCache{gen: gen, m: map[answerKey]*answer{}}
 }
 
 // answerCache returns the metalink cache of snap: the Server's, unless it was filled from
-// another snapshot, in which case an empty one replaces it.
+// another snapshot. A newer snapshot replaces it with an empty one; a request still holding
+// an older snapshot gets a cache of its own, used once, so it cannot evict the newer one.
 func (s *Server) answerCache(snap *selection.Snapshot) *answerCache {
 	cache := s.answers.Load()
-	if cache != nil && cache.snap == snap {
+	if cache != nil && cache.gen == snap.Gen {
 		return cache
 	}
-	fresh := newAnswerCache(snap)
+	fresh := newAnswerCache(snap.Gen)
+	if cache != nil && cache.gen > snap.Gen {
+		return fresh
+	}
 	if s.answers.CompareAndSwap(cache, fresh) {
 		return fresh
 	}
-	if cache = s.answers.Load(); cache.snap == snap {
+	if cache = s.answers.Load(); cache.gen == snap.Gen {
 		return cache
 	}
 	return fresh // another snapshot is being installed; this cache is used once and dropped

@@ -32,20 +32,25 @@ const maxOrders = 10_000
 
 // orderCache holds the clientOrders of one snapshot.
 type orderCache struct {
-	snap *selection.Snapshot
-	m    sync.Map // answerKey -> *clientOrder
-	n    atomic.Int64
+	gen uint64   // Snapshot.Gen: no reference that would keep an old snapshot alive
+	m   sync.Map // answerKey -> *clientOrder
+	n   atomic.Int64
 }
 
 // clientOrder returns the order of the regions for req, from the cache when it can.
 func (s *Server) clientOrder(snap *selection.Snapshot, req selection.Request) *clientOrder {
 	cache := s.orders.Load()
-	if cache == nil || cache.snap != snap {
-		fresh := &orderCache{snap: snap}
-		if s.orders.CompareAndSwap(cache, fresh) {
+	if cache == nil || cache.gen != snap.Gen {
+		fresh := &orderCache{gen: snap.Gen}
+		switch {
+		case cache != nil && cache.gen > snap.Gen:
+			cache = fresh // an older snapshot than the cached one: do not evict the newer
+		case s.orders.CompareAndSwap(cache, fresh):
 			cache = fresh
-		} else if cache = s.orders.Load(); cache.snap != snap {
-			cache = fresh // another snapshot is being installed; do not cache this one
+		default:
+			if cache = s.orders.Load(); cache.gen != snap.Gen {
+				cache = fresh // another snapshot is being installed; do not cache this one
+			}
 		}
 	}
 	var blockBuf [16]int // no allocation for the usual number of regions
@@ -66,7 +71,7 @@ func (s *Server) clientOrder(snap *selection.Snapshot, req selection.Request) *c
 		o.regions[i] = c.Region
 	}
 	if cache.n.Add(1) > maxOrders {
-		cache = &orderCache{snap: snap}
+		cache = &orderCache{gen: snap.Gen}
 		s.orders.Store(cache)
 	}
 	cache.m.Store(key, o)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -537,4 +538,36 @@ func TestDeletedFileNeverSentToTheOrigin(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestCachesLetOldSnapshotsGo: once a new snapshot is installed, the answer and order
+// caches hold nothing of the old one, whose file table (100 MB at a million files) the
+// store expects to be garbage after a full read, even before a request comes.
+func TestCachesLetOldSnapshotsGo(t *testing.T) {
+	s := fileServer(t, "https://dl.example.org/pub", nil)
+	freed := make(chan struct{})
+	old := s.opt.Store.Snapshot()
+	runtime.AddCleanup(old, func(ch chan struct{}) { close(ch) }, freed)
+	answer := func() {
+		t.Helper()
+		if res, _ := do(t, s, http.MethodGet, "/metalink?repo=demo-1&arch=x86_64&location=us-east-1"); res.StatusCode != http.StatusOK {
+			t.Fatalf("metalink: %d", res.StatusCode)
+		}
+		if res, _ := do(t, s, http.MethodGet, "/pub/"+helloPath+"?location=eu-central-1"); res.StatusCode != http.StatusFound {
+			t.Fatalf("download: %d", res.StatusCode)
+		}
+	}
+	answer() // fills both caches from the old snapshot
+	old = nil
+	s.opt.Store.Swap(fileFixture(t, "https://dl.example.org/pub"))
+	defer answer() // and the caches still serve the new one
+	for range 20 {
+		runtime.GC()
+		select {
+		case <-freed:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatal("the old snapshot is still reachable after a new one answered")
 }

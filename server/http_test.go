@@ -210,3 +210,20 @@ func TestAnswerCacheFollowsSnapshot(t *testing.T) {
 		t.Errorf("after a new snapshot, body:\n%s", body)
 	}
 }
+
+// TestAnswerCacheKeepsTheNewest: a request still holding an older snapshot gets a cache of
+// its own and leaves the newer snapshot's in place; a newer snapshot replaces it.
+func TestAnswerCacheKeepsTheNewest(t *testing.T) {
+	s := testServer(t, "")
+	older, newer := fixture(t, ""), fixture(t, "")
+	cur := s.answerCache(newer)
+	if got := s.answerCache(older); got == cur || s.answers.Load() != cur {
+		t.Fatalf("an older snapshot replaced the newer one's cache")
+	}
+	if s.answerCache(newer) != cur {
+		t.Fatalf("the newer snapshot lost its cache")
+	}
+	if newest := fixture(t, ""); s.answerCache(newest) == cur || s.answers.Load().gen != newest.Gen {
+		t.Fatalf("a newer snapshot did not get a cache of its own")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/regionmirror/regionmirror/internal/filetable"
@@ -26,10 +27,14 @@ type Snapshot struct {
 	// ReadAt is when the data was read (the database's clock); BuildTime how long it took.
 	ReadAt    time.Time
 	BuildTime time.Duration
-	Policy    Policy
-	Regions   []*Region     // ordered by name; Region.Index is the position
-	Repos     []*Repository // ordered by name and arch
-	Files     *FileIndex    // nil when per-file data was not loaded
+	// Gen numbers snapshots in the order they were built (in this process): caches of
+	// answers key on it, so they tell snapshots apart without keeping an old one (and its
+	// file table) alive.
+	Gen     uint64
+	Policy  Policy
+	Regions []*Region     // ordered by name; Region.Index is the position
+	Repos   []*Repository // ordered by name and arch
+	Files   *FileIndex    // nil when per-file data was not loaded
 
 	// fileVerified is, by Region.Index, the files verified in that region.
 	fileVerified []filetable.Bitset
@@ -182,11 +187,15 @@ func (s *Snapshot) Repository(name, arch string) *Repository {
 	return s.repos[repoKey(name, arch)]
 }
 
+// generations numbers the snapshots BuildSnapshot makes.
+var generations atomic.Uint64
+
 // BuildSnapshot turns what the database holds into a snapshot. files may be nil.
 // unreachable (may be nil) is the prober's verdict by region ID: why the region is
 // unreachable from this server; regions in it are left out of every answer.
 func BuildSnapshot(data *model.SnapshotData, files *FileIndex, policy Policy, unreachable map[int64]string) *Snapshot {
 	s := &Snapshot{
+		Gen:    generations.Add(1),
 		ReadAt: data.ReadAt,
 		Policy: policy,
 		Files:  files,
