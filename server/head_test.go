@@ -82,19 +82,21 @@ func TestHeadLikeGet(t *testing.T) {
 			continue
 		}
 		for _, target := range targets {
-			get, getBody := doURL(t, http.MethodGet, srv.URL+target)
-			head, headBody := doURL(t, http.MethodHead, srv.URL+target)
-			if head.StatusCode != get.StatusCode || headBody != "" {
-				t.Errorf("HEAD %s: %d with %d bytes of body, GET %d", target, head.StatusCode, len(headBody), get.StatusCode)
-			}
-			for _, k := range []string{"Content-Type", "Cache-Control", "Content-Security-Policy", "X-Content-Type-Options",
-				"Vary", "Location", "Link", "Content-Disposition", "Repr-Digest"} {
-				if g, h := strings.Join(get.Header.Values(k), ", "), strings.Join(head.Header.Values(k), ", "); g != h {
-					t.Errorf("HEAD %s: %s %q, GET %q", target, k, h, g)
+			for _, accept := range [][]string{nil, {"Accept-Encoding", "gzip"}} {
+				get, getBody := doURL(t, http.MethodGet, srv.URL+target, accept...)
+				head, headBody := doURL(t, http.MethodHead, srv.URL+target, accept...)
+				if head.StatusCode != get.StatusCode || headBody != "" {
+					t.Errorf("HEAD %s %v: %d with %d bytes of body, GET %d", target, accept, head.StatusCode, len(headBody), get.StatusCode)
 				}
-			}
-			if cl := get.Header.Get("Content-Length"); cl != "" && head.Header.Get("Content-Length") != cl {
-				t.Errorf("HEAD %s: Content-Length %q, GET %q (%d bytes)", target, head.Header.Get("Content-Length"), cl, len(getBody))
+				for _, k := range []string{"Content-Type", "Content-Encoding", "Cache-Control", "Content-Security-Policy", "X-Content-Type-Options",
+					"Vary", "Location", "Link", "Content-Disposition", "Repr-Digest"} {
+					if g, h := strings.Join(get.Header.Values(k), ", "), strings.Join(head.Header.Values(k), ", "); g != h {
+						t.Errorf("HEAD %s %v: %s %q, GET %q", target, accept, k, h, g)
+					}
+				}
+				if cl := get.Header.Get("Content-Length"); cl != "" && head.Header.Get("Content-Length") != cl {
+					t.Errorf("HEAD %s %v: Content-Length %q, GET %q (%d bytes)", target, accept, head.Header.Get("Content-Length"), cl, len(getBody))
+				}
 			}
 		}
 	}
@@ -130,8 +132,8 @@ func TestCurlHead(t *testing.T) {
 }
 
 // TestGzip: pages and the JSON API are gzipped for a client that accepts it, and decode to
-// the identity answer; metalinks, mirror lists, redirects, HEAD and clients that do not
-// ask (or refuse with q=0) get no gzip.
+// the identity answer (HEAD says the same encoding and length); metalinks, mirror lists,
+// redirects and clients that do not ask (or refuse with q=0) get no gzip.
 func TestGzip(t *testing.T) {
 	s := fileServer(t, "https://dl.example.org/pub", nil)
 	srv := httptest.NewServer(s.Handler())
@@ -187,9 +189,11 @@ func TestGzip(t *testing.T) {
 			if !strings.Contains(plain.Header.Get("Vary"), "Accept-Encoding") {
 				t.Errorf("%s: Vary %q", tt.target, plain.Header.Get("Vary"))
 			}
+			// HEAD says what GET would send: the same encoding and length.
+			get, _ := doURL(t, http.MethodGet, srv.URL+tt.target, "Accept-Encoding", "gzip")
 			head, _ := doURL(t, http.MethodHead, srv.URL+tt.target, "Accept-Encoding", "gzip")
-			if head.Header.Get("Content-Encoding") != "" || head.Header.Get("Content-Length") != plain.Header.Get("Content-Length") {
-				t.Errorf("HEAD %s: %v", tt.target, head.Header)
+			if head.Header.Get("Content-Encoding") != "gzip" || head.Header.Get("Content-Length") != get.Header.Get("Content-Length") {
+				t.Errorf("HEAD %s: %v, GET %v", tt.target, head.Header, get.Header)
 			}
 		}
 	}

@@ -75,8 +75,8 @@ func (s *Server) snapshot() (*selection.Snapshot, error) {
 // compressible) is gzipped for a GET whose client accepts gzip.
 func blob(c echo.Context, status int, ctype string, body []byte) error {
 	h := c.Response().Header()
-	if ri, ok := c.(*reqInfo); ok && ri.compress && c.Request().Method == http.MethodGet &&
-		acceptsGzip(c.Request().Header.Get("Accept-Encoding")) {
+	// HEAD is compressed too (net/http drops the body), so that it says what GET sends.
+	if ri, ok := c.(*reqInfo); ok && ri.compress && acceptsGzip(c.Request().Header.Get("Accept-Encoding")) {
 		z := bufPool.Get().(*bytes.Buffer)
 		z.Reset()
 		defer bufPool.Put(z)
@@ -101,8 +101,7 @@ func blob(c echo.Context, status int, ctype string, body []byte) error {
 // compressed size). Metalinks and mirror lists stay uncompressed: a few kilobytes that
 // dnf fetches once per repository, where compressing costs more CPU than the whole answer
 // (gzip of a 2255-byte metalink: 131 µs; the answer without it: 12 µs); redirects have no
-// body. HEAD is answered uncompressed: with no body to
-// compress, it says what the identity answer would be.
+// body. HEAD is compressed as GET is, so its Content-Encoding and Content-Length are GET's.
 func compressible(c echo.Context) {
 	if ri, ok := c.(*reqInfo); ok {
 		ri.compress = true
