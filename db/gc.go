@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // DeletedCopy is a region's record of a file the origin deleted.
@@ -17,22 +18,22 @@ type DeletedCopy struct {
 }
 
 // GCState is what gc judges a region by, read in one transaction: the region's copies of
-// deleted files, every repository's repomd.xml first_seen times (newest first), which
-// repositories the region serves fresh, and the database's clock.
+// deleted files, every repository's repomd.xml versions (newest first, with SupersededAt as
+// every reader gets it), which repositories the region serves fresh, and the database's clock.
 type GCState struct {
-	Now       time.Time
-	Copies    []DeletedCopy
-	FirstSeen map[int64][]time.Time // by repository ID, newest first
-	Fresh     map[int64]bool        // repository ID -> the region serves its current repomd.xml, fresh
+	Now      time.Time
+	Copies   []DeletedCopy
+	Versions map[int64][]model.RepomdVersion // by repository ID, newest first
+	Fresh    map[int64]bool                  // repository ID -> the region serves its current repomd.xml, fresh
 }
 
 // GCState reads a region's gc inputs in one repeatable-read transaction, so the copies,
 // the versions and the freshness belong to one moment. regionID 0 reads every deleted
 // file (as copies of no region) for the purge of files no region holds.
 func (d *DB) GCState(ctx context.Context, regionID int64) (*GCState, error) {
-	st := &GCState{FirstSeen: map[int64][]time.Time{}, Fresh: map[int64]bool{}}
+	st := &GCState{Versions: map[int64][]model.RepomdVersion{}, Fresh: map[int64]bool{}}
 	err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		*st = GCState{FirstSeen: map[int64][]time.Time{}, Fresh: map[int64]bool{}}
+		*st = GCState{Versions: map[int64][]model.RepomdVersion{}, Fresh: map[int64]bool{}}
 		if err := tx.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&st.Now); err != nil {
 			return err
 		}
@@ -53,20 +54,18 @@ func (d *DB) GCState(ctx context.Context, regionID int64) (*GCState, error) {
 		if err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT repository_id, first_seen FROM repomd_versions ORDER BY repository_id, first_seen DESC, id DESC`)
+		rows, err = tx.Query(ctx, `SELECT `+repomdColumns+` FROM repomd_versions ORDER BY repository_id, first_seen DESC, id DESC`)
 		if err != nil {
 			return err
 		}
-		var (
-			repo int64
-			at   time.Time
-		)
-		if _, err := pgx.ForEachRow(rows, []any{&repo, &at}, func() error {
-			st.FirstSeen[repo] = append(st.FirstSeen[repo], at)
-			return nil
-		}); err != nil {
+		versions, err := pgx.CollectRows(rows, scanRepomdVersion)
+		if err != nil {
 			return err
 		}
+		for _, v := range versions {
+			st.Versions[v.RepositoryID] = append(st.Versions[v.RepositoryID], v)
+		}
+		var repo int64
 		// Fresh: the region's record says fresh and names the current version.
 		rows, err = tx.Query(ctx, `SELECT rr.repository_id FROM region_repos rr
 			WHERE rr.region_id = $1 AND rr.state = 'fresh' AND rr.repomd_sha256 = (SELECT v.sha256 FROM repomd_versions v

@@ -112,7 +112,7 @@ func (p *Pusher) gcInput(ctx context.Context, st *db.GCState, r *model.Region, o
 	}
 	for _, repo := range repos {
 		in.Repositories = append(in.Repositories, GCRepository{Name: repo.Name, Arch: repo.Arch, Directory: repo.Directory,
-			Versions: gcVersions(st.FirstSeen[repo.ID]), FreshInRegion: allFresh || st.Fresh[repo.ID]})
+			Versions: st.Versions[repo.ID], FreshInRegion: allFresh || st.Fresh[repo.ID]})
 	}
 	var twins []string
 	for _, c := range st.Copies {

@@ -16,16 +16,12 @@ type GCCopy struct {
 	State     string // the copy's state; a gc that crashed after its mark leaves "deleting"
 }
 
-// GCVersion is one repomd.xml version of a repository, as the metalinks offer it.
-type GCVersion struct {
-	FirstSeen    time.Time
-	SupersededAt time.Time // FirstSeen of the next newer version; zero while current
-}
-
 // GCRepository is a repository as gc judges it in one region.
 type GCRepository struct {
 	Name, Arch, Directory string
-	Versions              []GCVersion // any order
+	// Versions are its repomd.xml versions (any order); gc reads FirstSeen and SupersededAt,
+	// as db fills them for every reader.
+	Versions []model.RepomdVersion
 	// FreshInRegion: the region serves its current repomd.xml, verified (state fresh).
 	FreshInRegion bool
 }
@@ -143,16 +139,4 @@ func PlanGC(in GCInput) GCPlan {
 func inDirectory(dir, p string) bool {
 	dir = strings.Trim(dir, "/")
 	return dir == "" || dir == "." || strings.HasPrefix(p, dir+"/")
-}
-
-// gcVersions turns a repository's first_seen times, newest first, into offered periods.
-func gcVersions(firstSeenNewestFirst []time.Time) []GCVersion {
-	out := make([]GCVersion, len(firstSeenNewestFirst))
-	for i, fs := range firstSeenNewestFirst {
-		out[i].FirstSeen = fs
-		if i > 0 {
-			out[i].SupersededAt = firstSeenNewestFirst[i-1]
-		}
-	}
-	return out
 }

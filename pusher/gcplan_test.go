@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 func TestPlanGC(t *testing.T) {
@@ -141,4 +143,17 @@ func TestPlanGC(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gcVersions turns a repository's first_seen times, newest first, into versions as db reads
+// them (SupersededAt is the next newer one's first_seen).
+func gcVersions(firstSeenNewestFirst []time.Time) []model.RepomdVersion {
+	out := make([]model.RepomdVersion, len(firstSeenNewestFirst))
+	for i, fs := range firstSeenNewestFirst {
+		out[i].FirstSeen = fs
+		if i > 0 {
+			out[i].SupersededAt = firstSeenNewestFirst[i-1]
+		}
+	}
+	return out
 }
