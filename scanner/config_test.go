@@ -14,7 +14,7 @@ import (
 // anything happens.
 func TestConfig(t *testing.T) {
 	c := NewConfig(config.Scan{Concurrency: 2, DownAfter: 4, UpAfter: 5, Timeout: config.Duration(7 * time.Second)})
-	if c.Concurrency != 2 || c.DownAfter != 4 || c.UpAfter != 5 || c.Timeout != 7*time.Second ||
+	if c.Concurrency != 2 || c.DownAfter != 4 || c.UpAfter != 5 ||
 		c.StoreOptions.Timeout != 7*time.Second || c.HTTPClient.Timeout != 7*time.Second || c.Deep {
 		t.Errorf("NewConfig = %+v", c)
 	}

@@ -31,10 +31,9 @@ import (
 // Config tunes a scan. NewConfig makes one from the configuration file's scan section;
 // the defaults live there (config.Default), not here.
 type Config struct {
-	Concurrency  int // listings in flight per region
-	DownAfter    int // failed probes before a region is down
-	UpAfter      int // good probes before it is up again
-	Timeout      time.Duration
+	Concurrency  int  // listings in flight per region
+	DownAfter    int  // failed probes before a region is down
+	UpAfter      int  // good probes before it is up again
 	Deep         bool // check contents by SHA-256 where ETags cannot tell
 	StoreOptions objstore.Options
 	HTTPClient   *http.Client
@@ -47,7 +46,6 @@ func NewConfig(c config.Scan) Config {
 		Concurrency:  c.Concurrency,
 		DownAfter:    c.DownAfter,
 		UpAfter:      c.UpAfter,
-		Timeout:      c.Timeout.Std(),
 		StoreOptions: objstore.Options{Timeout: c.Timeout.Std()},
 		HTTPClient:   &http.Client{Timeout: c.Timeout.Std()},
 	}

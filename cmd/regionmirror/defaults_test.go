@@ -64,7 +64,7 @@ func TestConfigDefaultsReachPusherAndScanner(t *testing.T) {
 			}
 
 			sc := a.newScanner(nil, true).Config
-			if sc.Concurrency != 8 || sc.DownAfter != 3 || sc.UpAfter != 2 || sc.Timeout != 30*time.Second ||
+			if sc.Concurrency != 8 || sc.DownAfter != 3 || sc.UpAfter != 2 ||
 				sc.StoreOptions.Timeout != 30*time.Second || !sc.Deep {
 				t.Errorf("scanner config = %+v", sc)
 			}
