@@ -187,7 +187,7 @@ func probeTargetOf(snap *selection.Snapshot, r *selection.Region) probeTarget {
 	for _, repo := range snap.Repos {
 		st := repo.InRegion[r.Index]
 		if st.Known && (st.State == model.RepoFresh || st.State == model.RepoAlternate) && r.CarriesRepository(repo.Directory) {
-			return probeTarget{id: r.ID, name: r.Name, url: r.Base() + repo.EscapedRepomdPath(), repomd: true,
+			return probeTarget{id: r.ID, name: r.Name, url: r.RepomdURL(repo), repomd: true,
 				what: repo.Name + "/" + repo.Arch + " repomd.xml"}
 		}
 	}

@@ -299,3 +299,31 @@ func TestRepositoryCarriedOnlyWhole(t *testing.T) {
 		}
 	}
 }
+
+// TestRepomdURL: the URL metalinks, explain and the prober use for a repository's
+// repomd.xml, for a repository at the root of the tree too (explain printed
+// "//repodata/repomd.xml" for it when it built the URL by hand), escaped and under the
+// region's key prefix.
+func TestRepomdURL(t *testing.T) {
+	data := &model.SnapshotData{
+		Regions: []model.Region{
+			{ID: 1, Name: "plain", PublicURL: "https://plain.example", Enabled: true},
+			{ID: 2, Name: "prefixed", PublicURL: "https://b.example/", Prefix: "pub", Enabled: true},
+		},
+		Repositories: []model.Repository{
+			{ID: 1, Name: "root", Arch: "noarch", Directory: ""},
+			{ID: 2, Name: "deep", Arch: "x86_64", Directory: "c++/1 x/os"},
+		},
+	}
+	s := selection.BuildSnapshot(data, nil, selection.Policy{}, nil)
+	for _, tt := range []struct{ region, repo, arch, want string }{
+		{"plain", "root", "noarch", "https://plain.example/repodata/repomd.xml"},
+		{"prefixed", "root", "noarch", "https://b.example/pub/repodata/repomd.xml"},
+		{"plain", "deep", "x86_64", "https://plain.example/c%2B%2B/1%20x/os/repodata/repomd.xml"},
+		{"prefixed", "deep", "x86_64", "https://b.example/pub/c%2B%2B/1%20x/os/repodata/repomd.xml"},
+	} {
+		if got := s.Region(tt.region).RepomdURL(s.Repository(tt.repo, tt.arch)); got != tt.want {
+			t.Errorf("%s, %s: %s, want %s", tt.region, tt.repo, got, tt.want)
+		}
+	}
+}

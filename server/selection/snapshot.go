@@ -75,6 +75,9 @@ type Region struct {
 // URL returns the region's public URL for a path of the origin tree.
 func (r *Region) URL(path string) string { return r.base + model.EscapePath(path) }
 
+// RepomdURL returns the URL of repo's repomd.xml in the region, as metalinks list it.
+func (r *Region) RepomdURL(repo *Repository) string { return r.base + repo.repomdPath }
+
 // Base returns the region's public URL plus its key prefix, ending in "/": URL(p) is Base
 // followed by p escaped. Renderers write it directly, without building the URL first.
 func (r *Region) Base() string { return r.base }
@@ -235,7 +238,7 @@ func BuildSnapshot(data *model.SnapshotData, files *FileIndex, policy Policy, un
 		repo := &Repository{
 			ID: m.ID, Name: m.Name, Arch: m.Arch, Directory: m.Directory,
 			InRegion:   make([]RegionRepo, len(s.Regions)),
-			repomdPath: model.EscapePath(joinPath(m.Directory, "repodata/repomd.xml")),
+			repomdPath: model.EscapePath(model.RepomdPath(m.Directory)),
 		}
 		for i := range repo.InRegion {
 			repo.InRegion[i].Version = -1
@@ -309,14 +312,6 @@ func newRegion(m *model.Region) *Region {
 	r.Scheme, _, _ = strings.Cut(m.PublicURL, "://")
 	r.Scheme = strings.ToLower(r.Scheme)
 	return r
-}
-
-func joinPath(dir, name string) string {
-	dir = strings.Trim(dir, "/")
-	if dir == "" || dir == "." {
-		return name
-	}
-	return dir + "/" + name
 }
 
 // Stats summarises a snapshot for logs and /readyz.
