@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
@@ -19,6 +20,8 @@ type ActivitySource interface {
 	RecentRuns(ctx context.Context, kind string, limit int) ([]model.Run, error)
 	LastRuns(ctx context.Context) ([]model.LastRun, error)
 }
+
+var _ ActivitySource = (*db.DB)(nil)
 
 // ActivityOptions configure an Activity.
 type ActivityOptions struct {

@@ -27,6 +27,8 @@ type Locator interface {
 	Lookup(netip.Addr) (geo.Location, bool)
 }
 
+var _ Locator = (*geo.GeoIP)(nil)
+
 // Options configure a Server.
 type Options struct {
 	Store          *Store

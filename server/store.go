@@ -25,6 +25,8 @@ type Loader interface {
 	Listen(ctx context.Context, ready func(), fn func(payload string)) error
 }
 
+var _ Loader = (*db.DB)(nil)
+
 // StoreOptions configure a Store.
 type StoreOptions struct {
 	Policy selection.Policy

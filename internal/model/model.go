@@ -1,6 +1,3 @@
-// Package model holds the records that operators manage (regions, repositories) and the
-// rules they must follow. Validation lives here, not in the CLI or the database layer, so
-// every writer applies the same rules.
 package model
 
 import (
