@@ -9,9 +9,7 @@ import (
 	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -202,65 +200,6 @@ func TestImportAWSRanges(t *testing.T) {
 	}
 	if _, _, code := cli(t, env, "region", "import-aws-ranges", file+".missing"); code != exitBadInput {
 		t.Errorf("missing file: %d", code)
-	}
-}
-
-// TestStatusAgreesWithTheServer: regionmirror status classifies every repository in every
-// region by the rule the server's answers follow (issue 12): a region whose repomd.xml
-// was superseded longer than metalink.alternates_max_age ago is stale, not alternate
-// (defect 16), and a region whose includes cover only repodata/ does not carry the
-// repository (defect 11).
-func TestStatusAgreesWithTheServer(t *testing.T) {
-	env := servedEnv(t)
-	mustCLI(t, env, "region", "add", "ap-south-1", "--bucket", "m-aps1", "--public-url", "https://m-aps1.example",
-		"--include", "demo/1/x86_64/os/repodata")
-	ctx := context.Background()
-	d, err := db.Open(ctx, getenv(env, "REGIONMIRROR_DATABASE_URL"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	repo, _ := d.GetRepository(ctx, "demo-1", "x86_64")
-	aps1, _ := d.GetRegion(ctx, "ap-south-1")
-	old := sha256.Sum256([]byte("<repomd/>"))
-	if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: aps1.ID, RepositoryID: repo.ID, RepomdSHA256: old[:], State: model.RepoFresh}); err != nil {
-		t.Fatal(err)
-	}
-	status := func(env []string) map[string]string {
-		t.Helper()
-		var rep statusReport
-		if err := json.Unmarshal([]byte(mustCLI(t, env, "status", "--json")), &rep); err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]string{}
-		for name, c := range rep.Repositories[0].Regions {
-			out[name] = c.State
-		}
-		return out
-	}
-	if got, want := status(env), map[string]string{"us-east-1": "fresh", "eu-central-1": "stale", "ap-south-1": "excluded"}; !maps.Equal(got, want) {
-		t.Errorf("status before the new version: %v, want %v", got, want)
-	}
-	// A new repomd.xml: us-east-1 serves the old one, an alternate for a second.
-	body := []byte("<repomd>2</repomd>")
-	m, s1, s2, s5 := md5.Sum(body), sha1.Sum(body), sha256.Sum256(body), sha512.Sum512(body)
-	if _, err := d.RecordRepomdVersion(ctx, &model.RepomdVersion{RepositoryID: repo.ID, MD5: m[:], SHA1: s1[:], SHA256: s2[:], SHA512: s5[:], Size: 18, Timestamp: 1700000100}); err != nil {
-		t.Fatal(err)
-	}
-	short := append(env, "REGIONMIRROR_METALINK_ALTERNATES_MAX_AGE=1s")
-	if got := status(env)["us-east-1"]; got != "alternate" {
-		t.Errorf("us-east-1 within the alternates window: %s, want alternate", got)
-	}
-	time.Sleep(1500 * time.Millisecond)
-	if got := status(short)["us-east-1"]; got != "stale" {
-		t.Errorf("us-east-1 beyond metalink.alternates_max_age: status says %s, want stale", got)
-	}
-	// The server's decision, through explain, says the same.
-	out := mustCLI(t, short, "explain", "--repo", "demo-1", "--arch", "x86_64")
-	for _, want := range []string{"us-east-1     serves a repomd.xml superseded", "beyond metalink.alternates_max_age (1s)", "ap-south-1    does not carry demo/1/x86_64/os"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("explain lacks %q:\n%s", want, out)
-		}
 	}
 }
 

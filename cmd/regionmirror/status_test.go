@@ -107,7 +107,7 @@ func cliGrid(t *testing.T, env []string) (current string, states map[string]stri
 	return current, states
 }
 
-// TestStatusAgreesWithServe: `regionmirror status` and a running `regionmirror serve` read
+// TestStatusAgreesWithServe: `regionmirror status` (and explain) and a running `regionmirror serve` read
 // the same configuration and database and show the same grid, inside the alternates window
 // and beyond it (metalink.alternates_max_age), for every kind of cell: fresh, alternate,
 // stale by the clock, stale as recorded, excluded (includes of repodata/ only) and
@@ -188,5 +188,13 @@ func TestStatusAgreesWithServe(t *testing.T) {
 	}
 	if out, errs, code := cli(t, short, "status"); code != 0 || !strings.Contains(out, "stale") {
 		t.Errorf("status: exit %d %s\n%s", code, errs, out)
+	}
+	// explain gives the server's reasons too (issue 12, defects 16 and 11).
+	out := mustCLI(t, short, "explain", "--repo", "demo-1", "--arch", "x86_64")
+	for _, want := range []string{"us-east-1     serves a repomd.xml superseded", "beyond metalink.alternates_max_age (" + window.String() + ")",
+		"ap-south-1    does not carry demo/1/x86_64/os"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain lacks %q:\n%s", want, out)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/regionmirror/regionmirror/internal/geo"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/server/selection"
+	"github.com/regionmirror/regionmirror/server/selection/selectiontest"
 )
 
 func names(d *selection.Decision) []string {
@@ -265,37 +266,27 @@ func TestEscapePath(t *testing.T) {
 // (model.CarriesRepository); an include of repodata/ alone carries the metadata's files,
 // not the repository (issue 12, defect 11).
 func TestRepositoryCarriedOnlyWhole(t *testing.T) {
-	for _, tt := range []struct {
-		includes []string
-		offered  bool
-	}{
-		{nil, true},
-		{[]string{"demo"}, true},
-		{[]string{"demo/1/x86_64/os"}, true},
-		{[]string{"demo/1/x86_64/os/repodata"}, false},
-		{[]string{"demo/1/x86_64/os/repodata", "demo/1/x86_64/os/Packages"}, false},
-		{[]string{"demo/1/x86_64/o"}, false},
-	} {
-		spec := regionSpec{Name: "eu-central-1", Country: "DE", Lat: 50.1, Lon: 8.7, Includes: tt.includes, RepoState: "fresh", RepoVersion: "v3"}
+	for _, tt := range selectiontest.CarriedCases {
+		spec := regionSpec{Name: "eu-central-1", Country: "DE", Lat: 50.1, Lon: 8.7, Includes: tt.Includes, RepoState: "fresh", RepoVersion: "v3"}
 		snap := selection.BuildSnapshot(fixtureData(t, []regionSpec{spec}), nil, selection.Policy{AlternatesMaxAge: 72 * time.Hour}, nil)
 		repo := snap.Repository("demo-1", "x86_64")
 		d := selection.SelectRepository(snap, repo, selection.Request{Now: now, Explain: true})
-		if got := len(d.Chosen) == 1; got != tt.offered {
-			t.Errorf("includes %q: offered %v, want %v (excluded: %+v)", tt.includes, got, tt.offered, d.Excluded)
+		if got := len(d.Chosen) == 1; got != tt.Offered {
+			t.Errorf("includes %q: offered %v, want %v (excluded: %+v)", tt.Includes, got, tt.Offered, d.Excluded)
 		}
 		wantCell := "fresh"
-		if !tt.offered {
+		if !tt.Offered {
 			wantCell = model.RepoExcluded
 			if len(d.Excluded) != 1 || !strings.HasPrefix(d.Excluded[0].Reason, "does not carry demo/1/x86_64/os") {
-				t.Errorf("includes %q: %+v", tt.includes, d.Excluded)
+				t.Errorf("includes %q: %+v", tt.Includes, d.Excluded)
 			}
 		}
 		if c := snap.Cell(repo, snap.Regions[0], now); c.State != wantCell {
-			t.Errorf("includes %q: the grid says %s, want %s", tt.includes, c.State, wantCell)
+			t.Errorf("includes %q: the grid says %s, want %s", tt.Includes, c.State, wantCell)
 		}
 		// Files are a path each: repodata/ files are carried by a repodata/ include.
-		if got := snap.Regions[0].Carries("demo/1/x86_64/os/repodata/repomd.xml"); got != (len(tt.includes) == 0 || tt.includes[0] != "demo/1/x86_64/o") {
-			t.Errorf("includes %q: Carries(repomd.xml) = %v", tt.includes, got)
+		if got := snap.Regions[0].Carries("demo/1/x86_64/os/repodata/repomd.xml"); got != (len(tt.Includes) == 0 || tt.Includes[0] != "demo/1/x86_64/o") {
+			t.Errorf("includes %q: Carries(repomd.xml) = %v", tt.Includes, got)
 		}
 	}
 }

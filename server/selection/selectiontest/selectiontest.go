@@ -132,3 +132,18 @@ func Snapshot(t testing.TB, origin string) *selection.Snapshot {
 	t.Helper()
 	return selection.BuildSnapshot(Data(t, World), nil, selection.Policy{OriginURL: origin, AlternatesMaxAge: 72 * time.Hour}, nil)
 }
+
+// CarriedCases are include prefixes of a region with, for each, whether the region carries
+// repository demo-1 (directory demo/1/x86_64/os) whole and so may be offered for it
+// (model.CarriesRepository): an include of repodata/ alone does not (issue 12, defect 11).
+var CarriedCases = []struct {
+	Includes []string
+	Offered  bool
+}{
+	{nil, true},
+	{[]string{"demo"}, true},
+	{[]string{"demo/1/x86_64/os"}, true},
+	{[]string{"demo/1/x86_64/os/repodata"}, false},
+	{[]string{"demo/1/x86_64/os/repodata", "demo/1/x86_64/os/Packages"}, false},
+	{[]string{"demo/1/x86_64/o"}, false},
+}
