@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/regionmirror
 
-.PHONY: all build demo test deps fmt-check vet bench-build clean bench-push fuzz load
+.PHONY: all build demo test deps fmt-check vet bench-build clean bench-push bench-serve fuzz load
 
 all: build
 
@@ -41,6 +41,13 @@ test: deps fmt-check vet bench-build
 BENCH_FLAGS ?=
 bench-push:
 	$(GO) run ./pusher/internal/benchpush $(BENCH_FLAGS)
+
+# The real serve binary (request log on, then off) against bare echo, pinned (BENCHMARKS.md,
+# issue 16 baseline): a demo database in .tmp/bench-serve, 20,000 files, about 7 minutes.
+# Shorter: make bench-serve BENCH_SERVE_ARGS='2 64 1' (seconds per run, connections, rounds).
+BENCH_SERVE_ARGS ?= 10 64 3
+bench-serve:
+	./testdata/bench/serve-ab.sh $(BENCH_SERVE_ARGS)
 
 clean:
 	rm -rf bin .tmp

@@ -111,9 +111,13 @@ for port in "$on_port" "$off_port"; do
 done
 # Every region holds every file, verified.
 for n in 0 $((hotset - 1)) $((files - 1)); do
-	held=$(curl -s "http://127.0.0.1:$on_port/api/v1/locate?path=$(file "$n")" | grep -o '"verified"' | wc -l || true)
+	held=$(curl -s "http://127.0.0.1:$on_port/api/v1/locate?path=$(file "$n")" | grep -o '"verified_at"' | wc -l || true)
 	[ "$held" -ge 3 ] || { echo "file $n is not verified in three regions: $(curl -s "http://127.0.0.1:$on_port/api/v1/locate?path=$(file "$n")")" >&2; exit 1; }
 done
+
+# The request log is on in one and off in the other.
+grep -q 'msg=request' "$dir/serve-on.log" || { echo "serve (default) wrote no request log" >&2; exit 1; }
+! grep -q 'msg=request' "$dir/serve-off.log" || { echo "serve --access-log=false logged requests" >&2; exit 1; }
 
 # The bare server gets the real answers' headers and body.
 METALINK='/metalink?repo=demo-1&arch=x86_64'
@@ -129,7 +133,13 @@ done
 real_bytes=$(curl -s -D - -o /dev/null "http://127.0.0.1:$on_port$HOT" | grep -vi '^date:' | wc -c)
 bare_bytes=$(curl -s -D - -o /dev/null "http://127.0.0.1:$bare_port$HOT" | grep -vi '^date:' | wc -c)
 echo "redirect headers: real $real_bytes bytes, bare $bare_bytes bytes; metalink body: $(wc -c <"$dir/metalink.xml") bytes"
-sleep 2
+# A warm-up (not counted): the first seconds of a fresh process are slower.
+for port in "$on_port" "$off_port" "$bare_port"; do
+	taskset -c 1 wrk -t1 -c"$conns" -d2s "http://127.0.0.1:$port$HOT" >/dev/null
+	taskset -c 1 wrk -t1 -c"$conns" -d1s "http://127.0.0.1:$port$METALINK" >/dev/null
+done
+: >"$dir/serve-on.log"
+sleep 1
 
 tck=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -175,14 +185,14 @@ done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Medians of the rounds; ratios of requests/s and CPU per request to bare.
+median() { # of series $series: which column
+	awk -v s="$series" -v w="$1" -v c="$2" '$1 == s && $3 == w {print $c}' "$results" | sort -g |
+		awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
 echo
 echo "medians of $rounds rounds of ${secs}s, $conns connections (on: serve, request log on; off: --access-log=false)"
 printf '%-9s %-5s %10s %8s %8s %8s %8s %8s\n' series which 'req/s' 'x bare' 'p50 ms' 'p99 ms' 'CPU µs' 'x bare'
 for series in hot hotset all metalink; do
-	median() { # which column
-		awk -v s="$series" -v w="$1" -v c="$2" '$1 == s && $3 == w {print $c}' "$results" | sort -g |
-			awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
-	}
 	brps=$(median bare 4) bcpu=$(median bare 7)
 	for which in on off bare; do
 		rps=$(median "$which" 4) c=$(median "$which" 7)
@@ -191,3 +201,24 @@ for series in hot hotset all metalink; do
 			"$c" "$(awk -v a="$c" -v b="$bcpu" 'BEGIN {printf "%.2fx", a / b}')"
 	done
 done
+
+# The same as issue 16's table (markdown): ratios of medians to bare, then CPU per request.
+echo
+echo "| series: medians of $rounds rounds, ratio of requests/s to bare echo | \`serve --access-log=false\` | \`serve\` (default: request log on) | MirrorBits, same files |"
+echo "|---|---|---|---|"
+# shellcheck disable=SC2016 # the backquotes are markdown
+declare -A names=([hot]='`/pub` redirect, one hot file' [hotset]='`/pub` redirect, random of a 1,000-file hot set'
+	[all]='`/pub` redirect, random of 20,000 files' [metalink]='`/metalink` (the bare server sends the same body)')
+cpus=()
+for series in hot hotset all metalink; do
+	cell() {
+		local rps
+		rps=$(median "$1" 4)
+		awk -v a="$rps" -v b="$(median bare 4)" -v p="$(median "$1" 6)" 'BEGIN {printf "%.2fx (%.0f/s, p99 %.1f ms)", a / b, a, p}'
+	}
+	echo "| ${names[$series]} (bare: $(median bare 4 | awk '{printf "%.0f", $1}')/s, p99 $(median bare 6) ms) | $(cell off) | $(cell on) | |"
+	cpus+=("$(median bare 7) $(median off 7) $(median on 7)")
+done
+range() { printf '%s\n' "${cpus[@]}" | awk -v c="$1" '{v = $c} NR == 1 || v < lo {lo = v} NR == 1 || v > hi {hi = v} END {printf "%s-%s µs", lo, hi}'; }
+echo "| server CPU per request (bare echo: $(range 1)) | $(range 2) | $(range 3) | |"
+
