@@ -68,32 +68,58 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func TestServeCommand(t *testing.T) {
-	env := servedEnv(t)
+// served is a `regionmirror serve` running in the test process (startServe).
+type served struct {
+	base   string        // http://host:port
+	stderr *lockedBuffer // its log
+	// stop shuts it down and waits for it (at most 15 s), reporting a failed or hung
+	// shutdown as a test error; the test's cleanup calls it too, so it is idempotent.
+	stop func()
+}
+
+// startServe runs `regionmirror serve` with env on a free address and returns once it is
+// ready; it stops when the test ends, if not before.
+func startServe(t *testing.T, env []string) *served {
+	t.Helper()
 	addr := freeAddr(t)
-	env = append(env, "REGIONMIRROR_SERVER_LISTEN="+addr, "REGIONMIRROR_ORIGIN_URL=https://dl.example.org/pub",
-		"REGIONMIRROR_SERVER_GEOIP_DATABASE=../../testdata/geoip/regionmirror-test-city.mmdb")
+	env = append(env[:len(env):len(env)], "REGIONMIRROR_SERVER_LISTEN="+addr)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var stderr bytes.Buffer
-	go func() { done <- run(ctx, []string{"serve"}, strings.NewReader(""), io.Discard, &stderr, env) }()
-
-	base := "http://" + addr
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		res, err := http.Get(base + "/readyz")
-		if err == nil {
+	srv := &served{base: "http://" + addr, stderr: &lockedBuffer{}}
+	go func() { done <- run(ctx, []string{"serve"}, strings.NewReader(""), io.Discard, srv.stderr, env) }()
+	var once sync.Once
+	srv.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case code := <-done:
+				if code != 0 {
+					t.Errorf("serve exited %d: %s", code, srv.stderr.String())
+				}
+			case <-time.After(15 * time.Second):
+				t.Error("serve did not shut down")
+			}
+		})
+	}
+	t.Cleanup(srv.stop)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if res, err := http.Get(srv.base + "/readyz"); err == nil {
 			res.Body.Close()
-			if res.StatusCode == 200 {
-				break
+			if res.StatusCode == http.StatusOK {
+				return srv
 			}
 		}
 		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("serve never became ready: %v; stderr:\n%s", err, stderr.String())
+			t.Fatalf("serve never became ready; stderr:\n%s", srv.stderr.String())
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func TestServeCommand(t *testing.T) {
+	env := append(servedEnv(t), "REGIONMIRROR_ORIGIN_URL=https://dl.example.org/pub",
+		"REGIONMIRROR_SERVER_GEOIP_DATABASE=../../testdata/geoip/regionmirror-test-city.mmdb")
+	srv := startServe(t, env)
+	base := srv.base
 	res, err := http.Get(base + "/mirrorlist?repo=demo-1&arch=x86_64")
 	if err != nil {
 		t.Fatal(err)
@@ -105,17 +131,9 @@ func TestServeCommand(t *testing.T) {
 	if string(body) != want {
 		t.Errorf("mirrorlist:\n%s\nwant:\n%s", body, want)
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("serve exited %d: %s", code, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not shut down")
-	}
-	if !strings.Contains(stderr.String(), "msg=request") || !strings.Contains(stderr.String(), "geoip database loaded") {
-		t.Errorf("log lacks requests or the GeoIP database:\n%s", stderr.String())
+	srv.stop() // the request log is complete once serve has shut down
+	if log := srv.stderr.String(); !strings.Contains(log, "msg=request") || !strings.Contains(log, "geoip database loaded") {
+		t.Errorf("log lacks requests or the GeoIP database:\n%s", log)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"maps"
 	"net/http"
 	"strings"
@@ -18,40 +17,6 @@ import (
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 )
-
-// startServe runs `regionmirror serve` with env until the test ends and returns its base URL.
-func startServe(t *testing.T, env []string) string {
-	t.Helper()
-	addr := freeAddr(t)
-	env = append(env[:len(env):len(env)], "REGIONMIRROR_SERVER_LISTEN="+addr)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	stderr := &lockedBuffer{}
-	go func() { done <- run(ctx, []string{"serve"}, strings.NewReader(""), io.Discard, stderr, env) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("serve exited %d: %s", code, stderr.String())
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("serve did not shut down")
-		}
-	})
-	base := "http://" + addr
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if res, err := http.Get(base + "/readyz"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve never became ready; stderr:\n%s", stderr.String())
-		}
-	}
-}
 
 // apiGrid is the freshness grid of the server's /api/v1/status: the current repomd.xml
 // and the state by region of the repository demo-1/x86_64.
@@ -132,7 +97,7 @@ func TestStatusAgreesWithServe(t *testing.T) {
 	}
 	const window = 3 * time.Second
 	short := append(env[:len(env):len(env)], "REGIONMIRROR_METALINK_ALTERNATES_MAX_AGE="+window.String())
-	long, brief := startServe(t, env), startServe(t, short)
+	long, brief := startServe(t, env).base, startServe(t, short).base
 
 	compare := func(what string, env []string, base string, want map[string]string) {
 		t.Helper()
