@@ -18,13 +18,14 @@ func (d *DB) AddRedirectCounts(ctx context.Context, deltas []model.RedirectCount
 	names := make([]string, len(deltas))
 	reqs := make([]int64, len(deltas))
 	bytes := make([]int64, len(deltas))
+	misses := make([]int64, len(deltas))
 	for i, c := range deltas {
-		names[i], reqs[i], bytes[i] = c.Region, c.Requests, c.Bytes
+		names[i], reqs[i], bytes[i], misses[i] = c.Region, c.Requests, c.Bytes, c.Misses
 	}
-	_, err := d.pool.Exec(ctx, `INSERT INTO redirect_counters AS c (region, requests, bytes)
-		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+	_, err := d.pool.Exec(ctx, `INSERT INTO redirect_counters AS c (region, requests, bytes, misses)
+		SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
 		ON CONFLICT (region) DO UPDATE SET requests = c.requests + excluded.requests,
-			bytes = c.bytes + excluded.bytes, updated_at = now()`, names, reqs, bytes)
+			bytes = c.bytes + excluded.bytes, misses = c.misses + excluded.misses, updated_at = now()`, names, reqs, bytes, misses)
 	if err != nil {
 		return fmt.Errorf("add redirect counts: %w", err)
 	}
@@ -33,13 +34,13 @@ func (d *DB) AddRedirectCounts(ctx context.Context, deltas []model.RedirectCount
 
 // RedirectCounts returns the totals, ordered by region name (the origin first).
 func (d *DB) RedirectCounts(ctx context.Context) ([]model.RedirectCount, error) {
-	rows, err := d.pool.Query(ctx, "SELECT region, requests, bytes, updated_at FROM redirect_counters ORDER BY region")
+	rows, err := d.pool.Query(ctx, "SELECT region, requests, bytes, misses, updated_at FROM redirect_counters ORDER BY region")
 	if err != nil {
 		return nil, fmt.Errorf("redirect counts: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.RedirectCount, error) {
 		var c model.RedirectCount
-		err := r.Scan(&c.Region, &c.Requests, &c.Bytes, &c.UpdatedAt)
+		err := r.Scan(&c.Region, &c.Requests, &c.Bytes, &c.Misses, &c.UpdatedAt)
 		return c, err
 	})
 	if err != nil {

@@ -151,12 +151,16 @@ func notify(ctx context.Context, tx pgx.Tx, what string) error {
 // connection fails. Callers that must not miss changes reload everything after Listen
 // returns and before listening again.
 func (d *DB) Listen(ctx context.Context, ready func(), fn func(payload string)) error {
+	return d.listen(ctx, Channel, ready, fn)
+}
+
+func (d *DB) listen(ctx context.Context, channel string, ready func(), fn func(payload string)) error {
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer func() {

@@ -11,7 +11,7 @@ import (
 // RegionObjects returns every object recorded for a region, ordered by path.
 func (d *DB) RegionObjects(ctx context.Context, regionID int64) ([]model.RegionObject, error) {
 	rows, err := d.pool.Query(ctx, `
-		SELECT o.region_id, o.file_id, f.path, o.size, o.sha256, o.state, o.pushed_at, o.verified_at
+		SELECT o.region_id, o.file_id, f.path, o.size, o.sha256, o.state, o.pushed_at, o.verified_at, o.last_requested_at
 		FROM region_objects o JOIN files f ON f.id = o.file_id
 		WHERE o.region_id = $1 ORDER BY f.path`, regionID)
 	if err != nil {
@@ -19,7 +19,7 @@ func (d *DB) RegionObjects(ctx context.Context, regionID int64) ([]model.RegionO
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.RegionObject, error) {
 		var o model.RegionObject
-		err := r.Scan(&o.RegionID, &o.FileID, &o.Path, &o.Size, &o.SHA256, &o.State, &o.PushedAt, &o.VerifiedAt)
+		err := r.Scan(&o.RegionID, &o.FileID, &o.Path, &o.Size, &o.SHA256, &o.State, &o.PushedAt, &o.VerifiedAt, &o.LastRequestedAt)
 		return o, err
 	})
 	if err != nil {
@@ -75,7 +75,10 @@ func (d *DB) RecordObjects(ctx context.Context, fence Fence, regionID int64, upd
 			ON CONFLICT (region_id, file_id) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256,
 				state = excluded.state, current = excluded.current,
 				pushed_at = coalesce(excluded.pushed_at, o.pushed_at),
-				verified_at = coalesce(excluded.verified_at, o.verified_at)`,
+				verified_at = coalesce(excluded.verified_at, o.verified_at)
+			-- A copy marked deleting (gc, expiry, purge) is on its way out: only a push,
+			-- which writes the object again, brings it back; a scan that still sees it does not.
+			WHERE o.state <> 'deleting' OR excluded.pushed_at IS NOT NULL`,
 			regionID, ids, sizes, sums, states, pushed, verified); err != nil {
 			return err
 		}

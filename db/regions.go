@@ -14,13 +14,13 @@ import (
 
 const regionColumns = `id, name, kind, bucket, dir, endpoint, s3_region, prefix, public_url,
 	country, continent, latitude, longitude, aliases, netblocks, includes, weight, access,
-	credentials, concurrency, enabled, created_at, updated_at`
+	credentials, concurrency, fill, pins, max_bytes, enabled, created_at, updated_at`
 
 func scanRegion(row pgx.Row) (*model.Region, error) {
 	var r model.Region
 	err := row.Scan(&r.ID, &r.Name, &r.Kind, &r.Bucket, &r.Dir, &r.Endpoint, &r.S3Region, &r.Prefix,
 		&r.PublicURL, &r.Country, &r.Continent, &r.Latitude, &r.Longitude, &r.Aliases, &r.Netblocks,
-		&r.Includes, &r.Weight, &r.Access, &r.Credentials, &r.Concurrency, &r.Enabled, &r.CreatedAt, &r.UpdatedAt)
+		&r.Includes, &r.Weight, &r.Access, &r.Credentials, &r.Concurrency, &r.Fill, &r.Pins, &r.MaxBytes, &r.Enabled, &r.CreatedAt, &r.UpdatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -28,6 +28,21 @@ func scanRegion(row pgx.Row) (*model.Region, error) {
 		r.Netblocks = []netip.Prefix{}
 	}
 	return &r, nil
+}
+
+// fillOf is the region's fill mode as stored: push unless it says on-demand.
+func fillOf(r *model.Region) string {
+	if r.Fill == "" {
+		return model.FillPush
+	}
+	return r.Fill
+}
+
+func pinsOf(r *model.Region) []string {
+	if r.Pins == nil {
+		return []string{}
+	}
+	return r.Pins
 }
 
 // checkNamesFree fails with ErrExists when the region's name or an alias is already a
@@ -61,12 +76,13 @@ func (d *DB) CreateRegion(ctx context.Context, r *model.Region) error {
 		row := tx.QueryRow(ctx, `
 			INSERT INTO regions (name, kind, bucket, dir, endpoint, s3_region, prefix, public_url,
 				country, continent, latitude, longitude, aliases, netblocks, includes, weight, access,
-				credentials, concurrency, enabled)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+				credentials, concurrency, enabled, fill, pins, max_bytes)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+				$21, $22, $23)
 			RETURNING id, created_at, updated_at`,
 			r.Name, r.Kind, r.Bucket, r.Dir, r.Endpoint, r.S3Region, r.Prefix, r.PublicURL,
 			r.Country, r.Continent, r.Latitude, r.Longitude, r.Aliases, r.Netblocks, r.Includes,
-			r.Weight, r.Access, r.Credentials, r.Concurrency, r.Enabled)
+			r.Weight, r.Access, r.Credentials, r.Concurrency, r.Enabled, fillOf(r), pinsOf(r), r.MaxBytes)
 		if err := row.Scan(&r.ID, &r.CreatedAt, &r.UpdatedAt); err != nil {
 			if isUniqueViolation(err) {
 				return fmt.Errorf("region %q: %w", r.Name, ErrExists)
@@ -156,16 +172,23 @@ func (d *DB) UpdateRegion(ctx context.Context, name string, edit func(*model.Reg
 			UPDATE regions SET bucket = $2, dir = $3, endpoint = $4, s3_region = $5, prefix = $6,
 				public_url = $7, country = $8, continent = $9, latitude = $10, longitude = $11,
 				aliases = $12, netblocks = $13, includes = $14, weight = $15, access = $16,
-				credentials = $17, concurrency = $18, enabled = $19, updated_at = now()
+				credentials = $17, concurrency = $18, enabled = $19, fill = $20, pins = $21,
+				max_bytes = $22, updated_at = now()
 			WHERE id = $1 RETURNING updated_at`,
 			r.ID, r.Bucket, r.Dir, r.Endpoint, r.S3Region, r.Prefix, r.PublicURL, r.Country,
 			r.Continent, r.Latitude, r.Longitude, r.Aliases, r.Netblocks, r.Includes, r.Weight,
-			r.Access, r.Credentials, r.Concurrency, r.Enabled).Scan(&r.UpdatedAt)
+			r.Access, r.Credentials, r.Concurrency, r.Enabled, fillOf(r), pinsOf(r), r.MaxBytes).Scan(&r.UpdatedAt)
 		if err != nil {
 			return fmt.Errorf("update region %s: %w", name, err)
 		}
 		if Moved(&before, r) {
 			if move, err = forgetRegionCopy(ctx, tx, r); err != nil {
+				return fmt.Errorf("update region %s: %w", name, err)
+			}
+		} else if !r.OnDemand() {
+			// A region that no longer fills on demand has no copies to make; their
+			// workers are fenced off by the jobs' removal.
+			if _, err := tx.Exec(ctx, "DELETE FROM fill_jobs WHERE region_id = $1", r.ID); err != nil {
 				return fmt.Errorf("update region %s: %w", name, err)
 			}
 		}
@@ -188,6 +211,10 @@ func forgetRegionCopy(ctx context.Context, tx pgx.Tx, r *model.Region) (RegionMo
 		return move, err
 	}
 	move.Repositories = int(tag.RowsAffected())
+	// Copies in flight were for the old place: their workers can record nothing now.
+	if _, err := tx.Exec(ctx, "DELETE FROM fill_jobs WHERE region_id = $1", r.ID); err != nil {
+		return move, err
+	}
 	if _, err := tx.Exec(ctx, "UPDATE lock_generations SET generation = generation + 1 WHERE name = $1", WriteLock(r.Name)); err != nil {
 		return move, err
 	}

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -50,6 +54,25 @@ func (a *app) configCmd() *cobra.Command {
 				rows = append(rows, []string{k, config.EnvVar(k)})
 			}
 			return printTable(a.stdout, []string{"KEY", "ENVIRONMENT"}, rows)
+		}),
+	}, &cobra.Command{
+		Use:   "hash-token",
+		Short: "Read a bearer token from stdin and print the hash to list in server.admin_tokens",
+		Long: `Read a bearer token (one line) from standard input and print its hash for
+server.admin_tokens: the configuration holds only hashes, never the tokens.`,
+		Example: `  openssl rand -hex 32 | tee token | regionmirror config hash-token`,
+		Args:    cobra.NoArgs,
+		RunE: action(func(cmd *cobra.Command, _ []string) error {
+			line, err := bufio.NewReader(a.stdin).ReadString('\n')
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("read the token: %w", err)
+			}
+			tok := strings.TrimSpace(line)
+			if len(tok) < 16 {
+				return usagef("config hash-token: give a token of at least 16 characters on stdin (openssl rand -hex 32)")
+			}
+			fmt.Fprintln(a.stdout, config.HashToken(tok))
+			return nil
 		}),
 	})
 	return cmd

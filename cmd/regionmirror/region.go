@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/regionmirror/regionmirror/internal/config"
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
@@ -26,13 +27,13 @@ func (a *app) regionCmd() *cobra.Command {
 // regionFlags are the settable fields of a region, shared by add and edit.
 type regionFlags struct {
 	bucket, dir, publicURL, endpoint, s3Region, prefix string
-	country, continent, credentials                    string
+	country, continent, credentials, fill, maxBytes    string
 	lat, lon                                           float64
-	aliases, netblocks, includes                       []string
+	aliases, netblocks, includes, pins                 []string
 	weight, concurrency                                int
 	locationOnly                                       bool
 	// edit only
-	clearAliases, clearNetblocks, clearIncludes, clearCoordinates bool
+	clearAliases, clearNetblocks, clearIncludes, clearCoordinates, clearPins bool
 }
 
 func (f *regionFlags) register(fs *pflag.FlagSet, edit bool) {
@@ -53,7 +54,11 @@ func (f *regionFlags) register(fs *pflag.FlagSet, edit bool) {
 	fs.IntVar(&f.concurrency, "concurrency", 0, "transfers in flight when pushing (0: push.concurrency)")
 	fs.BoolVar(&f.locationOnly, "location-only", false, "only clients that name this region or sit in its netblocks may use it")
 	fs.StringVar(&f.credentials, "credentials", "", "AWS shared-config profile for this bucket (never the secret itself)")
+	fs.StringVar(&f.fill, "fill", model.FillPush, "push (everything pushed in advance) or on-demand (metadata and --pin prefixes pushed; other files copied when first asked for)")
+	fs.StringArrayVar(&f.pins, "pin", nil, "on-demand regions: push this prefix in advance and never expire it (repeatable)")
+	fs.StringVar(&f.maxBytes, "max-bytes", "", "on-demand regions: cap on what on-demand copies hold (e.g. 500GiB; 0 for none); the least recently requested go first")
 	if edit {
+		fs.BoolVar(&f.clearPins, "clear-pins", false, "remove every pin")
 		fs.BoolVar(&f.clearAliases, "clear-aliases", false, "remove every alias")
 		fs.BoolVar(&f.clearNetblocks, "clear-netblocks", false, "remove every netblock")
 		fs.BoolVar(&f.clearIncludes, "clear-includes", false, "carry the whole tree again")
@@ -164,6 +169,22 @@ func (f *regionFlags) apply(fs *pflag.FlagSet, r *model.Region) error {
 	if set("credentials") {
 		r.Credentials = f.credentials
 	}
+	if set("fill") {
+		r.Fill = f.fill
+	}
+	if f.clearPins {
+		r.Pins = []string{}
+	}
+	if set("pin") {
+		r.Pins = splitList(f.pins)
+	}
+	if set("max-bytes") {
+		n, err := config.ParseSize(f.maxBytes)
+		if err != nil {
+			return &model.ValidationError{Field: "max-bytes", Value: f.maxBytes, Reason: err.Error()}
+		}
+		r.MaxBytes = int64(n)
+	}
 	return nil
 }
 
@@ -182,7 +203,7 @@ func (a *app) regionAddCmd() *cobra.Command {
 				return usagef("region add: give exactly one of --bucket (an S3 region) or --dir (a file region)")
 			}
 			r := &model.Region{Name: args[0], Kind: model.KindS3, Weight: model.DefaultWeight, Enabled: true,
-				Aliases: []string{}, Netblocks: []netip.Prefix{}, Includes: []string{}}
+				Aliases: []string{}, Netblocks: []netip.Prefix{}, Includes: []string{}, Pins: []string{}, Fill: model.FillPush}
 			if fs.Changed("dir") {
 				r.Kind = model.KindFile
 			}
@@ -315,9 +336,9 @@ func (a *app) regionListCmd() *cobra.Command {
 			rows := make([][]string, 0, len(regions))
 			for _, r := range regions {
 				rows = append(rows, []string{r.Name, r.Kind, storageOf(&r), r.Country, r.Continent,
-					strconv.Itoa(r.Weight), r.Access, yesNo(r.Enabled), r.PublicURL})
+					strconv.Itoa(r.Weight), r.Access, r.Fill, yesNo(r.Enabled), r.PublicURL})
 			}
-			return printTable(a.stdout, []string{"NAME", "KIND", "STORAGE", "COUNTRY", "CONT", "WEIGHT", "ACCESS", "ENABLED", "PUBLIC URL"}, rows)
+			return printTable(a.stdout, []string{"NAME", "KIND", "STORAGE", "COUNTRY", "CONT", "WEIGHT", "ACCESS", "FILL", "ENABLED", "PUBLIC URL"}, rows)
 		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -361,6 +382,7 @@ func (a *app) regionShowCmd() *cobra.Command {
 				{"aliases", strings.Join(r.Aliases, ", ")}, {"netblocks", strings.Join(blocks, ", ")},
 				{"includes", strings.Join(r.Includes, ", ")}, {"weight", strconv.Itoa(r.Weight)},
 				{"access", r.Access}, {"credentials", r.Credentials}, {"concurrency", concurrency},
+				{"fill", r.Fill}, {"pins", strings.Join(r.Pins, ", ")}, {"max bytes", maxBytesOf(r)},
 				{"enabled", yesNo(r.Enabled)}, {"created", r.CreatedAt.UTC().Format("2006-01-02 15:04:05Z")},
 				{"updated", r.UpdatedAt.UTC().Format("2006-01-02 15:04:05Z")},
 			}
@@ -369,6 +391,13 @@ func (a *app) regionShowCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+func maxBytesOf(r *model.Region) string {
+	if r.MaxBytes == 0 {
+		return "no cap"
+	}
+	return config.Size(r.MaxBytes).String()
 }
 
 func storageOf(r *model.Region) string {

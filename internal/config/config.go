@@ -30,6 +30,8 @@ type Config struct {
 	Push        Push      `yaml:"push"`
 	Scan        Scan      `yaml:"scan"`
 	Metalink    Metalink  `yaml:"metalink"`
+	OnDemand    OnDemand  `yaml:"ondemand"`
+	Fill        Fill      `yaml:"fill"`
 	Schedules   Schedules `yaml:"schedules"`
 	Cron        Cron      `yaml:"cron"`
 	Log         Log       `yaml:"log"`
@@ -61,6 +63,43 @@ type Server struct {
 	// starting from it takes a fraction of a second where reading the database takes
 	// seconds at a million files.
 	FilesCache string `yaml:"files_cache"`
+	// PublicURL is where clients reach this service (https://mirrors.example.org): a
+	// metalink lists an on-demand region by PublicURL + /r/<region>/, so that dnf asks
+	// here for every file and a miss can be answered elsewhere. Without it, on-demand
+	// regions are offered in metalinks by their bucket URL like push regions.
+	PublicURL string `yaml:"public_url"`
+	// AdminTokens are the hashes ("sha256:" + 64 hex digits, from `regionmirror config
+	// hash-token`) of the bearer tokens the admin API accepts; empty disables it.
+	AdminTokens []string `yaml:"admin_tokens"`
+}
+
+// OnDemand configures how servers answer for on-demand regions and when copies expire.
+type OnDemand struct {
+	// MaxWait is how long a request that missed an on-demand region waits for the copy to
+	// be verified before it is answered elsewhere (0: never wait; at most 25s, since apt
+	// gives up after 30s).
+	MaxWait Duration `yaml:"max_wait"`
+	// ExpireAfter removes an on-demand copy no client asked for in that long.
+	ExpireAfter Duration `yaml:"expire_after"`
+}
+
+// Fill configures fill workers (`regionmirror fill`, and `cron` when Workers > 0).
+type Fill struct {
+	// Workers is the number of copies one process makes at once; for cron, 0 runs none.
+	Workers int `yaml:"workers"`
+	// Lease is how long a job is a worker's before another may take it over; a worker
+	// extends it while its copy runs.
+	Lease Duration `yaml:"lease"`
+	// MaxAttempts: a job that failed that often is given up (until a later miss).
+	MaxAttempts int `yaml:"max_attempts"`
+	// RetryBackoff is the wait after the first failure, doubled after each (at most 10m).
+	RetryBackoff Duration `yaml:"retry_backoff"`
+	// PollInterval: workers look for jobs this often even without a notification.
+	PollInterval Duration `yaml:"poll_interval"`
+	// MultipartCopyThreshold: a server-side copy above it is made in parts
+	// (UploadPartCopy) of CopyPartSize; S3 copies at most 5GiB in one CopyObject.
+	MultipartCopyThreshold Size `yaml:"multipart_copy_threshold"`
+	CopyPartSize           Size `yaml:"copy_part_size"`
 }
 
 // Push configures the pusher.
@@ -130,8 +169,11 @@ func Default() Config {
 			// wide margin.
 			AnnounceDelay: Duration(3 * time.Second),
 		},
-		Scan:      Scan{Concurrency: 8, DownAfter: 3, UpAfter: 2, Timeout: Duration(30 * time.Second)},
-		Metalink:  Metalink{AlternatesMaxAge: Duration(72 * time.Hour)},
+		Scan:     Scan{Concurrency: 8, DownAfter: 3, UpAfter: 2, Timeout: Duration(30 * time.Second)},
+		Metalink: Metalink{AlternatesMaxAge: Duration(72 * time.Hour)},
+		OnDemand: OnDemand{ExpireAfter: Duration(14 * 24 * time.Hour)},
+		Fill: Fill{Lease: Duration(2 * time.Minute), MaxAttempts: 5, RetryBackoff: Duration(10 * time.Second),
+			PollInterval: Duration(5 * time.Second), MultipartCopyThreshold: 5 << 30, CopyPartSize: 512 << 20},
 		Schedules: Schedules{Push: "*/15 * * * *", Scan: "@hourly", GC: "@daily"},
 		Cron:      Cron{Listen: "127.0.0.1:9101", ShutdownTimeout: Duration(5 * time.Minute)},
 		Log:       Log{Level: "info", Format: "text"},
@@ -261,6 +303,46 @@ func (c *Config) Validate() error {
 	if c.Push.DeleteGrace <= c.Metalink.AlternatesMaxAge {
 		return &Error{Key: "push.delete_grace", Value: c.Push.DeleteGrace.String(),
 			Reason: fmt.Sprintf("must be longer than metalink.alternates_max_age (%s)", c.Metalink.AlternatesMaxAge)}
+	}
+	if c.Server.PublicURL != "" {
+		if err := checkHTTPURL(c.Server.PublicURL); err != nil {
+			return &Error{Key: "server.public_url", Value: RedactURL(c.Server.PublicURL), Reason: err.Error()}
+		}
+		if strings.HasSuffix(c.Server.PublicURL, "/") {
+			return &Error{Key: "server.public_url", Value: c.Server.PublicURL, Reason: "must not end in /"}
+		}
+	}
+	for _, h := range c.Server.AdminTokens {
+		if !IsTokenHash(h) {
+			return &Error{Key: "server.admin_tokens", Value: "(hidden)", Reason: "each must be \"sha256:\" and 64 hex digits, from `regionmirror config hash-token`; never the token itself"}
+		}
+	}
+	if mw := c.OnDemand.MaxWait; mw < 0 || mw > Duration(25*time.Second) {
+		return &Error{Key: "ondemand.max_wait", Value: mw.String(), Reason: "must be between 0 and 25s (apt gives up after 30s)"}
+	}
+	if c.OnDemand.ExpireAfter < Duration(time.Minute) {
+		return &Error{Key: "ondemand.expire_after", Value: c.OnDemand.ExpireAfter.String(), Reason: "must be at least 1m"}
+	}
+	if c.Fill.Workers < 0 || c.Fill.Workers > 1024 {
+		return &Error{Key: "fill.workers", Value: fmt.Sprint(c.Fill.Workers), Reason: "must be between 0 and 1024"}
+	}
+	if c.Fill.Lease < Duration(time.Second) {
+		return &Error{Key: "fill.lease", Value: c.Fill.Lease.String(), Reason: "must be at least 1s"}
+	}
+	if c.Fill.MaxAttempts < 1 {
+		return &Error{Key: "fill.max_attempts", Value: fmt.Sprint(c.Fill.MaxAttempts), Reason: "must be at least 1"}
+	}
+	if c.Fill.RetryBackoff <= 0 {
+		return &Error{Key: "fill.retry_backoff", Value: c.Fill.RetryBackoff.String(), Reason: "must be positive"}
+	}
+	if c.Fill.PollInterval < Duration(100*time.Millisecond) {
+		return &Error{Key: "fill.poll_interval", Value: c.Fill.PollInterval.String(), Reason: "must be at least 100ms"}
+	}
+	if c.Fill.CopyPartSize < 5<<20 || c.Fill.CopyPartSize > 5<<30 {
+		return &Error{Key: "fill.copy_part_size", Value: c.Fill.CopyPartSize.String(), Reason: "must be between 5MiB and 5GiB (S3's part limits)"}
+	}
+	if t := c.Fill.MultipartCopyThreshold; t < c.Fill.CopyPartSize || t > 5<<30 {
+		return &Error{Key: "fill.multipart_copy_threshold", Value: t.String(), Reason: "must be at least fill.copy_part_size and at most 5GiB (S3's CopyObject limit)"}
 	}
 	if c.Scan.Concurrency < 1 || c.Scan.Concurrency > 1024 {
 		return &Error{Key: "scan.concurrency", Value: fmt.Sprint(c.Scan.Concurrency), Reason: "must be between 1 and 1024"}

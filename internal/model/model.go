@@ -14,6 +14,12 @@ const (
 	KindFile = "file"
 )
 
+// Fill modes of a region.
+const (
+	FillPush     = "push"
+	FillOnDemand = "on-demand"
+)
+
 // Access modes of a region.
 const (
 	AccessPublic       = "public"
@@ -44,10 +50,18 @@ type Region struct {
 	Credentials string         `json:"credentials,omitempty"` // a shared-config profile name, never a secret
 	// Concurrency is the number of transfers in flight for this region; 0 means the
 	// configured default.
-	Concurrency int       `json:"concurrency,omitempty"`
-	Enabled     bool      `json:"enabled"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	Concurrency int `json:"concurrency,omitempty"`
+	// Fill is FillPush (everything carried is pushed in advance) or FillOnDemand
+	// (metadata and Pins are pushed; other files are copied when first asked for).
+	Fill string `json:"fill"`
+	// Pins are prefixes an on-demand region gets pushed like a push region.
+	Pins []string `json:"pins"`
+	// MaxBytes caps the bytes an on-demand region's on-demand copies hold (0: no cap);
+	// above it the least recently requested go first.
+	MaxBytes  int64     `json:"max_bytes,omitempty"`
+	Enabled   bool      `json:"enabled"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Key is the object key of an origin path in this region: the prefix, then the path.

@@ -51,6 +51,9 @@ type RegionObject struct {
 	State      string
 	PushedAt   *time.Time
 	VerifiedAt *time.Time
+	// LastRequestedAt is when a client was last sent to (or missed) this copy, as servers
+	// flushed it; nil when never. Expiry and eviction of on-demand copies read it.
+	LastRequestedAt *time.Time
 }
 
 // Holds reports whether the record says the region holds f's current bytes: present,
@@ -92,6 +95,9 @@ const (
 	RunPush = "push"
 	RunScan = "scan"
 	RunGC   = "gc"
+	// RunFill is a fill worker's session; RunPurge one purge (CLI or API).
+	RunFill  = "fill"
+	RunPurge = "purge"
 
 	RunRunning = "running"
 	RunOK      = "ok"
@@ -166,9 +172,12 @@ func NextHealthState(state string, failures, successes int, ok bool, downAfter, 
 // RedirectCount is what the server redirected to one target: a region by name, or the
 // origin (Region "").
 type RedirectCount struct {
-	Region    string    `json:"region"`
-	Requests  int64     `json:"requests"`
-	Bytes     int64     `json:"bytes"`
+	Region   string `json:"region"`
+	Requests int64  `json:"requests"`
+	Bytes    int64  `json:"bytes"`
+	// Misses are requests whose first choice was this (on-demand) region but that were
+	// answered elsewhere because it did not hold the file yet.
+	Misses    int64     `json:"misses"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
@@ -191,4 +200,60 @@ type SnapshotData struct {
 	RepomdVersions []RepomdVersion // grouped by repository, newest (current) first
 	RegionRepos    []RegionRepo
 	Health         []Health
+}
+
+// States of a fill job.
+const (
+	FillQueued  = "queued"
+	FillRunning = "running"
+	FillFailed  = "failed"
+)
+
+// FillJob is one copy to make into an on-demand region: a file of the origin inventory,
+// one job however many clients missed it.
+type FillJob struct {
+	RegionID   int64      `json:"region_id"`
+	RegionName string     `json:"region"`
+	FileID     int64      `json:"file_id"`
+	Path       string     `json:"path"`
+	Size       int64      `json:"size"`
+	SHA256     []byte     `json:"-"`
+	MD5        []byte     `json:"-"`
+	State      string     `json:"state"`
+	Attempts   int        `json:"attempts"`
+	Token      int64      `json:"-"` // fences the worker holding it (see db.CompleteFill)
+	QueuedAt   time.Time  `json:"queued_at"`
+	NotBefore  time.Time  `json:"not_before"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	LeaseUntil *time.Time `json:"lease_until,omitempty"`
+	Worker     string     `json:"worker,omitempty"`
+	Error      string     `json:"error,omitempty"` // logs and the CLI only; public answers say "copy failed"
+}
+
+// FillMiss is a request that an on-demand region missed: the region it would have gone
+// to and the origin path it asked for.
+type FillMiss struct {
+	RegionID int64
+	Path     string
+}
+
+// CopyRequest is a request sent to (or missing) a region's copy of a path, at a time.
+type CopyRequest struct {
+	RegionID int64
+	Path     string
+	At       time.Time
+}
+
+// FillStats is what one region's on-demand filling looks like now.
+type FillStats struct {
+	RegionID int64  `json:"-"`
+	Region   string `json:"region"`
+	// HeldBytes is what its on-demand copies hold (present copies of files it does not
+	// push), against the region's MaxBytes.
+	HeldBytes    int64      `json:"held_bytes"`
+	HeldFiles    int64      `json:"held_files"`
+	Queued       int64      `json:"queued"`
+	Running      int64      `json:"running"`
+	Failed       int64      `json:"failed"`
+	OldestQueued *time.Time `json:"oldest_queued,omitempty"`
 }

@@ -46,6 +46,36 @@ func (r *Region) Carries(p string) bool { return CarriesPath(r.Includes, p) }
 // CarriesRepository of its include prefixes.
 func (r *Region) CarriesRepository(dir string) bool { return CarriesRepository(r.Includes, dir) }
 
+// PushesPath reports whether a push writes the file at p into a region with this fill
+// mode, include prefixes and pins: every file a push region carries; in an on-demand
+// region, the metadata of the repositories it carries (every file directly in their
+// repodata/) and the files under its pins. Everything else an on-demand region carries is
+// copied when a client asks for it, and may expire.
+func PushesPath(fill string, includes, pins []string, p string) bool {
+	if !CarriesPath(includes, p) {
+		return false
+	}
+	if fill != FillOnDemand {
+		return true
+	}
+	if InRepodata(p) && CarriesRepository(includes, path.Dir(path.Dir(p))) {
+		return true
+	}
+	return len(pins) > 0 && CarriesPath(pins, p)
+}
+
+// OnDemand reports whether the region fills on demand.
+func (r *Region) OnDemand() bool { return r.Fill == FillOnDemand }
+
+// Pushes reports whether a push writes p into the region (PushesPath).
+func (r *Region) Pushes(p string) bool { return PushesPath(r.Fill, r.Includes, r.Pins, p) }
+
+// FillsOnDemand reports whether the region's copy of p is made on demand: carried, not
+// pushed. Only such copies expire or are evicted; metadata and pins never are.
+func (r *Region) FillsOnDemand(p string) bool {
+	return r.Fill == FillOnDemand && r.Carries(p) && !r.Pushes(p)
+}
+
 // RepomdPath is the path of a repository's repomd.xml.
 func RepomdPath(dir string) string {
 	return path.Join(dir, "repodata", "repomd.xml")

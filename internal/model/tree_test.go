@@ -60,3 +60,33 @@ func TestHeaders(t *testing.T) {
 		}
 	}
 }
+
+func TestPushesPath(t *testing.T) {
+	for _, c := range []struct {
+		fill           string
+		includes, pins []string
+		path           string
+		push, onDemand bool
+	}{
+		{FillPush, nil, nil, "f/x86_64/p.rpm", true, false},
+		{FillPush, []string{"f"}, nil, "e/p.rpm", false, false},
+		{FillOnDemand, nil, nil, "f/x86_64/p.rpm", false, true},
+		{FillOnDemand, nil, nil, "f/x86_64/repodata/repomd.xml", true, false},
+		{FillOnDemand, nil, nil, "f/x86_64/repodata/abc-primary.xml.gz", true, false},
+		{FillOnDemand, nil, nil, "repodata/repomd.xml", true, false},
+		// Metadata of a repository the region does not carry whole is not pushed.
+		{FillOnDemand, []string{"f/x86_64/repodata"}, nil, "f/x86_64/repodata/repomd.xml", false, true},
+		{FillOnDemand, []string{"f"}, nil, "e/x86_64/repodata/repomd.xml", false, false},
+		{FillOnDemand, nil, []string{"f/hot"}, "f/hot/p.rpm", true, false},
+		{FillOnDemand, nil, []string{"f/hot"}, "f/hotter/p.rpm", false, true},
+		{FillOnDemand, []string{"f"}, []string{"f/hot"}, "g/hot/p.rpm", false, false},
+	} {
+		r := &Region{Fill: c.fill, Includes: c.includes, Pins: c.pins}
+		if got := r.Pushes(c.path); got != c.push {
+			t.Errorf("%s %v %v: Pushes(%s) = %v, want %v", c.fill, c.includes, c.pins, c.path, got, c.push)
+		}
+		if got := r.FillsOnDemand(c.path); got != c.onDemand {
+			t.Errorf("%s %v %v: FillsOnDemand(%s) = %v, want %v", c.fill, c.includes, c.pins, c.path, got, c.onDemand)
+		}
+	}
+}

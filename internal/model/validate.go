@@ -305,6 +305,39 @@ func (r *Region) Normalize() error {
 	}
 	n.Includes = includes
 
+	if n.Fill == "" {
+		n.Fill = FillPush
+	}
+	if n.Fill != FillPush && n.Fill != FillOnDemand {
+		return invalid("fill", n.Fill, "must be %q or %q", FillPush, FillOnDemand)
+	}
+	pins := make([]string, 0, len(n.Pins))
+	for _, pin := range n.Pins {
+		p, err := CleanRelPath("pin", pin)
+		if err != nil {
+			return err
+		}
+		if p == "" {
+			return invalid("pin", pin, "is the whole tree; use --fill push instead")
+		}
+		if !CarriesPath(n.Includes, p) {
+			return invalid("pin", pin, "is outside the region's --include prefixes")
+		}
+		if !slices.Contains(pins, p) {
+			pins = append(pins, p)
+		}
+	}
+	n.Pins = pins
+	if n.Fill == FillPush && len(n.Pins) > 0 {
+		return invalid("pin", n.Pins[0], "only an on-demand region (--fill on-demand) has pins: a push region gets everything")
+	}
+	if n.MaxBytes < 0 {
+		return invalid("max-bytes", strconv.FormatInt(n.MaxBytes, 10), "must not be negative")
+	}
+	if n.Fill == FillPush && n.MaxBytes > 0 {
+		return invalid("max-bytes", strconv.FormatInt(n.MaxBytes, 10), "only an on-demand region (--fill on-demand) has a cap")
+	}
+
 	if n.Weight < 0 || n.Weight > 10000 {
 		return invalid("weight", strconv.Itoa(n.Weight), "must be between 0 and 10000")
 	}

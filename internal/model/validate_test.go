@@ -1,6 +1,7 @@
 package model
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -224,5 +225,38 @@ func TestRegionURL(t *testing.T) {
 	r.Prefix = ""
 	if got := r.URL("x/y?z#w"); got != "https://b.example.org/x/y%3Fz%23w" {
 		t.Errorf("URL = %s", got)
+	}
+}
+
+func TestNormalizeFill(t *testing.T) {
+	base := func() Region {
+		return Region{Name: "od", Kind: KindS3, Bucket: "od-bucket", PublicURL: "https://od.example.org", Weight: 100}
+	}
+	r := base()
+	if err := r.Normalize(); err != nil || r.Fill != FillPush || len(r.Pins) != 0 {
+		t.Fatalf("default fill: %q %v %v", r.Fill, r.Pins, err)
+	}
+	for _, c := range []struct {
+		edit  func(*Region)
+		field string
+	}{
+		{func(r *Region) { r.Fill = "lazy" }, "fill"},
+		{func(r *Region) { r.Pins = []string{"f/hot"} }, "pin"},
+		{func(r *Region) { r.MaxBytes = 1 << 30 }, "max-bytes"},
+		{func(r *Region) { r.Fill, r.Pins = FillOnDemand, []string{"../x"} }, "pin"},
+		{func(r *Region) { r.Fill, r.Includes, r.Pins = FillOnDemand, []string{"f"}, []string{"g/hot"} }, "pin"},
+		{func(r *Region) { r.Fill, r.MaxBytes = FillOnDemand, -1 }, "max-bytes"},
+	} {
+		r := base()
+		c.edit(&r)
+		var v *ValidationError
+		if err := r.Normalize(); !errors.As(err, &v) || v.Field != c.field {
+			t.Errorf("%+v: Normalize = %v, want a %s error", r, err, c.field)
+		}
+	}
+	r = base()
+	r.Fill, r.Pins, r.MaxBytes = FillOnDemand, []string{"f/hot/", "f/hot"}, 1<<30
+	if err := r.Normalize(); err != nil || len(r.Pins) != 1 || r.Pins[0] != "f/hot" {
+		t.Fatalf("on-demand with pins: %v %v", r.Pins, err)
 	}
 }
