@@ -19,17 +19,22 @@ import (
 // and is pushed round after round, clients that resolve metalinks and fetch every URL they
 // are given never miss a file, never get bytes other than those promised, and the server
 // never answers 5xx, while one region's S3 server is killed and restarted, a push is
-// SIGKILLed and restarted, and PostgreSQL restarts. At the end every region holds the origin.
+// SIGKILLed and restarted, and PostgreSQL restarts. An on-demand region (on the first
+// region's S3 service) is filled by a `regionmirror fill` worker throughout, which is
+// SIGKILLed and restarted too. At the end every push region holds the origin, and every
+// copy the on-demand region is recorded to hold is the origin's.
 func TestFaultInjection(t *testing.T) {
 	w := newWorld(t, "eu-central-1", "us-east-1", "ap-southeast-2")
+	od := w.addOnDemand("eu-west-1", w.regions[0])
 	w.mustCLI("push")
 	w.mustCLI("scan")
 	w.startServe()
+	w.startFill("--workers", "2")
 
 	ctx, stopClients := context.WithCancel(context.Background())
 	defer stopClients()
 	st := &stats{}
-	locations := []string{"", "eu-central-1", "us-east-1", "ap-southeast-2"}
+	locations := []string{"", "eu-central-1", "us-east-1", "ap-southeast-2", "eu-west-1"}
 	var wg sync.WaitGroup
 	for i := range 2 {
 		c := newClient(w, st)
@@ -124,6 +129,9 @@ func TestFaultInjection(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	t.Logf("fault 2: push SIGKILLed with %d of 150 bulk files in %s", w.regions[0].objectsUnder(bulk), w.regions[0].name)
+	// The fill worker dies too; its leased jobs are taken over by the next one.
+	w.fill.Stop(syscall.SIGKILL, 10*time.Second)
+	w.startFill("--workers", "2")
 	if out, err := w.cli(context.Background(), "push"); err != nil {
 		t.Errorf("push after the killed push: %v\n%s", err, out)
 	}
@@ -157,11 +165,19 @@ func TestFaultInjection(t *testing.T) {
 	if w.serve.Exited() {
 		t.Errorf("serve exited during the run:\n%s", w.serve.LogTail())
 	}
+	if w.fill.Exited() {
+		t.Errorf("fill exited during the run:\n%s", w.fill.LogTail())
+	}
 
 	// Final state: one more push and scan succeed everywhere, and every region serves the origin.
 	w.mustCLI("push")
 	w.mustCLI("scan")
 	files := w.checkRegionsEqualOrigin()
+	filled := w.checkOnDemandCopies(od)
+	if filled == 0 {
+		t.Error("the on-demand region holds nothing: no fill happened")
+	}
+	t.Logf("the on-demand region holds %d verified copies", filled)
 	w.checkFreshEverywhere()
 	w.checkServeLog()
 

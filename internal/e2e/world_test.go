@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
@@ -43,6 +44,8 @@ type region struct {
 	// listens on), so that a URL handed out after `region edit --public-url` is still
 	// counted for its region.
 	aliases []string
+	// onDemand: the region fills on demand; it holds what clients asked for, not the origin.
+	onDemand bool
 	// down is set just before the S3 server is killed and cleared once it answers again;
 	// a miss on this region while it is set is a miss of the outage.
 	down atomic.Bool
@@ -59,6 +62,7 @@ type world struct {
 	regions []*region
 	env     []string
 	serve   *childproc.Process
+	fill    *childproc.Process
 	srvURL  string
 	history *history
 	pgDown  atomic.Bool
@@ -142,11 +146,14 @@ func newWorld(t *testing.T, names ...string) *world {
 		// serve's own probes take a dead region out of answers (the default, made explicit).
 		"REGIONMIRROR_SERVER_PROBE_INTERVAL=1s",
 		"REGIONMIRROR_SCAN_TIMEOUT=5s",
+		// Metalinks list on-demand regions through this server's /r/ URLs.
+		"REGIONMIRROR_SERVER_PUBLIC_URL="+w.srvURL,
+		"REGIONMIRROR_FILL_POLL_INTERVAL=500ms",
 		"AWS_ACCESS_KEY_ID="+testenv.S3AccessKey,
 		"AWS_SECRET_ACCESS_KEY="+testenv.S3SecretKey,
 	)
 	w.mustCLI("migrate")
-	countries := map[string]string{"eu-central-1": "DE", "us-east-1": "US", "ap-southeast-2": "AU"}
+	countries := map[string]string{"eu-central-1": "DE", "us-east-1": "US", "ap-southeast-2": "AU", "eu-west-1": "IE"}
 	for _, name := range names {
 		srv, err := testenv.StartS3(filepath.Join(w.dir, "s3-"+name))
 		if err != nil {
@@ -163,6 +170,84 @@ func newWorld(t *testing.T, names ...string) *world {
 	w.mustCLI("repo", "add", "demo-1", "x86_64", repoDir)
 	w.recordRepomd()
 	return w
+}
+
+// addOnDemand registers an on-demand region in a second bucket of host's S3 server (the
+// same S3 service, so fills copy server-side from host when it holds the file).
+func (w *world) addOnDemand(name string, host *region, extra ...string) *region {
+	w.t.Helper()
+	r := &region{name: name, country: "IE", s3: host.s3, onDemand: true}
+	r.bucket = host.s3.NewBucket(w.t, true)
+	r.publicURL = host.s3.Endpoint + "/" + r.bucket
+	w.regions = append(w.regions, r)
+	w.mustCLI(append([]string{"region", "add", name, "--bucket", r.bucket, "--endpoint", host.s3.Endpoint,
+		"--public-url", r.publicURL, "--country", r.country, "--fill", "on-demand"}, extra...)...)
+	return r
+}
+
+// startFill runs `regionmirror fill` until the test ends (or stopFill).
+func (w *world) startFill(args ...string) {
+	w.t.Helper()
+	cmd := exec.Command(w.bin, append([]string{"fill"}, args...)...)
+	cmd.Env = w.env
+	proc, err := childproc.Start(cmd, filepath.Join(w.dir, "fill.log"), nil)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.fill = proc
+	w.t.Cleanup(func() { proc.Stop(syscall.SIGTERM, 15*time.Second) })
+}
+
+// onDemandCopies returns what the database says an on-demand region holds verified:
+// path -> sha256 (hex).
+func (w *world) onDemandCopies(r *region) map[string]string {
+	w.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, w.dbURL)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT f.path, encode(o.sha256, 'hex') FROM region_objects o
+		JOIN files f ON f.id = o.file_id JOIN regions g ON g.id = o.region_id
+		WHERE g.name = $1 AND o.state = 'present' AND o.current`, r.name)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for rows.Next() {
+		var p, sum string
+		if err := rows.Scan(&p, &sum); err != nil {
+			w.t.Fatal(err)
+		}
+		out[p] = sum
+	}
+	if err := rows.Err(); err != nil {
+		w.t.Fatal(err)
+	}
+	return out
+}
+
+// checkOnDemandCopies reads back, through its public URL, every copy the database says an
+// on-demand region holds verified, and returns how many there are.
+func (w *world) checkOnDemandCopies(r *region) int {
+	w.t.Helper()
+	client := &http.Client{Timeout: 30 * time.Second}
+	copies := w.onDemandCopies(r)
+	for p, want := range copies {
+		resp, err := client.Get(r.publicURL + "/" + model.EscapePath(p))
+		if err != nil {
+			w.t.Errorf("%s: %s: %v", r.name, p, err)
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		sum := sha256.Sum256(b)
+		if resp.StatusCode != 200 || hex.EncodeToString(sum[:]) != want {
+			w.t.Errorf("%s: %s: %s, sha256 %x; the database says %s", r.name, p, resp.Status, sum, want)
+		}
+	}
+	return len(copies)
 }
 
 // cli runs the binary and returns its combined output.
@@ -464,6 +549,9 @@ func (w *world) checkRegionsEqualOrigin() (files int) {
 		}
 		files++
 		for _, r := range w.regions {
+			if r.onDemand {
+				continue // it holds what was asked for: checkOnDemandCopies
+			}
 			resp, err := client.Get(r.publicURL + "/" + model.EscapePath(p))
 			if err != nil {
 				w.t.Errorf("%s: %s: %v", r.name, p, err)
