@@ -63,6 +63,7 @@ type world struct {
 	env     []string
 	serve   *childproc.Process
 	fill    *childproc.Process
+	fills   int // fill processes started, for their logs' names
 	srvURL  string
 	history *history
 	pgDown  atomic.Bool
@@ -190,7 +191,8 @@ func (w *world) startFill(args ...string) {
 	w.t.Helper()
 	cmd := exec.Command(w.bin, append([]string{"fill"}, args...)...)
 	cmd.Env = w.env
-	proc, err := childproc.Start(cmd, filepath.Join(w.dir, "fill.log"), nil)
+	w.fills++
+	proc, err := childproc.Start(cmd, filepath.Join(w.dir, fmt.Sprintf("fill-%d.log", w.fills)), nil)
 	if err != nil {
 		w.t.Fatal(err)
 	}
