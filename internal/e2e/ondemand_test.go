@@ -80,26 +80,27 @@ func TestDNFThroughOnDemandRegion(t *testing.T) {
 	}
 }
 
-// redirects returns the redirect totals per region ("" the origin) from /api/v1/regions
-// and /api/v1/status.
+// redirects returns the redirect totals per region from /api/v1/regions.
 func (w *world) redirects() map[string]int64 {
 	w.t.Helper()
-	var regions []struct {
-		Name      string `json:"name"`
-		Redirects struct {
-			Requests int64 `json:"requests"`
-		} `json:"redirects"`
+	var doc struct {
+		Regions []struct {
+			Name      string `json:"name"`
+			Redirects struct {
+				Requests int64 `json:"requests"`
+			} `json:"redirects"`
+		} `json:"regions"`
 	}
 	resp, err := http.Get(w.srvURL + "/api/v1/regions")
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&regions); err != nil {
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
 		w.t.Fatal(err)
 	}
 	out := map[string]int64{}
-	for _, r := range regions {
+	for _, r := range doc.Regions {
 		out[r.Name] = r.Redirects.Requests
 	}
 	return out
