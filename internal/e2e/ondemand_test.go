@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -118,26 +120,19 @@ func diff(before, after map[string]int64) map[string]int64 {
 func (w *world) waitLocate(path, region string) {
 	w.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
+	last := ""
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(w.srvURL + "/api/v1/locate?path=" + path)
+		resp, err := http.Get(w.srvURL + "/api/v1/locate?path=" + url.QueryEscape(path))
 		if err == nil {
-			var b strings.Builder
-			buf := make([]byte, 4096)
-			for {
-				n, err := resp.Body.Read(buf)
-				b.Write(buf[:n])
-				if err != nil {
-					break
-				}
-			}
+			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if strings.Contains(b.String(), `"`+region+`"`) {
+			if last = string(b); strings.Contains(last, `"`+region+`"`) {
 				return
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	w.t.Fatalf("the server never listed %s in %s", path, region)
+	w.t.Fatalf("the server never listed %s in %s: %s", path, region, last)
 }
 
 // dnfRoot runs the real dnf against a private installroot and repo directory.
