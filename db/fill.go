@@ -223,18 +223,27 @@ func (d *DB) FillJobs(ctx context.Context, regionID, fileID int64, limit int) ([
 	return out, nil
 }
 
+// onDemandCopy is SQL for "the copy o of file f in region r is an on-demand copy": not
+// metadata (a file directly in a repodata/ directory) and not under a pin; the SQL twin of
+// model.Region.FillsOnDemand for the regions' usual includes (the cap counts these only).
+const onDemandCopy = `f.path !~ '(^|/)repodata/[^/]+$'
+	AND NOT EXISTS (SELECT 1 FROM unnest(r.pins) AS pin WHERE f.path = pin OR starts_with(f.path, pin || '/'))`
+
 // FillStats returns, for every on-demand region by name, the bytes and files its present
-// copies hold and its jobs by state with the oldest queued one's time.
+// on-demand copies hold (what its cap counts: metadata and pins are left out) and its jobs
+// by state with the oldest queued one's time.
 func (d *DB) FillStats(ctx context.Context) ([]model.FillStats, error) {
 	rows, err := d.pool.Query(ctx, `
-		SELECT r.id, r.name,
-			coalesce((SELECT sum(o.size) FROM region_objects o WHERE o.region_id = r.id AND o.state = 'present'), 0)::bigint,
-			(SELECT count(*) FROM region_objects o WHERE o.region_id = r.id AND o.state = 'present'),
+		SELECT r.id, r.name, coalesce(h.bytes, 0)::bigint, coalesce(h.files, 0),
 			(SELECT count(*) FROM fill_jobs j WHERE j.region_id = r.id AND j.state = 'queued'),
 			(SELECT count(*) FROM fill_jobs j WHERE j.region_id = r.id AND j.state = 'running'),
 			(SELECT count(*) FROM fill_jobs j WHERE j.region_id = r.id AND j.state = 'failed'),
 			(SELECT min(j.queued_at) FROM fill_jobs j WHERE j.region_id = r.id AND j.state = 'queued')
-		FROM regions r WHERE r.fill = 'on-demand' ORDER BY r.name`)
+		FROM regions r
+		LEFT JOIN LATERAL (SELECT sum(o.size) AS bytes, count(*) AS files
+			FROM region_objects o JOIN files f ON f.id = o.file_id
+			WHERE o.region_id = r.id AND o.state = 'present' AND `+onDemandCopy+`) h ON true
+		WHERE r.fill = 'on-demand' ORDER BY r.name`)
 	if err != nil {
 		return nil, fmt.Errorf("fill stats: %w", err)
 	}

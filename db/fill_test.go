@@ -189,3 +189,37 @@ func TestFillFailureBacksOffAndGivesUp(t *testing.T) {
 		t.Fatalf("stats = %+v %v", stats, err)
 	}
 }
+
+func TestFillStatsCountOnlyOnDemandCopies(t *testing.T) {
+	ctx := context.Background()
+	d, od, _, _ := onDemandWorld(t)
+	if _, _, err := d.UpdateRegion(ctx, od.Name, func(r *model.Region) error {
+		r.Pins = []string{"p/pinned"}
+		return r.Normalize()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{file("p/repodata/repomd.xml", "metadata"),
+		file("p/pinned/c.rpm", "pinned!"), file("p/pinnedx/d.rpm", "not pinned")}}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := d.ListFiles(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ups []db.ObjectUpdate
+	for _, f := range all {
+		ups = append(ups, db.ObjectUpdate{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectPresent, Pushed: true, Verified: true})
+	}
+	if err := d.RecordObjects(ctx, db.Fence{}, od.ID, ups); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := d.FillStats(ctx)
+	if err != nil || len(stats) != 1 {
+		t.Fatal(stats, err)
+	}
+	// p/a.rpm (1), p/b.rpm (2), p/pinnedx/d.rpm (10): not the metadata, not the pin.
+	if stats[0].HeldBytes != 13 || stats[0].HeldFiles != 3 {
+		t.Errorf("held %d bytes in %d files, want 13 in 3", stats[0].HeldBytes, stats[0].HeldFiles)
+	}
+}

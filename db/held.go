@@ -201,7 +201,8 @@ func lockKinds(kind string) []string {
 	if kind == model.RunScan {
 		return []string{model.RunScan}
 	}
-	return []string{model.RunPush, model.RunGC}
+	// A purge of an on-demand copy holds the region's write lock as gc does.
+	return []string{model.RunPush, model.RunGC, model.RunPurge}
 }
 
 // BeginRegionRun takes the region's lock for a run of kind, records the run's start and
