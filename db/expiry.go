@@ -10,10 +10,11 @@ import (
 )
 
 // LiveCopies reads, in one repeatable-read transaction, the database's clock and a
-// region's recorded copies of live origin files (every state, deleting ones too), by
-// path: what expiry, eviction and the end of a purge judge the region by. Copies of
-// deleted files are gc's (GCState).
-func (d *DB) LiveCopies(ctx context.Context, regionID int64) (time.Time, []model.RegionObject, error) {
+// region's recorded copies of live origin files (every state, deleting ones too; with
+// onlyDeleting only those, which is all a push region needs and spares reading its whole
+// tree), by path: what expiry, eviction and the end of a purge judge the region by.
+// Copies of deleted files are gc's (GCState).
+func (d *DB) LiveCopies(ctx context.Context, regionID int64, onlyDeleting bool) (time.Time, []model.RegionObject, error) {
 	var now time.Time
 	var out []model.RegionObject
 	err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
@@ -23,7 +24,7 @@ func (d *DB) LiveCopies(ctx context.Context, regionID int64) (time.Time, []model
 		rows, err := tx.Query(ctx, `
 			SELECT o.region_id, o.file_id, f.path, o.size, o.sha256, o.state, o.pushed_at, o.verified_at, o.last_requested_at
 			FROM region_objects o JOIN files f ON f.id = o.file_id
-			WHERE o.region_id = $1 AND f.deleted_at IS NULL ORDER BY f.path`, regionID)
+			WHERE o.region_id = $1 AND f.deleted_at IS NULL AND (NOT $2 OR o.state = 'deleting') ORDER BY f.path`, regionID, onlyDeleting)
 		if err != nil {
 			return err
 		}

@@ -41,7 +41,7 @@ func (p *Pusher) realPaths(ctx context.Context, paths []string) (map[string]bool
 // that died midway. Database-first, as gc: mark, wait the servers' update delay, delete
 // the objects, forget the records.
 func (p *Pusher) gcOnDemand(ctx context.Context, r *model.Region, o GCOptions, res *GCResult, rr *db.RegionRun, alive func(context.Context) error) error {
-	now, objs, err := p.DB.LiveCopies(ctx, r.ID)
+	now, objs, err := p.DB.LiveCopies(ctx, r.ID, !r.OnDemand())
 	if err != nil {
 		return fmt.Errorf("gc %s: %w", r.Name, err)
 	}
