@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +22,7 @@ import (
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/objstore"
 	"github.com/regionmirror/regionmirror/internal/testenv"
+	"github.com/regionmirror/regionmirror/server"
 )
 
 // onDemandFixture is an on-demand region in a fresh versitygw bucket, with ci/ files at
@@ -221,14 +225,61 @@ func TestGCExpiresAndEvictsOnDemandCopies(t *testing.T) {
 		}
 	}
 
+	// A real server's snapshot too: while gc runs, a client asking for every ci/ file is
+	// never sent into the region for a copy that is gone.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sstore := server.NewStore(f.db, server.StoreOptions{LoadFiles: true, Debounce: 20 * time.Millisecond,
+		FilesMinInterval: 20 * time.Millisecond, Interval: time.Hour})
+	go sstore.Run(sctx)
+	handler := server.New(server.Options{Store: sstore, Log: slog.New(slog.DiscardHandler)}).Handler()
+	redirect := func(p string) string {
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/pub/"+p, nil))
+		return rec.Header().Get("Location")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.HasPrefix(redirect(all[0]), f.od.PublicURL) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server never sent %s into the on-demand region: %q", all[0], redirect(all[0]))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
 	const delay = 1500 * time.Millisecond
 	stop := make(chan struct{})
 	wait := f.watch(stop, delay)
+	var sent, broken atomic.Int64
+	var clients sync.WaitGroup
+	clients.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, p := range all {
+				if loc := redirect(p); strings.HasPrefix(loc, f.od.PublicURL) {
+					sent.Add(1)
+					if !served(t, f.od, p) {
+						broken.Add(1)
+						t.Errorf("the server sent a client to %s, which is gone", loc)
+					}
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
 	start := time.Now()
 	res := runGC(t, f.pusher, []*model.Region{f.od}, GCOptions{ExpireAfter: 14 * day, UpdateDelay: delay, UploadAge: -1})[0]
 	took := time.Since(start)
 	close(stop)
 	checks, gone := wait()
+	clients.Wait()
+	if sent.Load() == 0 || broken.Load() != 0 {
+		t.Errorf("server: %d redirects into the region during gc, %d to a copy that was gone", sent.Load(), broken.Load())
+	}
+	t.Logf("during gc: %d database checks, %d redirects into the region", checks, sent.Load())
 	if res.Status != model.RunOK || res.ExpiredOnDemand != 2 || res.Evicted != 2 || res.Purged != 1 || res.Removed != 5 ||
 		res.FreedBytes != 1000+2000+3000+4000+7000 || res.AbortedUploads != 1 {
 		t.Fatalf("gc: %+v", res)
