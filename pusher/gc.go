@@ -26,6 +26,12 @@ type GCOptions struct {
 	UpdateDelay time.Duration
 	// BatchSize is how many copies are deleted between two checks of the lock (default 64).
 	BatchSize int
+	// ExpireAfter is ondemand.expire_after: an on-demand copy no client asked for in that
+	// long is removed (0: 14 days).
+	ExpireAfter time.Duration
+	// UploadAge is how old an incomplete multipart upload must be for gc to abort it
+	// (0: 24h, far longer than any upload takes; negative: every one, for tests).
+	UploadAge time.Duration
 	DryRun    bool
 }
 
@@ -33,22 +39,44 @@ func (o GCOptions) defaults() GCOptions {
 	if o.BatchSize <= 0 {
 		o.BatchSize = 64
 	}
+	if o.ExpireAfter <= 0 {
+		o.ExpireAfter = 14 * 24 * time.Hour
+	}
+	if o.UploadAge == 0 {
+		o.UploadAge = 24 * time.Hour
+	}
 	return o
 }
 
 // GCResult is what gc did in one region.
 type GCResult struct {
-	Region   string        `json:"region"`
-	Status   string        `json:"status"`
-	RunID    int64         `json:"run_id,omitempty"`
-	Expired  int           `json:"expired_files"` // copies of deleted files whose time has come
-	Kept     int           `json:"kept_files"`    // copies of deleted files that must stay for now
-	Deleted  int           `json:"deleted_files"`
-	Paths    []string      `json:"paths,omitempty"`      // with --dry-run: what would be deleted
-	KeptWhy  []GCKept      `json:"kept,omitempty"`       // with --dry-run: what stays, and why
-	Twins    []string      `json:"twins_kept,omitempty"` // "+" twin keys left alone: real files
-	Error    string        `json:"error,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
+	Region  string   `json:"region"`
+	Status  string   `json:"status"`
+	RunID   int64    `json:"run_id,omitempty"`
+	Expired int      `json:"expired_files"` // copies of deleted files whose time has come
+	Kept    int      `json:"kept_files"`    // copies of deleted files that must stay for now
+	Deleted int      `json:"deleted_files"`
+	Paths   []string `json:"paths,omitempty"`      // with --dry-run: what would be deleted
+	KeptWhy []GCKept `json:"kept,omitempty"`       // with --dry-run: what stays, and why
+	Twins   []string `json:"twins_kept,omitempty"` // "+" twin keys left alone: real files
+	// On-demand copies (see PlanExpiry): expired, evicted above --max-bytes, and marked
+	// deleting by a purge or an interrupted expiry (finished here); removed counts those
+	// gone, with the bytes freed. HeldBytes is what the region's on-demand copies held
+	// before, KeptBytes after.
+	ExpiredOnDemand int   `json:"expired_on_demand"`
+	Evicted         int   `json:"evicted"`
+	Purged          int   `json:"purged_on_demand"`
+	Removed         int   `json:"removed_on_demand"`
+	FreedBytes      int64 `json:"freed_bytes"`
+	HeldBytes       int64 `json:"held_bytes,omitempty"`
+	KeptBytes       int64 `json:"kept_bytes,omitempty"`
+	// OnDemand lists, with --dry-run, the on-demand copies that would go and why.
+	OnDemand []ExpiryDelete `json:"on_demand,omitempty"`
+	// AbortedUploads counts incomplete multipart uploads aborted (with --dry-run: that
+	// would be).
+	AbortedUploads int           `json:"aborted_uploads"`
+	Error          string        `json:"error,omitempty"`
+	Duration       time.Duration `json:"duration_ns"`
 }
 
 // GC removes from regions the copies of files the origin deleted, once PlanGC allows it.
@@ -158,13 +186,33 @@ func (p *Pusher) gcRegion(ctx context.Context, r *model.Region, o GCOptions, res
 			if lost := rr.Err(); lost != nil && !errors.Is(err, db.ErrLockLost) {
 				err = errors.Join(err, fmt.Errorf("gc %s: %w", r.Name, lost))
 			}
-			rr.Run.Files = int64(res.Deleted)
-			rr.Run.Counts = map[string]int64{"expired": int64(res.Expired), "kept": int64(res.Kept), "deleted": int64(res.Deleted)}
+			rr.Run.Files = int64(res.Deleted + res.Removed)
+			rr.Run.Bytes = res.FreedBytes
+			rr.Run.Counts = map[string]int64{"expired": int64(res.Expired), "kept": int64(res.Kept), "deleted": int64(res.Deleted),
+				"expired_on_demand": int64(res.ExpiredOnDemand), "evicted": int64(res.Evicted), "purged_on_demand": int64(res.Purged),
+				"removed_on_demand": int64(res.Removed), "freed_bytes": res.FreedBytes, "aborted_uploads": int64(res.AbortedUploads)}
 			if ferr := rr.Finish(context.WithoutCancel(ctx), err); ferr != nil && err == nil {
 				err = ferr
 			}
 		}()
 	}
+	err = p.gcDeleted(ctx, r, o, res, rr, alive)
+	// A region held back for deleted files (not fresh) still expires its on-demand
+	// copies: those are live files, which no repomd.xml freshness rule concerns.
+	if err != nil && !errors.Is(err, errNotFresh) {
+		return err
+	}
+	if oerr := p.gcOnDemand(ctx, r, o, res, rr, alive); oerr != nil {
+		return errors.Join(err, oerr)
+	}
+	if uerr := p.abortUploads(ctx, r, o, res, alive); uerr != nil {
+		return errors.Join(err, uerr)
+	}
+	return err
+}
+
+// gcDeleted removes the region's copies of files the origin deleted, once PlanGC allows.
+func (p *Pusher) gcDeleted(ctx context.Context, r *model.Region, o GCOptions, res *GCResult, rr *db.RegionRun, alive func(context.Context) error) error {
 	// What may go is read under the lock: a push that revived a file and verified the
 	// region before gc got here has its copy recorded live.
 	st, err := p.DB.GCState(ctx, r.ID)
@@ -228,13 +276,7 @@ func (p *Pusher) gcRegion(ctx context.Context, r *model.Region, o GCOptions, res
 		return fmt.Errorf("gc %s: %w", r.Name, err)
 	}
 
-	open := p.OpenStore
-	if open == nil {
-		open = func(ctx context.Context, r *model.Region) (objstore.Store, error) {
-			return objstore.Open(ctx, r, p.Config.StoreOptions)
-		}
-	}
-	store, err := open(ctx, r)
+	store, err := p.openStore(ctx, r)
 	if err != nil {
 		return fmt.Errorf("gc %s: %w", r.Name, err)
 	}
@@ -268,6 +310,14 @@ func (p *Pusher) gcRegion(ctx context.Context, r *model.Region, o GCOptions, res
 		}
 	}
 	return nil
+}
+
+// openStore opens the region's store (through OpenStore when set).
+func (p *Pusher) openStore(ctx context.Context, r *model.Region) (objstore.Store, error) {
+	if p.OpenStore != nil {
+		return p.OpenStore(ctx, r)
+	}
+	return objstore.Open(ctx, r, p.Config.StoreOptions)
 }
 
 // waitForServers waits until delay has passed on the database's clock since now, so that

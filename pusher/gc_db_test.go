@@ -96,7 +96,10 @@ func TestMarkExpiredDeletingChecksAgain(t *testing.T) {
 		}
 	}
 	// Only deleting copies are forgotten; a push that wrote one again keeps it.
-	if err := d.RecordObjects(ctx, h.Fence(), r.ID, rec[2:3]); err != nil { // recent.rpm written again
+	// (Only a push brings a deleting copy back: RecordObjects refuses anything else.)
+	rewritten := rec[2]
+	rewritten.Pushed = true
+	if err := d.RecordObjects(ctx, h.Fence(), r.ID, []db.ObjectUpdate{rewritten}); err != nil { // recent.rpm written again
 		t.Fatal(err)
 	}
 	n, err := d.ForgetDeletingCopies(ctx, h.Fence(), r.ID, []int64{ids["a/gone.rpm"], ids["a/recent.rpm"], ids["a/revived.rpm"]})

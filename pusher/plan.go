@@ -122,17 +122,22 @@ func under(p, dir string) bool {
 	return dir == "" || strings.HasPrefix(p, dir+"/")
 }
 
-// Plan lists what region must receive: every live origin file it carries that it does
-// not hold verified. objects are the region's records by file ID.
+// Plan lists what region must receive: every live origin file a push writes there
+// (model.Region.Pushes) that it does not hold verified. objects are the region's records
+// by file ID.
 func Plan(region *model.Region, files []model.File, objects map[int64]*model.RegionObject) *RegionPlan {
 	return PlanRegion(PlanInput{Region: region, Files: files, Objects: objects})
 }
 
 // PlanRegion decides a region's push: the items per phase, the repositories whose
 // metadata is withheld and why, those rewritten in place, and the twins not written.
-//   - A file is planned when the region carries it and does not hold it verified;
-//     repodata/ files only where the region carries their whole repository
-//     (model.CarriesRepository), so metadata never goes where its packages do not.
+//   - A file is planned when a push writes it into the region (Region.Pushes: all it
+//     carries in a push region; in an on-demand region only the metadata of carried
+//     repositories and its pins) and the region does not hold it verified; repodata/
+//     files only where the region carries their whole repository
+//     (model.CarriesRepository), so metadata never goes where its packages do not. An
+//     on-demand region's other files are left to fills: never planned, so never
+//     overwritten, and never counted as work the region lacks.
 //   - The repodata and repomd.xml of a repository holding an unread file, or whose
 //     repomd.xml was not recorded, are withheld.
 //   - The twin of a path with "+" is not written when the origin has that path for real.
@@ -151,7 +156,7 @@ func PlanRegion(in PlanInput) *RegionPlan {
 	withheld := map[string]string{}
 	for i := range in.Files {
 		f := &in.Files[i]
-		if f.DeletedAt != nil || !region.Carries(f.Path) {
+		if f.DeletedAt != nil || !region.Pushes(f.Path) {
 			continue
 		}
 		ph := PhaseOf(f.Path)
@@ -183,9 +188,10 @@ func PlanRegion(in PlanInput) *RegionPlan {
 			withheld[dir] = reason
 		}
 	}
-	// An unread file the region carries fails the run: the region lacks it.
+	// An unread file a push writes into the region fails the run: the region lacks it
+	// (an on-demand region lacks nothing it fills on demand).
 	for _, u := range in.Unread {
-		if region.Carries(u) {
+		if region.Pushes(u) {
 			p.Unread = u
 			break
 		}

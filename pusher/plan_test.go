@@ -306,3 +306,80 @@ func TestTwinNotWrittenOverADeletedFile(t *testing.T) {
 		t.Errorf("items %+v, twins skipped %v", p.Items[PhaseFiles], p.TwinsSkipped)
 	}
 }
+
+// TestPlanOnDemandRegion: an on-demand region's push writes only what Region.Pushes says
+// (the metadata of carried repositories and the pins); every other file is left to fills,
+// whether the region holds a copy of it (never overwritten) or not (not work it lacks).
+func TestPlanOnDemandRegion(t *testing.T) {
+	h := func(b byte) []byte { s := make([]byte, 32); s[0] = b; return s }
+	const dir = "r/os"
+	repo := model.Repository{ID: 7, Name: "r", Arch: "x86_64", Directory: dir}
+	files := []model.File{
+		{ID: 1, Path: dir + "/Packages/a.rpm", Size: 10, SHA256: h(1)},
+		{ID: 2, Path: dir + "/Packages/hot/b.rpm", Size: 20, SHA256: h(2)},
+		{ID: 5, Path: dir + "/repodata/primary.xml.gz", Size: 5, SHA256: h(5)},
+		{ID: 6, Path: dir + "/repodata/repomd.xml", Size: 3, SHA256: h(6)},
+		{ID: 7, Path: dir + "/repodata/repomd.xml.asc", Size: 3, SHA256: h(7)},
+		{ID: 8, Path: "r/iso/boot.iso", Size: 100, SHA256: h(8)},
+	}
+	paths := func(p *RegionPlan) []string {
+		var out []string
+		for ph := range NumPhases {
+			for _, it := range p.Items[ph] {
+				out = append(out, it.File.Path)
+			}
+		}
+		return out
+	}
+	meta := []string{dir + "/repodata/primary.xml.gz", dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}
+	for _, tc := range []struct {
+		name     string
+		pins     []string
+		objects  map[int64]*model.RegionObject
+		unread   []string
+		want     []string
+		upToDate int
+		inPlace  bool
+		unreadOK string
+	}{
+		{name: "metadata only", want: meta},
+		{name: "pins are pushed", pins: []string{dir + "/Packages/hot"}, want: append([]string{dir + "/Packages/hot/b.rpm"}, meta...)},
+		// A copy a fill made, even of other bytes than the origin's (the origin changed
+		// since): a push never rewrites it, so it is no in-place rewrite either.
+		{name: "an on-demand copy is never overwritten", objects: map[int64]*model.RegionObject{
+			1: {FileID: 1, Size: 10, SHA256: h(99), State: model.ObjectPresent},
+			8: {FileID: 8, Size: 100, SHA256: h(8), State: model.ObjectPresent}}, want: meta},
+		{name: "held metadata is up to date", objects: map[int64]*model.RegionObject{
+			5: {FileID: 5, Size: 5, SHA256: h(5), State: model.ObjectPresent}}, want: meta[1:], upToDate: 1},
+		{name: "an unread on-demand file withholds the metadata but is no work the region lacks", unread: []string{dir + "/Packages/a.rpm"}},
+		{name: "an unread pin fails the run", pins: []string{dir + "/Packages/hot"}, unread: []string{dir + "/Packages/hot/b.rpm"},
+			want: []string{dir + "/Packages/hot/b.rpm"}, unreadOK: dir + "/Packages/hot/b.rpm"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			region := &model.Region{Name: "od", Includes: []string{"r"}, Fill: model.FillOnDemand, Pins: tc.pins}
+			p := PlanRegion(PlanInput{Region: region, Files: files, Objects: tc.objects, Repos: []model.Repository{repo}, Unread: tc.unread})
+			if got := paths(p); !slices.Equal(got, tc.want) {
+				t.Errorf("planned %v, want %v", got, tc.want)
+			}
+			for _, it := range paths(p) {
+				if region.FillsOnDemand(it) {
+					t.Errorf("planned %s, which the region fills on demand", it)
+				}
+			}
+			if p.UpToDate != tc.upToDate {
+				t.Errorf("up to date %d, want %d", p.UpToDate, tc.upToDate)
+			}
+			if len(p.InPlace) > 0 != tc.inPlace {
+				t.Errorf("in place %v, want %v", p.InPlace, tc.inPlace)
+			}
+			if p.Unread != tc.unreadOK {
+				t.Errorf("unread %q, want %q", p.Unread, tc.unreadOK)
+			}
+		})
+	}
+	// The same files in a push region: everything carried.
+	push := PlanRegion(PlanInput{Region: &model.Region{Name: "p", Includes: []string{"r"}}, Files: files, Repos: []model.Repository{repo}})
+	if push.Files() != len(files) {
+		t.Errorf("a push region plans %d files, want %d", push.Files(), len(files))
+	}
+}

@@ -424,7 +424,7 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 		// The current repomd.xml names every package of its primary.xml: each must be
 		// there, or clients of this region fail where nothing was ever pushed (a region
 		// that moved, or whose packages were never uploaded).
-		if why := s.packagesMissing(ctx, store, repo, md, seen, origin.byPath); why != "" {
+		if why := s.packagesMissing(ctx, r, store, repo, md, seen, origin.byPath); why != "" {
 			stale("%s", why)
 			return
 		}
@@ -460,7 +460,9 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 
 // packagesMissing reads the primary.xml a region serves (already checked against the
 // repomd.xml it serves) and returns why not every package it names is held there, or "".
-func (s *Scanner) packagesMissing(ctx context.Context, store objstore.Store, repo model.Repository, md *repomd.Repomd, seen *objectsSeen, byPath map[string]*model.File) string {
+// An on-demand region need not hold what it fills on demand (a client's first request is
+// answered elsewhere and queues the copy), but a copy it holds must be the named bytes.
+func (s *Scanner) packagesMissing(ctx context.Context, r *model.Region, store objstore.Store, repo model.Repository, md *repomd.Repomd, seen *objectsSeen, byPath map[string]*model.File) string {
 	for _, d := range md.Data {
 		if d.Type != "primary" {
 			continue
@@ -490,6 +492,9 @@ func (s *Scanner) packagesMissing(ctx context.Context, store objstore.Store, rep
 			case Differs:
 				differ++
 			default:
+				if r.FillsOnDemand(q) {
+					return nil
+				}
 				missing++
 			}
 			if first == "" {
@@ -641,6 +646,20 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 	var updates []db.ObjectUpdate
 	for i, f := range want {
 		row := rows[f.ID]
+		// An on-demand region's copy made on demand: verified like any copy, but one that
+		// is gone or damaged only sends its clients elsewhere (and the next miss queues a
+		// new copy); the metadata it serves stays servable.
+		onDemand := r.FillsOnDemand(f.Path)
+		if row != nil && row.State == model.ObjectDeleting {
+			// On its way out (expiry, purge): servers no longer send clients there and its
+			// remover deletes the object, then the record; the scan records nothing of it.
+			// A pushed file the region no longer serves is one it lacks.
+			seen.verdicts[f.Path] = VerdictNeverPushed
+			if !onDemand {
+				seen.bad[f.Path] = true
+			}
+			continue
+		}
 		_, ok := listed[f.Path]
 		twin := model.SpaceTwin(f.Path)
 		_, twinOK := listed[twin]
@@ -671,11 +690,13 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 			}
 		case VerdictMissing, VerdictTwinMissing:
 			state = model.ObjectMissing
-			seen.bad[f.Path] = true
+			if !onDemand {
+				seen.bad[f.Path] = true
+			}
 			rep.Missing++
 		case VerdictCorrupt:
 			state = model.ObjectCorrupt
-			if row != nil {
+			if row != nil && !onDemand {
 				seen.bad[f.Path] = true
 			}
 			rep.Corrupt++

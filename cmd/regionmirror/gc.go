@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/regionmirror/regionmirror/internal/human"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/pusher"
 )
@@ -20,14 +21,20 @@ func (a *app) gcCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "gc [--region R]... [--dry-run] [--json]",
-		Short: "Remove from regions what the origin deleted, once push.delete_grace has passed",
+		Short: "Remove what the origin deleted (after push.delete_grace), expired and evicted on-demand copies, and stale uploads",
 		Long: `Remove from regions the files the origin deleted (and their "+" twins, unless a twin is
 a real file), then forget files no region holds. A file goes once push.delete_grace has passed
 since the latest of its deletion and the moment the last repomd.xml that may name it left the
 metalinks (metalink.alternates_max_age after it was superseded). gc never runs beside a push of
 the same region, and leaves a region alone while any of its repositories is not fresh there:
 older metadata it still serves may name those files. Copies are marked deleting first, so
-servers stop sending clients there (push.announce_delay) before the objects go.`,
+servers stop sending clients there (push.announce_delay) before the objects go.
+
+In on-demand regions gc also removes the copies made on demand that no client asked for in
+ondemand.expire_after, then, while the region's on-demand copies hold more than its
+--max-bytes, the least recently requested ones; never its metadata or pinned files. It finishes
+copies a purge marked deleting, and in every S3 region aborts multipart uploads started more
+than 24 hours ago (a worker killed mid-upload leaves them, and S3 bills their parts).`,
 		Args: cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -47,9 +54,11 @@ servers stop sending clients there (push.announce_delay) before the objects go.`
 			} else {
 				rows := [][]string{}
 				for _, r := range results {
-					rows = append(rows, []string{r.Region, r.Status, strconv.Itoa(r.Expired), strconv.Itoa(r.Kept), strconv.Itoa(r.Deleted), roundDuration(r.Duration), r.Error})
+					rows = append(rows, []string{r.Region, r.Status, strconv.Itoa(r.Expired), strconv.Itoa(r.Kept), strconv.Itoa(r.Deleted),
+						strconv.Itoa(r.ExpiredOnDemand), strconv.Itoa(r.Evicted), strconv.Itoa(r.Purged), human.Bytes(r.FreedBytes),
+						strconv.Itoa(r.AbortedUploads), roundDuration(r.Duration), r.Error})
 				}
-				printTable(a.stdout, []string{"REGION", "STATUS", "EXPIRED", "KEPT", "DELETED", "TOOK", "ERROR"}, rows)
+				printTable(a.stdout, []string{"REGION", "STATUS", "EXPIRED", "KEPT", "DELETED", "ON-DEMAND EXPIRED", "EVICTED", "PURGED", "FREED", "UPLOADS ABORTED", "TOOK", "ERROR"}, rows)
 				for _, r := range results {
 					for _, t := range r.Twins {
 						fmt.Fprintf(a.stdout, "kept %s: %q, a real file, not deleted as a + twin\n", r.Region, t)
@@ -59,6 +68,16 @@ servers stop sending clients there (push.announce_delay) before the objects go.`
 					for _, r := range results {
 						for _, p := range r.Paths {
 							fmt.Fprintf(a.stdout, "would delete %s: %s\n", r.Region, p)
+						}
+						for _, d := range r.OnDemand {
+							used := "never requested"
+							if !d.LastUsed.IsZero() {
+								used = "last requested " + d.LastUsed.UTC().Format(time.RFC3339)
+							}
+							fmt.Fprintf(a.stdout, "would remove %s: %s (%s, %s; %s)\n", r.Region, d.Path, gcReason(d.Reason), human.Bytes(d.Size), used)
+						}
+						if r.AbortedUploads > 0 {
+							fmt.Fprintf(a.stdout, "would abort %s: %d incomplete multipart uploads\n", r.Region, r.AbortedUploads)
 						}
 						for _, k := range r.KeptWhy {
 							until := ""
@@ -90,6 +109,20 @@ func (a *app) gcOptions(dryRun bool) pusher.GCOptions {
 		Grace:            a.cfg.Push.DeleteGrace.Std(),
 		AlternatesMaxAge: a.cfg.Metalink.AlternatesMaxAge.Std(),
 		UpdateDelay:      a.cfg.Push.AnnounceDelay.Std(),
+		ExpireAfter:      a.cfg.OnDemand.ExpireAfter.Std(),
 		DryRun:           dryRun,
 	}
+}
+
+// gcReason says in words why gc removes an on-demand copy.
+func gcReason(reason string) string {
+	switch reason {
+	case pusher.RemoveExpired:
+		return "expired: not requested for ondemand.expire_after"
+	case pusher.RemoveEvicted:
+		return "evicted: the region is above its --max-bytes, least recently requested first"
+	case pusher.RemovePurged:
+		return "purged: marked deleting"
+	}
+	return reason
 }

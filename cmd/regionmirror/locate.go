@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,7 +17,8 @@ import (
 
 type locateCopy struct {
 	Region     string     `json:"region"`
-	State      string     `json:"state"` // present, missing, corrupt, deleting, not-pushed, excluded
+	Fill       string     `json:"fill"`  // push, on-demand
+	State      string     `json:"state"` // present, missing, corrupt, deleting, not-pushed, not-copied (on demand), excluded
 	Current    bool       `json:"current"`
 	VerifiedAt *time.Time `json:"verified_at,omitempty"`
 	URL        string     `json:"url"`
@@ -28,6 +30,20 @@ type locateReport struct {
 	SHA256    string       `json:"sha256"`
 	DeletedAt *time.Time   `json:"deleted_at,omitempty"`
 	Copies    []locateCopy `json:"regions"`
+	// InFlight are the copies into on-demand regions queued, running or failed.
+	InFlight []locateJob `json:"in_flight"`
+}
+
+// locateJob is a fill job of the path: the CLI shows its error in full.
+type locateJob struct {
+	Region     string     `json:"region"`
+	State      string     `json:"state"` // queued, running, failed
+	Attempts   int        `json:"attempts"`
+	QueuedAt   time.Time  `json:"queued_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	LeaseUntil *time.Time `json:"lease_until,omitempty"`
+	Worker     string     `json:"worker,omitempty"`
+	Error      string     `json:"error,omitempty"`
 }
 
 // originFile validates a path argument as the inventory stores it and looks the file up.
@@ -73,11 +89,25 @@ func (a *app) locateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rep := locateReport{Path: f.Path, Size: f.Size, SHA256: hex.EncodeToString(f.SHA256), DeletedAt: f.DeletedAt}
+			jobs, err := d.FillJobs(ctx, 0, f.ID, 1000)
+			if err != nil {
+				return err
+			}
+			rep := locateReport{Path: f.Path, Size: f.Size, SHA256: hex.EncodeToString(f.SHA256), DeletedAt: f.DeletedAt, InFlight: []locateJob{}}
+			for _, j := range jobs {
+				rep.InFlight = append(rep.InFlight, locateJob{Region: j.RegionName, State: j.State, Attempts: j.Attempts, QueuedAt: j.QueuedAt,
+					StartedAt: j.StartedAt, LeaseUntil: j.LeaseUntil, Worker: j.Worker, Error: j.Error})
+			}
 			for _, r := range regions {
-				c := locateCopy{Region: r.Name, State: "not-pushed", URL: r.URL(f.Path)}
-				if !r.Carries(f.Path) {
+				c := locateCopy{Region: r.Name, Fill: r.Fill, State: "not-pushed", URL: r.URL(f.Path)}
+				if c.Fill == "" {
+					c.Fill = model.FillPush
+				}
+				switch {
+				case !r.Carries(f.Path):
 					c.State = "excluded"
+				case r.FillsOnDemand(f.Path):
+					c.State = "not-copied" // copied when a client there first asks for it
 				}
 				for _, o := range objs {
 					if o.RegionID == r.ID {
@@ -103,45 +133,21 @@ func (a *app) locateCmd() *cobra.Command {
 				}
 				rows = append(rows, []string{c.Region, c.State, yesNo(c.Current), verified, c.URL})
 			}
-			return printTable(a.stdout, []string{"REGION", "STATE", "CURRENT", "VERIFIED", "URL"}, rows)
+			if err := printTable(a.stdout, []string{"REGION", "STATE", "CURRENT", "VERIFIED", "URL"}, rows); err != nil {
+				return err
+			}
+			if len(rep.InFlight) == 0 {
+				return nil
+			}
+			fmt.Fprintln(a.stdout)
+			fmt.Fprintln(a.stdout, "copies in flight:")
+			rows = [][]string{}
+			for _, j := range rep.InFlight {
+				rows = append(rows, []string{j.Region, j.State, strconv.Itoa(j.Attempts), human.Age(now.Sub(j.QueuedAt)) + " ago", j.Worker, j.Error})
+			}
+			return printTable(a.stdout, []string{"REGION", "STATE", "ATTEMPTS", "QUEUED", "WORKER", "ERROR"}, rows)
 		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	return cmd
-}
-
-func (a *app) purgeCmd() *cobra.Command {
-	var region string
-	cmd := &cobra.Command{
-		Use:   "purge PATH [--region R]",
-		Short: "Forget a region's copy of a path so the next push writes it again",
-		Long: `Forget what is recorded about a path's copy in one region (or all): the server stops
-sending clients there for it, and the next push writes it again. The object itself is
-left in place until then.`,
-		Args: cobra.ExactArgs(1),
-		RunE: action(func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			d, f, err := a.originFile(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			p := f.Path
-			var regionID int64
-			if region != "" {
-				r, err := d.GetRegion(ctx, region)
-				if err != nil {
-					return err
-				}
-				regionID = r.ID
-			}
-			n, err := d.ForgetObject(ctx, p, regionID)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "forgot %d copies of %s; the next push writes them again\n", n, p)
-			return nil
-		}),
-	}
-	cmd.Flags().StringVarP(&region, "region", "r", "", "only this region (default: every region)")
 	return cmd
 }

@@ -34,7 +34,24 @@ type statusRegion struct {
 	Name    string        `json:"name"`
 	Enabled bool          `json:"enabled"`
 	Access  string        `json:"access"`
+	Fill    string        `json:"fill"` // push or on-demand
 	Health  *model.Health `json:"health,omitempty"`
+	// OnDemand is an on-demand region's filling: bytes held against its cap, jobs.
+	OnDemand *statusFill `json:"on_demand,omitempty"`
+}
+
+// statusFill is an on-demand region's copies and fill jobs as status shows them.
+type statusFill struct {
+	HeldBytes int64 `json:"held_bytes"`
+	HeldFiles int64 `json:"held_files"`
+	MaxBytes  int64 `json:"max_bytes"` // 0: no cap
+	Queued    int64 `json:"queued"`
+	Running   int64 `json:"running"`
+	Failed    int64 `json:"failed"`
+	// OldestQueued is when the oldest queued job was queued; OldestQueuedAge its age in
+	// seconds at the time of the report.
+	OldestQueued    *time.Time `json:"oldest_queued,omitempty"`
+	OldestQueuedAge float64    `json:"oldest_queued_age_seconds,omitempty"`
 }
 
 type statusReport struct {
@@ -80,8 +97,42 @@ func loadStatus(ctx context.Context, d *db.DB, policy selection.Policy) (*status
 	if err != nil {
 		return nil, err
 	}
+	fills, err := d.FillStats(ctx)
+	if err != nil {
+		return nil, err
+	}
 	// As serve judges: its clock against the database's first_seen.
-	return buildStatus(data, runs, policy, time.Now()), nil
+	now := time.Now()
+	rep := buildStatus(data, runs, policy, now)
+	addFillStats(rep, data, fills, now)
+	return rep, nil
+}
+
+// addFillStats fills in the on-demand regions' copies and jobs.
+func addFillStats(rep *statusReport, data *model.SnapshotData, fills []model.FillStats, now time.Time) {
+	byID := map[int64]*model.FillStats{}
+	for i := range fills {
+		byID[fills[i].RegionID] = &fills[i]
+	}
+	names := map[string]*model.Region{}
+	for i := range data.Regions {
+		names[data.Regions[i].Name] = &data.Regions[i]
+	}
+	for i := range rep.Regions {
+		r := names[rep.Regions[i].Name]
+		if r == nil || !r.OnDemand() {
+			continue
+		}
+		sf := &statusFill{MaxBytes: r.MaxBytes}
+		if fs := byID[r.ID]; fs != nil {
+			sf.HeldBytes, sf.HeldFiles, sf.Queued, sf.Running, sf.Failed = fs.HeldBytes, fs.HeldFiles, fs.Queued, fs.Running, fs.Failed
+			if fs.OldestQueued != nil {
+				sf.OldestQueued = fs.OldestQueued
+				sf.OldestQueuedAge = max(now.Sub(*fs.OldestQueued), 0).Seconds()
+			}
+		}
+		rep.Regions[i].OnDemand = sf
+	}
 }
 
 // buildStatus classifies every repository in every region with the freshness cells of the
@@ -104,7 +155,11 @@ func buildStatus(data *model.SnapshotData, runs []model.Run, policy selection.Po
 	}
 	rep := &statusReport{Runs: runs}
 	for _, r := range snap.Regions {
-		rep.Regions = append(rep.Regions, statusRegion{Name: r.Name, Enabled: r.Enabled, Access: regions[r.ID].Access, Health: health[r.ID]})
+		fill := regions[r.ID].Fill
+		if fill == "" {
+			fill = model.FillPush
+		}
+		rep.Regions = append(rep.Regions, statusRegion{Name: r.Name, Enabled: r.Enabled, Access: regions[r.ID].Access, Fill: fill, Health: health[r.ID]})
 	}
 	for _, repo := range snap.Repos {
 		row := statusRepo{Repo: repo.Name, Arch: repo.Arch, Directory: repo.Directory, Regions: map[string]statusCell{}}
@@ -172,10 +227,31 @@ func printStatus(a *app, rep *statusReport, now time.Time) {
 				probe = human.Age(now.Sub(*h.LastProbeAt)) + " ago"
 			}
 		}
-		rows = append(rows, []string{r.Name, yesNo(r.Enabled), r.Access, health, probe, lastErr})
+		rows = append(rows, []string{r.Name, yesNo(r.Enabled), r.Access, r.Fill, health, probe, lastErr})
 	}
-	printTable(a.stdout, []string{"REGION", "ENABLED", "ACCESS", "HEALTH", "LAST PROBE", "LAST ERROR"}, rows)
+	printTable(a.stdout, []string{"REGION", "ENABLED", "ACCESS", "FILL", "HEALTH", "LAST PROBE", "LAST ERROR"}, rows)
 	fmt.Fprintln(a.stdout)
+	rows = [][]string{}
+	for _, r := range rep.Regions {
+		od := r.OnDemand
+		if od == nil {
+			continue
+		}
+		held := human.Bytes(od.HeldBytes) + " (no cap)"
+		if od.MaxBytes > 0 {
+			held = fmt.Sprintf("%s of %s (%.0f%%)", human.Bytes(od.HeldBytes), human.Bytes(od.MaxBytes), 100*float64(od.HeldBytes)/float64(od.MaxBytes))
+		}
+		oldest := ""
+		if od.OldestQueued != nil {
+			oldest = human.Age(time.Duration(od.OldestQueuedAge*float64(time.Second))) + " ago"
+		}
+		rows = append(rows, []string{r.Name, held, strconv.FormatInt(od.HeldFiles, 10), strconv.FormatInt(od.Queued, 10),
+			strconv.FormatInt(od.Running, 10), strconv.FormatInt(od.Failed, 10), oldest})
+	}
+	if len(rows) > 0 {
+		printTable(a.stdout, []string{"ON-DEMAND REGION", "HELD", "FILES", "QUEUED", "RUNNING", "FAILED", "OLDEST QUEUED"}, rows)
+		fmt.Fprintln(a.stdout)
+	}
 	rows = [][]string{}
 	for _, r := range rep.Runs {
 		rows = append(rows, []string{strconv.FormatInt(r.ID, 10), r.Kind, r.RegionName, human.Age(now.Sub(r.StartedAt)) + " ago",
