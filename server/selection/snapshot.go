@@ -78,6 +78,7 @@ type Region struct {
 	// asked for them (model.FillOnDemand).
 	OnDemand bool
 	Pins     []string
+	MaxBytes int64 // the cap of its on-demand copies (0: none)
 	// base is the public URL plus the key prefix, ending in "/".
 	base string
 	// listBase, listScheme are what metalinks and mirror lists name: base, or for an
@@ -357,7 +358,7 @@ func newRegion(m *model.Region) *Region {
 		ID: m.ID, Name: m.Name, Aliases: m.Aliases, Country: m.Country, Continent: m.Continent,
 		Weight: m.Weight, LocationOnly: m.Access == model.AccessLocationOnly, Enabled: m.Enabled,
 		Includes: m.Includes, Netblocks: m.Netblocks, Health: model.HealthUnknown,
-		OnDemand: m.OnDemand(), Pins: m.Pins,
+		OnDemand: m.OnDemand(), Pins: m.Pins, MaxBytes: m.MaxBytes,
 	}
 	if m.Latitude != nil && m.Longitude != nil {
 		r.Lat, r.Lon, r.HasCoords = *m.Latitude, *m.Longitude, true
