@@ -129,9 +129,16 @@ func (a *app) serve(ctx context.Context, d *db.DB, l net.Listener, accessLog boo
 	activityDone := make(chan struct{})
 	go func() { activity.Run(ctx); close(activityDone) }()
 	defer func() { <-activityDone }() // the last flush of the counts
+	// Misses of on-demand regions become fill jobs, and requests of their copies move the
+	// expiry clock: collected in memory, written in the background.
+	fills := server.NewFills(d, server.FillOptions{MaxWait: cfg.OnDemand.MaxWait.Std(), Metrics: metrics, Log: a.log})
+	fillsDone := make(chan struct{})
+	go func() { fills.Run(ctx); close(fillsDone) }()
+	defer func() { <-fillsDone }() // the last flush of the misses
 	srv := server.New(server.Options{
 		Store: store, Metrics: metrics, GeoIP: locator, Log: a.log, AccessLog: accessLog,
 		TrustedProxies: cfg.TrustedProxyPrefixes(), DownloadPrefix: cfg.Server.DownloadPrefix, Activity: activity,
+		Fills: fills, Admin: server.NewAdmin(d, cfg.Server.AdminTokens, a.log),
 	})
 	reloadDone := make(chan struct{})
 	go func() {
@@ -157,7 +164,8 @@ func (a *app) serve(ctx context.Context, d *db.DB, l net.Listener, accessLog boo
 }
 
 func servePolicy(cfg *config.Config) selection.Policy {
-	return selection.Policy{OriginURL: cfg.Origin.URL, AlternatesMaxAge: cfg.Metalink.AlternatesMaxAge.Std()}
+	return selection.Policy{OriginURL: cfg.Origin.URL, AlternatesMaxAge: cfg.Metalink.AlternatesMaxAge.Std(),
+		PublicURL: cfg.Server.PublicURL}
 }
 
 // reloadServe is serve's answer to SIGHUP: the configuration is read again (a broken one
