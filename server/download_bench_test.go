@@ -12,6 +12,7 @@ import (
 
 	"github.com/regionmirror/regionmirror/internal/filetable"
 	"github.com/regionmirror/regionmirror/internal/geo"
+	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/server/selection"
 )
 
@@ -21,10 +22,16 @@ func benchPath(n int) string {
 }
 
 // benchDownloadServer serves n synthetic files, each verified in all eight regions.
-func benchDownloadServer(b *testing.B, n int) *Server {
+// With onDemand every region fills on demand and holds the files: each redirect also
+// records the copy's request (Fills.Requested).
+func benchDownloadServer(b *testing.B, n int, onDemand ...bool) *Server {
 	var specs []regionSpec
+	fill := ""
+	if len(onDemand) > 0 && onDemand[0] {
+		fill = model.FillOnDemand
+	}
 	for _, name := range []string{"us-east-1", "us-west-1", "eu-central-1", "eu-west-1", "ap-southeast-2", "ap-northeast-1", "sa-east-1", "ca-central-1"} {
-		specs = append(specs, regionSpec{Name: name, Country: "US", Lat: float64(len(specs) * 10), Lon: float64(len(specs) * 20), RepoState: "fresh", RepoVersion: "v3"})
+		specs = append(specs, regionSpec{Name: name, Country: "US", Lat: float64(len(specs) * 10), Lon: float64(len(specs) * 20), RepoState: "fresh", RepoVersion: "v3", Fill: fill})
 	}
 	fb := filetable.NewBuilder(n, n*100)
 	var sum [32]byte
@@ -44,20 +51,23 @@ func benchDownloadServer(b *testing.B, n int) *Server {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return New(Options{Store: store, GeoIP: g, Metrics: NewMetrics(store),
-		Activity: NewActivity(nil, ActivityOptions{}), DownloadPrefix: "/pub"})
+	m := NewMetrics(store)
+	return New(Options{Store: store, GeoIP: g, Metrics: m,
+		Activity: NewActivity(nil, ActivityOptions{}), DownloadPrefix: "/pub",
+		Fills: NewFills(nil, FillOptions{Metrics: m})})
 }
 
 // BenchmarkDownloadRedirect measures one redirect without the network: path checks, the
 // lookup, GeoIP, selection, the Link and digest headers, counters and metrics.
 func BenchmarkDownloadRedirect(b *testing.B) {
 	for _, c := range []struct {
-		name  string
-		files int
-		hot   bool
-	}{{"hot", 1000, true}, {"random-1M", 1_000_000, false}} {
+		name     string
+		files    int
+		hot      bool
+		onDemand bool
+	}{{"hot", 1000, true, false}, {"random-1M", 1_000_000, false, false}, {"on-demand-held-hot", 1000, true, true}} {
 		b.Run(c.name, func(b *testing.B) {
-			s := benchDownloadServer(b, c.files)
+			s := benchDownloadServer(b, c.files, c.onDemand)
 			reqs := make([]*http.Request, 4096)
 			for i := range reqs {
 				n := 7

@@ -43,8 +43,8 @@ var pageFuncs = template.FuncMap{
 		}
 		return human.Age(now.Sub(at)) + " ago"
 	},
-	"pct":         func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + "%" },
-	"lower":       strings.ToLower,
+	"pct":   func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + "%" },
+	"lower": strings.ToLower,
 	// share is pct for an optional fraction: "—" when there is none yet.
 	"share": func(f *float64) string {
 		if f == nil {
