@@ -540,3 +540,70 @@ func TestPurgeAPI(t *testing.T) {
 		t.Errorf("%d purge runs, want 4", len(runs))
 	}
 }
+
+// TestOnDemandRegionsAPI: /api/v1/regions shows each region's fill mode, cap, what its
+// copies hold, the in-region share and its jobs, read in the background; a failed job is
+// counted, its error text never shown.
+func TestOnDemandRegionsAPI(t *testing.T) {
+	w := startOnDemand(t, onDemandOptions{})
+	ctx := context.Background()
+	w.location(t, http.MethodGet, "/pub/"+odHello+"?location=od")
+	w.location(t, http.MethodGet, "/pub/"+odGreet+"?location=od")
+	waitFor(t, "two jobs", func() bool { return len(w.jobs(t, odHello)) == 1 && len(w.jobs(t, odGreet)) == 1 })
+	w.complete(t, odHello)
+	jobs, err := w.d.ClaimFills(ctx, "test-worker", 10, time.Minute)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("claim: %v %v", jobs, err)
+	}
+	if err := w.d.FailFill(ctx, &jobs[0], "PUT https://bucket-od.s3.example/x: 500 secret-endpoint", time.Hour, true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the copy served", func() bool {
+		_, loc := w.location(t, http.MethodGet, "/pub/"+odHello+"?location=od")
+		return loc == odURL(odHello)
+	})
+	type view struct {
+		Name          string   `json:"name"`
+		Fill          string   `json:"fill"`
+		Pins          []string `json:"pins"`
+		MaxBytes      int64    `json:"max_bytes"`
+		HeldBytes     *int64   `json:"held_bytes"`
+		HeldFiles     *int64   `json:"held_files"`
+		InRegionShare *float64 `json:"in_region_share"`
+		Jobs          *struct {
+			Queued, Running, Failed int64
+		} `json:"jobs"`
+	}
+	var got map[string]view
+	waitFor(t, "the figures", func() bool {
+		_, body := httpGet(t, w.url+"/api/v1/regions")
+		if strings.Contains(body, "secret-endpoint") || strings.Contains(body, "bucket-od") {
+			t.Fatalf("the API shows the error text or the bucket: %s", body)
+		}
+		var v struct{ Regions []view }
+		if err := json.Unmarshal([]byte(body), &v); err != nil {
+			t.Fatal(err)
+		}
+		got = map[string]view{}
+		for _, r := range v.Regions {
+			got[r.Name] = r
+		}
+		od := got["od"]
+		return od.Jobs != nil && od.Jobs.Failed == 1 && od.HeldFiles != nil && *od.HeldFiles == 1 && od.InRegionShare != nil
+	})
+	od, push := got["od"], got["push"]
+	if od.Fill != model.FillOnDemand || od.Pins == nil || *od.HeldBytes != w.files[odHello].Size || od.Jobs.Queued != 0 {
+		t.Errorf("od: %+v", od)
+	}
+	if s := *od.InRegionShare; s <= 0 || s >= 1 {
+		t.Errorf("od in-region share %v: some requests were misses, some answered in the region", s)
+	}
+	if push.Fill != model.FillPush || push.Jobs != nil || push.HeldBytes != nil {
+		t.Errorf("push: %+v", push)
+	}
+	// The dashboard shows the same.
+	_, page := httpGet(t, w.url+"/")
+	if !strings.Contains(page, `id="ondemand"`) || !strings.Contains(page, "copy failed") || strings.Contains(page, "secret-endpoint") {
+		t.Errorf("dashboard lacks the on-demand table or shows the error")
+	}
+}
