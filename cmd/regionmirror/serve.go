@@ -33,8 +33,13 @@ func (a *app) serveCmd() *cobra.Command {
 		Use:   "serve",
 		Short: "Answer yum/dnf metalinks, mirror lists and download redirects from an in-memory snapshot",
 		Long: `Serve GET /metalink and GET /mirrorlist (yum/dnf), download redirects under
-server.download_prefix (with ?meta4 and ?mirrorlist), the status dashboard at /, the JSON
-API under /api/v1/, /healthz, /readyz and /metrics on server.listen. Every answer comes from an in-memory snapshot of the database that is
+server.download_prefix (with ?meta4 and ?mirrorlist), GET /r/<region>/<path> (a region's
+view of the tree, which metalinks give for on-demand regions when server.public_url is
+set), the status dashboard at /, the JSON API under /api/v1/ (with DELETE
+/api/v1/regions/<R>/objects/<PATH> when server.admin_tokens is set), /healthz, /readyz and
+/metrics on server.listen. A request whose first region is on-demand and lacks the file is
+answered by the next verified copy and queues a copy into it (ondemand.max_wait lets it
+wait for the copy). Every answer comes from an in-memory snapshot of the database that is
 rebuilt when a writer sends NOTIFY regionmirror_changed and every server.snapshot_interval;
 when the database is unreachable the last snapshot keeps serving and /readyz says so.
 Every server.probe_interval a HEAD to each public region's URL checks that this server can
