@@ -3,7 +3,8 @@
 #
 #   held:   `regionmirror serve` redirecting into an on-demand region that holds the files
 #           (each redirect also records the copy's request for expiry) against
-#           testdata/bench/bare.go's constant 302 with a real redirect's headers;
+#           testdata/bench/bare.go's constant 302 with a real redirect's headers, and as a
+#           control the same files redirected to a push region (us-east-1);
 #   misses: serve answering a burst of 10,000 distinct misses (the on-demand region lacks
 #           the files: each is answered by the next region and recorded, and the misses are
 #           flushed to fill_jobs in the background) against serve answering as many hits.
@@ -123,12 +124,12 @@ ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ 
 results=$dir/results.txt
 : >"$results"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-7s %-5s %-6s %10s %9s %9s %10s %8s\n' bench round which 'req/s' 'p50 ms' 'p99 ms' 'CPU µs/req' 'jobs'
-run() { # bench round which port pid first
-	local bench=$1 round=$2 which=$3 port=$4 pid=$5 first=$6 c0 c1 out reqs non
+printf '%-7s %-5s %-6s %10s %9s %9s %10s %8s\n' bench round which 'req/s' 'p50 ms' 'p99 ms' 'CPU µs/req' 'jobs after'
+run() { # bench round which port pid first [region]
+	local bench=$1 round=$2 which=$3 port=$4 pid=$5 first=$6 region=${7:-$od} c0 c1 out reqs non
 	[ "$which" = misses ] && sql "DELETE FROM fill_jobs"
 	c0=$(cpu "$pid")
-	out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --latency -s testdata/bench/ondemand-seq.lua "http://127.0.0.1:$port" -- "$held" "$first" "$od")
+	out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --latency -s testdata/bench/ondemand-seq.lua "http://127.0.0.1:$port" -- "$held" "$first" "$region")
 	c1=$(cpu "$pid")
 	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
 	non=$(awk '/Non-2xx or 3xx/ {print $NF}' <<<"$out")
@@ -141,9 +142,10 @@ run() { # bench round which port pid first
 	echo "${row[*]}" >>"$results"
 	printf '%-7s %-5s %-6s %10s %9s %9s %10s %8s\n' "${row[@]}"
 }
-for round in 1 2; do # A B A B
+for round in 1 2; do # A B A B, with the same files sent to a push region as a control
 	run held "$round" serve "$serve_port" "$serve_pid" 0
 	run held "$round" bare "$bare_port" "$bare_pid" 0
+	run held "$round" push "$serve_port" "$serve_pid" 0 us-east-1
 done
 for round in 1 2; do
 	run burst "$round" none "$serve_port" "$serve_pid" 0
@@ -152,6 +154,7 @@ done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 avg() { awk -v b="$1" -v w="$2" '$1 == b && $3 == w {s += $4; n++} END {printf "%.0f", s / n}' "$results"; }
 echo
-echo "held:  serve $(avg held serve)/s, bare $(avg held bare)/s: $(awk -v a="$(avg held serve)" -v b="$(avg held bare)" 'BEGIN {printf "%.2fx", a / b}') (target >= 0.8x)"
+echo "held:  serve $(avg held serve)/s, bare $(avg held bare)/s: $(awk -v a="$(avg held serve)" -v b="$(avg held bare)" 'BEGIN {printf "%.2fx", a / b}') (target >= 0.8x);" \
+	"the same files from the push region us-east-1: $(avg held push)/s, $(awk -v a="$(avg held push)" -v b="$(avg held bare)" 'BEGIN {printf "%.2fx", a / b}')"
 echo "burst: misses $(avg burst misses)/s, none $(avg burst none)/s: $(awk -v a="$(avg burst misses)" -v b="$(avg burst none)" 'BEGIN {printf "%.2fx", a / b}') (target >= 0.8x)"
 grep -i 'fills: writing' "$dir/serve.log" >&2 || true
