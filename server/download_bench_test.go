@@ -22,16 +22,21 @@ func benchPath(n int) string {
 }
 
 // benchDownloadServer serves n synthetic files, each verified in all eight regions.
-// With onDemand every region fills on demand and holds the files: each redirect also
-// records the copy's request (Fills.Requested).
-func benchDownloadServer(b *testing.B, n int, onDemand ...bool) *Server {
+// With mode "held" every region fills on demand and holds the files: each redirect also
+// records the copy's request (Fills.Requested). With "miss" every region but the last
+// fills on demand and holds none: each redirect is a miss (Fills.Missed), answered by the
+// last region.
+func benchDownloadServer(b *testing.B, n int, mode ...string) *Server {
 	var specs []regionSpec
-	fill := ""
-	if len(onDemand) > 0 && onDemand[0] {
-		fill = model.FillOnDemand
+	fill, miss := "", false
+	if len(mode) > 0 && mode[0] != "" {
+		fill, miss = model.FillOnDemand, mode[0] == "miss"
 	}
 	for _, name := range []string{"us-east-1", "us-west-1", "eu-central-1", "eu-west-1", "ap-southeast-2", "ap-northeast-1", "sa-east-1", "ca-central-1"} {
 		specs = append(specs, regionSpec{Name: name, Country: "US", Lat: float64(len(specs) * 10), Lon: float64(len(specs) * 20), RepoState: "fresh", RepoVersion: "v3", Fill: fill})
+	}
+	if miss {
+		specs[len(specs)-1].Fill = ""
 	}
 	fb := filetable.NewBuilder(n, n*100)
 	var sum [32]byte
@@ -42,7 +47,9 @@ func benchDownloadServer(b *testing.B, n int, onDemand ...bool) *Server {
 			b.Fatal(err)
 		}
 		for r := range specs {
-			fb.Verify(int64(r+1), i)
+			if !miss || r == len(specs)-1 {
+				fb.Verify(int64(r+1), i)
+			}
 		}
 	}
 	store := NewStore(nil, StoreOptions{})
@@ -61,13 +68,14 @@ func benchDownloadServer(b *testing.B, n int, onDemand ...bool) *Server {
 // lookup, GeoIP, selection, the Link and digest headers, counters and metrics.
 func BenchmarkDownloadRedirect(b *testing.B) {
 	for _, c := range []struct {
-		name     string
-		files    int
-		hot      bool
-		onDemand bool
-	}{{"hot", 1000, true, false}, {"random-1M", 1_000_000, false, false}, {"on-demand-held-hot", 1000, true, true}} {
+		name  string
+		files int
+		hot   bool
+		mode  string
+	}{{"hot", 1000, true, ""}, {"random-1M", 1_000_000, false, ""}, {"on-demand-held-hot", 1000, true, "held"},
+		{"on-demand-miss-random-100k", 100_000, false, "miss"}} {
 		b.Run(c.name, func(b *testing.B) {
-			s := benchDownloadServer(b, c.files, c.onDemand)
+			s := benchDownloadServer(b, c.files, c.mode)
 			reqs := make([]*http.Request, 4096)
 			for i := range reqs {
 				n := 7
@@ -86,6 +94,13 @@ func BenchmarkDownloadRedirect(b *testing.B) {
 					b.Fatal(rec.Code, rec.Body.String())
 				}
 				i++
+			}
+			f := s.opt.Fills
+			f.mu.Lock()
+			misses, held := len(f.misses), len(f.requests)
+			f.mu.Unlock()
+			if c.mode == "miss" && misses == 0 || c.mode == "held" && held == 0 {
+				b.Fatalf("%s: %d misses, %d requests recorded", c.mode, misses, held)
 			}
 		})
 	}
