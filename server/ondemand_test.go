@@ -283,6 +283,15 @@ func TestOnDemandMissThenHit(t *testing.T) {
 	if n := len(w.jobs(t, odGone)); n != 0 {
 		t.Errorf("%d jobs for a file the origin deleted", n)
 	}
+	_, metrics := httpGet(t, w.url+"/metrics")
+	// 201 misses at least: the first, the crowd's; more while the copy was not in the snapshot yet.
+	var misses int
+	if _, err := fmt.Sscanf(grepLines(metrics, `regionmirror_ondemand_misses_total{region="od"}`), `regionmirror_ondemand_misses_total{region="od"} %d`, &misses); err != nil || misses < 201 {
+		t.Errorf("misses %d (%v):\n%s", misses, err, grepLines(metrics, "ondemand"))
+	}
+	if !strings.Contains(metrics, "regionmirror_ondemand_copy_requests_recorded_total") || strings.Contains(metrics, "regionmirror_ondemand_copy_requests_recorded_total 0") {
+		t.Errorf("no copy request recorded:\n%s", grepLines(metrics, "ondemand"))
+	}
 }
 
 // TestOnDemandMaxWait: with ondemand.max_wait a first request waits, and is sent into
@@ -326,6 +335,10 @@ func TestOnDemandMaxWait(t *testing.T) {
 		}
 		if n := len(w.jobs(t, odHello)); n != 1 {
 			t.Errorf("%d jobs", n)
+		}
+		if _, metrics := httpGet(t, w.url+"/metrics"); !strings.Contains(metrics, `regionmirror_ondemand_waits_total{result="timeout"} 1`) ||
+			!strings.Contains(metrics, "regionmirror_ondemand_wait_seconds_count 1") {
+			t.Errorf("/metrics lacks the timed-out wait")
 		}
 	})
 	t.Run("client gone", func(t *testing.T) {
@@ -606,4 +619,15 @@ func TestOnDemandRegionsAPI(t *testing.T) {
 	if !strings.Contains(page, `id="ondemand"`) || !strings.Contains(page, "copy failed") || strings.Contains(page, "secret-endpoint") {
 		t.Errorf("dashboard lacks the on-demand table or shows the error")
 	}
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for line := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(line, sub) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
