@@ -70,6 +70,16 @@ func TestOnDemandListing(t *testing.T) {
 					t.Errorf("%s: ListScheme %q, want %q", name, r.ListScheme(), s)
 				}
 			}
+			want := ""
+			if tc.publicURL != "" {
+				want = "http://mirror.example.org:8080/r/us-east-1/demo/1/x86_64/os/repodata/repomd.xml"
+			}
+			if got := snap.Region("us-east-1").ListedRepomdURL(repo); got != want {
+				t.Errorf("ListedRepomdURL %q, want %q", got, want)
+			}
+			if got := snap.Region("us-east-1").RepomdURL(repo); got != "https://us-east-1.example/mirror/demo/1/x86_64/os/repodata/repomd.xml" {
+				t.Errorf("RepomdURL (the prober's) %q", got)
+			}
 			// Redirects never go through /r/: the bucket URL, with its prefix.
 			if u := snap.Region("us-east-1").URL("demo/1/x86_64/os/Packages/a.rpm"); u != "https://us-east-1.example/mirror/demo/1/x86_64/os/Packages/a.rpm" {
 				t.Errorf("us-east-1 URL %q", u)

@@ -104,8 +104,18 @@ func (r *Region) FillsOnDemand(path string) bool {
 // URL returns the region's public URL for a path of the origin tree.
 func (r *Region) URL(path string) string { return r.base + model.EscapePath(path) }
 
-// RepomdURL returns the URL of repo's repomd.xml in the region, as metalinks list it.
+// RepomdURL returns the URL of repo's repomd.xml in the region's bucket (what the prober
+// checks). Metalinks list ListedRepomdURL, which differs for on-demand regions.
 func (r *Region) RepomdURL(repo *Repository) string { return r.base + repo.repomdPath }
+
+// ListedRepomdURL returns the URL of repo's repomd.xml as metalinks list it: ListBase
+// plus the path ("" when the region cannot be listed).
+func (r *Region) ListedRepomdURL(repo *Repository) string {
+	if r.listBase == "" {
+		return ""
+	}
+	return r.listBase + repo.repomdPath
+}
 
 // Base returns the region's public URL plus its key prefix, ending in "/": URL(p) is Base
 // followed by p escaped. Renderers write it directly, without building the URL first.
