@@ -47,9 +47,17 @@ type Activity struct {
 }
 
 type redirectCount struct {
-	pendingReqs, pendingBytes atomic.Int64 // not yet in the database
-	reqs, bytes               atomic.Int64 // since this process started
+	pendingReqs, pendingBytes, pendingMisses atomic.Int64 // not yet in the database
+	reqs, bytes, misses                      atomic.Int64 // since this process started
 }
+
+// FillStatsSource is what an ActivitySource also offers when it has on-demand regions'
+// figures (*db.DB does); they are read in the same background round.
+type FillStatsSource interface {
+	FillStats(ctx context.Context) ([]model.FillStats, error)
+}
+
+var _ FillStatsSource = (*db.DB)(nil)
 
 // ActivityView is what the background loop last read, plus this process's counts.
 type ActivityView struct {
@@ -58,6 +66,8 @@ type ActivityView struct {
 	Totals     []model.RedirectCount
 	RecentRuns []model.Run
 	LastRuns   []model.LastRun
+	// FillStats are the on-demand regions' copies and jobs (nil when the source has none).
+	FillStats []model.FillStats
 }
 
 // NewActivity returns an Activity; src may be nil (counting only, nothing persisted).
@@ -92,12 +102,28 @@ func (a *Activity) Redirected(target string, size int64) {
 	c.bytes.Add(size)
 }
 
+// Missed counts one request whose first region, an on-demand one, lacked the file and
+// was answered elsewhere.
+func (a *Activity) Missed(region string) {
+	c := a.counter(region)
+	c.pendingMisses.Add(1)
+	c.misses.Add(1)
+}
+
+func (a *Activity) counter(target string) *redirectCount {
+	v, ok := a.counts.Load(target)
+	if !ok {
+		v, _ = a.counts.LoadOrStore(target, new(redirectCount))
+	}
+	return v.(*redirectCount)
+}
+
 // Local returns this process's counts since it started, by target.
 func (a *Activity) Local() []model.RedirectCount {
 	var out []model.RedirectCount
 	a.counts.Range(func(k, v any) bool {
 		c := v.(*redirectCount)
-		out = append(out, model.RedirectCount{Region: k.(string), Requests: c.reqs.Load(), Bytes: c.bytes.Load()})
+		out = append(out, model.RedirectCount{Region: k.(string), Requests: c.reqs.Load(), Bytes: c.bytes.Load(), Misses: c.misses.Load()})
 		return true
 	})
 	slices.SortFunc(out, func(x, y model.RedirectCount) int { return cmp.Compare(x.Region, y.Region) })
@@ -125,6 +151,7 @@ func (a *Activity) Totals() []model.RedirectCount {
 		t.Region = k.(string)
 		t.Requests += c.pendingReqs.Load()
 		t.Bytes += c.pendingBytes.Load()
+		t.Misses += c.pendingMisses.Load()
 		byName[t.Region] = t
 		return true
 	})
@@ -172,6 +199,9 @@ func (a *Activity) Round(parent context.Context) {
 	if err == nil {
 		next.LastRuns, err = a.src.LastRuns(ctx)
 	}
+	if fs, ok := a.src.(FillStatsSource); ok && err == nil {
+		next.FillStats, err = fs.FillStats(ctx)
+	}
 	if err != nil {
 		if parent.Err() != nil {
 			return // shutting down; Run flushes once more
@@ -199,9 +229,9 @@ func (a *Activity) flush(ctx context.Context) error {
 	)
 	a.counts.Range(func(k, v any) bool {
 		c := v.(*redirectCount)
-		r, b := c.pendingReqs.Swap(0), c.pendingBytes.Swap(0)
-		if r != 0 || b != 0 {
-			deltas = append(deltas, model.RedirectCount{Region: k.(string), Requests: r, Bytes: b})
+		r, b, m := c.pendingReqs.Swap(0), c.pendingBytes.Swap(0), c.pendingMisses.Swap(0)
+		if r != 0 || b != 0 || m != 0 {
+			deltas = append(deltas, model.RedirectCount{Region: k.(string), Requests: r, Bytes: b, Misses: m})
 			from = append(from, c)
 		}
 		return true
@@ -213,6 +243,7 @@ func (a *Activity) flush(ctx context.Context) error {
 		for i, c := range from {
 			c.pendingReqs.Add(deltas[i].Requests)
 			c.pendingBytes.Add(deltas[i].Bytes)
+			c.pendingMisses.Add(deltas[i].Misses)
 		}
 		return err
 	}

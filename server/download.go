@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -194,12 +195,79 @@ func (s *Server) download(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r := c.Request()
-	meta4, mirrorlist, err := downloadFlags(r.URL.RawQuery)
+	q, err := ParseQuery(c.Request().URL.RawQuery)
 	if err != nil {
 		return err
 	}
-	q, err := ParseQuery(r.URL.RawQuery)
+	return s.answerFile(c, snap, f, suffix, q, true)
+}
+
+// regionDownload answers GET|HEAD /r/<region>/<path> as /pub/<path>?location=<region>:
+// the URL metalinks give for an on-demand region, so that dnf asks this server for every
+// file and is sent into the region when it holds the file verified, elsewhere (and a copy
+// queued) when not. A repository's repomd.xml goes to the region when it serves the
+// repository (metadata is pushed and verified by repository).
+func (s *Server) regionDownload(c echo.Context) error {
+	snap, err := s.snapshot()
+	if err != nil {
+		return err
+	}
+	esc := strings.TrimPrefix(c.Request().URL.EscapedPath(), "/r/")
+	rawName, rest, ok := strings.Cut(esc, "/")
+	name, uerr := url.PathUnescape(rawName)
+	if uerr != nil || name == "" || len(name) > 255 || !utf8.ValidString(name) {
+		return badRequest("name a region: /r/<region>/<path>")
+	}
+	region := snap.Region(name)
+	if region == nil || !strings.EqualFold(region.Name, name) && !slices.ContainsFunc(region.Aliases, func(a string) bool { return strings.EqualFold(a, name) }) {
+		return &Error{Status: http.StatusNotFound, Msg: "no region named " + safeText(name, 128)}
+	}
+	if !ok {
+		rest = ""
+	}
+	p, err := downloadPath(rest)
+	if err != nil {
+		return err
+	}
+	q, err := ParseQuery(c.Request().URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	q.Location = region.Name // the region named is first, whatever location= says
+	if repo := snap.RepositoryOfRepomd(p); repo != nil {
+		if target := s.repomdTarget(c, snap, repo, region, q); target != nil {
+			h := c.Response().Header()
+			h["Location"] = []string{target.URL(p)}
+			h["Content-Length"] = hdrZero
+			return c.NoContent(http.StatusFound)
+		}
+	}
+	f, suffix, err := lookupFile(snap, p, true)
+	if err != nil {
+		return err
+	}
+	return s.answerFile(c, snap, f, suffix, q, true)
+}
+
+// repomdTarget is where /r/<region>/ sends a repository's repomd.xml: the region when it
+// serves the repository, else the first that does for the client (the origin last); nil
+// when none can.
+func (s *Server) repomdTarget(c echo.Context, snap *selection.Snapshot, repo *selection.Repository, region *selection.Region, q Query) *selection.Region {
+	req := s.request(c, snap, q)
+	o := s.clientOrder(snap, req)
+	for _, r := range o.regions { // region first when it may serve the client
+		if snap.ServesRepository(repo, r, req.Now) {
+			return r
+		}
+	}
+	return o.origin
+}
+
+// answerFile answers a download of f for query q (see download). mayWait lets a miss of
+// an on-demand region wait for its copy (ondemand.max_wait).
+func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef, suffix bool, q Query, mayWait bool) error {
+	r := c.Request()
+	meta4, mirrorlist, err := downloadFlags(r.URL.RawQuery)
 	if err != nil {
 		return err
 	}
@@ -217,10 +285,35 @@ func (s *Server) download(c echo.Context) error {
 	// A file the origin deleted is not at origin.url any more: only the regions that
 	// still hold it (through its grace period) can serve it, and once none does it is gone.
 	origin := o.origin
-	if snap.Files.Table().Deleted.Has(f.index) {
+	deleted := snap.Files.Table().Deleted.Has(f.index)
+	if deleted {
 		origin = nil
 		if len(o.forFile(snap, f, nil, 1)) == 0 {
 			return &Error{Status: http.StatusNotFound, Msg: "the origin deleted " + safeText(f.path, 512) + " and no region holds it any more"}
+		}
+	}
+	// The region this client goes to first for the file: when it fills on demand, a
+	// request for its copy moves the expiry clock, and a miss queues a copy.
+	if first := o.firstCarrying(f.path); first != nil && first.OnDemand && s.opt.Fills != nil && first.FillsOnDemand(f.path) {
+		switch {
+		case snap.Verified(first, f.index):
+			s.opt.Fills.Requested(first.ID, f.path, req.Now)
+		case !deleted:
+			s.opt.Fills.Missed(first, f.path)
+			if r.Method == http.MethodGet && s.opt.Activity != nil {
+				s.opt.Activity.Missed(first.Name)
+			}
+			isMeta4 := meta4 || suffix || acceptsMeta4(r.Header.Get("Accept"))
+			if mayWait && !isMeta4 && s.opt.Fills.wait(r.Context(), first, f.path, s.opt.Store.Snapshot) {
+				// Answer from the snapshot that holds the copy: the redirect goes into the region.
+				if snap, err = s.snapshot(); err != nil {
+					return err
+				}
+				if f, _, err = lookupFile(snap, f.path, false); err != nil {
+					return err
+				}
+				return s.answerFile(c, snap, f, suffix, q, false)
+			}
 		}
 	}
 	if meta4 || suffix || acceptsMeta4(r.Header.Get("Accept")) {

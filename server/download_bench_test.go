@@ -12,6 +12,7 @@ import (
 
 	"github.com/regionmirror/regionmirror/internal/filetable"
 	"github.com/regionmirror/regionmirror/internal/geo"
+	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/server/selection"
 )
 
@@ -21,10 +22,21 @@ func benchPath(n int) string {
 }
 
 // benchDownloadServer serves n synthetic files, each verified in all eight regions.
-func benchDownloadServer(b *testing.B, n int) *Server {
+// With mode "held" every region fills on demand and holds the files: each redirect also
+// records the copy's request (Fills.Requested). With "miss" every region but the last
+// fills on demand and holds none: each redirect is a miss (Fills.Missed), answered by the
+// last region.
+func benchDownloadServer(b *testing.B, n int, mode ...string) *Server {
 	var specs []regionSpec
+	fill, miss := "", false
+	if len(mode) > 0 && mode[0] != "" {
+		fill, miss = model.FillOnDemand, mode[0] == "miss"
+	}
 	for _, name := range []string{"us-east-1", "us-west-1", "eu-central-1", "eu-west-1", "ap-southeast-2", "ap-northeast-1", "sa-east-1", "ca-central-1"} {
-		specs = append(specs, regionSpec{Name: name, Country: "US", Lat: float64(len(specs) * 10), Lon: float64(len(specs) * 20), RepoState: "fresh", RepoVersion: "v3"})
+		specs = append(specs, regionSpec{Name: name, Country: "US", Lat: float64(len(specs) * 10), Lon: float64(len(specs) * 20), RepoState: "fresh", RepoVersion: "v3", Fill: fill})
+	}
+	if miss {
+		specs[len(specs)-1].Fill = ""
 	}
 	fb := filetable.NewBuilder(n, n*100)
 	var sum [32]byte
@@ -35,7 +47,9 @@ func benchDownloadServer(b *testing.B, n int) *Server {
 			b.Fatal(err)
 		}
 		for r := range specs {
-			fb.Verify(int64(r+1), i)
+			if !miss || r == len(specs)-1 {
+				fb.Verify(int64(r+1), i)
+			}
 		}
 	}
 	store := NewStore(nil, StoreOptions{})
@@ -44,8 +58,10 @@ func benchDownloadServer(b *testing.B, n int) *Server {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return New(Options{Store: store, GeoIP: g, Metrics: NewMetrics(store),
-		Activity: NewActivity(nil, ActivityOptions{}), DownloadPrefix: "/pub"})
+	m := NewMetrics(store)
+	return New(Options{Store: store, GeoIP: g, Metrics: m,
+		Activity: NewActivity(nil, ActivityOptions{}), DownloadPrefix: "/pub",
+		Fills: NewFills(nil, FillOptions{Metrics: m})})
 }
 
 // BenchmarkDownloadRedirect measures one redirect without the network: path checks, the
@@ -55,9 +71,11 @@ func BenchmarkDownloadRedirect(b *testing.B) {
 		name  string
 		files int
 		hot   bool
-	}{{"hot", 1000, true}, {"random-1M", 1_000_000, false}} {
+		mode  string
+	}{{"hot", 1000, true, ""}, {"random-1M", 1_000_000, false, ""}, {"on-demand-held-hot", 1000, true, "held"},
+		{"on-demand-miss-random-100k", 100_000, false, "miss"}} {
 		b.Run(c.name, func(b *testing.B) {
-			s := benchDownloadServer(b, c.files)
+			s := benchDownloadServer(b, c.files, c.mode)
 			reqs := make([]*http.Request, 4096)
 			for i := range reqs {
 				n := 7
@@ -76,6 +94,13 @@ func BenchmarkDownloadRedirect(b *testing.B) {
 					b.Fatal(rec.Code, rec.Body.String())
 				}
 				i++
+			}
+			f := s.opt.Fills
+			f.mu.Lock()
+			misses, held := len(f.misses), len(f.requests)
+			f.mu.Unlock()
+			if c.mode == "miss" && misses == 0 || c.mode == "held" && held == 0 {
+				b.Fatalf("%s: %d misses, %d requests recorded", c.mode, misses, held)
 			}
 		})
 	}

@@ -91,3 +91,14 @@ func (o *clientOrder) forFile(snap *selection.Snapshot, f fileRef, dst []*select
 	}
 	return dst
 }
+
+// firstCarrying returns the first region of o that carries path, held verified or not:
+// the region the client would be sent to for it if every region held it.
+func (o *clientOrder) firstCarrying(path string) *selection.Region {
+	for _, r := range o.regions {
+		if r.Carries(path) {
+			return r
+		}
+	}
+	return nil
+}

@@ -48,9 +48,9 @@ func WriteMetalink(b *bytes.Buffer, repo *selection.Repository, d *selection.Dec
 		// 100 for the first region, one less for each next one, never below 1.
 		pref := max(1, 100-i)
 		b.WriteString(`    <url protocol="`)
-		xmlEscape(b, r.Scheme)
+		xmlEscape(b, r.ListScheme())
 		b.WriteString(`" type="`)
-		xmlEscape(b, r.Scheme)
+		xmlEscape(b, r.ListScheme())
 		if r.Country != "" {
 			b.WriteString(`" location="`)
 			xmlEscape(b, r.Country)
@@ -58,7 +58,7 @@ func WriteMetalink(b *bytes.Buffer, repo *selection.Repository, d *selection.Dec
 		b.WriteString(`" preference="`)
 		b.WriteString(strconv.Itoa(pref))
 		b.WriteString(`">`)
-		xmlEscape(b, r.Base())
+		xmlEscape(b, r.ListBase()) // on-demand regions: this server's /r/<region>/
 		xmlEscape(b, repo.EscapedRepomdPath())
 		b.WriteString("</url>\n")
 	}
@@ -100,7 +100,7 @@ func WriteMirrorlist(b *bytes.Buffer, repo *selection.Repository, d *selection.D
 	}
 	dir := model.EscapePath(strings.Trim(repo.Directory, "/"))
 	for _, r := range d.Regions() {
-		b.WriteString(r.Base())
+		b.WriteString(r.ListBase())
 		if dir != "" && dir != "." {
 			b.WriteString(dir)
 			b.WriteString("/")

@@ -117,6 +117,9 @@ func FuzzHandler(f *testing.F) {
 		{"/pub/%2e%2e/%2e%2e/etc/passwd", "", "", ""},
 		{"/api/v1/locate", "path=demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm", "", ""},
 		{"/api/v1/regions", "", "", ""},
+		{"/r/us-east-1/demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm", "location=eu-central-1", "", ""},
+		{"/r/us-east-1/demo/1/x86_64/os/repodata/repomd.xml", "", "", ""},
+		{"/r/%2e%2e/demo/1/x86_64/os/repodata/repomd.xml", "", "", ""},
 		{"/", "", "", "text/html"},
 		{"/metalink", "repo=demo-1&arch=x86_64&location=%FF", "1.2.3.4, ::1, fe80::1%eth0", ""},
 	} {

@@ -54,6 +54,8 @@ var headTargets = map[string][]string{
 	"/mirrorlist": {"/mirrorlist?repo=demo-1&arch=x86_64&country=de", "/mirrorlist?repo=demo-1&arch=ppc64le"},
 	"/pub/*": {"/pub/" + helloPath + "?location=eu-central-1", "/pub/" + helloPath + ".meta4",
 		"/pub/" + helloPath + "?mirrorlist", "/pub/nope.rpm", "/pub/a/../b"},
+	"/r/*": {"/r/eu-central-1/" + helloPath, "/r/us-east-1/demo/1/x86_64/os/repodata/repomd.xml", "/r/nowhere/" + helloPath,
+		"/r/eu-central-1/a/../b"},
 	"/":                    {"/"},
 	"/api/v1/regions":      {"/api/v1/regions"},
 	"/api/v1/repositories": {"/api/v1/repositories"},

@@ -21,6 +21,13 @@ type Metrics struct {
 	// The two geoipLooks counters, resolved once: the label lookup is a hash per request.
 	geoipFound, geoipUnknown prometheus.Counter
 	probeUp                  *prometheus.GaugeVec
+	// On-demand regions (see Fills).
+	fillMisses      *prometheus.CounterVec
+	fillDropped     prometheus.Counter
+	copyRequests    prometheus.Counter
+	fillFlushErrors *prometheus.CounterVec
+	waits           *prometheus.CounterVec
+	waitDuration    prometheus.Histogram
 	// The request series met so far (few: endpoints are route patterns, codes and tiers
 	// are bounded), so that a request costs one map read rather than label hashing.
 	series sync.Map // requestKey -> *requestSeries
@@ -83,6 +90,31 @@ func NewMetrics(store *Store) *Metrics {
 		Name: "regionmirror_region_reachable",
 		Help: "1 when this server's prober reaches the region's public URL, 0 when it left the region out of answers (public, enabled regions; absent when probing is off).",
 	}, []string{"region"})
+	m.fillMisses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "regionmirror_ondemand_misses_total",
+		Help: "Requests whose first region was on-demand and did not hold the file verified (answered elsewhere, a copy queued), by region.",
+	}, []string{"region"})
+	m.fillDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "regionmirror_ondemand_dropped_total",
+		Help: "Misses and copy requests not kept because the pending set was full.",
+	})
+	m.copyRequests = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "regionmirror_ondemand_copy_requests_recorded_total",
+		Help: "Last-request times of on-demand copies written to the database (one per copy and flush).",
+	})
+	m.fillFlushErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "regionmirror_ondemand_flush_errors_total",
+		Help: "Failed writes of misses (the fill queue) or copy requests to the database, by what (misses, requests).",
+	}, []string{"what"})
+	m.waits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "regionmirror_ondemand_waits_total",
+		Help: "First requests that waited for their copy (ondemand.max_wait), by result: copied, timeout, gone (the client left), full (too many waiting: not waited).",
+	}, []string{"result"})
+	m.waitDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "regionmirror_ondemand_wait_seconds",
+		Help:    "How long first requests waited for their copy (ondemand.max_wait).",
+		Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25},
+	})
 	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "regionmirror_snapshot_age_seconds",
 		Help: "Age of the data the serving snapshot was built from (-1 before the first snapshot).",
@@ -102,6 +134,7 @@ func NewMetrics(store *Store) *Metrics {
 		return 0
 	})
 	m.Registry.MustRegister(m.requests, m.duration, m.buildTime, m.builds, m.geoipLooks, m.probeUp, age, dbUp,
+		m.fillMisses, m.fillDropped, m.copyRequests, m.fillFlushErrors, m.waits, m.waitDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	store.metrics.Store(m)
 	return m

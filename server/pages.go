@@ -43,8 +43,36 @@ var pageFuncs = template.FuncMap{
 		}
 		return human.Age(now.Sub(at)) + " ago"
 	},
-	"pct":         func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + "%" },
-	"lower":       strings.ToLower,
+	"pct":   func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + "%" },
+	"lower": strings.ToLower,
+	// share is pct for an optional fraction: "—" when there is none yet.
+	"share": func(f *float64) string {
+		if f == nil {
+			return "—"
+		}
+		return strconv.FormatFloat(100**f, 'f', 1, 64) + "%"
+	},
+	"seconds": func(f *float64) string {
+		if f == nil {
+			return "none queued"
+		}
+		return human.Age(time.Duration(*f*float64(time.Second))) + " ago"
+	},
+	"deref": func(p *int64) int64 {
+		if p == nil {
+			return 0
+		}
+		return *p
+	},
+	"onDemand": func(regions []RegionView) []RegionView {
+		var out []RegionView
+		for _, r := range regions {
+			if r.Fill == model.FillOnDemand {
+				out = append(out, r)
+			}
+		}
+		return out
+	},
 	"regionClass": regionClass,
 	"inc":         func(i int) int { return i + 1 },
 	"rfc3339": func(t time.Time) string {

@@ -44,6 +44,11 @@ type Options struct {
 	DownloadPrefix string
 	// Activity counts redirects and feeds the dashboard; nil counts nothing.
 	Activity *Activity
+	// Fills collects misses of on-demand regions and requests of their copies (and holds
+	// ondemand.max_wait); nil records nothing.
+	Fills *Fills
+	// Admin answers the purge API (DELETE /api/v1/regions/R/objects/P); nil refuses it.
+	Admin *Admin
 }
 
 // Server is the HTTP front end.
@@ -96,6 +101,9 @@ func New(opt Options) *Server {
 		s.prefix = "/pub"
 	}
 	s.pages = mustParsePages()
+	if opt.Fills != nil && opt.Store != nil {
+		opt.Store.onInstall(opt.Fills.wake)
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -105,11 +113,14 @@ func New(opt Options) *Server {
 	s.route("/mirrorlist", "mirrorlist", formatMirrorlist, cachePrivate, s.mirrorlist)
 	// Errors of downloads are text whatever was asked (redirect, meta4, page).
 	s.route(s.prefix+"/*", "download", formatText, cachePrivate, s.download)
+	// A region's own view of the tree, which metalinks give for on-demand regions.
+	s.route("/r/*", "region-download", formatText, cachePrivate, s.regionDownload)
 	s.route("/", "dashboard", formatHTML, cacheNoStore, s.dashboard)
 	s.route("/api/v1/regions", "api-regions", formatJSON, cacheNoStore, s.apiRegions)
 	s.route("/api/v1/repositories", "api-repositories", formatJSON, cacheNoStore, s.apiRepositories)
 	s.route("/api/v1/status", "api-status", formatJSON, cacheNoStore, s.apiStatus)
 	s.route("/api/v1/locate", "api-locate", formatJSON, cacheNoStore, s.apiLocate)
+	s.purgeRoute()
 	s.route("/healthz", "healthz", formatText, nil, s.healthz)
 	s.route("/readyz", "readyz", formatText, cacheNoStore, s.readyz)
 	if opt.Metrics != nil {

@@ -42,6 +42,30 @@ type RegionView struct {
 	// copies were checked against the origin then.
 	VerifiedAt *time.Time `json:"verified_at,omitempty"`
 	Redirects  Redirects  `json:"redirects"`
+	// Fill is push or on-demand; Pins and MaxBytes are an on-demand region's pushed
+	// prefixes and the cap of its on-demand copies (0: none).
+	Fill     string   `json:"fill"`
+	Pins     []string `json:"pins"`
+	MaxBytes int64    `json:"max_bytes"`
+	// HeldBytes and HeldFiles are what an on-demand region's copies hold, as the last
+	// background read found (nil for push regions and before the first read).
+	HeldBytes *int64 `json:"held_bytes"`
+	HeldFiles *int64 `json:"held_files"`
+	// InRegionShare is requests / (requests + misses): the share of the requests that
+	// would go to the region first and were answered there (nil before any).
+	InRegionShare *float64 `json:"in_region_share"`
+	// Jobs are an on-demand region's fill jobs (nil for push regions and before the first read).
+	Jobs *JobsView `json:"jobs"`
+}
+
+// JobsView counts a region's fill jobs. A failed job is only counted: why it failed is
+// for logs and the CLI ("copy failed" is all a public answer says).
+type JobsView struct {
+	Queued  int64 `json:"queued"`
+	Running int64 `json:"running"`
+	Failed  int64 `json:"failed"`
+	// OldestQueuedAgeSeconds is how long the oldest queued job has waited (nil: none queued).
+	OldestQueuedAgeSeconds *float64 `json:"oldest_queued_age_seconds"`
 }
 
 // HealthView is a region's probe state.
@@ -55,6 +79,9 @@ type HealthView struct {
 type Redirects struct {
 	Requests int64 `json:"requests"`
 	Bytes    int64 `json:"bytes"`
+	// Misses are requests that would have gone here first (an on-demand region) but were
+	// answered elsewhere: it did not hold the file yet.
+	Misses int64 `json:"misses"`
 }
 
 // RepositoryView is a repository and its state in every region.
@@ -137,6 +164,15 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
+// inRegionShare is requests / (requests + misses); nil when both are 0.
+func inRegionShare(requests, misses int64) *float64 {
+	if requests+misses <= 0 {
+		return nil
+	}
+	f := float64(requests) / float64(requests+misses)
+	return &f
+}
+
 // regionViews builds the views of every region of snap, in the snapshot's (name) order.
 func (s *Server) regionViews(snap *selection.Snapshot) []RegionView {
 	var (
@@ -193,7 +229,25 @@ func (s *Server) regionViews(snap *selection.Snapshot) []RegionView {
 				}
 			}
 			t := totals[r.Name]
-			v.Redirects = Redirects{Requests: t.Requests, Bytes: t.Bytes}
+			v.Redirects = Redirects{Requests: t.Requests, Bytes: t.Bytes, Misses: t.Misses}
+			v.InRegionShare = inRegionShare(t.Requests, t.Misses)
+			if r.OnDemand {
+				for i := range view.FillStats {
+					if fs := &view.FillStats[i]; fs.RegionID == r.ID {
+						v.HeldBytes, v.HeldFiles = &fs.HeldBytes, &fs.HeldFiles
+						v.Jobs = &JobsView{Queued: fs.Queued, Running: fs.Running, Failed: fs.Failed}
+						if fs.OldestQueued != nil && fs.Queued > 0 {
+							age := max(0, view.ReadAt.Sub(*fs.OldestQueued).Seconds())
+							v.Jobs.OldestQueuedAgeSeconds = &age
+						}
+					}
+				}
+			}
+		}
+		v.Fill, v.Pins, v.MaxBytes = model.FillPush, []string{}, r.MaxBytes
+		if r.OnDemand {
+			v.Fill = model.FillOnDemand
+			v.Pins = append(v.Pins, r.Pins...)
 		}
 		out = append(out, v)
 	}

@@ -78,6 +78,37 @@ type Store struct {
 	trigger chan string
 	saving  atomic.Bool             // a table file write is running
 	metrics atomic.Pointer[Metrics] // counts builds once NewMetrics made them for the store
+	// hooks are called with every snapshot installed (Fills wakes waiting requests).
+	hooks atomic.Pointer[[]func(*selection.Snapshot)]
+}
+
+// onInstall registers fn to be called with every snapshot installed from now on.
+func (s *Store) onInstall(fn func(*selection.Snapshot)) {
+	for {
+		old := s.hooks.Load()
+		var next []func(*selection.Snapshot)
+		if old != nil {
+			next = append(next, *old...)
+		}
+		next = append(next, fn)
+		if s.hooks.CompareAndSwap(old, &next) {
+			return
+		}
+	}
+}
+
+// install makes snap the serving snapshot and tells the hooks.
+func (s *Store) install(snap *selection.Snapshot) {
+	s.cur.Store(snap)
+	s.tellHooks(snap)
+}
+
+func (s *Store) tellHooks(snap *selection.Snapshot) {
+	if hooks := s.hooks.Load(); hooks != nil {
+		for _, fn := range *hooks {
+			fn(snap)
+		}
+	}
 }
 
 // NewStore returns a store with no snapshot yet; call Refresh or Run.
@@ -104,7 +135,7 @@ func NewStore(loader Loader, opt StoreOptions) *Store {
 func (s *Store) Snapshot() *selection.Snapshot { return s.cur.Load() }
 
 // Swap installs a snapshot built elsewhere (tests, explain).
-func (s *Store) Swap(snap *selection.Snapshot) { s.cur.Store(snap) }
+func (s *Store) Swap(snap *selection.Snapshot) { s.install(snap) }
 
 // Status is the store's health, for /readyz and metrics.
 type Status struct {
@@ -249,6 +280,7 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 	snap.BuildTime = time.Since(start)
 	s.cur.Store(snap)
 	s.mu.Unlock()
+	s.tellHooks(snap) // outside the lock
 	s.built("snapshot", snap.BuildTime, nil)
 	if full {
 		// The previous file table is garbage now; give its memory back rather than let the
@@ -276,7 +308,7 @@ func (s *Store) SetUnreachable(unreachable map[int64]string) {
 	start := time.Now()
 	snap := selection.BuildSnapshot(s.data, s.files, s.opt.Policy, unreachable)
 	snap.BuildTime = time.Since(start)
-	s.cur.Store(snap)
+	s.install(snap)
 }
 
 // SetPolicy changes the selection policy (a configuration reload) and rebuilds the
@@ -294,7 +326,7 @@ func (s *Store) SetPolicy(p selection.Policy) {
 	start := time.Now()
 	snap := selection.BuildSnapshot(s.data, s.files, p, s.unreachable)
 	snap.BuildTime = time.Since(start)
-	s.cur.Store(snap)
+	s.install(snap)
 }
 
 // fromTableFile reads the table file and brings it up to date; it also returns when the

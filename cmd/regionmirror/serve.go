@@ -33,8 +33,13 @@ func (a *app) serveCmd() *cobra.Command {
 		Use:   "serve",
 		Short: "Answer yum/dnf metalinks, mirror lists and download redirects from an in-memory snapshot",
 		Long: `Serve GET /metalink and GET /mirrorlist (yum/dnf), download redirects under
-server.download_prefix (with ?meta4 and ?mirrorlist), the status dashboard at /, the JSON
-API under /api/v1/, /healthz, /readyz and /metrics on server.listen. Every answer comes from an in-memory snapshot of the database that is
+server.download_prefix (with ?meta4 and ?mirrorlist), GET /r/<region>/<path> (a region's
+view of the tree, which metalinks give for on-demand regions when server.public_url is
+set), the status dashboard at /, the JSON API under /api/v1/ (with DELETE
+/api/v1/regions/<R>/objects/<PATH> when server.admin_tokens is set), /healthz, /readyz and
+/metrics on server.listen. A request whose first region is on-demand and lacks the file is
+answered by the next verified copy and queues a copy into it (ondemand.max_wait lets it
+wait for the copy). Every answer comes from an in-memory snapshot of the database that is
 rebuilt when a writer sends NOTIFY regionmirror_changed and every server.snapshot_interval;
 when the database is unreachable the last snapshot keeps serving and /readyz says so.
 Every server.probe_interval a HEAD to each public region's URL checks that this server can
@@ -129,9 +134,16 @@ func (a *app) serve(ctx context.Context, d *db.DB, l net.Listener, accessLog boo
 	activityDone := make(chan struct{})
 	go func() { activity.Run(ctx); close(activityDone) }()
 	defer func() { <-activityDone }() // the last flush of the counts
+	// Misses of on-demand regions become fill jobs, and requests of their copies move the
+	// expiry clock: collected in memory, written in the background.
+	fills := server.NewFills(d, server.FillOptions{MaxWait: cfg.OnDemand.MaxWait.Std(), Metrics: metrics, Log: a.log})
+	fillsDone := make(chan struct{})
+	go func() { fills.Run(ctx); close(fillsDone) }()
+	defer func() { <-fillsDone }() // the last flush of the misses
 	srv := server.New(server.Options{
 		Store: store, Metrics: metrics, GeoIP: locator, Log: a.log, AccessLog: accessLog,
 		TrustedProxies: cfg.TrustedProxyPrefixes(), DownloadPrefix: cfg.Server.DownloadPrefix, Activity: activity,
+		Fills: fills, Admin: server.NewAdmin(d, cfg.Server.AdminTokens, a.log),
 	})
 	reloadDone := make(chan struct{})
 	go func() {
@@ -157,7 +169,8 @@ func (a *app) serve(ctx context.Context, d *db.DB, l net.Listener, accessLog boo
 }
 
 func servePolicy(cfg *config.Config) selection.Policy {
-	return selection.Policy{OriginURL: cfg.Origin.URL, AlternatesMaxAge: cfg.Metalink.AlternatesMaxAge.Std()}
+	return selection.Policy{OriginURL: cfg.Origin.URL, AlternatesMaxAge: cfg.Metalink.AlternatesMaxAge.Std(),
+		PublicURL: cfg.Server.PublicURL}
 }
 
 // reloadServe is serve's answer to SIGHUP: the configuration is read again (a broken one

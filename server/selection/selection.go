@@ -76,11 +76,21 @@ func (d *Decision) Regions() []*Region {
 }
 
 // SelectRepository orders the regions that can serve repo's metadata for req.
+//
+// An on-demand region is offered by its ListBase on this server, and only with a
+// Policy.PublicURL: dnf would otherwise fetch packages straight from a bucket that does
+// not hold them yet.
 func SelectRepository(s *Snapshot, repo *Repository, req Request) *Decision {
 	return selectRegions(s, req, repo.Directory, func(r *Region) (int, string) {
+		if r.OnDemand && r.listBase == "" {
+			return 0, NotListedOnDemand
+		}
 		return repoServable(s, repo, r, req.Now)
 	})
 }
+
+// NotListedOnDemand is why an on-demand region is left out of metalinks and mirror lists.
+const NotListedOnDemand = "on-demand region: metalinks and mirror lists offer it only through this server (/r/), and server.public_url is not set"
 
 // SelectFile orders the regions that hold a verified copy of the file at path.
 func SelectFile(s *Snapshot, path string, req Request) *Decision {

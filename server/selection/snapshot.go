@@ -19,6 +19,11 @@ type Policy struct {
 	OriginURL string
 	// AlternatesMaxAge is how long a superseded repomd.xml is still accepted.
 	AlternatesMaxAge time.Duration
+	// PublicURL is this server's own URL (server.public_url, "" for none): metalinks and
+	// mirror lists offer an on-demand region as PublicURL/r/<region>/, so that dnf asks
+	// this server for every file and is sent on to a verified copy. Without it on-demand
+	// regions are left out of metalinks and mirror lists.
+	PublicURL string
 }
 
 // Snapshot is an immutable view of everything selection needs. It is built off the
@@ -39,10 +44,11 @@ type Snapshot struct {
 	// fileVerified is, by Region.Index, the files verified in that region.
 	fileVerified []filetable.Bitset
 
-	origin *Region // Policy.OriginURL as a pseudo-region; nil without one
-	blocks *netblockIndex
-	byName map[string]*Region     // names and aliases, lower case
-	repos  map[string]*Repository // repoKey(name, arch)
+	origin   *Region // Policy.OriginURL as a pseudo-region; nil without one
+	blocks   *netblockIndex
+	byName   map[string]*Region     // names and aliases, lower case
+	repos    map[string]*Repository // repoKey(name, arch)
+	byRepomd map[string]*Repository // model.RepomdPath(Directory)
 }
 
 // Region is one region as selection sees it.
@@ -68,15 +74,48 @@ type Region struct {
 	Unreachable string
 	// Scheme is the public URL's scheme (http or https), for protocol=.
 	Scheme string
+	// OnDemand: the region holds metadata and Pins pushed, and other files once a client
+	// asked for them (model.FillOnDemand).
+	OnDemand bool
+	Pins     []string
+	MaxBytes int64 // the cap of its on-demand copies (0: none)
 	// base is the public URL plus the key prefix, ending in "/".
 	base string
+	// listBase, listScheme are what metalinks and mirror lists name: base, or for an
+	// on-demand region Policy.PublicURL + "/r/" + name + "/" ("" without a PublicURL).
+	listBase, listScheme string
+}
+
+// ListBase returns the base URL metalinks and mirror lists give for the region, ending in
+// "/": its bucket's for a push region; this server's /r/<name>/ for an on-demand one
+// (redirects never use it: they point at the bucket, Base). "" when the region cannot be
+// listed (on-demand without server.public_url).
+func (r *Region) ListBase() string { return r.listBase }
+
+// ListScheme is the scheme of ListBase.
+func (r *Region) ListScheme() string { return r.listScheme }
+
+// FillsOnDemand reports whether the region's copy of path is made when a client asks for
+// it (model.Region.FillsOnDemand): on demand, carried and not pushed.
+func (r *Region) FillsOnDemand(path string) bool {
+	return r.OnDemand && r.Carries(path) && !model.PushesPath(model.FillOnDemand, r.Includes, r.Pins, path)
 }
 
 // URL returns the region's public URL for a path of the origin tree.
 func (r *Region) URL(path string) string { return r.base + model.EscapePath(path) }
 
-// RepomdURL returns the URL of repo's repomd.xml in the region, as metalinks list it.
+// RepomdURL returns the URL of repo's repomd.xml in the region's bucket (what the prober
+// checks). Metalinks list ListedRepomdURL, which differs for on-demand regions.
 func (r *Region) RepomdURL(repo *Repository) string { return r.base + repo.repomdPath }
+
+// ListedRepomdURL returns the URL of repo's repomd.xml as metalinks list it: ListBase
+// plus the path ("" when the region cannot be listed).
+func (r *Region) ListedRepomdURL(repo *Repository) string {
+	if r.listBase == "" {
+		return ""
+	}
+	return r.listBase + repo.repomdPath
+}
 
 // Base returns the region's public URL plus its key prefix, ending in "/": URL(p) is Base
 // followed by p escaped. Renderers write it directly, without building the URL first.
@@ -185,6 +224,25 @@ func (s *Snapshot) Region(location string) *Region {
 	return nil
 }
 
+// RegionByID returns the region with that ID, or nil.
+func (s *Snapshot) RegionByID(id int64) *Region {
+	for _, r := range s.Regions {
+		if r.ID == id {
+			return r
+		}
+	}
+	return nil
+}
+
+// RepositoryOfRepomd returns the repository whose repomd.xml is at path, or nil.
+func (s *Snapshot) RepositoryOfRepomd(path string) *Repository { return s.byRepomd[path] }
+
+// ServesRepository reports whether r serves repo's current repomd.xml or an alternate
+// still offered at now (the rule SelectRepository applies, fill mode aside).
+func (s *Snapshot) ServesRepository(repo *Repository, r *Region, now time.Time) bool {
+	return s.freshness(repo, r, now).Offered()
+}
+
 // Repository returns the repository with that name and arch, or nil.
 func (s *Snapshot) Repository(name, arch string) *Repository {
 	return s.repos[repoKey(name, arch)]
@@ -198,12 +256,13 @@ var generations atomic.Uint64
 // unreachable from this server; regions in it are left out of every answer.
 func BuildSnapshot(data *model.SnapshotData, files *FileIndex, policy Policy, unreachable map[int64]string) *Snapshot {
 	s := &Snapshot{
-		Gen:    generations.Add(1),
-		ReadAt: data.ReadAt,
-		Policy: policy,
-		Files:  files,
-		byName: map[string]*Region{},
-		repos:  map[string]*Repository{},
+		Gen:      generations.Add(1),
+		ReadAt:   data.ReadAt,
+		Policy:   policy,
+		Files:    files,
+		byName:   map[string]*Region{},
+		repos:    map[string]*Repository{},
+		byRepomd: map[string]*Repository{},
 	}
 	if policy.OriginURL != "" {
 		s.origin = newRegion(&model.Region{Name: "origin", PublicURL: policy.OriginURL, Weight: 0, Enabled: true})
@@ -214,6 +273,14 @@ func BuildSnapshot(data *model.SnapshotData, files *FileIndex, policy Policy, un
 		m := &data.Regions[i]
 		r := newRegion(m)
 		r.Index = len(s.Regions)
+		if r.OnDemand {
+			r.listBase, r.listScheme = "", ""
+			if policy.PublicURL != "" {
+				r.listBase = strings.TrimRight(policy.PublicURL, "/") + "/r/" + model.EscapePath(r.Name) + "/"
+				r.listScheme, _, _ = strings.Cut(policy.PublicURL, "://")
+				r.listScheme = strings.ToLower(r.listScheme)
+			}
+		}
 		regionIdx[m.ID] = r.Index
 		s.Regions = append(s.Regions, r)
 	}
@@ -244,6 +311,7 @@ func BuildSnapshot(data *model.SnapshotData, files *FileIndex, policy Policy, un
 			repo.InRegion[i].Version = -1
 		}
 		s.repos[repoKey(m.Name, m.Arch)] = repo
+		s.byRepomd[model.RepomdPath(m.Directory)] = repo
 		s.Repos = append(s.Repos, repo)
 	}
 	slices.SortFunc(s.Repos, func(a, b *Repository) int {
@@ -300,6 +368,7 @@ func newRegion(m *model.Region) *Region {
 		ID: m.ID, Name: m.Name, Aliases: m.Aliases, Country: m.Country, Continent: m.Continent,
 		Weight: m.Weight, LocationOnly: m.Access == model.AccessLocationOnly, Enabled: m.Enabled,
 		Includes: m.Includes, Netblocks: m.Netblocks, Health: model.HealthUnknown,
+		OnDemand: m.OnDemand(), Pins: m.Pins, MaxBytes: m.MaxBytes,
 	}
 	if m.Latitude != nil && m.Longitude != nil {
 		r.Lat, r.Lon, r.HasCoords = *m.Latitude, *m.Longitude, true
@@ -311,6 +380,7 @@ func newRegion(m *model.Region) *Region {
 	r.base = base
 	r.Scheme, _, _ = strings.Cut(m.PublicURL, "://")
 	r.Scheme = strings.ToLower(r.Scheme)
+	r.listBase, r.listScheme = r.base, r.Scheme
 	return r
 }
 

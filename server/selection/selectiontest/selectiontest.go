@@ -48,6 +48,8 @@ type Region struct {
 	RepoVersion        string // v3 (current), v2, v1 or a foreign name
 	RepoErr            string
 	Prefix             string
+	Fill               string // "" means model.FillPush
+	Pins               []string
 }
 
 // Data builds the database contents of the selection tests: repository demo-1
@@ -72,7 +74,7 @@ func Data(t testing.TB, specs []Region) *model.SnapshotData {
 		id := int64(i + 1)
 		r := model.Region{ID: id, Name: sp.Name, Kind: model.KindS3, Bucket: "b" + sp.Name, Country: sp.Country,
 			PublicURL: sp.URL, Prefix: sp.Prefix, Aliases: sp.Aliases, Includes: sp.Includes, Weight: sp.Weight,
-			Access: model.AccessPublic, Enabled: !sp.Disabled}
+			Access: model.AccessPublic, Enabled: !sp.Disabled, Fill: sp.Fill, Pins: sp.Pins}
 		if r.PublicURL == "" {
 			r.PublicURL = "https://" + sp.Name + ".example"
 		}
