@@ -190,6 +190,16 @@ const (
 func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 	s.build.Lock()
 	defer s.build.Unlock()
+	// The repositories and regions first, the per-file data after: a region's flip to a
+	// new repomd.xml commits after the files it names are recorded, so per-file data read
+	// later is at least as new as the flip, never older.
+	start := time.Now()
+	data, err := s.loader.LoadSnapshot(ctx)
+	if err != nil {
+		s.built("snapshot", time.Since(start), err)
+		return err
+	}
+	loadTook := time.Since(start)
 	var files *selection.FileIndex
 	full := false
 	var tableFileAt time.Time // when the table file read at start was written
@@ -257,12 +267,6 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 			}
 		}
 	}
-	start := time.Now()
-	data, err := s.loader.LoadSnapshot(ctx)
-	if err != nil {
-		s.built("snapshot", time.Since(start), err)
-		return err
-	}
 	s.mu.Lock()
 	if files != nil {
 		s.files, s.filesAt = files, time.Now()
@@ -276,8 +280,9 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 		}
 	}
 	s.data = data
+	start = time.Now()
 	snap := selection.BuildSnapshot(data, s.files, s.opt.Policy, s.unreachable)
-	snap.BuildTime = time.Since(start)
+	snap.BuildTime = loadTook + time.Since(start)
 	s.cur.Store(snap)
 	s.mu.Unlock()
 	s.tellHooks(snap) // outside the lock
@@ -434,9 +439,12 @@ func (s *Store) Run(ctx context.Context) {
 			}
 			if last := s.filesLoadedAt(); !last.IsZero() {
 				if wait := s.opt.FilesMinInterval - time.Since(last); wait > 0 {
-					// Too soon for another update: rebuild the rest now, files later.
-					mode = filesKeep
+					// Too soon for another update: rebuild everything then, not the rest
+					// now. A snapshot whose repositories are newer than its per-file data
+					// would show a region serving a repomd.xml whose files it does not
+					// know are there (and /r/ would send its clients elsewhere, or nowhere).
 					retry.Reset(wait)
+					continue
 				}
 			}
 		}

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/sha1"
 	"crypto/sha256"
+	"crypto/sha512"
 	"fmt"
 	"net/http"
 	"os"
@@ -364,5 +367,75 @@ func TestStoreTableFile(t *testing.T) {
 	}
 	if s, kinds := start(d); !slices.Equal(kinds, []string{"files", "snapshot"}) || !served(s, g.Path) {
 		t.Errorf("start from a damaged file: %q", kinds)
+	}
+}
+
+// TestStoreNeverShowsMetadataAheadOfItsFiles: a push records a repository's new files,
+// then flips the region to the repomd.xml that names them. A server answering /r/ for that
+// region sends clients to those files only when its per-file data says they are verified
+// there, so no snapshot may show the flip without the files: not when the per-file update
+// is held back by FilesMinInterval, nor when the flip commits while the files are read.
+func TestStoreNeverShowsMetadataAheadOfItsFiles(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, _ := testenv.NewDB(t)
+	a := createRegion(t, d, "eu-a")
+	repo := &model.Repository{Name: "demo-1", Arch: "x86_64", Directory: "demo"}
+	if err := repo.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateRepository(ctx, repo); err != nil {
+		t.Fatal(err)
+	}
+	sum := func(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
+	version := func(s string) *model.RepomdVersion {
+		m, s1, s5 := md5.Sum([]byte(s)), sha1.Sum([]byte(s)), sha512.Sum512([]byte(s))
+		v := &model.RepomdVersion{RepositoryID: repo.ID, MD5: m[:], SHA1: s1[:], SHA256: sum(s), SHA512: s5[:], Size: int64(len(s)), Timestamp: 1}
+		if _, err := d.RecordRepomdVersion(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	version("repomd 0")
+	store := NewStore(d, StoreOptions{LoadFiles: true, Debounce: 20 * time.Millisecond, Interval: time.Hour, FilesMinInterval: 2 * time.Second})
+	var bad atomic.Int64
+	var example atomic.Value
+	store.onInstall(func(snap *selection.Snapshot) {
+		r, rp := snap.Region("eu-a"), snap.Repository("demo-1", "x86_64")
+		if r == nil || rp == nil || snap.Files == nil {
+			return
+		}
+		st := rp.InRegion[r.Index]
+		if st.State != model.RepoFresh || !bytes.Equal(st.SHA256, sum("repomd 1")) {
+			return
+		}
+		idx, ok := snap.Files.Lookup("demo/repodata/new-primary.xml.gz")
+		if !ok || !snap.Verified(r, idx) {
+			bad.Add(1)
+			example.Store(snap.Stats())
+		}
+	})
+	go store.Run(ctx)
+	waitFor(t, "the first snapshot", func() bool { s := store.Snapshot(); return s != nil && s.Files != nil })
+	pushedFile(t, d, a.ID, "demo/Packages/a.rpm", "a")
+	waitFor(t, "a per-file update", func() bool {
+		s := store.Snapshot()
+		idx, ok := s.Files.Lookup("demo/Packages/a.rpm")
+		return ok && s.Verified(s.Region("eu-a"), idx)
+	})
+	// Just after a per-file update: the next one is held back for FilesMinInterval.
+	pushedFile(t, d, a.ID, "demo/repodata/new-primary.xml.gz", "primary")
+	v1 := version("repomd 1")
+	if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: a.ID, RepositoryID: repo.ID, RepomdSHA256: v1.SHA256, State: model.RepoFresh, HTTPStatus: 200}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the flip and its files", func() bool {
+		s := store.Snapshot()
+		rp := s.Repository("demo-1", "x86_64")
+		idx, ok := s.Files.Lookup("demo/repodata/new-primary.xml.gz")
+		return ok && s.Verified(s.Region("eu-a"), idx) && rp.InRegion[s.Region("eu-a").Index].State == model.RepoFresh
+	})
+	if n := bad.Load(); n > 0 {
+		t.Errorf("%d snapshots showed the region serving repomd 1 without its files verified (%v)", n, example.Load())
 	}
 }
