@@ -119,7 +119,7 @@ from a fresh snapshot of the database, and print it with a reason for every regi
 						target += fmt.Sprintf("\nalternate:          sha256 %s, superseded %s ago", alt.SHA256Hex, time.Since(alt.SupersededAt).Round(time.Second))
 					}
 				}
-				urlOf = func(r *selection.Region) string { return r.RepomdURL(rp) }
+				urlOf = func(r *selection.Region) string { return r.ListedRepomdURL(rp) } // as metalinks list it
 			}
 			client := []string{}
 			if location != "" {
