@@ -407,8 +407,3 @@ func TestFillConcurrentMisses(t *testing.T) {
 		t.Fatalf("miss after the copy queued %d: %v", n, err)
 	}
 }
-
-const helperEnv = "REGIONMIRROR_FILL_HELPER"
-
-// helperMain is a stub replaced by the takeover test's helper.
-func helperMain() int { return 2 }
