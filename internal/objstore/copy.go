@@ -125,6 +125,15 @@ func (s *S3) CopyFrom(ctx context.Context, src Store, srcKey, dstKey string, o C
 	if out.CopyObjectResult != nil {
 		got = decodeSum(aws.ToString(out.CopyObjectResult.ChecksumSHA256))
 	}
+	if got != nil && bytes.Equal(got, o.SHA256) {
+		// The store hashed what it wrote to the inventory's SHA-256: those are the file's
+		// bytes, so its size too; no Head needed.
+		info := Info{Key: dstKey, Size: o.Size, SHA256: got, ETag: strings.Trim(aws.ToString(out.CopyObjectResult.ETag), `"`)}
+		if out.CopyObjectResult.LastModified != nil {
+			info.LastModified = *out.CopyObjectResult.LastModified
+		}
+		return info, nil
+	}
 	info, err := s.Head(ctx, dstKey)
 	if err != nil {
 		return Info{}, err

@@ -105,6 +105,11 @@ type Worker struct {
 	ID string
 
 	stores sync.Map // region ID -> storeEntry
+
+	regionsMu   sync.Mutex
+	regionsAt   time.Time
+	regionsList []model.Region
+	healthList  []model.Health
 	sum    struct{ copied, serverSide, fromOrigin, failed, lost, bytes atomic.Int64 }
 }
 
@@ -318,6 +323,30 @@ func (w *Worker) work(ctx context.Context, job *model.FillJob) {
 	}
 }
 
+// regionsTTL is how long the regions and their health are reused between jobs: a burst
+// of small copies must not read them for every file. A source that went down meanwhile
+// fails its copy, which then comes from the origin.
+const regionsTTL = time.Second
+
+// regions returns the regions and their health, read at most every regionsTTL.
+func (w *Worker) regions(ctx context.Context) ([]model.Region, []model.Health, error) {
+	w.regionsMu.Lock()
+	defer w.regionsMu.Unlock()
+	if w.regionsList != nil && time.Since(w.regionsAt) < regionsTTL {
+		return w.regionsList, w.healthList, nil
+	}
+	regions, err := w.DB.ListRegions(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	health, err := w.DB.RegionHealth(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	w.regionsList, w.healthList, w.regionsAt = regions, health, time.Now()
+	return regions, health, nil
+}
+
 // store returns a region's store, opened once per region version.
 func (w *Worker) store(ctx context.Context, r *model.Region) (objstore.Store, error) {
 	if e, ok := w.stores.Load(r.ID); ok && e.(storeEntry).updated.Equal(r.UpdatedAt) {
@@ -340,11 +369,7 @@ func (w *Worker) store(ctx context.Context, r *model.Region) (objstore.Store, er
 // copy writes the job's file into its region, verified, and its "+" twin; it returns
 // how: "server-side" or "origin".
 func (w *Worker) copy(ctx context.Context, job *model.FillJob, log *slog.Logger) (string, error) {
-	regions, err := w.DB.ListRegions(ctx)
-	if err != nil {
-		return "", err
-	}
-	health, err := w.DB.RegionHealth(ctx)
+	regions, health, err := w.regions(ctx)
 	if err != nil {
 		return "", err
 	}
