@@ -7,7 +7,8 @@
 #   C  by `regionmirror fill --once --workers 4` from the origin (the region names the same
 #      versitygw by another host name, so it is not "the same S3 service": PUTs with
 #      x-amz-checksum-sha256 from origin.path)
-# and prints files/s and MB/s of each run, then the medians. Run from the repository root
+# and prints files/s and MB/s of each run (odd rounds A B C, even rounds C B A), then the
+# medians. Run from the repository root
 # (or `make bench-fill`):
 #
 #	testdata/bench/fill-ab.sh [rounds]
@@ -16,7 +17,7 @@
 # BENCH_PORT+1, default 18280) and stops them at the end; about 500 MB of origin, and twice
 # that in buckets while a round runs. Both servers and the copier share the machine's cores.
 set -euo pipefail
-rounds=${1:-2}
+rounds=${1:-4}
 port=${BENCH_PORT:-18280}
 s3port=$((port + 1))
 [ -f testdata/bench/fill-ab.sh ] || { echo "run from the repository root" >&2; exit 2; }
@@ -96,27 +97,33 @@ report() { # round which start end files
 		'BEGIN {t = e - s; printf "%-5s %-22s %8.2f %9.1f %9.1f\n", r, w, t, n / t, b / 1e6 / t}' | tee -a "$results"
 }
 count() { s3 ls --recursive "s3://$1" | wc -l; }
+runA() {
+	odregion "fill-a-$1" "bench-a-$1" "$endpoint"
+	t0=$(now)
+	"$bin" fill --once --workers 4 --region "fill-a-$1" --json >"$dir/fill-a-$1.json"
+	t1=$(now)
+	report "$1" "A fill server-side" "$t0" "$t1" "$(count "bench-a-$1")"
+	drop "fill-a-$1" "bench-a-$1"
+}
+runB() {
+	s3 mb "s3://bench-b-$1" >/dev/null
+	t0=$(now)
+	s3 cp --recursive --only-show-errors s3://bench-src "s3://bench-b-$1"
+	t1=$(now)
+	report "$1" "B aws s3 cp" "$t0" "$t1" "$(count "bench-b-$1")"
+	drop "" "bench-b-$1"
+}
+runC() {
+	odregion "fill-c-$1" "bench-c-$1" "http://localhost:$s3port"
+	t0=$(now)
+	"$bin" fill --once --workers 4 --region "fill-c-$1" --json >"$dir/fill-c-$1.json"
+	t1=$(now)
+	report "$1" "C fill from origin" "$t0" "$t1" "$(count "bench-c-$1")"
+	drop "fill-c-$1" "bench-c-$1"
+}
+# Odd rounds run A B C, even rounds C B A: no series always goes first.
 for r in $(seq "$rounds"); do
-	odregion "fill-a-$r" "bench-a-$r" "$endpoint"
-	t0=$(now)
-	"$bin" fill --once --workers 4 --region "fill-a-$r" --json >"$dir/fill-a-$r.json"
-	t1=$(now)
-	report "$r" "A fill server-side" "$t0" "$t1" "$(count "bench-a-$r")"
-	drop "fill-a-$r" "bench-a-$r"
-
-	s3 mb "s3://bench-b-$r" >/dev/null
-	t0=$(now)
-	s3 cp --recursive --only-show-errors s3://bench-src "s3://bench-b-$r"
-	t1=$(now)
-	report "$r" "B aws s3 cp" "$t0" "$t1" "$(count "bench-b-$r")"
-	drop "" "bench-b-$r"
-
-	odregion "fill-c-$r" "bench-c-$r" "http://localhost:$s3port"
-	t0=$(now)
-	"$bin" fill --once --workers 4 --region "fill-c-$r" --json >"$dir/fill-c-$r.json"
-	t1=$(now)
-	report "$r" "C fill from origin" "$t0" "$t1" "$(count "bench-c-$r")"
-	drop "fill-c-$r" "bench-c-$r"
+	if [ $((r % 2)) = 1 ]; then runA "$r"; runB "$r"; runC "$r"; else runC "$r"; runB "$r"; runA "$r"; fi
 done
 echo "medians:"
 for w in "A fill server-side" "B aws s3 cp" "C fill from origin"; do
