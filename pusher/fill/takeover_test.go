@@ -33,28 +33,131 @@ func helperMain() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	target, _ := url.Parse(os.Getenv("REGIONMIRROR_FILL_HELPER_S3"))
-	rp := httputil.NewSingleHostReverseProxy(target) // keeps the Host header SigV4 signed
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Has("partNumber") {
-			time.Sleep(400 * time.Millisecond)
-		}
-		rp.ServeHTTP(w, r)
-	}))
+	proxy := slowPartsProxy(os.Getenv("REGIONMIRROR_FILL_HELPER_S3"))
 	cfg := testConfig()
 	cfg.Workers = 1
 	w := &Worker{DB: d, Config: cfg, OriginRoot: os.Getenv("REGIONMIRROR_FILL_HELPER_ORIGIN"),
-		Log: slog.New(slog.NewTextHandler(os.Stderr, nil)), ID: "doomed",
-		OpenStore: func(ctx context.Context, r *model.Region) (objstore.Store, error) {
-			slow := *r
-			slow.Endpoint = proxy.URL
-			return objstore.Open(ctx, &slow, storeOptions)
-		}}
+		Log: slog.New(slog.NewTextHandler(os.Stderr, nil)), ID: "doomed", OpenStore: proxy.openStore}
 	if _, err := w.Run(ctx, false); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return 0
+}
+
+// partsProxy sits before versitygw and slows every part request down (the one fault
+// injected: versitygw copies a 5MiB part too fast for a kill or a cancel to land mid-copy).
+type partsProxy struct{ url string }
+
+func slowPartsProxy(endpoint string) *partsProxy {
+	target, _ := url.Parse(endpoint)
+	rp := httputil.NewSingleHostReverseProxy(target) // keeps the Host header SigV4 signed
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("partNumber") {
+			time.Sleep(400 * time.Millisecond)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	return &partsProxy{url: srv.URL}
+}
+
+// openStore opens a region's store through the proxy.
+func (p *partsProxy) openStore(ctx context.Context, r *model.Region) (objstore.Store, error) {
+	slow := *r
+	slow.Endpoint = p.url
+	return objstore.Open(ctx, &slow, storeOptions)
+}
+
+// waitUpload waits for a multipart upload to be under way in r's bucket.
+func (f *fixture) waitUpload(r *model.Region) {
+	f.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for f.uploads(r) == 0 {
+		if time.Now().After(deadline) {
+			f.t.Fatal("no multipart copy started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestFillShutdownAbortsCopy: a worker stopped (SIGTERM cancels its context) during a
+// multipart copy aborts the upload and gives the job back untried: queued, the attempt
+// not counted, nothing recorded.
+func TestFillShutdownAbortsCopy(t *testing.T) {
+	f := newFixture(t, 30<<20)
+	src := f.s3Region("src", model.FillPush)
+	f.push(src)
+	dst := f.s3Region("dst", model.FillOnDemand)
+	f.queue(dst, bigFile)
+	w := f.worker(testConfig())
+	w.OpenStore = slowPartsProxy(f.srv.Endpoint).openStore
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Summary, 1)
+	go func() {
+		s, err := w.Run(ctx, false)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- s
+	}()
+	f.waitUpload(dst)
+	cancel()
+	s := <-done
+	if s.Copied != 0 || s.Failed != 0 {
+		t.Fatalf("summary %+v", s)
+	}
+	jobs := f.jobs(dst)
+	if len(jobs) != 1 || jobs[0].State != model.FillQueued || jobs[0].Attempts != 0 || jobs[0].Worker != "" {
+		t.Fatalf("jobs after shutdown %+v, want one queued, untried", jobs)
+	}
+	if n := f.uploads(dst); n != 0 {
+		t.Errorf("%d incomplete uploads after shutdown", n)
+	}
+	if o := f.object(dst, bigFile); o != nil {
+		t.Errorf("recorded %+v", o)
+	}
+}
+
+// TestFillLeaseLost: when the job is taken from under a running copy (here a purge marks
+// the copy deleting, which removes the job), the next lease extension fails, the copy is
+// cancelled and its upload aborted, and nothing is recorded.
+func TestFillLeaseLost(t *testing.T) {
+	f := newFixture(t, 30<<20)
+	src := f.s3Region("src", model.FillPush)
+	f.push(src)
+	dst := f.s3Region("dst", model.FillOnDemand)
+	f.queue(dst, bigFile)
+	w := f.worker(testConfig())
+	w.OpenStore = slowPartsProxy(f.srv.Endpoint).openStore
+	done := make(chan Summary, 1)
+	go func() {
+		s, err := w.Run(context.Background(), true)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- s
+	}()
+	f.waitUpload(dst)
+	file, err := f.db.GetFile(context.Background(), bigFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.db.MarkCopiesDeleting(context.Background(), db.Fence{}, dst.ID, []int64{file.ID}); err != nil {
+		t.Fatal(err)
+	}
+	s := <-done
+	if s.Lost != 1 || s.Copied != 0 || s.Failed != 0 {
+		t.Fatalf("summary %+v, want the job lost", s)
+	}
+	if n := f.uploads(dst); n != 0 {
+		t.Errorf("%d incomplete uploads after the lost job", n)
+	}
+	if o := f.object(dst, bigFile); o != nil {
+		t.Errorf("recorded %+v", o)
+	}
+	if _, err := f.store(dst).Head(context.Background(), bigFile); err == nil {
+		t.Error("an object was completed")
+	}
 }
 
 // TestFillTakeover: a worker process SIGKILLed during a multipart copy leaves its job
