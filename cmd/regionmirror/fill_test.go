@@ -1,11 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -122,9 +124,9 @@ func TestFillDaemonAndCron(t *testing.T) {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = append(append(os.Environ(), env...), "REGIONMIRROR_FILL_WORKERS=2", "REGIONMIRROR_FILL_POLL_INTERVAL=1m",
 			"REGIONMIRROR_SCHEDULES_PUSH=", "REGIONMIRROR_SCHEDULES_SCAN=", "REGIONMIRROR_SCHEDULES_GC=",
-			"REGIONMIRROR_CRON_LISTEN=")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
+			"REGIONMIRROR_CRON_LISTEN=127.0.0.1:0")
+		stderr := &testenv.Buffer{}
+		cmd.Stderr = stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -144,6 +146,32 @@ func TestFillDaemonAndCron(t *testing.T) {
 				t.Fatalf("%v: the queued copy was not made:\n%s", args, stderr.String())
 			}
 			time.Sleep(50 * time.Millisecond)
+		}
+		if args[0] == "cron" {
+			// The workers' metrics are on cron's /metrics.
+			m := regexp.MustCompile(`msg="cron listening" addr=(\S+)`).FindStringSubmatch(stderr.String())
+			if m == nil {
+				t.Fatalf("cron did not say where it listens:\n%s", stderr.String())
+			}
+			// The counter moves just after the record is written: ask a few times.
+			var body []byte
+			for range 50 {
+				resp, err := http.Get("http://" + m[1] + "/metrics")
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ = io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if regexp.MustCompile(`(?m)^regionmirror_fill_jobs_total\{outcome="copied"\} 1$`).Match(body) &&
+					strings.Contains(string(body), "regionmirror_fill_copy_bytes_total{via=\"server-side\"}") {
+					body = nil
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if body != nil {
+				t.Errorf("cron /metrics lacks the fill series:\n%s", body)
+			}
 		}
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan error, 1)
