@@ -527,11 +527,11 @@ func (w *Worker) writeTwin(ctx context.Context, store objstore.Store, p, ctype, 
 	if twin == "" {
 		return nil
 	}
-	real, err := w.DB.RecordedPaths(ctx, []string{twin})
+	recorded, err := w.DB.RecordedPaths(ctx, []string{twin})
 	if err != nil {
 		return err
 	}
-	if twin = pusher.WritableTwin(p, func(t string) bool { return real[t] }); twin == "" {
+	if twin = pusher.WritableTwin(p, func(t string) bool { return recorded[t] }); twin == "" {
 		return nil
 	}
 	if err := store.Copy(ctx, p, twin, objstore.PutOptions{ContentType: ctype, CacheControl: cache}); err != nil {

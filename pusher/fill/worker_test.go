@@ -407,3 +407,35 @@ func TestFillConcurrentMisses(t *testing.T) {
 		t.Fatalf("miss after the copy queued %d: %v", n, err)
 	}
 }
+
+// TestFillTwinNeverOverwritesRealFile: the "+" twin of a copy is not written when the
+// origin has a file at the twin's key: the real file copied before stays as it is.
+func TestFillTwinNeverOverwritesRealFile(t *testing.T) {
+	d, _ := testenv.NewDB(t)
+	origin := testenv.SampleOrigin(t, t.TempDir())
+	plus, space := "demo/1/iso/x+y.iso", "demo/1/iso/x y.iso"
+	for p, body := range map[string]string{plus: "the plus file", space: "the real file with a space"} {
+		if err := os.WriteFile(filepath.Join(origin, p), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pusher.TakeInventory(context.Background(), d, pusher.OSOrigin{Root: origin}, 2, false, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, db: d, origin: origin, srv: testenv.SharedS3(t)}
+	dst := f.s3Region("dst", model.FillOnDemand)
+	f.queue(dst, space)
+	if s := f.runOnce(f.worker(testConfig())); s.Copied != 1 {
+		t.Fatalf("summary %+v", s)
+	}
+	f.queue(dst, plus)
+	if s := f.runOnce(f.worker(testConfig())); s.Copied != 1 {
+		t.Fatalf("summary %+v", s)
+	}
+	if code, got := get(t, dst, space); code != 200 || string(got) != "the real file with a space" {
+		t.Fatalf("GET %q: %d %q: the twin overwrote the real file", space, code, got)
+	}
+	if code, got := get(t, dst, plus); code != 200 || string(got) != "the plus file" {
+		t.Fatalf("GET %q: %d %q", plus, code, got)
+	}
+}
