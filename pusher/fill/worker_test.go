@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"io"
 	"log/slog"
 	"net/http"
@@ -439,3 +440,25 @@ func TestFillTwinNeverOverwritesRealFile(t *testing.T) {
 		t.Fatalf("GET %q: %d %q", plus, code, got)
 	}
 }
+
+// TestFillSourceNotAsRecorded: the source region's object no longer holds the recorded
+// bytes (changed behind the database's back): the worker does not copy it, and copies
+// from the origin instead.
+func TestFillSourceNotAsRecorded(t *testing.T) {
+	f := newFixture(t, 0)
+	src := f.s3Region("src", model.FillPush)
+	f.push(src)
+	wrong := []byte("not the package")
+	if err := f.store(src).Put(context.Background(), hello, bytes.NewReader(wrong), int64(len(wrong)),
+		objstore.PutOptions{SHA256: sha(wrong)}); err != nil {
+		t.Fatal(err)
+	}
+	dst := f.s3Region("dst", model.FillOnDemand)
+	f.queue(dst, hello)
+	if s := f.runOnce(f.worker(testConfig())); s.Copied != 1 || s.FromOrigin != 1 {
+		t.Fatalf("summary %+v, want one copy from the origin", s)
+	}
+	f.checkCopied(dst, hello)
+}
+
+func sha(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
