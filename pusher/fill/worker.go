@@ -110,7 +110,7 @@ type Worker struct {
 	regionsAt   time.Time
 	regionsList []model.Region
 	healthList  []model.Health
-	sum    struct{ copied, serverSide, fromOrigin, failed, lost, bytes atomic.Int64 }
+	sum         struct{ copied, serverSide, fromOrigin, failed, lost, bytes atomic.Int64 }
 }
 
 type storeEntry struct {
