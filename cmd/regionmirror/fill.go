@@ -52,6 +52,9 @@ fill.max_attempts times. SIGTERM gives back the jobs not started and aborts copi
 			if workers > 0 {
 				w.Config.Workers = workers
 			}
+			if a.cfg.Origin.Path == "" {
+				a.log.Warn("origin.path is not set: only server-side copies can be made; copies from the origin fail")
+			}
 			a.log.Info("fill starting", slog.String("worker", w.ID), slog.Int("workers", w.Config.Workers), slog.Bool("once", once))
 			s, err := w.Run(ctx, once)
 			if err != nil {

@@ -2,7 +2,7 @@
 # Fill throughput (issue 14), rounds A B C: 1,000 files of mixed sizes (80% 4-64 KiB, 19%
 # 256 KiB-2 MiB, 1% 16-32 MiB) pushed into one versitygw bucket, then copied into a fresh
 # bucket of the same versitygw
-#   A  by `regionmirror fill --once --workers 4`: server-side copies (CopyObject), verified
+#   A  by `regionmirror fill --once --workers 4` (BENCH_FILL_WORKERS): server-side copies (CopyObject), verified
 #   B  by `aws s3 cp --recursive s3://src s3://dst --endpoint-url ...` (also server-side)
 #   C  by `regionmirror fill --once --workers 4` from the origin (the region names the same
 #      versitygw by another host name, so it is not "the same S3 service": PUTs with
@@ -18,6 +18,7 @@
 # that in buckets while a round runs. Both servers and the copier share the machine's cores.
 set -euo pipefail
 rounds=${1:-4}
+workers=${BENCH_FILL_WORKERS:-4} # aws s3 cp makes 10 requests at once by default
 port=${BENCH_PORT:-18280}
 s3port=$((port + 1))
 [ -f testdata/bench/fill-ab.sh ] || { echo "run from the repository root" >&2; exit 2; }
@@ -100,7 +101,7 @@ count() { s3 ls --recursive "s3://$1" | wc -l; }
 runA() {
 	odregion "fill-a-$1" "bench-a-$1" "$endpoint"
 	t0=$(now)
-	"$bin" fill --once --workers 4 --region "fill-a-$1" --json >"$dir/fill-a-$1.json"
+	"$bin" fill --once --workers "$workers" --region "fill-a-$1" --json >"$dir/fill-a-$1.json"
 	t1=$(now)
 	report "$1" "A fill server-side" "$t0" "$t1" "$(count "bench-a-$1")"
 	drop "fill-a-$1" "bench-a-$1"
@@ -116,7 +117,7 @@ runB() {
 runC() {
 	odregion "fill-c-$1" "bench-c-$1" "http://localhost:$s3port"
 	t0=$(now)
-	"$bin" fill --once --workers 4 --region "fill-c-$1" --json >"$dir/fill-c-$1.json"
+	"$bin" fill --once --workers "$workers" --region "fill-c-$1" --json >"$dir/fill-c-$1.json"
 	t1=$(now)
 	report "$1" "C fill from origin" "$t0" "$t1" "$(count "bench-c-$1")"
 	drop "fill-c-$1" "bench-c-$1"
