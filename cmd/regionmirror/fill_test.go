@@ -115,8 +115,10 @@ func TestFillCommandBadInput(t *testing.T) {
 }
 
 // TestFillDaemonAndCron runs the real binary: `fill` as a daemon copies a job queued while
-// it runs (woken by the notification) and stops cleanly on SIGTERM; `cron` with
-// fill.workers set and no schedule does the same.
+// it starts (whether before or after its LISTEN took effect; the poll interval is a
+// minute, so only the notification or the look after LISTEN can find it) and stops
+// cleanly on SIGTERM; `cron` with fill.workers set and no schedule does the same, with
+// the workers' series on its /metrics.
 func TestFillDaemonAndCron(t *testing.T) {
 	env, d, r := fillEnv(t)
 	bin := buildBinary(t)
@@ -130,7 +132,6 @@ func TestFillDaemonAndCron(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(500 * time.Millisecond) // let it listen; the poll interval is a minute
 		if _, err := d.MarkCopiesDeleting(context.Background(), db.Fence{}, r.ID, []int64{mustFileID(t, d)}); err != nil {
 			t.Fatal(err)
 		}

@@ -151,17 +151,20 @@ func (w *Worker) Run(ctx context.Context, once bool) (Summary, error) {
 	wake := make(chan struct{}, w.Config.Workers)
 	lctx, stopListen := context.WithCancel(ctx)
 	defer stopListen()
+	wakeAll := func() {
+		for range w.Config.Workers {
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}
 	if !once {
 		go func() {
 			for lctx.Err() == nil {
-				err := w.DB.ListenFill(lctx, nil, func() {
-					for range w.Config.Workers {
-						select {
-						case wake <- struct{}{}:
-						default:
-						}
-					}
-				})
+				// Once listening, look again: a job queued before the LISTEN took effect
+				// sent its notification to no one.
+				err := w.DB.ListenFill(lctx, wakeAll, wakeAll)
 				if lctx.Err() != nil {
 					return
 				}
