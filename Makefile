@@ -69,3 +69,10 @@ fuzz:
 # The load test: the real server under wrk with thousands of connections (RELIABILITY.md).
 load:
 	./testdata/load/run.sh
+
+# Fill throughput of BENCHMARKS.md (issue 14): 1,000 mixed files copied bucket to bucket by
+# `regionmirror fill` (server-side), by `aws s3 cp`, and by fill from the origin; a few minutes.
+# More rounds: make bench-fill BENCH_FILL_ARGS=3
+.PHONY: bench-fill
+bench-fill:
+	./testdata/bench/fill-ab.sh $(BENCH_FILL_ARGS)

@@ -21,6 +21,7 @@ import (
 	"github.com/regionmirror/regionmirror/internal/config"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/pusher"
+	"github.com/regionmirror/regionmirror/pusher/fill"
 	"github.com/regionmirror/regionmirror/scanner"
 )
 
@@ -36,6 +37,8 @@ to the other. A job still running at its next tick is not started again. SIGTERM
 taking new jobs and lets running ones finish within cron.shutdown_timeout. SIGHUP
 (systemctl reload) reads the configuration again and applies the log level and the
 schedules; running jobs go on, a broken configuration is logged and the one in use stays.
+With fill.workers set, cron also runs that many fill workers for its lifetime (see
+'regionmirror fill'); SIGTERM stops them at once, aborting copies in flight.
 /healthz and /metrics are served on cron.listen.`,
 		Args: cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
@@ -100,8 +103,8 @@ func (c *cronDaemon) run(ctx context.Context) error {
 	defer stopHangups()
 	sched := cron.New()
 	jobs := c.jobs(c.app.cfg.Schedules)
-	if len(jobs) == 0 {
-		return usagef("cron: every schedule is empty; set schedules.push, schedules.scan or schedules.gc")
+	if len(jobs) == 0 && c.app.cfg.Fill.Workers == 0 {
+		return usagef("cron: every schedule is empty; set schedules.push, schedules.scan or schedules.gc (or fill.workers)")
 	}
 	// One wrapper per job for the daemon's life, so a job still running when a reload
 	// changes its schedule is not started again beside itself.
@@ -137,6 +140,25 @@ func (c *cronDaemon) run(ctx context.Context) error {
 		log.Info("cron listening", slog.String("addr", ln.Addr().String()))
 	}
 
+	// Fill workers, with fill.workers set, run for the daemon's life. SIGTERM stops them at
+	// once: copies in flight are aborted and their jobs given back for another worker.
+	fillDone := make(chan struct{})
+	if n := c.app.cfg.Fill.Workers; n > 0 {
+		w := c.app.newFillWorker(c.db, nil)
+		w.Metrics = fill.NewMetrics(reg)
+		log.Info("fill workers starting", slog.String("worker", w.ID), slog.Int("workers", w.Config.Workers))
+		go func() {
+			defer close(fillDone)
+			if s, err := w.Run(ctx, false); err != nil {
+				log.Error("fill workers stopped", slog.Any("err", err))
+			} else {
+				log.Info("fill workers stopped", slog.Int64("copied", s.Copied), slog.Int64("failed", s.Failed))
+			}
+		}()
+	} else {
+		close(fillDone)
+	}
+
 	sched.Start()
 	cur := c.app.cfg.Schedules
 wait:
@@ -158,6 +180,7 @@ wait:
 		cancelJobs()
 		<-stopped.Done()
 	}
+	<-fillDone
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -198,7 +221,7 @@ func (c *cronDaemon) reload(sched *cron.Cron, cur config.Schedules, entries []cr
 	log := c.app.log
 	log.Info("reloading (SIGHUP)")
 	cfg, err := c.app.reloadConfig()
-	if err == nil && len(c.jobs(cfg.Schedules)) == 0 {
+	if err == nil && len(c.jobs(cfg.Schedules)) == 0 && c.app.cfg.Fill.Workers == 0 {
 		err = errors.New("every schedule is empty")
 	}
 	if err == nil && cfg.Schedules != cur {
