@@ -82,32 +82,48 @@ func scanFillJob(row pgx.Row) (model.FillJob, error) {
 // whose file the origin deleted, whose region no longer fills on demand, or that the
 // region already holds verified are dropped; a job whose copy is being removed waits.
 func (d *DB) ClaimFills(ctx context.Context, worker string, n int, lease time.Duration) ([]model.FillJob, error) {
+	return d.ClaimFillsIn(ctx, worker, n, lease, nil)
+}
+
+// fillReady is SQL for "job j may be claimed now" (regions $1: all when empty).
+const fillReady = `(cardinality($1::bigint[]) = 0 OR j.region_id = ANY($1))
+	AND ((j.state = 'queued' AND j.not_before <= now()) OR (j.state = 'running' AND j.lease_until < now()))`
+
+// ClaimFillsIn is ClaimFills limited to the jobs of regionIDs (all regions when empty):
+// a fill worker started with --region takes only those regions' jobs.
+func (d *DB) ClaimFillsIn(ctx context.Context, worker string, n int, lease time.Duration, regionIDs []int64) ([]model.FillJob, error) {
+	if regionIDs == nil {
+		regionIDs = []int64{}
+	}
 	var out []model.FillJob
 	err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		out = out[:0]
+		// Dead jobs at the head of the queue go first; only the head is looked at, so a
+		// claim costs the same however long the queue is.
 		if _, err := tx.Exec(ctx, `
-			DELETE FROM fill_jobs j USING files f, regions r
-			WHERE f.id = j.file_id AND r.id = j.region_id AND (j.state <> 'running' OR j.lease_until < now())
+			DELETE FROM fill_jobs d USING (
+				SELECT j.region_id, j.file_id FROM fill_jobs j WHERE `+fillReady+`
+				ORDER BY j.queued_at LIMIT $2 FOR UPDATE SKIP LOCKED) AS head, files f, regions r
+			WHERE d.region_id = head.region_id AND d.file_id = head.file_id AND f.id = d.file_id AND r.id = d.region_id
 				AND (f.deleted_at IS NOT NULL OR r.fill <> 'on-demand' OR EXISTS (
-					SELECT 1 FROM region_objects o WHERE o.region_id = j.region_id AND o.file_id = j.file_id
-						AND o.state = 'present' AND o.current))`); err != nil {
+					SELECT 1 FROM region_objects o WHERE o.region_id = d.region_id AND o.file_id = d.file_id
+						AND o.state = 'present' AND o.current))`, regionIDs, 4*n+16); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, `
 			WITH ready AS (
 				SELECT j.region_id, j.file_id FROM fill_jobs j JOIN regions r ON r.id = j.region_id
-				WHERE r.enabled AND ((j.state = 'queued' AND j.not_before <= now())
-					OR (j.state = 'running' AND j.lease_until < now()))
+				WHERE r.enabled AND `+fillReady+`
 					AND NOT EXISTS (SELECT 1 FROM region_objects o WHERE o.region_id = j.region_id
 						AND o.file_id = j.file_id AND o.state = 'deleting')
-				ORDER BY j.queued_at LIMIT $2
+				ORDER BY j.queued_at LIMIT $3
 				FOR UPDATE OF j SKIP LOCKED
 			)
-			UPDATE fill_jobs j SET state = 'running', attempts = j.attempts + 1, worker = $1,
-				token = nextval('fill_job_tokens'), started_at = now(), lease_until = now() + $3::interval
+			UPDATE fill_jobs j SET state = 'running', attempts = j.attempts + 1, worker = $2,
+				token = nextval('fill_job_tokens'), started_at = now(), lease_until = now() + $4::interval
 			FROM ready, files f, regions r
 			WHERE j.region_id = ready.region_id AND j.file_id = ready.file_id AND f.id = j.file_id AND r.id = j.region_id
-			RETURNING `+fillJobColumns, worker, n, lease)
+			RETURNING `+fillJobColumns, regionIDs, worker, n, lease)
 		if err != nil {
 			return err
 		}

@@ -80,7 +80,7 @@ fill.max_attempts times. SIGTERM gives back the jobs not started and aborts copi
 
 // newFillWorker wires a fill worker from the configuration (fill.*, origin.path).
 func (a *app) newFillWorker(d *db.DB, regionIDs []int64) *fill.Worker {
-	return &fill.Worker{DB: d, Config: fill.NewConfig(a.cfg.Fill), OriginRoot: a.cfg.Origin.Path,
+	return &fill.Worker{DB: d, Config: fill.NewConfig(a.cfg.Fill, a.cfg.Push), OriginRoot: a.cfg.Origin.Path,
 		Regions: regionIDs, Log: a.log, ID: fill.NewWorkerID()}
 }
 

@@ -132,7 +132,7 @@ func TestFillDaemonAndCron(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.MarkCopiesDeleting(context.Background(), db.Fence{}, r.ID, []int64{mustFileID(t, d)}); err != nil {
+		if _, err := d.MarkCopiesDeleting(context.Background(), db.Fence{}, r.ID, []int64{mustFileID(t, d, fillPath)}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := d.ForgetObject(context.Background(), fillPath, r.ID); err != nil {
@@ -189,11 +189,3 @@ func TestFillDaemonAndCron(t *testing.T) {
 	}
 }
 
-func mustFileID(t *testing.T, d *db.DB) int64 {
-	t.Helper()
-	f, err := d.GetFile(context.Background(), fillPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f.ID
-}

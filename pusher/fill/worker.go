@@ -35,19 +35,24 @@ type Config struct {
 	PollInterval           time.Duration
 	MultipartCopyThreshold int64
 	CopyPartSize           int64
-	StoreOptions           objstore.Options
+	// UploadThreshold and UploadPartSize are push's multipart settings, for copies read
+	// from the origin: their parts pass through memory, one buffer per worker.
+	UploadThreshold int64
+	UploadPartSize  int64
+	StoreOptions    objstore.Options
 }
 
-// NewConfig is the fill configuration that c (fill.* of the configuration file) gives;
-// Workers 0 becomes 4 (cron decides itself whether to run workers at all).
-func NewConfig(c config.Fill) Config {
+// NewConfig is the fill configuration that c (fill.* of the configuration file) and p
+// (push.*, for uploads from the origin) give; Workers 0 becomes 4 (cron decides itself
+// whether to run workers at all).
+func NewConfig(c config.Fill, p config.Push) Config {
 	w := c.Workers
 	if w <= 0 {
 		w = 4
 	}
 	return Config{Workers: w, Lease: c.Lease.Std(), MaxAttempts: c.MaxAttempts, RetryBackoff: c.RetryBackoff.Std(),
 		PollInterval: c.PollInterval.Std(), MultipartCopyThreshold: int64(c.MultipartCopyThreshold),
-		CopyPartSize: int64(c.CopyPartSize)}
+		CopyPartSize: int64(c.CopyPartSize), UploadThreshold: int64(p.MultipartThreshold), UploadPartSize: int64(p.PartSize)}
 }
 
 func (c Config) check() error {
@@ -62,6 +67,9 @@ func (c Config) check() error {
 	case c.CopyPartSize < 5<<20 || c.MultipartCopyThreshold < c.CopyPartSize:
 		return fmt.Errorf("fill: copy part size %d, multipart threshold %d: parts of at least 5MiB, threshold at least a part",
 			c.CopyPartSize, c.MultipartCopyThreshold)
+	case c.UploadPartSize < 5<<20 || c.UploadThreshold < c.UploadPartSize:
+		return fmt.Errorf("fill: upload part size %d, multipart threshold %d: parts of at least 5MiB, threshold at least a part",
+			c.UploadPartSize, c.UploadThreshold)
 	}
 	return nil
 }
@@ -478,7 +486,7 @@ func (w *Worker) copyFromOrigin(ctx context.Context, store objstore.Store, f *mo
 		return fmt.Errorf("origin %s: size %d, inventory %d: refused", f.Path, st.Size(), f.Size)
 	}
 	opts := objstore.PutOptions{SHA256: f.SHA256, ContentType: ctype, CacheControl: cache}
-	if f.Size <= w.Config.MultipartCopyThreshold {
+	if f.Size <= w.Config.UploadThreshold {
 		if err := store.Put(ctx, f.Path, fh, f.Size, opts); err != nil {
 			return fmt.Errorf("from origin: %w", err)
 		}
@@ -488,7 +496,7 @@ func (w *Worker) copyFromOrigin(ctx context.Context, store objstore.Store, f *mo
 	if err != nil {
 		return err
 	}
-	err = putParts(ctx, up, fh, f, w.Config.CopyPartSize)
+	err = putParts(ctx, up, fh, f, w.Config.UploadPartSize)
 	if err != nil {
 		if aerr := up.Abort(context.WithoutCancel(ctx)); aerr != nil {
 			err = errors.Join(err, aerr)

@@ -119,7 +119,7 @@ func (f *fixture) queue(r *model.Region, paths ...string) {
 
 func testConfig() Config {
 	return Config{Workers: 2, Lease: 2e9, MaxAttempts: 3, RetryBackoff: 1e6, PollInterval: 1e8,
-		MultipartCopyThreshold: 5 << 20, CopyPartSize: 5 << 20, StoreOptions: storeOptions}
+		MultipartCopyThreshold: 5 << 20, CopyPartSize: 5 << 20, UploadThreshold: 5 << 20, UploadPartSize: 5 << 20, StoreOptions: storeOptions}
 }
 
 func (f *fixture) worker(cfg Config) *Worker {
