@@ -73,16 +73,19 @@ func TestSecretsNeverShown(t *testing.T) {
 	origin := testenv.SampleOrigin(t, t.TempDir())
 	srv := testenv.SharedS3(t)
 	bucket := srv.NewBucket(t, true)
+	odBucket := srv.NewBucket(t, true)
 	t.Setenv("AWS_ACCESS_KEY_ID", testenv.S3AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", testenv.S3SecretKey)
 	addr := freeAddr(t)
 	env = append(env, "REGIONMIRROR_ORIGIN_PATH="+origin, "REGIONMIRROR_SERVER_LISTEN="+addr, "REGIONMIRROR_ORIGIN_URL=https://dl.example.org/pub")
 	for _, args := range [][]string{
 		{"region", "add", "eu-central-1", "--bucket", bucket, "--endpoint", srv.Endpoint, "--public-url", srv.Endpoint + "/" + bucket, "--country", "DE"},
+		{"region", "add", "eu-west-1", "--bucket", odBucket, "--endpoint", srv.Endpoint, "--public-url", srv.Endpoint + "/" + odBucket, "--country", "IE", "--fill", "on-demand"},
 		{"repo", "add", "demo-1", "x86_64", "demo/1/x86_64/os"},
 		{"push"}, {"push", "--json"}, {"scan"}, {"scan", "--json"}, {"status"}, {"status", "--json"},
 		{"region", "list", "--json"}, {"region", "show", "eu-central-1"}, {"locate", "demo/1/x86_64/os/repodata/repomd.xml", "--json"},
 		{"explain", "--repo", "demo-1", "--arch", "x86_64"}, {"config", "show"}, {"config", "check"}, {"gc", "--dry-run"},
+		{"fill", "--once", "--json"}, {"locate", "demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm"},
 	} {
 		if code := runCLI(env, args...); code != 0 {
 			t.Fatalf("regionmirror %s: exit %d\n%s", strings.Join(args, " "), code, captured.String())
