@@ -304,7 +304,11 @@ func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef,
 				s.opt.Activity.Missed(first.Name)
 			}
 			isMeta4 := meta4 || suffix || acceptsMeta4(r.Header.Get("Accept"))
-			if mayWait && !isMeta4 && s.opt.Fills.wait(r.Context(), first, f.path, s.opt.Store.Snapshot) {
+			wait := s.opt.Fills.opt.MaxWait
+			if origin == nil && len(o.forFile(snap, f, nil, 1)) == 0 {
+				wait = max(wait, NowhereWait) // its copy, or a 503
+			}
+			if mayWait && !isMeta4 && s.opt.Fills.waitUpTo(r.Context(), first, f.path, s.opt.Store.Snapshot, wait, true) {
 				// Answer from the snapshot that holds the copy: the redirect goes into the region.
 				if snap, err = s.snapshot(); err != nil {
 					return err
@@ -327,6 +331,21 @@ func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef,
 	var buf [maxDuplicates]*selection.Region
 	regions := o.forFile(snap, f, buf[:0], maxDuplicates)
 	info(c).tier = tierFor(o, regions)
+	if len(regions) == 0 && origin == nil && mayWait && s.opt.Fills != nil && !deleted && model.InRepodata(f.path) {
+		// Metadata a push has recorded in the region this client goes to first and this
+		// server's per-file data does not show yet (it lags the repository's state by up
+		// to a rebuild): a client that read the new repomd.xml asks for it at once.
+		if first := o.firstCarrying(f.path); first != nil && first.Pushes(f.path) &&
+			s.opt.Fills.waitUpTo(r.Context(), first, f.path, s.opt.Store.Snapshot, NowhereWait, false) {
+			if snap, err = s.snapshot(); err != nil {
+				return err
+			}
+			if f, _, err = lookupFile(snap, f.path, false); err != nil {
+				return err
+			}
+			return s.answerFile(c, snap, f, suffix, q, false)
+		}
+	}
 	if len(regions) == 0 && origin == nil {
 		e := &Error{Status: http.StatusServiceUnavailable, Msg: "no region holds a verified copy of " + safeText(f.path, 512) + " yet, and no origin.url is configured"}
 		for _, n := range append(q.Notes, o.notes...) {

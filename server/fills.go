@@ -242,11 +242,23 @@ const (
 	waitFull    = "full"    // too many waiters: answered at once
 )
 
+// NowhereWait is how long a request waits for a copy when no verified copy and no
+// origin.url could answer it meanwhile (whatever ondemand.max_wait says): the copy a miss
+// queued, or metadata a push has just recorded and this server's per-file data does not
+// show yet. A wait, not a 503: apt gives up after 30 s, librepo later.
+const NowhereWait = 20 * time.Second
+
 // wait waits up to MaxWait for a snapshot that shows region holding path verified,
 // checking current once registered (a snapshot may have come in meanwhile). It reports
 // whether the copy is there.
 func (f *Fills) wait(ctx context.Context, region *selection.Region, path string, current func() *selection.Snapshot) bool {
-	if f.opt.MaxWait <= 0 {
+	return f.waitUpTo(ctx, region, path, current, f.opt.MaxWait, true)
+}
+
+// waitUpTo is wait for at most max; kick flushes the pending misses first (a copy is to
+// be queued; metadata a push records needs none).
+func (f *Fills) waitUpTo(ctx context.Context, region *selection.Region, path string, current func() *selection.Snapshot, max time.Duration, kick bool) bool {
+	if max <= 0 {
 		return false
 	}
 	k := copyKey{region.ID, path}
@@ -279,8 +291,10 @@ func (f *Fills) wait(ctx context.Context, region *selection.Region, path string,
 		f.observeWait(waitCopied, time.Since(start))
 		return true
 	}
-	f.Kick() // the miss is recorded: queue its job now, not at the next tick
-	timer := time.NewTimer(f.opt.MaxWait)
+	if kick {
+		f.Kick() // the miss is recorded: queue its job now, not at the next tick
+	}
+	timer := time.NewTimer(max)
 	defer timer.Stop()
 	select {
 	case <-w.ch:

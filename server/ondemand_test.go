@@ -48,6 +48,7 @@ type onDemandOptions struct {
 	maxWait   time.Duration
 	publicURL string
 	tokens    []string
+	noOrigin  bool // no origin.url: the last resort is gone
 }
 
 func startOnDemand(t *testing.T, opt onDemandOptions) *onDemandWorld {
@@ -102,8 +103,12 @@ func startOnDemand(t *testing.T, opt onDemandOptions) *onDemandWorld {
 		}
 	}
 
+	originURL := "https://origin.example/pub"
+	if opt.noOrigin {
+		originURL = ""
+	}
 	w.store = NewStore(d, StoreOptions{LoadFiles: true, Debounce: 20 * time.Millisecond, Interval: time.Hour, FilesMinInterval: 20 * time.Millisecond,
-		Policy: selection.Policy{OriginURL: "https://origin.example/pub", AlternatesMaxAge: 72 * time.Hour, PublicURL: opt.publicURL}})
+		Policy: selection.Policy{OriginURL: originURL, AlternatesMaxAge: 72 * time.Hour, PublicURL: opt.publicURL}})
 	if err := w.store.Refresh(ctx, true); err != nil {
 		t.Fatal(err)
 	}
@@ -630,4 +635,67 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestNowhereElseWaitsForTheCopy: with no origin.url and no other region holding the file,
+// a request that the on-demand region will soon answer waits for it instead of failing
+// with a 503 (which dnf, handed that region by a metalink, would report as an error): the
+// copy its miss queued, and metadata a push recorded that this server's per-file data does
+// not show yet (a client that read the new repomd.xml asks for it at once).
+func TestNowhereElseWaitsForTheCopy(t *testing.T) {
+	w := startOnDemand(t, onDemandOptions{noOrigin: true})
+	ctx := context.Background()
+	const pkg, meta = "demo/1/x86_64/os/Packages/new-1.0-1.noarch.rpm", "demo/1/x86_64/os/repodata/new-primary.xml.gz"
+	for _, p := range []string{pkg, meta} {
+		f := dbFile(p, "content of "+p)
+		if _, err := w.d.ApplyInventory(ctx, db.InventoryChanges{Upsert: []model.File{f}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := w.d.GetFile(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.files[p] = got
+		waitFor(t, "the server to know "+p, func() bool { _, ok := w.store.Snapshot().Files.Lookup(p); return ok })
+	}
+	type answer struct {
+		code int
+		loc  string
+	}
+	ask := func(target string) chan answer {
+		got := make(chan answer, 1)
+		go func() {
+			res, _ := doURL(t, http.MethodGet, w.url+target)
+			got <- answer{res.StatusCode, res.Header.Get("Location")}
+		}()
+		return got
+	}
+	early := func(got chan answer, what string) {
+		select {
+		case a := <-got:
+			t.Fatalf("%s answered before its copy was there: %d %s", what, a.code, a.loc)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+
+	got := ask("/r/od/" + pkg)
+	waitFor(t, "the job of the waiting miss", func() bool { return len(w.jobs(t, pkg)) == 1 })
+	early(got, "the miss")
+	w.complete(t, pkg)
+	if a := <-got; a.code != http.StatusFound || a.loc != odURL(pkg) {
+		t.Errorf("the miss after its copy: %d %s, want %s", a.code, a.loc, odURL(pkg))
+	}
+
+	got = ask("/r/od/" + meta)
+	early(got, "the metadata")
+	f := w.files[meta]
+	if err := w.d.RecordObjects(ctx, db.NoFence, w.od.ID, []db.ObjectUpdate{{FileID: f.ID, Size: f.Size, SHA256: f.SHA256, State: model.ObjectPresent, Pushed: true, Verified: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-got; a.code != http.StatusFound || a.loc != odURL(meta) {
+		t.Errorf("the metadata once recorded: %d %s, want %s", a.code, a.loc, odURL(meta))
+	}
+	if n := len(w.jobs(t, meta)); n != 0 {
+		t.Errorf("metadata queued %d fill jobs; a push writes it", n)
+	}
 }

@@ -101,6 +101,15 @@ func (r *Region) FillsOnDemand(path string) bool {
 	return r.OnDemand && r.Carries(path) && !model.PushesPath(model.FillOnDemand, r.Includes, r.Pins, path)
 }
 
+// Pushes reports whether a push writes path into the region (model.PushesPath).
+func (r *Region) Pushes(path string) bool {
+	fill := model.FillPush
+	if r.OnDemand {
+		fill = model.FillOnDemand
+	}
+	return model.PushesPath(fill, r.Includes, r.Pins, path)
+}
+
 // URL returns the region's public URL for a path of the origin tree.
 func (r *Region) URL(path string) string { return r.base + model.EscapePath(path) }
 
