@@ -24,6 +24,10 @@ type GCOptions struct {
 	// their objects go: every server must have read the mark and stopped sending clients
 	// there (push.announce_delay; 0: no wait).
 	UpdateDelay time.Duration
+	// OnDemandDelay is how long on-demand copies (expiry, eviction, purges) stay marked
+	// deleting before their objects go, when longer than UpdateDelay: ondemand.stale_after,
+	// after which a server cut off from the database stops sending clients to them.
+	OnDemandDelay time.Duration
 	// BatchSize is how many copies are deleted between two checks of the lock (default 64).
 	BatchSize int
 	// ExpireAfter is ondemand.expire_after: an on-demand copy no client asked for in that

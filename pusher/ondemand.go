@@ -94,7 +94,8 @@ func (p *Pusher) gcOnDemand(ctx context.Context, r *model.Region, o GCOptions, r
 
 // removeCopies takes copies of live files out of a region database-first: marked deleting
 // (and their fill jobs removed, so no worker records them again) under fence, then, once
-// every server has read the mark (o.UpdateDelay on the database's clock), their objects
+// every server has read the mark or stopped trusting its data (o.UpdateDelay, or
+// o.OnDemandDelay when longer, on the database's clock), their objects
 // deleted and last their records forgotten. A copy already marked deleting waits too:
 // nothing records when its mark was committed. It returns how many went and their bytes.
 func (p *Pusher) removeCopies(ctx context.Context, r *model.Region, fence db.Fence, o GCOptions, alive func(context.Context) error, ds []ExpiryDelete) (int, int64, error) {
@@ -111,7 +112,7 @@ func (p *Pusher) removeCopies(ctx context.Context, r *model.Region, fence db.Fen
 	if err != nil || len(marked) == 0 {
 		return 0, 0, err
 	}
-	if err := p.waitForServers(ctx, o.UpdateDelay, alive); err != nil {
+	if err := p.waitForServers(ctx, max(o.UpdateDelay, o.OnDemandDelay), alive); err != nil {
 		return 0, 0, err
 	}
 	store, err := p.openStore(ctx, r)

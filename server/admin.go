@@ -90,6 +90,11 @@ func (s *Server) purge(c echo.Context) error {
 	if err != nil || !found || name == "" {
 		return badRequest("use DELETE /api/v1/regions/<region>/objects/<path>")
 	}
+	// Only a name a region could have reaches the database (a NUL or invalid UTF-8 would
+	// make PostgreSQL refuse the query, which is the client's fault, not a 503).
+	if model.ValidateName("region name", name) != nil {
+		return &Error{Status: http.StatusNotFound, Msg: "no region named " + safeText(name, 128)}
+	}
 	p, err := downloadPath(rest)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -282,19 +283,21 @@ func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef,
 		return s.fileMirrorlist(c, snap, f, d, req)
 	}
 	o := s.clientOrder(snap, req)
+	// Per-file data too old to know of a removal: no client goes to on-demand copies.
+	stale := s.opt.OnDemandStaleAfter > 0 && !snap.FilesReadFrom.IsZero() && time.Since(snap.FilesReadFrom) > s.opt.OnDemandStaleAfter
 	// A file the origin deleted is not at origin.url any more: only the regions that
 	// still hold it (through its grace period) can serve it, and once none does it is gone.
 	origin := o.origin
 	deleted := snap.Files.Table().Deleted.Has(f.index)
 	if deleted {
 		origin = nil
-		if len(o.forFile(snap, f, nil, 1)) == 0 {
+		if len(o.forFile(snap, f, nil, 1, stale)) == 0 {
 			return &Error{Status: http.StatusNotFound, Msg: "the origin deleted " + safeText(f.path, 512) + " and no region holds it any more"}
 		}
 	}
 	// The region this client goes to first for the file: when it fills on demand, a
 	// request for its copy moves the expiry clock, and a miss queues a copy.
-	if first := o.firstCarrying(f.path); first != nil && first.OnDemand && s.opt.Fills != nil && first.FillsOnDemand(f.path) {
+	if first := o.firstCarrying(f.path); !stale && first != nil && first.OnDemand && s.opt.Fills != nil && first.FillsOnDemand(f.path) {
 		switch {
 		case snap.Verified(first, f.index):
 			s.opt.Fills.Requested(first.ID, f.path, req.Now)
@@ -305,7 +308,7 @@ func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef,
 			}
 			isMeta4 := meta4 || suffix || acceptsMeta4(r.Header.Get("Accept"))
 			wait := s.opt.Fills.opt.MaxWait
-			if origin == nil && len(o.forFile(snap, f, nil, 1)) == 0 {
+			if origin == nil && len(o.forFile(snap, f, nil, 1, stale)) == 0 {
 				wait = max(wait, NowhereWait) // its copy, or a 503
 			}
 			if mayWait && !isMeta4 && s.opt.Fills.waitUpTo(r.Context(), first, f.path, s.opt.Store.Snapshot, wait, true) {
@@ -322,14 +325,14 @@ func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef,
 	}
 	if meta4 || suffix || acceptsMeta4(r.Header.Get("Accept")) {
 		info(c).endpoint = "download-meta4"
-		regions := o.forFile(snap, f, nil, 0)
+		regions := o.forFile(snap, f, nil, 0, stale)
 		info(c).tier = tierFor(o, regions)
 		// The answer depends on Accept (and who asks: see the route's Cache-Control).
 		h.Set("Vary", "Accept")
 		return s.meta4(c, f, regions, origin)
 	}
 	var buf [maxDuplicates]*selection.Region
-	regions := o.forFile(snap, f, buf[:0], maxDuplicates)
+	regions := o.forFile(snap, f, buf[:0], maxDuplicates, stale)
 	info(c).tier = tierFor(o, regions)
 	if len(regions) == 0 && origin == nil && mayWait && s.opt.Fills != nil && !deleted && model.InRepodata(f.path) {
 		// Metadata a push has recorded in the region this client goes to first and this

@@ -79,13 +79,13 @@ func (s *Server) clientOrder(snap *selection.Snapshot, req selection.Request) *c
 }
 
 // forFile appends to dst the regions of o that hold f verified (up to limit; all for
-// limit <= 0).
-func (o *clientOrder) forFile(snap *selection.Snapshot, f fileRef, dst []*selection.Region, limit int) []*selection.Region {
+// limit <= 0); with stale, not the on-demand copies (see Snapshot.FilesReadFrom).
+func (o *clientOrder) forFile(snap *selection.Snapshot, f fileRef, dst []*selection.Region, limit int, stale bool) []*selection.Region {
 	for _, r := range o.regions {
 		if limit > 0 && len(dst) == limit {
 			break
 		}
-		if snap.Verified(r, f.index) && r.Carries(f.path) {
+		if snap.Verified(r, f.index) && r.Carries(f.path) && !(stale && r.FillsOnDemand(f.path)) {
 			dst = append(dst, r)
 		}
 	}

@@ -502,7 +502,7 @@ func TestClientOrderMatchesSelection(t *testing.T) {
 			for range 2 { // computed, then cached
 				want := selection.SelectFileAt(snap, f.path, f.index, req)
 				o := s.clientOrder(snap, req)
-				got := o.forFile(snap, f, nil, 0)
+				got := o.forFile(snap, f, nil, 0, false)
 				if len(got) != len(want.Chosen) || o.origin != want.Origin {
 					t.Fatalf("%s %+v: %d regions, want %d", f.path, req, len(got), len(want.Chosen))
 				}

@@ -49,6 +49,9 @@ type Options struct {
 	Fills *Fills
 	// Admin answers the purge API (DELETE /api/v1/regions/R/objects/P); nil refuses it.
 	Admin *Admin
+	// OnDemandStaleAfter is ondemand.stale_after: with per-file data older than this, no
+	// client is sent to an on-demand copy (0: no bound).
+	OnDemandStaleAfter time.Duration
 }
 
 // Server is the HTTP front end.

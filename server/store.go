@@ -67,6 +67,7 @@ type Store struct {
 	data      *model.SnapshotData
 	files     *selection.FileIndex
 	filesAt   time.Time // the last read or update of the per-file data
+	filesFrom time.Time // when that read began (Snapshot.FilesReadFrom)
 	fullAt    time.Time // the last full read or reconciliation
 	lastErr   error
 	lastErrAt time.Time
@@ -200,6 +201,7 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 		return err
 	}
 	loadTook := time.Since(start)
+	filesFrom := time.Now()
 	var files *selection.FileIndex
 	full := false
 	var tableFileAt time.Time // when the table file read at start was written
@@ -269,7 +271,7 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 	}
 	s.mu.Lock()
 	if files != nil {
-		s.files, s.filesAt = files, time.Now()
+		s.files, s.filesAt, s.filesFrom = files, time.Now(), filesFrom
 		if full || mode == filesReconcile {
 			s.fullAt = s.filesAt
 		}
@@ -283,6 +285,7 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 	start = time.Now()
 	snap := selection.BuildSnapshot(data, s.files, s.opt.Policy, s.unreachable)
 	snap.BuildTime = loadTook + time.Since(start)
+	snap.FilesReadFrom = s.filesFrom
 	s.cur.Store(snap)
 	s.mu.Unlock()
 	s.tellHooks(snap) // outside the lock
@@ -313,6 +316,7 @@ func (s *Store) SetUnreachable(unreachable map[int64]string) {
 	start := time.Now()
 	snap := selection.BuildSnapshot(s.data, s.files, s.opt.Policy, unreachable)
 	snap.BuildTime = time.Since(start)
+	snap.FilesReadFrom = s.filesFrom
 	s.install(snap)
 }
 
@@ -331,6 +335,7 @@ func (s *Store) SetPolicy(p selection.Policy) {
 	start := time.Now()
 	snap := selection.BuildSnapshot(s.data, s.files, p, s.unreachable)
 	snap.BuildTime = time.Since(start)
+	snap.FilesReadFrom = s.filesFrom
 	s.install(snap)
 }
 

@@ -188,4 +188,3 @@ func TestFillDaemonAndCron(t *testing.T) {
 		}
 	}
 }
-

@@ -109,9 +109,17 @@ func (a *app) gcOptions(dryRun bool) pusher.GCOptions {
 		Grace:            a.cfg.Push.DeleteGrace.Std(),
 		AlternatesMaxAge: a.cfg.Metalink.AlternatesMaxAge.Std(),
 		UpdateDelay:      a.cfg.Push.AnnounceDelay.Std(),
+		OnDemandDelay:    a.onDemandDelay(),
 		ExpireAfter:      a.cfg.OnDemand.ExpireAfter.Std(),
 		DryRun:           dryRun,
 	}
+}
+
+// onDemandDelay is how long an on-demand copy stays marked deleting before its object
+// goes: past ondemand.stale_after (a server cut off from the database stops using such
+// copies then), and the announce delay on top.
+func (a *app) onDemandDelay() time.Duration {
+	return a.cfg.OnDemand.StaleAfter.Std() + a.cfg.Push.AnnounceDelay.Std()
 }
 
 // gcReason says in words why gc removes an on-demand copy.

@@ -54,7 +54,7 @@ object stays until then. Every purge is recorded as a run of kind purge.`,
 			var results []*pusher.PurgeResult
 			var failed []string
 			for _, r := range regions {
-				res, err := p.Purge(ctx, r, f, a.cfg.Push.AnnounceDelay.Std())
+				res, err := p.Purge(ctx, r, f, a.onDemandDelay())
 				if res == nil {
 					res = &pusher.PurgeResult{Region: r.Name, Fill: r.Fill}
 				}

@@ -24,7 +24,7 @@ import (
 // and why, and bad input exits 2.
 func TestOnDemandRegionCommands(t *testing.T) {
 	env, _, _ := pushEnv(t)
-	env = append(env, "REGIONMIRROR_PUSH_ANNOUNCE_DELAY=1s")
+	env = append(env, "REGIONMIRROR_PUSH_ANNOUNCE_DELAY=1s", "REGIONMIRROR_SERVER_SNAPSHOT_INTERVAL=1s", "REGIONMIRROR_ONDEMAND_STALE_AFTER=2s")
 	srv := testenv.SharedS3(t)
 	bucket := srv.NewBucket(t, true)
 	mustCLI(t, env, "region", "add", "od-1", "--bucket", bucket, "--endpoint", srv.Endpoint,

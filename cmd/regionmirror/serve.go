@@ -143,7 +143,7 @@ func (a *app) serve(ctx context.Context, d *db.DB, l net.Listener, accessLog boo
 	srv := server.New(server.Options{
 		Store: store, Metrics: metrics, GeoIP: locator, Log: a.log, AccessLog: accessLog,
 		TrustedProxies: cfg.TrustedProxyPrefixes(), DownloadPrefix: cfg.Server.DownloadPrefix, Activity: activity,
-		Fills: fills, Admin: server.NewAdmin(d, cfg.Server.AdminTokens, a.log),
+		Fills: fills, Admin: server.NewAdmin(d, cfg.Server.AdminTokens, a.log), OnDemandStaleAfter: cfg.OnDemand.StaleAfter.Std(),
 	})
 	reloadDone := make(chan struct{})
 	go func() {

@@ -66,7 +66,7 @@ type Server struct {
 	// PublicURL is where clients reach this service (https://mirrors.example.org): a
 	// metalink lists an on-demand region by PublicURL + /r/<region>/, so that dnf asks
 	// here for every file and a miss can be answered elsewhere. Without it, on-demand
-	// regions are offered in metalinks by their bucket URL like push regions.
+	// regions are left out of metalinks and mirror lists (downloads still use them).
 	PublicURL string `yaml:"public_url"`
 	// AdminTokens are the hashes ("sha256:" + 64 hex digits, from `regionmirror config
 	// hash-token`) of the bearer tokens the admin API accepts; empty disables it.
@@ -81,6 +81,11 @@ type OnDemand struct {
 	MaxWait Duration `yaml:"max_wait"`
 	// ExpireAfter removes an on-demand copy no client asked for in that long.
 	ExpireAfter Duration `yaml:"expire_after"`
+	// StaleAfter: a server whose per-file data is older than this (it cannot reach the
+	// database) stops sending clients to on-demand copies, and gc and purge keep an
+	// on-demand copy marked deleting at least this long before its object goes. It must
+	// exceed server.snapshot_interval, which bounds a healthy server's data age.
+	StaleAfter Duration `yaml:"stale_after"`
 }
 
 // Fill configures fill workers (`regionmirror fill`, and `cron` when Workers > 0).
@@ -171,7 +176,7 @@ func Default() Config {
 		},
 		Scan:     Scan{Concurrency: 8, DownAfter: 3, UpAfter: 2, Timeout: Duration(30 * time.Second)},
 		Metalink: Metalink{AlternatesMaxAge: Duration(72 * time.Hour)},
-		OnDemand: OnDemand{ExpireAfter: Duration(14 * 24 * time.Hour)},
+		OnDemand: OnDemand{ExpireAfter: Duration(14 * 24 * time.Hour), StaleAfter: Duration(2 * time.Minute)},
 		Fill: Fill{Lease: Duration(2 * time.Minute), MaxAttempts: 5, RetryBackoff: Duration(10 * time.Second),
 			PollInterval: Duration(5 * time.Second), MultipartCopyThreshold: 5 << 30, CopyPartSize: 512 << 20},
 		Schedules: Schedules{Push: "*/15 * * * *", Scan: "@hourly", GC: "@daily"},
@@ -319,6 +324,11 @@ func (c *Config) Validate() error {
 	}
 	if mw := c.OnDemand.MaxWait; mw < 0 || mw > Duration(25*time.Second) {
 		return &Error{Key: "ondemand.max_wait", Value: mw.String(), Reason: "must be between 0 and 25s (apt gives up after 30s)"}
+	}
+	// A healthy server rereads its data every snapshot_interval: a shorter bound would
+	// make it distrust data that is only waiting for its next read.
+	if sa := c.OnDemand.StaleAfter; sa <= c.Server.SnapshotInterval {
+		return &Error{Key: "ondemand.stale_after", Value: sa.String(), Reason: fmt.Sprintf("must be longer than server.snapshot_interval (%s)", c.Server.SnapshotInterval)}
 	}
 	if c.OnDemand.ExpireAfter < Duration(time.Minute) {
 		return &Error{Key: "ondemand.expire_after", Value: c.OnDemand.ExpireAfter.String(), Reason: "must be at least 1m"}

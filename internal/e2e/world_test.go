@@ -144,6 +144,7 @@ func newWorld(t *testing.T, names ...string) *world {
 		"REGIONMIRROR_ORIGIN_PATH="+w.origin,
 		fmt.Sprintf("REGIONMIRROR_SERVER_LISTEN=127.0.0.1:%d", port),
 		"REGIONMIRROR_SERVER_SNAPSHOT_INTERVAL=2s",
+		"REGIONMIRROR_ONDEMAND_STALE_AFTER=10s",
 		// serve's own probes take a dead region out of answers (the default, made explicit).
 		"REGIONMIRROR_SERVER_PROBE_INTERVAL=1s",
 		"REGIONMIRROR_SCAN_TIMEOUT=5s",

@@ -35,11 +35,16 @@ type Snapshot struct {
 	// Gen numbers snapshots in the order they were built (in this process): caches of
 	// answers key on it, so they tell snapshots apart without keeping an old one (and its
 	// file table) alive.
-	Gen     uint64
-	Policy  Policy
-	Regions []*Region     // ordered by name; Region.Index is the position
-	Repos   []*Repository // ordered by name and arch
-	Files   *FileIndex    // nil when per-file data was not loaded
+	Gen    uint64
+	Policy Policy
+	// FilesReadFrom is when (this process's clock) the read behind the per-file data
+	// began; zero for a snapshot not built by a store. Servers stop trusting on-demand
+	// copies in data older than ondemand.stale_after: gc removes those that long after
+	// marking them, and a server that cannot reach the database would never see the mark.
+	FilesReadFrom time.Time
+	Regions       []*Region     // ordered by name; Region.Index is the position
+	Repos         []*Repository // ordered by name and arch
+	Files         *FileIndex    // nil when per-file data was not loaded
 
 	// fileVerified is, by Region.Index, the files verified in that region.
 	fileVerified []filetable.Bitset
