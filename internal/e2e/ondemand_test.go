@@ -64,6 +64,7 @@ func TestDNFThroughOnDemandRegion(t *testing.T) {
 		time.Sleep(500 * time.Millisecond) // the servers flush misses in batches
 	}
 	w.checkOnDemandCopies(od)
+	w.waitLocate("demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm", "eu-west-1")
 	w.waitLocate("demo/1/x86_64/os/Packages/libc++-compat-1.0-1.noarch.rpm", "eu-west-1")
 
 	before = w.redirects()
@@ -116,7 +117,8 @@ func diff(before, after map[string]int64) map[string]int64 {
 	return out
 }
 
-// waitLocate waits until the server's /api/v1/locate lists region for path.
+// waitLocate waits until the server's /api/v1/locate lists region among those holding
+// path verified.
 func (w *world) waitLocate(path, region string) {
 	w.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -126,8 +128,18 @@ func (w *world) waitLocate(path, region string) {
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if last = string(b); strings.Contains(last, `"`+region+`"`) {
-				return
+			last = string(b)
+			var doc struct {
+				Regions []struct {
+					Name string `json:"name"`
+				} `json:"regions"`
+			}
+			if json.Unmarshal(b, &doc) == nil {
+				for _, r := range doc.Regions {
+					if r.Name == region {
+						return
+					}
+				}
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
