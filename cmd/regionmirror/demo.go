@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -19,15 +20,19 @@ import (
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
-// demoRegions are three file regions on three continents.
+// demoRegions are three file regions on three continents, and an on-demand one beside
+// the first: it is pushed the metadata only, and copies a package the first time a client
+// there asks for it.
 var demoRegions = []struct {
 	name, country string
 	lat, lon      float64
 	aliases       []string
+	fill          string
 }{
-	{"eu-central-1", "DE", 50.11, 8.68, []string{"frankfurt"}},
-	{"us-east-1", "US", 38.9, -77.4, []string{"virginia"}},
-	{"ap-southeast-2", "AU", -33.87, 151.21, []string{"sydney"}},
+	{"eu-central-1", "DE", 50.11, 8.68, []string{"frankfurt"}, model.FillPush},
+	{"us-east-1", "US", 38.9, -77.4, []string{"virginia"}, model.FillPush},
+	{"ap-southeast-2", "AU", -33.87, 151.21, []string{"sydney"}, model.FillPush},
+	{"eu-west-1", "IE", 53.35, -6.26, []string{"dublin"}, model.FillOnDemand},
 }
 
 func (a *app) demoCmd() *cobra.Command {
@@ -114,6 +119,8 @@ func (a *app) demo(ctx context.Context, dir, origin, listen, regionsListen, geoi
 	cfg.Server.GeoIPDatabase = geoipDB
 	cfg.Server.SnapshotInterval = config.Duration(10 * time.Second)
 	cfg.Server.FilesCache = filepath.Join(dir, "files.cache")
+	// Metalinks list the on-demand region through this server (/r/eu-west-1/).
+	cfg.Server.PublicURL = "http://" + ln.Addr().String()
 	cfg.Log.Level = "warn"
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -136,7 +143,7 @@ func (a *app) demo(ctx context.Context, dir, origin, listen, regionsListen, geoi
 			lat, lon := dr.lat, dr.lon
 			r = &model.Region{Name: dr.name, Kind: model.KindFile, Dir: filepath.Join(regionsDir, dr.name),
 				PublicURL: base + "/" + dr.name, Country: dr.country, Latitude: &lat, Longitude: &lon,
-				Aliases: dr.aliases, Weight: model.DefaultWeight, Enabled: true}
+				Aliases: dr.aliases, Weight: model.DefaultWeight, Enabled: true, Fill: dr.fill}
 			if err := r.Normalize(); err != nil {
 				return err
 			}
@@ -168,7 +175,7 @@ func (a *app) demo(ctx context.Context, dir, origin, listen, regionsListen, geoi
 	go rsrv.Serve(rln)
 	defer rsrv.Close()
 
-	fmt.Fprintln(out, "demo: pushing the sample repository to three regions")
+	fmt.Fprintln(out, "demo: pushing the sample repository to four regions (eu-west-1 fills on demand: only its metadata)")
 	p, err := a.newPusher(ctx)
 	if err != nil {
 		return err
@@ -188,6 +195,16 @@ func (a *app) demo(ctx context.Context, dir, origin, listen, regionsListen, geoi
 		return fmt.Errorf("demo: push %w in %s", errRunFailed, failedRegions(res))
 	}
 
+	// The copies eu-west-1's clients miss are made in this process, as `regionmirror fill`
+	// would make them.
+	fillCtx, stopFill := context.WithCancel(ctx)
+	defer stopFill()
+	go func() {
+		if _, err := a.newFillWorker(d, nil).Run(fillCtx, false); err != nil && fillCtx.Err() == nil {
+			a.log.Error("demo: fill workers stopped", slog.Any("err", err))
+		}
+	}()
+
 	url := "http://" + ln.Addr().String()
 	pkg := repo.Directory + "/Packages/hello-1.0-1.noarch.rpm"
 	return a.serve(ctx, d, ln, false, func() {
@@ -198,6 +215,8 @@ regionmirror demo is serving on %[1]s (Ctrl-C stops it; state stays in %[2]s)
   metalink for a client in Virginia:             curl '%[1]s/metalink?repo=demo-1&arch=x86_64&location=us-east-1'
   mirror list:                                   curl '%[1]s/mirrorlist?repo=demo-1&arch=x86_64&location=sydney'
   a download, as a browser gets it:              curl -I '%[1]s%[3]s/%[4]s'
+  the same from the on-demand region (Dublin):   curl -I '%[1]s%[3]s/%[4]s?location=eu-west-1'
+    (the first answer is another region's copy and queues one for eu-west-1; ask again)
   the same file for download managers:           aria2c '%[1]s%[3]s/%[4]s.meta4'
   where that file is, as a page:                 %[1]s%[3]s/%[4]s?mirrorlist
   the decision, explained:                       regionmirror explain --repo demo-1 --arch x86_64 --ip 127.0.0.1

@@ -89,6 +89,34 @@ func TestDemoStartsServesAndStops(t *testing.T) {
 		t.Errorf("download differs from the origin (%d bytes)", len(rpm))
 	}
 
+	// The on-demand region (Dublin): the metalink lists it through the server's /r/; the
+	// first download from there is another region's copy and queues one, which the demo's
+	// fill workers make; then downloads go into eu-west-1, with the origin's bytes.
+	if body := httpGet(t, "http://"+listen+"/metalink?repo=demo-1&arch=x86_64&location=dublin"); !strings.Contains(body, ">http://"+listen+"/r/eu-west-1/demo/1/x86_64/os/repodata/repomd.xml<") {
+		t.Errorf("metalink for location=dublin lacks the /r/ URL:\n%s", body)
+	}
+	odLoc := func() string {
+		resp, err := noFollow.Get("http://" + listen + "/pub/demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm?location=eu-west-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.Header.Get("Location")
+	}
+	if loc := odLoc(); strings.Contains(loc, "/eu-west-1/") {
+		t.Errorf("the first download from eu-west-1 went into it before any copy: %s", loc)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(odLoc(), "/eu-west-1/") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo never copied the package into eu-west-1 (last answer %s)", odLoc())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := httpGet(t, odLoc()); got != string(want) {
+		t.Errorf("eu-west-1's copy differs from the origin (%d bytes)", len(got))
+	}
+
 	// Ctrl-C: everything stops, PostgreSQL too.
 	cmd.Process.Signal(syscall.SIGINT)
 	select {
