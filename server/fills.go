@@ -136,6 +136,10 @@ func (f *Fills) drop() {
 	}
 }
 
+// Waiting reports whether requests are waiting for copies (the store then rebuilds at
+// once on their NOTIFY).
+func (f *Fills) Waiting() bool { return f.waiting.Load() > 0 }
+
 // Dropped returns how many misses and requests were dropped for want of room.
 func (f *Fills) Dropped() int64 { return f.dropped.Load() }
 

@@ -106,6 +106,7 @@ func New(opt Options) *Server {
 	s.pages = mustParsePages()
 	if opt.Fills != nil && opt.Store != nil {
 		opt.Store.onInstall(opt.Fills.wake)
+		opt.Store.SetUrgent(opt.Fills.Waiting)
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

@@ -68,6 +68,7 @@ type Store struct {
 	files     *selection.FileIndex
 	filesAt   time.Time // the last read or update of the per-file data
 	filesFrom time.Time // when that read began (Snapshot.FilesReadFrom)
+	urgent    atomic.Pointer[func() bool]
 	fullAt    time.Time // the last full read or reconciliation
 	lastErr   error
 	lastErrAt time.Time
@@ -394,6 +395,37 @@ func (s *Store) built(kind string, took time.Duration, err error) {
 	}
 }
 
+// urgentDebounce and urgentFilesInterval replace Debounce and FilesMinInterval while
+// requests wait for a copy (ondemand.max_wait): the copy's NOTIFY should wake them in
+// tens of milliseconds, not a second. Only while someone waits, so a push's burst of
+// notifications still costs one rebuild a second.
+const (
+	urgentDebounce      = 10 * time.Millisecond
+	urgentFilesInterval = 50 * time.Millisecond
+)
+
+// SetUrgent installs the test of whether requests are waiting for the next snapshot.
+func (s *Store) SetUrgent(fn func() bool) { s.urgent.Store(&fn) }
+
+func (s *Store) isUrgent() bool {
+	fn := s.urgent.Load()
+	return fn != nil && (*fn)()
+}
+
+func (s *Store) debounce() time.Duration {
+	if s.isUrgent() {
+		return min(urgentDebounce, s.opt.Debounce)
+	}
+	return s.opt.Debounce
+}
+
+func (s *Store) filesMinInterval() time.Duration {
+	if s.isUrgent() {
+		return min(urgentFilesInterval, s.opt.FilesMinInterval)
+	}
+	return s.opt.FilesMinInterval
+}
+
 // filesWanted reports whether a notification payload means the per-file data changed.
 func filesWanted(payload string) bool {
 	return payload == "files" || payload == "objects" || payload == "schema" || payload == "*"
@@ -420,7 +452,7 @@ func (s *Store) Run(ctx context.Context) {
 			pending = true
 			pendingFiles = pendingFiles || filesWanted(p)
 			if debounce == nil {
-				debounce = time.After(s.opt.Debounce)
+				debounce = time.After(s.debounce())
 			}
 			continue
 		case <-timer.C:
@@ -443,7 +475,7 @@ func (s *Store) Run(ctx context.Context) {
 				mode = filesReconcile
 			}
 			if last := s.filesLoadedAt(); !last.IsZero() {
-				if wait := s.opt.FilesMinInterval - time.Since(last); wait > 0 {
+				if wait := s.filesMinInterval() - time.Since(last); wait > 0 {
 					// Too soon for another update: rebuild everything then, not the rest
 					// now. A snapshot whose repositories are newer than its per-file data
 					// would show a region serving a repomd.xml whose files it does not
