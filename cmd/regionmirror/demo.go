@@ -39,6 +39,7 @@ func (a *app) demoCmd() *cobra.Command {
 	var (
 		dir, origin, listen, regionsListen, geoipDB string
 		reset                                       bool
+		fillWorkers                                 int
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -50,7 +51,10 @@ a dnf .repo snippet. Ctrl-C stops everything; a second run reuses the state in -
 (--reset starts afresh). Nothing outside --dir is written.`,
 		Args: cobra.NoArgs,
 		RunE: action(func(cmd *cobra.Command, _ []string) error {
-			return a.demo(cmd.Context(), dir, origin, listen, regionsListen, geoipDB, reset)
+			if fillWorkers < 0 {
+				return usagef("demo: --fill-workers %d: must be 0 or more", fillWorkers)
+			}
+			return a.demo(cmd.Context(), dir, origin, listen, regionsListen, geoipDB, reset, fillWorkers)
 		}),
 	}
 	cmd.Flags().StringVar(&dir, "dir", "regionmirror-demo", "where the demo keeps its database and regions")
@@ -59,10 +63,11 @@ a dnf .repo snippet. Ctrl-C stops everything; a second run reuses the state in -
 	cmd.Flags().StringVar(&regionsListen, "regions-listen", "127.0.0.1:8081", "address serving the regions' directories (what a bucket's public URL would be)")
 	cmd.Flags().StringVar(&geoipDB, "geoip", "testdata/geoip/regionmirror-test-city.mmdb", "GeoIP City database (\"\" for none); the test database places 127.0.0.1 in Frankfurt")
 	cmd.Flags().BoolVar(&reset, "reset", false, "remove the demo's previous state in --dir first")
+	cmd.Flags().IntVar(&fillWorkers, "fill-workers", 2, "fill workers for the on-demand region (0: none, e.g. to run `regionmirror fill` yourself)")
 	return cmd
 }
 
-func (a *app) demo(ctx context.Context, dir, origin, listen, regionsListen, geoipDB string, reset bool) error {
+func (a *app) demo(ctx context.Context, dir, origin, listen, regionsListen, geoipDB string, reset bool, fillWorkers int) error {
 	out := a.stdout
 	dir, err := filepath.Abs(dir)
 	if err != nil {
@@ -199,11 +204,15 @@ func (a *app) demo(ctx context.Context, dir, origin, listen, regionsListen, geoi
 	// would make them.
 	fillCtx, stopFill := context.WithCancel(ctx)
 	defer stopFill()
-	go func() {
-		if _, err := a.newFillWorker(d, nil).Run(fillCtx, false); err != nil && fillCtx.Err() == nil {
-			a.log.Error("demo: fill workers stopped", slog.Any("err", err))
-		}
-	}()
+	if fillWorkers > 0 {
+		w := a.newFillWorker(d, nil)
+		w.Config.Workers = fillWorkers
+		go func() {
+			if _, err := w.Run(fillCtx, false); err != nil && fillCtx.Err() == nil {
+				a.log.Error("demo: fill workers stopped", slog.Any("err", err))
+			}
+		}()
+	}
 
 	url := "http://" + ln.Addr().String()
 	pkg := repo.Directory + "/Packages/hello-1.0-1.noarch.rpm"

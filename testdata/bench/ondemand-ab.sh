@@ -63,7 +63,7 @@ if [ ! -f "$dir/origin/.complete" ]; then
 fi
 
 echo "starting regionmirror demo --dir $dir (push and scan on the first run: a minute or two)"
-taskset -c 1 ./bin/regionmirror demo --dir "$dir" --origin "$dir/origin" \
+taskset -c 1 ./bin/regionmirror demo --dir "$dir" --origin "$dir/origin" --fill-workers 0 \
 	--listen "127.0.0.1:$demo_port" --regions-listen "127.0.0.1:$regions_port" >"$dir/demo.log" 2>&1 &
 demo_pid=$!
 for _ in $(seq 900); do

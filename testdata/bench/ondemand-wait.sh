@@ -49,7 +49,7 @@ if [ ! -f "$dir/origin/.complete" ]; then
 	done
 	touch "$dir/origin/.complete"
 fi
-./bin/regionmirror demo --dir "$dir" --origin "$dir/origin" \
+./bin/regionmirror demo --dir "$dir" --origin "$dir/origin" --fill-workers 0 \
 	--listen "127.0.0.1:$demo_port" --regions-listen "127.0.0.1:$regions_port" >"$dir/demo.log" 2>&1 &
 demo_pid=$!
 for _ in $(seq 600); do
@@ -90,7 +90,13 @@ for ((i = 0; i < n; i++)); do
 	out=$(curl -s -o /dev/null -w '%{time_total} %{redirect_url}' "http://127.0.0.1:$serve_port/pub/$sub/file-$i.bin?location=$od")
 	t=${out%% *} url=${out#* }
 	[[ "$url" == */$od/* ]] || { echo "file-$i: sent to $url, not into $od: the wait timed out" >&2; exit 1; }
-	took=$(grep "path=$sub/file-$i.bin " "$dir/fill.log" | sed -n 's/.* took=\([^ ]*\).*/\1/p' | tail -1)
+	took=
+	for _ in $(seq 100); do # the worker logs its copy just after recording it
+		took=$(grep "path=$sub/file-$i.bin " "$dir/fill.log" | sed -n 's/.* took=\([^ ]*\).*/\1/p' | tail -1) || true
+		[ -n "$took" ] && break
+		sleep 0.05
+	done
+	[ -n "$took" ] || { echo "file-$i: the fill log has no copy of it" >&2; exit 1; }
 	echo "$i $t $took" >>"$results"
 done
 # took= is a Go duration (ms or s).
