@@ -94,7 +94,7 @@ sql "DELETE FROM fill_jobs"
 taskset -c 0 ./bin/regionmirror serve --access-log=false >"$dir/serve.log" 2>&1 &
 pids+=($!)
 serve_pid=${pids[-1]}
-HELD=/pub/$(file 7)?location=$od MISS=/pub/$(file $((held + 7)))?location=$od
+HELD="/pub/$(file 7)?location=$od" MISS="/pub/$(file $((held + 7)))?location=$od"
 for _ in $(seq 300); do
 	[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$serve_port$HELD")" = 302 ] && break
 	sleep 0.2
