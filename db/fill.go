@@ -19,6 +19,11 @@ const FillChannel = "regionmirror_fill"
 // took it, or a purge, an expiry, a region edit removed it). The caller records nothing.
 var ErrJobLost = errors.New("fill job no longer held")
 
+// errFillRegionEdited: the region was edited after the job was claimed (it may have moved
+// to another bucket), so a copy made where the claim's version pointed is not recorded.
+// It is ErrJobLost and ErrRegionChanged; the worker gives the job back to be claimed again.
+var errFillRegionEdited = fmt.Errorf("%w: %w since the claim", ErrJobLost, ErrRegionChanged)
+
 // ErrCopyDeleting: the copy is marked deleting (a purge or expiry is removing it); a fill
 // may not revive it until that removal is finished.
 var ErrCopyDeleting = errors.New("copy is being removed")
@@ -67,12 +72,12 @@ func (d *DB) QueueFills(ctx context.Context, misses []model.FillMiss) (int, erro
 }
 
 const fillJobColumns = `j.region_id, r.name, j.file_id, f.path, f.size, f.sha256, f.md5, j.state,
-	j.attempts, j.token, j.queued_at, j.not_before, j.started_at, j.lease_until, j.worker, j.error`
+	j.attempts, j.token, j.queued_at, j.not_before, j.started_at, j.lease_until, j.worker, j.error, r.updated_at`
 
 func scanFillJob(row pgx.Row) (model.FillJob, error) {
 	var j model.FillJob
 	err := row.Scan(&j.RegionID, &j.RegionName, &j.FileID, &j.Path, &j.Size, &j.SHA256, &j.MD5, &j.State,
-		&j.Attempts, &j.Token, &j.QueuedAt, &j.NotBefore, &j.StartedAt, &j.LeaseUntil, &j.Worker, &j.Error)
+		&j.Attempts, &j.Token, &j.QueuedAt, &j.NotBefore, &j.StartedAt, &j.LeaseUntil, &j.Worker, &j.Error, &j.RegionUpdatedAt)
 	return j, err
 }
 
@@ -155,10 +160,22 @@ func (d *DB) ExtendFill(ctx context.Context, job *model.FillJob, lease time.Dura
 // CompleteFill records, in one transaction, that the job's copy is verified in its region
 // with size and sha256 (present, pushed and verified now, requested now) and removes the
 // job; servers are notified. It fails with ErrJobLost when the job is no longer held under
-// its token, and ErrCopyDeleting when the copy is marked deleting: in both cases nothing
-// is recorded.
+// its token, ErrRegionChanged (and ErrJobLost) when the region's updated_at is no longer the job's
+// RegionUpdatedAt (the copy went where an older version of the region pointed), and
+// ErrCopyDeleting when the copy is marked deleting: in all cases nothing is recorded.
 func (d *DB) CompleteFill(ctx context.Context, job *model.FillJob, size int64, sha256 []byte) error {
 	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		// The region row is locked (FOR SHARE) so that no edit can move it between this
+		// check and the commit.
+		var same bool
+		err := tx.QueryRow(ctx, `SELECT updated_at = $2 FROM regions WHERE id = $1 FOR SHARE`,
+			job.RegionID, job.RegionUpdatedAt).Scan(&same)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrJobLost
+		}
+		if err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `DELETE FROM fill_jobs WHERE region_id = $1 AND file_id = $2 AND token = $3 AND state = 'running'`,
 			job.RegionID, job.FileID, job.Token)
 		if err != nil {
@@ -166,6 +183,9 @@ func (d *DB) CompleteFill(ctx context.Context, job *model.FillJob, size int64, s
 		}
 		if tag.RowsAffected() == 0 {
 			return ErrJobLost
+		}
+		if !same {
+			return errFillRegionEdited
 		}
 		tag, err = tx.Exec(ctx, `
 			INSERT INTO region_objects AS o (region_id, file_id, size, sha256, state, pushed_at, verified_at, last_requested_at, current)

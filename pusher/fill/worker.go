@@ -301,10 +301,6 @@ func (w *Worker) work(ctx context.Context, job *model.FillJob) {
 	if err == nil {
 		err = w.DB.CompleteFill(dbCtx, job, job.Size, job.SHA256)
 		switch {
-		case errors.Is(err, db.ErrJobLost), errors.Is(err, db.ErrCopyDeleting):
-			w.sum.lost.Add(1)
-			log.Warn("fill: copy made but not recorded", slog.Any("err", err))
-			return
 		case err == nil:
 			w.sum.copied.Add(1)
 			w.sum.bytes.Add(job.Size)
@@ -316,7 +312,23 @@ func (w *Worker) work(ctx context.Context, job *model.FillJob) {
 			w.Metrics.done(via, job.Size, time.Since(start))
 			log.Info("fill: copied", slog.String("via", via), slog.Int64("bytes", job.Size), slog.Duration("took", time.Since(start)))
 			return
+		case errors.Is(err, db.ErrRegionChanged):
+			// handled below
+		case errors.Is(err, db.ErrJobLost), errors.Is(err, db.ErrCopyDeleting):
+			w.sum.lost.Add(1)
+			log.Warn("fill: copy made but not recorded", slog.Any("err", err))
+			return
 		}
+	}
+	if errors.Is(err, db.ErrRegionChanged) {
+		// Edited since the claim: nothing recorded; the job goes back, to be claimed with
+		// the region's new version (a move removed it already: the release does nothing).
+		w.sum.lost.Add(1)
+		log.Warn("fill: the region changed since the claim; nothing recorded, job given back", slog.Any("err", err))
+		if rerr := w.DB.ReleaseFill(dbCtx, job); rerr != nil {
+			log.Warn("fill: releasing a job", slog.Any("err", rerr))
+		}
+		return
 	}
 	if ctx.Err() != nil {
 		// Shutdown: give the job back untried (the upload was aborted).
@@ -339,11 +351,12 @@ func (w *Worker) work(ctx context.Context, job *model.FillJob) {
 // fails its copy, which then comes from the origin.
 const regionsTTL = time.Second
 
-// regions returns the regions and their health, read at most every regionsTTL.
-func (w *Worker) regions(ctx context.Context) ([]model.Region, []model.Health, error) {
+// regions returns the regions and their health, read at most every regionsTTL, and at
+// once when fresh (the cached ones are older than a job's claim).
+func (w *Worker) regions(ctx context.Context, fresh bool) ([]model.Region, []model.Health, error) {
 	w.regionsMu.Lock()
 	defer w.regionsMu.Unlock()
-	if w.regionsList != nil && time.Since(w.regionsAt) < regionsTTL {
+	if !fresh && w.regionsList != nil && time.Since(w.regionsAt) < regionsTTL {
 		return w.regionsList, w.healthList, nil
 	}
 	regions, err := w.DB.ListRegions(ctx)
@@ -356,6 +369,15 @@ func (w *Worker) regions(ctx context.Context) ([]model.Region, []model.Health, e
 	}
 	w.regionsList, w.healthList, w.regionsAt = regions, health, time.Now()
 	return regions, health, nil
+}
+
+func findRegion(regions []model.Region, id int64) *model.Region {
+	for i := range regions {
+		if regions[i].ID == id {
+			return &regions[i]
+		}
+	}
+	return nil
 }
 
 // store returns a region's store, opened once per region version.
@@ -380,9 +402,19 @@ func (w *Worker) store(ctx context.Context, r *model.Region) (objstore.Store, er
 // copy writes the job's file into its region, verified, and its "+" twin; it returns
 // how: "server-side" or "origin".
 func (w *Worker) copy(ctx context.Context, job *model.FillJob, log *slog.Logger) (string, error) {
-	regions, health, err := w.regions(ctx)
+	regions, health, err := w.regions(ctx, false)
 	if err != nil {
 		return "", err
+	}
+	if r := findRegion(regions, job.RegionID); r == nil || !r.UpdatedAt.Equal(job.RegionUpdatedAt) {
+		// The cache is older than the claim (or newer): the region may have moved to
+		// another bucket. Write only where the claim's version of the region points.
+		if regions, health, err = w.regions(ctx, true); err != nil {
+			return "", err
+		}
+		if r := findRegion(regions, job.RegionID); r != nil && !r.UpdatedAt.Equal(job.RegionUpdatedAt) {
+			return "", fmt.Errorf("region %s: %w", job.RegionName, db.ErrRegionChanged)
+		}
 	}
 	objects, err := w.DB.ObjectsOfFile(ctx, job.FileID)
 	if err != nil {
