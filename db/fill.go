@@ -44,7 +44,7 @@ func (d *DB) QueueFills(ctx context.Context, misses []model.FillMiss) (int, erro
 	}
 	var n int
 	err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `
+		rows, err := tx.Query(ctx, `
 			INSERT INTO fill_jobs AS j (region_id, file_id)
 			SELECT DISTINCT r.id, f.id
 			FROM unnest($1::bigint[], $2::text[]) AS m(region_id, path)
@@ -54,11 +54,40 @@ func (d *DB) QueueFills(ctx context.Context, misses []model.FillMiss) (int, erro
 				AND o.state = 'present' AND o.current)
 			ON CONFLICT (region_id, file_id) DO UPDATE SET state = 'queued', attempts = 0,
 				not_before = now(), queued_at = now(), error = '', token = nextval('fill_job_tokens')
-			WHERE j.state = 'failed' AND j.not_before <= now()`, regions, paths)
+			WHERE j.state = 'failed' AND j.not_before <= now()
+			RETURNING j.region_id, j.file_id`, regions, paths)
 		if err != nil {
 			return err
 		}
-		n = int(tag.RowsAffected())
+		type key struct{ region, file int64 }
+		queued, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (key, error) {
+			var k key
+			err := row.Scan(&k.region, &k.file)
+			return k, err
+		})
+		if err != nil {
+			return err
+		}
+		if len(queued) == 0 {
+			return nil
+		}
+		// The INSERT's NOT EXISTS saw the statement's snapshot: a CompleteFill that
+		// committed while the INSERT waited on the job it deleted is not in it, so the
+		// INSERT made a new job for a copy just recorded. This statement's snapshot is
+		// later and sees that copy: such jobs go again.
+		qr, qf := make([]int64, len(queued)), make([]int64, len(queued))
+		for i, k := range queued {
+			qr[i], qf[i] = k.region, k.file
+		}
+		tag, err := tx.Exec(ctx, `
+			DELETE FROM fill_jobs j USING unnest($1::bigint[], $2::bigint[]) AS q(region_id, file_id)
+			WHERE j.region_id = q.region_id AND j.file_id = q.file_id AND EXISTS (
+				SELECT 1 FROM region_objects o WHERE o.region_id = j.region_id AND o.file_id = j.file_id
+					AND o.state = 'present' AND o.current)`, qr, qf)
+		if err != nil {
+			return err
+		}
+		n = len(queued) - int(tag.RowsAffected())
 		if n == 0 {
 			return nil
 		}
@@ -120,7 +149,7 @@ func (d *DB) ClaimFillsIn(ctx context.Context, worker string, n int, lease time.
 				SELECT j.region_id, j.file_id FROM fill_jobs j JOIN regions r ON r.id = j.region_id
 				WHERE r.enabled AND `+fillReady+`
 					AND NOT EXISTS (SELECT 1 FROM region_objects o WHERE o.region_id = j.region_id
-						AND o.file_id = j.file_id AND o.state = 'deleting')
+						AND o.file_id = j.file_id AND (o.state = 'deleting' OR (o.state = 'present' AND o.current)))
 				ORDER BY j.queued_at LIMIT $3
 				FOR UPDATE OF j SKIP LOCKED
 			)
