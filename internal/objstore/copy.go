@@ -179,8 +179,12 @@ func (s *S3) CopyFrom(ctx context.Context, src Store, srcKey, dstKey string, o C
 	})
 	if err != nil {
 		if (o.DestIfMatch != "" || o.DestIfAbsent) && isPrecondition(err, false) {
-			// The source's pin or the destination's condition: S3 does not say which.
-			return Info{}, fmt.Errorf("copy %s to %s: %w or %w", srcKey, dstKey, ErrSourceChanged, ErrDestChanged)
+			// The source's pin or the destination's condition: S3 does not say which, so
+			// look at the source (when it still has the pinned ETag, the destination moved).
+			if info, herr := from.Head(ctx, srcKey); herr == nil && strings.Trim(info.ETag, `"`) == strings.Trim(o.SourceETag, `"`) {
+				return Info{}, fmt.Errorf("copy %s to %s: %w", srcKey, dstKey, ErrDestChanged)
+			}
+			return Info{}, fmt.Errorf("copy %s to %s: %w", srcKey, dstKey, ErrSourceChanged)
 		}
 		return Info{}, mapCopyErr("copy", srcKey+" to "+dstKey, err)
 	}

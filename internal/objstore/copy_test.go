@@ -102,6 +102,12 @@ func TestCopyFromSingle(t *testing.T) {
 	if !errors.Is(err, ErrSourceChanged) {
 		t.Fatalf("changed source: err %v, want ErrSourceChanged", err)
 	}
+	// With the destination's condition too, a 412 is told apart by the source's ETag.
+	_, err = dst.CopyFrom(ctx, src, "a/file+1.rpm", "c", CopyOptions{SourceETag: info.ETag, Size: info.Size, SHA256: sum(data),
+		MultipartThreshold: 5 << 20, PartSize: 5 << 20, DestIfAbsent: true})
+	if !errors.Is(err, ErrSourceChanged) || errors.Is(err, ErrDestChanged) {
+		t.Fatalf("changed source, conditional destination: err %v, want ErrSourceChanged only", err)
+	}
 	if _, err := dst.Head(ctx, "c"); !errors.Is(err, ErrNotExist) {
 		t.Fatalf("changed source left an object: %v", err)
 	}
