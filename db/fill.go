@@ -19,6 +19,11 @@ const FillChannel = "regionmirror_fill"
 // took it, or a purge, an expiry, a region edit removed it). The caller records nothing.
 var ErrJobLost = errors.New("fill job no longer held")
 
+// errFillRegionEdited: the region was edited after the job was claimed (it may have moved
+// to another bucket), so a copy made where the claim's version pointed is not recorded.
+// It is ErrJobLost and ErrRegionChanged; the worker gives the job back to be claimed again.
+var errFillRegionEdited = fmt.Errorf("%w: %w since the claim", ErrJobLost, ErrRegionChanged)
+
 // ErrCopyDeleting: the copy is marked deleting (a purge or expiry is removing it); a fill
 // may not revive it until that removal is finished.
 var ErrCopyDeleting = errors.New("copy is being removed")
@@ -39,7 +44,7 @@ func (d *DB) QueueFills(ctx context.Context, misses []model.FillMiss) (int, erro
 	}
 	var n int
 	err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `
+		rows, err := tx.Query(ctx, `
 			INSERT INTO fill_jobs AS j (region_id, file_id)
 			SELECT DISTINCT r.id, f.id
 			FROM unnest($1::bigint[], $2::text[]) AS m(region_id, path)
@@ -49,11 +54,40 @@ func (d *DB) QueueFills(ctx context.Context, misses []model.FillMiss) (int, erro
 				AND o.state = 'present' AND o.current)
 			ON CONFLICT (region_id, file_id) DO UPDATE SET state = 'queued', attempts = 0,
 				not_before = now(), queued_at = now(), error = '', token = nextval('fill_job_tokens')
-			WHERE j.state = 'failed' AND j.not_before <= now()`, regions, paths)
+			WHERE j.state = 'failed' AND j.not_before <= now()
+			RETURNING j.region_id, j.file_id`, regions, paths)
 		if err != nil {
 			return err
 		}
-		n = int(tag.RowsAffected())
+		type key struct{ region, file int64 }
+		queued, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (key, error) {
+			var k key
+			err := row.Scan(&k.region, &k.file)
+			return k, err
+		})
+		if err != nil {
+			return err
+		}
+		if len(queued) == 0 {
+			return nil
+		}
+		// The INSERT's NOT EXISTS saw the statement's snapshot: a CompleteFill that
+		// committed while the INSERT waited on the job it deleted is not in it, so the
+		// INSERT made a new job for a copy just recorded. This statement's snapshot is
+		// later and sees that copy: such jobs go again.
+		qr, qf := make([]int64, len(queued)), make([]int64, len(queued))
+		for i, k := range queued {
+			qr[i], qf[i] = k.region, k.file
+		}
+		tag, err := tx.Exec(ctx, `
+			DELETE FROM fill_jobs j USING unnest($1::bigint[], $2::bigint[]) AS q(region_id, file_id)
+			WHERE j.region_id = q.region_id AND j.file_id = q.file_id AND EXISTS (
+				SELECT 1 FROM region_objects o WHERE o.region_id = j.region_id AND o.file_id = j.file_id
+					AND o.state = 'present' AND o.current)`, qr, qf)
+		if err != nil {
+			return err
+		}
+		n = len(queued) - int(tag.RowsAffected())
 		if n == 0 {
 			return nil
 		}
@@ -67,12 +101,12 @@ func (d *DB) QueueFills(ctx context.Context, misses []model.FillMiss) (int, erro
 }
 
 const fillJobColumns = `j.region_id, r.name, j.file_id, f.path, f.size, f.sha256, f.md5, j.state,
-	j.attempts, j.token, j.queued_at, j.not_before, j.started_at, j.lease_until, j.worker, j.error`
+	j.attempts, j.token, j.queued_at, j.not_before, j.started_at, j.lease_until, j.worker, j.error, r.updated_at`
 
 func scanFillJob(row pgx.Row) (model.FillJob, error) {
 	var j model.FillJob
 	err := row.Scan(&j.RegionID, &j.RegionName, &j.FileID, &j.Path, &j.Size, &j.SHA256, &j.MD5, &j.State,
-		&j.Attempts, &j.Token, &j.QueuedAt, &j.NotBefore, &j.StartedAt, &j.LeaseUntil, &j.Worker, &j.Error)
+		&j.Attempts, &j.Token, &j.QueuedAt, &j.NotBefore, &j.StartedAt, &j.LeaseUntil, &j.Worker, &j.Error, &j.RegionUpdatedAt)
 	return j, err
 }
 
@@ -115,7 +149,7 @@ func (d *DB) ClaimFillsIn(ctx context.Context, worker string, n int, lease time.
 				SELECT j.region_id, j.file_id FROM fill_jobs j JOIN regions r ON r.id = j.region_id
 				WHERE r.enabled AND `+fillReady+`
 					AND NOT EXISTS (SELECT 1 FROM region_objects o WHERE o.region_id = j.region_id
-						AND o.file_id = j.file_id AND o.state = 'deleting')
+						AND o.file_id = j.file_id AND (o.state = 'deleting' OR (o.state = 'present' AND o.current)))
 				ORDER BY j.queued_at LIMIT $3
 				FOR UPDATE OF j SKIP LOCKED
 			)
@@ -155,10 +189,22 @@ func (d *DB) ExtendFill(ctx context.Context, job *model.FillJob, lease time.Dura
 // CompleteFill records, in one transaction, that the job's copy is verified in its region
 // with size and sha256 (present, pushed and verified now, requested now) and removes the
 // job; servers are notified. It fails with ErrJobLost when the job is no longer held under
-// its token, and ErrCopyDeleting when the copy is marked deleting: in both cases nothing
-// is recorded.
+// its token, ErrRegionChanged (and ErrJobLost) when the region's updated_at is no longer the job's
+// RegionUpdatedAt (the copy went where an older version of the region pointed), and
+// ErrCopyDeleting when the copy is marked deleting: in all cases nothing is recorded.
 func (d *DB) CompleteFill(ctx context.Context, job *model.FillJob, size int64, sha256 []byte) error {
 	err := d.Transact(ctx, func(tx pgx.Tx) error {
+		// The region row is locked (FOR SHARE) so that no edit can move it between this
+		// check and the commit.
+		var same bool
+		err := tx.QueryRow(ctx, `SELECT updated_at = $2 FROM regions WHERE id = $1 FOR SHARE`,
+			job.RegionID, job.RegionUpdatedAt).Scan(&same)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrJobLost
+		}
+		if err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `DELETE FROM fill_jobs WHERE region_id = $1 AND file_id = $2 AND token = $3 AND state = 'running'`,
 			job.RegionID, job.FileID, job.Token)
 		if err != nil {
@@ -166,6 +212,9 @@ func (d *DB) CompleteFill(ctx context.Context, job *model.FillJob, size int64, s
 		}
 		if tag.RowsAffected() == 0 {
 			return ErrJobLost
+		}
+		if !same {
+			return errFillRegionEdited
 		}
 		tag, err = tx.Exec(ctx, `
 			INSERT INTO region_objects AS o (region_id, file_id, size, sha256, state, pushed_at, verified_at, last_requested_at, current)

@@ -223,3 +223,40 @@ func TestFillStatsCountOnlyOnDemandCopies(t *testing.T) {
 		t.Errorf("held %d bytes in %d files, want 13 in 3", stats[0].HeldBytes, stats[0].HeldFiles)
 	}
 }
+
+// TestFillCompleteRefusesAfterARegionEdit: a region edited after the claim (here without
+// a move, which keeps the job) makes CompleteFill record nothing and say
+// ErrRegionChanged, and the job, given back, is claimed again with the new version.
+func TestFillCompleteRefusesAfterARegionEdit(t *testing.T) {
+	ctx := context.Background()
+	d, od, _, files := onDemandWorld(t)
+	a := files["p/a.rpm"]
+	if _, err := d.QueueFills(ctx, []model.FillMiss{{RegionID: od.ID, Path: a.Path}}); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := d.ClaimFills(ctx, "w1", 1, time.Minute)
+	if err != nil || len(jobs) != 1 || !jobs[0].RegionUpdatedAt.Equal(od.UpdatedAt) {
+		t.Fatalf("claim: %+v %v (region version %v)", jobs, err, od.UpdatedAt)
+	}
+	edited, _, err := d.UpdateRegion(ctx, od.Name, func(r *model.Region) error { r.Country = "FR"; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.CompleteFill(ctx, &jobs[0], a.Size, a.SHA256)
+	if !errors.Is(err, db.ErrRegionChanged) || !errors.Is(err, db.ErrJobLost) {
+		t.Fatalf("complete after an edit: %v, want ErrRegionChanged and ErrJobLost", err)
+	}
+	if objs, _ := d.RegionObjects(ctx, od.ID); len(objs) != 0 {
+		t.Fatalf("recorded after an edit: %+v", objs)
+	}
+	if err := d.ReleaseFill(ctx, &jobs[0]); err != nil {
+		t.Fatal(err)
+	}
+	again, err := d.ClaimFills(ctx, "w1", 1, time.Minute)
+	if err != nil || len(again) != 1 || !again[0].RegionUpdatedAt.Equal(edited.UpdatedAt) {
+		t.Fatalf("claim after the release: %+v %v, want the region's new version %v", again, err, edited.UpdatedAt)
+	}
+	if err := d.CompleteFill(ctx, &again[0], a.Size, a.SHA256); err != nil {
+		t.Fatal(err)
+	}
+}

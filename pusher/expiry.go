@@ -15,14 +15,15 @@ type ExpiryCopy struct {
 	Size   int64
 	State  string // present, corrupt, missing (a deleting copy is being removed already)
 	// LastUsed is when a client last asked for it (last_requested_at), else when it was
-	// last verified, else when it was written; zero when none is known.
+	// written; zero (so: old enough to expire) when neither is known.
 	LastUsed time.Time
 }
 
-// LastUsed is the moment a copy's age is measured from: its last request, else its last
-// verification, else its write.
+// LastUsed is the moment a copy's age is measured from: its last request, else its write,
+// else the zero time (the copy counts as old). Never its verification: every scan
+// verifies again, so a copy no client ever asks for would never expire.
 func LastUsed(o *model.RegionObject) time.Time {
-	for _, t := range []*time.Time{o.LastRequestedAt, o.VerifiedAt, o.PushedAt} {
+	for _, t := range []*time.Time{o.LastRequestedAt, o.PushedAt} {
 		if t != nil {
 			return *t
 		}

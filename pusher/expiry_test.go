@@ -34,6 +34,10 @@ func TestPlanExpiry(t *testing.T) {
 	exactly := cp(14, dir+"/Packages/edge.rpm", 1, 14*day) // exactly expire_after old: stays
 	twin := cp(15, dir+"/Packages/c++.rpm", 1, 20*day)
 	realTwin := cp(16, dir+"/Packages/x+y.rpm", 1, 20*day)
+	// Adopted by a scan an hour ago, never requested nor pushed: a scan is not a use.
+	scannedAt := now.Add(-time.Hour)
+	scanned := ExpiryCopy{FileID: 17, Path: dir + "/Packages/scanned.rpm", Size: 7, State: model.ObjectPresent,
+		LastUsed: LastUsed(&model.RegionObject{VerifiedAt: &scannedAt})}
 
 	for _, tc := range []struct {
 		name          string
@@ -45,6 +49,7 @@ func TestPlanExpiry(t *testing.T) {
 		{name: "age only, no cap", region: od(0), copies: []ExpiryCopy{a, b, c, d}, expire: []int64{1}, held: 260, kept: 160},
 		{name: "never metadata or pins, however old", region: od(0), copies: []ExpiryCopy{meta, pin, outside, d}, kept: 10, held: 10},
 		{name: "no known time counts as old", region: od(0), copies: []ExpiryCopy{never, d}, expire: []int64{8}, held: 15, kept: 10},
+		{name: "verified by a scan, never requested: old", region: od(0), copies: []ExpiryCopy{scanned, d}, expire: []int64{17}, held: 17, kept: 10},
 		{name: "exactly expire_after old stays", region: od(0), copies: []ExpiryCopy{exactly}, held: 1, kept: 1},
 		{name: "under the cap: nothing evicted", region: od(1000), copies: []ExpiryCopy{a, b, c, d}, expire: []int64{1}, held: 260, kept: 160},
 		{name: "at the cap: nothing evicted", region: od(160), copies: []ExpiryCopy{a, b, c, d}, expire: []int64{1}, held: 260, kept: 160},
@@ -107,8 +112,10 @@ func TestLastUsed(t *testing.T) {
 		want time.Time
 	}{
 		{model.RegionObject{LastRequestedAt: &t3, VerifiedAt: &t2, PushedAt: &t1}, t3},
-		{model.RegionObject{VerifiedAt: &t2, PushedAt: &t1}, t2},
+		// A scan's verification is not a use: scans verify every copy again.
+		{model.RegionObject{VerifiedAt: &t2, PushedAt: &t1}, t1},
 		{model.RegionObject{PushedAt: &t1}, t1},
+		{model.RegionObject{VerifiedAt: &t3}, time.Time{}},
 		{model.RegionObject{}, time.Time{}},
 	} {
 		if got := LastUsed(&tc.o); !got.Equal(tc.want) {

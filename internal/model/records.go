@@ -228,6 +228,10 @@ type FillJob struct {
 	LeaseUntil *time.Time `json:"lease_until,omitempty"`
 	Worker     string     `json:"worker,omitempty"`
 	Error      string     `json:"error,omitempty"` // logs and the CLI only; public answers say "copy failed"
+	// RegionUpdatedAt is the region's version when the job was claimed: the worker writes
+	// into the region as that version describes it, and the copy is recorded only while
+	// the region is still that version (db.CompleteFill).
+	RegionUpdatedAt time.Time `json:"-"`
 }
 
 // FillMiss is a request that an on-demand region missed: the region it would have gone

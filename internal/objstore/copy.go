@@ -25,6 +25,57 @@ import (
 // (x-amz-copy-source-if-match failed), so what would be copied is not what was verified.
 var ErrSourceChanged = errors.New("copy source changed")
 
+// ErrDestChanged: a conditional write (PutOptions.IfMatch/IfAbsent, CopyOptions'
+// DestIfMatch/DestIfAbsent) found the key no longer as the writer saw it: someone wrote
+// or removed it since. Nothing was written.
+var ErrDestChanged = errors.New("destination changed since it was looked at")
+
+func ifMatch(etag string) *string {
+	if etag == "" {
+		return nil
+	}
+	return aws.String(quoteETag(etag))
+}
+
+func ifNoneMatch(absent bool) *string {
+	if !absent {
+		return nil
+	}
+	return aws.String("*")
+}
+
+// isPrecondition: S3 refused a conditional request: 412, 409 ConditionalRequestConflict
+// (a concurrent write to the key), or, with ifMatch, NoSuchKey (the key is gone; not
+// NoSuchBucket, a region's real fault).
+func isPrecondition(err error, ifMatch bool) bool {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "PreconditionFailed", "ConditionalRequestConflict":
+			return true
+		case "NoSuchKey":
+			return ifMatch
+		}
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		switch re.HTTPStatusCode() {
+		case http.StatusPreconditionFailed, http.StatusConflict:
+			return true
+		}
+	}
+	return false
+}
+
+// mapWriteErr is mapErr, with the refusal of a write conditional on ifMatch or absent
+// named ErrDestChanged.
+func mapWriteErr(op, key string, err error, ifMatch string, absent bool) error {
+	if (ifMatch != "" || absent) && isPrecondition(err, ifMatch != "") {
+		return fmt.Errorf("%s %s: %w", op, key, ErrDestChanged)
+	}
+	return mapErr(op, key, err)
+}
+
 // CopyOptions go with a server-side copy between buckets.
 type CopyOptions struct {
 	// SourceETag pins the source (x-amz-copy-source-if-match on every request); required.
@@ -39,6 +90,12 @@ type CopyOptions struct {
 	PartSize           int64
 	ContentType        string
 	CacheControl       string
+	// DestIfMatch and DestIfAbsent make the copy conditional on the destination key, as
+	// PutOptions.IfMatch and IfAbsent do (ErrDestChanged when it lost the race). A
+	// multipart copy checks them at CompleteMultipartUpload; a single CopyObject sends
+	// them too, but not every S3 service checks them there (versitygw 1.8 does not).
+	DestIfMatch  string
+	DestIfAbsent bool
 }
 
 // CrossCopier is a store that can copy objects into itself from another store of the same
@@ -117,8 +174,18 @@ func (s *S3) CopyFrom(ctx context.Context, src Store, srcKey, dstKey string, o C
 		MetadataDirective: types.MetadataDirectiveReplace,
 		ContentType:       optString(o.ContentType),
 		CacheControl:      optString(o.CacheControl),
+		IfMatch:           ifMatch(o.DestIfMatch),
+		IfNoneMatch:       ifNoneMatch(o.DestIfAbsent),
 	})
 	if err != nil {
+		if (o.DestIfMatch != "" || o.DestIfAbsent) && isPrecondition(err, false) {
+			// The source's pin or the destination's condition: S3 does not say which, so
+			// look at the source (when it still has the pinned ETag, the destination moved).
+			if info, herr := from.Head(ctx, srcKey); herr == nil && strings.Trim(info.ETag, `"`) == strings.Trim(o.SourceETag, `"`) {
+				return Info{}, fmt.Errorf("copy %s to %s: %w", srcKey, dstKey, ErrDestChanged)
+			}
+			return Info{}, fmt.Errorf("copy %s to %s: %w", srcKey, dstKey, ErrSourceChanged)
+		}
 		return Info{}, mapCopyErr("copy", srcKey+" to "+dstKey, err)
 	}
 	var got []byte
@@ -243,8 +310,10 @@ func (s *S3) copyParts(ctx context.Context, from *S3, srcKey, dstKey string, o C
 		Key:             aws.String(dst),
 		UploadId:        id,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		IfMatch:         ifMatch(o.DestIfMatch),
+		IfNoneMatch:     ifNoneMatch(o.DestIfAbsent),
 	}); err != nil {
-		return Info{}, mapErr("complete multipart copy", dstKey, err)
+		return Info{}, mapWriteErr("complete multipart copy", dstKey, err, o.DestIfMatch, o.DestIfAbsent)
 	}
 	completed = true
 	info, herr := s.Head(ctx, dstKey)
@@ -252,8 +321,9 @@ func (s *S3) copyParts(ctx context.Context, from *S3, srcKey, dstKey string, o C
 		return Info{}, herr
 	}
 	if info.Size != o.Size {
-		// Completed, so there is nothing to abort: remove the wrong object.
-		_ = s.Delete(context.WithoutCancel(ctx), dstKey)
+		// Completed, so there is nothing to abort. The object is not deleted: by now
+		// another writer may have replaced it with a good copy that is recorded. The
+		// caller records nothing, and the job's next claim overwrites the key.
 		return info, fmt.Errorf("multipart copy %s to %s: size %d, source %d", srcKey, dstKey, info.Size, o.Size)
 	}
 	return info, nil

@@ -102,6 +102,12 @@ func TestCopyFromSingle(t *testing.T) {
 	if !errors.Is(err, ErrSourceChanged) {
 		t.Fatalf("changed source: err %v, want ErrSourceChanged", err)
 	}
+	// With the destination's condition too, a 412 is told apart by the source's ETag.
+	_, err = dst.CopyFrom(ctx, src, "a/file+1.rpm", "c", CopyOptions{SourceETag: info.ETag, Size: info.Size, SHA256: sum(data),
+		MultipartThreshold: 5 << 20, PartSize: 5 << 20, DestIfAbsent: true})
+	if !errors.Is(err, ErrSourceChanged) || errors.Is(err, ErrDestChanged) {
+		t.Fatalf("changed source, conditional destination: err %v, want ErrSourceChanged only", err)
+	}
 	if _, err := dst.Head(ctx, "c"); !errors.Is(err, ErrNotExist) {
 		t.Fatalf("changed source left an object: %v", err)
 	}
@@ -196,5 +202,70 @@ func TestSameService(t *testing.T) {
 	if !a.SameService(open(srv.Endpoint, "us-east-1")) || a.SameService(open("http://127.0.0.1:1", "us-east-1")) ||
 		a.SameService(open(srv.Endpoint, "eu-west-1")) || a.SameService(file) {
 		t.Fatal("SameService")
+	}
+}
+
+// TestConditionalWrites: a write conditional on the key as it was seen (absent, or of an
+// ETag) is refused with ErrDestChanged once someone else wrote the key, for a PUT, a
+// multipart upload and a multipart copy (checked at CompleteMultipartUpload), and leaves
+// the other writer's object in place; with the condition still true it writes.
+func TestConditionalWrites(t *testing.T) {
+	_, src, dst := twoBuckets(t)
+	ctx := context.Background()
+	theirs := randomBytes(t, 1000)
+	mine := randomBytes(t, 1000)
+	seen := putObject(t, dst, "k", randomBytes(t, 1000)) // what a worker saw before writing
+	putObject(t, dst, "k", theirs)                       // another writer since
+
+	put := func(o PutOptions) error {
+		o.SHA256 = sum(mine)
+		return dst.Put(ctx, "k", bytes.NewReader(mine), int64(len(mine)), o)
+	}
+	if err := put(PutOptions{IfMatch: seen.ETag}); !errors.Is(err, ErrDestChanged) {
+		t.Errorf("put if-match a replaced ETag: %v, want ErrDestChanged", err)
+	}
+	if err := put(PutOptions{IfAbsent: true}); !errors.Is(err, ErrDestChanged) {
+		t.Errorf("put if-absent over an object: %v, want ErrDestChanged", err)
+	}
+	if err := dst.Put(ctx, "gone", bytes.NewReader(mine), int64(len(mine)), PutOptions{SHA256: sum(mine), IfMatch: seen.ETag}); !errors.Is(err, ErrDestChanged) {
+		t.Errorf("put if-match on a missing key: %v, want ErrDestChanged", err)
+	}
+	up, err := dst.Multipart(ctx, "k", PutOptions{IfAbsent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := up.PutPart(ctx, 1, mine, sum(mine)); err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Complete(ctx); !errors.Is(err, ErrDestChanged) {
+		t.Errorf("multipart if-absent over an object: %v, want ErrDestChanged", err)
+	}
+	_ = up.Abort(ctx)
+
+	big := randomBytes(t, 6<<20)
+	info := putObject(t, src, "big", big)
+	putObject(t, dst, "big", theirs)
+	if _, err := dst.CopyFrom(ctx, src, "big", "big", CopyOptions{SourceETag: info.ETag, Size: info.Size, SHA256: sum(big),
+		MultipartThreshold: 5 << 20, PartSize: 5 << 20, DestIfAbsent: true}); !errors.Is(err, ErrDestChanged) {
+		t.Errorf("multipart copy if-absent over an object: %v, want ErrDestChanged", err)
+	}
+	for _, key := range []string{"k", "big"} {
+		if !bytes.Equal(readAll(t, dst, key), theirs) {
+			t.Errorf("%s: the other writer's object was replaced", key)
+		}
+	}
+
+	now, err := dst.Head(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := put(PutOptions{IfMatch: now.ETag}); err != nil {
+		t.Fatalf("put if-match the current ETag: %v", err)
+	}
+	if err := dst.Put(ctx, "new", bytes.NewReader(mine), int64(len(mine)), PutOptions{SHA256: sum(mine), IfAbsent: true}); err != nil {
+		t.Fatalf("put if-absent on a new key: %v", err)
+	}
+	if !bytes.Equal(readAll(t, dst, "k"), mine) || !bytes.Equal(readAll(t, dst, "new"), mine) {
+		t.Fatal("conditional writes whose condition held did not write")
 	}
 }

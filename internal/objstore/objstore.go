@@ -46,6 +46,13 @@ type PutOptions struct {
 	SHA256       []byte
 	ContentType  string
 	CacheControl string
+	// IfMatch and IfAbsent make the write conditional on the key being as the writer saw
+	// it before writing: still of ETag IfMatch, or still absent (S3's If-Match and
+	// If-None-Match: *, checked when the object is published: PutObject,
+	// CompleteMultipartUpload). A write that lost the race fails with ErrDestChanged, so a
+	// late write cannot replace a newer object. The file store does not check them.
+	IfMatch  string
+	IfAbsent bool
 }
 
 // Store is what the pusher and the scanner need from a region's storage.

@@ -177,9 +177,11 @@ func (s *S3) Put(ctx context.Context, key string, body io.ReadSeeker, size int64
 		ChecksumSHA256:    b64(opts.SHA256),
 		ContentType:       optString(opts.ContentType),
 		CacheControl:      optString(opts.CacheControl),
+		IfMatch:           ifMatch(opts.IfMatch),
+		IfNoneMatch:       ifNoneMatch(opts.IfAbsent),
 	}, knownPayloadHash(opts.SHA256))
 	if err != nil {
-		return mapErr("put", key, err)
+		return mapWriteErr("put", key, err, opts.IfMatch, opts.IfAbsent)
 	}
 	return nil
 }
@@ -334,6 +336,9 @@ type s3Upload struct {
 	key   string
 	id    string
 	parts []types.CompletedPart
+	// the PutOptions' conditions, checked by CompleteMultipartUpload
+	ifMatch  string
+	ifAbsent bool
 }
 
 var _ Upload = (*s3Upload)(nil)
@@ -352,7 +357,7 @@ func (s *S3) Multipart(ctx context.Context, key string, opts PutOptions) (Upload
 	if err != nil {
 		return nil, mapErr("multipart", key, err)
 	}
-	return &s3Upload{s: s, key: key, id: aws.ToString(out.UploadId)}, nil
+	return &s3Upload{s: s, key: key, id: aws.ToString(out.UploadId), ifMatch: opts.IfMatch, ifAbsent: opts.IfAbsent}, nil
 }
 
 func (u *s3Upload) PutPart(ctx context.Context, n int, data []byte, sum []byte) error {
@@ -379,9 +384,11 @@ func (u *s3Upload) Complete(ctx context.Context) error {
 		Key:             aws.String(joinKey(u.s.prefix, u.key)),
 		UploadId:        aws.String(u.id),
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: u.parts},
+		IfMatch:         ifMatch(u.ifMatch),
+		IfNoneMatch:     ifNoneMatch(u.ifAbsent),
 	})
 	if err != nil {
-		return mapErr("complete multipart", u.key, err)
+		return mapWriteErr("complete multipart", u.key, err, u.ifMatch, u.ifAbsent)
 	}
 	return nil
 }

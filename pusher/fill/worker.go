@@ -221,6 +221,7 @@ func (w *Worker) summary() Summary {
 // poll interval when none is ready. A database that does not answer is retried.
 func (w *Worker) loop(ctx context.Context, once bool, wake <-chan struct{}) error {
 	for ctx.Err() == nil {
+		sent := time.Now() // the lease runs from the database's now, which is later
 		jobs, err := w.DB.ClaimFillsIn(ctx, w.ID, 1, w.Config.Lease, w.Regions)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -252,7 +253,7 @@ func (w *Worker) loop(ctx context.Context, once bool, wake <-chan struct{}) erro
 				}
 				continue
 			}
-			w.work(ctx, &jobs[i])
+			w.work(ctx, &jobs[i], sent)
 		}
 	}
 	return nil
@@ -261,8 +262,21 @@ func (w *Worker) loop(ctx context.Context, once bool, wake <-chan struct{}) erro
 // errLeaseLost cancels a copy whose job another worker took over or something removed.
 var errLeaseLost = errors.New("fill job lost")
 
-// work runs one job: copy, verify, record; on failure, back off or give up.
-func (w *Worker) work(ctx context.Context, job *model.FillJob) {
+// errLeaseExpired cancels a copy whose lease may have passed by the worker's own clock:
+// the database did not extend it in time, so another worker may hold the job already.
+var errLeaseExpired = errors.New("fill job's lease passed without an extension")
+
+// leaseDeadline is when a lease asked for at sent, for lease, must be taken as passed by
+// the worker's clock: a quarter of the lease early, against clock rates and delays.
+func leaseDeadline(sent time.Time, lease time.Duration) time.Time {
+	return sent.Add(lease - lease/4)
+}
+
+// work runs one job: copy, verify, record; on failure, back off or give up. claimed is
+// when the claim was sent: the lease is counted from then, by the worker's clock, and the
+// copy is cancelled when it passes without an extension, whether or not the database
+// answers (a worker cut off from it must not go on writing into a job another holds).
+func (w *Worker) work(ctx context.Context, job *model.FillJob, claimed time.Time) {
 	log := w.log().With(slog.String("region", job.RegionName), slog.String("path", job.Path), slog.Int("attempt", job.Attempts))
 	dbCtx := context.WithoutCancel(ctx)
 	start := time.Now()
@@ -271,21 +285,37 @@ func (w *Worker) work(ctx context.Context, job *model.FillJob) {
 	extendDone := make(chan struct{})
 	go func() {
 		defer close(extendDone)
-		t := time.NewTicker(max(w.Config.Lease/3, 100*time.Millisecond))
+		lease := w.Config.Lease
+		deadline := leaseDeadline(claimed, lease)
+		expired := time.NewTimer(time.Until(deadline))
+		defer expired.Stop()
+		t := time.NewTicker(max(lease/3, 100*time.Millisecond))
 		defer t.Stop()
 		for {
 			select {
 			case <-jctx.Done():
 				return
+			case <-expired.C:
+				cancel(errLeaseExpired)
+				return
 			case <-t.C:
-				if err := w.DB.ExtendFill(jctx, job, w.Config.Lease); err != nil {
-					if errors.Is(err, db.ErrJobLost) {
-						cancel(errLeaseLost)
-						return
-					}
-					if jctx.Err() == nil {
-						log.Warn("fill: extending the lease", slog.Any("err", err))
-					}
+				sent := time.Now()
+				// An extension that answers after the deadline is no use: give up then.
+				ectx, ecancel := context.WithDeadline(jctx, deadline)
+				err := w.DB.ExtendFill(ectx, job, lease)
+				ecancel()
+				switch {
+				case err == nil:
+					deadline = leaseDeadline(sent, lease)
+					expired.Reset(time.Until(deadline))
+				case errors.Is(err, db.ErrJobLost):
+					cancel(errLeaseLost)
+					return
+				case !time.Now().Before(deadline):
+					cancel(errLeaseExpired)
+					return
+				case jctx.Err() == nil:
+					log.Warn("fill: extending the lease", slog.Any("err", err))
 				}
 			}
 		}
@@ -293,18 +323,18 @@ func (w *Worker) work(ctx context.Context, job *model.FillJob) {
 	via, err := w.copy(jctx, job, log)
 	cancel(nil)
 	<-extendDone
-	if errors.Is(context.Cause(jctx), errLeaseLost) {
+	switch cause := context.Cause(jctx); {
+	case errors.Is(cause, errLeaseLost), errors.Is(cause, errLeaseExpired):
+		// Nothing recorded. The copy was cancelled (a multipart upload aborted); a single
+		// request S3 had accepted may still complete, but it was conditional on the key as
+		// it was before (see destCondition), so it cannot replace a newer copy.
 		w.sum.lost.Add(1)
-		log.Warn("fill: job lost during the copy; nothing recorded")
+		log.Warn("fill: job lost during the copy; nothing recorded", slog.Any("why", cause), slog.Any("err", err))
 		return
 	}
 	if err == nil {
 		err = w.DB.CompleteFill(dbCtx, job, job.Size, job.SHA256)
 		switch {
-		case errors.Is(err, db.ErrJobLost), errors.Is(err, db.ErrCopyDeleting):
-			w.sum.lost.Add(1)
-			log.Warn("fill: copy made but not recorded", slog.Any("err", err))
-			return
 		case err == nil:
 			w.sum.copied.Add(1)
 			w.sum.bytes.Add(job.Size)
@@ -316,7 +346,23 @@ func (w *Worker) work(ctx context.Context, job *model.FillJob) {
 			w.Metrics.done(via, job.Size, time.Since(start))
 			log.Info("fill: copied", slog.String("via", via), slog.Int64("bytes", job.Size), slog.Duration("took", time.Since(start)))
 			return
+		case errors.Is(err, db.ErrRegionChanged):
+			// handled below
+		case errors.Is(err, db.ErrJobLost), errors.Is(err, db.ErrCopyDeleting):
+			w.sum.lost.Add(1)
+			log.Warn("fill: copy made but not recorded", slog.Any("err", err))
+			return
 		}
+	}
+	if errors.Is(err, db.ErrRegionChanged) {
+		// Edited since the claim: nothing recorded; the job goes back, to be claimed with
+		// the region's new version (a move removed it already: the release does nothing).
+		w.sum.lost.Add(1)
+		log.Warn("fill: the region changed since the claim; nothing recorded, job given back", slog.Any("err", err))
+		if rerr := w.DB.ReleaseFill(dbCtx, job); rerr != nil {
+			log.Warn("fill: releasing a job", slog.Any("err", rerr))
+		}
+		return
 	}
 	if ctx.Err() != nil {
 		// Shutdown: give the job back untried (the upload was aborted).
@@ -339,11 +385,12 @@ func (w *Worker) work(ctx context.Context, job *model.FillJob) {
 // fails its copy, which then comes from the origin.
 const regionsTTL = time.Second
 
-// regions returns the regions and their health, read at most every regionsTTL.
-func (w *Worker) regions(ctx context.Context) ([]model.Region, []model.Health, error) {
+// regions returns the regions and their health, read at most every regionsTTL, and at
+// once when fresh (the cached ones are older than a job's claim).
+func (w *Worker) regions(ctx context.Context, fresh bool) ([]model.Region, []model.Health, error) {
 	w.regionsMu.Lock()
 	defer w.regionsMu.Unlock()
-	if w.regionsList != nil && time.Since(w.regionsAt) < regionsTTL {
+	if !fresh && w.regionsList != nil && time.Since(w.regionsAt) < regionsTTL {
 		return w.regionsList, w.healthList, nil
 	}
 	regions, err := w.DB.ListRegions(ctx)
@@ -356,6 +403,15 @@ func (w *Worker) regions(ctx context.Context) ([]model.Region, []model.Health, e
 	}
 	w.regionsList, w.healthList, w.regionsAt = regions, health, time.Now()
 	return regions, health, nil
+}
+
+func findRegion(regions []model.Region, id int64) *model.Region {
+	for i := range regions {
+		if regions[i].ID == id {
+			return &regions[i]
+		}
+	}
+	return nil
 }
 
 // store returns a region's store, opened once per region version.
@@ -380,9 +436,19 @@ func (w *Worker) store(ctx context.Context, r *model.Region) (objstore.Store, er
 // copy writes the job's file into its region, verified, and its "+" twin; it returns
 // how: "server-side" or "origin".
 func (w *Worker) copy(ctx context.Context, job *model.FillJob, log *slog.Logger) (string, error) {
-	regions, health, err := w.regions(ctx)
+	regions, health, err := w.regions(ctx, false)
 	if err != nil {
 		return "", err
+	}
+	if r := findRegion(regions, job.RegionID); r == nil || !r.UpdatedAt.Equal(job.RegionUpdatedAt) {
+		// The cache is older than the claim (or newer): the region may have moved to
+		// another bucket. Write only where the claim's version of the region points.
+		if regions, health, err = w.regions(ctx, true); err != nil {
+			return "", err
+		}
+		if r := findRegion(regions, job.RegionID); r != nil && !r.UpdatedAt.Equal(job.RegionUpdatedAt) {
+			return "", fmt.Errorf("region %s: %w", job.RegionName, db.ErrRegionChanged)
+		}
 	}
 	objects, err := w.DB.ObjectsOfFile(ctx, job.FileID)
 	if err != nil {
@@ -412,15 +478,19 @@ func (w *Worker) copy(ctx context.Context, job *model.FillJob, log *slog.Logger)
 	if err != nil {
 		return "", err
 	}
+	cond, err := destCondition(ctx, store, job.Path)
+	if err != nil {
+		return "", err
+	}
 	f := &model.File{ID: job.FileID, Path: job.Path, Size: job.Size, SHA256: job.SHA256, MD5: job.MD5}
 	ctype, cache := model.Headers(job.Path)
 	src := ChooseSource(dst, f, cands)
 	via := "origin"
 	copied := false
 	if src.Region != nil {
-		if err := w.copyServerSide(ctx, store, src.Region, f, ctype, cache); err == nil {
+		if err := w.copyServerSide(ctx, store, src.Region, f, ctype, cache, cond); err == nil {
 			via, copied = "server-side", true
-		} else if ctx.Err() != nil {
+		} else if ctx.Err() != nil || errors.Is(err, objstore.ErrDestChanged) {
 			return "", err
 		} else {
 			log.Warn("fill: server-side copy failed; copying from the origin", slog.String("source", src.Region.Name), slog.Any("err", err))
@@ -429,7 +499,7 @@ func (w *Worker) copy(ctx context.Context, job *model.FillJob, log *slog.Logger)
 		log.Debug("fill: copying from the origin", slog.String("why", src.Why))
 	}
 	if !copied {
-		if err := w.copyFromOrigin(ctx, store, f, ctype, cache); err != nil {
+		if err := w.copyFromOrigin(ctx, store, f, ctype, cache, cond); err != nil {
 			return "", err
 		}
 	}
@@ -439,9 +509,29 @@ func (w *Worker) copy(ctx context.Context, job *model.FillJob, log *slog.Logger)
 	return via, nil
 }
 
+// destCondition looks at the job's key before anything is written and returns the
+// condition every write of the copy carries: the key still of the ETag seen, or still
+// absent. A worker whose write lands late (its lease passed, another worker copied and
+// recorded a newer version meanwhile) is then refused by S3 instead of replacing that
+// copy. Residual window: a single CopyObject on a service that ignores the destination's
+// conditions there (versitygw 1.8; AWS checks them) and that S3 had already accepted
+// completes even though the worker cancelled it.
+func destCondition(ctx context.Context, store objstore.Store, key string) (objstore.PutOptions, error) {
+	info, err := store.Head(ctx, key)
+	switch {
+	case errors.Is(err, objstore.ErrNotExist):
+		return objstore.PutOptions{IfAbsent: true}, nil
+	case err != nil:
+		return objstore.PutOptions{}, fmt.Errorf("destination: %w", err)
+	case info.ETag == "":
+		return objstore.PutOptions{}, nil // a store without ETags (files): the lease alone
+	}
+	return objstore.PutOptions{IfMatch: info.ETag}, nil
+}
+
 // copyServerSide copies f from src's bucket into store: Head pins the source's ETag (and
 // checks its size and, when S3 keeps it, its SHA-256 against the inventory first).
-func (w *Worker) copyServerSide(ctx context.Context, store objstore.Store, src *model.Region, f *model.File, ctype, cache string) error {
+func (w *Worker) copyServerSide(ctx context.Context, store objstore.Store, src *model.Region, f *model.File, ctype, cache string, cond objstore.PutOptions) error {
 	cc, ok := store.(objstore.CrossCopier)
 	if !ok {
 		return fmt.Errorf("%s cannot copy server-side", store)
@@ -461,7 +551,8 @@ func (w *Worker) copyServerSide(ctx context.Context, store objstore.Store, src *
 		return fmt.Errorf("source %s: %s is not the inventory's (size %d, want %d)", src.Name, f.Path, info.Size, f.Size)
 	}
 	_, err = cc.CopyFrom(ctx, from, f.Path, f.Path, objstore.CopyOptions{SourceETag: info.ETag, Size: f.Size, SHA256: f.SHA256,
-		MultipartThreshold: w.Config.MultipartCopyThreshold, PartSize: w.Config.CopyPartSize, ContentType: ctype, CacheControl: cache})
+		MultipartThreshold: w.Config.MultipartCopyThreshold, PartSize: w.Config.CopyPartSize, ContentType: ctype, CacheControl: cache,
+		DestIfMatch: cond.IfMatch, DestIfAbsent: cond.IfAbsent})
 	return err
 }
 
@@ -469,7 +560,7 @@ func (w *Worker) copyServerSide(ctx context.Context, store objstore.Store, src *
 // inventory SHA-256, which the store checks (S3's x-amz-checksum-sha256; the file store
 // hashes). Above the multipart threshold it goes in parts, each hashed on the way, and
 // the upload is completed only when the whole file hashed to the inventory's.
-func (w *Worker) copyFromOrigin(ctx context.Context, store objstore.Store, f *model.File, ctype, cache string) error {
+func (w *Worker) copyFromOrigin(ctx context.Context, store objstore.Store, f *model.File, ctype, cache string, cond objstore.PutOptions) error {
 	if w.OriginRoot == "" {
 		return errors.New("no origin.path to copy from")
 	}
@@ -485,7 +576,7 @@ func (w *Worker) copyFromOrigin(ctx context.Context, store objstore.Store, f *mo
 	if st.Size() != f.Size {
 		return fmt.Errorf("origin %s: size %d, inventory %d: refused", f.Path, st.Size(), f.Size)
 	}
-	opts := objstore.PutOptions{SHA256: f.SHA256, ContentType: ctype, CacheControl: cache}
+	opts := objstore.PutOptions{SHA256: f.SHA256, ContentType: ctype, CacheControl: cache, IfMatch: cond.IfMatch, IfAbsent: cond.IfAbsent}
 	if f.Size <= w.Config.UploadThreshold {
 		if err := store.Put(ctx, f.Path, fh, f.Size, opts); err != nil {
 			return fmt.Errorf("from origin: %w", err)

@@ -5,14 +5,20 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -365,48 +371,104 @@ func TestFillRetriesThenFails(t *testing.T) {
 	}
 }
 
-// TestFillConcurrentMisses: 200 concurrent QueueFills of one file, worked by two worker
-// processes' worth of goroutines at once, make exactly one copy.
+// writeCounter sits before versitygw and counts the requests that write one key of one
+// bucket: PutObject and CopyObject (a PUT without partNumber) and CompleteMultipartUpload
+// (a POST with uploadId). It only counts; every request goes on unchanged.
+type writeCounter struct {
+	url    string
+	path   string
+	writes atomic.Int64
+}
+
+func countWrites(t *testing.T, endpoint, bucket, key string) *writeCounter {
+	target, _ := url.Parse(endpoint)
+	rp := httputil.NewSingleHostReverseProxy(target) // keeps the Host header SigV4 signed
+	c := &writeCounter{path: "/" + bucket + "/" + key}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if r.URL.Path == c.path && ((r.Method == http.MethodPut && !q.Has("partNumber")) || (r.Method == http.MethodPost && q.Has("uploadId"))) {
+			c.writes.Add(1)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c.url = srv.URL
+	return c
+}
+
+func (c *writeCounter) openStore(ctx context.Context, r *model.Region) (objstore.Store, error) {
+	counted := *r
+	counted.Endpoint = c.url
+	return objstore.Open(ctx, &counted, storeOptions)
+}
+
+// TestFillConcurrentMisses: 200 misses of one file queued concurrently while two workers
+// (two goroutines each) run make exactly one copy: the bucket receives one write of the
+// key (counted by a proxy before versitygw), one job is ever queued, and the misses after
+// the copy queue nothing.
 func TestFillConcurrentMisses(t *testing.T) {
 	f := newFixture(t, 0)
+	src := f.s3Region("src", model.FillPush)
+	f.push(src)
 	dst := f.s3Region("dst", model.FillOnDemand)
-	var wg sync.WaitGroup
+	counter := countWrites(t, f.srv.Endpoint, dst.Bucket, "pub/"+hello)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var workers sync.WaitGroup
+	var total Summary
 	var mu sync.Mutex
-	queued := 0
-	for range 200 {
-		wg.Go(func() {
-			n, err := f.db.QueueFills(context.Background(), []model.FillMiss{{RegionID: dst.ID, Path: hello}})
+	for i := range 2 {
+		w := f.worker(testConfig())
+		w.ID, w.OpenStore = fmt.Sprintf("w%d", i), counter.openStore
+		workers.Go(func() {
+			s, err := w.Run(ctx, false)
 			if err != nil {
 				t.Error(err)
 			}
 			mu.Lock()
-			queued += n
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	if queued != 1 {
-		t.Fatalf("%d jobs queued by 200 misses, want 1", queued)
-	}
-	var total Summary
-	for range 2 {
-		wg.Go(func() {
-			s := f.runOnce(f.worker(testConfig()))
-			mu.Lock()
 			total.Copied += s.Copied
 			total.Lost += s.Lost
+			total.Failed += s.Failed
 			mu.Unlock()
 		})
 	}
-	wg.Wait()
-	if total.Copied != 1 || total.Lost != 0 {
-		t.Fatalf("workers made %d copies (%d lost), want exactly 1", total.Copied, total.Lost)
+	var misses sync.WaitGroup
+	var queued atomic.Int64
+	for i := range 200 {
+		misses.Go(func() {
+			time.Sleep(time.Duration(i%50) * 4 * time.Millisecond) // spread over the copy
+			n, err := f.db.QueueFills(context.Background(), []model.FillMiss{{RegionID: dst.ID, Path: hello}})
+			if err != nil {
+				t.Error(err)
+			}
+			queued.Add(int64(n))
+		})
 	}
-	f.checkCopied(dst, hello)
+	misses.Wait()
+	file, err := f.db.GetFile(context.Background(), hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); !f.object(dst, hello).Holds(file) || len(f.jobs(dst)) != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no copy recorded: %+v, jobs %+v", f.object(dst, hello), f.jobs(dst))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	// Misses after the copy queue nothing.
 	if n, err := f.db.QueueFills(context.Background(), []model.FillMiss{{RegionID: dst.ID, Path: hello}}); err != nil || n != 0 {
 		t.Fatalf("miss after the copy queued %d: %v", n, err)
 	}
+	time.Sleep(300 * time.Millisecond) // a second copy would come from a second job: give it a poll interval
+	stop()
+	workers.Wait()
+	if w := counter.writes.Load(); w != 1 || queued.Load() != 1 {
+		t.Fatalf("200 concurrent misses: %d writes of the key to the bucket, %d jobs queued; want exactly 1 of each", w, queued.Load())
+	}
+	if total.Copied != 1 || total.Lost != 0 || total.Failed != 0 {
+		t.Fatalf("workers: %+v, want exactly 1 copy", total)
+	}
+	f.checkCopied(dst, hello)
 }
 
 // TestFillTwinNeverOverwritesRealFile: the "+" twin of a copy is not written when the
