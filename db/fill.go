@@ -383,6 +383,15 @@ func (d *DB) MarkCopiesDeleting(ctx context.Context, fence Fence, regionID int64
 	return marked, nil
 }
 
+// MarkCopyDeleting is MarkCopiesDeleting for a caller that holds no region lock (the
+// purge API): a mark only takes copies out of answers, and every writer that holds the
+// lock respects it (a scan never revives a deleting copy, a fill never records over one)
+// or finishes it (gc). Nothing else may write unfenced.
+func (d *DB) MarkCopyDeleting(ctx context.Context, regionID, fileID int64) (bool, error) {
+	marked, err := d.MarkCopiesDeleting(ctx, Fence{}, regionID, []int64{fileID})
+	return len(marked) > 0, err
+}
+
 // ListenFill calls fn for every fill-queue notification until ctx ends or the connection
 // fails (workers also poll, so a missed one only delays a job).
 func (d *DB) ListenFill(ctx context.Context, ready func(), fn func()) error {

@@ -20,7 +20,7 @@ import (
 type AdminSource interface {
 	GetFile(ctx context.Context, path string) (*model.File, error)
 	GetRegion(ctx context.Context, name string) (*model.Region, error)
-	MarkCopiesDeleting(ctx context.Context, fence db.Fence, regionID int64, fileIDs []int64) ([]int64, error)
+	MarkCopyDeleting(ctx context.Context, regionID, fileID int64) (bool, error)
 	ForgetObject(ctx context.Context, path string, regionID int64) (int, error)
 	StartRun(ctx context.Context, kind string, region *model.Region) (*model.Run, error)
 	FinishRun(ctx context.Context, r *model.Run, runErr error) error
@@ -124,9 +124,9 @@ func (s *Server) purge(c echo.Context) error {
 	if region.FillsOnDemand(f.Path) {
 		// Database-first: marked deleting (and its fill job removed) now; gc deletes the
 		// object after the servers' update delay, then forgets the record.
-		var marked []int64
-		if marked, err = a.src.MarkCopiesDeleting(ctx, db.NoFence, region.ID, []int64{f.ID}); err == nil && len(marked) > 0 {
-			n, res.State = len(marked), purgeDeleting
+		var marked bool
+		if marked, err = a.src.MarkCopyDeleting(ctx, region.ID, f.ID); err == nil && marked {
+			n, res.State = 1, purgeDeleting
 		}
 	} else if n, err = a.src.ForgetObject(ctx, f.Path, region.ID); err == nil && n > 0 {
 		res.State = purgeForgotten
