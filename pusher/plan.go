@@ -100,18 +100,6 @@ type PlanInput struct {
 	Invalid map[string]string
 }
 
-// WritableTwin is the space twin p is also written under, or "" when it has none or
-// when the twin key is itself a path of the origin, live or deleted (isOriginPath): that
-// key holds the real file, which a twin would overwrite.
-// gc and the scanner must apply the same rule to twins.
-func WritableTwin(p string, isOriginPath func(string) bool) string {
-	twin := model.SpaceTwin(p)
-	if twin == "" || isOriginPath(twin) {
-		return ""
-	}
-	return twin
-}
-
 // repoDirOf is the repository directory of a repodata/ path ("" at the root).
 func repoDirOf(p string) string {
 	return strings.TrimSuffix(path.Dir(path.Dir(p)), ".")
@@ -170,7 +158,7 @@ func PlanRegion(in PlanInput) *RegionPlan {
 				continue
 			}
 		}
-		twin := WritableTwin(f.Path, func(q string) bool { return recorded[q] })
+		twin := model.WritableTwin(f.Path, func(q string) bool { return recorded[q] })
 		if twin == "" && model.SpaceTwin(f.Path) != "" {
 			p.TwinsSkipped = append(p.TwinsSkipped, f.Path)
 		}

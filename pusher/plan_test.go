@@ -277,20 +277,6 @@ func TestPushGroups(t *testing.T) {
 	}
 }
 
-func TestWritableTwin(t *testing.T) {
-	origin := map[string]bool{"a/x y.rpm": true, "a/x+y.rpm": true, "a/c++.rpm": true}
-	is := func(p string) bool { return origin[p] }
-	for p, want := range map[string]string{
-		"a/x+y.rpm": "",          // "a/x y.rpm" is a real file
-		"a/c++.rpm": "a/c  .rpm", // no real file there
-		"a/x y.rpm": "",          // no "+"
-	} {
-		if got := WritableTwin(p, is); got != want {
-			t.Errorf("WritableTwin(%q) = %q, want %q", p, got, want)
-		}
-	}
-}
-
 // A deleted file is still real through its grace period: the twin of a new "a+b" is not
 // written over a deleted "a b" that regions still hold (found by review: the twin changed
 // the held file's bytes under its record, and gc of it then deleted the twin).

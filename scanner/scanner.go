@@ -26,7 +26,6 @@ import (
 	"github.com/regionmirror/regionmirror/internal/objstore"
 	"github.com/regionmirror/regionmirror/internal/repocheck"
 	"github.com/regionmirror/regionmirror/internal/repomd"
-	"github.com/regionmirror/regionmirror/pusher"
 )
 
 // Config tunes a scan. NewConfig makes one from the configuration file's scan section;
@@ -664,7 +663,7 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 		_, ok := listed[f.Path]
 		// The same rule as push, fill and gc: no twin when the twin key is itself a path
 		// of the origin (live or deleted), since that key holds the real file.
-		twin := pusher.WritableTwin(f.Path, func(t string) bool { return origin.byPath[t] != nil })
+		twin := model.WritableTwin(f.Path, func(t string) bool { return origin.byPath[t] != nil })
 		_, twinOK := listed[twin]
 		v := ObjectVerdict(ObjectInput{File: f, Record: row, Listed: ok, NeedsTwin: twin != "", TwinListed: twinOK, Content: content[i]})
 		seen.verdicts[f.Path] = v

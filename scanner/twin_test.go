@@ -15,7 +15,7 @@ import (
 )
 
 // TestScanTwinThatIsARealPath: when the "+" twin key of a path is itself a file of the
-// origin ("a+b.rpm" and "a b.rpm"), no twin is written (pusher.WritableTwin; the fill
+// origin ("a+b.rpm" and "a b.rpm"), no twin is written (model.WritableTwin; the fill
 // worker and gc apply the same rule), so the scan must not require one. An on-demand
 // region holding a copy of "a+b.rpm" only (the real "a b.rpm" never asked for) keeps it
 // present; before, the scan counted it as lacking its twin: never adopted, and a recorded

@@ -90,6 +90,18 @@ func SpaceTwin(p string) string {
 	return strings.ReplaceAll(p, "+", " ")
 }
 
+// WritableTwin is the space twin p is also written under, or "" when it has none or
+// when the twin key is itself a path of the origin, live or deleted (isOriginPath): that
+// key holds the real file, which a twin would overwrite.
+// gc and the scanner must apply the same rule to twins.
+func WritableTwin(p string, isOriginPath func(string) bool) string {
+	twin := SpaceTwin(p)
+	if twin == "" || isOriginPath(twin) {
+		return ""
+	}
+	return twin
+}
+
 // InRepodata reports whether p lies directly in a repodata/ directory.
 func InRepodata(p string) bool {
 	dir := path.Dir(p)

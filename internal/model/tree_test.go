@@ -90,3 +90,17 @@ func TestPushesPath(t *testing.T) {
 		}
 	}
 }
+
+func TestWritableTwin(t *testing.T) {
+	origin := map[string]bool{"a/x y.rpm": true, "a/x+y.rpm": true, "a/c++.rpm": true}
+	is := func(p string) bool { return origin[p] }
+	for p, want := range map[string]string{
+		"a/x+y.rpm": "",          // "a/x y.rpm" is a real file
+		"a/c++.rpm": "a/c  .rpm", // no real file there
+		"a/x y.rpm": "",          // no "+"
+	} {
+		if got := WritableTwin(p, is); got != want {
+			t.Errorf("WritableTwin(%q) = %q, want %q", p, got, want)
+		}
+	}
+}

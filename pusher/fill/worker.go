@@ -20,7 +20,6 @@ import (
 	"github.com/regionmirror/regionmirror/internal/config"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/objstore"
-	"github.com/regionmirror/regionmirror/pusher"
 )
 
 // maxBackoff caps the wait between attempts of one job.
@@ -633,7 +632,7 @@ func (w *Worker) writeTwin(ctx context.Context, store objstore.Store, p, ctype, 
 	if err != nil {
 		return err
 	}
-	if twin = pusher.WritableTwin(p, func(t string) bool { return recorded[t] }); twin == "" {
+	if twin = model.WritableTwin(p, func(t string) bool { return recorded[t] }); twin == "" {
 		return nil
 	}
 	if err := store.Copy(ctx, p, twin, objstore.PutOptions{ContentType: ctype, CacheControl: cache}); err != nil {
