@@ -147,7 +147,10 @@ func (d *DB) ClaimFillsIn(ctx context.Context, worker string, n int, lease time.
 		rows, err := tx.Query(ctx, `
 			WITH ready AS (
 				SELECT j.region_id, j.file_id FROM fill_jobs j JOIN regions r ON r.id = j.region_id
-				WHERE r.enabled AND `+fillReady+`
+					JOIN files f ON f.id = j.file_id
+				-- A dead job the head cleanup has not reached yet (it sits behind a disabled
+				-- region's) is never taken: only live files, only on-demand regions.
+				WHERE r.enabled AND r.fill = 'on-demand' AND f.deleted_at IS NULL AND `+fillReady+`
 					AND NOT EXISTS (SELECT 1 FROM region_objects o WHERE o.region_id = j.region_id
 						AND o.file_id = j.file_id AND (o.state = 'deleting' OR (o.state = 'present' AND o.current)))
 				ORDER BY j.queued_at LIMIT $3

@@ -275,8 +275,14 @@ func (p *Pusher) gcDeleted(ctx context.Context, r *model.Region, o GCOptions, re
 		return nil
 	}
 	// Copies another gc marked wait too: nothing records when that gc committed its mark
-	// (it may have died a moment ago), so servers may still send clients there.
-	if err := p.waitForServers(ctx, o.UpdateDelay, alive); err != nil {
+	// (it may have died a moment ago), so servers may still send clients there. In an
+	// on-demand region they are on-demand copies: a server cut off from the database
+	// keeps them until its data is ondemand.stale_after old.
+	delay := o.UpdateDelay
+	if r.OnDemand() {
+		delay = max(delay, o.OnDemandDelay)
+	}
+	if err := p.waitForServers(ctx, delay, alive); err != nil {
 		return fmt.Errorf("gc %s: %w", r.Name, err)
 	}
 

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
-	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 // The JSON API: the dashboard's data, documented in README.md. Every answer comes from the
@@ -68,7 +67,7 @@ func (s *Server) apiLocate(c echo.Context) error {
 		return err
 	}
 	req := s.request(c, snap, q)
-	d := selection.SelectFileAt(snap, f.path, f.index, req)
+	d := s.selectFile(snap, f, req)
 	d.Notes = append(q.Notes, d.Notes...)
 	info(c).tier = d.Tier
 	return s.writeJSON(c, http.StatusOK, s.locateView(snap, f, d))

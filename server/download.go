@@ -264,6 +264,23 @@ func (s *Server) repomdTarget(c echo.Context, snap *selection.Snapshot, repo *se
 	return o.origin
 }
 
+// selectFile is selection for a file as pages and the API show it: without on-demand
+// copies when the per-file data is stale (onDemandStale), as redirects are.
+func (s *Server) selectFile(snap *selection.Snapshot, f fileRef, req selection.Request) *selection.Decision {
+	d := selection.SelectFileAt(snap, f.path, f.index, req)
+	if s.onDemandStale(snap) {
+		d.Chosen = slices.DeleteFunc(d.Chosen, func(ch selection.Choice) bool { return ch.Region.FillsOnDemand(f.path) })
+	}
+	return d
+}
+
+// onDemandStale reports whether snap's per-file data is too old (ondemand.stale_after) to
+// send anyone to an on-demand copy: gc may have removed it since, behind a mark this
+// server could not read.
+func (s *Server) onDemandStale(snap *selection.Snapshot) bool {
+	return s.opt.OnDemandStaleAfter > 0 && !snap.FilesReadFrom.IsZero() && time.Since(snap.FilesReadFrom) > s.opt.OnDemandStaleAfter
+}
+
 // answerFile answers a download of f for query q (see download). mayWait lets a miss of
 // an on-demand region wait for its copy (ondemand.max_wait).
 func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef, suffix bool, q Query, mayWait bool) error {
@@ -274,17 +291,17 @@ func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef,
 	}
 	req := s.request(c, snap, q)
 	h := c.Response().Header()
+	// Per-file data too old to know of a removal: no client goes to on-demand copies.
+	stale := s.onDemandStale(snap)
 	if mirrorlist {
 		info(c).endpoint = "download-mirrorlist"
-		d := selection.SelectFileAt(snap, f.path, f.index, req)
+		d := s.selectFile(snap, f, req)
 		d.Notes = append(q.Notes, d.Notes...)
 		info(c).tier = d.Tier
 		compressible(c)
 		return s.fileMirrorlist(c, snap, f, d, req)
 	}
 	o := s.clientOrder(snap, req)
-	// Per-file data too old to know of a removal: no client goes to on-demand copies.
-	stale := s.opt.OnDemandStaleAfter > 0 && !snap.FilesReadFrom.IsZero() && time.Since(snap.FilesReadFrom) > s.opt.OnDemandStaleAfter
 	// A file the origin deleted is not at origin.url any more: only the regions that
 	// still hold it (through its grace period) can serve it, and once none does it is gone.
 	origin := o.origin
@@ -308,8 +325,8 @@ func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef,
 			}
 			isMeta4 := meta4 || suffix || acceptsMeta4(r.Header.Get("Accept"))
 			wait := s.opt.Fills.opt.MaxWait
-			if origin == nil && len(o.forFile(snap, f, nil, 1, stale)) == 0 {
-				wait = max(wait, NowhereWait) // its copy, or a 503
+			if origin == nil && r.Method != http.MethodHead && len(o.forFile(snap, f, nil, 1, stale)) == 0 {
+				wait = max(wait, NowhereWait) // its copy, or a 503 (a HEAD only asks)
 			}
 			if mayWait && !isMeta4 && s.opt.Fills.waitUpTo(r.Context(), first, f.path, s.opt.Store.Snapshot, wait, true) {
 				// Answer from the snapshot that holds the copy: the redirect goes into the region.
@@ -334,7 +351,7 @@ func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef,
 	var buf [maxDuplicates]*selection.Region
 	regions := o.forFile(snap, f, buf[:0], maxDuplicates, stale)
 	info(c).tier = tierFor(o, regions)
-	if len(regions) == 0 && origin == nil && mayWait && s.opt.Fills != nil && !deleted && model.InRepodata(f.path) {
+	if len(regions) == 0 && origin == nil && mayWait && r.Method != http.MethodHead && s.opt.Fills != nil && !deleted && model.InRepodata(f.path) {
 		// Metadata a push has recorded in the region this client goes to first and this
 		// server's per-file data does not show yet (it lags the repository's state by up
 		// to a rebuild): a client that read the new repomd.xml asks for it at once.

@@ -69,6 +69,11 @@ type Store struct {
 	filesAt   time.Time // the last read or update of the per-file data
 	filesFrom time.Time // when that read began (Snapshot.FilesReadFrom)
 	urgent    atomic.Pointer[func() bool]
+	// filesNotified: a notification about per-file data came, perhaps dropped from the
+	// full trigger channel.
+	filesNotified atomic.Bool
+	// filesTook is how long the last per-file update took (urgent pacing).
+	filesTook atomic.Int64
 	fullAt    time.Time // the last full read or reconciliation
 	lastErr   error
 	lastErrAt time.Time
@@ -235,6 +240,7 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 				mode = filesFull
 			case err == nil:
 				files = base.Update(t)
+				s.filesTook.Store(int64(time.Since(start)))
 				s.built(kind, time.Since(start), nil)
 				if mode == filesReconcile && !ch.Empty() {
 					// Change tracking missed these: something wrote around the triggers.
@@ -421,7 +427,8 @@ func (s *Store) debounce() time.Duration {
 
 func (s *Store) filesMinInterval() time.Duration {
 	if s.isUrgent() {
-		return min(urgentFilesInterval, s.opt.FilesMinInterval)
+		// Never more than a third of the time in per-file updates, however many wait.
+		return min(max(urgentFilesInterval, 2*time.Duration(s.filesTook.Load())), s.opt.FilesMinInterval)
 	}
 	return s.opt.FilesMinInterval
 }
@@ -450,7 +457,7 @@ func (s *Store) Run(ctx context.Context) {
 			return
 		case p := <-s.trigger:
 			pending = true
-			pendingFiles = pendingFiles || filesWanted(p)
+			pendingFiles = pendingFiles || filesWanted(p) || s.filesNotified.Swap(false)
 			if debounce == nil {
 				debounce = time.After(s.debounce())
 			}
@@ -518,6 +525,11 @@ func (s *Store) fullLoadedAt() time.Time {
 
 // Notify asks for a rebuild as if the database had sent payload.
 func (s *Store) Notify(payload string) {
+	if filesWanted(payload) {
+		// Set before the send, which may be dropped: the rebuild already queued must
+		// then read the per-file data too.
+		s.filesNotified.Store(true)
+	}
 	select {
 	case s.trigger <- payload:
 	default: // a rebuild is queued anyway

@@ -325,10 +325,10 @@ func (c *Config) Validate() error {
 	if mw := c.OnDemand.MaxWait; mw < 0 || mw > Duration(25*time.Second) {
 		return &Error{Key: "ondemand.max_wait", Value: mw.String(), Reason: "must be between 0 and 25s (apt gives up after 30s)"}
 	}
-	// A healthy server rereads its data every snapshot_interval: a shorter bound would
-	// make it distrust data that is only waiting for its next read.
-	if sa := c.OnDemand.StaleAfter; sa <= c.Server.SnapshotInterval {
-		return &Error{Key: "ondemand.stale_after", Value: sa.String(), Reason: fmt.Sprintf("must be longer than server.snapshot_interval (%s)", c.Server.SnapshotInterval)}
+	// A healthy server rereads its data every snapshot_interval (plus the read's time): a
+	// bound near that would make it distrust data only waiting for its next read.
+	if sa := c.OnDemand.StaleAfter; sa < 2*c.Server.SnapshotInterval {
+		return &Error{Key: "ondemand.stale_after", Value: sa.String(), Reason: fmt.Sprintf("must be at least twice server.snapshot_interval (%s)", c.Server.SnapshotInterval)}
 	}
 	if c.OnDemand.ExpireAfter < Duration(time.Minute) {
 		return &Error{Key: "ondemand.expire_after", Value: c.OnDemand.ExpireAfter.String(), Reason: "must be at least 1m"}

@@ -7,12 +7,12 @@ import (
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
-// TestReviewMoveWhileRegionsCached: a worker reuses the regions it read for up to a second
+// TestMoveWhileRegionsCached: a worker reuses the regions it read for up to a second
 // (regionsTTL). A region moved to another bucket within that second gets its next job
 // copied into the OLD bucket, yet CompleteFill records the copy as present in the region,
 // whose URL is now the new bucket: servers then send clients to an object that is not
 // there. The job carries no region version and CompleteFill checks none.
-func TestReviewMoveWhileRegionsCached(t *testing.T) {
+func TestMoveWhileRegionsCached(t *testing.T) {
 	f := newFixture(t, 0)
 	od := f.s3Region("od-1", model.FillOnDemand)
 	w := f.worker(testConfig())

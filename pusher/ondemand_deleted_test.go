@@ -15,7 +15,7 @@ import (
 // just before the mark keeps redirecting to that copy (deleted files go only to the
 // regions that hold them) until its per-file data is stale_after old: it is sent to an
 // object already gone.
-func TestReviewGCDeletedOnDemandCopyWaitsStaleAfter(t *testing.T) {
+func TestGCDeletedOnDemandCopyWaitsStaleAfter(t *testing.T) {
 	f := newOnDemandFixture(t, 2, 0)
 	gone := "ci/f0.bin"
 	f.fill(gone)
