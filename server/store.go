@@ -173,17 +173,17 @@ func (s *Store) Status() Status {
 // everything the first time. Then it swaps in a new snapshot.
 func (s *Store) Refresh(ctx context.Context, withFiles bool) error {
 	if withFiles {
-		return s.refresh(ctx, filesUpdate)
+		return s.refresh(ctx, filesUpdate, false)
 	}
-	return s.refresh(ctx, filesKeep)
+	return s.refresh(ctx, filesKeep, false)
 }
 
 // Reload is Refresh reading the per-file data whole into a new table.
-func (s *Store) Reload(ctx context.Context) error { return s.refresh(ctx, filesFull) }
+func (s *Store) Reload(ctx context.Context) error { return s.refresh(ctx, filesFull, false) }
 
 // Reconcile is Refresh reading the per-file data whole and keeping what did not change,
 // as the store does every FilesMaxAge.
-func (s *Store) Reconcile(ctx context.Context) error { return s.refresh(ctx, filesReconcile) }
+func (s *Store) Reconcile(ctx context.Context) error { return s.refresh(ctx, filesReconcile, false) }
 
 type filesMode int
 
@@ -194,7 +194,9 @@ const (
 	filesFull                // read everything into a new table
 )
 
-func (s *Store) refresh(ctx context.Context, mode filesMode) error {
+// refresh reads the database and installs a new snapshot. With holdRepos (per-file
+// changes wait to be read) the regions' repository states stay those of the last build.
+func (s *Store) refresh(ctx context.Context, mode filesMode, holdRepos bool) error {
 	s.build.Lock()
 	defer s.build.Unlock()
 	// The repositories and regions first, the per-file data after: a region's flip to a
@@ -287,6 +289,9 @@ func (s *Store) refresh(ctx context.Context, mode filesMode) error {
 			// counting from then, not now.
 			s.fullAt = tableFileAt
 		}
+	}
+	if holdRepos && s.data != nil {
+		data.RegionRepos = s.data.RegionRepos
 	}
 	s.data = data
 	start = time.Now()
@@ -475,7 +480,7 @@ func (s *Store) Run(ctx context.Context) {
 		if !pending {
 			continue
 		}
-		mode := filesKeep
+		mode, holdRepos := filesKeep, false
 		if pendingFiles && s.opt.LoadFiles {
 			mode = filesUpdate
 			if pendingFull {
@@ -483,16 +488,18 @@ func (s *Store) Run(ctx context.Context) {
 			}
 			if last := s.filesLoadedAt(); !last.IsZero() {
 				if wait := s.filesMinInterval() - time.Since(last); wait > 0 {
-					// Too soon for another update: rebuild everything then, not the rest
-					// now. A snapshot whose repositories are newer than its per-file data
-					// would show a region serving a repomd.xml whose files it does not
-					// know are there (and /r/ would send its clients elsewhere, or nowhere).
+					// Too soon for another update: rebuild the rest now (a new repomd.xml
+					// must be announced within push.announce_delay), files later, and the
+					// regions' repository states with the files: a snapshot whose states
+					// are newer than its per-file data would show a region serving a
+					// repomd.xml whose files it does not know are there (/r/ would send
+					// its clients elsewhere, or nowhere).
+					mode, holdRepos = filesKeep, true
 					retry.Reset(wait)
-					continue
 				}
 			}
 		}
-		err := s.refresh(ctx, mode)
+		err := s.refresh(ctx, mode, holdRepos)
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			return
 		}
