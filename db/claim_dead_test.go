@@ -14,7 +14,7 @@ import (
 // disabled region are ready but not dead: 20 of them at the head (n = 1) keep the
 // cleanup from ever reaching further, and a worker claims the job of a file the origin
 // deleted (CompleteFill would then record a copy of a deleted file present).
-func TestClaimTakesADeadJobBehindAStuckHead(t *testing.T) {
+func TestClaimSkipsADeadJobBehindAStuckHead(t *testing.T) {
 	ctx := context.Background()
 	d, od, _, _ := onDemandWorld(t)
 	other := sampleRegion("od-2")

@@ -17,12 +17,12 @@ import (
 	"github.com/regionmirror/regionmirror/pusher"
 )
 
-// TestScansKeepUnrequestedCopiesForever: expiry measures a copy's age from
+// TestUnrequestedCopiesExpireDespiteScans: expiry measures a copy's age from
 // last_requested_at, else verified_at (pusher.LastUsed). A copy never requested through
 // a server (adopted by a scan, or every file of a push region turned on-demand) has no
 // last_requested_at, and every scan sets verified_at to now: with scans more frequent than
 // ondemand.expire_after (hourly vs 14 days by default) such a copy never expires.
-func TestScansKeepUnrequestedCopiesForever(t *testing.T) {
+func TestUnrequestedCopiesExpireDespiteScans(t *testing.T) {
 	f := newFixture(t, 0)
 	srv := testenv.SharedS3(t)
 	bucket := srv.NewBucket(t, true)

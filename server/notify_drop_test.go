@@ -50,7 +50,7 @@ func (l *gateLoader) Listen(ctx context.Context, _ func(), _ func(string)) error
 // ("region_repos") while the channel is full of non-files payloads (a long rebuild, a
 // push flipping many repositories in many regions) gets a snapshot showing the new
 // repomd.xml with per-file data that lacks its files until the next timer tick.
-func TestDroppedFilesNotificationIsNotRead(t *testing.T) {
+func TestDroppedFilesNotificationIsStillRead(t *testing.T) {
 	l := &gateLoader{entered: make(chan struct{}, 1)}
 	s := NewStore(l, StoreOptions{LoadFiles: true, Interval: time.Hour, Debounce: 5 * time.Millisecond, FilesMinInterval: time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())

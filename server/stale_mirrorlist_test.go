@@ -15,7 +15,7 @@ import (
 // but not to a file's HTML mirror list (?mirrorlist), which answerFile returns before
 // computing it: an instance cut off from the database keeps listing the on-demand copy's
 // bucket URL, which gc deletes stale_after after a mark the instance cannot read.
-func TestStaleInstanceMirrorlistListsOnDemandCopy(t *testing.T) {
+func TestStaleInstanceMirrorlistLeavesOutOnDemandCopies(t *testing.T) {
 	w := startOnDemand(t, onDemandOptions{})
 	ctx := context.Background()
 	w.location(t, http.MethodGet, "/pub/"+odHello+"?location=od")

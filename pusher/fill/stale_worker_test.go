@@ -77,14 +77,14 @@ func (h *heldPut) Put(ctx context.Context, key string, body io.ReadSeeker, size 
 	return h.Store.Put(context.WithoutCancel(ctx), key, body, size, o)
 }
 
-// TestWorkerPastItsLeaseOverwritesNewerCopy: a worker cut off from PostgreSQL keeps
+// TestWorkerPastItsLeaseCannotOverwriteNewerCopy: a worker cut off from PostgreSQL keeps
 // copying (ExtendFill's errors other than ErrJobLost are only logged; there is no local
 // lease deadline), and its write to the bucket is not fenced: only CompleteFill is. Here
 // the origin file is replaced (rename, as CI publishes a stable name) while worker A is
 // writing the old bytes; A's lease passes, worker B takes the job over and copies and
 // records the new version; then A's write lands. The region's record says the new version,
 // the object holds the old bytes: clients are sent to other bytes than the Digest says.
-func TestWorkerPastItsLeaseOverwritesNewerCopy(t *testing.T) {
+func TestWorkerPastItsLeaseCannotOverwriteNewerCopy(t *testing.T) {
 	f := newFixture(t, 0)
 	ctx := context.Background()
 	od := f.s3Region("od-1", model.FillOnDemand)
