@@ -292,6 +292,16 @@ func (s *Store) refresh(ctx context.Context, mode filesMode, holdRepos bool) err
 	}
 	if holdRepos && s.data != nil {
 		data.RegionRepos = s.data.RegionRepos
+		// A region moved since (its copy forgotten in the same transaction) stays where
+		// it was until the per-file data that forgets its copies is read too: its new
+		// place must not be offered the copies verified at the old one.
+		for i := range data.Regions {
+			for _, old := range s.data.Regions {
+				if old.ID == data.Regions[i].ID && db.Moved(&old, &data.Regions[i]) {
+					data.Regions[i] = old
+				}
+			}
+		}
 	}
 	s.data = data
 	start = time.Now()

@@ -439,3 +439,47 @@ func TestStoreNeverShowsMetadataAheadOfItsFiles(t *testing.T) {
 		t.Errorf("%d snapshots showed the region serving repomd 1 without its files verified (%v)", n, example.Load())
 	}
 }
+
+// TestStoreNeverOffersAMovedRegionItsOldCopies: a region edit that moves a region forgets
+// its copies in the same transaction. While the per-file data waits for its next read
+// (FilesMinInterval), no snapshot may show the region at its new place with the copies
+// verified at the old one: it stays at the old place until both are read.
+func TestStoreNeverOffersAMovedRegionItsOldCopies(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, _ := testenv.NewDB(t)
+	a := createRegion(t, d, "eu-a")
+	store := NewStore(d, StoreOptions{LoadFiles: true, Debounce: 20 * time.Millisecond, Interval: time.Hour, FilesMinInterval: 2 * time.Second})
+	const moved = "https://eu-a-new.example"
+	var bad atomic.Int64
+	store.onInstall(func(snap *selection.Snapshot) {
+		r := snap.Region("eu-a")
+		if r == nil || snap.Files == nil || !strings.HasPrefix(r.Base(), moved) {
+			return
+		}
+		if idx, ok := snap.Files.Lookup("demo/Packages/a.rpm"); ok && snap.Verified(r, idx) {
+			bad.Add(1)
+		}
+	})
+	go store.Run(ctx)
+	waitFor(t, "the first snapshot", func() bool { s := store.Snapshot(); return s != nil && s.Files != nil })
+	pushedFile(t, d, a.ID, "demo/Packages/a.rpm", "a")
+	waitFor(t, "a per-file update", func() bool {
+		s := store.Snapshot()
+		idx, ok := s.Files.Lookup("demo/Packages/a.rpm")
+		return ok && s.Verified(s.Region("eu-a"), idx)
+	})
+	// Just after a per-file update: the next one is held back for FilesMinInterval.
+	if _, _, err := d.UpdateRegion(ctx, "eu-a", func(r *model.Region) error { r.PublicURL = moved; return r.Normalize() }); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the move and its forgotten copies", func() bool {
+		s := store.Snapshot()
+		r := s.Region("eu-a")
+		idx, _ := s.Files.Lookup("demo/Packages/a.rpm")
+		return strings.HasPrefix(r.Base(), moved) && !s.Verified(r, idx)
+	})
+	if n := bad.Load(); n > 0 {
+		t.Errorf("%d snapshots offered eu-a at its new place with the copy verified at the old one", n)
+	}
+}
