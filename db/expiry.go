@@ -21,18 +21,13 @@ func (d *DB) LiveCopies(ctx context.Context, regionID int64, onlyDeleting bool) 
 		if err := tx.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&now); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `
-			SELECT o.region_id, o.file_id, f.path, o.size, o.sha256, o.state, o.pushed_at, o.verified_at, o.last_requested_at
+		rows, err := tx.Query(ctx, `SELECT `+objectColumns+`
 			FROM region_objects o JOIN files f ON f.id = o.file_id
 			WHERE o.region_id = $1 AND f.deleted_at IS NULL AND (NOT $2 OR o.state = 'deleting') ORDER BY f.path`, regionID, onlyDeleting)
 		if err != nil {
 			return err
 		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.RegionObject, error) {
-			var o model.RegionObject
-			err := r.Scan(&o.RegionID, &o.FileID, &o.Path, &o.Size, &o.SHA256, &o.State, &o.PushedAt, &o.VerifiedAt, &o.LastRequestedAt)
-			return o, err
-		})
+		out, err = pgx.CollectRows(rows, scanObject)
 		return err
 	})
 	if err != nil {

@@ -8,20 +8,24 @@ import (
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
+// objectColumns are what scanObject reads: a copy (o) with its file's path (f).
+const objectColumns = `o.region_id, o.file_id, f.path, o.size, o.sha256, o.state, o.pushed_at, o.verified_at, o.last_requested_at`
+
+func scanObject(r pgx.CollectableRow) (model.RegionObject, error) {
+	var o model.RegionObject
+	err := r.Scan(&o.RegionID, &o.FileID, &o.Path, &o.Size, &o.SHA256, &o.State, &o.PushedAt, &o.VerifiedAt, &o.LastRequestedAt)
+	return o, err
+}
+
 // RegionObjects returns every object recorded for a region, ordered by path.
 func (d *DB) RegionObjects(ctx context.Context, regionID int64) ([]model.RegionObject, error) {
-	rows, err := d.pool.Query(ctx, `
-		SELECT o.region_id, o.file_id, f.path, o.size, o.sha256, o.state, o.pushed_at, o.verified_at, o.last_requested_at
+	rows, err := d.pool.Query(ctx, `SELECT `+objectColumns+`
 		FROM region_objects o JOIN files f ON f.id = o.file_id
 		WHERE o.region_id = $1 ORDER BY f.path`, regionID)
 	if err != nil {
 		return nil, fmt.Errorf("region objects: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.RegionObject, error) {
-		var o model.RegionObject
-		err := r.Scan(&o.RegionID, &o.FileID, &o.Path, &o.Size, &o.SHA256, &o.State, &o.PushedAt, &o.VerifiedAt, &o.LastRequestedAt)
-		return o, err
-	})
+	out, err := pgx.CollectRows(rows, scanObject)
 	if err != nil {
 		return nil, fmt.Errorf("region objects: %w", err)
 	}
@@ -111,18 +115,13 @@ func (d *DB) ForgetObject(ctx context.Context, path string, regionID int64) (int
 
 // ObjectsOfFile returns every region's record of one file, by region name.
 func (d *DB) ObjectsOfFile(ctx context.Context, fileID int64) ([]model.RegionObject, error) {
-	rows, err := d.pool.Query(ctx, `
-		SELECT o.region_id, o.file_id, f.path, o.size, o.sha256, o.state, o.pushed_at, o.verified_at
+	rows, err := d.pool.Query(ctx, `SELECT `+objectColumns+`
 		FROM region_objects o JOIN files f ON f.id = o.file_id JOIN regions r ON r.id = o.region_id
 		WHERE o.file_id = $1 ORDER BY r.name`, fileID)
 	if err != nil {
 		return nil, fmt.Errorf("objects of file %d: %w", fileID, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.RegionObject, error) {
-		var o model.RegionObject
-		err := r.Scan(&o.RegionID, &o.FileID, &o.Path, &o.Size, &o.SHA256, &o.State, &o.PushedAt, &o.VerifiedAt)
-		return o, err
-	})
+	out, err := pgx.CollectRows(rows, scanObject)
 	if err != nil {
 		return nil, fmt.Errorf("objects of file %d: %w", fileID, err)
 	}
