@@ -32,7 +32,8 @@ type PurgeResult struct {
 // servers' update delay waited on the database's clock, the object and its "+" twin
 // deleted, then the record forgotten); for a copy a push writes, the record is forgotten
 // and the next push writes it again (the object stays until then). Every purge of a
-// carried path is recorded as a run of kind purge. updateDelay is push.announce_delay.
+// carried path is recorded as a run of kind purge. updateDelay is how long the mark
+// stands before the object goes (ondemand.stale_after + push.announce_delay).
 // A busy region is a *db.LockedError. f must be a file of the inventory: nothing else is
 // ever purged.
 func (p *Pusher) Purge(ctx context.Context, r *model.Region, f *model.File, updateDelay time.Duration) (res *PurgeResult, err error) {

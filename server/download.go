@@ -329,14 +329,7 @@ func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef,
 				wait = max(wait, NowhereWait) // its copy, or a 503 (a HEAD only asks)
 			}
 			if mayWait && !isMeta4 && s.opt.Fills.waitUpTo(r.Context(), first, f.path, s.opt.Store.Snapshot, wait, true) {
-				// Answer from the snapshot that holds the copy: the redirect goes into the region.
-				if snap, err = s.snapshot(); err != nil {
-					return err
-				}
-				if f, _, err = lookupFile(snap, f.path, false); err != nil {
-					return err
-				}
-				return s.answerFile(c, snap, f, suffix, q, false)
+				return s.answerAgain(c, f, suffix, q)
 			}
 		}
 	}
@@ -357,13 +350,7 @@ func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef,
 		// to a rebuild): a client that read the new repomd.xml asks for it at once.
 		if first := o.firstCarrying(f.path); first != nil && first.Pushes(f.path) &&
 			s.opt.Fills.waitUpTo(r.Context(), first, f.path, s.opt.Store.Snapshot, NowhereWait, false) {
-			if snap, err = s.snapshot(); err != nil {
-				return err
-			}
-			if f, _, err = lookupFile(snap, f.path, false); err != nil {
-				return err
-			}
-			return s.answerFile(c, snap, f, suffix, q, false)
+			return s.answerAgain(c, f, suffix, q)
 		}
 	}
 	if len(regions) == 0 && origin == nil {
@@ -386,6 +373,19 @@ func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef,
 		s.opt.Activity.Redirected(name, f.size)
 	}
 	return c.NoContent(http.StatusFound)
+}
+
+// answerAgain answers f from the snapshot a wait ended with, the one that holds the copy
+// waited for (the redirect goes into its region), without waiting again.
+func (s *Server) answerAgain(c echo.Context, f fileRef, suffix bool, q Query) error {
+	snap, err := s.snapshot()
+	if err != nil {
+		return err
+	}
+	if f, _, err = lookupFile(snap, f.path, false); err != nil {
+		return err
+	}
+	return s.answerFile(c, snap, f, suffix, q, false)
 }
 
 // hdrZero is a redirect's Content-Length, shared by all (see hdrMetalink).

@@ -23,8 +23,8 @@ func (a *app) purgeCmd() *cobra.Command {
 An on-demand copy (a file an on-demand region copies when a client first asks for it) is
 removed database-first, before the command returns: under the region's gc lock it is marked
 deleting (servers stop sending clients there, and any fill job for it is dropped), then after
-push.announce_delay on the database's clock the object (and its "+" space twin) is deleted,
-then its record. The next request from the region queues a new copy.
+ondemand.stale_after plus push.announce_delay on the database's clock the object (and its
+"+" space twin) is deleted, then its record. The next request from the region queues a new copy.
 
 A copy a push writes (a push region's, or an on-demand region's metadata and pins) is
 forgotten: servers stop sending clients there for it, and the next push writes it again; the

@@ -103,7 +103,7 @@ func (r *Region) ListScheme() string { return r.listScheme }
 // FillsOnDemand reports whether the region's copy of path is made when a client asks for
 // it (model.Region.FillsOnDemand): on demand, carried and not pushed.
 func (r *Region) FillsOnDemand(path string) bool {
-	return r.OnDemand && r.Carries(path) && !model.PushesPath(model.FillOnDemand, r.Includes, r.Pins, path)
+	return r.OnDemand && r.Carries(path) && !r.Pushes(path)
 }
 
 // Pushes reports whether a push writes path into the region (model.PushesPath).
