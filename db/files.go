@@ -52,11 +52,16 @@ func (d *DB) GetFile(ctx context.Context, path string) (*model.File, error) {
 type InventoryChanges struct {
 	Upsert  []model.File // new or changed files (Path, Size, SHA256, MD5, Mtime); a deleted path that reappears is live again
 	Deleted []string     // paths the origin no longer has
+	// Scope are the directories the walk covered (nil: the whole origin): the change is
+	// recorded against them.
+	Scope []string
 }
 
 // InventoryResult counts what ApplyInventory changed.
 type InventoryResult struct {
 	Added, Changed, Deleted int
+	// Generation is the origin's generation this change made (0 when nothing changed).
+	Generation int64
 }
 
 // ApplyInventory writes an inventory diff in one transaction. Unchanged rows are not
@@ -122,6 +127,13 @@ func (d *DB) ApplyInventory(ctx context.Context, ch InventoryChanges) (Inventory
 				return err
 			}
 			res.Deleted = int(tag.RowsAffected())
+		}
+		if res == (InventoryResult{}) {
+			return nil
+		}
+		var err error
+		if res.Generation, err = bumpGeneration(ctx, tx, ch.Scope); err != nil {
+			return err
 		}
 		return notify(ctx, tx, "files")
 	})

@@ -392,6 +392,10 @@ func (d *DB) MarkCopiesDeleting(ctx context.Context, fence Fence, regionID int64
 // or finishes it (gc). Nothing else may write unfenced.
 func (d *DB) MarkCopyDeleting(ctx context.Context, regionID, fileID int64) (bool, error) {
 	marked, err := d.MarkCopiesDeleting(ctx, Fence{}, regionID, []int64{fileID})
+	if err == nil && len(marked) > 0 {
+		// The copy may be one a push writes (a pin, metadata): the region is not synced.
+		err = d.Transact(ctx, func(tx pgx.Tx) error { return invalidateRegions(ctx, tx, []int64{regionID}) })
+	}
 	return len(marked) > 0, err
 }
 

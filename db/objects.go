@@ -54,12 +54,16 @@ func (d *DB) RecordObjects(ctx context.Context, fence Fence, regionID int64, upd
 	var sums [][]byte
 	var states []string
 	var pushed, verified []bool
+	// A copy recorded missing or corrupt is work for the next push: the region is no
+	// longer synced.
+	takes := false
 	for i := len(updates) - 1; i >= 0; i-- {
 		u := updates[i]
 		if seen[u.FileID] {
 			continue
 		}
 		seen[u.FileID] = true
+		takes = takes || u.State != model.ObjectPresent
 		ids, sizes, sums = append(ids, u.FileID), append(sizes, u.Size), append(sums, u.SHA256)
 		states, pushed, verified = append(states, u.State), append(pushed, u.Pushed), append(verified, u.Verified)
 	}
@@ -86,6 +90,11 @@ func (d *DB) RecordObjects(ctx context.Context, fence Fence, regionID int64, upd
 			regionID, ids, sizes, sums, states, pushed, verified); err != nil {
 			return err
 		}
+		if takes {
+			if err := invalidateRegions(ctx, tx, []int64{regionID}); err != nil {
+				return err
+			}
+		}
 		return notify(ctx, tx, "objects")
 	})
 	if err != nil {
@@ -99,12 +108,19 @@ func (d *DB) RecordObjects(ctx context.Context, fence Fence, regionID int64, upd
 func (d *DB) ForgetObject(ctx context.Context, path string, regionID int64) (int, error) {
 	var n int
 	err := d.Transact(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM region_objects o USING files f
-			WHERE f.id = o.file_id AND f.path = $1 AND ($2 = 0 OR o.region_id = $2)`, path, regionID)
+		rows, err := tx.Query(ctx, `DELETE FROM region_objects o USING files f
+			WHERE f.id = o.file_id AND f.path = $1 AND ($2 = 0 OR o.region_id = $2) RETURNING o.region_id`, path, regionID)
 		if err != nil {
 			return err
 		}
-		n = int(tag.RowsAffected())
+		regions, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		n = len(regions)
+		if err := invalidateRegions(ctx, tx, regions); err != nil {
+			return err
+		}
 		return notify(ctx, tx, "objects")
 	})
 	if err != nil {

@@ -28,6 +28,14 @@ func (d *DB) SetRegionRepo(ctx context.Context, fence Fence, rr model.RegionRepo
 			rr.RegionID, rr.RepositoryID, rr.RepomdSHA256, rr.State, status, rr.Error); err != nil {
 			return err
 		}
+		// The first time the region serves a version verified is its publication there.
+		if rr.State == model.RepoFresh && rr.RepomdSHA256 != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO publications (repomd_version_id, region_id)
+				SELECT v.id, $1 FROM repomd_versions v WHERE v.repository_id = $2 AND v.sha256 = $3
+				ON CONFLICT DO NOTHING`, rr.RegionID, rr.RepositoryID, rr.RepomdSHA256); err != nil {
+				return err
+			}
+		}
 		return notify(ctx, tx, "region_repos")
 	})
 	if err != nil {

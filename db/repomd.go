@@ -37,6 +37,9 @@ func (d *DB) RecordRepomdVersion(ctx context.Context, v *model.RepomdVersion) (b
 		if err != nil {
 			return err
 		}
+		if err := bumpRepository(ctx, tx, v.RepositoryID); err != nil {
+			return err
+		}
 		return notify(ctx, tx, "repomd")
 	})
 	if err != nil {

@@ -22,6 +22,9 @@ func (d *DB) CreateRepository(ctx context.Context, r *model.Repository) error {
 		if err != nil {
 			return fmt.Errorf("create repository %s/%s: %w", r.Name, r.Arch, err)
 		}
+		if _, err := bumpGeneration(ctx, tx, []string{r.Directory}); err != nil {
+			return err
+		}
 		return notify(ctx, tx, "repositories")
 	})
 }
@@ -64,13 +67,28 @@ func (d *DB) ListRepositories(ctx context.Context) ([]model.Repository, error) {
 // DeleteRepository removes a repository and its repomd.xml history.
 func (d *DB) DeleteRepository(ctx context.Context, name, arch string) error {
 	return d.Transact(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, "DELETE FROM repositories WHERE name = $1 AND arch = $2", name, arch)
+		var dir string
+		err := tx.QueryRow(ctx, "DELETE FROM repositories WHERE name = $1 AND arch = $2 RETURNING directory", name, arch).Scan(&dir)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("repository %s/%s: %w", name, arch, ErrNotFound)
+		}
 		if err != nil {
 			return fmt.Errorf("delete repository %s/%s: %w", name, arch, err)
 		}
-		if tag.RowsAffected() == 0 {
-			return fmt.Errorf("repository %s/%s: %w", name, arch, ErrNotFound)
+		if _, err := bumpGeneration(ctx, tx, []string{dir}); err != nil {
+			return err
 		}
 		return notify(ctx, tx, "repositories")
 	})
+}
+
+// bumpRepository records, in tx, a change to the repository's metadata against its
+// directory.
+func bumpRepository(ctx context.Context, tx pgx.Tx, repositoryID int64) error {
+	var dir string
+	if err := tx.QueryRow(ctx, "SELECT directory FROM repositories WHERE id = $1", repositoryID).Scan(&dir); err != nil {
+		return fmt.Errorf("repository %d: %w", repositoryID, err)
+	}
+	_, err := bumpGeneration(ctx, tx, []string{dir})
+	return err
 }

@@ -138,6 +138,9 @@ type RegionResult struct {
 	Repos    []RepoResult  `json:"repositories"`
 	Error    string        `json:"error,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
+	// Skipped: the region was synced at the generation this push covers; nothing of it
+	// was read or written and no run recorded.
+	Skipped bool `json:"skipped,omitempty"`
 }
 
 // regionPush is one region's push while it runs: the report it fills, and the state
@@ -165,6 +168,12 @@ type regionPush struct {
 type Result struct {
 	Inventory *InventoryReport `json:"inventory"`
 	Regions   []*RegionResult  `json:"regions"`
+	// Scope are the origin directories the push covered (nil: the whole origin).
+	Scope []string `json:"scope,omitempty"`
+	// Noop: a scheduled push that found nothing changed and ended without walking the
+	// origin or reading any region's records; Note says why.
+	Noop bool   `json:"noop,omitempty"`
+	Note string `json:"note,omitempty"`
 }
 
 // Failed reports whether any region failed.
@@ -182,6 +191,12 @@ func (p *Pusher) log() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return p.Log
+}
+
+// PushWith is Push with what opts say it covers.
+// TODO(issue 15): scope and scheduled no-op; until then every push is a full one.
+func (p *Pusher) PushWith(ctx context.Context, regions []*model.Region, opts Options) (*Result, error) {
+	return p.Push(ctx, regions)
 }
 
 // Push takes the inventory and syncs it into the regions. It returns an error only when

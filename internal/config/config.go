@@ -34,6 +34,7 @@ type Config struct {
 	Fill        Fill      `yaml:"fill"`
 	Schedules   Schedules `yaml:"schedules"`
 	Cron        Cron      `yaml:"cron"`
+	Watch       Watch     `yaml:"watch"`
 	Log         Log       `yaml:"log"`
 }
 
@@ -117,6 +118,14 @@ type Push struct {
 	// AnnounceDelay: a new repomd.xml is in the database this long before any region gets
 	// it, so that servers list its hashes first.
 	AnnounceDelay Duration `yaml:"announce_delay"`
+	// Watch makes cron follow changes under origin.path and push them as they happen (as
+	// `regionmirror watch` does).
+	Watch bool `yaml:"watch"`
+	// WatchSettle: a changed directory is pushed once its files have been quiet this long.
+	WatchSettle Duration `yaml:"watch_settle"`
+	// FullInventoryInterval: while a live watcher has seen every change, a scheduled push
+	// walks the whole origin at most this often (otherwise on every push).
+	FullInventoryInterval Duration `yaml:"full_inventory_interval"`
 }
 
 // Scan configures the scanner and health hysteresis.
@@ -143,6 +152,12 @@ type Schedules struct {
 type Cron struct {
 	Listen          string   `yaml:"listen"`           // /healthz and /metrics; "" disables
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"` // how long running jobs may finish after SIGTERM
+}
+
+// Watch configures the `regionmirror watch` daemon.
+type Watch struct {
+	// Listen serves /healthz, /metrics and POST /api/v1/push; "" disables.
+	Listen string `yaml:"listen"`
 }
 
 // Log configures log/slog.
@@ -172,7 +187,9 @@ func Default() Config {
 			HashWorkers:        4,
 			// Covers a server's rebuild after NOTIFY (250 ms debounce and the load) with a
 			// wide margin.
-			AnnounceDelay: Duration(3 * time.Second),
+			AnnounceDelay:         Duration(3 * time.Second),
+			WatchSettle:           Duration(2 * time.Second),
+			FullInventoryInterval: Duration(6 * time.Hour),
 		},
 		Scan:     Scan{Concurrency: 8, DownAfter: 3, UpAfter: 2, Timeout: Duration(30 * time.Second)},
 		Metalink: Metalink{AlternatesMaxAge: Duration(72 * time.Hour)},
@@ -181,6 +198,7 @@ func Default() Config {
 			PollInterval: Duration(5 * time.Second), MultipartCopyThreshold: 5 << 30, CopyPartSize: 512 << 20},
 		Schedules: Schedules{Push: "*/15 * * * *", Scan: "@hourly", GC: "@daily"},
 		Cron:      Cron{Listen: "127.0.0.1:9101", ShutdownTimeout: Duration(5 * time.Minute)},
+		Watch:     Watch{Listen: "127.0.0.1:9102"},
 		Log:       Log{Level: "info", Format: "text"},
 	}
 }
@@ -254,6 +272,9 @@ func (c *Config) Validate() error {
 	if c.Cron.Listen != "" && !isListenAddr(c.Cron.Listen) {
 		return &Error{Key: "cron.listen", Value: c.Cron.Listen, Reason: "must be HOST:PORT with an IP address, :PORT, or empty to disable"}
 	}
+	if c.Watch.Listen != "" && !isListenAddr(c.Watch.Listen) {
+		return &Error{Key: "watch.listen", Value: c.Watch.Listen, Reason: "must be HOST:PORT with an IP address, :PORT, or empty to disable"}
+	}
 	if c.Cron.ShutdownTimeout <= 0 {
 		return &Error{Key: "cron.shutdown_timeout", Value: c.Cron.ShutdownTimeout.String(), Reason: "must be positive"}
 	}
@@ -293,6 +314,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Push.AnnounceDelay < 0 {
 		return &Error{Key: "push.announce_delay", Value: c.Push.AnnounceDelay.String(), Reason: "must not be negative"}
+	}
+	if s := c.Push.WatchSettle.Std(); s < 10*time.Millisecond || s > 10*time.Minute {
+		return &Error{Key: "push.watch_settle", Value: c.Push.WatchSettle.String(), Reason: "must be between 10ms and 10m"}
+	}
+	if c.Push.FullInventoryInterval.Std() < time.Minute {
+		return &Error{Key: "push.full_inventory_interval", Value: c.Push.FullInventoryInterval.String(), Reason: "must be at least 1m"}
 	}
 	// S3 limits: parts of 5 MiB to 5 GiB.
 	if c.Push.PartSize < 5<<20 || c.Push.PartSize > 5<<30 {
