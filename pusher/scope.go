@@ -56,7 +56,7 @@ func ResolveScope(root string, paths []string) ([]string, error) {
 
 func relToRoot(root, p string) (string, error) {
 	if p == "" {
-		return "", &ScopeError{Path: p, Reason: "empty path"}
+		return "", &ScopeError{Path: p, Reason: "is empty"}
 	}
 	if strings.ContainsRune(p, 0) {
 		return "", &ScopeError{Path: p, Reason: "contains a NUL byte"}
@@ -67,7 +67,7 @@ func relToRoot(root, p string) (string, error) {
 			return "", nil
 		}
 		if !strings.HasPrefix(c, root+string(filepath.Separator)) {
-			return "", &ScopeError{Path: p, Reason: fmt.Sprintf("not under the origin %s", root)}
+			return "", &ScopeError{Path: p, Reason: "is not under the origin"}
 		}
 		p = filepath.ToSlash(strings.TrimPrefix(c, root+string(filepath.Separator)))
 	}
@@ -77,7 +77,7 @@ func relToRoot(root, p string) (string, error) {
 		if errors.As(err, &ve) {
 			return "", &ScopeError{Path: p, Reason: ve.Reason}
 		}
-		return "", &ScopeError{Path: p, Reason: "not a path under the origin"}
+		return "", &ScopeError{Path: p, Reason: "is not a path under the origin"}
 	}
 	return rel, nil
 }
