@@ -51,8 +51,11 @@ type Daemon struct {
 	// holdEvents, when set, stops the loop consuming file system events until it is
 	// closed (tests use it to make the kernel's queue overflow).
 	holdEvents chan struct{}
-	// pushStarted, when set, is told each push's keys as it starts (tests).
+	// Test hooks: pushStarted is told each push's keys as it starts, eventSeen each
+	// event's scope key, overflowed runs once coverage was dropped for an overflow.
 	pushStarted func(keys []string, at time.Time)
+	eventSeen   func(key string, at time.Time)
+	overflowed  func()
 }
 
 func (d *Daemon) init() {
@@ -252,7 +255,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.Metrics.Events.Inc()
 			now := time.Now()
 			for _, c := range tree.handle(ev) {
-				deb.Event(scopeKey(c, repos), now)
+				key := scopeKey(c, repos)
+				deb.Event(key, now)
+				if d.eventSeen != nil {
+					d.eventSeen(key, now)
+				}
 			}
 			d.Metrics.Dirs.Set(float64(tree.Dirs()))
 		case err, ok := <-errs:
@@ -270,6 +277,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			if w != nil {
 				since = nil
 				beat()
+				if d.overflowed != nil {
+					d.overflowed()
+				}
 				if now, err := d.DB.Now(ctx); err == nil && !tree.Limited() {
 					since = &now
 				}
