@@ -284,8 +284,7 @@ func TestOverflowLeadsToAFullInventory(t *testing.T) {
 	}
 	hold := make(chan struct{})
 	dropped := make(chan model.WatchCoverage, 1)
-	var dm *Daemon
-	dm = f.daemon(true, func(d *Daemon) {
+	dm := f.daemon(true, func(d *Daemon) {
 		d.holdEvents = hold
 		d.overflowed = func() {
 			select {
