@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -66,7 +67,7 @@ func openTestDB(t *testing.T, env []string) *db.DB {
 
 // waitCovered waits until one live watcher of origin claims coverage with nothing pending:
 // its start push has returned.
-func waitCovered(t *testing.T, d *db.DB, origin string, w *watchInstance) {
+func waitCovered(t *testing.T, d *db.DB, origin string, done chan error, log fmt.Stringer) {
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		cov, err := d.WatchCoverage(context.Background(), origin, 30*time.Second)
@@ -77,12 +78,12 @@ func waitCovered(t *testing.T, d *db.DB, origin string, w *watchInstance) {
 			return
 		}
 		select {
-		case err := <-w.done:
-			t.Fatalf("watch exited: %v\n%s", err, w.log.String())
+		case err := <-done:
+			t.Fatalf("the daemon exited: %v\n%s", err, log)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the watcher never covered the origin: %+v\n%s", cov, w.log.String())
+			t.Fatalf("the watcher never covered the origin: %+v\n%s", cov, log)
 		}
 	}
 }
@@ -132,7 +133,7 @@ func TestWatchPushesAFileWrittenUnderARepository(t *testing.T) {
 	bin := buildBinary(t)
 	d := openTestDB(t, env)
 	w := startWatch(t, bin, env)
-	waitCovered(t, d, origin, w)
+	waitCovered(t, d, origin, w.done, w.log)
 	srv := startServe(t, env)
 
 	repoDir := filepath.Join(origin, "demo/1/x86_64/os")
@@ -233,7 +234,7 @@ func TestKilledWatcherLosesCoverageAtOnce(t *testing.T) {
 	env = append(env, "REGIONMIRROR_ORIGIN_PATH="+origin)
 	d := openTestDB(t, env)
 	w := startWatch(t, buildBinary(t), env)
-	waitCovered(t, d, origin, w)
+	waitCovered(t, d, origin, w.done, w.log)
 	w.cmd.Process.Signal(syscall.SIGKILL)
 	<-w.done
 	ctx := context.Background()
