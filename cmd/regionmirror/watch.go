@@ -36,7 +36,9 @@ anything a watch missed), or run cron with push.watch: true instead of this comm
 
 watch.listen serves /healthz, /metrics and POST /api/v1/push (body {"paths": [...]},
 bearer token from server.admin_tokens). When the kernel's inotify watch limit is reached,
-it logs the sysctl command that raises it and runs without claiming coverage. SIGTERM lets
+it logs the sysctl command that raises it and runs without claiming coverage; to raise
+it for good, put fs.inotify.max_user_watches=N (about twice the origin's directories) in
+/etc/sysctl.d/90-regionmirror.conf and run 'sysctl --system'. SIGTERM lets
 a running push finish within cron.shutdown_timeout and removes the watcher's record.`,
 		Example: `  regionmirror watch
   curl -H "Authorization: Bearer $TOKEN" -d '{"paths": ["fedora/40/x86_64/os"]}' http://127.0.0.1:9102/api/v1/push`,

@@ -56,6 +56,11 @@ type Daemon struct {
 	pushStarted func(keys []string, at time.Time)
 	eventSeen   func(key string, at time.Time)
 	overflowed  func()
+	// registered is told each watcher record the daemon registers; addWatch replaces
+	// inotify_add_watch (tests inject the watch limit, which they cannot reach for real
+	// without changing a machine-wide sysctl).
+	registered func(*db.Watcher)
+	addWatch   func(fw *fsnotify.Watcher, path string) error
 }
 
 func (d *Daemon) init() {
@@ -131,7 +136,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var events <-chan fsnotify.Event
 	var errs <-chan error
 	if d.Watch {
-		t, err := OpenTree(d.Root, log)
+		t, err := openTree(d.Root, log, d.addWatch)
 		if err != nil {
 			return err
 		}
@@ -157,6 +162,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return err
 		}
 		w, lost, since = nw, nw.Context().Done(), nil
+		if d.registered != nil {
+			d.registered(nw)
+		}
 		if !tree.Limited() {
 			now, err := d.DB.Now(ctx)
 			if err != nil {
@@ -169,6 +177,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	lastPending := -1
 	beat := func() {
 		n := deb.Pending()
+		lastPending = n
 		d.Metrics.Pending.Set(float64(n))
 		if w == nil {
 			d.Metrics.Covering.Set(0)
@@ -178,7 +187,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 			log.Warn("watcher heartbeat", slog.Any("err", err))
 			return
 		}
-		lastPending = n
 		if since != nil {
 			d.Metrics.Covering.Set(1)
 		} else {

@@ -38,6 +38,7 @@ type fixture struct {
 type pushCall struct {
 	scope      []string
 	regions    []string
+	status     map[string]string // by region, from the result
 	start, end time.Time
 	err        error
 }
@@ -60,6 +61,12 @@ func (c *countingPusher) PushWith(ctx context.Context, regions []*model.Region, 
 	res, err := c.p.PushWith(ctx, regions, opts)
 	c.mu.Lock()
 	call.end, call.err = time.Now(), err
+	if res != nil {
+		call.status = map[string]string{}
+		for _, r := range res.Regions {
+			call.status[r.Region] = r.Status
+		}
+	}
 	c.mu.Unlock()
 	return res, err
 }
@@ -90,20 +97,28 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	dir := t.TempDir()
-	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
-	t.Cleanup(srv.Close)
-	r := &model.Region{Name: "us-east-1", Kind: model.KindFile, Dir: dir, PublicURL: srv.URL, Country: "US", Enabled: true}
-	if err := r.Normalize(); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.CreateRegion(ctx, r); err != nil {
-		t.Fatal(err)
-	}
+	f := &fixture{t: t, db: d, origin: origin}
+	f.fileRegion("us-east-1")
 	cfg := pusher.DefaultConfig()
 	cfg.Concurrency = 4
 	p := &pusher.Pusher{DB: d, Origin: pusher.OSOrigin{Root: origin}, Log: slog.New(slog.DiscardHandler), Config: cfg}
-	return &fixture{t: t, db: d, origin: origin, pusher: &countingPusher{p: p}}
+	f.pusher = &countingPusher{p: p}
+	return f
+}
+
+// fileRegion adds a region in a directory served over HTTP.
+func (f *fixture) fileRegion(name string) {
+	f.t.Helper()
+	dir := f.t.TempDir()
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	f.t.Cleanup(srv.Close)
+	r := &model.Region{Name: name, Kind: model.KindFile, Dir: dir, PublicURL: srv.URL, Country: "US", Enabled: true}
+	if err := r.Normalize(); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := f.db.CreateRegion(context.Background(), r); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 // daemon returns a daemon of the fixture's origin, set up by mod, running until the test

@@ -25,6 +25,7 @@ type Tree struct {
 	dirs    map[string]bool // relative, slash-separated; "" is the root
 	limited bool            // the kernel's watch limit was reached
 	log     *slog.Logger
+	add     func(fw *fsnotify.Watcher, path string) error
 }
 
 // change is one changed origin path (relative). Dir marks a directory that appeared or
@@ -35,12 +36,18 @@ type change struct {
 }
 
 // OpenTree watches every directory under root.
-func OpenTree(root string, log *slog.Logger) (*Tree, error) {
+func OpenTree(root string, log *slog.Logger) (*Tree, error) { return openTree(root, log, nil) }
+
+// openTree is OpenTree with add in place of fsnotify's Add (nil: fsnotify's).
+func openTree(root string, log *slog.Logger, add func(fw *fsnotify.Watcher, path string) error) (*Tree, error) {
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, fmt.Errorf("watch %s: %w", root, err)
 	}
-	t := &Tree{root: filepath.Clean(root), fw: fw, dirs: map[string]bool{}, log: log}
+	if add == nil {
+		add = (*fsnotify.Watcher).Add
+	}
+	t := &Tree{root: filepath.Clean(root), fw: fw, dirs: map[string]bool{}, log: log, add: add}
 	if err := t.addAll(""); err != nil {
 		fw.Close()
 		return nil, err
@@ -91,7 +98,7 @@ func (t *Tree) addAll(rel string) error {
 		if t.dirs[r] {
 			return nil
 		}
-		if err := t.fw.Add(p); err != nil {
+		if err := t.add(t.fw, p); err != nil {
 			switch {
 			case errors.Is(err, syscall.ENOSPC):
 				t.limited = true
