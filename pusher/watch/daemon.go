@@ -33,8 +33,10 @@ type Daemon struct {
 	Root   string // origin.path
 	Settle time.Duration
 	// Watch follows the tree with inotify; false runs only the trigger queue.
-	Watch   bool
-	Log     *slog.Logger
+	Watch bool
+	Log   *slog.Logger
+	// Metrics (nil: unregistered ones) are read by the trigger handler: set them
+	// before Run.
 	Metrics *Metrics
 	Host    string
 	PID     int

@@ -126,7 +126,7 @@ func (f *fixture) fileRegion(name string) {
 func (f *fixture) daemon(watchTree bool, mod func(*Daemon)) *Daemon {
 	f.t.Helper()
 	dm := &Daemon{DB: f.db, Pusher: f.pusher, Root: f.origin, Settle: 500 * time.Millisecond, Watch: watchTree,
-		Host: "test", PID: os.Getpid(), BeatInterval: 200 * time.Millisecond, Log: testLogger(f.t)}
+		Host: "test", PID: os.Getpid(), BeatInterval: 200 * time.Millisecond, Log: testLogger(f.t), Metrics: NewMetrics(nil)}
 	if mod != nil {
 		mod(dm)
 	}
