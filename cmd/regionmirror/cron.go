@@ -133,8 +133,19 @@ func (c *cronDaemon) run(ctx context.Context) error {
 		}
 		go func() {
 			defer close(watchDone)
-			if err := dm.Run(ctx); err != nil {
-				log.Error("watch stopped", slog.Any("err", err))
+			// Started again when it fails (the database unreachable at its start, the
+			// event stream lost): triggers it accepted stay queued in dm meanwhile.
+			for wait := time.Second; ; wait = min(2*wait, time.Minute) {
+				err := dm.Run(ctx)
+				if err == nil || ctx.Err() != nil {
+					return
+				}
+				log.Error("watch stopped; starting it again", slog.Any("err", err), slog.Duration("in", wait))
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
 			}
 		}()
 	} else {
