@@ -30,7 +30,9 @@ func TestScopedClaim(t *testing.T) {
 	synced := func(m int64) *model.RegionSync {
 		return &model.RegionSync{RegionID: 7, Epoch: 3, Generation: gen(m), RegionUpdatedAt: &t0}
 	}
-	ch := func(g int64, scope ...string) model.OriginChange { return model.OriginChange{Generation: g, Scope: scope} }
+	ch := func(g int64, scope ...string) model.OriginChange {
+		return model.OriginChange{Generation: g, Scope: scope}
+	}
 	a, b := []string{"a"}, []string{"b"}
 	edited := t0.Add(time.Second)
 	cases := []struct {
