@@ -472,7 +472,7 @@ func (b *bench) record(r result) {
 
 func (b *bench) printTable(w io.Writer) {
 	fmt.Fprintf(w, "\nmachine: %s, %d CPUs, %s; concurrency %d\n", runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), time.Now().Format(time.DateOnly), b.o.concurrency)
-	fmt.Fprintf(w, "%-8s %-5s %-44s %9s %9s %9s %12s  %s\n", "SCENARIO", "ROUND", "TOOL", "WALL s", "CPU s", "RATIO", "PEAK RSS MiB", "NOTE")
+	fmt.Fprintf(w, "%-8s %-5s %-52s %9s %9s %9s %12s  %s\n", "SCENARIO", "ROUND", "TOOL", "WALL s", "CPU s", "RATIO", "PEAK RSS MiB", "NOTE")
 	for _, r := range b.results {
 		var base *result
 		for i := range b.results {
@@ -484,7 +484,7 @@ func (b *bench) printTable(w io.Writer) {
 		if base != nil && base.m.Wall > 0 {
 			ratio = fmt.Sprintf("%.2fx", r.m.Wall.Seconds()/base.m.Wall.Seconds())
 		}
-		fmt.Fprintf(w, "%-8s %-5d %-44s %9.2f %9.2f %9s %12.0f  %s\n", r.scenario, r.round, r.tool, r.m.Wall.Seconds(),
+		fmt.Fprintf(w, "%-8s %-5d %-52s %9.2f %9.2f %9s %12.0f  %s\n", r.scenario, r.round, r.tool, r.m.Wall.Seconds(),
 			r.m.CPU.Seconds(), ratio, float64(r.m.MaxRSS)/(1<<20), r.note)
 	}
 	fmt.Fprintln(w, "RATIO: wall time / regionmirror's wall time in the same scenario and round (above 1: regionmirror faster).")
