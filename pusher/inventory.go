@@ -58,14 +58,20 @@ func (o OSOrigin) WalkUnder(dir string, fn func(p string, size int64, mtime time
 	if st, err := os.Stat(o.Root); err != nil || !st.IsDir() {
 		return fmt.Errorf("origin %s is not a readable directory", o.Root)
 	}
-	start := o.Root
+	// origin.path itself may be a symlink (the operator's choice): WalkDir does not follow
+	// its root, and would find an origin without files.
+	base, err := filepath.EvalSymlinks(o.Root)
+	if err != nil {
+		return fmt.Errorf("origin %s: %w", o.Root, err)
+	}
+	start := base
 	if dir != "" {
 		clean, err := model.CleanRelPath("path", dir)
 		if err != nil || clean != dir {
 			return fmt.Errorf("walk origin: directory %q is not a clean path under the origin", dir)
 		}
-		start = filepath.Join(o.Root, filepath.FromSlash(dir))
-		cur := o.Root
+		start = filepath.Join(base, filepath.FromSlash(dir))
+		cur := base
 		for seg := range strings.SplitSeq(dir, "/") {
 			cur = filepath.Join(cur, seg)
 			st, err := os.Lstat(cur)
@@ -79,7 +85,7 @@ func (o OSOrigin) WalkUnder(dir string, fn func(p string, size int64, mtime time
 			}
 		}
 	}
-	root := filepath.Clean(o.Root) + string(filepath.Separator)
+	root := filepath.Clean(base) + string(filepath.Separator)
 	return filepath.WalkDir(start, func(full string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if full == start && errors.Is(err, fs.ErrNotExist) {

@@ -438,6 +438,29 @@ func TestScopedWalkOfARemovedDirectoryDeletesItsFiles(t *testing.T) {
 	}
 }
 
+// TestSymlinkedOriginRootIsWalked: origin.path may itself be a symlink. Before, the walk
+// did not enter it and found an origin without files, which recorded every file deleted.
+func TestSymlinkedOriginRootIsWalked(t *testing.T) {
+	f := newFixture(t)
+	link := filepath.Join(t.TempDir(), "origin")
+	if err := os.Symlink(f.origin, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(f.origin, "extra", "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.write("extra/sub/a.txt", "a")
+	for _, dir := range []string{"", "extra"} {
+		var got []string
+		if err := (OSOrigin{Root: link}).WalkUnder(dir, func(p string, _ int64, _ time.Time) error { got = append(got, p); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(got, "extra/sub/a.txt") {
+			t.Errorf("walk of %q under a symlinked root: %v", dir, got)
+		}
+	}
+}
+
 func TestScheduledNoopDoesNotWalk(t *testing.T) {
 	f := newFixture(t)
 	f.secondRepo()

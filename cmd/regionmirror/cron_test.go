@@ -333,3 +333,50 @@ func TestCronWatchesAndTakesTriggers(t *testing.T) {
 		t.Errorf("a stopped cron still counts as a watcher: %+v", cov)
 	}
 }
+
+// TestCronStartsTheWatcherAgain: a watch daemon that fails at its start (here the origin
+// is not there yet) is started again, so the triggers cron accepts are pushed. Before,
+// cron logged the failure once and went on answering 202 to triggers nobody pushed; and
+// the watcher of a missing origin watched nothing yet claimed to see every change.
+func TestCronStartsTheWatcherAgain(t *testing.T) {
+	env, origin, _ := pushEnv(t)
+	away := origin + ".away"
+	if err := os.Rename(origin, away); err != nil {
+		t.Fatal(err)
+	}
+	bin := buildBinary(t)
+	d := openTestDB(t, env)
+	c := startCron(t, bin, env, "REGIONMIRROR_PUSH_WATCH=true", "REGIONMIRROR_PUSH_WATCH_SETTLE=300ms",
+		"REGIONMIRROR_SCHEDULES_PUSH=@every 1h", "REGIONMIRROR_SCHEDULES_SCAN=", "REGIONMIRROR_SCHEDULES_GC=")
+	select {
+	case <-c.addr:
+	case err := <-c.done:
+		t.Fatalf("cron exited: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("cron did not say where it listens")
+	}
+	time.Sleep(1500 * time.Millisecond) // the first start has failed by now
+	if cov, err := d.WatchCoverage(context.Background(), origin, time.Minute); err != nil || cov.Since != nil {
+		t.Fatalf("a watcher of a missing origin claims coverage: %+v, %v", cov, err)
+	}
+	if err := os.Rename(away, origin); err != nil {
+		t.Fatal(err)
+	}
+	waitCovered(t, d, origin, c.done, nil)
+	// The watches are real: a file written under the origin is recorded without any
+	// scheduled push.
+	if err := os.MkdirAll(filepath.Join(origin, "demo", "later"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(origin, "demo", "later", "f.txt"), []byte("later"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := d.GetFile(context.Background(), "demo/later/f.txt"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a file written under the watched origin was never pushed")
+		}
+	}
+}

@@ -271,6 +271,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 					d.eventSeen(key, now)
 				}
 			}
+			if tree.RootLost() {
+				// Its record goes with Run (the deferred Close): scheduled pushes walk.
+				return fmt.Errorf("watch: the origin %s was removed or renamed away; nothing under it is watched", d.Root)
+			}
 			d.Metrics.Dirs.Set(float64(tree.Dirs()))
 		case err, ok := <-errs:
 			if !ok {

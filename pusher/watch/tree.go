@@ -47,10 +47,28 @@ func openTree(root string, log *slog.Logger, add func(fw *fsnotify.Watcher, path
 	if add == nil {
 		add = (*fsnotify.Watcher).Add
 	}
-	t := &Tree{root: filepath.Clean(root), fw: fw, dirs: map[string]bool{}, log: log, add: add}
+	// origin.path may be a symlink (the operator's choice, followed as the push follows
+	// it); below it no directory symlink is entered. A root that is not a directory is an
+	// error: a tree watching nothing must not vouch for the origin.
+	real, err := filepath.EvalSymlinks(root)
+	if err == nil {
+		var st os.FileInfo
+		if st, err = os.Stat(real); err == nil && !st.IsDir() {
+			err = errors.New("not a directory")
+		}
+	}
+	if err != nil {
+		fw.Close()
+		return nil, fmt.Errorf("watch the origin %s: %w", root, err)
+	}
+	t := &Tree{root: real, fw: fw, dirs: map[string]bool{}, log: log, add: add}
 	if err := t.addAll(""); err != nil {
 		fw.Close()
 		return nil, err
+	}
+	if t.RootLost() {
+		fw.Close()
+		return nil, fmt.Errorf("watch the origin %s: it went away", root)
 	}
 	return t, nil
 }
@@ -64,6 +82,10 @@ func (t *Tree) Errors() <-chan error          { return t.fw.Errors }
 
 // Dirs is the number of directories watched.
 func (t *Tree) Dirs() int { return len(t.dirs) }
+
+// RootLost reports whether the origin's root is no longer watched (removed, or renamed
+// away): nothing under it is seen any more.
+func (t *Tree) RootLost() bool { return !t.dirs[""] }
 
 // Limited reports whether the kernel's watch limit left directories unwatched: the tree
 // does not see every change then, and its watcher must not claim coverage.

@@ -102,3 +102,50 @@ func TestScopeKey(t *testing.T) {
 		}
 	}
 }
+
+// TestTreeOfASymlinkedRootAndOfAGoneOne: origin.path may be a symlink (followed, as the
+// push follows it); a missing root is an error, not a tree watching nothing; a root
+// renamed away is noticed. Before, a symlinked root was watched as nothing at all and a
+// missing one opened without error.
+func TestTreeOfASymlinkedRootAndOfAGoneOne(t *testing.T) {
+	real := filepath.Join(t.TempDir(), "real")
+	if err := os.MkdirAll(filepath.Join(real, "repo", "repodata"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "origin")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if _, err := OpenTree(filepath.Join(t.TempDir(), "missing"), log); err == nil {
+		t.Fatal("a missing origin opened")
+	}
+	tree, err := OpenTree(link, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tree.Close()
+	if n := tree.Dirs(); n != 3 {
+		t.Fatalf("%d directories watched under a symlinked root, want 3", n)
+	}
+	if err := os.WriteFile(filepath.Join(real, "repo", "a.rpm"), []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(real, real+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for deadline := time.After(10 * time.Second); !tree.RootLost(); {
+		select {
+		case ev := <-tree.Events():
+			for _, c := range tree.handle(ev) {
+				seen = append(seen, c.Path)
+			}
+		case <-deadline:
+			t.Fatalf("the root's removal was never noticed; changes %v", seen)
+		}
+	}
+	if !slices.Contains(seen, "repo/a.rpm") {
+		t.Errorf("changes %v lack repo/a.rpm", seen)
+	}
+}
