@@ -59,7 +59,7 @@ func startCron(t *testing.T, bin string, env []string, override ...string) *cron
 // one-second schedule, kills one while it holds a region, and stops the other with
 // SIGTERM. The runs table is the proof.
 func TestTwoCronInstancesNeverOverlap(t *testing.T) {
-	env, _, _ := pushEnv(t)
+	env, origin, _ := pushEnv(t)
 	bin := filepath.Join(t.TempDir(), "regionmirror")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -108,6 +108,11 @@ func TestTwoCronInstancesNeverOverlap(t *testing.T) {
 	a.cmd.Process.Signal(syscall.SIGKILL)
 	<-a.done
 	killedAt := time.Now()
+	// A change at the origin: a scheduled push skips a region synced with the origin, so
+	// without one b would rightly have no push to run.
+	if err := os.WriteFile(filepath.Join(origin, "after-the-kill.txt"), []byte("new"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	// b takes over every region: the dead instance's locks went with its connections.
 	deadline = time.Now().Add(20 * time.Second)
