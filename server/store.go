@@ -291,7 +291,7 @@ func (s *Store) refresh(ctx context.Context, mode filesMode, holdRepos bool) err
 		}
 	}
 	if holdRepos && s.data != nil {
-		data.RegionRepos = s.data.RegionRepos
+		data.RegionRepos = heldRegionRepos(s.data.RegionRepos, data.RegionRepos)
 		// A region moved since (its copy forgotten in the same transaction) stays where
 		// it was until the per-file data that forgets its copies is read too: its new
 		// place must not be offered the copies verified at the old one.
@@ -322,6 +322,29 @@ func (s *Store) refresh(ctx context.Context, mode filesMode, holdRepos bool) err
 	}
 	s.log.Debug("snapshot rebuilt", slog.String("contents", snap.Stats()), slog.Duration("took", snap.BuildTime))
 	return nil
+}
+
+// heldRegionRepos are the repository states a build shows while its per-file data waits:
+// what the database gives a region (a new verified repomd.xml) waits for the files, as the
+// last build's state; what it takes away (a repository taken out, found stale, missing or
+// unreachable, a row forgotten) applies at once. Holding a removal would keep offering a
+// region that a push took out before rewriting its files in place.
+func heldRegionRepos(old, cur []model.RegionRepo) []model.RegionRepo {
+	type key struct{ region, repo int64 }
+	was := make(map[key]*model.RegionRepo, len(old))
+	for i := range old {
+		was[key{old[i].RegionID, old[i].RepositoryID}] = &old[i]
+	}
+	out := make([]model.RegionRepo, 0, len(cur))
+	for _, rr := range cur {
+		switch prev := was[key{rr.RegionID, rr.RepositoryID}]; {
+		case rr.State != model.RepoFresh && rr.State != model.RepoAlternate:
+			out = append(out, rr)
+		case prev != nil:
+			out = append(out, *prev)
+		}
+	}
+	return out
 }
 
 // SetUnreachable installs the prober's overlay (region ID -> why it is unreachable from

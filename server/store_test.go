@@ -483,3 +483,59 @@ func TestStoreNeverOffersAMovedRegionItsOldCopies(t *testing.T) {
 		t.Errorf("%d snapshots offered eu-a at its new place with the copy verified at the old one", n)
 	}
 }
+
+// TestStoreTakesARegionOutAtOnceWhileFilesWait: a push about to rewrite files in place takes
+// the region's repository out (recorded stale) and waits push.announce_delay for the servers
+// to read it, then overwrites. While the per-file data waits for its next read
+// (FilesMinInterval), the repository states of the last build are kept so that nothing is
+// shown ahead of its files; that must never keep a repository the database took out. Before,
+// every old state was kept, the taken-out region stayed offered until the files were read,
+// and the soak saw a client of the old repomd.xml get rewritten repodata.
+func TestStoreTakesARegionOutAtOnceWhileFilesWait(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, _ := testenv.NewDB(t)
+	a := createRegion(t, d, "eu-a")
+	repo := &model.Repository{Name: "demo-1", Arch: "x86_64", Directory: "demo"}
+	if err := repo.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateRepository(ctx, repo); err != nil {
+		t.Fatal(err)
+	}
+	s := "repomd 0"
+	m, s1, s2, s5 := md5.Sum([]byte(s)), sha1.Sum([]byte(s)), sha256.Sum256([]byte(s)), sha512.Sum512([]byte(s))
+	v := &model.RepomdVersion{RepositoryID: repo.ID, MD5: m[:], SHA1: s1[:], SHA256: s2[:], SHA512: s5[:], Size: int64(len(s)), Timestamp: 1}
+	if _, err := d.RecordRepomdVersion(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	pushedFile(t, d, a.ID, "demo/repodata/primary.xml.gz", "primary")
+	if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: a.ID, RepositoryID: repo.ID, RepomdSHA256: v.SHA256, State: model.RepoFresh, HTTPStatus: 200}); err != nil {
+		t.Fatal(err)
+	}
+	store := NewStore(d, StoreOptions{LoadFiles: true, Debounce: 20 * time.Millisecond, Interval: time.Hour, FilesMinInterval: 4 * time.Second})
+	go store.Run(ctx)
+	offered := func(snap *selection.Snapshot) bool {
+		r, rp := snap.Region("eu-a"), snap.Repository("demo-1", "x86_64")
+		return r != nil && rp != nil && rp.InRegion[r.Index].State == model.RepoFresh
+	}
+	waitFor(t, "the region offered", func() bool { s := store.Snapshot(); return s != nil && s.Files != nil && offered(s) })
+	// A per-file update starts the window in which the next one is held back.
+	pushedFile(t, d, a.ID, "demo/Packages/a.rpm", "a")
+	waitFor(t, "a per-file update", func() bool {
+		s := store.Snapshot()
+		idx, ok := s.Files.Lookup("demo/Packages/a.rpm")
+		return ok && s.Verified(s.Region("eu-a"), idx)
+	})
+	// The push's copies keep coming (per-file changes pending), and it takes the region out.
+	pushedFile(t, d, a.ID, "demo/Packages/b.rpm", "b")
+	if _, err := d.TakeOut(ctx, db.NoFence, model.RegionRepo{RegionID: a.ID, RepositoryID: repo.ID, RepomdSHA256: v.SHA256,
+		State: model.RepoStale, HTTPStatus: 200, Error: "being rewritten in place"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the region taken out", func() bool { return !offered(store.Snapshot()) })
+	snap := store.Snapshot()
+	if idx, ok := snap.Files.Lookup("demo/Packages/b.rpm"); ok && snap.Verified(snap.Region("eu-a"), idx) {
+		t.Fatal("the region left the answers only with the held per-file read, seconds later")
+	}
+}
