@@ -65,8 +65,12 @@ dir=$PWD/.tmp/bench-freshness
 repo_dir=repo/bench/1/x86_64/os
 make -s build
 bin=$PWD/bin/regionmirror
-"$bin" push --help | grep -q -- '--scheduled' || die "bin/regionmirror has no 'push --scheduled' (the pusher branch of issue 15 is not merged)"
-"$bin" watch --help >/dev/null 2>&1 || die "bin/regionmirror has no 'watch' (the watch branch of issue 15 is not merged)"
+if [ "$noop_rounds" -gt 0 ]; then
+	"$bin" push --help | grep -q -- '--scheduled' || die "bin/regionmirror has no 'push --scheduled' (the pusher branch of issue 15 is not merged)"
+fi
+if [ "$noop_rounds" -gt 0 ] || [[ " $modes " == *" watch "* ]]; then
+	"$bin" watch --help >/dev/null 2>&1 || die "bin/regionmirror has no 'watch' (the watch branch of issue 15 is not merged)"
+fi
 
 # --- processes: every one started is stopped on exit --------------------------------------
 pids=() pg_started=
@@ -157,7 +161,7 @@ if [ -n "${BENCH_FRESH:-}" ] || [ ! -f "$dir/setup.done" ]; then
 	cp -r testdata/origin/demo/1/x86_64/os/. "$dir/origin/$repo_dir/"
 	start_servers
 	"$PGBIN/createdb" -h 127.0.0.1 -p "$pg_port" -U postgres regionmirror
-	"$bin" migrate >/dev/null
+	"$bin" migrate >"$dir/migrate.log" 2>&1 || { cat "$dir/migrate.log" >&2; exit 1; }
 	for i in 0 1 2; do
 		url=http://127.0.0.1:${s3_ports[$i]}
 		s3req PUT "$url/bench-fresh-$i"
@@ -173,7 +177,7 @@ if [ -n "${BENCH_FRESH:-}" ] || [ ! -f "$dir/setup.done" ]; then
 else
 	echo "setup: reusing $dir (BENCH_FRESH=1 builds it again)"
 	start_servers
-	"$bin" migrate >/dev/null
+	"$bin" migrate >"$dir/migrate.log" 2>&1 || { cat "$dir/migrate.log" >&2; exit 1; }
 fi
 origin_files=$(find "$dir/origin" -type f | wc -l)
 
@@ -348,52 +352,54 @@ done
 
 # --- the no-op -----------------------------------------------------------------------------
 stop "$serve_pid"
-if [ -x "$old_bin" ]; then
-	# The old binary refuses schema 7: it gets a copy of the database as it is now, at
-	# schema 6 (0007 only adds tables, which it does not read).
-	sql "DROP DATABASE IF EXISTS regionmirror_old" postgres
-	sql "CREATE DATABASE regionmirror_old TEMPLATE regionmirror" postgres
-	sql "DELETE FROM schema_migrations WHERE version >= 7" regionmirror_old
-fi
-: >"$dir/watch.log"
-start_watch
-sleep 3
 noop=$dir/noop.txt
 : >"$noop"
-timed() { # label command...: one line "label wall cpu"
-	local label=$1
-	shift
-	/usr/bin/time -f '%e %U %S' -o "$dir/t" "$@" >"$dir/noop-out.json" 2>"$dir/noop-err.log" ||
-		{ cat "$dir/noop-err.log" >&2; die "$label failed"; }
-	awk -v l="$label" '{printf "%s %.3f %.3f\n", l, $1, $2 + $3}' "$dir/t" | tee -a "$noop"
-}
-"$bin" push --scheduled --json >"$dir/noop-warmup.json" 2>&1 || true
-grep -q '"noop": *true' "$dir/noop-warmup.json" ||
-	echo "note: the first push --scheduled with the watcher live was not a no-op: $(grep -o '"note": *"[^"]*"' "$dir/noop-warmup.json" || true)"
-# rclone's no-op, the three regions one after the other (a script: /usr/bin/time runs it).
-: >"$dir/rclone.conf"
-{
-	echo '#!/bin/bash'
-	echo 'set -e'
-	for i in 0 1 2; do
-		printf 'env -u AWS_CA_BUNDLE RCLONE_CONFIG=%q RCLONE_CONFIG_R%d_TYPE=s3 RCLONE_CONFIG_R%d_PROVIDER=Other' "$dir/rclone.conf" $i $i
-		printf ' RCLONE_CONFIG_R%d_ENDPOINT=http://127.0.0.1:%d RCLONE_CONFIG_R%d_REGION=us-east-1' $i "${s3_ports[$i]}" $i
-		printf ' RCLONE_CONFIG_R%d_ACCESS_KEY_ID=%q RCLONE_CONFIG_R%d_SECRET_ACCESS_KEY=%q' $i "$AWS_ACCESS_KEY_ID" $i "$AWS_SECRET_ACCESS_KEY"
-		printf ' rclone sync --dry-run -q --checksum --transfers 16 --checkers 16 --s3-no-check-bucket %q r%d:bench-fresh-%d\n' "$dir/origin" $i $i
-	done
-} >"$dir/rclone-noop.sh"
-echo "no-op pushes, $noop_rounds rounds (label, wall s, CPU s):"
-for ((r = 1; r <= noop_rounds; r++)); do
-	timed scheduled "$bin" push --scheduled --json
-	grep -q '"noop": *true' "$dir/noop-out.json" || echo "note: round $r's push --scheduled was not a no-op"
-	timed full "$bin" push --json
+if [ "$noop_rounds" -gt 0 ]; then
 	if [ -x "$old_bin" ]; then
-		timed old env REGIONMIRROR_CONFIG="$dir/old.yaml" \
-			REGIONMIRROR_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/regionmirror_old?sslmode=disable" "$old_bin" push --json
+		# The old binary refuses schema 7: it gets a copy of the database as it is now, at
+		# schema 6 (0007 only adds tables, which it does not read).
+		sql "DROP DATABASE IF EXISTS regionmirror_old" postgres
+		sql "CREATE DATABASE regionmirror_old TEMPLATE regionmirror" postgres
+		sql "DELETE FROM schema_migrations WHERE version >= 7" regionmirror_old
 	fi
-	if command -v rclone >/dev/null; then timed rclone-x3 bash "$dir/rclone-noop.sh"; fi
-done
-stop "$watch_pid"
+	: >"$dir/watch.log"
+	start_watch
+	sleep 3
+	timed() { # label command...: one line "label wall cpu"
+		local label=$1
+		shift
+		/usr/bin/time -f '%e %U %S' -o "$dir/t" "$@" >"$dir/noop-out.json" 2>"$dir/noop-err.log" ||
+			{ cat "$dir/noop-err.log" >&2; die "$label failed"; }
+		awk -v l="$label" '{printf "%s %.3f %.3f\n", l, $1, $2 + $3}' "$dir/t" | tee -a "$noop"
+	}
+	"$bin" push --scheduled --json >"$dir/noop-warmup.json" 2>&1 || true
+	grep -q '"noop": *true' "$dir/noop-warmup.json" ||
+		echo "note: the first push --scheduled with the watcher live was not a no-op: $(grep -o '"note": *"[^"]*"' "$dir/noop-warmup.json" || true)"
+	# rclone's no-op, the three regions one after the other (a script: /usr/bin/time runs it).
+	: >"$dir/rclone.conf"
+	{
+		echo '#!/bin/bash'
+		echo 'set -e'
+		for i in 0 1 2; do
+			printf 'env -u AWS_CA_BUNDLE RCLONE_CONFIG=%q RCLONE_CONFIG_R%d_TYPE=s3 RCLONE_CONFIG_R%d_PROVIDER=Other' "$dir/rclone.conf" $i $i
+			printf ' RCLONE_CONFIG_R%d_ENDPOINT=http://127.0.0.1:%d RCLONE_CONFIG_R%d_REGION=us-east-1' $i "${s3_ports[$i]}" $i
+			printf ' RCLONE_CONFIG_R%d_ACCESS_KEY_ID=%q RCLONE_CONFIG_R%d_SECRET_ACCESS_KEY=%q' $i "$AWS_ACCESS_KEY_ID" $i "$AWS_SECRET_ACCESS_KEY"
+			printf ' rclone sync --dry-run -q --checksum --transfers 16 --checkers 16 --s3-no-check-bucket %q r%d:bench-fresh-%d\n' "$dir/origin" $i $i
+		done
+	} >"$dir/rclone-noop.sh"
+	echo "no-op pushes, $noop_rounds rounds (label, wall s, CPU s):"
+	for ((r = 1; r <= noop_rounds; r++)); do
+		timed scheduled "$bin" push --scheduled --json
+		grep -q '"noop": *true' "$dir/noop-out.json" || echo "note: round $r's push --scheduled was not a no-op"
+		timed full "$bin" push --json
+		if [ -x "$old_bin" ]; then
+			timed old env REGIONMIRROR_CONFIG="$dir/old.yaml" \
+				REGIONMIRROR_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/regionmirror_old?sslmode=disable" "$old_bin" push --json
+		fi
+		if command -v rclone >/dev/null; then timed rclone-x3 bash "$dir/rclone-noop.sh"; fi
+	done
+	stop "$watch_pid"
+fi
 
 # --- summary -------------------------------------------------------------------------------
 summarize() { # values on stdin (numbers; "timeout" counted apart): "median max (n, k timed out)"
