@@ -31,8 +31,9 @@
 # the origin), `regionmirror push` (the full walk of the 100,000 files, three regions),
 # the binary of commit a9b3f9c (before issue 15; built once with `git worktree add` under
 # .tmp, on a copy of the database at schema 6: BENCH_OLD=0 skips it) doing the same, and
-# `rclone sync --checksum --dry-run` once per region (when rclone is installed; --dry-run
-# because regionmirror's "+" twin keys would otherwise be deleted). Wall and CPU
+# `rclone sync --checksum --dry-run` once per region (when rclone is installed, in the first
+# BENCH_RCLONE_ROUNDS rounds, default 3; --dry-run because regionmirror's "+" twin keys would
+# otherwise be deleted). Wall and CPU
 # (user+system) from /usr/bin/time.
 #
 # Everything listens on 127.0.0.1, ports BENCH_PORT (default 18380) to BENCH_PORT+6;
@@ -43,6 +44,7 @@ set -euo pipefail
 pubs=${1:-10}
 modes=${BENCH_MODES:-watch cron}
 noop_rounds=${BENCH_NOOP_ROUNDS:-5}
+rclone_rounds=${BENCH_RCLONE_ROUNDS:-3} # of the no-op rounds (about 80 s each)
 timeout=${BENCH_TIMEOUT:-300} # seconds per publication before it counts as timed out
 base=${BENCH_PORT:-18380}
 pg_port=$base serve_port=$((base + 4)) watch_port=$((base + 5)) cron_port=$((base + 6))
@@ -95,7 +97,7 @@ export AWS_ACCESS_KEY_ID=benchaccess AWS_SECRET_ACCESS_KEY=benchsecret123 AWS_RE
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 as_pg=()
 [ "$(id -u)" = 0 ] && as_pg=(runuser -u postgres --)
-sql() { psql -q -At -h 127.0.0.1 -p "$pg_port" -U postgres "${2:-regionmirror}" -c "$1"; }
+sql() { PGOPTIONS=--client-min-messages=warning psql -q -At -h 127.0.0.1 -p "$pg_port" -U postgres "${2:-regionmirror}" -c "$1"; }
 s3req() { # method url [body]: a signed request to a versitygw (curl signs SigV4)
 	local body=${3:-}
 	curl -sS --fail-with-body --aws-sigv4 aws:amz:us-east-1:s3 --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
@@ -396,7 +398,7 @@ if [ "$noop_rounds" -gt 0 ]; then
 			timed old env REGIONMIRROR_CONFIG="$dir/old.yaml" \
 				REGIONMIRROR_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/regionmirror_old?sslmode=disable" "$old_bin" push --json
 		fi
-		if command -v rclone >/dev/null; then timed rclone-x3 bash "$dir/rclone-noop.sh"; fi
+		if command -v rclone >/dev/null && [ "$r" -le "$rclone_rounds" ]; then timed rclone-x3 bash "$dir/rclone-noop.sh"; fi
 	done
 	stop "$watch_pid"
 fi
