@@ -119,10 +119,29 @@ func TestRegionSyncIsRefusedAfterAnInvalidation(t *testing.T) {
 	if err != nil || !syncs[r.ID].SyncedWith(r, 1) {
 		t.Fatalf("present copy invalidated the sync: %+v, %v", syncs[r.ID], err)
 	}
+	// A repository read back stale (a scan through the public URL) is work for a push.
+	repo := &model.Repository{Name: "r", Arch: "x86_64", Directory: "p"}
+	if err := d.CreateRepository(ctx, repo); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = d.RegionSyncOf(ctx, r.ID)
+	if ok, err := d.MarkRegionSynced(ctx, db.NoFence, r.ID, s.Epoch, 2, r.UpdatedAt); err != nil || !ok {
+		t.Fatalf("sync refused: %v, %v", ok, err)
+	}
+	if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, State: model.RepoUnreachable}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := d.RegionSyncOf(ctx, r.ID); s.SyncedWith(r, 2) {
+		t.Fatalf("synced after its repository was found unreachable: %+v", s)
+	}
+	s, _ = d.RegionSyncOf(ctx, r.ID)
+	if ok, err := d.MarkRegionSynced(ctx, db.NoFence, r.ID, s.Epoch, 2, r.UpdatedAt); err != nil || !ok {
+		t.Fatalf("sync refused: %v, %v", ok, err)
+	}
 	if n, err := d.ForgetObject(ctx, "p/a.rpm", 0); err != nil || n != 1 {
 		t.Fatalf("forget: %d, %v", n, err)
 	}
-	if s, _ := d.RegionSyncOf(ctx, r.ID); s.SyncedWith(r, 1) {
+	if s, _ := d.RegionSyncOf(ctx, r.ID); s.SyncedWith(r, 2) {
 		t.Fatalf("synced after a purge: %+v", s)
 	}
 }

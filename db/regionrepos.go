@@ -28,6 +28,13 @@ func (d *DB) SetRegionRepo(ctx context.Context, fence Fence, rr model.RegionRepo
 			rr.RegionID, rr.RepositoryID, rr.RepomdSHA256, rr.State, status, rr.Error); err != nil {
 			return err
 		}
+		// A repository found stale, missing or unreachable is work for the next push,
+		// which reads it back again: the region is no longer synced.
+		if rr.State != model.RepoFresh && rr.State != model.RepoAlternate {
+			if err := invalidateRegions(ctx, tx, []int64{rr.RegionID}); err != nil {
+				return err
+			}
+		}
 		// The first time the region serves a version verified is its publication there.
 		if rr.State == model.RepoFresh && rr.RepomdSHA256 != nil {
 			if _, err := tx.Exec(ctx, `INSERT INTO publications (repomd_version_id, region_id)

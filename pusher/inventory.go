@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -26,6 +27,9 @@ import (
 type Origin interface {
 	Open(p string) (io.ReadSeekCloser, error)
 	Walk(fn func(p string, size int64, mtime time.Time) error) error
+	// WalkUnder is Walk restricted to the origin directory dir ("" for the whole
+	// origin); a dir that does not exist is an empty walk (its files were removed).
+	WalkUnder(dir string, fn func(p string, size int64, mtime time.Time) error) error
 }
 
 // OSOrigin is the origin in a local directory.
@@ -43,12 +47,44 @@ func (o OSOrigin) Open(p string) (io.ReadSeekCloser, error) {
 // Walk visits every regular file (and symlink to one) with its path relative to Root.
 // Paths regionmirror cannot serve safely are skipped with a warning.
 func (o OSOrigin) Walk(fn func(p string, size int64, mtime time.Time) error) error {
+	return o.WalkUnder("", fn)
+}
+
+// WalkUnder is Walk of the origin directory dir only. The root must be a readable
+// directory; dir need not exist (an empty walk: its files became deleted). dir itself,
+// and every directory on the way to it, must be a real directory: a symlink is not
+// entered, as the full walk does not enter one.
+func (o OSOrigin) WalkUnder(dir string, fn func(p string, size int64, mtime time.Time) error) error {
 	if st, err := os.Stat(o.Root); err != nil || !st.IsDir() {
 		return fmt.Errorf("origin %s is not a readable directory", o.Root)
 	}
+	start := o.Root
+	if dir != "" {
+		clean, err := model.CleanRelPath("path", dir)
+		if err != nil || clean != dir {
+			return fmt.Errorf("walk origin: directory %q is not a clean path under the origin", dir)
+		}
+		start = filepath.Join(o.Root, filepath.FromSlash(dir))
+		cur := o.Root
+		for seg := range strings.SplitSeq(dir, "/") {
+			cur = filepath.Join(cur, seg)
+			st, err := os.Lstat(cur)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				return nil
+			case err != nil:
+				return fmt.Errorf("walk origin: %w", err)
+			case !st.IsDir():
+				return nil // a symlink or a file: the full walk finds no directory there either
+			}
+		}
+	}
 	root := filepath.Clean(o.Root) + string(filepath.Separator)
-	return filepath.WalkDir(o.Root, func(full string, d fs.DirEntry, err error) error {
+	return filepath.WalkDir(start, func(full string, d fs.DirEntry, err error) error {
 		if err != nil {
+			if full == start && errors.Is(err, fs.ErrNotExist) {
+				return nil // removed between the check and the walk
+			}
 			return fmt.Errorf("walk origin: %w", err)
 		}
 		if d.IsDir() {
@@ -85,6 +121,20 @@ type InventoryReport struct {
 	// metadata is withheld from every region.
 	Invalid  map[string]string `json:",omitempty"`
 	Duration time.Duration
+	// Scope are the directories walked (nil: the whole origin), widened to whole
+	// repositories.
+	Scope []string `json:",omitempty"`
+	// Full: the whole origin was walked and every file read; recorded as the last full
+	// inventory.
+	Full bool `json:",omitempty"`
+	// FromRecords: the origin was not walked; the inventory is the database's (a live
+	// watcher saw every change), repomd.xml still checked at the origin.
+	FromRecords bool `json:",omitempty"`
+	// Generation is the origin generation the inventory reflects: no change after it is
+	// in Live, and none before it (inside the scope) is missing.
+	Generation int64 `json:",omitempty"`
+	// claimable: Generation was established (not a dry run).
+	claimable bool
 	// Live is the origin as the inventory found it, by path order. After a dry run, new
 	// files have ID 0.
 	Live []model.File `json:"-"`
@@ -96,12 +146,39 @@ type walked struct {
 	mtime time.Time
 }
 
-// TakeInventory walks the origin, hashes what is new or changed (workers at a time), and
-// records the differences and every registered repository's new repomd.xml. A dry run
-// records nothing and returns the origin as it would be recorded.
+// TakeInventory walks the whole origin: TakeInventoryUnder with no scope.
 func TakeInventory(ctx context.Context, d *db.DB, origin Origin, workers int, dryRun bool, log *slog.Logger) (*InventoryReport, error) {
+	return TakeInventoryUnder(ctx, d, origin, nil, workers, dryRun, log)
+}
+
+// TakeInventoryUnder walks the origin's directories of scope (nil: the whole origin),
+// hashes what is new or changed (workers at a time), and records the differences and the
+// new repomd.xml of every registered repository in the scope. The scope is first widened
+// so that every repository is wholly in or out of it (model.NormalizeScope); files
+// outside it are neither read nor recorded, so only what is inside can become deleted.
+// A dry run records nothing and returns the origin as it would be recorded.
+func TakeInventoryUnder(ctx context.Context, d *db.DB, origin Origin, scope []string, workers int, dryRun bool, log *slog.Logger) (*InventoryReport, error) {
 	start := time.Now()
-	known, err := d.ListFiles(ctx, true)
+	repos, err := d.ListRepositories(ctx)
+	if err != nil {
+		return nil, err
+	}
+	scope = model.NormalizeScope(scope, repos)
+	rep := &InventoryReport{Scope: scope}
+	var walkStart time.Time
+	if scope == nil && !dryRun {
+		// The database's clock: watchers' times are compared with it.
+		if walkStart, err = d.Now(ctx); err != nil {
+			return nil, err
+		}
+	}
+	// The generation the rows read next reflect at least: a change recorded after this
+	// read may or may not be in them, so it is never claimed from them.
+	before, err := d.OriginState(ctx)
+	if err != nil {
+		return nil, err
+	}
+	known, err := d.ListFilesUnder(ctx, scope, true)
 	if err != nil {
 		return nil, err
 	}
@@ -109,12 +186,14 @@ func TakeInventory(ctx context.Context, d *db.DB, origin Origin, workers int, dr
 	for i := range known {
 		byPath[known[i].Path] = &known[i]
 	}
-	rep := &InventoryReport{}
 	seen := make(map[string]bool, len(known))
 	var toHash []walked
-	err = origin.Walk(func(p string, size int64, mtime time.Time) error {
+	visit := func(p string, size int64, mtime time.Time) error {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if seen[p] {
+			return nil
 		}
 		// PostgreSQL keeps microseconds.
 		mtime = mtime.Truncate(time.Microsecond)
@@ -126,7 +205,16 @@ func TakeInventory(ctx context.Context, d *db.DB, origin Origin, workers int, dr
 		}
 		toHash = append(toHash, walked{p, size, mtime})
 		return nil
-	})
+	}
+	if scope == nil {
+		err = origin.Walk(visit)
+	} else {
+		for _, dir := range scope {
+			if err = origin.WalkUnder(dir, visit); err != nil {
+				break
+			}
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -136,17 +224,18 @@ func TakeInventory(ctx context.Context, d *db.DB, origin Origin, workers int, dr
 		return nil, err
 	}
 	rep.Hashed, rep.Unread = len(hashed), unread
-	changes := db.InventoryChanges{Upsert: hashed}
+	changes := db.InventoryChanges{Upsert: hashed, Scope: scope}
 	for _, f := range known {
-		// An unreadable file is still there: it is not deleted.
-		if f.DeletedAt == nil && !seen[f.Path] {
+		// An unreadable file is still there: it is not deleted. Only the scope was
+		// walked, so only its files can be found gone.
+		if f.DeletedAt == nil && !seen[f.Path] && model.InScope(f.Path, scope) {
 			changes.Deleted = append(changes.Deleted, f.Path)
 		}
 	}
 	if dryRun {
 		rep.Live = mergeInventory(known, changes, seen)
 		// Checked, not recorded: the dry run shows what would be withheld.
-		if _, rep.Invalid, err = recordRepomds(ctx, d, origin, unread, rep.Live, false, log); err != nil {
+		if _, rep.Invalid, _, err = recordRepomds(ctx, d, origin, scope, unread, rep.Live, false, 0, log); err != nil {
 			return nil, err
 		}
 		rep.Duration = time.Since(start)
@@ -155,15 +244,60 @@ func TakeInventory(ctx context.Context, d *db.DB, origin Origin, workers int, dr
 	if rep.Changes, err = d.ApplyInventory(ctx, changes); err != nil {
 		return nil, err
 	}
+	gen := before.Generation
 	if rep.Changes == (db.InventoryResult{}) {
 		// Nothing written: the rows already read are the inventory.
 		rep.Live = mergeInventory(known, changes, seen)
-	} else if rep.Live, err = d.ListFiles(ctx, false); err != nil {
+	} else {
+		// Read right before the rows: they hold every change up to it, this one's
+		// (Changes.Generation) included.
+		st, err := d.OriginState(ctx)
+		if err != nil {
+			return nil, err
+		}
+		gen = st.Generation
+		if rep.Live, err = d.ListFilesUnder(ctx, scope, false); err != nil {
+			return nil, err
+		}
+	}
+	if rep.Repomds, rep.Invalid, rep.Generation, err = recordRepomds(ctx, d, origin, scope, unread, rep.Live, true, gen, log); err != nil {
 		return nil, err
 	}
-	if rep.Repomds, rep.Invalid, err = recordRepomds(ctx, d, origin, unread, rep.Live, true, log); err != nil {
+	rep.claimable = true
+	if scope == nil && len(unread) == 0 {
+		// Every file was read: from walkStart on, the database holds the origin but
+		// for what changed since (which a watcher, if live, has seen).
+		if err := d.MarkFullInventory(ctx, walkStart); err != nil {
+			return nil, err
+		}
+		rep.Full = true
+	}
+	rep.Duration = time.Since(start)
+	return rep, nil
+}
+
+// inventoryFromRecords is the inventory as recorded, without walking the origin: what a
+// scheduled push uses when a live watcher has seen every change. The repomd.xml of every
+// repository is still read and checked at the origin (and recorded when new): a
+// repository whose recorded files do not match it is withheld.
+func inventoryFromRecords(ctx context.Context, d *db.DB, origin Origin, log *slog.Logger) (*InventoryReport, error) {
+	start := time.Now()
+	st, err := d.OriginState(ctx)
+	if err != nil {
 		return nil, err
 	}
+	rep := &InventoryReport{FromRecords: true}
+	if rep.Live, err = d.ListFiles(ctx, false); err != nil {
+		return nil, err
+	}
+	for i := range rep.Live {
+		rep.Files++
+		rep.Bytes += rep.Live[i].Size
+	}
+	if rep.Repomds, rep.Invalid, rep.Generation, err = recordRepomds(ctx, d, origin, nil, nil, rep.Live, true, st.Generation, log); err != nil {
+		return nil, err
+	}
+	rep.claimable = true
 	rep.Duration = time.Since(start)
 	return rep, nil
 }
@@ -247,11 +381,23 @@ func hashOne(origin Origin, w walked, buf []byte) (model.File, error) {
 // is not the current version yet (only checks it when record is false). A repository
 // whose repomd.xml cannot be recorded is returned with the reason: its metadata must not
 // be published. live is the inventory just taken.
-func recordRepomds(ctx context.Context, d *db.DB, origin Origin, unread []string, live []model.File, record bool, log *slog.Logger) (int, map[string]string, error) {
-	repos, err := d.ListRepositories(ctx)
+//
+// Only the repositories inside scope are checked (nil: all). gen is the generation live
+// reflects; it is returned extended over the versions recorded here, each only when it
+// is the very next generation (nobody else's change came between), so that a region is
+// never claimed synced at a change its push did not reflect.
+func recordRepomds(ctx context.Context, d *db.DB, origin Origin, scope, unread []string, live []model.File, record bool, gen int64, log *slog.Logger) (int, map[string]string, int64, error) {
+	all, err := d.ListRepositories(ctx)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, gen, err
 	}
+	var repos []model.Repository
+	for _, r := range all {
+		if model.InScope(r.Directory, scope) {
+			repos = append(repos, r)
+		}
+	}
+	extend := true
 	// By map, not by search: the database's path order need not be Go's.
 	byPath := make(map[string]*model.File, len(live))
 	for i := range live {
@@ -272,7 +418,7 @@ func recordRepomds(ctx context.Context, d *db.DB, origin Origin, unread []string
 		}
 		versions, err := d.RepomdVersions(ctx, repo.ID)
 		if err != nil {
-			return n, invalid, err
+			return n, invalid, gen, err
 		}
 		// Parsed and checked on every push, also when repomd.xml did not change: packages
 		// re-signed under their names change beneath an unchanged repomd.xml.
@@ -297,14 +443,28 @@ func recordRepomds(ctx context.Context, d *db.DB, origin Origin, unread []string
 		if !record || (len(versions) > 0 && bytes.Equal(versions[0].SHA256, f.SHA256)) {
 			continue
 		}
-		if _, err := d.RecordRepomdVersion(ctx, &model.RepomdVersion{RepositoryID: repo.ID, MD5: md.MD5, SHA1: md.SHA1,
-			SHA256: md.SHA256, SHA512: md.SHA512, Size: md.Size, Timestamp: md.Timestamp}); err != nil {
-			return n, invalid, err
+		changed, err := d.RecordRepomdVersion(ctx, &model.RepomdVersion{RepositoryID: repo.ID, MD5: md.MD5, SHA1: md.SHA1,
+			SHA256: md.SHA256, SHA512: md.SHA512, Size: md.Size, Timestamp: md.Timestamp})
+		if err != nil {
+			return n, invalid, gen, err
+		}
+		if changed && extend {
+			// The recording bumped the generation once; read after it, gen+1 is that
+			// bump alone, anything more is another's change in between.
+			st, err := d.OriginState(ctx)
+			if err != nil {
+				return n, invalid, gen, err
+			}
+			if st.Generation == gen+1 {
+				gen = st.Generation
+			} else {
+				extend = false
+			}
 		}
 		log.Info("new repomd.xml", slog.String("repo", repo.Name), slog.String("arch", repo.Arch), slog.Int64("timestamp", md.Timestamp))
 		n++
 	}
-	return n, invalid, nil
+	return n, invalid, gen, nil
 }
 
 func parseRepomd(origin Origin, p string) (*repomd.Repomd, error) {

@@ -162,6 +162,8 @@ type regionPush struct {
 	busy         bool                          // another process holds the region
 	run          *db.RegionRun                 // the region's write lock and run; nil in a dry run
 	start        time.Time
+	inv          *InventoryReport
+	syncBefore   *model.RegionSync // the region's sync record, read before its copies
 }
 
 // Result is a whole push.
@@ -193,37 +195,68 @@ func (p *Pusher) log() *slog.Logger {
 	return p.Log
 }
 
-// PushWith is Push with what opts say it covers.
-// TODO(issue 15): scope and scheduled no-op; until then every push is a full one.
+// PushWith is Push with what opts say it covers: a scope (only its files walked,
+// planned and uploaded), or a scheduled tick (DecideScheduled: a no-op, a push of the
+// unsynced regions from the records, or a walk). Push is PushWith with zero Options.
 func (p *Pusher) PushWith(ctx context.Context, regions []*model.Region, opts Options) (*Result, error) {
-	return p.Push(ctx, regions)
+	cfg, err := p.Config.check()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Scheduled {
+		if len(opts.Scope) > 0 {
+			return nil, errors.New("push: a scheduled push covers the whole origin; it takes no scope")
+		}
+		return p.pushScheduled(ctx, cfg, regions, opts)
+	}
+	inv, err := p.inventory(ctx, cfg, opts.Scope)
+	if err != nil {
+		return nil, err
+	}
+	return p.pushInventory(ctx, cfg, regions, inv, nil)
 }
 
 // Push takes the inventory and syncs it into the regions. It returns an error only when
 // nothing could be attempted (the inventory failed); per-region failures are in the
 // result, recorded in runs.
 func (p *Pusher) Push(ctx context.Context, regions []*model.Region) (*Result, error) {
-	cfg, err := p.Config.check()
-	if err != nil {
-		return nil, err
-	}
-	log := p.log()
-	inv, err := TakeInventory(ctx, p.DB, p.Origin, cfg.HashWorkers, cfg.DryRun, log)
+	return p.PushWith(ctx, regions, Options{})
+}
+
+func (p *Pusher) inventory(ctx context.Context, cfg Config, scope []string) (*InventoryReport, error) {
+	inv, err := TakeInventoryUnder(ctx, p.DB, p.Origin, scope, cfg.HashWorkers, cfg.DryRun, p.log())
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
-	log.Info("inventory", slog.Int("files", inv.Files), slog.Int("hashed", inv.Hashed), slog.Int("added", inv.Changes.Added),
+	p.log().Info("inventory", slog.Any("scope", inv.Scope), slog.Int("files", inv.Files), slog.Int("hashed", inv.Hashed), slog.Int("added", inv.Changes.Added),
 		slog.Int("changed", inv.Changes.Changed), slog.Int("deleted", inv.Changes.Deleted), slog.Int("repomd", inv.Repomds),
 		slog.Duration("took", inv.Duration))
-	res := &Result{Inventory: inv}
+	return inv, nil
+}
 
-	repos, err := p.DB.ListRepositories(ctx)
+// pushInventory syncs the inventory into the regions, but for those in skip (synced at
+// the generation the inventory reflects): they are reported skipped, unread.
+func (p *Pusher) pushInventory(ctx context.Context, cfg Config, regions []*model.Region, inv *InventoryReport, skip map[int64]bool) (*Result, error) {
+	res := &Result{Inventory: inv, Scope: inv.Scope}
+	all, err := p.DB.ListRepositories(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list repositories: %w", err)
 	}
+	// Only the scope's repositories are planned, verified and withheld: the others' files
+	// are not in the inventory, and their state in each region stays as it is.
+	var repos []model.Repository
+	for _, r := range all {
+		if model.InScope(r.Directory, inv.Scope) {
+			repos = append(repos, r)
+		}
+	}
 	var active []*regionPush
 	for _, r := range regions {
-		rr := &regionPush{RegionResult: &RegionResult{Region: r.Name}, region: r, start: p.now(), uploadedKeys: map[string]bool{}}
+		if skip[r.ID] {
+			res.Regions = append(res.Regions, &RegionResult{Region: r.Name, Status: model.RunOK, Skipped: true})
+			continue
+		}
+		rr := &regionPush{RegionResult: &RegionResult{Region: r.Name}, region: r, start: p.now(), uploadedKeys: map[string]bool{}, inv: inv}
 		res.Regions = append(res.Regions, rr.RegionResult)
 		if err := p.prepare(ctx, cfg, rr, inv, repos); err != nil {
 			rr.fail(err)
@@ -311,7 +344,16 @@ func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *regionPush, inv *I
 			p.log().Warn("an earlier push or gc of this region was interrupted; this one repairs it", slog.String("region", r.Name))
 		}
 	}
-	objects, err := p.DB.RegionObjects(ctx, r.ID)
+	if !cfg.DryRun {
+		// Before the copies are read: a change to them after this (a scan finding one
+		// missing) moves the epoch, and the sync this push claims is refused.
+		sync, err := p.DB.RegionSyncOf(ctx, r.ID)
+		if err != nil {
+			return fmt.Errorf("push %s: %w", r.Name, err)
+		}
+		rr.syncBefore = sync
+	}
+	objects, err := p.DB.RegionObjectsUnder(ctx, r.ID, inv.Scope)
 	if err != nil {
 		return fmt.Errorf("push %s: %w", r.Name, err)
 	}
@@ -422,6 +464,9 @@ func (p *Pusher) finish(ctx context.Context, rr *regionPush) {
 	}
 	if rr.busy {
 		rr.Status = model.RunBusy
+	}
+	if rr.run != nil && rr.phaseErr == nil && !rr.busy {
+		p.claimSync(ctx, rr)
 	}
 	if rr.run != nil {
 		run := rr.run.Run

@@ -22,6 +22,7 @@ import (
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/pusher"
 	"github.com/regionmirror/regionmirror/pusher/fill"
+	"github.com/regionmirror/regionmirror/pusher/watch"
 	"github.com/regionmirror/regionmirror/scanner"
 )
 
@@ -37,7 +38,11 @@ to the other. A job still running at its next tick is not started again. SIGTERM
 taking new jobs and lets running ones finish within cron.shutdown_timeout. SIGHUP
 (systemctl reload) reads the configuration again and applies the log level and the
 schedules; running jobs go on, a broken configuration is logged and the one in use stays.
-With fill.workers set, cron also runs that many fill workers for its lifetime (see
+With origin.path set, POST /api/v1/push (body {"paths": [...]}, a bearer token from
+server.admin_tokens) queues pushes of those directories; with push.watch: true cron also
+follows the origin with inotify as 'regionmirror watch' does, and a scheduled push that
+finds nothing changed ends without walking the origin (the full walk still runs every
+push.full_inventory_interval). With fill.workers set, cron also runs that many fill workers for its lifetime (see
 'regionmirror fill'); SIGTERM stops them at once, aborting copies in flight.
 /healthz and /metrics are served on cron.listen.`,
 		Args: cobra.NoArgs,
@@ -103,7 +108,7 @@ func (c *cronDaemon) run(ctx context.Context) error {
 	defer stopHangups()
 	sched := cron.New()
 	jobs := c.jobs(c.app.cfg.Schedules)
-	if len(jobs) == 0 && c.app.cfg.Fill.Workers == 0 {
+	if len(jobs) == 0 && c.app.cfg.Fill.Workers == 0 && !c.app.cfg.Push.Watch {
 		return usagef("cron: every schedule is empty; set schedules.push, schedules.scan or schedules.gc (or fill.workers)")
 	}
 	// One wrapper per job for the daemon's life, so a job still running when a reload
@@ -116,6 +121,35 @@ func (c *cronDaemon) run(ctx context.Context) error {
 	entries, err := c.schedule(sched, nil, jobs, wrapped)
 	if err != nil {
 		return err
+	}
+
+	// With an origin, cron takes push triggers; with push.watch it also follows the
+	// tree (the watch daemon for its life).
+	var dm *watch.Daemon
+	watchDone := make(chan struct{})
+	if c.app.cfg.Origin.Path != "" {
+		if dm, err = c.app.newWatchDaemon(ctx, c.db, c.app.cfg.Push.Watch, reg); err != nil {
+			return err
+		}
+		go func() {
+			defer close(watchDone)
+			// Started again when it fails (the database unreachable at its start, the
+			// event stream lost): triggers it accepted stay queued in dm meanwhile.
+			for wait := time.Second; ; wait = min(2*wait, time.Minute) {
+				err := dm.Run(ctx)
+				if err == nil || ctx.Err() != nil {
+					return
+				}
+				log.Error("watch stopped; starting it again", slog.Any("err", err), slog.Duration("in", wait))
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+		}()
+	} else {
+		close(watchDone)
 	}
 
 	var srv *http.Server
@@ -135,6 +169,9 @@ func (c *cronDaemon) run(ctx context.Context) error {
 			fmt.Fprintln(w, "ok")
 		})
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		if dm != nil {
+			mux.Handle("/api/v1/push", c.app.triggerHandler(dm))
+		}
 		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go srv.Serve(ln)
 		log.Info("cron listening", slog.String("addr", ln.Addr().String()))
@@ -181,6 +218,7 @@ wait:
 		<-stopped.Done()
 	}
 	<-fillDone
+	<-watchDone
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -273,9 +311,16 @@ func (c *cronDaemon) push(ctx context.Context) error {
 	if err != nil || len(regions) == 0 {
 		return err
 	}
-	res, err := p.Push(ctx, regions)
+	// A scheduled push ends without walking the origin when a live watcher has seen
+	// every change and nothing changed since every region's last sync.
+	cfg := c.app.cfg
+	res, err := p.PushWith(ctx, regions, pusher.Options{Scheduled: true, OriginRoot: cfg.Origin.Path,
+		FullInventoryInterval: cfg.Push.FullInventoryInterval.Std()})
 	if err != nil {
 		return err
+	}
+	if res.Note != "" {
+		c.app.log.Info("push", slog.String("job", "push"), slog.Bool("noop", res.Noop), slog.String("note", res.Note))
 	}
 	return failures("push", regionsWhere(res.Regions, func(r *pusher.RegionResult) (string, bool) {
 		return r.Region, r.Status == model.RunFailed

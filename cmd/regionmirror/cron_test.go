@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/config"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/testenv"
 )
@@ -27,12 +29,13 @@ type cronInstance struct {
 	done chan error
 }
 
-func startCron(t *testing.T, bin string, env []string) *cronInstance {
+func startCron(t *testing.T, bin string, env []string, override ...string) *cronInstance {
 	t.Helper()
 	cmd := exec.Command(bin, "cron")
-	cmd.Env = append(append(os.Environ(), env...),
+	// The last of a variable's values wins: override comes after the defaults here.
+	cmd.Env = append(append(append(os.Environ(), env...),
 		"REGIONMIRROR_SCHEDULES_PUSH=@every 1s", "REGIONMIRROR_SCHEDULES_SCAN=@every 1s", "REGIONMIRROR_SCHEDULES_GC=@every 2s",
-		"REGIONMIRROR_CRON_LISTEN=127.0.0.1:0", "REGIONMIRROR_CRON_SHUTDOWN_TIMEOUT=20s")
+		"REGIONMIRROR_CRON_LISTEN=127.0.0.1:0", "REGIONMIRROR_CRON_SHUTDOWN_TIMEOUT=20s"), override...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -248,5 +251,85 @@ func TestCronReloadsOnSIGHUP(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("cron did not stop on SIGTERM")
+	}
+}
+
+// TestCronWatchesAndTakesTriggers runs the real cron daemon with push.watch: true: it
+// registers as a watcher of the origin and claims coverage once its start push returned,
+// serves POST /api/v1/push on cron.listen (refusing a request without a token, pushing
+// on a good one), and SIGTERM removes its watcher record.
+func TestCronWatchesAndTakesTriggers(t *testing.T) {
+	env, origin, _ := pushEnv(t)
+	const token = "cron-trigger-token-0123456789"
+	cfgFile := filepath.Join(t.TempDir(), "regionmirror.yaml")
+	// push.watch is a bool, which the environment cannot set: a file does.
+	if err := os.WriteFile(cfgFile, []byte("push:\n  watch: true\n  watch_settle: 300ms\nserver:\n  admin_tokens: ["+config.HashToken(token)+"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := buildBinary(t)
+	d := openTestDB(t, env)
+	c := startCron(t, bin, append(env, "REGIONMIRROR_CONFIG="+cfgFile),
+		"REGIONMIRROR_SCHEDULES_PUSH=@every 1h", "REGIONMIRROR_SCHEDULES_SCAN=", "REGIONMIRROR_SCHEDULES_GC=")
+	var addr string
+	select {
+	case addr = <-c.addr:
+	case err := <-c.done:
+		t.Fatalf("cron exited: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("cron did not say where it listens")
+	}
+	waitCovered(t, d, origin, c.done, nil)
+
+	ctx := context.Background()
+	post := func(auth string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/api/v1/push", strings.NewReader(`{"paths": ["demo/1/x86_64/os"]}`))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := post(""); code != http.StatusUnauthorized {
+		t.Errorf("no token: %d %s", code, body)
+	}
+	triggered := time.Now()
+	if code, body := post("Bearer " + token); code != http.StatusAccepted || !strings.Contains(body, `"queued":["demo/1/x86_64/os"]`) {
+		t.Fatalf("trigger: %d %s", code, body)
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		runs, _ := d.RecentRuns(ctx, "push", 100)
+		n := 0
+		for _, r := range runs {
+			if r.PID == c.cmd.Process.Pid && r.Status == model.RunOK && r.StartedAt.After(triggered) {
+				n++
+			}
+		}
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the trigger pushed %d regions, want 2", n)
+		}
+	}
+	if m := httpGet(t, "http://"+addr+"/metrics"); !strings.Contains(m, `regionmirror_push_trigger_requests_total{code="202"} 1`) ||
+		!strings.Contains(m, "regionmirror_watch_covering 1") {
+		t.Errorf("metrics lack the watcher's:\n%.2000s", m)
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-c.done:
+		if err != nil {
+			t.Errorf("cron after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("cron did not stop after SIGTERM")
+	}
+	if cov, _ := d.WatchCoverage(ctx, origin, time.Hour); cov.Watchers != 0 {
+		t.Errorf("a stopped cron still counts as a watcher: %+v", cov)
 	}
 }

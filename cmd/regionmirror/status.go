@@ -38,6 +38,20 @@ type statusRegion struct {
 	Health  *model.Health `json:"health,omitempty"`
 	// OnDemand is an on-demand region's filling: bytes held against its cap, jobs.
 	OnDemand *statusFill `json:"on_demand,omitempty"`
+	// Synced: the region holds what a full push at the origin's current generation writes;
+	// a scheduled push skips it.
+	Synced   bool       `json:"synced"`
+	SyncedAt *time.Time `json:"synced_at,omitempty"`
+}
+
+// statusOrigin is what scheduled pushes decide from: the origin's generation, the last
+// full walk, and the watchers vouching for the changes since.
+type statusOrigin struct {
+	Generation      int64      `json:"generation"`
+	FullInventoryAt *time.Time `json:"full_inventory_at,omitempty"`
+	Watchers        int        `json:"live_watchers"`
+	WatchingSince   *time.Time `json:"watching_since,omitempty"` // nil: no live watcher has seen every change
+	Pending         int        `json:"pending_changes"`
 }
 
 // statusFill is an on-demand region's copies and fill jobs as status shows them.
@@ -55,6 +69,7 @@ type statusFill struct {
 }
 
 type statusReport struct {
+	Origin       *statusOrigin  `json:"origin,omitempty"`
 	Regions      []statusRegion `json:"regions"`
 	Repositories []statusRepo   `json:"repositories"`
 	Runs         []model.Run    `json:"recent_runs"`
@@ -71,7 +86,7 @@ func (a *app) statusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rep, err := loadStatus(cmd.Context(), d, servePolicy(a.cfg))
+			rep, err := loadStatus(cmd.Context(), d, servePolicy(a.cfg), a.cfg.Origin.Path)
 			if err != nil {
 				return err
 			}
@@ -88,7 +103,7 @@ func (a *app) statusCmd() *cobra.Command {
 
 // loadStatus reads what the server reads, one snapshot of the database (and the recent
 // runs), and judges it with the server's policy.
-func loadStatus(ctx context.Context, d *db.DB, policy selection.Policy) (*statusReport, error) {
+func loadStatus(ctx context.Context, d *db.DB, policy selection.Policy, originRoot string) (*statusReport, error) {
 	data, err := d.LoadSnapshot(ctx)
 	if err != nil {
 		return nil, err
@@ -105,7 +120,48 @@ func loadStatus(ctx context.Context, d *db.DB, policy selection.Policy) (*status
 	now := time.Now()
 	rep := buildStatus(data, runs, policy, now)
 	addFillStats(rep, data, fills, now)
+	if err := addOriginStatus(ctx, d, rep, data, originRoot); err != nil {
+		return nil, err
+	}
 	return rep, nil
+}
+
+// watcherStale is how long a watcher may go without beating and still count as live (the
+// scheduled push's default).
+const watcherStale = 30 * time.Second
+
+// addOriginStatus fills in the origin's generation, its watchers and which regions are
+// synced.
+func addOriginStatus(ctx context.Context, d *db.DB, rep *statusReport, data *model.SnapshotData, root string) error {
+	st, err := d.OriginState(ctx)
+	if err != nil {
+		return err
+	}
+	o := &statusOrigin{Generation: st.Generation, FullInventoryAt: st.FullInventoryAt}
+	if root != "" {
+		cov, err := d.WatchCoverage(ctx, root, watcherStale)
+		if err != nil {
+			return err
+		}
+		o.Watchers, o.WatchingSince, o.Pending = cov.Watchers, cov.Since, cov.Pending
+	}
+	rep.Origin = o
+	syncs, err := d.RegionSyncs(ctx)
+	if err != nil {
+		return err
+	}
+	byName := map[string]*model.Region{}
+	for i := range data.Regions {
+		byName[data.Regions[i].Name] = &data.Regions[i]
+	}
+	for i := range rep.Regions {
+		if r := byName[rep.Regions[i].Name]; r != nil {
+			if s := syncs[r.ID]; s.SyncedWith(r, st.Generation) {
+				rep.Regions[i].Synced, rep.Regions[i].SyncedAt = true, s.SyncedAt
+			}
+		}
+	}
+	return nil
 }
 
 // addFillStats fills in the on-demand regions' copies and jobs.
@@ -227,10 +283,28 @@ func printStatus(a *app, rep *statusReport, now time.Time) {
 				probe = human.Age(now.Sub(*h.LastProbeAt)) + " ago"
 			}
 		}
-		rows = append(rows, []string{r.Name, yesNo(r.Enabled), r.Access, r.Fill, health, probe, lastErr})
+		synced := "no"
+		if r.Synced {
+			synced = "yes"
+		}
+		rows = append(rows, []string{r.Name, yesNo(r.Enabled), r.Access, r.Fill, synced, health, probe, lastErr})
 	}
-	printTable(a.stdout, []string{"REGION", "ENABLED", "ACCESS", "FILL", "HEALTH", "LAST PROBE", "LAST ERROR"}, rows)
+	printTable(a.stdout, []string{"REGION", "ENABLED", "ACCESS", "FILL", "SYNCED", "HEALTH", "LAST PROBE", "LAST ERROR"}, rows)
 	fmt.Fprintln(a.stdout)
+	if o := rep.Origin; o != nil {
+		walk := "never"
+		if o.FullInventoryAt != nil {
+			walk = human.Age(now.Sub(*o.FullInventoryAt)) + " ago"
+		}
+		watch := "no live watcher: every scheduled push walks the origin"
+		switch {
+		case o.Watchers > 0 && o.WatchingSince == nil:
+			watch = fmt.Sprintf("%d live watcher(s), not vouching for every change (starting, or after an overflow or a watch limit)", o.Watchers)
+		case o.Watchers > 0:
+			watch = fmt.Sprintf("%d live watcher(s), every change seen since %s ago, %d not pushed yet", o.Watchers, human.Age(now.Sub(*o.WatchingSince)), o.Pending)
+		}
+		fmt.Fprintf(a.stdout, "origin: generation %d, last full walk %s; %s\n\n", o.Generation, walk, watch)
+	}
 	rows = [][]string{}
 	for _, r := range rep.Regions {
 		od := r.OnDemand

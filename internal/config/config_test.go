@@ -52,6 +52,7 @@ schedules:
 `)
 	env := []string{
 		"REGIONMIRROR_PUSH_CONCURRENCY=32",
+		"REGIONMIRROR_PUSH_WATCH=true",
 		"REGIONMIRROR_SERVER_TRUSTED_PROXIES=10.0.0.0/8, 172.16.0.0/12",
 		"REGIONMIRROR_CONFIG=" + p, // names the file; not a key
 		"HOME=/root",
@@ -62,6 +63,9 @@ schedules:
 	}
 	if cfg.Push.Concurrency != 32 {
 		t.Errorf("env override: concurrency = %d, want 32", cfg.Push.Concurrency)
+	}
+	if !cfg.Push.Watch {
+		t.Error("env override: push.watch not set")
 	}
 	if got := cfg.Server.TrustedProxies; len(got) != 2 || got[1] != "172.16.0.0/12" {
 		t.Errorf("trusted proxies = %q", got)
@@ -109,6 +113,7 @@ func TestLoadRejects(t *testing.T) {
 		{"wrong type", "push:\n  concurrency: many\n", nil, ""},
 		{"unknown env", "", []string{"REGIONMIRROR_PUSH_CONCURENCY=3"}, "REGIONMIRROR_PUSH_CONCURENCY"},
 		{"bad env int", "", []string{"REGIONMIRROR_PUSH_CONCURRENCY=lots"}, "REGIONMIRROR_PUSH_CONCURRENCY"},
+		{"bad env bool", "", []string{"REGIONMIRROR_PUSH_WATCH=maybe"}, "REGIONMIRROR_PUSH_WATCH"},
 		{"bad env duration", "", []string{"REGIONMIRROR_PUSH_DELETE_GRACE=3 days"}, "REGIONMIRROR_PUSH_DELETE_GRACE"},
 		{"bad env size", "", []string{"REGIONMIRROR_PUSH_PART_SIZE=-5"}, "REGIONMIRROR_PUSH_PART_SIZE"},
 		{"env breaks validation", "", []string{"REGIONMIRROR_SCAN_DOWN_AFTER=0"}, "scan.down_after"},

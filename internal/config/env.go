@@ -106,6 +106,12 @@ func setField(f reflect.Value, value string) error {
 			return fmt.Errorf("not an integer")
 		}
 		f.SetInt(int64(n))
+	case reflect.Bool:
+		b, err := strconv.ParseBool(strings.TrimSpace(value))
+		if err != nil {
+			return fmt.Errorf("not a boolean (true or false)")
+		}
+		f.SetBool(b)
 	case reflect.Slice:
 		// Lists are comma-separated in the environment.
 		var items []string

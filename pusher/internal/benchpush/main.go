@@ -49,7 +49,7 @@ func main() {
 	flag.IntVar(&o.noopRounds, "noop-rounds", 3, "rounds of the no-op scenario (tools interleaved in each round)")
 	flag.IntVar(&o.concurrency, "concurrency", 16, "regionmirror push.concurrency, rclone --transfers and --checkers, aws max_concurrent_requests")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of the generated trees")
-	flag.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: push, noop, scan, aws, rclone-modtime")
+	flag.StringVar(&o.skip, "skip", "", "comma-separated parts to skip: push, noop, scan, aws, rclone (every rclone line), rclone-modtime")
 	flag.StringVar(&o.profileDir, "profile", "", "also run regionmirror's full and no-op pushes in process with a CPU profile: DIR/push.cpu.pprof, DIR/noop.cpu.pprof")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (servers are stopped anyway)")
 	flag.Parse()
@@ -114,12 +114,14 @@ func run(o options) (err error) {
 	defer stop()
 
 	b := &bench{o: o}
-	if b.rclone, err = exec.LookPath("rclone"); err != nil {
-		return errors.New("rclone not found: apt-get install -y rclone")
+	if !b.skipped("rclone") {
+		if b.rclone, err = exec.LookPath("rclone"); err != nil {
+			return errors.New("rclone not found: apt-get install -y rclone (or -skip rclone)")
+		}
 	}
 	b.aws = "/usr/bin/aws" // Debian's awscli, not a pip copy elsewhere on PATH
-	if _, err := os.Stat(b.aws); err != nil {
-		return errors.New("/usr/bin/aws not found: apt-get install -y awscli")
+	if _, err := os.Stat(b.aws); err != nil && !b.skipped("aws") {
+		return errors.New("/usr/bin/aws not found: apt-get install -y awscli (or -skip aws)")
 	}
 	root, err := moduleRoot()
 	if err != nil {
@@ -388,13 +390,16 @@ type pushJSON struct {
 		Failed   int    `json:"failed_files"`
 		Error    string `json:"error"`
 		Duration int64  `json:"duration_ns"`
+		Skipped  bool   `json:"skipped"`
 	} `json:"regions"`
+	Noop bool   `json:"noop"`
+	Note string `json:"note"`
 }
 
-// push runs `regionmirror push --json` and checks that every region is ok.
-func (b *bench) push(ctx context.Context, env []string) (measured, *pushJSON, error) {
+// push runs `regionmirror push --json` (with args) and checks that every region is ok.
+func (b *bench) push(ctx context.Context, env []string, args ...string) (measured, *pushJSON, error) {
 	var out strings.Builder
-	m, err := runCmd(ctx, env, &out, b.bin, "push", "--json")
+	m, err := runCmd(ctx, env, &out, b.bin, append([]string{"push", "--json"}, args...)...)
 	if err != nil {
 		return m, nil, err
 	}
@@ -467,7 +472,7 @@ func (b *bench) record(r result) {
 
 func (b *bench) printTable(w io.Writer) {
 	fmt.Fprintf(w, "\nmachine: %s, %d CPUs, %s; concurrency %d\n", runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU(), time.Now().Format(time.DateOnly), b.o.concurrency)
-	fmt.Fprintf(w, "%-8s %-5s %-44s %9s %9s %9s %12s  %s\n", "SCENARIO", "ROUND", "TOOL", "WALL s", "CPU s", "RATIO", "PEAK RSS MiB", "NOTE")
+	fmt.Fprintf(w, "%-8s %-5s %-52s %9s %9s %9s %12s  %s\n", "SCENARIO", "ROUND", "TOOL", "WALL s", "CPU s", "RATIO", "PEAK RSS MiB", "NOTE")
 	for _, r := range b.results {
 		var base *result
 		for i := range b.results {
@@ -479,7 +484,7 @@ func (b *bench) printTable(w io.Writer) {
 		if base != nil && base.m.Wall > 0 {
 			ratio = fmt.Sprintf("%.2fx", r.m.Wall.Seconds()/base.m.Wall.Seconds())
 		}
-		fmt.Fprintf(w, "%-8s %-5d %-44s %9.2f %9.2f %9s %12.0f  %s\n", r.scenario, r.round, r.tool, r.m.Wall.Seconds(),
+		fmt.Fprintf(w, "%-8s %-5d %-52s %9.2f %9.2f %9s %12.0f  %s\n", r.scenario, r.round, r.tool, r.m.Wall.Seconds(),
 			r.m.CPU.Seconds(), ratio, float64(r.m.MaxRSS)/(1<<20), r.note)
 	}
 	fmt.Fprintln(w, "RATIO: wall time / regionmirror's wall time in the same scenario and round (above 1: regionmirror faster).")
