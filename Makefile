@@ -76,3 +76,14 @@ load:
 .PHONY: bench-fill
 bench-fill:
 	./testdata/bench/fill-ab.sh $(BENCH_FILL_ARGS)
+
+# The freshness benchmark of BENCHMARKS.md (issue 15): a 100,000-file origin with a yum
+# repository, three versitygw regions, `watch` then `cron` (*/1) with `serve`: ten
+# publications each, timed from createrepo_c's exit to every region fresh, every metalink
+# listing the new repomd.xml and dnf installing the new package; then the no-op push with
+# the watcher live against the full walk, the binary before issue 15 and rclone. The setup
+# (several minutes the first time) stays in .tmp/bench-freshness for the next run.
+# Shorter: make bench-freshness BENCH_FRESHNESS_ARGS=3 (publications per mode).
+.PHONY: bench-freshness
+bench-freshness:
+	./testdata/bench/freshness.sh $(BENCH_FRESHNESS_ARGS)

@@ -68,6 +68,9 @@ type ActivityView struct {
 	LastRuns   []model.LastRun
 	// FillStats are the on-demand regions' copies and jobs (nil when the source has none).
 	FillStats []model.FillStats
+	// Publications are the last PublicationsPerRepo repomd.xml versions of every
+	// repository and where they were served, by repository ID (nil when the source has none).
+	Publications map[int64][]model.Publication
 }
 
 // NewActivity returns an Activity; src may be nil (counting only, nothing persisted).
@@ -201,6 +204,9 @@ func (a *Activity) Round(parent context.Context) {
 	}
 	if fs, ok := a.src.(FillStatsSource); ok && err == nil {
 		next.FillStats, err = fs.FillStats(ctx)
+	}
+	if ps, ok := a.src.(PublicationsSource); ok && err == nil {
+		next.Publications, err = readPublications(ctx, ps)
 	}
 	if err != nil {
 		if parent.Err() != nil {

@@ -24,7 +24,7 @@ func (s *Server) apiRepositories(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.writeJSON(c, http.StatusOK, map[string]any{"repositories": repositoryViews(snap, s.now())})
+	return s.writeJSON(c, http.StatusOK, map[string]any{"repositories": repositoryViews(snap, s.now(), s.publications())})
 }
 
 func (s *Server) apiStatus(c echo.Context) error {

@@ -74,6 +74,9 @@ var pageFuncs = template.FuncMap{
 		return out
 	},
 	"regionClass": regionClass,
+	"lag":         lagText,
+	"lagSummary":  lagSummary,
+	"coord":       func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
 	"inc":         func(i int) int { return i + 1 },
 	"rfc3339": func(t time.Time) string {
 		if t.IsZero() {

@@ -120,6 +120,9 @@ type CellView struct {
 	State      string     `json:"state"`
 	VerifiedAt *time.Time `json:"verified_at,omitempty"`
 	Error      string     `json:"error,omitempty"`
+	// Freshness is the repository's freshness lag in the region (nil where the region
+	// does not carry it).
+	Freshness *FreshnessView `json:"freshness,omitempty"`
 }
 
 // StatusView is the whole dashboard.
@@ -258,13 +261,16 @@ func versionView(v *selection.Version) VersionView {
 	return VersionView{SHA256: v.SHA256Hex, Size: v.Size, Timestamp: v.Timestamp, FirstSeen: v.FirstSeen, SupersededAt: timePtr(v.SupersededAt)}
 }
 
-// repositoryViews builds every repository's row of the freshness grid.
-func repositoryViews(snap *selection.Snapshot, now time.Time) []RepositoryView {
+// repositoryViews builds every repository's row of the freshness grid; pubs are the
+// publications by repository ID (see readPublications; nil: none read).
+func repositoryViews(snap *selection.Snapshot, now time.Time, pubs map[int64][]model.Publication) []RepositoryView {
 	out := make([]RepositoryView, 0, len(snap.Repos))
 	for _, repo := range snap.Repos {
 		v := RepositoryView{Name: repo.Name, Arch: repo.Arch, Directory: repo.Directory,
 			Alternates: []VersionView{}, Regions: map[string]CellView{}}
+		var current *selection.Version
 		if len(repo.Versions) > 0 {
+			current = repo.Versions[0]
 			cur := versionView(repo.Versions[0])
 			v.Current = &cur
 			for _, a := range repo.Alternates(now, snap.Policy.AlternatesMaxAge) {
@@ -273,6 +279,10 @@ func repositoryViews(snap *selection.Snapshot, now time.Time) []RepositoryView {
 		}
 		for _, cell := range snap.Cells(repo, now) {
 			c := cellView(cell)
+			if c.State != CellExcluded {
+				f := freshnessOf(pubs[repo.ID], cell.Region.ID, current, cell.State == model.RepoFresh)
+				c.Freshness = &f
+			}
 			v.Regions[c.Region] = c
 			v.Cells = append(v.Cells, c)
 		}
@@ -301,7 +311,7 @@ func (s *Server) statusView(snap *selection.Snapshot) *StatusView {
 			FilesLoaded: snap.Files != nil},
 		Database:     DatabaseView{OK: st.DBError == "", Error: model.PublicReason(st.DBError), ErrorAt: timePtr(st.DBErrorAt)},
 		Regions:      s.regionViews(snap),
-		Repositories: repositoryViews(snap, now),
+		Repositories: repositoryViews(snap, now, s.publications()),
 		RecentRuns:   []model.Run{},
 		OriginURL:    snap.Policy.OriginURL,
 	}

@@ -23,7 +23,7 @@ func TestRepositoryCarriedOnlyWhole(t *testing.T) {
 		if !tt.Offered {
 			wantCell = CellExcluded
 		}
-		if c := repositoryViews(snap, now)[0].Regions["eu-central-1"]; c.State != wantCell {
+		if c := repositoryViews(snap, now, nil)[0].Regions["eu-central-1"]; c.State != wantCell {
 			t.Errorf("includes %q: the grid says %s, want %s", tt.Includes, c.State, wantCell)
 		}
 		if pt := probeTargetOf(snap, snap.Regions[0]); pt.repomd != tt.Offered {
