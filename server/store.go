@@ -487,6 +487,12 @@ func (s *Store) Run(ctx context.Context) {
 	defer retry.Stop()
 	pendingFiles := s.opt.LoadFiles
 	pendingFull := false
+	// pendingRepos: a region's repository state changed (a publication, a take-out, a
+	// move). Such a change is read with the per-file data it depends on at once, past the
+	// rate limit: holding it would keep a region out of the answers (or in them) for the
+	// limit's length, and a push taking regions out one after another would find none left
+	// serving. They are a few per push; the per-file bursts the limit is for are not.
+	pendingRepos := false
 	pending := true
 	var debounce <-chan time.Time
 	for {
@@ -496,6 +502,7 @@ func (s *Store) Run(ctx context.Context) {
 		case p := <-s.trigger:
 			pending = true
 			pendingFiles = pendingFiles || filesWanted(p) || s.filesNotified.Swap(false)
+			pendingRepos = pendingRepos || p == "region_repos" || p == "schema" || p == "*"
 			if debounce == nil {
 				debounce = time.After(s.debounce())
 			}
@@ -520,7 +527,7 @@ func (s *Store) Run(ctx context.Context) {
 				mode = filesReconcile
 			}
 			if last := s.filesLoadedAt(); !last.IsZero() {
-				if wait := s.filesMinInterval() - time.Since(last); wait > 0 {
+				if wait := s.filesMinInterval() - time.Since(last); wait > 0 && !pendingRepos {
 					// Too soon for another update: rebuild the rest now (a new repomd.xml
 					// must be announced within push.announce_delay), files later, and the
 					// regions' repository states with the files: a snapshot whose states
@@ -544,6 +551,9 @@ func (s *Store) Run(ctx context.Context) {
 		if mode != filesKeep {
 			pendingFiles = false
 			pendingFull = false
+			pendingRepos = false
+		} else if !s.opt.LoadFiles || !pendingFiles {
+			pendingRepos = false
 		}
 		if pendingFiles {
 			pending = true

@@ -486,11 +486,13 @@ func TestStoreNeverOffersAMovedRegionItsOldCopies(t *testing.T) {
 
 // TestStoreTakesARegionOutAtOnceWhileFilesWait: a push about to rewrite files in place takes
 // the region's repository out (recorded stale) and waits push.announce_delay for the servers
-// to read it, then overwrites. While the per-file data waits for its next read
-// (FilesMinInterval), the repository states of the last build are kept so that nothing is
-// shown ahead of its files; that must never keep a repository the database took out. Before,
-// every old state was kept, the taken-out region stayed offered until the files were read,
-// and the soak saw a client of the old repomd.xml get rewritten repodata.
+// to read it, then overwrites; it brings the region back once the new repomd.xml is verified
+// there, and only then takes out the next region. Per-file updates are rate-limited
+// (FilesMinInterval, an hour here); a repository state change must not wait for that
+// limit. Before, every old state was kept until the held per-file read: the taken-out region
+// stayed offered (the soak saw a client of the old repomd.xml get rewritten repodata), and,
+// once removals applied at once, a region brought back stayed out, so a push taking regions
+// out one after another left none serving (503 metalinks).
 func TestStoreTakesARegionOutAtOnceWhileFilesWait(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -503,39 +505,44 @@ func TestStoreTakesARegionOutAtOnceWhileFilesWait(t *testing.T) {
 	if err := d.CreateRepository(ctx, repo); err != nil {
 		t.Fatal(err)
 	}
-	s := "repomd 0"
-	m, s1, s2, s5 := md5.Sum([]byte(s)), sha1.Sum([]byte(s)), sha256.Sum256([]byte(s)), sha512.Sum512([]byte(s))
-	v := &model.RepomdVersion{RepositoryID: repo.ID, MD5: m[:], SHA1: s1[:], SHA256: s2[:], SHA512: s5[:], Size: int64(len(s)), Timestamp: 1}
-	if _, err := d.RecordRepomdVersion(ctx, v); err != nil {
-		t.Fatal(err)
+	version := func(s string) *model.RepomdVersion {
+		m, s1, s2, s5 := md5.Sum([]byte(s)), sha1.Sum([]byte(s)), sha256.Sum256([]byte(s)), sha512.Sum512([]byte(s))
+		v := &model.RepomdVersion{RepositoryID: repo.ID, MD5: m[:], SHA1: s1[:], SHA256: s2[:], SHA512: s5[:], Size: int64(len(s)), Timestamp: 1}
+		if _, err := d.RecordRepomdVersion(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+		return v
 	}
+	v0 := version("repomd 0")
 	pushedFile(t, d, a.ID, "demo/repodata/primary.xml.gz", "primary")
-	if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: a.ID, RepositoryID: repo.ID, RepomdSHA256: v.SHA256, State: model.RepoFresh, HTTPStatus: 200}); err != nil {
+	if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: a.ID, RepositoryID: repo.ID, RepomdSHA256: v0.SHA256, State: model.RepoFresh, HTTPStatus: 200}); err != nil {
 		t.Fatal(err)
 	}
-	store := NewStore(d, StoreOptions{LoadFiles: true, Debounce: 20 * time.Millisecond, Interval: time.Hour, FilesMinInterval: 4 * time.Second})
+	store := NewStore(d, StoreOptions{LoadFiles: true, Debounce: 20 * time.Millisecond, Interval: time.Hour, FilesMinInterval: time.Hour})
 	go store.Run(ctx)
-	offered := func(snap *selection.Snapshot) bool {
+	offered := func(snap *selection.Snapshot, v *model.RepomdVersion) bool {
 		r, rp := snap.Region("eu-a"), snap.Repository("demo-1", "x86_64")
-		return r != nil && rp != nil && rp.InRegion[r.Index].State == model.RepoFresh
+		return r != nil && rp != nil && rp.InRegion[r.Index].State == model.RepoFresh && bytes.Equal(rp.InRegion[r.Index].SHA256, v.SHA256)
 	}
-	waitFor(t, "the region offered", func() bool { s := store.Snapshot(); return s != nil && s.Files != nil && offered(s) })
-	// A per-file update starts the window in which the next one is held back.
-	pushedFile(t, d, a.ID, "demo/Packages/a.rpm", "a")
-	waitFor(t, "a per-file update", func() bool {
-		s := store.Snapshot()
-		idx, ok := s.Files.Lookup("demo/Packages/a.rpm")
-		return ok && s.Verified(s.Region("eu-a"), idx)
-	})
-	// The push's copies keep coming (per-file changes pending), and it takes the region out.
+	waitFor(t, "the region offered", func() bool { s := store.Snapshot(); return s != nil && s.Files != nil && offered(s, v0) })
+	// The push's copies keep coming (per-file changes pending, held for the hour), and it
+	// takes the region out.
 	pushedFile(t, d, a.ID, "demo/Packages/b.rpm", "b")
-	if _, err := d.TakeOut(ctx, db.NoFence, model.RegionRepo{RegionID: a.ID, RepositoryID: repo.ID, RepomdSHA256: v.SHA256,
+	if _, err := d.TakeOut(ctx, db.NoFence, model.RegionRepo{RegionID: a.ID, RepositoryID: repo.ID, RepomdSHA256: v0.SHA256,
 		State: model.RepoStale, HTTPStatus: 200, Error: "being rewritten in place"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the region taken out", func() bool { return !offered(store.Snapshot()) })
+	waitFor(t, "the region taken out", func() bool { return !offered(store.Snapshot(), v0) })
+	// The rewrite is verified: the region serves the new repomd.xml, and is offered again
+	// with the files it names.
+	pushedFile(t, d, a.ID, "demo/repodata/new-primary.xml.gz", "new primary")
+	v1 := version("repomd 1")
+	if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: a.ID, RepositoryID: repo.ID, RepomdSHA256: v1.SHA256, State: model.RepoFresh, HTTPStatus: 200}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the region back with the new repomd.xml", func() bool { return offered(store.Snapshot(), v1) })
 	snap := store.Snapshot()
-	if idx, ok := snap.Files.Lookup("demo/Packages/b.rpm"); ok && snap.Verified(snap.Region("eu-a"), idx) {
-		t.Fatal("the region left the answers only with the held per-file read, seconds later")
+	if idx, ok := snap.Files.Lookup("demo/repodata/new-primary.xml.gz"); !ok || !snap.Verified(snap.Region("eu-a"), idx) {
+		t.Fatal("the region is offered with a repomd.xml whose files the snapshot does not know it holds")
 	}
 }
