@@ -59,3 +59,16 @@ func (d *DB) TakeOut(ctx context.Context, fence Fence, rr model.RegionRepo) (boo
 	}
 	return taken, nil
 }
+
+// RegionMoveWait is how long until the region's last move has been in the database for
+// delay, on the database's clock; 0 when it is past or the region never moved.
+func (d *DB) RegionMoveWait(ctx context.Context, regionID int64, delay time.Duration) (time.Duration, error) {
+	var micros int64
+	err := d.pool.QueryRow(ctx, `SELECT coalesce(greatest(0,
+			(extract(epoch FROM moved_at + $2::interval - clock_timestamp()) * 1000000)::bigint), 0)
+		FROM regions WHERE id = $1`, regionID, delay).Scan(&micros)
+	if err != nil {
+		return 0, fmt.Errorf("region %d edit wait: %w", regionID, err)
+	}
+	return time.Duration(micros) * time.Microsecond, nil
+}

@@ -211,6 +211,10 @@ func forgetRegionCopy(ctx context.Context, tx pgx.Tx, r *model.Region) (RegionMo
 		return move, err
 	}
 	move.Repositories = int(tag.RowsAffected())
+	// Pushes to the new place wait for the servers to read the move (RegionMoveWait).
+	if _, err := tx.Exec(ctx, "UPDATE regions SET moved_at = clock_timestamp() WHERE id = $1", r.ID); err != nil {
+		return move, err
+	}
 	// Copies in flight were for the old place: their workers can record nothing now.
 	if _, err := tx.Exec(ctx, "DELETE FROM fill_jobs WHERE region_id = $1", r.ID); err != nil {
 		return move, err

@@ -32,6 +32,38 @@ func findRegionRepo(states []model.RegionRepo, regionID, repoID int64) *model.Re
 	return nil
 }
 
+// awaitRegionEdits waits, before anything is written, until every region's last move has
+// been in the database for the announce delay. A region moved to a new place in front of
+// the same bucket (another listener, a CDN) has its copies forgotten, so its push sees
+// nothing to take out, yet servers go on offering the old place, with the old metadata,
+// until they read the move: an overwrite before then would serve that metadata's clients
+// other bytes under the same names.
+func (p *Pusher) awaitRegionEdits(ctx context.Context, cfg Config, group []*regionPush) {
+	if cfg.DryRun || cfg.AnnounceDelay <= 0 {
+		return
+	}
+	var wait time.Duration
+	for _, rr := range group {
+		if rr.failed() {
+			continue
+		}
+		w, err := p.DB.RegionMoveWait(ctx, rr.region.ID, cfg.AnnounceDelay)
+		if err != nil {
+			rr.fail(fmt.Errorf("push %s: %w", rr.Region, err))
+			continue
+		}
+		wait = max(wait, w)
+	}
+	if wait <= 0 {
+		return
+	}
+	p.log().Info("waiting for servers to read a region edit before writing", slog.Duration("wait", wait))
+	select {
+	case <-ctx.Done():
+	case <-time.After(wait):
+	}
+}
+
 // takeOutRewritten takes out of the answers, database-first, every repository a region
 // serves in which this push overwrites files under their own names: the metadata the
 // region serves names those files with their old checksums, so its clients would fail

@@ -295,6 +295,7 @@ func pushGroups(active []*regionPush) [][]*regionPush {
 // pushGroup takes regions through the phases together, verifies and finishes them.
 func (p *Pusher) pushGroup(ctx context.Context, cfg Config, group []*regionPush, repos []model.Repository, inv *InventoryReport) {
 	if ctx.Err() == nil {
+		p.awaitRegionEdits(ctx, cfg, group)
 		p.takeOutRewritten(ctx, cfg, group)
 		for ph := range NumPhases {
 			if ph == PhaseRepomd {

@@ -61,5 +61,10 @@ CREATE TABLE publications (
     PRIMARY KEY (repomd_version_id, region_id)
 );
 
+-- When a region last moved (bucket, directory, endpoint, prefix or public URL changed):
+-- servers offer its old place until they read the move, so pushes to the new place, which
+-- may be the same bucket behind another URL, wait push.announce_delay after it.
+ALTER TABLE regions ADD COLUMN moved_at timestamptz;
+
 -- Subtree reads: path ranges in byte order, whatever the database's collation.
 CREATE INDEX files_path_bytes ON files (path COLLATE "C");
