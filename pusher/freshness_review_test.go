@@ -1,0 +1,169 @@
+package pusher
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
+)
+
+// Adversarial review of issue 15 (promise 10: pushing less never hides a change).
+
+// liveWatcher registers a watcher of the fixture's origin that has seen every change
+// since now and has nothing pending, as a healthy `regionmirror watch` leaves it.
+func (f *fixture) liveWatcher() {
+	f.t.Helper()
+	ctx := context.Background()
+	since, err := f.db.Now(ctx)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	w, err := f.db.RegisterWatcher(ctx, f.origin, "review", os.Getpid())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { w.Release() })
+	if err := w.Beat(ctx, &since, 0); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// fullPushWouldWriteNothing checks the definition of "synced": when r is recorded synced
+// at the origin's generation, a full push (walking everything) must upload nothing to it.
+func (f *fixture) fullPushWouldWriteNothing(r *model.Region, when string) {
+	f.t.Helper()
+	synced := f.syncOf(r).SyncedWith(r, f.generation())
+	res := f.push(r)
+	if synced && (res.Regions[0].Uploaded > 0 || res.Inventory.Changes != (db.InventoryResult{})) {
+		f.t.Errorf("%s: %s was recorded synced at generation, yet a full push uploaded %d files and recorded %+v: every scheduled push in between was a no-op hiding that",
+			when, r.Name, res.Regions[0].Uploaded, res.Inventory.Changes)
+	}
+}
+
+// TestReviewSymlinkedFileTargetChangeIsNotHidden: the walk follows symlinks to files
+// (OSOrigin.WalkUnder: os.Stat). A repository whose file is a symlink into a shared pool
+// directory (pool/ layouts are common) changes when the pool's file is rewritten; the
+// watcher sees a Write under pool/ only, and pushes scope "pool" (scopeKey: the
+// directory of the path). That scoped push re-stats only pool/, claims the region synced
+// (every change since M lay in "pool"), and every scheduled push after is a no-op,
+// while a full push would upload the symlink's new content.
+func TestReviewSymlinkedFileTargetChangeIsNotHidden(t *testing.T) {
+	f := newFixture(t)
+	c, _ := f.fileRegion("us-east-1")
+	if err := os.MkdirAll(filepath.Join(f.origin, "pool"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.write("pool/blob.txt", "first version\n")
+	if err := os.Symlink(filepath.Join(f.origin, "pool", "blob.txt"), filepath.Join(f.origin, filepath.FromSlash(repoDir), "blob.txt")); err != nil {
+		t.Fatal(err)
+	}
+	f.liveWatcher()
+	checkOK(t, f.push(c))
+	f.checkRegionHasOrigin(c)
+
+	// The publisher rewrites the pool's file; the watcher pushes what it saw change.
+	f.write("pool/blob.txt", "second, longer version\n")
+	checkOK(t, f.pushWith([]*model.Region{c}, Options{Scope: []string{"pool"}}))
+
+	res := f.pushWith([]*model.Region{c}, Options{Scheduled: true, OriginRoot: f.origin, FullInventoryInterval: time.Hour})
+	checkOK(t, res)
+	if res.Noop {
+		t.Logf("the scheduled push was a no-op: %s", res.Note)
+	}
+	// What the region serves at the symlink's path must be what the origin holds.
+	f.checkRegionHasOrigin(c)
+	f.fullPushWouldWriteNothing(c, "after the pool's file changed")
+}
+
+// raceOrigin runs during once, when the inventory opens path to hash it, after it has
+// read the bytes it will hash: the file changes under a slow inventory.
+type raceOrigin struct {
+	OSOrigin
+	path   string
+	during func()
+	once   sync.Once
+}
+
+func (o *raceOrigin) Open(p string) (io.ReadSeekCloser, error) {
+	if p != o.path {
+		return o.OSOrigin.Open(p)
+	}
+	data, err := os.ReadFile(filepath.Join(o.Root, filepath.FromSlash(p)))
+	if err != nil {
+		return nil, err
+	}
+	o.once.Do(o.during)
+	return nopCloser{bytes.NewReader(data)}, nil
+}
+
+type nopCloser struct{ *bytes.Reader }
+
+func (nopCloser) Close() error { return nil }
+
+// TestReviewSlowFullWalkDoesNotUndoAWatcherPush: a full push (cron) hashes a file at v2;
+// meanwhile the publisher writes v3 and the watcher's scoped push records and pushes v3.
+// The full push then applies its v2 (ApplyInventory: last writer wins, no check that the
+// row is still what it read), so the records say v2 while the origin holds v3. The
+// watcher has nothing pending, so scheduled pushes do not walk: they push from the
+// records and fail on every tick ("changed at the origin since the inventory; the next
+// push takes it") until the 6 h walk, and the region stays unsynced.
+func TestReviewSlowFullWalkDoesNotUndoAWatcherPush(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	c, _ := f.fileRegion("us-east-1")
+	news := repoDir + "/NEWS.txt"
+	f.write(news, "v1\n")
+	f.liveWatcher()
+	checkOK(t, f.push(c))
+
+	f.write(news, "v2 a bit longer\n")
+	watcher := *f.pusher // another process: the watcher's pusher
+	watcher.Origin = OSOrigin{Root: f.origin}
+	f.pusher.Origin = &raceOrigin{OSOrigin: OSOrigin{Root: f.origin}, path: news, during: func() {
+		f.write(news, "v3, the one the publisher meant to publish\n")
+		res, err := watcher.PushWith(ctx, []*model.Region{c}, Options{Scope: []string{repoDir}})
+		if err != nil {
+			t.Errorf("the watcher's push: %v", err)
+			return
+		}
+		checkOK(t, res)
+	}}
+	res, err := f.pusher.Push(ctx, []*model.Region{c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the slow full push: %s %s", res.Regions[0].Status, res.Regions[0].Error)
+	f.pusher.Origin = OSOrigin{Root: f.origin}
+
+	rec, err := f.db.GetFile(ctx, news)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onDisk, _ := os.ReadFile(filepath.Join(f.origin, filepath.FromSlash(news)))
+	if rec.Size != int64(len(onDisk)) {
+		t.Errorf("the records hold %s at %d bytes, the origin %d bytes: the slow walk overwrote the watcher's newer record", news, rec.Size, len(onDisk))
+	}
+	sched := Options{Scheduled: true, OriginRoot: f.origin, FullInventoryInterval: time.Hour}
+	for i := range 2 {
+		res := f.pushWith([]*model.Region{c}, sched)
+		if rr := res.Regions[0]; rr.Status != model.RunOK {
+			t.Errorf("scheduled push %d (note %q): %s: %s", i+1, res.Note, rr.Status, firstLine(rr.Error))
+		}
+	}
+	f.checkRegionHasOrigin(c)
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
