@@ -1,0 +1,92 @@
+package watch
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Adversarial review of issue 15: a watcher must never claim coverage while a directory
+// under the origin is unwatched.
+
+// TestReviewWatchLimitReachedLaterDropsCoverage: the limit is reached not at start but
+// when new directories appear (an rsync of a tree into the origin). Tree.addAll sets
+// limited and logs "this watcher claims no coverage", yet the daemon keeps the since it
+// took at registration: its beats go on vouching for the origin, scheduled pushes skip
+// the walk, and files written into the unwatched directories are never pushed until the
+// 6 h walk. inotify_add_watch is replaced to fail with ENOSPC once the start is done (the
+// real limit is machine-wide; see TestWatchLimitClaimsNoCoverage).
+func TestReviewWatchLimitReachedLaterDropsCoverage(t *testing.T) {
+	f := newFixture(t)
+	var full atomic.Bool
+	f.daemon(true, func(d *Daemon) {
+		d.addWatch = func(fw *fsnotify.Watcher, path string) error {
+			if full.Load() {
+				return fmt.Errorf("inotify_add_watch: %w", syscall.ENOSPC)
+			}
+			return fw.Add(path)
+		}
+	})
+	f.waitStartPush()
+	waitFor(t, 10*time.Second, "coverage is claimed", func() bool { return f.coverage().Since != nil })
+
+	full.Store(true)
+	if err := os.MkdirAll(filepath.Join(f.origin, "new", "a", "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The new directory's push runs and ends; then the beats are what a scheduled push
+	// reads.
+	waitFor(t, 60*time.Second, "the new directory was pushed", func() bool {
+		calls, done := f.pusher.finished()
+		return len(calls) >= 2 && done
+	})
+	time.Sleep(time.Second) // several beats (BeatInterval 200ms)
+	if cov := f.coverage(); cov.Since != nil {
+		t.Errorf("directories under the origin are unwatched (watch limit), yet the watcher claims coverage since %v: a file written into new/a/b is never seen and scheduled pushes do not walk", cov.Since)
+	}
+}
+
+// TestReviewDirectoryMovedInWithSubdirsIsWatched: a tree renamed into the origin from
+// outside arrives as one Create; its subdirectories must be watched too, and a file
+// written later deep inside must be pushed. (A hole tried and found closed.)
+func TestReviewDirectoryMovedInWithSubdirsIsWatched(t *testing.T) {
+	f := newFixture(t)
+	f.daemon(true, nil)
+	f.waitStartPush()
+	outside := filepath.Join(filepath.Dir(f.origin), "staging-review")
+	if err := os.MkdirAll(filepath.Join(outside, "x", "y", "z"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(outside) })
+	if err := os.Rename(outside, filepath.Join(f.origin, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the moved-in tree was pushed", func() bool {
+		calls, done := f.pusher.finished()
+		return len(calls) >= 2 && done
+	})
+	n, _ := f.pusher.finished()
+	if err := os.WriteFile(filepath.Join(f.origin, "moved", "x", "y", "z", "late.txt"), []byte("late\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the late file deep in the moved-in tree was pushed", func() bool {
+		calls, done := f.pusher.finished()
+		if len(calls) <= len(n) || !done {
+			return false
+		}
+		for _, c := range calls[len(n):] {
+			for _, s := range c.scope {
+				if s == "moved/x/y/z" || s == "moved" || s == "moved/x" || s == "moved/x/y" {
+					return true
+				}
+			}
+		}
+		return false
+	})
+}
