@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/pusher"
 )
 
 // Adversarial review of issue 15: a watcher must never claim coverage while a directory
@@ -89,4 +93,58 @@ func TestReviewDirectoryMovedInWithSubdirsIsWatched(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestReviewSwappedOriginSymlinkDropsCoverage: origin.path is a symlink (followed since
+// 32669d9) and the operator points it at a new tree (ln -sfn, the usual atomic switch of
+// a release tree). The tree watcher resolved the link once and keeps watching the old
+// target; pushes follow the link to the new one. Nothing under the new target is
+// watched, yet the watcher keeps vouching for origin.path: scheduled pushes skip the
+// walk, and a file published into the new tree afterwards is never pushed until the 6 h
+// walk.
+func TestReviewSwappedOriginSymlinkDropsCoverage(t *testing.T) {
+	f := newFixture(t)
+	base := t.TempDir()
+	newTree := filepath.Join(base, "b")
+	if err := os.CopyFS(newTree, os.DirFS(f.origin)); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(base, "origin")
+	if err := os.Symlink(f.origin, link); err != nil {
+		t.Fatal(err)
+	}
+	f.pusher.p.Origin = pusher.OSOrigin{Root: link}
+	f.daemon(true, func(d *Daemon) { d.Root = link })
+	f.waitStartPush()
+	coverage := func() model.WatchCoverage {
+		cov, err := f.db.WatchCoverage(context.Background(), link, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cov
+	}
+	waitFor(t, 10*time.Second, "coverage of origin.path is claimed", func() bool { return coverage().Since != nil })
+
+	tmp := filepath.Join(base, "origin.new")
+	if err := os.Symlink(newTree, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := f.pusher.finished()
+	if err := os.WriteFile(filepath.Join(newTree, filepath.FromSlash(repo1), "LATE.txt"), []byte("published into the new tree\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if coverage().Since == nil {
+			return // the watcher stopped vouching: scheduled pushes walk
+		}
+		if calls, _ := f.pusher.finished(); len(calls) > len(before) {
+			return // it saw the change and pushed
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("origin.path now points at %s; a file was published there, not pushed, and the watcher (watching the old target) still claims coverage since %v", newTree, coverage().Since)
 }
