@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -147,4 +148,64 @@ func TestReviewSwappedOriginSymlinkDropsCoverage(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Errorf("origin.path now points at %s; a file was published there, not pushed, and the watcher (watching the old target) still claims coverage since %v", newTree, coverage().Since)
+}
+
+// TestReviewUnmountedOriginDropsCoverage: origin.path is a mounted volume (NFS, a
+// separate disk). When it is unmounted, the kernel sends IN_UNMOUNT and drops every
+// watch; fsnotify removes them silently (no event, no error), so the tree still lists
+// every directory as watched and the watcher keeps vouching. Once the volume is mounted
+// again and a package is published, nothing sees it: scheduled pushes skip the walk
+// until the 6 h walk. A real tmpfs mount (needs CAP_SYS_ADMIN; the review machine runs
+// as root).
+func TestReviewUnmountedOriginDropsCoverage(t *testing.T) {
+	f := newFixture(t)
+	mnt := filepath.Join(t.TempDir(), "origin")
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mount := func() {
+		t.Helper()
+		if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=64m"); err != nil {
+			if errors.Is(err, syscall.EPERM) {
+				t.Skip("mounting a tmpfs needs CAP_SYS_ADMIN")
+			}
+			t.Fatal(err)
+		}
+		if err := os.CopyFS(mnt, os.DirFS(f.origin)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mount()
+	t.Cleanup(func() { _ = syscall.Unmount(mnt, syscall.MNT_DETACH) })
+	f.pusher.p.Origin = pusher.OSOrigin{Root: mnt}
+	f.daemon(true, func(d *Daemon) { d.Root = mnt })
+	f.waitStartPush()
+	coverage := func() model.WatchCoverage {
+		cov, err := f.db.WatchCoverage(context.Background(), mnt, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cov
+	}
+	waitFor(t, 10*time.Second, "coverage is claimed", func() bool { return coverage().Since != nil })
+
+	if err := syscall.Unmount(mnt, 0); err != nil {
+		t.Fatal(err)
+	}
+	mount() // mounted again, as after maintenance
+	before, _ := f.pusher.finished()
+	if err := os.WriteFile(filepath.Join(mnt, filepath.FromSlash(repo1), "LATE.txt"), []byte("published after the remount\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if coverage().Since == nil {
+			return
+		}
+		if calls, _ := f.pusher.finished(); len(calls) > len(before) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("the origin was unmounted and mounted again; a file published since was not pushed, and the watcher (its watches dropped by IN_UNMOUNT) still claims coverage since %v", coverage().Since)
 }
