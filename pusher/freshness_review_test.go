@@ -167,3 +167,72 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// afterWalkOrigin runs after once the walk has visited everything.
+type afterWalkOrigin struct {
+	OSOrigin
+	after func()
+	once  sync.Once
+}
+
+func (o *afterWalkOrigin) Walk(fn func(string, int64, time.Time) error) error {
+	return o.WalkUnder("", fn)
+}
+
+func (o *afterWalkOrigin) WalkUnder(dir string, fn func(string, int64, time.Time) error) error {
+	err := o.OSOrigin.WalkUnder(dir, fn)
+	o.once.Do(o.after)
+	return err
+}
+
+// TestReviewSlowFullWalkDoesNotDeleteARestoredFile: the same race as above with a
+// delete. A full push walks while iso/boot.iso is briefly gone (replaced by a publisher
+// that removes then writes); the file is back, the watcher's push of iso records it
+// live; then the full push applies its stale "deleted" (ApplyInventory marks deleted
+// whatever path it names, however the row changed since it was read). The file is not
+// in any repository's metadata, so nothing is withheld: the full push ends ok and claims
+// the region synced, every scheduled push after is a no-op, and the origin's file is
+// recorded deleted (metalinks and /pub stop sending clients to it, gc removes the
+// region's copies after the grace) until the 6 h walk finds it again.
+func TestReviewSlowFullWalkDoesNotDeleteARestoredFile(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	c, _ := f.fileRegion("us-east-1")
+	if err := os.MkdirAll(filepath.Join(f.origin, "iso"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	iso := "iso/boot.iso"
+	f.write(iso, "an image\n")
+	f.liveWatcher()
+	checkOK(t, f.push(c))
+
+	isoPath := filepath.Join(f.origin, "iso", "boot.iso")
+	if err := os.Remove(isoPath); err != nil {
+		t.Fatal(err)
+	}
+	watcher := *f.pusher
+	watcher.Origin = OSOrigin{Root: f.origin}
+	f.pusher.Origin = &afterWalkOrigin{OSOrigin: OSOrigin{Root: f.origin}, after: func() {
+		f.write(iso, "an image, rebuilt\n")
+		res, err := watcher.PushWith(ctx, []*model.Region{c}, Options{Scope: []string{"iso"}})
+		if err != nil {
+			t.Errorf("the watcher's push: %v", err)
+			return
+		}
+		checkOK(t, res)
+	}}
+	res := f.push(c)
+	t.Logf("the slow full push: %s %s", res.Regions[0].Status, res.Regions[0].Error)
+	f.pusher.Origin = OSOrigin{Root: f.origin}
+
+	rec, err := f.db.GetFile(ctx, iso)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.DeletedAt != nil {
+		t.Errorf("%s is at the origin, yet recorded deleted at %v: the slow walk's stale delete overwrote the watcher's record", iso, rec.DeletedAt)
+	}
+	sched := f.pushWith([]*model.Region{c}, Options{Scheduled: true, OriginRoot: f.origin, FullInventoryInterval: time.Hour})
+	t.Logf("the scheduled push: noop %v: %s", sched.Noop, sched.Note)
+	f.fullPushWouldWriteNothing(c, "after the stale delete")
+}
