@@ -236,3 +236,25 @@ func TestReviewSlowFullWalkDoesNotDeleteARestoredFile(t *testing.T) {
 	t.Logf("the scheduled push: noop %v: %s", sched.Noop, sched.Note)
 	f.fullPushWouldWriteNothing(c, "after the stale delete")
 }
+
+// TestReviewFileSymlinkOutOfTheOriginIsNotPublished: the README says "Pushes never follow
+// directory symlinks, so nothing outside the origin is ever published", and the issue
+// "Symlinks out of the origin are not followed". The walk follows symlinks to files
+// (os.Stat), wherever they point: a file outside origin.path (here a secret next to it)
+// is read, recorded and uploaded to every region.
+func TestReviewFileSymlinkOutOfTheOriginIsNotPublished(t *testing.T) {
+	f := newFixture(t)
+	c, dir := f.fileRegion("us-east-1")
+	secret := filepath.Join(t.TempDir(), "secret.key")
+	if err := os.WriteFile(secret, []byte("not for the public\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	leak := repoDir + "/leak.txt"
+	if err := os.Symlink(secret, filepath.Join(f.origin, filepath.FromSlash(leak))); err != nil {
+		t.Fatal(err)
+	}
+	checkOK(t, f.push(c))
+	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(leak))); err == nil {
+		t.Errorf("%s, a symlink to %s outside the origin, was published to %s", leak, secret, c.Name)
+	}
+}
