@@ -258,3 +258,41 @@ func TestReviewFileSymlinkOutOfTheOriginIsNotPublished(t *testing.T) {
 		t.Errorf("%s, a symlink to %s outside the origin, was published to %s", leak, secret, c.Name)
 	}
 }
+
+// TestReviewTransientReadErrorIsNotDroppedByTheRecords: the watcher pushes iso/ after
+// boot.iso was rewritten, and reading it fails once (EIO on a flaky disk or NFS: the
+// fault is injected, failingOrigin). The push fails for every region; the daemon
+// retries the scope for ten minutes and then gives up "the scheduled push will do it",
+// with nothing pending. The scheduled push trusts the watcher, does not walk, and pushes
+// from the records, which still hold the old boot.iso (an unread file is not recorded):
+// the region already holds that, so the push ends ok and claims the region synced, and
+// every scheduled push after is a no-op. The new image reaches no region until the 6 h
+// walk.
+func TestReviewTransientReadErrorIsNotDroppedByTheRecords(t *testing.T) {
+	f := newFixture(t)
+	c, _ := f.fileRegion("us-east-1")
+	if err := os.MkdirAll(filepath.Join(f.origin, "iso"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	iso := "iso/boot.iso"
+	f.write(iso, "an image\n")
+	f.liveWatcher()
+	checkOK(t, f.push(c))
+
+	f.write(iso, "an image, rebuilt and longer\n")
+	f.pusher.Origin = failingOrigin{OSOrigin: OSOrigin{Root: f.origin}, bad: iso}
+	res := f.pushWith([]*model.Region{c}, Options{Scope: []string{"iso"}})
+	if res.Regions[0].Status != model.RunFailed {
+		t.Fatalf("the watcher's push with an unreadable file: %+v", res.Regions[0])
+	}
+	f.pusher.Origin = OSOrigin{Root: f.origin}
+
+	// The daemon gave up its retries: nothing pending. Two cron ticks.
+	sched := Options{Scheduled: true, OriginRoot: f.origin, FullInventoryInterval: time.Hour}
+	for i := range 2 {
+		res := f.pushWith([]*model.Region{c}, sched)
+		t.Logf("scheduled push %d: noop %v, %s: %s", i+1, res.Noop, res.Regions[0].Status, res.Note)
+	}
+	f.checkRegionHasOrigin(c)
+	f.fullPushWouldWriteNothing(c, "after a transient read error")
+}
