@@ -3,6 +3,7 @@ package pusher
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -295,4 +296,46 @@ func TestReviewTransientReadErrorIsNotDroppedByTheRecords(t *testing.T) {
 	}
 	f.checkRegionHasOrigin(c)
 	f.fullPushWouldWriteNothing(c, "after a transient read error")
+}
+
+// TestReviewResolveScopeHostilePaths: paths a hostile publisher may send, none of which
+// may resolve outside the origin, and none of whose refusals may name the origin's
+// directory (holes tried and found closed).
+func TestReviewResolveScopeHostilePaths(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"a/b", "c"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(root, "a", "out")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(root, "a"), filepath.Join(root, "loop")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{
+		root + "/a/../../etc", root + "/../" + filepath.Base(root) + "x", root + "/a/out", root + "/a/out/..",
+		"a/out", "a/out/", "./a/out", "loop", "loop/b", "a/./../..", "..", "../", ".../a",
+		"a/%2e%2e/%2e%2e", "a\\..\\..", "a/b\n", "a/\u202eb", "d\u0301mo", strings.Repeat("a/", 600) + "b",
+		root + "/" + strings.Repeat("x", 5000), "/", "//", "/proc/self/root" + root + "/a", outside, "a/b/\x7f",
+	} {
+		got, err := ResolveScope(root, []string{"a", p})
+		if err == nil {
+			for _, d := range got {
+				real := filepath.Join(root, filepath.FromSlash(d))
+				if ev, e := filepath.EvalSymlinks(real); e != nil || !strings.HasPrefix(ev+"/", root+"/") {
+					t.Errorf("%q resolved to %q, outside the origin", p, d)
+				}
+			}
+			continue
+		}
+		var se *ScopeError
+		if !errors.As(err, &se) {
+			t.Errorf("%q: %v is not a *ScopeError (a 400)", p, err)
+		} else if !strings.Contains(p, root) && strings.Contains(se.Error(), root) {
+			t.Errorf("%q: the refusal %q names the origin's directory", p, se.Error())
+		}
+	}
 }
