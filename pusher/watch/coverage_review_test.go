@@ -209,3 +209,55 @@ func TestReviewUnmountedOriginDropsCoverage(t *testing.T) {
 	}
 	t.Errorf("the origin was unmounted and mounted again; a file published since was not pushed, and the watcher (its watches dropped by IN_UNMOUNT) still claims coverage since %v", coverage().Since)
 }
+
+// TestReviewUnwatchableNewDirectoryDropsCoverage: a new directory whose watch cannot be
+// added for another reason than the limit (EACCES: created 0700 by another user, for a
+// daemon not running as root; injected here, the review runs as root) is logged ("watch
+// a new directory") and left unwatched, while the watcher keeps vouching. When the
+// publisher then opens it up (chmod: a Chmod event, which never adds a watch) and writes
+// into it, nothing is seen: scheduled pushes skip the walk until the 6 h walk.
+func TestReviewUnwatchableNewDirectoryDropsCoverage(t *testing.T) {
+	f := newFixture(t)
+	denied := filepath.Join(f.origin, "incoming")
+	f.daemon(true, func(d *Daemon) {
+		d.addWatch = func(fw *fsnotify.Watcher, path string) error {
+			if path == denied {
+				if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 == 0 {
+					return fmt.Errorf("inotify_add_watch %s: %w", path, syscall.EACCES)
+				}
+			}
+			return fw.Add(path)
+		}
+	})
+	f.waitStartPush()
+	waitFor(t, 10*time.Second, "coverage is claimed", func() bool { return f.coverage().Since != nil })
+	if err := os.Mkdir(denied, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the new directory was pushed", func() bool {
+		calls, done := f.pusher.finished()
+		return len(calls) >= 2 && done
+	})
+	if err := os.Chmod(denied, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the chmod was pushed", func() bool {
+		calls, done := f.pusher.finished()
+		return len(calls) >= 3 && done
+	})
+	before, _ := f.pusher.finished()
+	if err := os.WriteFile(filepath.Join(denied, "pkg.rpm"), []byte("a package\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if f.coverage().Since == nil {
+			return
+		}
+		if calls, _ := f.pusher.finished(); len(calls) > len(before) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("incoming/ was never watched (its watch failed), a file written there was not pushed, and the watcher still claims coverage since %v", f.coverage().Since)
+}
