@@ -339,3 +339,29 @@ func TestReviewResolveScopeHostilePaths(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewHardlinkedFileChangeIsNotHidden: as with a symlink, a file hard-linked into a
+// repository from a pool (hardlink farms are how many mirrors save space) changes when
+// it is rewritten in place through the pool's name; inotify reports the write on the
+// pool's directory only, so the watcher pushes scope "pool", the region is claimed
+// synced, and scheduled pushes no-op while a full push would upload the new content.
+func TestReviewHardlinkedFileChangeIsNotHidden(t *testing.T) {
+	f := newFixture(t)
+	c, _ := f.fileRegion("us-east-1")
+	if err := os.MkdirAll(filepath.Join(f.origin, "pool"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.write("pool/blob.txt", "first version\n")
+	if err := os.Link(filepath.Join(f.origin, "pool", "blob.txt"), filepath.Join(f.origin, filepath.FromSlash(repoDir), "blob.txt")); err != nil {
+		t.Fatal(err)
+	}
+	f.liveWatcher()
+	checkOK(t, f.push(c))
+
+	f.write("pool/blob.txt", "second, longer version\n") // O_TRUNC: the same inode
+	checkOK(t, f.pushWith([]*model.Region{c}, Options{Scope: []string{"pool"}}))
+	res := f.pushWith([]*model.Region{c}, Options{Scheduled: true, OriginRoot: f.origin, FullInventoryInterval: time.Hour})
+	checkOK(t, res)
+	f.checkRegionHasOrigin(c)
+	f.fullPushWouldWriteNothing(c, "after the pool's hard-linked file changed")
+}
