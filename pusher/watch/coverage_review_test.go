@@ -261,3 +261,50 @@ func TestReviewUnwatchableNewDirectoryDropsCoverage(t *testing.T) {
 	}
 	t.Errorf("incoming/ was never watched (its watch failed), a file written there was not pushed, and the watcher still claims coverage since %v", f.coverage().Since)
 }
+
+// TestReviewLinkedFileWriteIsSeenForTheRepository: the premise of the pusher's
+// TestReviewSymlinkedFileTargetChangeIsNotHidden and TestReviewHardlinkedFileChange...:
+// with real inotify, a write through pool/ is reported for pool/ only, so no push of the
+// repository holding a symlink or a hard link to it follows.
+func TestReviewLinkedFileWriteIsSeenForTheRepository(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"pool", repo1} {
+		if err := os.MkdirAll(filepath.Join(root, filepath.FromSlash(d)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := filepath.Join(root, "pool", "blob.txt")
+	if err := os.WriteFile(pool, []byte("v1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(pool, filepath.Join(root, filepath.FromSlash(repo1), "sym.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(pool, filepath.Join(root, filepath.FromSlash(repo1), "hard.txt")); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := OpenTree(root, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tree.Close()
+	if err := os.WriteFile(pool, []byte("v2, longer\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repos := []model.Repository{{Name: "demo-1", Arch: "x86_64", Directory: repo1}}
+	keys := map[string]bool{}
+	timeout := time.After(time.Second)
+	for done := false; !done; {
+		select {
+		case ev := <-tree.Events():
+			for _, c := range tree.handle(ev) {
+				keys[scopeKey(c, repos)] = true
+			}
+		case <-timeout:
+			done = true
+		}
+	}
+	if !keys[repo1] {
+		t.Errorf("a write to pool/blob.txt, which %s holds as a symlink and a hard link, is pushed as %v only: the repository's copies are never updated", repo1, keys)
+	}
+}
