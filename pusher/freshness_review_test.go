@@ -365,3 +365,68 @@ func TestReviewHardlinkedFileChangeIsNotHidden(t *testing.T) {
 	f.checkRegionHasOrigin(c)
 	f.fullPushWouldWriteNothing(c, "after the pool's hard-linked file changed")
 }
+
+// TestReviewScanAndEditDuringAScopedPushLeaveTheRegionUnsynced: while a scoped push of
+// repository 1 walks, a scan records a copy of repository 2 (outside the scope) missing,
+// or the region is edited; the scoped push does not read or repair repository 2, so it
+// must not claim the region synced, and the next scheduled push (watcher live) repairs
+// it. (Holes tried and found closed: the invalidation clears the generation the scoped
+// claim builds on, and the claim records the region as read at the push's start.)
+func TestReviewScanAndEditDuringAScopedPushLeaveTheRegionUnsynced(t *testing.T) {
+	for _, what := range []string{"scan", "edit"} {
+		t.Run(what, func(t *testing.T) {
+			f := newFixture(t)
+			f.secondRepo()
+			ctx := context.Background()
+			c, dir := f.fileRegion("us-east-1")
+			f.liveWatcher()
+			checkOK(t, f.push(c))
+			other, err := f.db.GetFile(ctx, repoDir2+"/repodata/repomd.xml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.write(repoDir+"/NEWS.txt", "news\n")
+			origin := &countingOrigin{OSOrigin: OSOrigin{Root: f.origin}}
+			origin.during = func() {
+				origin.during = nil
+				switch what {
+				case "scan":
+					if err := os.Remove(filepath.Join(dir, filepath.FromSlash(other.Path))); err != nil {
+						t.Error(err)
+					}
+					scan, err := f.db.BeginRegionRun(ctx, model.RunScan, c)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if err := f.db.RecordObjects(ctx, scan.Fence(), c.ID, []db.ObjectUpdate{{FileID: other.ID, Size: other.Size, SHA256: other.SHA256, State: model.ObjectMissing}}); err != nil {
+						t.Error(err)
+					}
+					if err := scan.Finish(ctx, nil); err != nil {
+						t.Error(err)
+					}
+				case "edit":
+					if _, _, err := f.db.UpdateRegion(ctx, c.Name, func(r *model.Region) error { r.Weight++; return nil }); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			f.pusher.Origin = origin
+			checkOK(t, f.pushWith([]*model.Region{c}, Options{Scope: []string{repoDir}}))
+			fresh, err := f.db.GetRegion(ctx, c.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.syncOf(fresh).SyncedWith(fresh, f.generation()) {
+				t.Fatalf("%s during the scoped push: the region is recorded synced", what)
+			}
+			res := f.pushWith([]*model.Region{fresh}, Options{Scheduled: true, OriginRoot: f.origin, FullInventoryInterval: time.Hour})
+			checkOK(t, res)
+			if res.Noop {
+				t.Fatalf("the scheduled push after the %s was a no-op", what)
+			}
+			f.checkRegionHasOrigin(fresh)
+			f.fullPushWouldWriteNothing(fresh, "after the "+what)
+		})
+	}
+}
