@@ -1,6 +1,7 @@
 package db
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -55,6 +56,10 @@ type InventoryChanges struct {
 	// Scope are the directories the walk covered (nil: the whole origin): the change is
 	// recorded against them.
 	Scope []string
+	// Was are the rows the inventory read before walking, by path (an absent path: no
+	// row). When set, a change is applied only where the row is still as read, and the
+	// others are counted in InventoryResult.Skipped.
+	Was map[string]*model.File
 }
 
 // InventoryResult counts what ApplyInventory changed.
@@ -62,6 +67,9 @@ type InventoryResult struct {
 	Added, Changed, Deleted int
 	// Generation is the origin's generation this change made (0 when nothing changed).
 	Generation int64
+	// Skipped are changes not applied: another inventory changed their row since this one
+	// read it. The inventory is then not the origin as walked.
+	Skipped int
 }
 
 // ApplyInventory writes an inventory diff in one transaction. Unchanged rows are not
@@ -73,13 +81,20 @@ func (d *DB) ApplyInventory(ctx context.Context, ch InventoryChanges) (Inventory
 	}
 	err := d.Transact(ctx, func(tx pgx.Tx) error {
 		res = InventoryResult{}
-		if len(ch.Upsert) > 0 {
+		ups, dels := ch.Upsert, ch.Deleted
+		if ch.Was != nil {
+			var err error
+			if ups, dels, res.Skipped, err = stillAsRead(ctx, tx, ch); err != nil {
+				return err
+			}
+		}
+		if len(ups) > 0 {
 			if _, err := tx.Exec(ctx, `CREATE TEMP TABLE inventory_in (path text, size bigint, sha256 bytea, md5 bytea, mtime timestamptz) ON COMMIT DROP`); err != nil {
 				return err
 			}
 			_, err := tx.CopyFrom(ctx, pgx.Identifier{"inventory_in"}, []string{"path", "size", "sha256", "md5", "mtime"},
-				pgx.CopyFromSlice(len(ch.Upsert), func(i int) ([]any, error) {
-					f := ch.Upsert[i]
+				pgx.CopyFromSlice(len(ups), func(i int) ([]any, error) {
+					f := ups[i]
 					return []any{f.Path, f.Size, f.SHA256, f.MD5, f.Mtime}, nil
 				}))
 			if err != nil {
@@ -121,14 +136,14 @@ func (d *DB) ApplyInventory(ctx context.Context, ch InventoryChanges) (Inventory
 				}
 			}
 		}
-		if len(ch.Deleted) > 0 {
-			tag, err := tx.Exec(ctx, `UPDATE files SET deleted_at = now() WHERE path = ANY($1) AND deleted_at IS NULL`, ch.Deleted)
+		if len(dels) > 0 {
+			tag, err := tx.Exec(ctx, `UPDATE files SET deleted_at = now() WHERE path = ANY($1) AND deleted_at IS NULL`, dels)
 			if err != nil {
 				return err
 			}
 			res.Deleted = int(tag.RowsAffected())
 		}
-		if res == (InventoryResult{}) {
+		if res.Added+res.Changed+res.Deleted == 0 {
 			return nil
 		}
 		var err error
@@ -141,6 +156,60 @@ func (d *DB) ApplyInventory(ctx context.Context, ch InventoryChanges) (Inventory
 		return InventoryResult{}, fmt.Errorf("apply inventory: %w", err)
 	}
 	return res, nil
+}
+
+// stillAsRead keeps of an inventory's changes those whose file is still as the inventory
+// read it (ch.Was), under a lock every conditional inventory takes: a slow walk that read a
+// file before a faster one (a watcher's push of its directory) recorded a newer state must
+// not overwrite it with what it saw, nor mark deleted a file brought back meanwhile. It
+// returns the changes kept and how many it dropped.
+func stillAsRead(ctx context.Context, tx pgx.Tx, ch InventoryChanges) ([]model.File, []string, int, error) {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lockKey("inventory")); err != nil {
+		return nil, nil, 0, fmt.Errorf("inventory lock: %w", err)
+	}
+	paths := make([]string, 0, len(ch.Upsert)+len(ch.Deleted))
+	for _, f := range ch.Upsert {
+		paths = append(paths, f.Path)
+	}
+	paths = append(paths, ch.Deleted...)
+	rows, err := tx.Query(ctx, "SELECT "+fileColumns+" FROM files WHERE path = ANY($1)", paths)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	now, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.File, error) { return scanFile(r) })
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	cur := make(map[string]*model.File, len(now))
+	for i := range now {
+		cur[now[i].Path] = &now[i]
+	}
+	same := func(p string) bool {
+		a, b := cur[p], ch.Was[p]
+		if a == nil || b == nil {
+			return a == nil && b == nil
+		}
+		return a.Size == b.Size && bytes.Equal(a.SHA256, b.SHA256) && a.Mtime.Equal(b.Mtime) && a.UpdatedAt.Equal(b.UpdatedAt) &&
+			(a.DeletedAt == nil) == (b.DeletedAt == nil) && (a.DeletedAt == nil || a.DeletedAt.Equal(*b.DeletedAt))
+	}
+	var ups []model.File
+	var dels []string
+	skipped := 0
+	for _, f := range ch.Upsert {
+		if same(f.Path) {
+			ups = append(ups, f)
+		} else {
+			skipped++
+		}
+	}
+	for _, p := range ch.Deleted {
+		if same(p) {
+			dels = append(dels, p)
+		} else {
+			skipped++
+		}
+	}
+	return ups, dels, skipped, nil
 }
 
 // ExpiredFiles returns deleted files whose grace period has passed.

@@ -98,17 +98,37 @@ func bumpGeneration(ctx context.Context, tx pgx.Tx, scope []string) (int64, erro
 // OriginState reads the origin's generation and last full walk.
 func (d *DB) OriginState(ctx context.Context) (model.OriginState, error) {
 	var s model.OriginState
-	if err := d.pool.QueryRow(ctx, `SELECT generation, full_inventory_at FROM origin_state`).Scan(&s.Generation, &s.FullInventoryAt); err != nil {
+	if err := d.pool.QueryRow(ctx, `SELECT generation, full_inventory_at, linked_files FROM origin_state`).Scan(&s.Generation, &s.FullInventoryAt, &s.LinkedFiles); err != nil {
 		return s, fmt.Errorf("origin state: %w", err)
 	}
 	return s, nil
 }
 
 // MarkFullInventory records that a full walk of the origin, started at startedAt (the
-// database's clock, DB.Now), was recorded.
-func (d *DB) MarkFullInventory(ctx context.Context, startedAt time.Time) error {
-	if _, err := d.pool.Exec(ctx, `UPDATE origin_state SET full_inventory_at = greatest(full_inventory_at, $1)`, startedAt); err != nil {
+// database's clock, DB.Now), was recorded, and found linked files reached through a
+// symlink or a hard link.
+func (d *DB) MarkFullInventory(ctx context.Context, startedAt time.Time, linked int) error {
+	if _, err := d.pool.Exec(ctx, `UPDATE origin_state SET full_inventory_at = greatest(full_inventory_at, $1), linked_files = $2`, startedAt, linked); err != nil {
 		return fmt.Errorf("record full inventory: %w", err)
+	}
+	return nil
+}
+
+// NoteLinkedFiles records that a walk of part of the origin found linked files: at least
+// that many are there until the next full walk counts them all.
+func (d *DB) NoteLinkedFiles(ctx context.Context, linked int) error {
+	if _, err := d.pool.Exec(ctx, `UPDATE origin_state SET linked_files = greatest(linked_files, $1)`, linked); err != nil {
+		return fmt.Errorf("record linked files: %w", err)
+	}
+	return nil
+}
+
+// ForgetFullInventory makes the next scheduled push walk the whole origin: an inventory
+// could not read some files, so the records are not the origin and no watcher will report
+// them again.
+func (d *DB) ForgetFullInventory(ctx context.Context) error {
+	if _, err := d.pool.Exec(ctx, `UPDATE origin_state SET full_inventory_at = NULL`); err != nil {
+		return fmt.Errorf("forget the full inventory: %w", err)
 	}
 	return nil
 }
@@ -280,7 +300,9 @@ func (d *DB) WatchCoverage(ctx context.Context, root string, stale time.Duration
 	for _, r := range recs {
 		var held bool
 		key := lockKey(watcherLock(r.id))
+		// pg_locks shows every database's locks: only this database's holder counts.
 		if err := d.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
+			AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 			AND l.classid = ($1::bigint >> 32)::bit(32)::int::oid AND l.objid = ($1::bigint & 4294967295)::bit(32)::int::oid
 			AND l.objsubid = 1)`, key).Scan(&held); err != nil {
 			return cov, fmt.Errorf("watch coverage: %w", err)

@@ -67,10 +67,10 @@ func TestOriginGenerationAndScopedReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.MarkFullInventory(ctx, start); err != nil {
+	if err := d.MarkFullInventory(ctx, start, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.MarkFullInventory(ctx, start.Add(-time.Hour)); err != nil { // an older walk that finished later
+	if err := d.MarkFullInventory(ctx, start.Add(-time.Hour), 0); err != nil { // an older walk that finished later
 		t.Fatal(err)
 	}
 	if s, err := d.OriginState(ctx); err != nil || s.Generation != 3 || s.FullInventoryAt == nil || !s.FullInventoryAt.Equal(start) {

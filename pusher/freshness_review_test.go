@@ -176,11 +176,11 @@ type afterWalkOrigin struct {
 	once  sync.Once
 }
 
-func (o *afterWalkOrigin) Walk(fn func(string, int64, time.Time) error) error {
+func (o *afterWalkOrigin) Walk(fn WalkFunc) error {
 	return o.WalkUnder("", fn)
 }
 
-func (o *afterWalkOrigin) WalkUnder(dir string, fn func(string, int64, time.Time) error) error {
+func (o *afterWalkOrigin) WalkUnder(dir string, fn WalkFunc) error {
 	err := o.OSOrigin.WalkUnder(dir, fn)
 	o.once.Do(o.after)
 	return err

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/regionmirror/regionmirror/db"
@@ -22,14 +23,19 @@ import (
 	"github.com/regionmirror/regionmirror/internal/repomd"
 )
 
+// WalkFunc receives each origin file a walk finds. linked: the file is reached through a
+// symlink or shares its inode with another name (a hard link), so it can change under a
+// name other than p, where a watcher sees the change.
+type WalkFunc func(p string, size int64, mtime time.Time, linked bool) error
+
 // Origin is read access to the canonical tree. OSOrigin is the real one; tests inject
 // read faults that a real disk will not produce on demand.
 type Origin interface {
 	Open(p string) (io.ReadSeekCloser, error)
-	Walk(fn func(p string, size int64, mtime time.Time) error) error
+	Walk(fn WalkFunc) error
 	// WalkUnder is Walk restricted to the origin directory dir ("" for the whole
 	// origin); a dir that does not exist is an empty walk (its files were removed).
-	WalkUnder(dir string, fn func(p string, size int64, mtime time.Time) error) error
+	WalkUnder(dir string, fn WalkFunc) error
 }
 
 // OSOrigin is the origin in a local directory.
@@ -46,7 +52,7 @@ func (o OSOrigin) Open(p string) (io.ReadSeekCloser, error) {
 
 // Walk visits every regular file (and symlink to one) with its path relative to Root.
 // Paths regionmirror cannot serve safely are skipped with a warning.
-func (o OSOrigin) Walk(fn func(p string, size int64, mtime time.Time) error) error {
+func (o OSOrigin) Walk(fn WalkFunc) error {
 	return o.WalkUnder("", fn)
 }
 
@@ -54,7 +60,7 @@ func (o OSOrigin) Walk(fn func(p string, size int64, mtime time.Time) error) err
 // directory; dir need not exist (an empty walk: its files became deleted). dir itself,
 // and every directory on the way to it, must be a real directory: a symlink is not
 // entered, as the full walk does not enter one.
-func (o OSOrigin) WalkUnder(dir string, fn func(p string, size int64, mtime time.Time) error) error {
+func (o OSOrigin) WalkUnder(dir string, fn WalkFunc) error {
 	if st, err := os.Stat(o.Root); err != nil || !st.IsDir() {
 		return fmt.Errorf("origin %s is not a readable directory", o.Root)
 	}
@@ -110,7 +116,22 @@ func (o OSOrigin) WalkUnder(dir string, fn func(p string, size int64, mtime time
 			}
 			return nil
 		}
-		return fn(p, st.Size(), st.ModTime())
+		linked := false
+		if d.Type()&fs.ModeSymlink != 0 {
+			// Only a symlink to a file inside the origin is followed: nothing outside it
+			// is ever published.
+			target, err := filepath.EvalSymlinks(full)
+			if err != nil || !strings.HasPrefix(target, root) {
+				if o.Log != nil {
+					o.Log.Warn("skipping origin symlink that leads out of the origin", slog.String("path", p))
+				}
+				return nil
+			}
+			linked = true
+		} else if sys, ok := st.Sys().(*syscall.Stat_t); ok && sys.Nlink > 1 {
+			linked = true
+		}
+		return fn(p, st.Size(), st.ModTime(), linked)
 	})
 }
 
@@ -139,6 +160,10 @@ type InventoryReport struct {
 	// Generation is the origin generation the inventory reflects: no change after it is
 	// in Live, and none before it (inside the scope) is missing.
 	Generation int64 `json:",omitempty"`
+	// Linked counts the files walked that are reached through a symlink or share their
+	// inode (hard links): they change under another name, where a watcher reports the
+	// change for another directory.
+	Linked int `json:",omitempty"`
 	// claimable: Generation was established (not a dry run).
 	claimable bool
 	// Live is the origin as the inventory found it, by path order. After a dry run, new
@@ -194,12 +219,15 @@ func TakeInventoryUnder(ctx context.Context, d *db.DB, origin Origin, scope []st
 	}
 	seen := make(map[string]bool, len(known))
 	var toHash []walked
-	visit := func(p string, size int64, mtime time.Time) error {
+	visit := func(p string, size int64, mtime time.Time, linked bool) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if seen[p] {
 			return nil
+		}
+		if linked {
+			rep.Linked++
 		}
 		// PostgreSQL keeps microseconds.
 		mtime = mtime.Truncate(time.Microsecond)
@@ -230,7 +258,9 @@ func TakeInventoryUnder(ctx context.Context, d *db.DB, origin Origin, scope []st
 		return nil, err
 	}
 	rep.Hashed, rep.Unread = len(hashed), unread
-	changes := db.InventoryChanges{Upsert: hashed, Scope: scope}
+	// Applied only where the rows are still as read: another inventory (a watcher's push)
+	// may have recorded something newer meanwhile.
+	changes := db.InventoryChanges{Upsert: hashed, Scope: scope, Was: byPath}
 	for _, f := range known {
 		// An unreadable file is still there: it is not deleted. Only the scope was
 		// walked, so only its files can be found gone.
@@ -269,14 +299,31 @@ func TakeInventoryUnder(ctx context.Context, d *db.DB, origin Origin, scope []st
 	if rep.Repomds, rep.Invalid, rep.Generation, err = recordRepomds(ctx, d, origin, scope, unread, rep.Live, true, gen, log); err != nil {
 		return nil, err
 	}
-	rep.claimable = true
-	if scope == nil && len(unread) == 0 {
+	// A change another inventory made since this one read its rows was kept, so the
+	// records are not the origin as this walk saw it: claim nothing from it.
+	rep.claimable = rep.Changes.Skipped == 0
+	if rep.Changes.Skipped > 0 {
+		log.Warn("files changed by another inventory while this one walked were left as that one recorded them",
+			slog.Int("files", rep.Changes.Skipped))
+	}
+	switch {
+	case len(unread) > 0:
+		// What could not be read is not in the records, and no watcher reports it again:
+		// the next scheduled push walks.
+		if err := d.ForgetFullInventory(ctx); err != nil {
+			return nil, err
+		}
+	case scope == nil && rep.claimable:
 		// Every file was read: from walkStart on, the database holds the origin but
 		// for what changed since (which a watcher, if live, has seen).
-		if err := d.MarkFullInventory(ctx, walkStart); err != nil {
+		if err := d.MarkFullInventory(ctx, walkStart, rep.Linked); err != nil {
 			return nil, err
 		}
 		rep.Full = true
+	case rep.Linked > 0:
+		if err := d.NoteLinkedFiles(ctx, rep.Linked); err != nil {
+			return nil, err
+		}
 	}
 	rep.Duration = time.Since(start)
 	return rep, nil

@@ -21,6 +21,9 @@ type ClaimInput struct {
 	Generation int64
 	// Changes are OriginChanges(M, Generation), M being Before's generation.
 	Changes []model.OriginChange
+	// Linked are the origin's files reached through a symlink or a hard link
+	// (OriginState.LinkedFiles): one may have changed under a name outside the scope.
+	Linked int
 }
 
 // ScopedClaim reports whether a push that ended ok may claim its region synced at
@@ -32,6 +35,9 @@ type ClaimInput struct {
 func ScopedClaim(in ClaimInput) bool {
 	if in.Scope == nil {
 		return true
+	}
+	if in.Linked > 0 {
+		return false
 	}
 	m, ok := claimBase(in.Before, in.Region)
 	if !ok || m > in.Generation {
@@ -75,6 +81,12 @@ func (p *Pusher) claimSync(ctx context.Context, rr *regionPush) {
 			return
 		}
 		in.Changes = changes
+		st, err := p.DB.OriginState(ctx)
+		if err != nil {
+			p.log().Warn("not recording the region synced", slog.String("region", rr.Region), slog.Any("err", err))
+			return
+		}
+		in.Linked = st.LinkedFiles
 	}
 	if !ScopedClaim(in) {
 		return
@@ -126,6 +138,8 @@ func DecideScheduled(in ScheduleInput) ScheduleDecision {
 	switch cov := in.Coverage; {
 	case full == nil:
 		why = "no full walk of the origin recorded yet"
+	case in.State.LinkedFiles > 0:
+		why = fmt.Sprintf("%d origin files are reached through symlinks or hard links: a change to one shows under another name, so no watcher vouches for them", in.State.LinkedFiles)
 	case !in.Now.Before(full.Add(in.Interval)):
 		why = fmt.Sprintf("the last full walk (%s) is older than push.full_inventory_interval (%s)", full.UTC().Format(time.RFC3339), in.Interval)
 	case cov.Watchers == 0:

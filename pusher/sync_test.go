@@ -45,6 +45,8 @@ func TestScopedClaim(t *testing.T) {
 		{"scoped, changes all inside", ClaimInput{Region: r, Before: synced(5), Scope: a, Generation: 7,
 			Changes: []model.OriginChange{ch(6, "a"), ch(7, "a/x")}}, true},
 		{"scoped, nothing changed since", ClaimInput{Region: r, Before: synced(7), Scope: a, Generation: 7}, true},
+		{"scoped, with linked files at the origin", ClaimInput{Region: r, Before: synced(7), Scope: a, Generation: 7, Linked: 1}, false},
+		{"full push, with linked files at the origin", ClaimInput{Region: r, Generation: 9, Linked: 3}, true},
 		{"scoped, a change outside", ClaimInput{Region: r, Before: synced(5), Scope: a, Generation: 7,
 			Changes: []model.OriginChange{ch(6, "a"), ch(7, "b")}}, false},
 		{"scoped, a change of the whole origin", ClaimInput{Region: r, Before: synced(5), Scope: a, Generation: 6,
@@ -98,6 +100,7 @@ func TestDecideScheduled(t *testing.T) {
 		{"interval passed", with(func(in *ScheduleInput) { in.Interval = 30 * time.Minute }), true, false, nil, "older than push.full_inventory_interval", ""},
 		{"interval exactly reached", with(func(in *ScheduleInput) { in.Interval = time.Hour }), true, false, nil, "older than", ""},
 		{"no live watcher", with(func(in *ScheduleInput) { in.Coverage = model.WatchCoverage{} }), true, false, nil, "no live watcher", ""},
+		{"linked files at the origin", with(func(in *ScheduleInput) { in.State.LinkedFiles = 2 }), true, false, nil, "symlinks or hard links", ""},
 		{"watcher catching up (since nil)", with(func(in *ScheduleInput) { in.Coverage = model.WatchCoverage{Watchers: 1} }), true, false, nil, "catching up", ""},
 		{"watcher since after the last full walk", with(func(in *ScheduleInput) { in.Coverage = model.WatchCoverage{Watchers: 1, Since: &after} }), true, false, nil, "started after the last full walk", ""},
 		{"watcher since equal to the full walk", with(func(in *ScheduleInput) { in.Coverage = model.WatchCoverage{Watchers: 1, Since: &full} }), false, true, nil, "nothing to do", ""},
@@ -202,11 +205,11 @@ func (c *countingOrigin) Open(p string) (io.ReadSeekCloser, error) {
 	return c.OSOrigin.Open(p)
 }
 
-func (c *countingOrigin) Walk(fn func(string, int64, time.Time) error) error {
+func (c *countingOrigin) Walk(fn WalkFunc) error {
 	return c.WalkUnder("", fn)
 }
 
-func (c *countingOrigin) WalkUnder(dir string, fn func(string, int64, time.Time) error) error {
+func (c *countingOrigin) WalkUnder(dir string, fn WalkFunc) error {
 	c.walks.Add(1)
 	if c.during != nil {
 		c.during()
@@ -430,10 +433,10 @@ func TestScopedWalkOfARemovedDirectoryDeletesItsFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	if err := (OSOrigin{Root: f.origin}).WalkUnder("extra/link", func(string, int64, time.Time) error { n++; return nil }); err != nil || n != 0 {
+	if err := (OSOrigin{Root: f.origin}).WalkUnder("extra/link", func(string, int64, time.Time, bool) error { n++; return nil }); err != nil || n != 0 {
 		t.Errorf("walk under a symlink: %d files, %v", n, err)
 	}
-	if err := (OSOrigin{Root: filepath.Join(f.origin, "nope")}).WalkUnder("extra", func(string, int64, time.Time) error { return nil }); err == nil {
+	if err := (OSOrigin{Root: filepath.Join(f.origin, "nope")}).WalkUnder("extra", func(string, int64, time.Time, bool) error { return nil }); err == nil {
 		t.Error("a missing root is an empty walk")
 	}
 }
@@ -452,7 +455,7 @@ func TestSymlinkedOriginRootIsWalked(t *testing.T) {
 	f.write("extra/sub/a.txt", "a")
 	for _, dir := range []string{"", "extra"} {
 		var got []string
-		if err := (OSOrigin{Root: link}).WalkUnder(dir, func(p string, _ int64, _ time.Time) error { got = append(got, p); return nil }); err != nil {
+		if err := (OSOrigin{Root: link}).WalkUnder(dir, func(p string, _ int64, _ time.Time, _ bool) error { got = append(got, p); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		if !slices.Contains(got, "extra/sub/a.txt") {

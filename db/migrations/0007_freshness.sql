@@ -11,7 +11,11 @@ CREATE TABLE origin_state (
     id                 boolean PRIMARY KEY DEFAULT true CHECK (id),
     generation         bigint NOT NULL DEFAULT 0,
     -- When the last full walk of the origin that was recorded started (database clock).
-    full_inventory_at  timestamptz
+    full_inventory_at  timestamptz,
+    -- Files reached through a symlink or sharing their inode, as the last walks found: they
+    -- change under another name than their own, so no watcher vouches for them; while
+    -- there are any, scheduled pushes walk and pushes of some directories claim nothing.
+    linked_files       integer NOT NULL DEFAULT 0
 );
 INSERT INTO origin_state DEFAULT VALUES;
 

@@ -13,6 +13,9 @@ type OriginState struct {
 	// FullInventoryAt is when the last recorded full walk of the origin started (database
 	// clock); nil before the first.
 	FullInventoryAt *time.Time
+	// LinkedFiles are files reached through a symlink or sharing their inode: a change
+	// to one is seen under another name, so no watcher vouches for them.
+	LinkedFiles int
 }
 
 // OriginChange is one bump of the origin's generation and the directories it touched
