@@ -142,7 +142,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		defer t.Close()
+		// Closes the tree in use at the end (a reopened one, see Check below).
+		defer func() { tree.Close() }()
 		tree, events, errs = t, t.Events(), t.Errors()
 		d.Metrics.Dirs.Set(float64(t.Dirs()))
 		log.Info("watching the origin", slog.String("root", d.Root), slog.Int("directories", t.Dirs()))
@@ -177,6 +178,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return nil
 	}
 	lastPending := -1
+	limited := tree != nil && tree.Limited()
 	beat := func() {
 		n := deb.Pending()
 		lastPending = n
@@ -271,6 +273,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 					d.eventSeen(key, now)
 				}
 			}
+			if lim := tree.Limited(); lim != limited {
+				limited = lim
+				if lim {
+					// Some directory is not watched (the watch limit, a directory it may
+					// not read): no coverage until it is.
+					log.Warn("not every directory of the origin is watched: coverage dropped; scheduled pushes walk")
+					since = nil
+					beat()
+				} else if w != nil {
+					// Every directory is watched again: vouch from now, after a full push
+					// that walks after it.
+					if now, err := d.DB.Now(ctx); err == nil {
+						since = &now
+					}
+					deb.Immediate("", time.Now())
+				}
+			}
 			if tree.RootLost() {
 				// Its record goes with Run (the deferred Close): scheduled pushes walk.
 				return fmt.Errorf("watch: the origin %s was removed or renamed away; nothing under it is watched", d.Root)
@@ -329,6 +348,29 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.Metrics.Pushes.WithLabelValues(outcome).Inc()
 			}
 		case <-beatTick.C:
+			if tree != nil {
+				if err := tree.Check(d.Root); err != nil {
+					// The watches no longer see the origin: stop vouching at once, watch it
+					// again from scratch, and push it in full (walking after the new since).
+					log.Warn("the origin is no longer watched as it was: watching it again, then a full push", slog.Any("why", err))
+					d.Metrics.Overflows.Inc()
+					since = nil
+					beat()
+					t, err := openTree(d.Root, log, d.addWatch)
+					if err != nil {
+						return fmt.Errorf("watch: %w", err)
+					}
+					tree.Close()
+					tree, events, errs = t, t.Events(), t.Errors()
+					d.Metrics.Dirs.Set(float64(t.Dirs()))
+					if limited = t.Limited(); !limited && w != nil {
+						if now, err := d.DB.Now(ctx); err == nil {
+							since = &now
+						}
+					}
+					deb.Immediate("", time.Now())
+				}
+			}
 			beat()
 		case <-repoTick.C:
 			if r, err := d.DB.ListRepositories(ctx); err == nil {

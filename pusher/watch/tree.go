@@ -24,6 +24,8 @@ type Tree struct {
 	fw      *fsnotify.Watcher
 	dirs    map[string]bool // relative, slash-separated; "" is the root
 	limited bool            // the kernel's watch limit was reached
+	failed  map[string]bool // directories whose watch could not be added (other reasons)
+	rootID  os.FileInfo     // the root as opened: a replaced root is another directory
 	log     *slog.Logger
 	add     func(fw *fsnotify.Watcher, path string) error
 }
@@ -61,7 +63,12 @@ func openTree(root string, log *slog.Logger, add func(fw *fsnotify.Watcher, path
 		fw.Close()
 		return nil, fmt.Errorf("watch the origin %s: %w", root, err)
 	}
-	t := &Tree{root: real, fw: fw, dirs: map[string]bool{}, log: log, add: add}
+	st, err := os.Stat(real)
+	if err != nil {
+		fw.Close()
+		return nil, fmt.Errorf("watch the origin %s: %w", root, err)
+	}
+	t := &Tree{root: real, fw: fw, dirs: map[string]bool{}, failed: map[string]bool{}, rootID: st, log: log, add: add}
 	if err := t.addAll(""); err != nil {
 		fw.Close()
 		return nil, err
@@ -89,7 +96,28 @@ func (t *Tree) RootLost() bool { return !t.dirs[""] }
 
 // Limited reports whether the kernel's watch limit left directories unwatched: the tree
 // does not see every change then, and its watcher must not claim coverage.
-func (t *Tree) Limited() bool { return t.limited }
+func (t *Tree) Limited() bool { return t.limited || len(t.failed) > 0 }
+
+// Check tells whether the tree still watches the origin: origin.path (configured) still
+// leads to the root it opened, that root is the same directory, and the kernel still holds
+// every watch (an unmount drops them all, silently). A tree that fails it must be opened
+// again.
+func (t *Tree) Check(configured string) error {
+	real, err := filepath.EvalSymlinks(configured)
+	if err != nil {
+		return fmt.Errorf("the origin %s: %w", configured, err)
+	}
+	if real != t.root {
+		return fmt.Errorf("the origin %s now leads to %s, not %s", configured, real, t.root)
+	}
+	if st, err := os.Stat(t.root); err != nil || !os.SameFile(st, t.rootID) {
+		return fmt.Errorf("the origin %s was replaced", configured)
+	}
+	if n := len(t.fw.WatchList()); n < len(t.dirs) {
+		return fmt.Errorf("the kernel dropped %d of the %d watches under the origin %s (unmounted?)", len(t.dirs)-n, len(t.dirs), configured)
+	}
+	return nil
+}
 
 func (t *Tree) abs(rel string) string {
 	if rel == "" {
@@ -129,9 +157,16 @@ func (t *Tree) addAll(rel string) error {
 			case errors.Is(err, fs.ErrNotExist):
 				return fs.SkipDir
 			}
-			return fmt.Errorf("watch %s: %w", p, err)
+			// Unwatched, the directory's changes go unseen: the tree no longer vouches
+			// for the origin until a later event (a chmod) lets its watch be added.
+			if !t.failed[r] {
+				t.log.Warn("cannot watch a directory of the origin: no coverage claimed while it is unwatched", slog.String("dir", r), slog.Any("err", err))
+			}
+			t.failed[r] = true
+			return fs.SkipDir
 		}
 		t.dirs[r] = true
+		delete(t.failed, r)
 		return nil
 	})
 }
@@ -172,7 +207,18 @@ func (t *Tree) handle(ev fsnotify.Event) []change {
 			return []change{{Path: rel, Dir: true}}
 		}
 		return []change{{Path: rel}}
+	case ev.Has(fsnotify.Chmod) && t.failed[rel]:
+		// Perhaps readable now: watch it, and call it changed (its files were unseen).
+		if err := t.addAll(rel); err != nil {
+			t.log.Warn("watch a directory", slog.String("dir", rel), slog.Any("err", err))
+		}
+		return []change{{Path: rel, Dir: true}}
 	case ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
+		for d := range t.failed {
+			if d == rel || strings.HasPrefix(d, rel+"/") {
+				delete(t.failed, d)
+			}
+		}
 		if t.dirs[rel] {
 			t.drop(rel)
 			return []change{{Path: rel, Dir: true}}
