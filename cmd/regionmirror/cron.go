@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/robfig/cron/v3"
 	"github.com/spf13/cobra"
 
@@ -159,16 +158,7 @@ func (c *cronDaemon) run(ctx context.Context) error {
 			return fmt.Errorf("cron: listen on %s: %w", addr, err)
 		}
 		mux := http.NewServeMux()
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-			pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-			defer cancel()
-			if _, err := c.db.SchemaVersion(pctx); err != nil {
-				http.Error(w, "database unreachable", http.StatusServiceUnavailable)
-				return
-			}
-			fmt.Fprintln(w, "ok")
-		})
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		c.app.daemonRoutes(mux, c.db, reg)
 		if dm != nil {
 			mux.Handle("/api/v1/push", c.app.triggerHandler(dm))
 		}
