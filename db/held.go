@@ -69,10 +69,8 @@ func (f Fence) check(ctx context.Context, tx pgx.Tx) error {
 		return fmt.Errorf("%w: %s was taken over or its region moved since this run took it", ErrLockLost, f.name)
 	}
 	var held bool
-	// Advisory locks on a bigint key appear in pg_locks as (classid, objid) = high, low.
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
-			AND pid = $2 AND classid = ($1::bigint >> 32)::bit(32)::int::oid
-			AND objid = ($1::bigint & 4294967295)::bit(32)::int::oid AND objsubid = 1)`, f.key, int64(f.pid)).Scan(&held); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE `+heldAdvisoryKey+` AND l.pid = $2)`,
+		f.key, int64(f.pid)).Scan(&held); err != nil {
 		return fmt.Errorf("check lock %s: %w", f.name, err)
 	}
 	if !held {

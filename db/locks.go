@@ -33,6 +33,14 @@ func lockKey(name string) int64 {
 	return int64(h.Sum64())
 }
 
+// heldAdvisoryKey is the condition on pg_locks l for a granted advisory lock of this
+// database on the bigint key $1: such a lock appears as (classid, objid) = (high, low), and
+// pg_locks lists every database's locks.
+const heldAdvisoryKey = `l.locktype = 'advisory' AND l.granted
+	AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	AND l.classid = ($1::bigint >> 32)::bit(32)::int::oid AND l.objid = ($1::bigint & 4294967295)::bit(32)::int::oid
+	AND l.objsubid = 1`
+
 // LockHolder describes who holds a lock, for the message of the one who waits.
 type LockHolder struct {
 	PID         int        // backend process of the holder's connection
@@ -91,13 +99,10 @@ func (d *DB) TryLock(ctx context.Context, name string) (*Lock, error) {
 	}
 	defer conn.Close(ctx)
 	le := &LockedError{Name: name}
-	// Advisory locks on a bigint key appear in pg_locks as (classid, objid) = high, low.
 	err = conn.QueryRow(ctx, `
 		SELECT a.pid, a.application_name, coalesce(host(a.client_addr), 'local socket'), a.backend_start
 		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-		WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ($1::bigint >> 32)::bit(32)::int::oid
-			AND l.objid = ($1::bigint & 4294967295)::bit(32)::int::oid AND l.objsubid = 1
-		LIMIT 1`, key).Scan(&le.Holder.PID, &le.Holder.Application, &le.Holder.Client, &le.Holder.Since)
+		WHERE `+heldAdvisoryKey+` LIMIT 1`, key).Scan(&le.Holder.PID, &le.Holder.Application, &le.Holder.Client, &le.Holder.Since)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("lock %s: find holder: %w", name, err)
 	}

@@ -152,22 +152,28 @@ func (d *DB) OriginChanges(ctx context.Context, after, upTo int64) ([]model.Orig
 	return out, nil
 }
 
+const syncColumns = `region_id, epoch, generation, region_updated_at, synced_at`
+
+func scanSync(row pgx.Row) (*model.RegionSync, error) {
+	var s model.RegionSync
+	err := row.Scan(&s.RegionID, &s.Epoch, &s.Generation, &s.RegionUpdatedAt, &s.SyncedAt)
+	return &s, err
+}
+
 // RegionSyncs returns every region's sync record by region ID (a region without one has
 // none).
 func (d *DB) RegionSyncs(ctx context.Context) (map[int64]*model.RegionSync, error) {
-	rows, err := d.pool.Query(ctx, `SELECT region_id, epoch, generation, region_updated_at, synced_at FROM region_sync`)
+	rows, err := d.pool.Query(ctx, `SELECT `+syncColumns+` FROM region_sync`)
 	if err != nil {
 		return nil, fmt.Errorf("region syncs: %w", err)
 	}
-	out := map[int64]*model.RegionSync{}
-	var s model.RegionSync
-	_, err = pgx.ForEachRow(rows, []any{&s.RegionID, &s.Epoch, &s.Generation, &s.RegionUpdatedAt, &s.SyncedAt}, func() error {
-		c := s
-		out[s.RegionID] = &c
-		return nil
-	})
+	syncs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*model.RegionSync, error) { return scanSync(r) })
 	if err != nil {
 		return nil, fmt.Errorf("region syncs: %w", err)
+	}
+	out := make(map[int64]*model.RegionSync, len(syncs))
+	for _, s := range syncs {
+		out[s.RegionID] = s
 	}
 	return out, nil
 }
@@ -175,10 +181,11 @@ func (d *DB) RegionSyncs(ctx context.Context) (map[int64]*model.RegionSync, erro
 // RegionSyncOf returns a region's sync record; a region without one gets the zero record
 // (epoch 0, not synced).
 func (d *DB) RegionSyncOf(ctx context.Context, regionID int64) (*model.RegionSync, error) {
-	s := &model.RegionSync{RegionID: regionID}
-	err := d.pool.QueryRow(ctx, `SELECT epoch, generation, region_updated_at, synced_at FROM region_sync WHERE region_id = $1`,
-		regionID).Scan(&s.Epoch, &s.Generation, &s.RegionUpdatedAt, &s.SyncedAt)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	s, err := scanSync(d.pool.QueryRow(ctx, `SELECT `+syncColumns+` FROM region_sync WHERE region_id = $1`, regionID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return &model.RegionSync{RegionID: regionID}, nil
+	}
+	if err != nil {
 		return nil, fmt.Errorf("region %d sync: %w", regionID, err)
 	}
 	return s, nil
@@ -237,6 +244,10 @@ type Watcher struct {
 
 // RegisterWatcher records a watcher of root and takes its lock.
 func (d *DB) RegisterWatcher(ctx context.Context, root, host string, pid int) (*Watcher, error) {
+	// Records of watchers dead for a day go here, not on the scheduled push's read.
+	if _, err := d.pool.Exec(ctx, `DELETE FROM origin_watchers WHERE heartbeat_at < now() - interval '1 day'`); err != nil {
+		return nil, fmt.Errorf("register watcher: %w", err)
+	}
 	var id int64
 	if err := d.pool.QueryRow(ctx, `INSERT INTO origin_watchers (root, host, pid) VALUES ($1, $2, $3) RETURNING id`,
 		root, host, pid).Scan(&id); err != nil {
@@ -276,12 +287,9 @@ func (w *Watcher) Close(ctx context.Context) error {
 }
 
 // WatchCoverage says what the live watchers of root have seen: those that beat within
-// stale and whose lock is held. Records of dead watchers older than a day are removed.
+// stale and whose lock is held.
 func (d *DB) WatchCoverage(ctx context.Context, root string, stale time.Duration) (model.WatchCoverage, error) {
 	var cov model.WatchCoverage
-	if _, err := d.pool.Exec(ctx, `DELETE FROM origin_watchers WHERE heartbeat_at < now() - interval '1 day'`); err != nil {
-		return cov, fmt.Errorf("watch coverage: %w", err)
-	}
 	rows, err := d.pool.Query(ctx, `SELECT id, since, pending FROM origin_watchers
 		WHERE root = $1 AND heartbeat_at > now() - $2::interval`, root, stale)
 	if err != nil {
@@ -299,12 +307,8 @@ func (d *DB) WatchCoverage(ctx context.Context, root string, stale time.Duration
 	}
 	for _, r := range recs {
 		var held bool
-		key := lockKey(watcherLock(r.id))
-		// pg_locks shows every database's locks: only this database's holder counts.
-		if err := d.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
-			AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-			AND l.classid = ($1::bigint >> 32)::bit(32)::int::oid AND l.objid = ($1::bigint & 4294967295)::bit(32)::int::oid
-			AND l.objsubid = 1)`, key).Scan(&held); err != nil {
+		if err := d.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE `+heldAdvisoryKey+`)`,
+			lockKey(watcherLock(r.id))).Scan(&held); err != nil {
 			return cov, fmt.Errorf("watch coverage: %w", err)
 		}
 		if !held {
