@@ -77,18 +77,13 @@ func (o OSOrigin) WalkUnder(dir string, fn WalkFunc) error {
 			return fmt.Errorf("walk origin: directory %q is not a clean path under the origin", dir)
 		}
 		start = filepath.Join(base, filepath.FromSlash(dir))
-		cur := base
-		for seg := range strings.SplitSeq(dir, "/") {
-			cur = filepath.Join(cur, seg)
-			st, err := os.Lstat(cur)
-			switch {
-			case errors.Is(err, fs.ErrNotExist):
-				return nil
-			case err != nil:
-				return fmt.Errorf("walk origin: %w", err)
-			case !st.IsDir():
-				return nil // a symlink or a file: the full walk finds no directory there either
-			}
+		var cannot unreadable
+		switch err := realDirectory(base, dir); {
+		case errors.As(err, &cannot):
+			return fmt.Errorf("walk origin: %w", cannot.err)
+		case err != nil:
+			// Missing, a symlink or a file: the full walk finds no directory there either.
+			return nil
 		}
 	}
 	root := filepath.Clean(base) + string(filepath.Separator)

@@ -82,8 +82,22 @@ func relToRoot(root, p string) (string, error) {
 	return rel, nil
 }
 
+// Why realDirectory refuses a directory; each says it publicly (ScopeError).
+var (
+	errNoDirectory = errors.New("does not exist at the origin")
+	errSymlinkDir  = errors.New("is reached through a symlink, which pushes do not follow")
+	errNotDir      = errors.New("is not a directory")
+)
+
+// unreadable is a directory that could not be looked at: its message is public, the
+// cause (Unwrap) is for logs.
+type unreadable struct{ err error }
+
+func (e unreadable) Error() string { return "cannot be read at the origin" }
+func (e unreadable) Unwrap() error { return e.err }
+
 // realDirectory checks that every component of rel under root is a directory, not a
-// symlink.
+// symlink: errNoDirectory, errSymlinkDir, errNotDir or an unreadable.
 func realDirectory(root, rel string) error {
 	cur := root
 	for seg := range strings.SplitSeq(rel, "/") {
@@ -91,13 +105,13 @@ func realDirectory(root, rel string) error {
 		st, err := os.Lstat(cur)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			return errors.New("does not exist at the origin")
+			return errNoDirectory
 		case err != nil:
-			return errors.New("cannot be read at the origin")
+			return unreadable{err}
 		case st.Mode()&os.ModeSymlink != 0:
-			return errors.New("is reached through a symlink, which pushes do not follow")
+			return errSymlinkDir
 		case !st.IsDir():
-			return errors.New("is not a directory")
+			return errNotDir
 		}
 	}
 	return nil
