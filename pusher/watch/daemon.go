@@ -197,6 +197,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.Metrics.Covering.Set(0)
 		}
 	}
+	// dropCoverage stops vouching at once (events were lost, or some directory is not
+	// watched); vouchAgain vouches from now, when registered and every directory is
+	// watched, and queues the full push that walks after that moment and finds what was
+	// missed.
+	dropCoverage := func() {
+		since = nil
+		beat()
+	}
+	vouchAgain := func() {
+		if w != nil && !tree.Limited() {
+			if now, err := d.DB.Now(ctx); err == nil {
+				since = &now
+			}
+		}
+		deb.Immediate("", time.Now())
+	}
 	if d.Watch {
 		if err := register(); err != nil {
 			return fmt.Errorf("watch: %w", err)
@@ -279,15 +295,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 					// Some directory is not watched (the watch limit, a directory it may
 					// not read): no coverage until it is.
 					log.Warn("not every directory of the origin is watched: coverage dropped; scheduled pushes walk")
-					since = nil
-					beat()
+					dropCoverage()
 				} else if w != nil {
-					// Every directory is watched again: vouch from now, after a full push
-					// that walks after it.
-					if now, err := d.DB.Now(ctx); err == nil {
-						since = &now
-					}
-					deb.Immediate("", time.Now())
+					vouchAgain() // every directory is watched again
 				}
 			}
 			if tree.RootLost() {
@@ -308,16 +318,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.Metrics.Overflows.Inc()
 			log.Warn("the kernel's event queue overflowed: a full push follows")
 			if w != nil {
-				since = nil
-				beat()
+				dropCoverage()
 				if d.overflowed != nil {
 					d.overflowed()
 				}
-				if now, err := d.DB.Now(ctx); err == nil && !tree.Limited() {
-					since = &now
-				}
 			}
-			deb.Immediate("", time.Now())
+			vouchAgain()
 		case <-d.wake:
 			now := time.Now()
 			for _, k := range d.takeTriggers() {
@@ -354,8 +360,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 					// again from scratch, and push it in full (walking after the new since).
 					log.Warn("the origin is no longer watched as it was: watching it again, then a full push", slog.Any("why", err))
 					d.Metrics.Overflows.Inc()
-					since = nil
-					beat()
+					dropCoverage()
 					t, err := openTree(d.Root, log, d.addWatch)
 					if err != nil {
 						return fmt.Errorf("watch: %w", err)
@@ -363,12 +368,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 					tree.Close()
 					tree, events, errs = t, t.Events(), t.Errors()
 					d.Metrics.Dirs.Set(float64(t.Dirs()))
-					if limited = t.Limited(); !limited && w != nil {
-						if now, err := d.DB.Now(ctx); err == nil {
-							since = &now
-						}
-					}
-					deb.Immediate("", time.Now())
+					limited = t.Limited()
+					vouchAgain()
 				}
 			}
 			beat()
