@@ -174,14 +174,15 @@ func DecideScheduled(in ScheduleInput) ScheduleDecision {
 	return d
 }
 
-// defaultWatchStale is how long a watcher may go without beating and still count live.
-const defaultWatchStale = 30 * time.Second
+// DefaultWatchStale is how long a watcher may go without beating and still count live
+// (Options.WatchStale when unset; status judges with it too).
+const DefaultWatchStale = 30 * time.Second
 
 // pushScheduled is a cron tick's push (Options.Scheduled).
 func (p *Pusher) pushScheduled(ctx context.Context, cfg Config, regions []*model.Region, opts Options) (*Result, error) {
 	stale := opts.WatchStale
 	if stale <= 0 {
-		stale = defaultWatchStale
+		stale = DefaultWatchStale
 	}
 	now, err := p.DB.Now(ctx)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/human"
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/pusher"
 	"github.com/regionmirror/regionmirror/server/selection"
 )
 
@@ -126,10 +127,6 @@ func loadStatus(ctx context.Context, d *db.DB, policy selection.Policy, originRo
 	return rep, nil
 }
 
-// watcherStale is how long a watcher may go without beating and still count as live (the
-// scheduled push's default).
-const watcherStale = 30 * time.Second
-
 // addOriginStatus fills in the origin's generation, its watchers and which regions are
 // synced.
 func addOriginStatus(ctx context.Context, d *db.DB, rep *statusReport, data *model.SnapshotData, root string) error {
@@ -139,7 +136,7 @@ func addOriginStatus(ctx context.Context, d *db.DB, rep *statusReport, data *mod
 	}
 	o := &statusOrigin{Generation: st.Generation, FullInventoryAt: st.FullInventoryAt}
 	if root != "" {
-		cov, err := d.WatchCoverage(ctx, root, watcherStale)
+		cov, err := d.WatchCoverage(ctx, root, pusher.DefaultWatchStale)
 		if err != nil {
 			return err
 		}
