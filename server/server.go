@@ -75,7 +75,10 @@ type Server struct {
 type reqInfo struct {
 	echo.Context
 	endpoint, tier string
-	client         netip.Addr
+	// region names the region the answer sends the client to first ("origin" for
+	// origin.url), for the request log; "" when none.
+	region string
+	client netip.Addr
 	format         format // the route's, for handleError
 	compress       bool   // gzip the answer if the client accepts it (see compressible)
 }
