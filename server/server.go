@@ -77,10 +77,10 @@ type reqInfo struct {
 	endpoint, tier string
 	// region names the region the answer sends the client to first ("origin" for
 	// origin.url), for the request log; "" when none.
-	region string
-	client netip.Addr
-	format         format // the route's, for handleError
-	compress       bool   // gzip the answer if the client accepts it (see compressible)
+	region   string
+	client   netip.Addr
+	format   format // the route's, for handleError
+	compress bool   // gzip the answer if the client accepts it (see compressible)
 }
 
 var reqInfos = sync.Pool{New: func() any { return new(reqInfo) }}
