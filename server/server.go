@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -222,6 +223,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 				slog.String("method", r.Method), slog.String("uri", r.RequestURI), slog.Int("status", status),
 				slog.Int64("bytes", c.Response().Size), slog.Duration("took", took),
 				slog.String("client", client.String()), slog.String("peer", r.RemoteAddr),
+				slog.String("endpoint", endpoint), slog.String("region", cmp.Or(c.region, "-")),
 				slog.String("tier", tier), slog.String("agent", r.UserAgent()))
 		}
 		return nil
