@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/regionmirror/regionmirror/internal/accesslog"
 )
 
 // Metrics are the server's Prometheus collectors, on a registry of their own so that
@@ -148,4 +150,18 @@ func (m *Metrics) observeBuild(kind string, took time.Duration, err error) {
 	}
 	m.builds.WithLabelValues(kind, "ok").Inc()
 	m.buildTime.WithLabelValues(kind).Set(took.Seconds())
+}
+
+// WatchRequestLog exports the request log's counts: lines written, and lines dropped
+// because the log fell behind its output (log.access_when_full: drop).
+func (m *Metrics) WatchRequestLog(l *accesslog.Logger) {
+	m.Registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "regionmirror_access_log_written_total",
+			Help: "Request log lines written.",
+		}, func() float64 { return float64(l.Written()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "regionmirror_access_log_dropped_total",
+			Help: "Request log lines dropped because the log fell behind its output (log.access_when_full: drop).",
+		}, func() float64 { return float64(l.Dropped()) }))
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/regionmirror/regionmirror/internal/accesslog"
 	"github.com/regionmirror/regionmirror/internal/geo"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/server/selection"
@@ -39,6 +39,9 @@ type Options struct {
 	Log            *slog.Logger
 	// AccessLog logs every request at info level; without it only errors are logged.
 	AccessLog bool
+	// RequestLog takes the request records (batched, off the request path); nil logs them
+	// through Log, a line at a time (tests).
+	RequestLog *accesslog.Logger
 	// Now is the clock (tests pin it); nil means time.Now.
 	Now func() time.Time
 	// DownloadPrefix is where files are downloaded (GET /pub/<path>); "" means /pub.
@@ -213,21 +216,30 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			m.observeRequest(endpoint, status, tier, took)
 		}
 		if s.opt.AccessLog || status >= 500 {
-			level := slog.LevelInfo
-			if status >= 500 {
-				level = slog.LevelWarn
-			}
-			client := c.client
-			r := c.Request()
-			s.log.LogAttrs(r.Context(), level, "request",
-				slog.String("method", r.Method), slog.String("uri", r.RequestURI), slog.Int("status", status),
-				slog.Int64("bytes", c.Response().Size), slog.Duration("took", took),
-				slog.String("client", client.String()), slog.String("peer", r.RemoteAddr),
-				slog.String("endpoint", endpoint), slog.String("region", cmp.Or(c.region, "-")),
-				slog.String("tier", tier), slog.String("agent", r.UserAgent()))
+			s.logRequest(c, start, took, status, endpoint, tier)
 		}
 		return nil
 	}
+}
+
+// logRequest hands the request's record to the request log.
+func (s *Server) logRequest(c *reqInfo, start time.Time, took time.Duration, status int, endpoint, tier string) {
+	r := c.Request()
+	if !c.client.IsValid() { // no selection ran
+		c.client = ClientAddr(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), s.opt.TrustedProxies)
+	}
+	rec := accesslog.Record{Time: start, Warn: status >= 500, Method: r.Method, URI: r.RequestURI, Status: status,
+		Bytes: c.Response().Size, Took: took, Client: c.client, Peer: r.RemoteAddr, Endpoint: endpoint,
+		Region: c.region, Tier: tier, Agent: r.UserAgent()}
+	if l := s.opt.RequestLog; l != nil {
+		l.Log(&rec)
+		return
+	}
+	level := slog.LevelInfo
+	if rec.Warn {
+		level = slog.LevelWarn
+	}
+	s.log.LogAttrs(r.Context(), level, accesslog.Message, rec.Attrs()...)
 }
 
 // request gathers what is known about the client for selection.
@@ -281,6 +293,18 @@ func (s *Server) resolveRepo(c echo.Context) (*selection.Snapshot, *selection.Re
 	return snap, repo, q, nil
 }
 
+// firstName names the region a decision sends the client to first, for the request log:
+// "origin" for origin.url, "" for none.
+func firstName(d *selection.Decision) string {
+	switch {
+	case len(d.Chosen) > 0:
+		return d.Chosen[0].Region.Name
+	case d.Origin != nil:
+		return "origin"
+	}
+	return ""
+}
+
 // repoAbout names the repository asked for in an Error.
 func repoAbout(q Query) string {
 	return "repo = " + safeText(q.Repo, 128) + " arch = " + safeText(q.Arch, 64)
@@ -292,6 +316,7 @@ func (s *Server) decide(c echo.Context, snap *selection.Snapshot, repo *selectio
 	d := selection.SelectRepository(snap, repo, req)
 	d.Notes = append(q.Notes, d.Notes...)
 	info(c).tier = d.Tier
+	info(c).region = firstName(d)
 	if len(d.Chosen) == 0 && d.Origin == nil {
 		e := &Error{Status: http.StatusServiceUnavailable, About: repoAbout(q), Msg: "no region can serve this repository now"}
 		for _, n := range d.Notes {

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/accesslog"
 	"github.com/regionmirror/regionmirror/internal/certfile"
 	"github.com/regionmirror/regionmirror/internal/config"
 	"github.com/regionmirror/regionmirror/internal/geo"
@@ -63,10 +64,13 @@ and the one in use stays. SIGINT or SIGTERM shut down gracefully.`,
 			if err != nil {
 				return &config.Error{Key: "server.listen", Value: a.cfg.Server.Listen, Reason: err.Error()}
 			}
+			if !cmd.Flags().Changed("access-log") {
+				accessLog = a.cfg.Log.Access
+			}
 			return a.serve(ctx, d, l, accessLog, nil)
 		}),
 	}
-	cmd.Flags().BoolVar(&accessLog, "access-log", true, "log every request (errors are always logged)")
+	cmd.Flags().BoolVar(&accessLog, "access-log", true, "log every request (errors are always logged); overrides log.access")
 	return cmd
 }
 
@@ -140,8 +144,17 @@ func (a *app) serve(ctx context.Context, d *db.DB, l net.Listener, accessLog boo
 	fillsDone := make(chan struct{})
 	go func() { fills.Run(ctx); close(fillsDone) }()
 	defer func() { <-fillsDone }() // the last flush of the misses
+	// The request log writes in batches from its own goroutine, to stderr as the other
+	// lines do (an *os.File serializes writes, so lines never interleave); it is flushed
+	// once the last request has been answered.
+	requestLog := accesslog.New(a.stderr, accesslog.Options{
+		JSON: cfg.Log.Format == "json", Level: &a.level, Buffer: int(cfg.Log.AccessBuffer), Wait: cfg.Log.AccessWhenFull == "wait",
+		Errors: func(err error) { a.log.Error("request log", slog.Any("err", err)) },
+	})
+	defer requestLog.Close()
+	metrics.WatchRequestLog(requestLog)
 	srv := server.New(server.Options{
-		Store: store, Metrics: metrics, GeoIP: locator, Log: a.log, AccessLog: accessLog,
+		Store: store, Metrics: metrics, GeoIP: locator, Log: a.log, AccessLog: accessLog, RequestLog: requestLog,
 		TrustedProxies: cfg.TrustedProxyPrefixes(), DownloadPrefix: cfg.Server.DownloadPrefix, Activity: activity,
 		Fills: fills, Admin: server.NewAdmin(d, cfg.Server.AdminTokens, a.log), OnDemandStaleAfter: cfg.OnDemand.StaleAfter.Std(),
 	})
@@ -164,6 +177,7 @@ func (a *app) serve(ctx context.Context, d *db.DB, l net.Listener, accessLog boo
 	if err := srv.Serve(ctx, l, 10*time.Second); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	requestLog.Close() // the last requests' lines before the last line
 	a.log.Info("stopped")
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -134,6 +135,72 @@ func TestServeCommand(t *testing.T) {
 	srv.stop() // the request log is complete once serve has shut down
 	if log := srv.stderr.String(); !strings.Contains(log, "msg=request") || !strings.Contains(log, "geoip database loaded") {
 		t.Errorf("log lacks requests or the GeoIP database:\n%s", log)
+	}
+}
+
+// The request log of serve as shipped: JSON lines when log.format is json, with what an
+// operator needs of each request, written once serve has answered (batched), counted in
+// /metrics; log.access false leaves only server errors.
+func TestServeRequestLog(t *testing.T) {
+	env := append(servedEnv(t), "REGIONMIRROR_LOG_FORMAT=json")
+	srv := startServe(t, env)
+	get := func(path string) string {
+		res, err := http.Get(srv.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return string(b)
+	}
+	get("/mirrorlist?repo=demo-1&arch=x86_64&location=virginia")
+	get("/metalink?repo=nosuch&arch=x86_64")
+	if m := get("/metrics"); !strings.Contains(m, "regionmirror_access_log_written_total") || !strings.Contains(m, "regionmirror_access_log_dropped_total 0") {
+		t.Errorf("metrics lack the request log's counters")
+	}
+	srv.stop()
+	type line struct {
+		Msg, Level, Method, URI, Client, Peer, Endpoint, Region, Tier, Agent string
+		Status                                                               int
+		Took                                                                 int64
+		Time                                                                 time.Time
+	}
+	var requests []line
+	stopped := false
+	for _, raw := range strings.Split(strings.TrimSpace(srv.stderr.String()), "\n") {
+		var l line
+		if err := json.Unmarshal([]byte(raw), &l); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", raw, err)
+		}
+		if l.Msg == "stopped" {
+			stopped = true
+		}
+		if l.Msg == "request" && stopped {
+			t.Errorf("a request logged after serve said it stopped: %q", raw)
+		}
+		if l.Msg == "request" && l.Endpoint != "readyz" {
+			requests = append(requests, l)
+		}
+	}
+	if len(requests) != 3 {
+		t.Fatalf("%d request lines, want 3:\n%s", len(requests), srv.stderr.String())
+	}
+	ml, bad := requests[0], requests[1]
+	if ml.Level != "INFO" || ml.Method != "GET" || ml.URI != "/mirrorlist?repo=demo-1&arch=x86_64&location=virginia" ||
+		ml.Status != 200 || ml.Endpoint != "mirrorlist" || ml.Region != "us-east-1" || ml.Tier != "location" ||
+		ml.Client != "127.0.0.1" || !strings.HasPrefix(ml.Peer, "127.0.0.1:") || ml.Took <= 0 || ml.Agent == "" ||
+		time.Since(ml.Time) > time.Minute {
+		t.Errorf("mirrorlist line %+v", ml)
+	}
+	if bad.Status != 404 || bad.Endpoint != "metalink" || bad.Region != "-" || bad.Client != "127.0.0.1" {
+		t.Errorf("unknown repository line %+v", bad)
+	}
+
+	srv = startServe(t, append(env, "REGIONMIRROR_LOG_ACCESS=false"))
+	get("/mirrorlist?repo=demo-1&arch=x86_64")
+	srv.stop()
+	if strings.Contains(srv.stderr.String(), `"endpoint":"mirrorlist"`) {
+		t.Errorf("log.access false logged a request:\n%s", srv.stderr.String())
 	}
 }
 

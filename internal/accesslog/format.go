@@ -1,6 +1,7 @@
 package accesslog
 
 import (
+	"log/slog"
 	"strconv"
 	"time"
 	"unicode"
@@ -105,6 +106,15 @@ func (c *timeCache) appendJSON(b []byte, r *Record) []byte {
 	b = appendJSONString(append(b, `,"tier":`...), orDash(r.Tier))
 	b = appendJSONString(append(b, `,"agent":`...), r.Agent)
 	return append(b, "}\n"...)
+}
+
+// Attrs are r's attributes for a slog.Logger: the line a slog handler writes of them is
+// the line the Logger writes of r.
+func (r *Record) Attrs() []slog.Attr {
+	return []slog.Attr{slog.String("method", r.Method), slog.String("uri", r.URI), slog.Int("status", r.Status),
+		slog.Int64("bytes", r.Bytes), slog.Duration("took", r.Took), slog.String("client", clientText(r)),
+		slog.String("peer", r.Peer), slog.String("endpoint", r.Endpoint), slog.String("region", orDash(r.Region)),
+		slog.String("tier", orDash(r.Tier)), slog.String("agent", r.Agent)}
 }
 
 // Message is every request line's msg.

@@ -22,10 +22,7 @@ func slogLine(t testing.TB, r *Record, json bool) string {
 		level = slog.LevelWarn
 	}
 	rec := slog.NewRecord(r.Time, level, Message, 0)
-	rec.AddAttrs(slog.String("method", r.Method), slog.String("uri", r.URI), slog.Int("status", r.Status),
-		slog.Int64("bytes", r.Bytes), slog.Duration("took", r.Took), slog.String("client", clientText(r)),
-		slog.String("peer", r.Peer), slog.String("endpoint", r.Endpoint), slog.String("region", orDash(r.Region)),
-		slog.String("tier", orDash(r.Tier)), slog.String("agent", r.Agent))
+	rec.AddAttrs(r.Attrs()...)
 	if err := h.Handle(context.Background(), rec); err != nil {
 		t.Fatal(err)
 	}

@@ -164,6 +164,14 @@ type Watch struct {
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // text or json
+	// Access logs every request serve answers (server errors are logged either way);
+	// serve --access-log overrides it.
+	Access bool `yaml:"access"`
+	// AccessBuffer bounds the memory of request records waiting to be written.
+	AccessBuffer Size `yaml:"access_buffer"`
+	// AccessWhenFull is what a request does when its record does not fit: drop (counted
+	// in regionmirror_access_log_dropped_total) or wait for the writer.
+	AccessWhenFull string `yaml:"access_when_full"`
 }
 
 // Default returns the configuration used when a key is not set anywhere.
@@ -199,7 +207,7 @@ func Default() Config {
 		Schedules: Schedules{Push: "*/15 * * * *", Scan: "@hourly", GC: "@daily"},
 		Cron:      Cron{Listen: "127.0.0.1:9101", ShutdownTimeout: Duration(5 * time.Minute)},
 		Watch:     Watch{Listen: "127.0.0.1:9102"},
-		Log:       Log{Level: "info", Format: "text"},
+		Log:       Log{Level: "info", Format: "text", Access: true, AccessBuffer: 4 << 20, AccessWhenFull: "drop"},
 	}
 }
 
@@ -408,6 +416,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return &Error{Key: "log.format", Value: c.Log.Format, Reason: "must be text or json"}
+	}
+	if c.Log.AccessBuffer < 64<<10 || c.Log.AccessBuffer > 1<<30 {
+		return &Error{Key: "log.access_buffer", Value: c.Log.AccessBuffer.String(), Reason: "must be between 64KiB and 1GiB"}
+	}
+	if c.Log.AccessWhenFull != "drop" && c.Log.AccessWhenFull != "wait" {
+		return &Error{Key: "log.access_when_full", Value: c.Log.AccessWhenFull, Reason: "must be drop or wait"}
 	}
 	return nil
 }

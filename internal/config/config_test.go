@@ -108,6 +108,8 @@ func TestLoadRejects(t *testing.T) {
 		{"threshold below part size", "push:\n  multipart_threshold: 8MiB\n  part_size: 16MiB\n", nil, "push.multipart_threshold"},
 		{"bad cron spec", "schedules:\n  push: every now and then\n", nil, "schedules.push"},
 		{"bad log level", "log:\n  level: loud\n", nil, "log.level"},
+		{"tiny access buffer", "log:\n  access_buffer: 1KiB\n", nil, "log.access_buffer"},
+		{"bad when full", "log:\n  access_when_full: block\n", nil, "log.access_when_full"},
 		{"bad db url", "database_url: mysql://x\n", nil, "database_url"},
 		{"not yaml", "server: [\n", nil, ""},
 		{"wrong type", "push:\n  concurrency: many\n", nil, ""},
