@@ -43,11 +43,13 @@ bench-push:
 	$(GO) run ./pusher/internal/benchpush $(BENCH_FLAGS)
 
 # The real serve binary (request log on, then off) against bare echo, pinned (BENCHMARKS.md,
-# issue 16 baseline): a demo database in .tmp/bench-serve, 20,000 files, about 7 minutes.
+# issue 16): a demo database in .tmp/bench-serve with 20,000 files and a synthetic one of
+# 1,000,000, about 10 minutes (the first run builds both: a few minutes more).
 # Shorter: make bench-serve BENCH_SERVE_ARGS='2 64 1' (seconds per run, connections, rounds).
+# Before and after in one run: make bench-serve BENCH_SERVE_BEFORE=path/to/old/regionmirror
 BENCH_SERVE_ARGS ?= 10 64 3
 bench-serve:
-	./testdata/bench/serve-ab.sh $(BENCH_SERVE_ARGS)
+	BENCH_SERVE_BEFORE=$(BENCH_SERVE_BEFORE) ./testdata/bench/serve-ab.sh $(BENCH_SERVE_ARGS)
 
 clean:
 	rm -rf bin .tmp

@@ -70,8 +70,8 @@ type Options struct {
 }
 
 const (
-	// DefaultBuffer holds about 20,000 records of typical size: a second at full rate on
-	// one core, and far more than a flush interval's worth.
+	// DefaultBuffer holds some 10,000 records of a dnf request (about 360 bytes each):
+	// half a second at full rate on one core, five flush intervals' worth.
 	DefaultBuffer = 4 << 20
 	// DefaultFlushInterval: lines reach the log within a tenth of a second.
 	DefaultFlushInterval = 100 * time.Millisecond

@@ -1,36 +1,51 @@
 #!/bin/bash
 # The real `regionmirror serve` binary against a bare echo/v4 server (issue 16), on the
-# same core, rounds A B C: serve as production starts it (request log on), serve
+# same core, in rounds: serve as production starts it (request log on), serve
 # --access-log=false, and testdata/bench/bare.go answering /pub/* with a constant 302 with
 # a real redirect's headers and /metalink with the real metalink's body. Run from the
 # repository root (or `make bench-serve`):
 #
 #	testdata/bench/serve-ab.sh [seconds per run] [connections] [rounds]
 #
+# BENCH_SERVE_BEFORE=path/to/an/older/regionmirror adds that binary, started the same way
+# (request log on), to every round: before and after in one run.
+#
 # Setup, reused by later runs: `regionmirror demo --dir .tmp/bench-serve` (a private
 # PostgreSQL, three file regions, the test GeoIP database, which places 127.0.0.1 in
 # Frankfurt) on an origin tree of the sample repository plus 20,000 small files, pushed and
 # scanned, so every region holds every file verified. The demo stays up for the run (its
-# PostgreSQL, and its region server, which serve's prober checks every second); the two
-# serve processes read a configuration file as the systemd unit does (REGIONMIRROR_CONFIG)
-# and write their log to .tmp/bench-serve/serve-*.log, emptied after every run.
+# PostgreSQL, and its region server, which serve's prober checks every second); the serve
+# processes read a configuration file as the systemd unit does (REGIONMIRROR_CONFIG) and
+# write their log to .tmp/bench-serve/serve-*.log, emptied after every run.
 #
-# Both serve processes and the bare server run on CPU 0, wrk (one thread, 64 connections)
-# and the demo with its PostgreSQL on CPU 1. Series: /pub one hot file, /pub random of a
-# 1,000-file hot set, /pub random of 20,000 files, /metalink. Each run prints requests/s,
-# p50, p99 and the server's CPU time per request (utime+stime from /proc/<pid>/stat over
-# the requests wrk completed); the end prints medians of the rounds and ratios to bare.
-# Ports 18180-18184 (BENCH_PORT changes the first). Everything it writes is under .tmp/.
+# The 1,000,000-file series has a database of its own in the demo's PostgreSQL, bench1m:
+# the demo's regions and a million synthetic files (the same names, numbers 0-999999)
+# verified in its three push regions, written by SQL: pushing a million files would take
+# most of an hour here, and serve reads only the records. Its own serve processes (on, off,
+# before) read it; the bare server is the same.
+#
+# Every serve process and the bare server run on CPU 0, wrk (one thread) and the demo with
+# its PostgreSQL on CPU 1. Series: /pub one hot file, /pub random of a 1,000-file hot set,
+# /pub random of 20,000 and of 1,000,000 files, /metalink. Each run prints requests/s, p50,
+# p99 and the server's CPU time per request (utime+stime from /proc/<pid>/stat over the
+# requests wrk completed); the end prints medians of the rounds and ratios to bare. Ports
+# 18180-18188 (BENCH_PORT changes the first). Everything it writes is under .tmp/.
 set -euo pipefail
 secs=${1:-10}
 conns=${2:-64}
 rounds=${3:-3}
 base=${BENCH_PORT:-18180}
-demo_port=$base regions_port=$((base + 1)) on_port=$((base + 2)) off_port=$((base + 3)) bare_port=$((base + 4))
+demo_port=$base regions_port=$((base + 1))
+declare -A port=([on]=$((base + 2)) [off]=$((base + 3)) [bare]=$((base + 4)) [before]=$((base + 5))
+	[on1m]=$((base + 6)) [off1m]=$((base + 7)) [before1m]=$((base + 8)))
+declare -A pid=()
+before=${BENCH_SERVE_BEFORE:-}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 2; }
 command -v taskset >/dev/null || { echo "taskset is missing: apt-get install -y util-linux" >&2; exit 2; }
+command -v psql >/dev/null || { echo "psql is missing: apt-get install -y postgresql-client" >&2; exit 2; }
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs (server on 0, wrk on 1)" >&2; exit 2; }
 [ -f testdata/bench/serve-ab.sh ] || { echo "run from the repository root" >&2; exit 2; }
+[ -z "$before" ] || [ -x "$before" ] || { echo "BENCH_SERVE_BEFORE=$before is not an executable" >&2; exit 2; }
 
 dir=.tmp/bench-serve
 mkdir -p "$dir"
@@ -52,7 +67,7 @@ trap 'exit 130' INT TERM
 
 # The origin tree: the sample repository (for /metalink) and 20,000 small files; the hot
 # set is the first 1,000 of them, the hot file number 7.
-files=20000 hotset=1000
+files=20000 hotset=1000 big=1000000
 pkgdir=bench/linux/releases/40/Everything/x86_64/os/Packages/p
 file() { echo "$pkgdir/python3-package-number-$1-1.2.3-1.fc40.noarch.rpm"; }
 HOT=/pub/$(file 7)
@@ -77,68 +92,99 @@ for _ in $(seq 900); do
 	sleep 1
 done
 grep -q 'regionmirror demo is serving' "$dir/demo.log" || { echo "demo not ready after 15 minutes" >&2; exit 1; }
-pg_port=$(sed -n 4p "$dir/pg/data/postmaster.pid")
+pg=postgres://postgres@127.0.0.1:$(sed -n 4p "$dir/pg/data/postmaster.pid")
+
+# The million-file database, built once (a few minutes).
+if [ "$(psql -X -tA "$pg/bench1m?sslmode=disable" -c 'SELECT count(*) FROM files' 2>/dev/null || true)" != "$big" ]; then
+	echo "building the database of the 1,000,000-file series (a few minutes)"
+	psql -X -q "$pg/postgres?sslmode=disable" -c 'DROP DATABASE IF EXISTS bench1m' -c 'CREATE DATABASE bench1m'
+	REGIONMIRROR_DATABASE_URL="$pg/bench1m?sslmode=disable" ./bin/regionmirror migrate >/dev/null
+	psql -X -q -v ON_ERROR_STOP=1 "$pg/regionmirror?sslmode=disable" -c "\\copy regions TO '$dir/regions.copy'"
+	psql -X -q -v ON_ERROR_STOP=1 "$pg/bench1m?sslmode=disable" -c "\\copy regions FROM '$dir/regions.copy'"
+	psql -X -q -v ON_ERROR_STOP=1 "$pg/bench1m?sslmode=disable" <<SQL
+INSERT INTO files (path, size, sha256, md5, mtime)
+SELECT '$pkgdir/python3-package-number-' || g || '-1.2.3-1.fc40.noarch.rpm', 40,
+       sha256(g::text::bytea), decode(md5(g::text), 'hex'), now()
+FROM generate_series(0, $big - 1) g;
+INSERT INTO region_objects (region_id, file_id, size, sha256, state, pushed_at, verified_at, current)
+SELECT r.id, f.id, f.size, f.sha256, 'present', now(), now(), true FROM regions r, files f WHERE r.fill = 'push';
+ANALYZE;
+SQL
+fi
 
 # serve's configuration as production has it (a file, defaults for the rest).
-cat >"$dir/regionmirror.yaml" <<EOF
-database_url: postgres://postgres@127.0.0.1:$pg_port/regionmirror?sslmode=disable
-origin:
-  path: $PWD/$dir/origin
-  url: http://127.0.0.1:$regions_port/origin
-server:
-  listen: 127.0.0.1:$on_port
-  geoip_database: $PWD/testdata/geoip/regionmirror-test-city.mmdb
-EOF
-start_serve() { # port log flags...
-	local port=$1 log=$2
-	shift 2
-	: >"$log"
-	REGIONMIRROR_CONFIG=$dir/regionmirror.yaml REGIONMIRROR_SERVER_LISTEN=127.0.0.1:$port \
-		taskset -c 0 ./bin/regionmirror serve "$@" >>"$log" 2>&1 &
-	pids+=($!)
+config() { # database
+	printf '%s\n' "database_url: $pg/$1?sslmode=disable" "origin:" "  path: $PWD/$dir/origin" \
+		"  url: http://127.0.0.1:$regions_port/origin" "server:" "  listen: 127.0.0.1:${port[on]}" \
+		"  geoip_database: $PWD/testdata/geoip/regionmirror-test-city.mmdb"
 }
-start_serve "$on_port" "$dir/serve-on.log"
-on_pid=${pids[-1]}
-start_serve "$off_port" "$dir/serve-off.log" --access-log=false
-off_pid=${pids[-1]}
-for port in "$on_port" "$off_port"; do
-	for _ in $(seq 300); do
-		[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$HOT")" = 302 ] && break
+config regionmirror >"$dir/regionmirror.yaml"
+config bench1m >"$dir/regionmirror-1m.yaml"
+start_serve() { # which binary config flags...
+	local which=$1 bin=$2 conf=$3 log=$dir/serve-$1.log
+	shift 3
+	: >"$log"
+	REGIONMIRROR_CONFIG=$conf REGIONMIRROR_SERVER_LISTEN=127.0.0.1:${port[$which]} \
+		taskset -c 0 "$bin" serve "$@" >>"$log" 2>&1 &
+	pids+=($!)
+	pid[$which]=$!
+}
+start_serve on ./bin/regionmirror "$dir/regionmirror.yaml"
+start_serve off ./bin/regionmirror "$dir/regionmirror.yaml" --access-log=false
+start_serve on1m ./bin/regionmirror "$dir/regionmirror-1m.yaml"
+start_serve off1m ./bin/regionmirror "$dir/regionmirror-1m.yaml" --access-log=false
+kinds=(on off)
+if [ -n "$before" ]; then
+	start_serve before "$before" "$dir/regionmirror.yaml"
+	start_serve before1m "$before" "$dir/regionmirror-1m.yaml"
+	kinds+=(before)
+fi
+for which in "${!pid[@]}"; do
+	p=${port[$which]}
+	for _ in $(seq 600); do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p$HOT")" = 302 ] && break
 		sleep 0.2
 	done
-	[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$HOT")" = 302 ] ||
-		{ echo "serve on $port does not redirect $HOT" >&2; cat "$dir"/serve-*.log >&2; exit 1; }
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p$HOT")" = 302 ] ||
+		{ echo "serve $which on $p does not redirect $HOT" >&2; cat "$dir"/serve-*.log >&2; exit 1; }
 done
 # Every region holds every file, verified.
+verified() { # port n
+	curl -s "http://127.0.0.1:$1/api/v1/locate?path=$(file "$2")" | grep -o '"verified_at"' | wc -l || true
+}
 for n in 0 $((hotset - 1)) $((files - 1)); do
-	held=$(curl -s "http://127.0.0.1:$on_port/api/v1/locate?path=$(file "$n")" | grep -o '"verified_at"' | wc -l || true)
-	[ "$held" -ge 3 ] || { echo "file $n is not verified in three regions: $(curl -s "http://127.0.0.1:$on_port/api/v1/locate?path=$(file "$n")")" >&2; exit 1; }
+	[ "$(verified "${port[on]}" "$n")" -ge 3 ] || { echo "file $n is not verified in three regions" >&2; exit 1; }
+done
+for n in 0 $((big / 2)) $((big - 1)); do
+	[ "$(verified "${port[on1m]}" "$n")" -ge 3 ] || { echo "file $n of bench1m is not verified in three regions" >&2; exit 1; }
 done
 
-# The request log is on in one and off in the other.
+# The request log is on in one and off in the other (written every 100 ms).
+sleep 0.5
 grep -q 'msg=request' "$dir/serve-on.log" || { echo "serve (default) wrote no request log" >&2; exit 1; }
 ! grep -q 'msg=request' "$dir/serve-off.log" || { echo "serve --access-log=false logged requests" >&2; exit 1; }
 
 # The bare server gets the real answers' headers and body.
 METALINK='/metalink?repo=demo-1&arch=x86_64'
-curl -s -D "$dir/redirect.headers" -o /dev/null "http://127.0.0.1:$on_port$HOT"
-curl -s -o "$dir/metalink.xml" "http://127.0.0.1:$on_port$METALINK"
-taskset -c 0 "$dir/bare" -listen "127.0.0.1:$bare_port" -redirect "$dir/redirect.headers" -metalink "$dir/metalink.xml" >"$dir/bare.log" 2>&1 &
+curl -s -D "$dir/redirect.headers" -o /dev/null "http://127.0.0.1:${port[on]}$HOT"
+curl -s -o "$dir/metalink.xml" "http://127.0.0.1:${port[on]}$METALINK"
+taskset -c 0 "$dir/bare" -listen "127.0.0.1:${port[bare]}" -redirect "$dir/redirect.headers" -metalink "$dir/metalink.xml" >"$dir/bare.log" 2>&1 &
 pids+=($!)
-bare_pid=${pids[-1]}
+pid[bare]=$!
 for _ in $(seq 100); do
-	curl -sf -o /dev/null "http://127.0.0.1:$bare_port$METALINK" && break
+	curl -sf -o /dev/null "http://127.0.0.1:${port[bare]}$METALINK" && break
 	sleep 0.1
 done
-real_bytes=$(curl -s -D - -o /dev/null "http://127.0.0.1:$on_port$HOT" | grep -vi '^date:' | wc -c)
-bare_bytes=$(curl -s -D - -o /dev/null "http://127.0.0.1:$bare_port$HOT" | grep -vi '^date:' | wc -c)
+real_bytes=$(curl -s -D - -o /dev/null "http://127.0.0.1:${port[on]}$HOT" | grep -vi '^date:' | wc -c)
+bare_bytes=$(curl -s -D - -o /dev/null "http://127.0.0.1:${port[bare]}$HOT" | grep -vi '^date:' | wc -c)
 echo "redirect headers: real $real_bytes bytes, bare $bare_bytes bytes; metalink body: $(wc -c <"$dir/metalink.xml") bytes"
 # A warm-up (not counted): the first seconds of a fresh process are slower.
-for port in "$on_port" "$off_port" "$bare_port"; do
-	taskset -c 1 wrk -t1 -c"$conns" -d2s "http://127.0.0.1:$port$HOT" >/dev/null
-	taskset -c 1 wrk -t1 -c"$conns" -d1s "http://127.0.0.1:$port$METALINK" >/dev/null
+for which in "${!pid[@]}"; do
+	taskset -c 1 wrk -t1 -c"$conns" -d2s "http://127.0.0.1:${port[$which]}$HOT" >/dev/null
+	taskset -c 1 wrk -t1 -c"$conns" -d1s "http://127.0.0.1:${port[$which]}$METALINK" >/dev/null
 done
-: >"$dir/serve-on.log"
+empty_logs() { for which in "${!pid[@]}"; do [ "$which" = bare ] || : >"$dir/serve-$which.log"; done; }
+empty_logs
 sleep 1
 
 tck=$(getconf CLK_TCK)
@@ -149,28 +195,24 @@ ms() { # wrk's latency (850.00us, 3.21ms, 1.02s) in ms
 results=$dir/results.txt
 : >"$results"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-9s %-5s %-5s %10s %9s %9s %16s\n' series round which 'req/s' 'p50 ms' 'p99 ms' 'CPU µs/request'
-for series in hot hotset all metalink; do
-	target=$HOT script=()
+printf '%-9s %-5s %-6s %10s %9s %9s %16s\n' series round which 'req/s' 'p50 ms' 'p99 ms' 'CPU µs/request'
+series_all=(hot hotset all all1m metalink)
+for series in "${series_all[@]}"; do
+	target=$HOT script=() args=()
 	case $series in
-	hotset) script=(-s testdata/bench/serve-random.lua) ;;
-	all) script=(-s testdata/bench/serve-random.lua) ;;
+	hotset) script=(-s testdata/bench/serve-random.lua) args=(-- "$hotset") ;;
+	all) script=(-s testdata/bench/serve-random.lua) args=(-- "$files") ;;
+	all1m) script=(-s testdata/bench/serve-random.lua) args=(-- "$big") ;;
 	metalink) target=$METALINK ;;
 	esac
-	args=()
-	[ "$series" = hotset ] && args=(-- "$hotset")
-	[ "$series" = all ] && args=(-- "$files")
 	for ((round = 1; round <= rounds; round++)); do
-		for which in on off bare; do
-			case $which in
-			on) port=$on_port pid=$on_pid ;;
-			off) port=$off_port pid=$off_pid ;;
-			bare) port=$bare_port pid=$bare_pid ;;
-			esac
-			c0=$(cpu "$pid")
-			out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --latency "${script[@]}" "http://127.0.0.1:$port$target" "${args[@]}")
-			c1=$(cpu "$pid")
-			: >"$dir/serve-on.log" # the request log; serve appends
+		for which in "${kinds[@]}" bare; do
+			proc=$which
+			[ "$series" = all1m ] && [ "$which" != bare ] && proc=${which}1m
+			c0=$(cpu "${pid[$proc]}")
+			out=$(taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" --latency "${script[@]}" "http://127.0.0.1:${port[$proc]}$target" "${args[@]}")
+			c1=$(cpu "${pid[$proc]}")
+			empty_logs # serve appends
 			reqs=$(awk '/requests in/ {print $1}' <<<"$out")
 			non2xx=$(awk '/Non-2xx or 3xx/ {print $NF}' <<<"$out")
 			[ -z "$non2xx" ] || { echo "$which $series: $non2xx answers not 2xx/3xx" >&2; exit 1; }
@@ -178,7 +220,7 @@ for series in hot hotset all metalink; do
 				"$(ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")" "$(ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
 				"$(awk -v c=$((c1 - c0)) -v t="$tck" -v n="$reqs" 'BEGIN {printf "%.1f", c * 1e6 / t / n}')")
 			echo "${row[*]}" >>"$results"
-			printf '%-9s %-5s %-5s %10s %9s %9s %16s\n' "${row[@]}"
+			printf '%-9s %-5s %-6s %10s %9s %9s %16s\n' "${row[@]}"
 		done
 	done
 done
@@ -189,36 +231,49 @@ median() { # of series $series: which column
 	awk -v s="$series" -v w="$1" -v c="$2" '$1 == s && $3 == w {print $c}' "$results" | sort -g |
 		awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a / b}'; }
 echo
-echo "medians of $rounds rounds of ${secs}s, $conns connections (on: serve, request log on; off: --access-log=false)"
-printf '%-9s %-5s %10s %8s %8s %8s %8s %8s\n' series which 'req/s' 'x bare' 'p50 ms' 'p99 ms' 'CPU µs' 'x bare'
-for series in hot hotset all metalink; do
-	brps=$(median bare 4) bcpu=$(median bare 7)
-	for which in on off bare; do
-		rps=$(median "$which" 4) c=$(median "$which" 7)
-		printf '%-9s %-5s %10s %8s %8s %8s %8s %8s\n' "$series" "$which" "$rps" \
-			"$(awk -v a="$rps" -v b="$brps" 'BEGIN {printf "%.2fx", a / b}')" "$(median "$which" 5)" "$(median "$which" 6)" \
-			"$c" "$(awk -v a="$c" -v b="$bcpu" 'BEGIN {printf "%.2fx", a / b}')"
+echo "medians of $rounds rounds of ${secs}s, $conns connections (on: serve, request log on; off: --access-log=false${before:+; before: $before, log on})"
+printf '%-9s %-6s %10s %8s %8s %8s %8s %8s\n' series which 'req/s' 'x bare' 'p50 ms' 'p99 ms' 'CPU µs' 'x bare'
+for series in "${series_all[@]}"; do
+	for which in "${kinds[@]}" bare; do
+		printf '%-9s %-6s %10s %8s %8s %8s %8s %8s\n' "$series" "$which" "$(median "$which" 4)" \
+			"$(ratio "$(median "$which" 4)" "$(median bare 4)")" "$(median "$which" 5)" "$(median "$which" 6)" \
+			"$(median "$which" 7)" "$(ratio "$(median "$which" 7)" "$(median bare 7)")"
 	done
 done
 
 # The same as issue 16's table (markdown): ratios of medians to bare, then CPU per request.
-echo
-echo "| series: medians of $rounds rounds, ratio of requests/s to bare echo | \`serve --access-log=false\` | \`serve\` (default: request log on) | MirrorBits, same files |"
-echo "|---|---|---|---|"
+order=(off on)
+# shellcheck disable=SC2016 # the backquotes are markdown
+cols=('`serve --access-log=false`' '`serve` (default: request log on)')
+if [ -n "$before" ]; then
+	order+=(before)
+	cols+=("before (\`$before\`, log on)")
+fi
 # shellcheck disable=SC2016 # the backquotes are markdown
 declare -A names=([hot]='`/pub` redirect, one hot file' [hotset]='`/pub` redirect, random of a 1,000-file hot set'
-	[all]='`/pub` redirect, random of 20,000 files' [metalink]='`/metalink` (the bare server sends the same body)')
+	[all]='`/pub` redirect, random of 20,000 files' [all1m]='`/pub` redirect, random of 1,000,000 files'
+	[metalink]='`/metalink` (the bare server sends the same body)')
+echo
+line="| series: medians of $rounds rounds, ratio of requests/s to bare echo |"
+for c in "${cols[@]}"; do line+=" $c |"; done
+echo "$line"
+line="|---|"
+for _ in "${cols[@]}"; do line+="---|"; done
+echo "$line"
 cpus=()
-for series in hot hotset all metalink; do
-	cell() {
-		local rps
-		rps=$(median "$1" 4)
-		awk -v a="$rps" -v b="$(median bare 4)" -v p="$(median "$1" 6)" 'BEGIN {printf "%.2fx (%.0f/s, p99 %.1f ms)", a / b, a, p}'
-	}
-	echo "| ${names[$series]} (bare: $(median bare 4 | awk '{printf "%.0f", $1}')/s, p99 $(median bare 6) ms) | $(cell off) | $(cell on) | |"
-	cpus+=("$(median bare 7) $(median off 7) $(median on 7)")
+for series in "${series_all[@]}"; do
+	line="| ${names[$series]} (bare: $(median bare 4 | awk '{printf "%.0f", $1}')/s, p99 $(median bare 6) ms) |"
+	c="$(median bare 7)"
+	for which in "${order[@]}"; do
+		line+=" $(ratio "$(median "$which" 4)" "$(median bare 4)") ($(median "$which" 4 | awk '{printf "%.0f", $1}')/s, p99 $(median "$which" 6) ms) |"
+		c+=" $(median "$which" 7)"
+	done
+	echo "$line"
+	cpus+=("$c")
 done
 range() { printf '%s\n' "${cpus[@]}" | awk -v c="$1" '{v = $c} NR == 1 || v < lo {lo = v} NR == 1 || v > hi {hi = v} END {printf "%s-%s µs", lo, hi}'; }
-echo "| server CPU per request (bare echo: $(range 1)) | $(range 2) | $(range 3) | |"
-
+line="| server CPU per request (bare echo: $(range 1)) |"
+for ((i = 0; i < ${#order[@]}; i++)); do line+=" $(range $((i + 2))) |"; done
+echo "$line"
