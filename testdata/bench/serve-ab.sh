@@ -98,7 +98,8 @@ pg=postgres://postgres@127.0.0.1:$(sed -n 4p "$dir/pg/data/postmaster.pid")
 if [ "$(psql -X -tA "$pg/bench1m?sslmode=disable" -c 'SELECT count(*) FROM files' 2>/dev/null || true)" != "$big" ]; then
 	echo "building the database of the 1,000,000-file series (a few minutes)"
 	psql -X -q "$pg/postgres?sslmode=disable" -c 'DROP DATABASE IF EXISTS bench1m' -c 'CREATE DATABASE bench1m'
-	REGIONMIRROR_DATABASE_URL="$pg/bench1m?sslmode=disable" ./bin/regionmirror migrate >/dev/null
+	REGIONMIRROR_DATABASE_URL="$pg/bench1m?sslmode=disable" ./bin/regionmirror migrate >"$dir/migrate-1m.log" 2>&1 ||
+		{ cat "$dir/migrate-1m.log" >&2; exit 1; }
 	psql -X -q -v ON_ERROR_STOP=1 "$pg/regionmirror?sslmode=disable" -c "\\copy regions TO '$dir/regions.copy'"
 	psql -X -q -v ON_ERROR_STOP=1 "$pg/bench1m?sslmode=disable" -c "\\copy regions FROM '$dir/regions.copy'"
 	psql -X -q -v ON_ERROR_STOP=1 "$pg/bench1m?sslmode=disable" <<SQL
