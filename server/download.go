@@ -154,16 +154,48 @@ func (s *Server) resolveFile(c echo.Context) (*selection.Snapshot, fileRef, bool
 	if err != nil {
 		return nil, fileRef{}, false, err
 	}
-	esc := c.Request().URL.EscapedPath()
-	if !strings.HasPrefix(esc, s.prefix+"/") {
-		return nil, fileRef{}, false, echo.ErrNotFound
-	}
-	p, err := downloadPath(esc[len(s.prefix)+1:])
+	p, err := s.requestPath(c.Request().URL)
 	if err != nil {
 		return nil, fileRef{}, false, err
 	}
 	f, suffix, err := lookupFile(snap, p, true)
 	return snap, f, suffix, err
+}
+
+// requestPath is downloadPath of a request URL's path under the download prefix. net/http
+// has decoded the path already: when the request spelled it as its plain escaping (no
+// RawPath, the usual case), the decoded path is what unescaping the escaped one again
+// would give, and is checked as it is. A prefix of unreserved characters escapes to itself,
+// so the decoded path starts with it exactly when the escaped one does.
+func (s *Server) requestPath(u *url.URL) (string, error) {
+	if u.RawPath == "" && plainPath(s.prefix) {
+		rest, ok := strings.CutPrefix(u.Path, s.prefix)
+		if !ok || rest == "" || rest[0] != '/' {
+			return "", echo.ErrNotFound
+		}
+		if rest = rest[1:]; rest == "" {
+			return downloadPath("")
+		}
+		// An escaped path over 3*maxPathLen bytes decodes to one over maxPathLen, which
+		// checkPath refuses with downloadPath's message.
+		return rest, checkPath(rest)
+	}
+	esc := u.EscapedPath()
+	rest, ok := strings.CutPrefix(esc, s.prefix)
+	if !ok || rest == "" || rest[0] != '/' {
+		return "", echo.ErrNotFound
+	}
+	return downloadPath(rest[1:])
+}
+
+// plainPath reports whether p consists of characters that every URL escaping keeps as they are.
+func plainPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+			return false
+		}
+	}
+	return true
 }
 
 // lookupFile finds a checked path in the origin inventory, for downloads and
