@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,4 +148,56 @@ func keyFor(repo *selection.Repository, named *selection.Region, req selection.R
 		k.blocks = string(b)
 	}
 	return k
+}
+
+// readMap is a map read on every request and written rarely: sync.Map's design, typed.
+// sync.Map boxes a struct key in an interface and hashes it through its type descriptor, a
+// visible share of a redirect; here the key is hashed as itself. Reads take no lock: they
+// look in an immutable map (read), and only a key missing from it takes mu, to look in
+// dirty, which holds read's entries and those added since. Once the misses have cost about
+// as much as a copy, dirty becomes the new read (amortized O(1) per write, as sync.Map).
+type readMap[K comparable, V any] struct {
+	read   atomic.Pointer[map[K]V]
+	mu     sync.Mutex
+	dirty  map[K]V // nil until a write after a promotion
+	misses int
+}
+
+func (m *readMap[K, V]) load(k K) (V, bool) {
+	if r := m.read.Load(); r != nil {
+		if v, ok := (*r)[k]; ok {
+			return v, true
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dirty == nil {
+		var zero V
+		return zero, false // read holds everything
+	}
+	v, ok := m.dirty[k]
+	if m.misses++; m.misses >= len(m.dirty) {
+		m.promote()
+	}
+	return v, ok
+}
+
+// store adds or replaces k.
+func (m *readMap[K, V]) store(k K, v V) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dirty == nil {
+		m.dirty = map[K]V{}
+		if r := m.read.Load(); r != nil {
+			maps.Copy(m.dirty, *r)
+		}
+	}
+	m.dirty[k] = v
+}
+
+// promote publishes dirty as read; mu is held.
+func (m *readMap[K, V]) promote() {
+	d := m.dirty
+	m.read.Store(&d)
+	m.dirty, m.misses = nil, 0
 }

@@ -2,10 +2,14 @@ package server
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/regionmirror/regionmirror/internal/geo"
 )
 
 // FuzzRequestPath checks that a download's path, taken as net/http decoded it when it can
@@ -44,4 +48,65 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// TestReadMap: every stored key is found, from the lock-free map once promoted, while
+// other goroutines read and write.
+func TestReadMap(t *testing.T) {
+	var m readMap[answerKey, int]
+	if _, ok := m.load(answerKey{countries: "DE"}); ok {
+		t.Fatal("an empty map found a key")
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 500 {
+				k := answerKey{countries: strconv.Itoa(g*1000 + i)}
+				m.store(k, i)
+				for j := 0; j <= i; j += 50 {
+					if v, ok := m.load(answerKey{countries: strconv.Itoa(g*1000 + j)}); !ok || v != j {
+						t.Errorf("key %d of goroutine %d: %d, %v", j, g, v, ok)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for range 3000 { // misses promote dirty
+		m.load(answerKey{countries: "none"})
+	}
+	if r := m.read.Load(); r == nil || len(*r) != 2000 {
+		t.Fatalf("read map not promoted: %v", r != nil)
+	}
+	if v, ok := m.load(answerKey{countries: "3499"}); !ok || v != 499 {
+		t.Fatalf("3499: %d, %v", v, ok)
+	}
+}
+
+// BenchmarkKeyedLoad compares a hit in the client order cache's map, sync.Map as it was
+// against readMap, for the key of a redirect without location= (a GeoIP city).
+func BenchmarkKeyedLoad(b *testing.B) {
+	k := answerKey{geo: geo.Location{Country: "DE", Continent: "EU", Lat: 50.1, Lon: 8.7, HasCoords: true}}
+	o := &clientOrder{}
+	b.Run("sync.Map", func(b *testing.B) {
+		var m sync.Map
+		m.Store(k, o)
+		for b.Loop() {
+			v, _ := m.Load(k)
+			if v.(*clientOrder) != o {
+				b.Fatal("miss")
+			}
+		}
+	})
+	b.Run("readMap", func(b *testing.B) {
+		var m readMap[answerKey, *clientOrder]
+		m.store(k, o)
+		m.load(k) // promotes
+		for b.Loop() {
+			if v, _ := m.load(k); v != o {
+				b.Fatal("miss")
+			}
+		}
+	})
 }
