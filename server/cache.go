@@ -34,9 +34,9 @@ type answerKey struct {
 
 // answer is a rendered metalink split around its pubdate, which changes every second.
 type answer struct {
-	head, tail []byte
-	tier       string
-	expires    time.Time
+	head, tail   []byte
+	tier, region string // for the request log (see reqInfo)
+	expires      time.Time
 }
 
 // answerCache holds rendered metalinks of one snapshot: most clients of a region share a
@@ -93,7 +93,7 @@ func (c *answerCache) put(k answerKey, a *answer) {
 }
 
 // newAnswer splits a rendered metalink around its pubdate value.
-func newAnswer(body []byte, tier string, now time.Time) *answer {
+func newAnswer(body []byte, tier, region string, now time.Time) *answer {
 	const marker = `pubdate="`
 	i := bytes.Index(body, []byte(marker))
 	if i < 0 {
@@ -101,7 +101,7 @@ func newAnswer(body []byte, tier string, now time.Time) *answer {
 	}
 	i += len(marker)
 	j := i + bytes.IndexByte(body[i:], '"')
-	return &answer{head: bytes.Clone(body[:i]), tail: bytes.Clone(body[j:]), tier: tier, expires: now.Add(answerTTL)}
+	return &answer{head: bytes.Clone(body[:i]), tail: bytes.Clone(body[j:]), tier: tier, region: region, expires: now.Add(answerTTL)}
 }
 
 // write renders the answer with the current pubdate.

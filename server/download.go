@@ -272,6 +272,7 @@ func (s *Server) regionDownload(c echo.Context) error {
 			h := c.Response().Header()
 			h["Location"] = []string{target.URL(p)}
 			h["Content-Length"] = hdrZero
+			info(c).region = target.Name // the origin's is "origin"
 			return c.NoContent(http.StatusFound)
 		}
 	}
@@ -329,7 +330,7 @@ func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef,
 		info(c).endpoint = "download-mirrorlist"
 		d := s.selectFile(snap, f, req)
 		d.Notes = append(q.Notes, d.Notes...)
-		info(c).tier = d.Tier
+		info(c).tier, info(c).region = d.Tier, firstRegion(d)
 		compressible(c)
 		return s.fileMirrorlist(c, snap, f, d, req)
 	}
@@ -369,6 +370,7 @@ func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef,
 		info(c).endpoint = "download-meta4"
 		regions := o.forFile(snap, f, nil, 0, stale)
 		info(c).tier = tierFor(o, regions)
+		info(c).region = regionName(regions, origin)
 		// The answer depends on Accept (and who asks: see the route's Cache-Control).
 		h.Set("Vary", "Accept")
 		return s.meta4(c, f, regions, origin)
@@ -397,6 +399,7 @@ func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef,
 		target = regions[0]
 	}
 	s.redirectHeaders(h, r, f, regions, origin)
+	info(c).region = regionName(regions, origin)
 	if r.Method == http.MethodGet && s.opt.Activity != nil {
 		name := target.Name
 		if target == origin {
@@ -418,6 +421,29 @@ func (s *Server) answerAgain(c echo.Context, f fileRef, suffix bool, q Query) er
 		return err
 	}
 	return s.answerFile(c, snap, f, suffix, q, false)
+}
+
+// regionName names, for the request log, the first of regions, else the origin ("origin",
+// its Region's name); "" for none.
+func regionName(regions []*selection.Region, origin *selection.Region) string {
+	switch {
+	case len(regions) > 0:
+		return regions[0].Name
+	case origin != nil:
+		return origin.Name
+	}
+	return ""
+}
+
+// firstRegion is regionName of a decision: its first chosen region, else the origin.
+func firstRegion(d *selection.Decision) string {
+	switch {
+	case len(d.Chosen) > 0:
+		return d.Chosen[0].Region.Name
+	case d.Origin != nil:
+		return d.Origin.Name
+	}
+	return ""
 }
 
 // hdrZero is a redirect's Content-Length, shared by all (see hdrMetalink).
