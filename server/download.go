@@ -58,7 +58,24 @@ func checkPath(p string) error {
 	if !utf8.ValidString(p) {
 		return badRequest("the path is not valid UTF-8")
 	}
-	for seg := range strings.SplitSeq(p, "/") {
+	// One pass over the bytes; each segment is judged where it ends, by the checks in this
+	// order, so the first bad segment gives the error (a redirect's path has a dozen).
+	start, bad, pct := 0, false, false
+	for i := 0; i <= len(p); i++ {
+		if i < len(p) {
+			switch c := p[i]; {
+			case c == '/':
+			case c < 0x20 || c == 0x7f || c == '\\':
+				bad = true
+				continue
+			case c == '%':
+				pct = true
+				continue
+			default:
+				continue
+			}
+		}
+		seg := p[start:i]
 		switch {
 		case seg == "":
 			return badRequest("empty path segment (// or a trailing /): name a file")
@@ -66,19 +83,17 @@ func checkPath(p string) error {
 			return badRequest("'.' and '..' are not allowed in paths")
 		case len(seg) > maxSegmentLen:
 			return badRequest("path segment longer than %d bytes", maxSegmentLen)
-		}
-		for i := 0; i < len(seg); i++ {
-			if c := seg[i]; c < 0x20 || c == 0x7f || c == '\\' {
-				return badRequest("control characters and backslashes are not allowed in paths")
-			}
+		case bad:
+			return badRequest("control characters and backslashes are not allowed in paths")
 		}
 		// Double encoding: a segment that decodes once more to a traversal is an attack,
 		// not a file name.
-		if strings.IndexByte(seg, '%') >= 0 {
+		if pct {
 			if u, err := url.PathUnescape(seg); err == nil && (u == "." || u == ".." || strings.ContainsAny(u, "/\\\x00")) {
 				return badRequest("encoded traversal in the path")
 			}
 		}
+		start, bad, pct = i+1, false, false
 	}
 	return nil
 }
@@ -489,7 +504,7 @@ func (s *Server) redirectHeaders(h http.Header, r *http.Request, f fileRef, regi
 		b.WriteString(reg.Base())
 		b.WriteString(esc)
 		b.WriteString(">; rel=duplicate; pri=")
-		b.WriteString(strconv.Itoa(i + 1))
+		b.WriteByte(byte('1' + i)) // at most maxDuplicates
 		if reg.Country != "" {
 			b.WriteString("; geo=")
 			for j := 0; j < len(reg.Country); j++ {
@@ -545,8 +560,11 @@ func (s *Server) appendSelfURL(b []byte, r *http.Request, escaped string) []byte
 		scheme := "http"
 		if r.TLS != nil {
 			scheme = "https"
-		} else if p := r.Header.Get("X-Forwarded-Proto"); (p == "https" || p == "http") && s.fromTrustedProxy(r) {
-			scheme = p
+		} else if len(s.opt.TrustedProxies) > 0 {
+			// The header map's key is canonical already (net/http canonicalizes names).
+			if v := r.Header["X-Forwarded-Proto"]; len(v) > 0 && (v[0] == "https" || v[0] == "http") && s.fromTrustedProxy(r) {
+				scheme = v[0]
+			}
 		}
 		b = append(b, scheme...)
 		b = append(b, "://"...)

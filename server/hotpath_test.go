@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -106,6 +107,78 @@ func BenchmarkKeyedLoad(b *testing.B) {
 		for b.Loop() {
 			if v, _ := m.load(k); v != o {
 				b.Fatal("miss")
+			}
+		}
+	})
+}
+
+// checkPathBySegment is checkPath as it was written before its single pass: the reference
+// FuzzCheckPath holds it to.
+func checkPathBySegment(p string) error {
+	if p == "" {
+		return badRequest("empty path")
+	}
+	if len(p) > maxPathLen {
+		return badRequest("path longer than %d bytes", maxPathLen)
+	}
+	if !utf8.ValidString(p) {
+		return badRequest("the path is not valid UTF-8")
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		switch {
+		case seg == "":
+			return badRequest("empty path segment (// or a trailing /): name a file")
+		case seg == "." || seg == "..":
+			return badRequest("'.' and '..' are not allowed in paths")
+		case len(seg) > maxSegmentLen:
+			return badRequest("path segment longer than %d bytes", maxSegmentLen)
+		}
+		for i := 0; i < len(seg); i++ {
+			if c := seg[i]; c < 0x20 || c == 0x7f || c == '\\' {
+				return badRequest("control characters and backslashes are not allowed in paths")
+			}
+		}
+		if strings.IndexByte(seg, '%') >= 0 {
+			if u, err := url.PathUnescape(seg); err == nil && (u == "." || u == ".." || strings.ContainsAny(u, "/\\\x00")) {
+				return badRequest("encoded traversal in the path")
+			}
+		}
+	}
+	return nil
+}
+
+// FuzzCheckPath: the single pass refuses what the segment-by-segment checks refused, with
+// the same error, and accepts the rest.
+func FuzzCheckPath(f *testing.F) {
+	for _, s := range []string{
+		"a/b.rpm", "", "/", "a//b", "a/", "/a", ".", "a/./b", "a/../b", "..", "a/%2e%2e/b", "a/%2E./b", "a/%2fb", "a/%5Cx",
+		"a/%00", "a/%zz", "a\x01b/c", "a/b\\c", "a\x7f", strings.Repeat("x", 256) + "/a", "a/" + strings.Repeat("y", 255),
+		strings.Repeat("ab/", 400), "\xff/a", "é/ü", "a\x01/..", "../a\x01", "%2e%2e/" + strings.Repeat("z", 300),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if got, want := errText(checkPath(p)), errText(checkPathBySegment(p)); got != want {
+			t.Fatalf("%q: %q, want %q", p, got, want)
+		}
+	})
+}
+
+// BenchmarkCheckPath compares the single pass with the segment-by-segment checks on a
+// redirect's path.
+func BenchmarkCheckPath(b *testing.B) {
+	p := benchPath(7)
+	b.Run("single-pass", func(b *testing.B) {
+		for b.Loop() {
+			if checkPath(p) != nil {
+				b.Fatal(p)
+			}
+		}
+	})
+	b.Run("by-segment", func(b *testing.B) {
+		for b.Loop() {
+			if checkPathBySegment(p) != nil {
+				b.Fatal(p)
 			}
 		}
 	})
