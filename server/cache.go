@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,9 +34,9 @@ type answerKey struct {
 
 // answer is a rendered metalink split around its pubdate, which changes every second.
 type answer struct {
-	head, tail []byte
-	tier       string
-	expires    time.Time
+	head, tail   []byte
+	tier, region string // for the request log (see reqInfo)
+	expires      time.Time
 }
 
 // answerCache holds rendered metalinks of one snapshot: most clients of a region share a
@@ -92,7 +93,7 @@ func (c *answerCache) put(k answerKey, a *answer) {
 }
 
 // newAnswer splits a rendered metalink around its pubdate value.
-func newAnswer(body []byte, tier string, now time.Time) *answer {
+func newAnswer(body []byte, tier, region string, now time.Time) *answer {
 	const marker = `pubdate="`
 	i := bytes.Index(body, []byte(marker))
 	if i < 0 {
@@ -100,7 +101,7 @@ func newAnswer(body []byte, tier string, now time.Time) *answer {
 	}
 	i += len(marker)
 	j := i + bytes.IndexByte(body[i:], '"')
-	return &answer{head: bytes.Clone(body[:i]), tail: bytes.Clone(body[j:]), tier: tier, expires: now.Add(answerTTL)}
+	return &answer{head: bytes.Clone(body[:i]), tail: bytes.Clone(body[j:]), tier: tier, region: region, expires: now.Add(answerTTL)}
 }
 
 // write renders the answer with the current pubdate.
@@ -147,4 +148,56 @@ func keyFor(repo *selection.Repository, named *selection.Region, req selection.R
 		k.blocks = string(b)
 	}
 	return k
+}
+
+// readMap is a map read on every request and written rarely: sync.Map's design, typed.
+// sync.Map boxes a struct key in an interface and hashes it through its type descriptor, a
+// visible share of a redirect; here the key is hashed as itself. Reads take no lock: they
+// look in an immutable map (read), and only a key missing from it takes mu, to look in
+// dirty, which holds read's entries and those added since. Once the misses have cost about
+// as much as a copy, dirty becomes the new read (amortized O(1) per write, as sync.Map).
+type readMap[K comparable, V any] struct {
+	read   atomic.Pointer[map[K]V]
+	mu     sync.Mutex
+	dirty  map[K]V // nil until a write after a promotion
+	misses int
+}
+
+func (m *readMap[K, V]) load(k K) (V, bool) {
+	if r := m.read.Load(); r != nil {
+		if v, ok := (*r)[k]; ok {
+			return v, true
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dirty == nil {
+		var zero V
+		return zero, false // read holds everything
+	}
+	v, ok := m.dirty[k]
+	if m.misses++; m.misses >= len(m.dirty) {
+		m.promote()
+	}
+	return v, ok
+}
+
+// store adds or replaces k.
+func (m *readMap[K, V]) store(k K, v V) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.dirty == nil {
+		m.dirty = map[K]V{}
+		if r := m.read.Load(); r != nil {
+			maps.Copy(m.dirty, *r)
+		}
+	}
+	m.dirty[k] = v
+}
+
+// promote publishes dirty as read; mu is held.
+func (m *readMap[K, V]) promote() {
+	d := m.dirty
+	m.read.Store(&d)
+	m.dirty, m.misses = nil, 0
 }

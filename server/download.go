@@ -58,7 +58,24 @@ func checkPath(p string) error {
 	if !utf8.ValidString(p) {
 		return badRequest("the path is not valid UTF-8")
 	}
-	for seg := range strings.SplitSeq(p, "/") {
+	// One pass over the bytes; each segment is judged where it ends, by the checks in this
+	// order, so the first bad segment gives the error (a redirect's path has a dozen).
+	start, bad, pct := 0, false, false
+	for i := 0; i <= len(p); i++ {
+		if i < len(p) {
+			switch c := p[i]; {
+			case c == '/':
+			case c < 0x20 || c == 0x7f || c == '\\':
+				bad = true
+				continue
+			case c == '%':
+				pct = true
+				continue
+			default:
+				continue
+			}
+		}
+		seg := p[start:i]
 		switch {
 		case seg == "":
 			return badRequest("empty path segment (// or a trailing /): name a file")
@@ -66,19 +83,17 @@ func checkPath(p string) error {
 			return badRequest("'.' and '..' are not allowed in paths")
 		case len(seg) > maxSegmentLen:
 			return badRequest("path segment longer than %d bytes", maxSegmentLen)
-		}
-		for i := 0; i < len(seg); i++ {
-			if c := seg[i]; c < 0x20 || c == 0x7f || c == '\\' {
-				return badRequest("control characters and backslashes are not allowed in paths")
-			}
+		case bad:
+			return badRequest("control characters and backslashes are not allowed in paths")
 		}
 		// Double encoding: a segment that decodes once more to a traversal is an attack,
 		// not a file name.
-		if strings.IndexByte(seg, '%') >= 0 {
+		if pct {
 			if u, err := url.PathUnescape(seg); err == nil && (u == "." || u == ".." || strings.ContainsAny(u, "/\\\x00")) {
 				return badRequest("encoded traversal in the path")
 			}
 		}
+		start, bad, pct = i+1, false, false
 	}
 	return nil
 }
@@ -154,16 +169,48 @@ func (s *Server) resolveFile(c echo.Context) (*selection.Snapshot, fileRef, bool
 	if err != nil {
 		return nil, fileRef{}, false, err
 	}
-	esc := c.Request().URL.EscapedPath()
-	if !strings.HasPrefix(esc, s.prefix+"/") {
-		return nil, fileRef{}, false, echo.ErrNotFound
-	}
-	p, err := downloadPath(esc[len(s.prefix)+1:])
+	p, err := s.requestPath(c.Request().URL)
 	if err != nil {
 		return nil, fileRef{}, false, err
 	}
 	f, suffix, err := lookupFile(snap, p, true)
 	return snap, f, suffix, err
+}
+
+// requestPath is downloadPath of a request URL's path under the download prefix. net/http
+// has decoded the path already: when the request spelled it as its plain escaping (no
+// RawPath, the usual case), the decoded path is what unescaping the escaped one again
+// would give, and is checked as it is. A prefix of unreserved characters escapes to itself,
+// so the decoded path starts with it exactly when the escaped one does.
+func (s *Server) requestPath(u *url.URL) (string, error) {
+	if u.RawPath == "" && plainPath(s.prefix) {
+		rest, ok := strings.CutPrefix(u.Path, s.prefix)
+		if !ok || rest == "" || rest[0] != '/' {
+			return "", echo.ErrNotFound
+		}
+		if rest = rest[1:]; rest == "" {
+			return downloadPath("")
+		}
+		// An escaped path over 3*maxPathLen bytes decodes to one over maxPathLen, which
+		// checkPath refuses with downloadPath's message.
+		return rest, checkPath(rest)
+	}
+	esc := u.EscapedPath()
+	rest, ok := strings.CutPrefix(esc, s.prefix)
+	if !ok || rest == "" || rest[0] != '/' {
+		return "", echo.ErrNotFound
+	}
+	return downloadPath(rest[1:])
+}
+
+// plainPath reports whether p consists of characters that every URL escaping keeps as they are.
+func plainPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+			return false
+		}
+	}
+	return true
 }
 
 // lookupFile finds a checked path in the origin inventory, for downloads and
@@ -240,6 +287,7 @@ func (s *Server) regionDownload(c echo.Context) error {
 			h := c.Response().Header()
 			h["Location"] = []string{target.URL(p)}
 			h["Content-Length"] = hdrZero
+			info(c).region = target.Name // the origin's is "origin"
 			return c.NoContent(http.StatusFound)
 		}
 	}
@@ -297,7 +345,7 @@ func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef,
 		info(c).endpoint = "download-mirrorlist"
 		d := s.selectFile(snap, f, req)
 		d.Notes = append(q.Notes, d.Notes...)
-		info(c).tier = d.Tier
+		info(c).tier, info(c).region = d.Tier, firstRegion(d)
 		compressible(c)
 		return s.fileMirrorlist(c, snap, f, d, req)
 	}
@@ -337,6 +385,7 @@ func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef,
 		info(c).endpoint = "download-meta4"
 		regions := o.forFile(snap, f, nil, 0, stale)
 		info(c).tier = tierFor(o, regions)
+		info(c).region = regionName(regions, origin)
 		// The answer depends on Accept (and who asks: see the route's Cache-Control).
 		h.Set("Vary", "Accept")
 		return s.meta4(c, f, regions, origin)
@@ -365,6 +414,7 @@ func (s *Server) answerFile(c echo.Context, snap *selection.Snapshot, f fileRef,
 		target = regions[0]
 	}
 	s.redirectHeaders(h, r, f, regions, origin)
+	info(c).region = regionName(regions, origin)
 	if r.Method == http.MethodGet && s.opt.Activity != nil {
 		name := target.Name
 		if target == origin {
@@ -386,6 +436,29 @@ func (s *Server) answerAgain(c echo.Context, f fileRef, suffix bool, q Query) er
 		return err
 	}
 	return s.answerFile(c, snap, f, suffix, q, false)
+}
+
+// regionName names, for the request log, the first of regions, else the origin ("origin",
+// its Region's name); "" for none.
+func regionName(regions []*selection.Region, origin *selection.Region) string {
+	switch {
+	case len(regions) > 0:
+		return regions[0].Name
+	case origin != nil:
+		return origin.Name
+	}
+	return ""
+}
+
+// firstRegion is regionName of a decision: its first chosen region, else the origin.
+func firstRegion(d *selection.Decision) string {
+	switch {
+	case len(d.Chosen) > 0:
+		return d.Chosen[0].Region.Name
+	case d.Origin != nil:
+		return d.Origin.Name
+	}
+	return ""
 }
 
 // hdrZero is a redirect's Content-Length, shared by all (see hdrMetalink).
@@ -431,7 +504,7 @@ func (s *Server) redirectHeaders(h http.Header, r *http.Request, f fileRef, regi
 		b.WriteString(reg.Base())
 		b.WriteString(esc)
 		b.WriteString(">; rel=duplicate; pri=")
-		b.WriteString(strconv.Itoa(i + 1))
+		b.WriteByte(byte('1' + i)) // at most maxDuplicates
 		if reg.Country != "" {
 			b.WriteString("; geo=")
 			for j := 0; j < len(reg.Country); j++ {
@@ -487,8 +560,11 @@ func (s *Server) appendSelfURL(b []byte, r *http.Request, escaped string) []byte
 		scheme := "http"
 		if r.TLS != nil {
 			scheme = "https"
-		} else if p := r.Header.Get("X-Forwarded-Proto"); (p == "https" || p == "http") && s.fromTrustedProxy(r) {
-			scheme = p
+		} else if len(s.opt.TrustedProxies) > 0 {
+			// The header map's key is canonical already (net/http canonicalizes names).
+			if v := r.Header["X-Forwarded-Proto"]; len(v) > 0 && (v[0] == "https" || v[0] == "http") && s.fromTrustedProxy(r) {
+				scheme = v[0]
+			}
 		}
 		b = append(b, scheme...)
 		b = append(b, "://"...)

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"sync"
 	"sync/atomic"
 
 	"github.com/regionmirror/regionmirror/server/selection"
@@ -32,8 +31,8 @@ const maxOrders = 10_000
 
 // orderCache holds the clientOrders of one snapshot.
 type orderCache struct {
-	gen uint64   // Snapshot.Gen: no reference that would keep an old snapshot alive
-	m   sync.Map // answerKey -> *clientOrder
+	gen uint64 // Snapshot.Gen: no reference that would keep an old snapshot alive
+	m   readMap[answerKey, *clientOrder]
 	n   atomic.Int64
 }
 
@@ -62,8 +61,8 @@ func (s *Server) clientOrder(snap *selection.Snapshot, req selection.Request) *c
 	}
 	matched := snap.MatchNetblocks(req.Client, blockBits)
 	key := keyFor(nil, snap.Region(req.Location), req, blockBits, matched)
-	if v, ok := cache.m.Load(key); ok {
-		return v.(*clientOrder)
+	if o, ok := cache.m.load(key); ok {
+		return o
 	}
 	d := selection.SelectClient(snap, req)
 	o := &clientOrder{tier: d.Tier, origin: d.Origin, notes: d.Notes, regions: make([]*selection.Region, len(d.Chosen))}
@@ -74,7 +73,7 @@ func (s *Server) clientOrder(snap *selection.Snapshot, req selection.Request) *c
 		cache = &orderCache{gen: snap.Gen}
 		s.orders.Store(cache)
 	}
-	cache.m.Store(key, o)
+	cache.m.store(key, o)
 	return o
 }
 

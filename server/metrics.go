@@ -2,7 +2,6 @@ package server
 
 import (
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,7 +31,7 @@ type Metrics struct {
 	waitDuration    prometheus.Histogram
 	// The request series met so far (few: endpoints are route patterns, codes and tiers
 	// are bounded), so that a request costs one map read rather than label hashing.
-	series sync.Map // requestKey -> *requestSeries
+	series readMap[requestKey, *requestSeries]
 }
 
 type requestKey struct {
@@ -49,14 +48,15 @@ type requestSeries struct {
 // observeRequest counts a request and its duration.
 func (m *Metrics) observeRequest(endpoint string, code int, tier string, took time.Duration) {
 	k := requestKey{endpoint, code, tier}
-	v, ok := m.series.Load(k)
+	rs, ok := m.series.load(k)
 	if !ok {
-		v, _ = m.series.LoadOrStore(k, &requestSeries{
+		// Two requests may both get here: the collectors hand both the same series.
+		rs = &requestSeries{
 			count:    m.requests.WithLabelValues(endpoint, strconv.Itoa(code), tier),
 			duration: m.duration.WithLabelValues(endpoint),
-		})
+		}
+		m.series.store(k, rs)
 	}
-	rs := v.(*requestSeries)
 	rs.count.Inc()
 	rs.duration.Observe(took.Seconds())
 }

@@ -251,7 +251,7 @@ func (s *Server) request(c echo.Context, snap *selection.Snapshot, q Query) sele
 		Global:    q.Global,
 		Protocols: q.Protocols,
 		Now:       s.now(),
-		Client:    ClientAddr(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), s.opt.TrustedProxies),
+		Client:    ClientAddr(r.RemoteAddr, r.Header["X-Forwarded-For"], s.opt.TrustedProxies),
 	}
 	info(c).client = req.Client
 	// GeoIP only matters when neither location= nor country= decides.
@@ -293,18 +293,6 @@ func (s *Server) resolveRepo(c echo.Context) (*selection.Snapshot, *selection.Re
 	return snap, repo, q, nil
 }
 
-// firstName names the region a decision sends the client to first, for the request log:
-// "origin" for origin.url, "" for none.
-func firstName(d *selection.Decision) string {
-	switch {
-	case len(d.Chosen) > 0:
-		return d.Chosen[0].Region.Name
-	case d.Origin != nil:
-		return "origin"
-	}
-	return ""
-}
-
 // repoAbout names the repository asked for in an Error.
 func repoAbout(q Query) string {
 	return "repo = " + safeText(q.Repo, 128) + " arch = " + safeText(q.Arch, 64)
@@ -315,8 +303,7 @@ func repoAbout(q Query) string {
 func (s *Server) decide(c echo.Context, snap *selection.Snapshot, repo *selection.Repository, q Query, req selection.Request) (*selection.Decision, error) {
 	d := selection.SelectRepository(snap, repo, req)
 	d.Notes = append(q.Notes, d.Notes...)
-	info(c).tier = d.Tier
-	info(c).region = firstName(d)
+	info(c).tier, info(c).region = d.Tier, firstRegion(d)
 	if len(d.Chosen) == 0 && d.Origin == nil {
 		e := &Error{Status: http.StatusServiceUnavailable, About: repoAbout(q), Msg: "no region can serve this repository now"}
 		for _, n := range d.Notes {
@@ -343,7 +330,7 @@ func (s *Server) metalink(c echo.Context) error {
 	c.Response().Header()[echo.HeaderContentType] = hdrMetalink
 	answers := s.answerCache(snap)
 	if a := answers.get(key, now); a != nil {
-		info(c).tier = a.tier
+		info(c).tier, info(c).region = a.tier, a.region
 		a.write(b, now)
 		return blob(c, http.StatusOK, ContentTypeMetalink, b.Bytes())
 	}
@@ -352,7 +339,7 @@ func (s *Server) metalink(c echo.Context) error {
 		return err
 	}
 	WriteMetalink(b, repo, d, repo.Alternates(now, snap.Policy.AlternatesMaxAge), now)
-	if a := newAnswer(b.Bytes(), d.Tier, now); a != nil {
+	if a := newAnswer(b.Bytes(), d.Tier, firstRegion(d), now); a != nil {
 		answers.put(key, a)
 	}
 	return blob(c, http.StatusOK, ContentTypeMetalink, b.Bytes())
