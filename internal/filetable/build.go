@@ -13,6 +13,10 @@ type Builder struct {
 // NewBuilder returns a builder with room for capacity files whose paths add up to about
 // nameBytes bytes (both hints).
 func NewBuilder(capacity, nameBytes int) *Builder {
+	// Room for updates to append files in place: an arena built to the byte would be
+	// copied whole (and held twice, the old table still serving) by the first new file.
+	capacity += headroom(capacity)
+	nameBytes += headroom(nameBytes)
 	return &Builder{
 		t: &Table{
 			dirIdx:   map[string]int32{},
@@ -80,7 +84,15 @@ func (b *Builder) Table() *Table {
 		t.Deleted.Set(int(i))
 	}
 	t.Gone = NewBitset(0)
+	for r, set := range t.Verified {
+		// Sized for the capacity; a set is as long as the files (Read checks it).
+		t.Verified[r] = set[:min(len(set), (t.Len()+63)/64)]
+	}
 	t.ids = newIDIndex(b.ids)
 	b.ids = nil
 	return t
 }
+
+// headroom is the room kept beyond n for files added by updates: 1/32 (312,500 files at
+// 10 million), after which append grows an arena by copying it once.
+func headroom(n int) int { return n/32 + 64 }

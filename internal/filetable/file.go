@@ -265,7 +265,8 @@ func readSlice[T int32 | uint32 | int64 | uint64 | byte](d *decoder) []T {
 		d.err = fmt.Errorf("slice of %d bytes for %d-byte values", n, size)
 		return nil
 	}
-	out := make([]T, n/size)
+	// Room for updates to append in place, as a Builder leaves.
+	out := make([]T, n/size, n/size+headroom(n/size))
 	if b, ok := any(out).([]byte); ok {
 		d.full(b)
 		return out

@@ -47,6 +47,11 @@ func grow(set Bitset, n int, owned bool) Bitset {
 	if owned && len(set) >= words {
 		return set
 	}
+	if owned && cap(set) >= words {
+		// Room this update made: beyond len it was never written, so it is zero. Copying
+		// instead would copy a region's whole set once per 64 new files.
+		return set[:words]
+	}
 	// Grown with room: a push adds files in many small transactions.
 	out := make(Bitset, max(words, len(set)), max(words, len(set))+words/4+1)
 	copy(out, set)
