@@ -5,9 +5,10 @@ import "fmt"
 // Builder appends files to a table under construction. db.LoadFileTable feeds it the rows
 // through AddID; tests and benchmarks build synthetic inventories through Add.
 type Builder struct {
-	t       *Table
-	ids     []int64 // by file index
-	deleted []int32
+	t        *Table
+	capacity int
+	ids      []int64 // by file index
+	deleted  []int32
 }
 
 // NewBuilder returns a builder with room for capacity files whose paths add up to about
@@ -22,12 +23,12 @@ func NewBuilder(capacity, nameBytes int) *Builder {
 			dirIdx:   map[string]int32{},
 			dirOf:    make([]int32, 0, capacity),
 			nameEnd:  make([]uint32, 0, capacity),
-			sizes:    make([]int64, 0, capacity),
-			sha256:   make([]byte, 0, capacity*32),
+			pages:    make([]*filePage, 0, pagesFor(capacity)),
 			names:    make([]byte, 0, nameBytes),
 			Verified: map[int64]Bitset{},
 		},
-		ids: make([]int64, 0, capacity),
+		capacity: capacity,
+		ids:      make([]int64, 0, capacity),
 	}
 }
 
@@ -63,7 +64,7 @@ func (b *Builder) AddID(id int64, path []byte, size int64, sum []byte, deleted b
 func (b *Builder) Verify(regionID int64, i int) {
 	set := b.t.Verified[regionID]
 	if set == nil {
-		set = NewBitset(cap(b.t.sizes))
+		set = NewBitset(b.capacity)
 		b.t.Verified[regionID] = set
 	}
 	if i>>6 >= len(set) { // more files than the capacity hint

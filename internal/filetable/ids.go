@@ -89,12 +89,14 @@ func (x *idIndex) byIndex(n int) []int64 {
 	out := make([]int64, n)
 	if x.m != nil {
 		for id, i := range x.m {
-			out[i] = id
+			if int(i) < n {
+				out[i] = id
+			}
 		}
 		return out
 	}
 	for off, v := range x.dense {
-		if v != 0 {
+		if v != 0 && int(v) <= n {
 			out[v-1] = x.min + int64(off)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"maps"
+	"runtime"
 	"strconv"
 	"testing"
 )
@@ -73,7 +74,7 @@ func TestUpdate(t *testing.T) {
 	u2 := NewUpdate(got)
 	u2.SetCopy(7, 60, true)
 	next := u2.Table()
-	if &next.sizes[0] != &got.sizes[0] || &next.sha256[0] != &got.sha256[0] || &next.names[0] != &got.names[0] || next.ids != got.ids {
+	if &next.pages[0] != &got.pages[0] || &next.names[0] != &got.names[0] || next.ids != got.ids {
 		t.Error("an update of copies only copied the file columns")
 	}
 	if &next.Verified[9][0] != &got.Verified[9][0] {
@@ -157,7 +158,7 @@ func TestReconciler(t *testing.T) {
 	}
 	exact := r.Table()
 	sameTable(t, "exact", describe(exact), before)
-	if &exact.sizes[0] != &base.sizes[0] || &exact.sha256[0] != &base.sha256[0] || exact.ids != base.ids || &exact.Deleted[0] != &base.Deleted[0] {
+	if &exact.pages[0] != &base.pages[0] || exact.ids != base.ids || &exact.Deleted[0] != &base.Deleted[0] {
 		t.Error("an exact reconciliation copied the file columns")
 	}
 
@@ -284,5 +285,42 @@ func TestUpdateIDBelowBase(t *testing.T) {
 	}
 	if i, ok := u.Table().Index(3); !ok || i != 5 {
 		t.Errorf("ID 3: index %d, %v; want 5", i, ok)
+	}
+}
+
+// TestUpdateCopiesOnlyChangedPages changes one file of 100,000: the update copies the
+// page holding it (64 files) and the page pointers, not every size and hash (4 MB here,
+// 400 MB at 10 million files). The base keeps the old size and hash.
+func TestUpdateCopiesOnlyChangedPages(t *testing.T) {
+	const n = 100_000
+	b := NewBuilder(n, n*8)
+	for i := range n {
+		if _, err := b.Add("d/"+strconv.Itoa(i), int64(i), sum("x"), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := b.Table()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	u := NewUpdate(base)
+	if err := u.File(5001, []byte("d/5000"), 1, sum("y"), false); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<10 {
+		t.Errorf("changing one file allocated %d bytes", got)
+	}
+	got := u.Table()
+	if got.Size(5000) != 1 || hex.EncodeToString(got.SHA256(5000)) != hex.EncodeToString(sum("y")) {
+		t.Error("the update did not change file 5000")
+	}
+	if base.Size(5000) != 5000 || hex.EncodeToString(base.SHA256(5000)) != hex.EncodeToString(sum("x")) {
+		t.Error("the update changed the base's file 5000")
+	}
+	for p := range got.pages {
+		if (got.pages[p] == base.pages[p]) != (p != 5000>>pageBits) {
+			t.Errorf("page %d: shared %v", p, got.pages[p] == base.pages[p])
+		}
 	}
 }
