@@ -45,8 +45,16 @@ func scalePath(i int) string {
 	rel := scaleReleases[d%len(scaleReleases)]
 	arch := scaleArches[d/len(scaleReleases)%len(scaleArches)]
 	l := scaleLetters[d/(len(scaleReleases)*len(scaleArches)) : d/(len(scaleReleases)*len(scaleArches))+1]
-	return "fedora/linux/releases/" + rel + "/Everything/" + arch + "/os/Packages/" + l + "/" +
-		l + "pkg-" + strconv.Itoa(i) + "-1.2.3-1.fc" + rel + "." + arch + ".rpm"
+	return "fedora/linux/releases/" + rel + "/Everything/" + arch + "/os/Packages/" + l + "/" + scaleName(i)
+}
+
+// scaleName is the base name of synthetic file i.
+func scaleName(i int) string {
+	d := i % scaleDirs
+	rel := scaleReleases[d%len(scaleReleases)]
+	arch := scaleArches[d/len(scaleReleases)%len(scaleArches)]
+	l := scaleLetters[d/(len(scaleReleases)*len(scaleArches)) : d/(len(scaleReleases)*len(scaleArches))+1]
+	return l + "pkg-" + strconv.Itoa(i) + "-1.2.3-1.fc" + rel + "." + arch + ".rpm"
 }
 
 func scaleSum(i int) [32]byte {
@@ -57,7 +65,12 @@ func scaleSum(i int) [32]byte {
 
 // scaleTable builds n files verified in every one of scaleRegions regions (IDs 1..20).
 func scaleTable(b testing.TB, n int) *filetable.Table {
-	fb := filetable.NewBuilder(n, n*60)
+	// The hint db.LoadFileTable gives: the bytes of the base names.
+	nameBytes := 0
+	for i := range n {
+		nameBytes += len(scaleName(i))
+	}
+	fb := filetable.NewBuilder(n, nameBytes)
 	for i := range n {
 		s := scaleSum(i)
 		if _, err := fb.Add(scalePath(i), int64(1000+i), s[:], false); err != nil {
