@@ -63,6 +63,19 @@ func scaleSum(i int) [32]byte {
 	return sha256.Sum256(b[:])
 }
 
+// scaleIndexes keeps the indexes built by the redirect and update benchmarks, so that
+// -count 5 builds each size once (the memory benchmark builds its own).
+var scaleIndexes = map[int]*selection.FileIndex{}
+
+func scaleIndex(b testing.TB, n int) *selection.FileIndex {
+	if x := scaleIndexes[n]; x != nil {
+		return x
+	}
+	x := selection.NewFileIndex(scaleTable(b, n))
+	scaleIndexes[n] = x
+	return x
+}
+
 // scaleTable builds n files verified in every one of scaleRegions regions (IDs 1..20).
 func scaleTable(b testing.TB, n int) *filetable.Table {
 	// The hint db.LoadFileTable gives: the bytes of the base names.
@@ -168,7 +181,7 @@ func BenchmarkScaleMemory(b *testing.B) {
 func BenchmarkScaleRedirect(b *testing.B) {
 	for _, c := range scaleSizes {
 		b.Run("files="+c.name, func(b *testing.B) {
-			s, _ := benchServerOf(b, scaleSpecs(), selection.NewFileIndex(scaleTable(b, c.files)))
+			s, _ := benchServerOf(b, scaleSpecs(), scaleIndex(b, c.files))
 			reqs := make([]*http.Request, 4096)
 			for i := range reqs {
 				reqs[i] = httptest.NewRequest(http.MethodGet, "/pub/"+scalePath(rand.IntN(c.files)), nil)
@@ -201,7 +214,7 @@ func BenchmarkScaleUpdate(b *testing.B) {
 	if testing.Short() {
 		n = 1_000_000
 	}
-	base := selection.NewFileIndex(scaleTable(b, n))
+	base := scaleIndex(b, n)
 	data := fixtureData(b, scaleSpecs())
 	_, store := benchServerOf(b, scaleSpecs(), base)
 	const k = 10_000
