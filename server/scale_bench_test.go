@@ -248,3 +248,35 @@ func BenchmarkScaleUpdate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkScaleLookup is the per-file part of a redirect alone, less noisy than the
+// handler on a shared machine: the path lookup, the size and hash for the headers, and the
+// region sets, for a random file at 1k, 1M and 10M files.
+func BenchmarkScaleLookup(b *testing.B) {
+	for _, c := range scaleSizes {
+		b.Run("files="+c.name, func(b *testing.B) {
+			x := scaleIndex(b, c.files)
+			t := x.Table()
+			paths := make([]string, 4096)
+			for i := range paths {
+				paths[i] = scalePath(rand.IntN(c.files))
+			}
+			b.ReportAllocs()
+			i, n := 0, 0
+			for b.Loop() {
+				j, ok := x.Lookup(paths[i&4095])
+				if !ok {
+					b.Fatal("not found")
+				}
+				n += int(t.Size(j)) + int(t.SHA256(j)[0])
+				for r := range int64(scaleRegions) {
+					if t.Verified[r+1].Has(j) {
+						n++
+					}
+				}
+				i++
+			}
+			runtime.KeepAlive(n)
+		})
+	}
+}

@@ -7,8 +7,9 @@
 // files changed whatever the count); the run leaves it as it found it. Run from the
 // repository root:
 //
-//	go run testdata/bench/snapshot.go postgres://postgres@127.0.0.1:55432/bench
+//	go run testdata/bench/snapshot.go postgres://postgres@127.0.0.1:55432/bench [-first]
 //
+// With -first it stops after the first full read.
 // It runs itself again with -start FILE to measure a start from the table file
 // (server.files_cache) in a fresh process.
 package main
@@ -111,6 +112,9 @@ func main() {
 	step := max(files/10000, 1) // every step-th file changes: 10,000 of them
 	fmt.Printf("%d files x %d regions\n", files, regions)
 	timed("first full read (nothing serving yet)", store.Reload)
+	if len(os.Args) == 3 && os.Args[2] == "-first" { // the first full read alone
+		return
+	}
 	timed("small tables only", func(ctx context.Context) error { return store.Refresh(ctx, false) })
 	timed("update, nothing changed", update)
 
