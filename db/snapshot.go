@@ -81,9 +81,12 @@ func (d *DB) LoadFileTable(ctx context.Context) (*filetable.Table, error) {
 			return err
 		}
 		// Exact sizes up front: growing arenas by doubling would briefly need twice the
-		// memory, on top of the table still serving.
+		// memory, on top of the table still serving. The arena holds base names only (the
+		// directories are shared): whole paths would reserve ~50 bytes more per file, which
+		// the garbage collector counts as live heap.
 		var n, nameBytes int
-		if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(sum(octet_length(path)), 0) FROM files`).Scan(&n, &nameBytes); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(sum(CASE WHEN strpos(reverse(path), '/') = 0 THEN octet_length(path)
+			ELSE octet_length(right(path, strpos(reverse(path), '/') - 1)) END), 0) FROM files`).Scan(&n, &nameBytes); err != nil {
 			return err
 		}
 		b := filetable.NewBuilder(n, nameBytes)

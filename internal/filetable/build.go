@@ -5,25 +5,30 @@ import "fmt"
 // Builder appends files to a table under construction. db.LoadFileTable feeds it the rows
 // through AddID; tests and benchmarks build synthetic inventories through Add.
 type Builder struct {
-	t       *Table
-	ids     []int64 // by file index
-	deleted []int32
+	t        *Table
+	capacity int
+	ids      []int64 // by file index
+	deleted  []int32
 }
 
 // NewBuilder returns a builder with room for capacity files whose paths add up to about
 // nameBytes bytes (both hints).
 func NewBuilder(capacity, nameBytes int) *Builder {
+	// Room for updates to append files in place: an arena built to the byte would be
+	// copied whole (and held twice, the old table still serving) by the first new file.
+	capacity += headroom(capacity)
+	nameBytes += headroom(nameBytes)
 	return &Builder{
 		t: &Table{
 			dirIdx:   map[string]int32{},
 			dirOf:    make([]int32, 0, capacity),
 			nameEnd:  make([]uint32, 0, capacity),
-			sizes:    make([]int64, 0, capacity),
-			sha256:   make([]byte, 0, capacity*32),
+			pages:    make([]*filePage, 0, pagesFor(capacity)),
 			names:    make([]byte, 0, nameBytes),
 			Verified: map[int64]Bitset{},
 		},
-		ids: make([]int64, 0, capacity),
+		capacity: capacity,
+		ids:      make([]int64, 0, capacity),
 	}
 }
 
@@ -59,7 +64,7 @@ func (b *Builder) AddID(id int64, path []byte, size int64, sum []byte, deleted b
 func (b *Builder) Verify(regionID int64, i int) {
 	set := b.t.Verified[regionID]
 	if set == nil {
-		set = NewBitset(cap(b.t.sizes))
+		set = NewBitset(b.capacity)
 		b.t.Verified[regionID] = set
 	}
 	if i>>6 >= len(set) { // more files than the capacity hint
@@ -80,7 +85,15 @@ func (b *Builder) Table() *Table {
 		t.Deleted.Set(int(i))
 	}
 	t.Gone = NewBitset(0)
+	for r, set := range t.Verified {
+		// Sized for the capacity; a set is as long as the files (Read checks it).
+		t.Verified[r] = set[:min(len(set), (t.Len()+63)/64)]
+	}
 	t.ids = newIDIndex(b.ids)
 	b.ids = nil
 	return t
 }
+
+// headroom is the room kept beyond n for files added by updates: 1/32 (312,500 files at
+// 10 million), after which append grows an arena by copying it once.
+func headroom(n int) int { return n/32 + 64 }

@@ -44,8 +44,11 @@ func Write(w io.Writer, t *Table) error {
 	e.slice(t.dirOf)
 	e.slice(t.names)
 	e.slice(t.nameEnd)
-	e.slice(t.sizes)
-	e.slice(t.sha256)
+	// As the flat slices they were before pages: the format did not change.
+	e.put(uint64(8 * t.Len()))
+	writeChunked(e, t.Len(), 8, func(b []byte, i int) { binary.LittleEndian.PutUint64(b, uint64(t.Size(i))) })
+	e.put(uint64(32 * t.Len()))
+	writeChunked(e, t.Len(), 32, func(b []byte, i int) { copy(b, t.SHA256(i)) })
 	e.slice(t.ids.byIndex(t.Len()))
 	e.slice([]uint64(t.Deleted))
 	e.slice([]uint64(t.Gone))
@@ -97,27 +100,28 @@ func (e *encoder) slice(v any) {
 	case []byte:
 		e.raw(v)
 	case []int32:
-		writeChunked(e, v, 4, func(b []byte, x int32) { binary.LittleEndian.PutUint32(b, uint32(x)) })
+		writeChunked(e, len(v), 4, func(b []byte, i int) { binary.LittleEndian.PutUint32(b, uint32(v[i])) })
 	case []uint32:
-		writeChunked(e, v, 4, func(b []byte, x uint32) { binary.LittleEndian.PutUint32(b, x) })
+		writeChunked(e, len(v), 4, func(b []byte, i int) { binary.LittleEndian.PutUint32(b, v[i]) })
 	case []int64:
-		writeChunked(e, v, 8, func(b []byte, x int64) { binary.LittleEndian.PutUint64(b, uint64(x)) })
+		writeChunked(e, len(v), 8, func(b []byte, i int) { binary.LittleEndian.PutUint64(b, uint64(v[i])) })
 	case []uint64:
-		writeChunked(e, v, 8, func(b []byte, x uint64) { binary.LittleEndian.PutUint64(b, x) })
+		writeChunked(e, len(v), 8, func(b []byte, i int) { binary.LittleEndian.PutUint64(b, v[i]) })
 	default:
 		e.err = fmt.Errorf("cannot write %T", v)
 	}
 }
 
-func writeChunked[T any](e *encoder, v []T, size int, put func([]byte, T)) {
+// writeChunked writes n values of size bytes, put encoding value i.
+func writeChunked(e *encoder, n, size int, put func([]byte, int)) {
 	buf := make([]byte, 0, 64<<10)
-	for _, x := range v {
+	for i := range n {
 		if len(buf)+size > cap(buf) {
 			e.raw(buf)
 			buf = buf[:0]
 		}
 		buf = buf[:len(buf)+size]
-		put(buf[len(buf)-size:], x)
+		put(buf[len(buf)-size:], i)
 	}
 	e.raw(buf)
 }
@@ -149,8 +153,8 @@ func Read(r io.Reader, size int64) (*Table, error) {
 	t.dirOf = readSlice[int32](d)
 	t.names = readSlice[byte](d)
 	t.nameEnd = readSlice[uint32](d)
-	t.sizes = readSlice[int64](d)
-	t.sha256 = readSlice[byte](d)
+	nSizes := readPages(d, t, 8, func(p *filePage, j int, b []byte) { p.size[j] = int64(binary.LittleEndian.Uint64(b)) })
+	nSums := readPages(d, t, 32, func(p *filePage, j int, b []byte) { copy(p.sum[j][:], b) })
 	ids := readSlice[int64](d)
 	t.Deleted = Bitset(readSlice[uint64](d))
 	t.Gone = Bitset(readSlice[uint64](d))
@@ -168,7 +172,7 @@ func Read(r io.Reader, size int64) (*Table, error) {
 	if _, err := io.ReadFull(br, sum[:]); err != nil || !bytes.Equal(sum[:], h.Sum(nil)) {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrBadFile)
 	}
-	if err := t.check(ids); err != nil {
+	if err := t.check(ids, nSizes, nSums); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadFile, err)
 	}
 	t.dirIdx = make(map[string]int32, len(t.Dirs))
@@ -183,13 +187,13 @@ func Read(r io.Reader, size int64) (*Table, error) {
 }
 
 // check verifies that the parts agree, so that no accessor can go out of range.
-func (t *Table) check(ids []int64) error {
-	n := len(t.sizes)
+func (t *Table) check(ids []int64, nSizes, nSums int) error {
+	n := t.Len()
 	words := (n + 63) / 64
 	switch {
 	case t.ReadPoint.Seen == "" || t.ReadPoint.Origin == "":
 		return errors.New("no read point")
-	case len(t.dirOf) != n || len(t.nameEnd) != n || len(t.sha256) != 32*n || len(ids) != n:
+	case len(t.dirOf) != n || len(t.nameEnd) != n || nSizes != n || nSums != n || len(ids) != n:
 		return errors.New("file columns of different lengths")
 	case len(t.Deleted) > words || len(t.Gone) > words:
 		return errors.New("file sets longer than the files")
@@ -265,7 +269,8 @@ func readSlice[T int32 | uint32 | int64 | uint64 | byte](d *decoder) []T {
 		d.err = fmt.Errorf("slice of %d bytes for %d-byte values", n, size)
 		return nil
 	}
-	out := make([]T, n/size)
+	// Room for updates to append in place, as a Builder leaves.
+	out := make([]T, n/size, n/size+headroom(n/size))
 	if b, ok := any(out).([]byte); ok {
 		d.full(b)
 		return out
@@ -286,6 +291,43 @@ func readSlice[T int32 | uint32 | int64 | uint64 | byte](d *decoder) []T {
 		}
 	}
 	return out
+}
+
+// readPages reads a column of the pages written as a slice of size-byte values, through
+// a small buffer, allocating the pages the first column needs; set stores value j of page
+// p. It returns the number of values. The pages of a column longer than the files
+// are only allocated as far as the files go: check refuses the table.
+func readPages(d *decoder, t *Table, size int, set func(p *filePage, j int, b []byte)) int {
+	n := d.count(math.MaxInt64)
+	if d.err != nil {
+		return 0
+	}
+	if n%size != 0 {
+		d.err = fmt.Errorf("slice of %d bytes for %d-byte values", n, size)
+		return 0
+	}
+	n /= size
+	if t.pages == nil {
+		t.pages = make([]*filePage, 0, pagesFor(n+headroom(n)))
+	}
+	buf := make([]byte, 64<<10-(64<<10)%size)
+	for i := 0; i < n && d.err == nil; {
+		chunk := buf[:min(len(buf), (n-i)*size)]
+		d.full(chunk)
+		for off := 0; off < len(chunk) && d.err == nil; off += size {
+			p := i >> pageBits
+			if p == len(t.pages) {
+				if p >= pagesFor(t.Len()) {
+					d.err = errors.New("more values than files")
+					break
+				}
+				t.pages = append(t.pages, new(filePage))
+			}
+			set(t.pages[p], i&(1<<pageBits-1), chunk[off:off+size])
+			i++
+		}
+	}
+	return n
 }
 
 // WriteFile writes t to the file at path through a temporary file renamed into place, so

@@ -103,7 +103,7 @@ func TestReadDamaged(t *testing.T) {
 		"no read point":      func(t *Table) { t.ReadPoint = ReadPoint{} },
 		"short column":       func(t *Table) { t.dirOf = t.dirOf[:len(t.dirOf)-1] },
 		"short name ends":    func(t *Table) { t.nameEnd = t.nameEnd[:len(t.nameEnd)-1] },
-		"short hashes":       func(t *Table) { t.sha256 = t.sha256[:len(t.sha256)-32] },
+		"long column":        func(t *Table) { t.dirOf = append(t.dirOf, 0) },
 		"directory of none":  func(t *Table) { t.dirOf = append([]int32{int32(len(t.Dirs))}, t.dirOf[1:]...) },
 		"negative directory": func(t *Table) { t.dirOf = append([]int32{-1}, t.dirOf[1:]...) },
 		"names backwards":    func(t *Table) { t.nameEnd = append([]uint32{t.nameEnd[1], t.nameEnd[0]}, t.nameEnd[2:]...) },

@@ -10,9 +10,11 @@ import (
 // enough for a slice; a sparse history falls back to a map.
 type idIndex struct {
 	dense []int32 // ID -> index+1 (0: unknown)
-	min   int64
-	m     map[int64]int32
-	n     int
+	// shared is how much of dense belongs to the index this one was cloned from.
+	shared int
+	min    int64
+	m      map[int64]int32
+	n      int
 }
 
 func newIDIndex(ids []int64) *idIndex {
@@ -21,7 +23,7 @@ func newIDIndex(ids []int64) *idIndex {
 	}
 	lo, hi := ids[0], ids[len(ids)-1] // ordered by ID
 	if span := hi - lo + 1; span <= int64(4*len(ids)+1024) {
-		x := &idIndex{dense: make([]int32, span), min: lo, n: len(ids)}
+		x := &idIndex{dense: make([]int32, span, span+int64(headroom(int(span)))), min: lo, n: len(ids)}
 		for i, id := range ids {
 			x.dense[id-lo] = int32(i + 1)
 		}
@@ -34,8 +36,12 @@ func newIDIndex(ids []int64) *idIndex {
 	return x
 }
 
+// clone returns an index that add may change without changing x. The dense slice is
+// shared: new IDs land beyond x's length, where x never looks (as the table's arenas do),
+// and add copies it before writing inside x's part. Copying it whole here would cost 4
+// bytes per file for every update that adds a file.
 func (x *idIndex) clone() *idIndex {
-	return &idIndex{dense: slices.Clone(x.dense), min: x.min, m: maps.Clone(x.m), n: x.n}
+	return &idIndex{dense: x.dense, shared: len(x.dense), min: x.min, m: maps.Clone(x.m), n: x.n}
 }
 
 // add maps id to index i; id must be new.
@@ -47,6 +53,9 @@ func (x *idIndex) add(id int64, i int) {
 	if x.m == nil && id >= x.min && id-x.min < int64(4*x.n+1024) {
 		if off := int(id - x.min); off >= len(x.dense) {
 			x.dense = append(x.dense, make([]int32, off+1-len(x.dense))...)
+		} else if off < x.shared {
+			// An ID below the highest known (transactions commit out of ID order).
+			x.dense, x.shared = slices.Clone(x.dense), 0
 		}
 		x.dense[id-x.min] = int32(i + 1)
 		return
@@ -80,12 +89,14 @@ func (x *idIndex) byIndex(n int) []int64 {
 	out := make([]int64, n)
 	if x.m != nil {
 		for id, i := range x.m {
-			out[i] = id
+			if int(i) < n {
+				out[i] = id
+			}
 		}
 		return out
 	}
 	for off, v := range x.dense {
-		if v != 0 {
+		if v != 0 && int(v) <= n {
 			out[v-1] = x.min + int64(off)
 		}
 	}

@@ -17,9 +17,10 @@ type Table struct {
 	dirOf   []int32  // per file: index into Dirs
 	names   []byte   // base names, concatenated
 	nameEnd []uint32 // per file: end offset of its base name in names
-	sizes   []int64
-	sha256  []byte // 32 bytes per file
-	ids     *idIndex
+	// pages holds the sizes and hashes, 64 files a page: an update copies the pages of
+	// the files it changes, not every file's (400 MB at 10 million files).
+	pages []*filePage
+	ids   *idIndex
 	// Deleted holds files the origin no longer has (still served during their grace period).
 	Deleted Bitset
 	// Gone holds files whose row was removed after the table was read (purged): they are
@@ -42,7 +43,19 @@ type ReadPoint struct {
 }
 
 // Len returns the number of files.
-func (t *Table) Len() int { return len(t.sizes) }
+func (t *Table) Len() int { return len(t.dirOf) }
+
+// pageBits is log2 of the files of a page.
+const pageBits = 6
+
+// filePage holds the sizes and sha256s of 64 consecutive files.
+type filePage struct {
+	size [1 << pageBits]int64
+	sum  [1 << pageBits][32]byte
+}
+
+// pagesFor returns the pages that hold n files.
+func pagesFor(n int) int { return (n + 1<<pageBits - 1) >> pageBits }
 
 // DirIndex returns the index in Dirs of a directory.
 func (t *Table) DirIndex(dir string) (int, bool) {
@@ -81,17 +94,19 @@ func (t *Table) hasPath(i int, path []byte) bool {
 }
 
 // Size returns file i's size.
-func (t *Table) Size(i int) int64 { return t.sizes[i] }
+func (t *Table) Size(i int) int64 { return t.pages[i>>pageBits].size[i&(1<<pageBits-1)] }
 
 // SHA256 returns file i's sha256; the bytes belong to the table.
-func (t *Table) SHA256(i int) []byte { return t.sha256[i*32 : i*32+32 : i*32+32] }
+func (t *Table) SHA256(i int) []byte {
+	return t.pages[i>>pageBits].sum[i&(1<<pageBits-1)][:32:32]
+}
 
 // Index returns the index of the file with that ID (the files row's).
 func (t *Table) Index(id int64) (int, bool) { return t.ids.lookup(id) }
 
-// appendFile adds a file at the end and returns its index. The arenas only grow, so a
-// table derived by applying changes shares them with its base: writes land beyond the
-// base's lengths, where its readers never look.
+// appendFile adds a file at the end and returns its index. The arenas and pages only
+// grow, so a table derived by applying changes shares them with its base: writes land
+// beyond the base's lengths, where its readers never look.
 func (t *Table) appendFile(id int64, path []byte, size int64, sum []byte) (int, error) {
 	if len(sum) != 32 {
 		return 0, fmt.Errorf("file %d: sha256 of %d bytes", id, len(sum))
@@ -113,9 +128,15 @@ func (t *Table) appendFile(id int64, path []byte, size int64, sum []byte) (int, 
 	t.dirOf = append(t.dirOf, d)
 	t.names = append(t.names, name...)
 	t.nameEnd = append(t.nameEnd, uint32(len(t.names)))
-	t.sizes = append(t.sizes, size)
-	t.sha256 = append(t.sha256, sum...)
-	return len(t.sizes) - 1, nil
+	i := len(t.dirOf) - 1
+	if i&(1<<pageBits-1) == 0 {
+		t.pages = append(t.pages, new(filePage))
+	}
+	// A base's last page may be shared, but only up to the base's length.
+	p := t.pages[i>>pageBits]
+	p.size[i&(1<<pageBits-1)] = size
+	copy(p.sum[i&(1<<pageBits-1)][:], sum)
+	return i, nil
 }
 
 func lastSlash(p []byte) int {

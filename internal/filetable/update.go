@@ -31,8 +31,11 @@ type Update struct {
 	base *Table
 	t    *Table
 	// Parts of t already copied from base.
-	sizes, sums, dirs, ids, deleted, gone bool
-	regions                               map[int64]bool
+	pages, dirs, ids, deleted, gone bool
+	// copied holds the pages below base's count already copied from it (those above
+	// are this update's own).
+	copied  Bitset
+	regions map[int64]bool
 }
 
 // NewUpdate starts an update of base.
@@ -46,6 +49,11 @@ func grow(set Bitset, n int, owned bool) Bitset {
 	words := (n + 63) / 64
 	if owned && len(set) >= words {
 		return set
+	}
+	if owned && cap(set) >= words {
+		// Room this update made: beyond len it was never written, so it is zero. Copying
+		// instead would copy a region's whole set once per 64 new files.
+		return set[:words]
 	}
 	// Grown with room: a push adds files in many small transactions.
 	out := make(Bitset, max(words, len(set)), max(words, len(set))+words/4+1)
@@ -78,14 +86,9 @@ func (u *Update) File(id int64, path []byte, size int64, sum []byte, deleted boo
 		if !t.hasPath(i, path) || t.Gone.Has(i) {
 			return fmt.Errorf("file %d: %w", id, ErrRewritten)
 		}
-		if !u.sizes {
-			t.sizes, u.sizes = slices.Clone(t.sizes), true
-		}
-		if !u.sums {
-			t.sha256, u.sums = slices.Clone(t.sha256), true
-		}
-		t.sizes[i] = size
-		copy(t.sha256[i*32:], sum)
+		p := u.ownPage(i >> pageBits)
+		p.size[i&(1<<pageBits-1)] = size
+		copy(p.sum[i&(1<<pageBits-1)][:], sum)
 	}
 	if deleted != t.Deleted.Has(i) {
 		t.Deleted, u.deleted = grow(t.Deleted, t.Len(), u.deleted), true
@@ -96,6 +99,23 @@ func (u *Update) File(id int64, path []byte, size int64, sum []byte, deleted boo
 		}
 	}
 	return nil
+}
+
+// ownPage returns page p of the updated table, copied from base first if shared.
+func (u *Update) ownPage(p int) *filePage {
+	t := u.t
+	if p >= len(u.base.pages) || u.copied.Has(p) {
+		return t.pages[p]
+	}
+	if !u.pages {
+		// The page pointers: 8 bytes per 64 files.
+		t.pages, u.pages = slices.Clone(t.pages), true
+		u.copied = NewBitset(len(u.base.pages))
+	}
+	c := *t.pages[p]
+	t.pages[p] = &c
+	u.copied.Set(p)
+	return &c
 }
 
 // RemoveFile marks the file with that ID as gone (its row was deleted); an unknown ID is

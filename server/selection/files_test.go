@@ -3,6 +3,7 @@ package selection_test
 import (
 	"crypto/sha256"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/regionmirror/regionmirror/internal/filetable"
@@ -69,7 +70,7 @@ func TestFileIndexPurged(t *testing.T) {
 // finds every file; the old index keeps answering for its own table.
 func TestFileIndexUpdate(t *testing.T) {
 	var paths []string
-	for i := range 40 {
+	for i := range 300 { // past what 256 slots, the fewest, may hold
 		paths = append(paths, fmt.Sprintf("d%d/f%d.rpm", i%3, i))
 	}
 	small, same, grown, huge := table(t, paths[:10]...), table(t, paths[:10]...), table(t, paths[:14]...), table(t, paths...)
@@ -82,7 +83,7 @@ func TestFileIndexUpdate(t *testing.T) {
 		{"the same table", small, 10},
 		{"an equal table", same, 10},
 		{"a few files more", grown, 14},
-		{"more files than the slots hold", huge, 40},
+		{"more files than the slots hold", huge, 300},
 		{"a smaller table", table(t, paths[:3]...), 3},
 	} {
 		u := x.Update(tt.t)
@@ -110,4 +111,48 @@ func TestFileIndexUpdate(t *testing.T) {
 		}
 	}
 	lookups(t, x, want)
+}
+
+// TestFileIndexUpdateCopiesPages adds 10 files to an index of 100,000: the new index
+// copies the slot pages the new files land in and the page pointers, not every slot (1 MB
+// here, 64 MB at 10 million files). Both indexes answer for their own tables.
+func TestFileIndexUpdateCopiesPages(t *testing.T) {
+	var paths []string
+	for i := range 100_010 {
+		paths = append(paths, fmt.Sprintf("d%d/f%d.rpm", i%300, i))
+	}
+	b := filetable.NewBuilder(100_000, 100_000*12)
+	for _, p := range paths[:100_000] {
+		sum := sha256.Sum256([]byte(p))
+		if _, err := b.Add(p, 1, sum[:], false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := b.Table()
+	x := selection.NewFileIndex(base)
+	u := filetable.NewUpdate(base)
+	for i, p := range paths[100_000:] {
+		sum := sha256.Sum256([]byte(p))
+		if err := u.File(int64(100_001+i), []byte(p), 1, sum[:], false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grown := u.Table()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	y := x.Update(grown)
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<10 {
+		t.Errorf("indexing 10 new files allocated %d bytes", got)
+	}
+	wantX, wantY := map[string]int{}, map[string]int{}
+	for i := 0; i < len(paths); i += 997 {
+		wantX[paths[i]], wantY[paths[i]] = i, i
+	}
+	for i := 100_000; i < len(paths); i++ {
+		wantX[paths[i]], wantY[paths[i]] = -1, i
+	}
+	lookups(t, x, wantX)
+	lookups(t, y, wantY)
 }

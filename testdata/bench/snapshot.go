@@ -3,10 +3,13 @@
 // Command snapshot measures what serve's snapshot costs at scale: a full read of the
 // per-file data, updates after changes of several sizes, a small-table rebuild, and the
 // process's resident memory after each and at its peak during each. Load a database with
-// fill.sql first; the run leaves it as it found it. Run from the repository root:
+// fill.sql first (any file and region count: the changes below scale with them, 10,000
+// files changed whatever the count); the run leaves it as it found it. Run from the
+// repository root:
 //
-//	go run testdata/bench/snapshot.go postgres://postgres@127.0.0.1:55432/bench
+//	go run testdata/bench/snapshot.go postgres://postgres@127.0.0.1:55432/bench [-first]
 //
+// With -first it stops after the first full read.
 // It runs itself again with -start FILE to measure a start from the table file
 // (server.files_cache) in a fresh process.
 package main
@@ -102,11 +105,20 @@ func main() {
 		report(what, time.Since(start), store.Snapshot())
 	}
 	update := func(ctx context.Context) error { return store.Refresh(ctx, true) }
+	var files, regions int
+	if err := conn.QueryRow(ctx, "SELECT (SELECT count(*) FROM files), (SELECT count(*) FROM regions)").Scan(&files, &regions); err != nil {
+		log.Fatal(err)
+	}
+	step := max(files/10000, 1) // every step-th file changes: 10,000 of them
+	fmt.Printf("%d files x %d regions\n", files, regions)
 	timed("first full read (nothing serving yet)", store.Reload)
+	if len(os.Args) == 3 && os.Args[2] == "-first" { // the first full read alone
+		return
+	}
 	timed("small tables only", func(ctx context.Context) error { return store.Refresh(ctx, false) })
 	timed("update, nothing changed", update)
 
-	// A push of 1000 new files to all 8 regions.
+	// A push of 1000 new files to every region.
 	maxID := 0
 	if err := conn.QueryRow(ctx, "SELECT max(id) FROM files").Scan(&maxID); err != nil {
 		log.Fatal(err)
@@ -116,21 +128,21 @@ func main() {
 		FROM generate_series(%d, %d) g`, maxID+1, maxID+1000))
 	run(fmt.Sprintf(`INSERT INTO region_objects (region_id, file_id, size, sha256, state, verified_at, current)
 		SELECT r.id, f.id, f.size, f.sha256, 'present', now(), true FROM regions r, files f WHERE f.id > %d`, maxID))
-	timed("update: 1000 new files x 8 regions", update)
+	timed(fmt.Sprintf("update: 1000 new files x %d regions", regions), update)
 
 	// 10 000 files change at the origin: no copy holds their bytes any more.
-	run(`UPDATE files SET size = size + 1 WHERE id % 100 = 0`)
-	run(`UPDATE region_objects o SET current = false FROM files f WHERE f.id = o.file_id AND f.id % 100 = 0`)
-	timed("update: 10 000 files changed (80 000 copies)", update)
+	run(fmt.Sprintf(`UPDATE files SET size = size + 1 WHERE id %% %d = 0`, step))
+	run(fmt.Sprintf(`UPDATE region_objects o SET current = false FROM files f WHERE f.id = o.file_id AND f.id %% %d = 0`, step))
+	timed(fmt.Sprintf("update: %d files changed (%d copies)", files/step, files/step*regions), update)
 	// ... and one region receives them.
-	run(`UPDATE region_objects o SET current = true, size = f.size FROM files f
-		WHERE f.id = o.file_id AND f.id % 100 = 0 AND o.region_id = (SELECT min(id) FROM regions)`)
-	timed("update: 10 000 copies verified in 1 region", update)
+	run(fmt.Sprintf(`UPDATE region_objects o SET current = true, size = f.size FROM files f
+		WHERE f.id = o.file_id AND f.id %% %d = 0 AND o.region_id = (SELECT min(id) FROM regions)`, step))
+	timed(fmt.Sprintf("update: %d copies verified in 1 region", files/step), update)
 	// A whole region found broken by a scan.
 	run(`UPDATE region_objects SET state = 'missing' WHERE region_id = (SELECT max(id) FROM regions)`)
-	timed("update: 1 000 000 copies lost in 1 region", update)
+	timed(fmt.Sprintf("update: %d copies lost in 1 region", files), update)
 	run(`UPDATE region_objects SET state = 'present' WHERE region_id = (SELECT max(id) FROM regions)`)
-	timed("update: 1 000 000 copies back in 1 region", update)
+	timed(fmt.Sprintf("update: %d copies back in 1 region", files), update)
 	for i := 1; i <= 2; i++ {
 		timed(fmt.Sprintf("reconciling read %d (every 6 h)", i), store.Reconcile)
 	}
@@ -162,8 +174,8 @@ func main() {
 	}
 	// Put the database back as fill.sql left it, so that runs can be repeated.
 	run(fmt.Sprintf(`DELETE FROM files WHERE id > %d`, maxID))
-	run(`UPDATE files SET size = size - 1 WHERE id % 100 = 0`)
-	run(`UPDATE region_objects o SET current = true, size = f.size FROM files f WHERE f.id = o.file_id AND f.id % 100 = 0`)
+	run(fmt.Sprintf(`UPDATE files SET size = size - 1 WHERE id %% %d = 0`, step))
+	run(fmt.Sprintf(`UPDATE region_objects o SET current = true, size = f.size FROM files f WHERE f.id = o.file_id AND f.id %% %d = 0`, step))
 	run(`DELETE FROM snapshot_removals`)
 
 	snap := store.Snapshot()
