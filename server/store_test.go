@@ -380,13 +380,7 @@ func TestStoreNeverShowsMetadataAheadOfItsFiles(t *testing.T) {
 	defer cancel()
 	d, _ := testenv.NewDB(t)
 	a := createRegion(t, d, "eu-a")
-	repo := &model.Repository{Name: "demo-1", Arch: "x86_64", Directory: "demo"}
-	if err := repo.Normalize(); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.CreateRepository(ctx, repo); err != nil {
-		t.Fatal(err)
-	}
+	repo := createDemoRepo(ctx, t, d)
 	sum := func(s string) []byte { h := sha256.Sum256([]byte(s)); return h[:] }
 	version := func(s string) *model.RepomdVersion {
 		m, s1, s5 := md5.Sum([]byte(s)), sha1.Sum([]byte(s)), sha512.Sum512([]byte(s))
@@ -498,13 +492,7 @@ func TestStoreTakesARegionOutAtOnceWhileFilesWait(t *testing.T) {
 	defer cancel()
 	d, _ := testenv.NewDB(t)
 	a := createRegion(t, d, "eu-a")
-	repo := &model.Repository{Name: "demo-1", Arch: "x86_64", Directory: "demo"}
-	if err := repo.Normalize(); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.CreateRepository(ctx, repo); err != nil {
-		t.Fatal(err)
-	}
+	repo := createDemoRepo(ctx, t, d)
 	version := func(s string) *model.RepomdVersion {
 		m, s1, s2, s5 := md5.Sum([]byte(s)), sha1.Sum([]byte(s)), sha256.Sum256([]byte(s)), sha512.Sum512([]byte(s))
 		v := &model.RepomdVersion{RepositoryID: repo.ID, MD5: m[:], SHA1: s1[:], SHA256: s2[:], SHA512: s5[:], Size: int64(len(s)), Timestamp: 1}
@@ -545,4 +533,17 @@ func TestStoreTakesARegionOutAtOnceWhileFilesWait(t *testing.T) {
 	if idx, ok := snap.Files.Lookup("demo/repodata/new-primary.xml.gz"); !ok || !snap.Verified(snap.Region("eu-a"), idx) {
 		t.Fatal("the region is offered with a repomd.xml whose files the snapshot does not know it holds")
 	}
+}
+
+// createDemoRepo registers the repository demo-1/x86_64 in the directory demo.
+func createDemoRepo(ctx context.Context, t *testing.T, d *db.DB) *model.Repository {
+	t.Helper()
+	repo := &model.Repository{Name: "demo-1", Arch: "x86_64", Directory: "demo"}
+	if err := repo.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CreateRepository(ctx, repo); err != nil {
+		t.Fatal(err)
+	}
+	return repo
 }
