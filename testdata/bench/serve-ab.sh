@@ -173,8 +173,9 @@ done
 
 # The request log is on in one and off in the other (written every 100 ms).
 sleep 0.5
-grep -q 'msg=request' "$dir/serve-on.log" || { echo "serve (default) wrote no request log" >&2; exit 1; }
-! grep -q 'msg=request' "$dir/serve-off.log" || { echo "serve --access-log=false logged requests" >&2; exit 1; }
+# (answers of 5xx, WARN, are logged either way: the startup wait above may have met one)
+grep -q 'level=INFO msg=request' "$dir/serve-on.log" || { echo "serve (default) wrote no request log" >&2; exit 1; }
+! grep -q 'level=INFO msg=request' "$dir/serve-off.log" || { echo "serve --access-log=false logged requests" >&2; exit 1; }
 
 # The bare server gets the real answers' headers and body.
 METALINK='/metalink?repo=demo-1&arch=x86_64'
