@@ -12,10 +12,13 @@ import (
 
 // CreateRepository inserts a validated repository and sets its ID.
 func (d *DB) CreateRepository(ctx context.Context, r *model.Repository) error {
+	if r.Kind == "" {
+		r.Kind = model.RepoYum // what a repository was before there were kinds
+	}
 	return d.Transact(ctx, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `
-			INSERT INTO repositories (name, arch, directory) VALUES ($1, $2, $3)
-			RETURNING id, created_at`, r.Name, r.Arch, r.Directory).Scan(&r.ID, &r.CreatedAt)
+			INSERT INTO repositories (name, arch, directory, kind, suite, release_file, keyring) VALUES ($1, $2, $3, $4, $5, $6, $7)
+			RETURNING id, created_at`, r.Name, r.Arch, r.Directory, r.Kind, r.Suite, r.ReleaseFile, r.Keyring).Scan(&r.ID, &r.CreatedAt)
 		if isUniqueViolation(err) {
 			return fmt.Errorf("repository %s/%s: %w", r.Name, r.Arch, ErrExists)
 		}
@@ -29,12 +32,19 @@ func (d *DB) CreateRepository(ctx context.Context, r *model.Repository) error {
 	})
 }
 
+// repositoryColumns are what scanRepository reads, in its order.
+const repositoryColumns = "id, name, arch, directory, kind, suite, release_file, keyring, created_at"
+
+func scanRepository(r *model.Repository) []any {
+	return []any{&r.ID, &r.Name, &r.Arch, &r.Directory, &r.Kind, &r.Suite, &r.ReleaseFile, &r.Keyring, &r.CreatedAt}
+}
+
 // GetRepository returns the repository with that name and arch.
 func (d *DB) GetRepository(ctx context.Context, name, arch string) (*model.Repository, error) {
 	var r model.Repository
 	err := d.pool.QueryRow(ctx, `
-		SELECT id, name, arch, directory, created_at FROM repositories WHERE name = $1 AND arch = $2`,
-		name, arch).Scan(&r.ID, &r.Name, &r.Arch, &r.Directory, &r.CreatedAt)
+		SELECT `+repositoryColumns+` FROM repositories WHERE name = $1 AND arch = $2`,
+		name, arch).Scan(scanRepository(&r)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("repository %s/%s: %w", name, arch, ErrNotFound)
 	}
@@ -46,13 +56,13 @@ func (d *DB) GetRepository(ctx context.Context, name, arch string) (*model.Repos
 
 // ListRepositories returns every repository ordered by name and arch.
 func (d *DB) ListRepositories(ctx context.Context) ([]model.Repository, error) {
-	rows, err := d.pool.Query(ctx, "SELECT id, name, arch, directory, created_at FROM repositories ORDER BY name, arch")
+	rows, err := d.pool.Query(ctx, "SELECT "+repositoryColumns+" FROM repositories ORDER BY name, arch")
 	if err != nil {
 		return nil, fmt.Errorf("list repositories: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (model.Repository, error) {
 		var r model.Repository
-		err := row.Scan(&r.ID, &r.Name, &r.Arch, &r.Directory, &r.CreatedAt)
+		err := row.Scan(scanRepository(&r)...)
 		return r, err
 	})
 	if err != nil {

@@ -27,11 +27,11 @@ func (d *DB) LoadSnapshot(ctx context.Context) (*model.SnapshotData, error) {
 			}
 			return rows.Err()
 		})
-		b.Queue("SELECT id, name, arch, directory, created_at FROM repositories ORDER BY name, arch").Query(func(rows pgx.Rows) error {
+		b.Queue("SELECT " + repositoryColumns + " FROM repositories ORDER BY name, arch").Query(func(rows pgx.Rows) error {
 			var err error
 			out.Repositories, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (model.Repository, error) {
 				var r model.Repository
-				err := row.Scan(&r.ID, &r.Name, &r.Arch, &r.Directory, &r.CreatedAt)
+				err := row.Scan(scanRepository(&r)...)
 				return r, err
 			})
 			return err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path"
 	"strings"
 	"time"
 )
@@ -117,11 +118,43 @@ const DefaultWeight = 100
 
 // Repository is a yum/dnf repository: the directory holding repodata/repomd.xml.
 type Repository struct {
-	ID        int64     `json:"id"`
-	Name      string    `json:"name"`
-	Arch      string    `json:"arch"`
-	Directory string    `json:"directory"`
+	ID        int64  `json:"id"`
+	Name      string `json:"name"`
+	Arch      string `json:"arch"` // AptArch for APT repositories, which span architectures
+	Directory string `json:"directory"`
+	// Kind is RepoYum (Directory holds repodata/) or RepoApt (Directory is the archive
+	// root: dists/Suite/ and the pool the indices name).
+	Kind  string `json:"kind"`
+	Suite string `json:"suite,omitempty"` // APT only
+	// ReleaseFile is what identifies an APT revision: InRelease, or Release for a suite
+	// published without one (unsigned, or signed by Release.gpg alone).
+	ReleaseFile string `json:"release_file,omitempty"`
+	// Keyring is an APT repository's OpenPGP keyring (a path on the pushing machine): when
+	// set, a revision whose signature it does not verify is never published.
+	Keyring   string    `json:"keyring,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// Repository kinds.
+const (
+	RepoYum = "yum"
+	RepoApt = "apt"
+	// AptArch is the arch of every APT repository: one suite serves all its
+	// architectures, and (name, arch) stays the key of every repository.
+	AptArch = "all"
+)
+
+// IsApt reports whether the repository is an APT suite.
+func (r *Repository) IsApt() bool { return r.Kind == RepoApt }
+
+// MetadataPath is the file whose checksum identifies the repository's published state,
+// written last by a push and read through the public URL by the scanner: repomd.xml, or
+// an APT suite's InRelease.
+func (r *Repository) MetadataPath() string {
+	if r.IsApt() {
+		return path.Join(r.Directory, "dists", r.Suite, r.ReleaseFile)
+	}
+	return RepomdPath(r.Directory)
 }
 
 // ValidationError names the field and value that break a rule. The CLI maps it to exit

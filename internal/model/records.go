@@ -84,8 +84,11 @@ type RepomdVersion struct {
 	SHA256       []byte
 	SHA512       []byte
 	Size         int64
-	Timestamp    int64 // the newest <timestamp> of its <data> entries, Unix seconds
-	FirstSeen    time.Time
+	Timestamp    int64 // the newest <timestamp> of its <data> entries (APT: Date), Unix seconds
+	// ValidUntil is an APT revision's Valid-Until (zero: none, and for repomd.xml): after
+	// it apt refuses the repository.
+	ValidUntil time.Time
+	FirstSeen  time.Time
 	// SupersededAt is when the next newer version was first seen; zero for the current one.
 	SupersededAt time.Time
 }

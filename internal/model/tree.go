@@ -58,7 +58,7 @@ func PushesPath(fill string, includes, pins []string, p string) bool {
 	if fill != FillOnDemand {
 		return true
 	}
-	if InRepodata(p) && CarriesRepository(includes, path.Dir(path.Dir(p))) {
+	if IsMetadata(p) && CarriesRepository(includes, MetadataRepoDir(p)) {
 		return true
 	}
 	return len(pins) > 0 && CarriesPath(pins, p)
@@ -75,6 +75,63 @@ func (r *Region) Pushes(p string) bool { return PushesPath(r.Fill, r.Includes, r
 func (r *Region) FillsOnDemand(p string) bool {
 	return r.Fill == FillOnDemand && r.Carries(p) && !r.Pushes(p)
 }
+
+// AptSuitePath splits a path inside an APT archive's dists/SUITE/ into the archive root
+// and suite and the rest (relative to dists/SUITE/, as Release lists it); ok is false for
+// paths outside any dists/SUITE/. The first "dists" component counts: an archive holds no
+// dists/ inside dists/.
+func AptSuitePath(p string) (root, suite, rest string, ok bool) {
+	i := 0
+	for {
+		j := strings.Index(p[i:], "dists/")
+		if j < 0 {
+			return "", "", "", false
+		}
+		j += i
+		if j == 0 || p[j-1] == '/' {
+			after := p[j+len("dists/"):]
+			suite, rest, found := strings.Cut(after, "/")
+			if !found || suite == "" || rest == "" {
+				return "", "", "", false
+			}
+			return strings.TrimSuffix(p[:j], "/"), suite, rest, true
+		}
+		i = j + 1
+	}
+}
+
+// IsAptRelease reports whether p is a suite's InRelease, Release or Release.gpg: what
+// makes an APT repository's new revision visible, published last.
+func IsAptRelease(p string) bool {
+	_, _, rest, ok := AptSuitePath(p)
+	return ok && (rest == "InRelease" || rest == "Release" || rest == "Release.gpg")
+}
+
+// IsAptByHash reports whether p is an index file stored under its hash
+// (dists/SUITE/.../by-hash/SHA256/<sum>): a new name for every new content.
+func IsAptByHash(p string) bool {
+	_, _, rest, ok := AptSuitePath(p)
+	return ok && (strings.HasPrefix(rest, "by-hash/") || strings.Contains(rest, "/by-hash/"))
+}
+
+// InAptDists reports whether p lies in an APT suite's dists/SUITE/.
+func InAptDists(p string) bool {
+	_, _, _, ok := AptSuitePath(p)
+	return ok
+}
+
+// MetadataRepoDir is the repository directory of a metadata path: the directory above
+// repodata/, or an APT archive's root above dists/ ("" at the origin's root).
+func MetadataRepoDir(p string) string {
+	if root, _, _, ok := AptSuitePath(p); ok {
+		return root
+	}
+	return strings.TrimSuffix(path.Dir(path.Dir(p)), ".")
+}
+
+// IsMetadata reports whether p is repository metadata: directly in a repodata/, or in an
+// APT suite's dists/SUITE/.
+func IsMetadata(p string) bool { return InRepodata(p) || InAptDists(p) }
 
 // RepomdPath is the path of a repository's repomd.xml.
 func RepomdPath(dir string) string {
@@ -137,6 +194,8 @@ func Headers(p string) (contentType, cacheControl string) {
 		contentType = "application/x-bzip2"
 	case ".iso":
 		contentType = "application/x-iso9660-image"
+	case ".deb", ".udeb":
+		contentType = "application/vnd.debian.binary-package"
 	case ".asc":
 		contentType = "application/pgp-signature"
 	default:
@@ -147,10 +206,11 @@ func Headers(p string) (contentType, cacheControl string) {
 	}
 	const immutable = "public, max-age=31536000, immutable"
 	switch {
-	case IsRepomd(p):
-		// Clients and caches must always ask again: this is what moves a repository forward.
+	case IsRepomd(p) || (InAptDists(p) && !IsAptByHash(p)):
+		// Clients and caches must always ask again: this is what moves a repository
+		// forward (and an APT suite's plain index names are rewritten in place).
 		cacheControl = "no-cache"
-	case ext == ".rpm" || ext == ".drpm" || checksumNamed.MatchString(base):
+	case ext == ".rpm" || ext == ".drpm" || ext == ".deb" || ext == ".udeb" || IsAptByHash(p) || checksumNamed.MatchString(base):
 		cacheControl = immutable
 	default:
 		cacheControl = "public, max-age=300"

@@ -365,8 +365,38 @@ func coordString(lat, lon *float64) string {
 }
 
 // Normalize validates a repository and cleans its directory.
+// suiteRE is a suite (codename) directory under dists/: one path component.
+var suiteRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
+
 func (r *Repository) Normalize() error {
 	n := *r
+	switch n.Kind {
+	case "":
+		n.Kind = RepoYum
+	case RepoYum, RepoApt:
+	default:
+		return invalid("kind", n.Kind, "must be yum or apt")
+	}
+	if n.IsApt() {
+		if n.Arch == "" {
+			n.Arch = AptArch
+		}
+		if n.Arch != AptArch {
+			return invalid("arch", n.Arch, "an APT repository serves every architecture of its suite: leave it out")
+		}
+		if !suiteRE.MatchString(n.Suite) {
+			return invalid("suite", n.Suite, "must be letters, digits and . _ + - (up to 64), starting with a letter or digit (the directory under dists/)")
+		}
+		switch n.ReleaseFile {
+		case "":
+			n.ReleaseFile = "InRelease"
+		case "InRelease", "Release":
+		default:
+			return invalid("release file", n.ReleaseFile, "must be InRelease or Release")
+		}
+	} else if n.Suite != "" || n.Keyring != "" || n.ReleaseFile != "" {
+		return invalid("kind", n.Kind, "--suite and --keyring are for APT repositories (--kind apt)")
+	}
 	if !repoNameRE.MatchString(n.Name) {
 		return invalid("repository name", n.Name, "must be letters, digits and . _ + - (up to 128), starting with a letter or digit")
 	}
