@@ -30,11 +30,25 @@ func fakeIMDS(t *testing.T, region string) *httptest.Server {
 
 func TestEC2LocationScript(t *testing.T) {
 	script, _ := filepath.Abs("../../configs/ec2/regionmirror-location.sh")
+	template, err := os.ReadFile("../../configs/apt/regionmirror.sources.in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sources string
 	run := func(imds string) (string, []string, error) {
 		dir := t.TempDir()
 		dirs := []string{filepath.Join(dir, "dnf/vars"), filepath.Join(dir, "yum/vars")}
+		templates := filepath.Join(dir, "regionmirror/apt")
+		if err := os.MkdirAll(templates, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(templates, "regionmirror.sources.in"), template, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		sources = filepath.Join(dir, "sources.list.d")
 		cmd := exec.Command("sh", script)
-		cmd.Env = append(os.Environ(), "IMDS_ENDPOINT="+imds, "VARS_DIRS="+strings.Join(dirs, " "))
+		cmd.Env = append(os.Environ(), "IMDS_ENDPOINT="+imds, "VARS_DIRS="+strings.Join(dirs, " "),
+			"APT_TEMPLATES="+templates, "APT_SOURCES="+sources)
 		out, err := cmd.CombinedOutput()
 		return string(out), dirs, err
 	}
@@ -48,6 +62,12 @@ func TestEC2LocationScript(t *testing.T) {
 			t.Errorf("%s/location = %q, %v", d, b, err)
 		}
 	}
+	// apt has no $location: its sources file is written with the region in the list's path.
+	b, err := os.ReadFile(filepath.Join(sources, "regionmirror.sources"))
+	if err != nil || !strings.Contains(string(b), "URIs: mirror+https://mirror.example.com/apt/debian-bookworm/eu-central-1.list\n") ||
+		strings.Contains(string(b), "@LOCATION@") {
+		t.Errorf("apt sources: %v\n%s", err, b)
+	}
 	// A value that is not a region name never reaches a URL.
 	out, dirs, err = run(fakeIMDS(t, "eu-central-1&x=<script>").URL)
 	if err == nil || !strings.Contains(out, "unexpected region") {
@@ -55,6 +75,9 @@ func TestEC2LocationScript(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dirs[0], "location")); err == nil {
 		t.Error("hostile region written")
+	}
+	if _, err := os.Stat(filepath.Join(sources, "regionmirror.sources")); err == nil {
+		t.Error("hostile region written into the apt sources")
 	}
 	// Not on EC2: nothing written, no failure at boot.
 	out, dirs, err = run("http://127.0.0.1:1")
