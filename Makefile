@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/regionmirror
 
-.PHONY: all build demo test deps fmt-check vet bench-build clean bench-push bench-serve fuzz load
+.PHONY: all build demo test deps fmt-check vet bench-build clean bench-push bench-serve bench-apt-push fuzz load
 
 all: build
 
@@ -50,6 +50,12 @@ bench-push:
 BENCH_SERVE_ARGS ?= 10 64 3
 bench-serve:
 	BENCH_SERVE_BEFORE=$(BENCH_SERVE_BEFORE) ./testdata/bench/serve-ab.sh $(BENCH_SERVE_ARGS)
+
+# An APT archive of about 10,000 files pushed to three versitygw buckets by regionmirror and
+# by three ordered aws s3 sync runs, two publishes each: seconds and S3 requests (issue 17).
+BENCH_APT_ARGS ?= 2
+bench-apt-push:
+	./testdata/bench/apt-push-ab.sh $(BENCH_APT_ARGS)
 
 clean:
 	rm -rf bin .tmp
