@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/regionmirror/regionmirror/internal/testenv"
 )
 
 // TestFaultInjection is the promise to clients under faults: while the repository changes
@@ -26,6 +28,7 @@ import (
 func TestFaultInjection(t *testing.T) {
 	w := newWorld(t, "eu-central-1", "us-east-1", "ap-southeast-2")
 	od := w.addOnDemand("eu-west-1", w.regions[0])
+	archive := w.addApt()
 	w.mustCLI("push")
 	w.mustCLI("scan")
 	w.startServe()
@@ -44,6 +47,14 @@ func TestFaultInjection(t *testing.T) {
 			c.loop(ctx, append(locations[i%2:], locations[:i%2]...))
 		}()
 	}
+	// An apt-like client beside them, through the APT repository's mirror lists.
+	aptSt := &aptStats{}
+	apt := &aptClient{c: newClient(w, st), st: aptSt}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		apt.loop(ctx, locations[:4])
+	}()
 	// The scanner runs all the time, as cron would run it (more often, to keep the test short).
 	scanCtx, stopScans := context.WithCancel(context.Background())
 	var scans sync.WaitGroup
@@ -64,6 +75,7 @@ func TestFaultInjection(t *testing.T) {
 		t.Helper()
 		round++
 		w.mutate(round)
+		archive.Publish(t, aptPackages(round), testenv.PublishOptions{})
 		// A push fails for a region that is down; the next round repairs it.
 		for attempt := 1; attempt <= 3; attempt++ {
 			out, err := w.cli(context.Background(), "push")
@@ -185,7 +197,9 @@ func TestFaultInjection(t *testing.T) {
 	for _, e := range st.examples {
 		t.Logf("  %s", e)
 	}
+	t.Logf("FIGURES %s", aptSt)
 	st.checkPromise(t, st.missesOther.Load())
+	aptSt.check(t)
 }
 
 // checkPromise fails the test for every broken promise the clients saw: 5xx or other
