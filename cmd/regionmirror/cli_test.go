@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -139,7 +140,9 @@ func TestRepoLifecycle(t *testing.T) {
 		t.Errorf("repo add of a missing directory: %d %q", code, errs)
 	}
 	list := mustCLI(t, env, "repo", "list")
-	if !strings.Contains(list, "NAME") || !strings.Contains(list, "fedora-40  x86_64  fedora/40/x86_64/os") {
+	if !strings.Contains(list, "NAME") || !slices.ContainsFunc(strings.Split(list, "\n"), func(l string) bool {
+		return slices.Equal(strings.Fields(l), []string{"fedora-40", "x86_64", "yum", "-", "fedora/40/x86_64/os"})
+	}) {
 		t.Errorf("repo list:\n%s", list)
 	}
 	var repos []model.Repository
@@ -148,6 +151,62 @@ func TestRepoLifecycle(t *testing.T) {
 	}
 	mustCLI(t, env, "repo", "remove", "epel-9", "x86_64")
 	if _, _, code := cli(t, env, "repo", "remove", "epel-9", "x86_64"); code != exitBadInput {
+		t.Errorf("removing a missing repository: exit %d", code)
+	}
+}
+
+// TestAptRepoLifecycle: an APT repository is added by suite and archive root, with the
+// release file the origin has; bad input (a suite that is no directory name, flags of the
+// other kind, a keyring that is not one) is exit 2 and writes nothing.
+func TestAptRepoLifecycle(t *testing.T) {
+	env := migratedEnv(t)
+	origin := t.TempDir()
+	env = append(env, "REGIONMIRROR_ORIGIN_PATH="+origin)
+	signed := testenv.NewAptArchive(t, filepath.Join(origin, "debian"), "bookworm", true, true)
+	signed.Publish(t, []testenv.AptPackage{{Name: "hello", Version: "1", Content: "hi"}}, testenv.PublishOptions{})
+	unsigned := testenv.NewAptArchive(t, filepath.Join(origin, "ci"), "main", false, false)
+	unsigned.Publish(t, []testenv.AptPackage{{Name: "tool", Version: "1", Content: "x"}}, testenv.PublishOptions{})
+	notKeyring := filepath.Join(t.TempDir(), "not-a-keyring")
+	if err := os.WriteFile(notKeyring, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, env)
+	for _, args := range [][]string{
+		{"repo", "add", "deb", "--kind", "apt", "--suite", "../x", "debian"},
+		{"repo", "add", "deb", "--kind", "apt", "--suite", "bookworm", "debian", "extra"},
+		{"repo", "add", "deb", "--kind", "apt", "debian"},
+		{"repo", "add", "fedora", "x86_64", "fedora", "--suite", "bookworm"},
+		{"repo", "add", "deb", "--kind", "deb", "--suite", "bookworm", "debian"},
+		{"repo", "add", "deb", "--kind", "apt", "--suite", "bookworm", "--keyring", notKeyring, "debian"},
+		{"repo", "add", "deb", "--kind", "apt", "--suite", "bookworm", "--keyring", notKeyring + ".missing", "debian"},
+	} {
+		if _, errs, code := cli(t, env, args...); code != exitBadInput || errs == "" {
+			t.Errorf("%v: exit %d %q, want 2 and a reason", args, code, errs)
+		}
+	}
+	if after := snapshot(t, env); after != before {
+		t.Errorf("bad input changed what is recorded:\n%s\n%s", before, after)
+	}
+	out := mustCLI(t, env, "repo", "add", "debian-bookworm", "--kind", "apt", "--suite", "bookworm", "--keyring", signed.Keyring, "debian")
+	if !strings.Contains(out, "added APT repository debian-bookworm (suite bookworm in debian)") {
+		t.Errorf("repo add: %q", out)
+	}
+	mustCLI(t, env, "repo", "add", "ci", "--kind", "apt", "--suite", "main", "ci")
+	var repos []model.Repository
+	if err := json.Unmarshal([]byte(mustCLI(t, env, "repo", "list", "--json")), &repos); err != nil || len(repos) != 2 {
+		t.Fatalf("repo list --json: %v %v", repos, err)
+	}
+	for _, r := range repos {
+		want := map[string]string{"ci": "Release", "debian-bookworm": "InRelease"}[r.Name]
+		if r.Kind != model.RepoApt || r.Arch != model.AptArch || r.ReleaseFile != want || r.MetadataPath() != r.Directory+"/dists/"+r.Suite+"/"+want {
+			t.Errorf("%+v: want an APT repository read by its %s", r, want)
+		}
+	}
+	if r := repos[1]; r.Keyring != signed.Keyring {
+		t.Errorf("keyring %q, want %q", r.Keyring, signed.Keyring)
+	}
+	mustCLI(t, env, "repo", "remove", "ci")
+	if _, _, code := cli(t, env, "repo", "remove", "ci"); code != exitBadInput {
 		t.Errorf("removing a missing repository: exit %d", code)
 	}
 }

@@ -41,9 +41,6 @@ func (a *app) repoAddCmd() *cobra.Command {
 			} else {
 				r.Arch, r.Directory = args[1], args[2]
 			}
-			if r.IsApt() {
-				r.ReleaseFile = releaseFileOf(a.cfg.Origin.Path, r)
-			}
 			if err := r.Normalize(); err != nil {
 				return err
 			}
@@ -61,6 +58,9 @@ func (a *app) repoAddCmd() *cobra.Command {
 			d, err := a.openDB(cmd.Context(), true)
 			if err != nil {
 				return err
+			}
+			if r.IsApt() {
+				r.ReleaseFile = releaseFileOf(a.cfg.Origin.Path, r) // the configuration is read by openDB
 			}
 			if err := d.CreateRepository(cmd.Context(), r); err != nil {
 				return err
