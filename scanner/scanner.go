@@ -180,6 +180,7 @@ type objectsSeen struct {
 	bad      map[string]bool    // recorded copies missing or corrupt
 	standing map[string]bool    // unchecked, but recorded verified with the origin's bytes
 	older    map[string][]byte  // there, recorded verified with an older version's sha256
+	listed   map[string]objstore.Info
 }
 
 // holds reports whether the scan may count the region as holding the origin's file at p:
@@ -338,7 +339,7 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 		if len(vs) == 0 || !r.CarriesRepository(repo.Directory) {
 			continue
 		}
-		res := repocheck.Check(ctx, cfg.HTTPClient, r, store, model.RepomdPath(repo.Directory), vs)
+		res := repocheck.Check(ctx, cfg.HTTPClient, r, store, repo.MetadataPath(), vs)
 		if seen != nil {
 			s.judgeServed(ctx, cfg, r, store, repo, origin, seen, &res)
 		}
@@ -393,6 +394,10 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 	}
 	stale := func(format string, args ...any) {
 		res.State, res.Error = model.RepoStale, fmt.Sprintf(format, args...)
+	}
+	if repo.IsApt() {
+		s.judgeApt(r, repo, origin, seen, res)
+		return
 	}
 	if n := countUnder(seen.bad, repo.Directory); n > 0 {
 		// What it serves names files the region lacks: clients would fail there.
@@ -455,6 +460,37 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 		if sum := sha256.Sum256(body); !bytes.Equal(sum[:], asc.SHA256) {
 			stale("serves a repomd.xml.asc that is not the signature of the repomd.xml it serves")
 		}
+	}
+}
+
+// judgeApt checks an APT suite a region serves a published revision of: the InRelease
+// (or Release) it serves must parse, and every index file it lists that the region is
+// meant to hold must be in the listing with the listed size (and, with Acquire-By-Hash,
+// its by-hash twin too), and none of them certainly other bytes than listed: apt 2.6
+// does not fall back to the next mirror on a hash mismatch, so one bad index breaks
+// apt update for every client sent here. An older revision must have been verified here
+// as for repomd.xml. Anything else makes it stale, with the reason.
+func (s *Scanner) judgeApt(r *model.Region, repo model.Repository, origin *originState, seen *objectsSeen, res *repocheck.Result) {
+	rel, err := repomd.ParseRelease(bytes.NewReader(res.Body))
+	if err != nil {
+		res.State, res.Error = model.RepoStale, fmt.Sprintf("cannot parse the %s it serves: %v", repo.ReleaseFile, err)
+		return
+	}
+	suite := path.Join(repo.Directory, "dists", repo.Suite)
+	in := AptInput{Release: rel, Suite: suite, Listed: seen.listed, Verdicts: seen.verdicts,
+		Meant:  func(p string) bool { return origin.byPath[p] != nil && r.Carries(p) },
+		Origin: func(p string) *model.File { return origin.byPath[p] }}
+	if why := AptIndexProblem(in); why != "" {
+		res.State, res.Error = model.RepoStale, why
+		return
+	}
+	if n := countUnder(seen.bad, repo.Directory); n > 0 {
+		// Pool files the indices name, most likely: clients would fail there.
+		res.State, res.Error = model.RepoStale, fmt.Sprintf("%d files of the repository are missing or corrupt in this region", n)
+		return
+	}
+	if res.State == model.RepoAlternate && !AlternateVerified(origin.served[[2]int64{r.ID, repo.ID}], res.RepomdSHA256) {
+		res.State, res.Error = model.RepoStale, "serves an older "+repo.ReleaseFile+" that was not verified here; the next push publishes the current one"
 	}
 }
 
@@ -642,7 +678,7 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 		return nil, err
 	}
 
-	seen := &objectsSeen{verdicts: make(map[string]Verdict, len(want)), bad: map[string]bool{}, standing: map[string]bool{}, older: map[string][]byte{}}
+	seen := &objectsSeen{verdicts: make(map[string]Verdict, len(want)), bad: map[string]bool{}, standing: map[string]bool{}, older: map[string][]byte{}, listed: listed}
 	var updates []db.ObjectUpdate
 	for i, f := range want {
 		row := rows[f.ID]
