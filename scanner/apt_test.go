@@ -130,6 +130,74 @@ func TestScanAptRepository(t *testing.T) {
 
 func hexOf(b []byte) string { return hex.EncodeToString(b) }
 
+// TestScanAptPoolNeverPushed: a region serving the current InRelease and its indices, but
+// none of the pool files they name (never pushed there), is stale: apt would fail there.
+func TestScanAptPoolNeverPushed(t *testing.T) {
+	f := newFixture(t, 0)
+	srv := testenv.SharedS3(t)
+	repo, a := f.aptRepo()
+	b := f.s3Region("eu-west-1", srv)
+	dists := filepath.Join(a.Root, "dists")
+	err := filepath.WalkDir(dists, func(p string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(f.origin, p)
+		body, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		_, err = srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: &b.Bucket, Key: aws.String(b.Prefix + "/" + filepath.ToSlash(rel)), Body: bytes.NewReader(body)})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.scan(b)
+	if st, why := f.repoStateOf(b, repo); st != model.RepoStale || !strings.Contains(why, "pool/main/h/hello/") {
+		t.Errorf("no pool files: %s (%s)", st, why)
+	}
+}
+
+func TestAptPackageHeld(t *testing.T) {
+	sum, other := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	f := &model.File{SHA256: sum}
+	for _, tc := range []struct {
+		name  string
+		pkg   repomd.DebPackage
+		f     *model.File
+		holds bool
+		older []byte
+		want  Evidence
+	}{
+		{"held with the named bytes", repomd.DebPackage{SHA256: sum}, f, true, nil, Match},
+		{"held with other bytes", repomd.DebPackage{SHA256: other}, f, true, nil, Differs},
+		{"not held", repomd.DebPackage{SHA256: sum}, f, false, nil, Unknown},
+		{"origin has no such file", repomd.DebPackage{SHA256: sum}, nil, true, nil, Unknown},
+		{"no SHA256 in the index", repomd.DebPackage{}, f, true, nil, Match},
+		{"an older version held, named", repomd.DebPackage{SHA256: other}, f, false, other, Match},
+		{"an older version held, another named", repomd.DebPackage{SHA256: sum}, f, false, other, Differs},
+	} {
+		if got := AptPackageHeld(tc.pkg, tc.f, tc.holds, tc.older); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestAptPackagesIndices(t *testing.T) {
+	rel := &repomd.Release{Files: []repomd.ReleaseFile{{Path: "main/binary-amd64/Packages.gz"}, {Path: "main/binary-amd64/Packages"},
+		{Path: "main/binary-arm64/Packages.gz"}, {Path: "main/binary-arm64/Packages"}, {Path: "contrib/binary-amd64/Packages.xz"},
+		{Path: "main/i18n/Translation-en"}}}
+	listed := map[string]objstore.Info{}
+	for _, p := range []string{"main/binary-amd64/Packages.gz", "main/binary-amd64/Packages", "main/binary-arm64/Packages.gz", "contrib/binary-amd64/Packages.xz"} {
+		listed["d/dists/s/"+p] = objstore.Info{}
+	}
+	got := strings.Join(AptPackagesIndices(rel, "d/dists/s", listed), " ")
+	if want := "d/dists/s/main/binary-amd64/Packages d/dists/s/main/binary-arm64/Packages.gz"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
 func TestAptIndexProblem(t *testing.T) {
 	sum := bytes.Repeat([]byte{0xab}, 32)
 	twin := "d/dists/s/main/binary-amd64/by-hash/SHA256/" + hexOf(sum)

@@ -2,6 +2,7 @@ package scanner
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/md5"
 	"crypto/sha1"
@@ -396,7 +397,7 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 		res.State, res.Error = model.RepoStale, fmt.Sprintf(format, args...)
 	}
 	if repo.IsApt() {
-		s.judgeApt(r, repo, origin, seen, res)
+		s.judgeApt(ctx, r, store, repo, origin, seen, res)
 		return
 	}
 	if n := countUnder(seen.bad, repo.Directory); n > 0 {
@@ -470,7 +471,7 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 // does not fall back to the next mirror on a hash mismatch, so one bad index breaks
 // apt update for every client sent here. An older revision must have been verified here
 // as for repomd.xml. Anything else makes it stale, with the reason.
-func (s *Scanner) judgeApt(r *model.Region, repo model.Repository, origin *originState, seen *objectsSeen, res *repocheck.Result) {
+func (s *Scanner) judgeApt(ctx context.Context, r *model.Region, store objstore.Store, repo model.Repository, origin *originState, seen *objectsSeen, res *repocheck.Result) {
 	rel, err := repomd.ParseRelease(bytes.NewReader(res.Body))
 	if err != nil {
 		res.State, res.Error = model.RepoStale, fmt.Sprintf("cannot parse the %s it serves: %v", repo.ReleaseFile, err)
@@ -489,9 +490,70 @@ func (s *Scanner) judgeApt(r *model.Region, repo model.Repository, origin *origi
 		res.State, res.Error = model.RepoStale, fmt.Sprintf("%d files of the repository are missing or corrupt in this region", n)
 		return
 	}
+	if res.State == model.RepoFresh {
+		// As for primary.xml: every pool file the current indices name must be here, or
+		// clients of this region fail where nothing was ever pushed.
+		if why := s.aptPackagesMissing(ctx, r, store, repo, AptPackagesIndices(rel, suite, seen.listed), seen, origin.byPath); why != "" {
+			res.State, res.Error = model.RepoStale, why
+			return
+		}
+	}
 	if res.State == model.RepoAlternate && !AlternateVerified(origin.served[[2]int64{r.ID, repo.ID}], res.RepomdSHA256) {
 		res.State, res.Error = model.RepoStale, "serves an older "+repo.ReleaseFile+" that was not verified here; the next push publishes the current one"
 	}
+}
+
+// aptPackagesMissing reads the Packages indices a region serves (already checked against
+// the Release it serves) and returns why not every pool file they name is held there, or
+// "". As for yum, an on-demand region need not hold what it fills on demand.
+func (s *Scanner) aptPackagesMissing(ctx context.Context, r *model.Region, store objstore.Store, repo model.Repository, indices []string, seen *objectsSeen, byPath map[string]*model.File) string {
+	for _, p := range indices {
+		why := func() string {
+			rd, err := store.Get(ctx, p)
+			if err != nil {
+				return fmt.Sprintf("cannot read %s, which the Release it serves lists", path.Base(p))
+			}
+			defer rd.Close()
+			var in io.Reader = rd
+			if strings.HasSuffix(p, ".gz") {
+				if in, err = gzip.NewReader(rd); err != nil {
+					return fmt.Sprintf("cannot read %s: %v", path.Base(p), err)
+				}
+			}
+			missing, differ, first := 0, 0, ""
+			err = repomd.ParsePackages(in, func(pkg repomd.DebPackage) error {
+				q := path.Join(repo.Directory, pkg.Filename)
+				switch AptPackageHeld(pkg, byPath[q], seen.holds(q), seen.older[q]) {
+				case Match:
+					return nil
+				case Differs:
+					differ++
+				default:
+					if r.FillsOnDemand(q) {
+						return nil
+					}
+					missing++
+				}
+				if first == "" {
+					first = pkg.Filename
+				}
+				return nil
+			})
+			switch {
+			case err != nil:
+				return fmt.Sprintf("cannot parse %s: %v", path.Base(p), err)
+			case missing > 0:
+				return fmt.Sprintf("%d packages its Packages index names are not verified in this region (%s, ...)", missing, first)
+			case differ > 0:
+				return fmt.Sprintf("%d packages in this region have other bytes than its Packages index names (%s, ...)", differ, first)
+			}
+			return ""
+		}()
+		if why != "" {
+			return why
+		}
+	}
+	return ""
 }
 
 // packagesMissing reads the primary.xml a region serves (already checked against the

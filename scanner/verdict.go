@@ -256,3 +256,50 @@ func AptIndexProblem(in AptInput) string {
 	}
 	return ""
 }
+
+// AptPackagesIndices are the Packages indices of a Release to read for its pool files,
+// one per directory: Packages when the region lists it, else Packages.gz (what the
+// scanner can decompress; a directory with neither is not read).
+func AptPackagesIndices(rel *repomd.Release, suite string, listed map[string]objstore.Info) []string {
+	best := map[string]string{}
+	var dirs []string
+	for _, f := range rel.Files {
+		base := path.Base(f.Path)
+		if base != "Packages" && base != "Packages.gz" {
+			continue
+		}
+		p := path.Join(suite, f.Path)
+		if _, ok := listed[p]; !ok {
+			continue
+		}
+		dir := path.Dir(p)
+		cur, seen := best[dir]
+		if !seen {
+			dirs = append(dirs, dir)
+		}
+		if !seen || (base == "Packages" && cur != p) {
+			best[dir] = p
+		}
+	}
+	out := make([]string, 0, len(dirs))
+	for _, d := range dirs {
+		out = append(out, best[d])
+	}
+	return out
+}
+
+// AptPackageHeld judges one package a served Packages index names against what the region
+// holds, as PackageHeld does for primary.xml: holdsOrigin when it holds the origin's file
+// f, older the sha256 of an older version it holds verified.
+func AptPackageHeld(pkg repomd.DebPackage, f *model.File, holdsOrigin bool, older []byte) Evidence {
+	if older != nil && pkg.SHA256 != nil {
+		return boolEvidence(bytes.Equal(older, pkg.SHA256))
+	}
+	if !holdsOrigin || f == nil {
+		return Unknown
+	}
+	if pkg.SHA256 == nil {
+		return Match // nothing to compare with: the object comparison stands
+	}
+	return boolEvidence(bytes.Equal(f.SHA256, pkg.SHA256))
+}
