@@ -263,7 +263,8 @@ func (s *Snapshot) RepositoryOfRepomd(path string) *Repository { return s.byRepo
 // ServesRepository reports whether r serves repo's current repomd.xml or an alternate
 // still offered at now (the rule SelectRepository applies, fill mode aside).
 func (s *Snapshot) ServesRepository(repo *Repository, r *Region, now time.Time) bool {
-	return s.freshness(repo, r, now).Offered()
+	f := s.freshness(repo, r, now)
+	return f.Offered() && ExpiredAlternate(repo, f.Version, now) == ""
 }
 
 // Repository returns the repository with that name and arch, or nil.
