@@ -22,10 +22,15 @@ import (
 // records its InRelease as the current revision (what the inventory of an APT push does).
 func (f *fixture) aptRepo() (*model.Repository, *testenv.AptArchive) {
 	f.t.Helper()
+	return f.aptRepoOf("InRelease")
+}
+
+func (f *fixture) aptRepoOf(releaseFile string) (*model.Repository, *testenv.AptArchive) {
+	f.t.Helper()
 	ctx := context.Background()
 	a := testenv.NewAptArchive(f.t, filepath.Join(f.origin, "debian"), "stable", true, true)
 	a.Publish(f.t, []testenv.AptPackage{{Name: "hello", Version: "1.0", Content: "hello"}}, testenv.PublishOptions{})
-	repo := &model.Repository{Name: "deb", Kind: model.RepoApt, Suite: "stable", Directory: "debian", ReleaseFile: "InRelease"}
+	repo := &model.Repository{Name: "deb", Kind: model.RepoApt, Suite: "stable", Directory: "debian", ReleaseFile: releaseFile}
 	if err := repo.Normalize(); err != nil {
 		f.t.Fatal(err)
 	}
@@ -156,6 +161,36 @@ func TestScanAptPoolNeverPushed(t *testing.T) {
 	f.scan(b)
 	if st, why := f.repoStateOf(b, repo); st != model.RepoStale || !strings.Contains(why, "pool/main/h/hello/") {
 		t.Errorf("no pool files: %s (%s)", st, why)
+	}
+}
+
+// TestScanAptReleaseGpg: a suite identified by Release needs its Release.gpg beside it,
+// the one of that Release, as repomd.xml needs its .asc.
+func TestScanAptReleaseGpg(t *testing.T) {
+	f := newFixture(t, 0)
+	srv := testenv.SharedS3(t)
+	repo, _ := f.aptRepoOf("Release")
+	a := f.s3Region("eu-central-1", srv)
+	f.push(a)
+	f.scan(a)
+	if st, why := f.repoStateOf(a, repo); st != model.RepoFresh {
+		t.Fatalf("after push and scan: %s (%s)", st, why)
+	}
+	ctx := context.Background()
+	key := aws.String(a.Prefix + "/debian/dists/stable/Release.gpg")
+	if _, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: &a.Bucket, Key: key, Body: strings.NewReader("not the signature")}); err != nil {
+		t.Fatal(err)
+	}
+	f.scan(a)
+	if st, why := f.repoStateOf(a, repo); st != model.RepoStale || !strings.Contains(why, "Release.gpg") {
+		t.Errorf("another Release.gpg: %s (%s)", st, why)
+	}
+	if _, err := srv.Client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &a.Bucket, Key: key}); err != nil {
+		t.Fatal(err)
+	}
+	f.scan(a)
+	if st, why := f.repoStateOf(a, repo); st != model.RepoStale || !strings.Contains(why, "without its Release.gpg") {
+		t.Errorf("no Release.gpg: %s (%s)", st, why)
 	}
 }
 

@@ -397,7 +397,7 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 		res.State, res.Error = model.RepoStale, fmt.Sprintf(format, args...)
 	}
 	if repo.IsApt() {
-		s.judgeApt(ctx, r, store, repo, origin, seen, res)
+		s.judgeApt(ctx, cfg, r, store, repo, origin, seen, res)
 		return
 	}
 	if n := countUnder(seen.bad, repo.Directory); n > 0 {
@@ -471,7 +471,7 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 // does not fall back to the next mirror on a hash mismatch, so one bad index breaks
 // apt update for every client sent here. An older revision must have been verified here
 // as for repomd.xml. Anything else makes it stale, with the reason.
-func (s *Scanner) judgeApt(ctx context.Context, r *model.Region, store objstore.Store, repo model.Repository, origin *originState, seen *objectsSeen, res *repocheck.Result) {
+func (s *Scanner) judgeApt(ctx context.Context, cfg Config, r *model.Region, store objstore.Store, repo model.Repository, origin *originState, seen *objectsSeen, res *repocheck.Result) {
 	rel, err := repomd.ParseRelease(bytes.NewReader(res.Body))
 	if err != nil {
 		res.State, res.Error = model.RepoStale, fmt.Sprintf("cannot parse the %s it serves: %v", repo.ReleaseFile, err)
@@ -483,6 +483,9 @@ func (s *Scanner) judgeApt(ctx context.Context, r *model.Region, store objstore.
 		Origin: func(p string) *model.File { return origin.byPath[p] }}
 	if why := AptIndexProblem(in); why != "" {
 		res.State, res.Error = model.RepoStale, why
+		return
+	}
+	if s.aptSignature(ctx, cfg, r, store, repo, suite, origin, res) {
 		return
 	}
 	if n := countUnder(seen.bad, repo.Directory); n > 0 {
@@ -501,6 +504,38 @@ func (s *Scanner) judgeApt(ctx context.Context, r *model.Region, store objstore.
 	if res.State == model.RepoAlternate && !AlternateVerified(origin.served[[2]int64{r.ID, repo.ID}], res.RepomdSHA256) {
 		res.State, res.Error = model.RepoStale, "serves an older "+repo.ReleaseFile+" that was not verified here; the next push publishes the current one"
 	}
+}
+
+// aptSignature checks the Release.gpg beside a served Release (a suite identified by
+// Release, not InRelease): the pair must match, as repomd.xml and repomd.xml.asc must.
+// It reports whether it changed res.
+func (s *Scanner) aptSignature(ctx context.Context, cfg Config, r *model.Region, store objstore.Store, repo model.Repository, suite string, origin *originState, res *repocheck.Result) bool {
+	before := res.State
+	if repo.ReleaseFile != "Release" {
+		return false // InRelease carries its signature
+	}
+	// Release + Release.gpg: a pair, as repomd.xml and repomd.xml.asc are.
+	gpgPath := path.Join(suite, "Release.gpg")
+	sig := origin.byPath[gpgPath]
+	if sig == nil || sig.DeletedAt != nil {
+		return false
+	}
+	body, _, status, err := repocheck.Read(ctx, cfg.HTTPClient, r, store, gpgPath)
+	sum := sha256.Sum256(body)
+	same := err == nil && bytes.Equal(sum[:], sig.SHA256)
+	switch {
+	case res.State != model.RepoFresh:
+		if same {
+			res.State, res.Error = model.RepoStale, "serves the current Release.gpg beside an older Release"
+		}
+	case err != nil && status == http.StatusNotFound:
+		res.State, res.Error = model.RepoStale, "serves Release without its Release.gpg"
+	case err != nil:
+		res.State, res.Error, res.Reachable = model.RepoUnreachable, err.Error(), false
+	case !same:
+		res.State, res.Error = model.RepoStale, "serves a Release.gpg that is not the signature of the Release it serves"
+	}
+	return res.State != before
 }
 
 // aptPackagesMissing reads the Packages indices a region serves (already checked against
