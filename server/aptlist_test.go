@@ -1,9 +1,13 @@
 package server
 
 import (
+	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/regionmirror/regionmirror/server/selection"
 )
 
 func TestParseAptListPath(t *testing.T) {
@@ -66,5 +70,29 @@ func TestValidUntilWarning(t *testing.T) {
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestWriteAptList: one line per region of the decision, the archive root with a
+// trailing slash, TAB, priority:1, 2, ... in order, the origin last; no comments (apt's
+// list parser has none).
+func TestWriteAptList(t *testing.T) {
+	snap := fixture(t, "https://origin.example/pub")
+	repo := snap.Repository("demo-1", "x86_64")
+	d := selection.SelectRepository(snap, repo, selection.Request{Now: now, Location: "us-east-1"})
+	var b bytes.Buffer
+	WriteAptList(&b, repo, d)
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != len(d.Chosen)+1 || len(lines) < 3 {
+		t.Fatalf("%d lines for %d regions and the origin:\n%s", len(lines), len(d.Chosen), b.String())
+	}
+	for i, l := range lines {
+		url, tag, ok := strings.Cut(l, "\t")
+		if !ok || tag != "priority:"+strconv.Itoa(i+1) || !strings.HasSuffix(url, "/demo/1/x86_64/os/") || strings.HasPrefix(l, "#") {
+			t.Errorf("line %d: %q", i+1, l)
+		}
+	}
+	if !strings.HasPrefix(lines[0], "https://us-east-1.example/pub/") || lines[len(lines)-1] != "https://origin.example/pub/demo/1/x86_64/os/\tpriority:"+strconv.Itoa(len(lines)) {
+		t.Errorf("first %q, last %q", lines[0], lines[len(lines)-1])
 	}
 }
