@@ -2,6 +2,7 @@ package scanner
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/md5"
 	"crypto/sha1"
@@ -180,6 +181,7 @@ type objectsSeen struct {
 	bad      map[string]bool    // recorded copies missing or corrupt
 	standing map[string]bool    // unchecked, but recorded verified with the origin's bytes
 	older    map[string][]byte  // there, recorded verified with an older version's sha256
+	listed   map[string]objstore.Info
 }
 
 // holds reports whether the scan may count the region as holding the origin's file at p:
@@ -338,7 +340,7 @@ func (s *Scanner) VerifyRegion(ctx context.Context, r *model.Region) *RegionRepo
 		if len(vs) == 0 || !r.CarriesRepository(repo.Directory) {
 			continue
 		}
-		res := repocheck.Check(ctx, cfg.HTTPClient, r, store, model.RepomdPath(repo.Directory), vs)
+		res := repocheck.Check(ctx, cfg.HTTPClient, r, store, repo.MetadataPath(), vs)
 		if seen != nil {
 			s.judgeServed(ctx, cfg, r, store, repo, origin, seen, &res)
 		}
@@ -393,6 +395,10 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 	}
 	stale := func(format string, args ...any) {
 		res.State, res.Error = model.RepoStale, fmt.Sprintf(format, args...)
+	}
+	if repo.IsApt() {
+		s.judgeApt(ctx, cfg, r, store, repo, origin, seen, res)
+		return
 	}
 	if n := countUnder(seen.bad, repo.Directory); n > 0 {
 		// What it serves names files the region lacks: clients would fail there.
@@ -456,6 +462,133 @@ func (s *Scanner) judgeServed(ctx context.Context, cfg Config, r *model.Region, 
 			stale("serves a repomd.xml.asc that is not the signature of the repomd.xml it serves")
 		}
 	}
+}
+
+// judgeApt checks an APT suite a region serves a published revision of: the InRelease
+// (or Release) it serves must parse, and every index file it lists that the region is
+// meant to hold must be in the listing with the listed size (and, with Acquire-By-Hash,
+// its by-hash twin too), and none of them certainly other bytes than listed: apt 2.6
+// does not fall back to the next mirror on a hash mismatch, so one bad index breaks
+// apt update for every client sent here. An older revision must have been verified here
+// as for repomd.xml. Anything else makes it stale, with the reason.
+func (s *Scanner) judgeApt(ctx context.Context, cfg Config, r *model.Region, store objstore.Store, repo model.Repository, origin *originState, seen *objectsSeen, res *repocheck.Result) {
+	rel, err := repomd.ParseRelease(bytes.NewReader(res.Body))
+	if err != nil {
+		res.State, res.Error = model.RepoStale, fmt.Sprintf("cannot parse the %s it serves: %v", repo.ReleaseFile, err)
+		return
+	}
+	suite := path.Join(repo.Directory, "dists", repo.Suite)
+	in := AptInput{Release: rel, Suite: suite, Listed: seen.listed, Verdicts: seen.verdicts,
+		Meant:  func(p string) bool { return origin.byPath[p] != nil && r.Carries(p) },
+		Origin: func(p string) *model.File { return origin.byPath[p] }}
+	if why := AptIndexProblem(in); why != "" {
+		res.State, res.Error = model.RepoStale, why
+		return
+	}
+	if s.aptSignature(ctx, cfg, r, store, repo, suite, origin, res) {
+		return
+	}
+	if n := countUnder(seen.bad, repo.Directory); n > 0 {
+		// Pool files the indices name, most likely: clients would fail there.
+		res.State, res.Error = model.RepoStale, fmt.Sprintf("%d files of the repository are missing or corrupt in this region", n)
+		return
+	}
+	if res.State == model.RepoFresh {
+		// As for primary.xml: every pool file the current indices name must be here, or
+		// clients of this region fail where nothing was ever pushed.
+		if why := s.aptPackagesMissing(ctx, r, store, repo, AptPackagesIndices(rel, suite, seen.listed), seen, origin.byPath); why != "" {
+			res.State, res.Error = model.RepoStale, why
+			return
+		}
+	}
+	if res.State == model.RepoAlternate && !AlternateVerified(origin.served[[2]int64{r.ID, repo.ID}], res.RepomdSHA256) {
+		res.State, res.Error = model.RepoStale, "serves an older "+repo.ReleaseFile+" that was not verified here; the next push publishes the current one"
+	}
+}
+
+// aptSignature checks the Release.gpg beside a served Release (a suite identified by
+// Release, not InRelease): the pair must match, as repomd.xml and repomd.xml.asc must.
+// It reports whether it changed res.
+func (s *Scanner) aptSignature(ctx context.Context, cfg Config, r *model.Region, store objstore.Store, repo model.Repository, suite string, origin *originState, res *repocheck.Result) bool {
+	before := res.State
+	if repo.ReleaseFile != "Release" {
+		return false // InRelease carries its signature
+	}
+	// Release + Release.gpg: a pair, as repomd.xml and repomd.xml.asc are.
+	gpgPath := path.Join(suite, "Release.gpg")
+	sig := origin.byPath[gpgPath]
+	if sig == nil || sig.DeletedAt != nil {
+		return false
+	}
+	body, _, status, err := repocheck.Read(ctx, cfg.HTTPClient, r, store, gpgPath)
+	sum := sha256.Sum256(body)
+	same := err == nil && bytes.Equal(sum[:], sig.SHA256)
+	switch {
+	case res.State != model.RepoFresh:
+		if same {
+			res.State, res.Error = model.RepoStale, "serves the current Release.gpg beside an older Release"
+		}
+	case err != nil && status == http.StatusNotFound:
+		res.State, res.Error = model.RepoStale, "serves Release without its Release.gpg"
+	case err != nil:
+		res.State, res.Error, res.Reachable = model.RepoUnreachable, err.Error(), false
+	case !same:
+		res.State, res.Error = model.RepoStale, "serves a Release.gpg that is not the signature of the Release it serves"
+	}
+	return res.State != before
+}
+
+// aptPackagesMissing reads the Packages indices a region serves (already checked against
+// the Release it serves) and returns why not every pool file they name is held there, or
+// "". As for yum, an on-demand region need not hold what it fills on demand.
+func (s *Scanner) aptPackagesMissing(ctx context.Context, r *model.Region, store objstore.Store, repo model.Repository, indices []string, seen *objectsSeen, byPath map[string]*model.File) string {
+	for _, p := range indices {
+		why := func() string {
+			rd, err := store.Get(ctx, p)
+			if err != nil {
+				return fmt.Sprintf("cannot read %s, which the Release it serves lists", path.Base(p))
+			}
+			defer rd.Close()
+			var in io.Reader = rd
+			if strings.HasSuffix(p, ".gz") {
+				if in, err = gzip.NewReader(rd); err != nil {
+					return fmt.Sprintf("cannot read %s: %v", path.Base(p), err)
+				}
+			}
+			missing, differ, first := 0, 0, ""
+			err = repomd.ParsePackages(in, func(pkg repomd.DebPackage) error {
+				q := path.Join(repo.Directory, pkg.Filename)
+				switch AptPackageHeld(pkg, byPath[q], seen.holds(q), seen.older[q]) {
+				case Match:
+					return nil
+				case Differs:
+					differ++
+				default:
+					if r.FillsOnDemand(q) {
+						return nil
+					}
+					missing++
+				}
+				if first == "" {
+					first = pkg.Filename
+				}
+				return nil
+			})
+			switch {
+			case err != nil:
+				return fmt.Sprintf("cannot parse %s: %v", path.Base(p), err)
+			case missing > 0:
+				return fmt.Sprintf("%d packages its Packages index names are not verified in this region (%s, ...)", missing, first)
+			case differ > 0:
+				return fmt.Sprintf("%d packages in this region have other bytes than its Packages index names (%s, ...)", differ, first)
+			}
+			return ""
+		}()
+		if why != "" {
+			return why
+		}
+	}
+	return ""
 }
 
 // packagesMissing reads the primary.xml a region serves (already checked against the
@@ -642,7 +775,7 @@ func (s *Scanner) compareObjects(ctx context.Context, cfg Config, r *model.Regio
 		return nil, err
 	}
 
-	seen := &objectsSeen{verdicts: make(map[string]Verdict, len(want)), bad: map[string]bool{}, standing: map[string]bool{}, older: map[string][]byte{}}
+	seen := &objectsSeen{verdicts: make(map[string]Verdict, len(want)), bad: map[string]bool{}, standing: map[string]bool{}, older: map[string][]byte{}, listed: listed}
 	var updates []db.ObjectUpdate
 	for i, f := range want {
 		row := rows[f.ID]

@@ -3,6 +3,8 @@ package scanner
 import (
 	"bytes"
 	"encoding/hex"
+	"fmt"
+	"path"
 	"strings"
 
 	"github.com/regionmirror/regionmirror/internal/model"
@@ -203,4 +205,101 @@ func PackageHeld(pkg repomd.Package, f *model.File, holdsOrigin bool, older []by
 	// By the hashes the inventory keeps; other algorithms cannot tell.
 	match, known := f.MatchesChecksum(pkg.Algorithm, pkg.Checksum)
 	return boolEvidence(match || !known)
+}
+
+// AptInput is what the verdict on the index files of a served APT revision depends on.
+type AptInput struct {
+	Release  *repomd.Release // the InRelease (or Release) the region serves
+	Suite    string          // the suite's directory (DIR/dists/SUITE), where listed paths start
+	Listed   map[string]objstore.Info
+	Verdicts map[string]Verdict // of the origin's live files, by path
+	// Meant reports whether the region is meant to hold p: the origin has (or had) the
+	// file and the region carries it. A Release may list files no mirror holds (Debian
+	// lists uncompressed Packages it does not publish); apt then uses another.
+	Meant func(p string) bool
+	// Origin is the origin's file at p, or nil.
+	Origin func(p string) *model.File
+}
+
+// AptIndexProblem returns why a region cannot serve the revision in.Release ("" when it
+// can): an index file it lists, or its by-hash twin with Acquire-By-Hash, is not in the
+// listing, has another size than listed, or is certainly other bytes than listed (the
+// origin's file with the listed SHA-256 was found corrupt there).
+func AptIndexProblem(in AptInput) string {
+	check := func(p, listedAs string, size int64, sum []byte) string {
+		if !in.Meant(p) {
+			return ""
+		}
+		info, ok := in.Listed[p]
+		switch {
+		case !ok:
+			return fmt.Sprintf("%s, which the Release it serves lists, is missing in this region", listedAs)
+		case info.Size != size:
+			return fmt.Sprintf("%s has %d bytes in this region; the Release it serves lists %d", listedAs, info.Size, size)
+		}
+		if f := in.Origin(p); f != nil && bytes.Equal(f.SHA256, sum) && in.Verdicts[p] == VerdictCorrupt {
+			return fmt.Sprintf("%s has other bytes in this region than the Release it serves lists", listedAs)
+		}
+		return ""
+	}
+	for _, f := range in.Release.Files {
+		p := path.Join(in.Suite, f.Path)
+		if why := check(p, f.Path, f.Size, f.SHA256); why != "" {
+			return why
+		}
+		if in.Release.ByHash {
+			rel := path.Join(path.Dir(f.Path), "by-hash", "SHA256", hex.EncodeToString(f.SHA256))
+			if why := check(path.Join(in.Suite, rel), rel, f.Size, f.SHA256); why != "" {
+				return why
+			}
+		}
+	}
+	return ""
+}
+
+// AptPackagesIndices are the Packages indices of a Release to read for its pool files,
+// one per directory: Packages when the region lists it, else Packages.gz (what the
+// scanner can decompress; a directory with neither is not read).
+func AptPackagesIndices(rel *repomd.Release, suite string, listed map[string]objstore.Info) []string {
+	best := map[string]string{}
+	var dirs []string
+	for _, f := range rel.Files {
+		base := path.Base(f.Path)
+		if base != "Packages" && base != "Packages.gz" {
+			continue
+		}
+		p := path.Join(suite, f.Path)
+		if _, ok := listed[p]; !ok {
+			continue
+		}
+		dir := path.Dir(p)
+		cur, seen := best[dir]
+		if !seen {
+			dirs = append(dirs, dir)
+		}
+		if !seen || (base == "Packages" && cur != p) {
+			best[dir] = p
+		}
+	}
+	out := make([]string, 0, len(dirs))
+	for _, d := range dirs {
+		out = append(out, best[d])
+	}
+	return out
+}
+
+// AptPackageHeld judges one package a served Packages index names against what the region
+// holds, as PackageHeld does for primary.xml: holdsOrigin when it holds the origin's file
+// f, older the sha256 of an older version it holds verified.
+func AptPackageHeld(pkg repomd.DebPackage, f *model.File, holdsOrigin bool, older []byte) Evidence {
+	if older != nil && pkg.SHA256 != nil {
+		return boolEvidence(bytes.Equal(older, pkg.SHA256))
+	}
+	if !holdsOrigin || f == nil {
+		return Unknown
+	}
+	if pkg.SHA256 == nil {
+		return Match // nothing to compare with: the object comparison stands
+	}
+	return boolEvidence(bytes.Equal(f.SHA256, pkg.SHA256))
 }

@@ -121,6 +121,8 @@ func FuzzHandler(f *testing.F) {
 		{"/r/us-east-1/demo/1/x86_64/os/repodata/repomd.xml", "", "", ""},
 		{"/r/%2e%2e/demo/1/x86_64/os/repodata/repomd.xml", "", "", ""},
 		{"/", "", "", "text/html"},
+		{"/apt/demo-1.list", "location=us-east-1", "", ""},
+		{"/apt/demo-1/eu-central-1.list", "", "", ""},
 		{"/metalink", "repo=demo-1&arch=x86_64&location=%FF", "1.2.3.4, ::1, fe80::1%eth0", ""},
 	} {
 		f.Add(s[0], s[1], s[2], s[3])

@@ -56,6 +56,7 @@ var headTargets = map[string][]string{
 		"/pub/" + helloPath + "?mirrorlist", "/pub/nope.rpm", "/pub/a/../b"},
 	"/r/*": {"/r/eu-central-1/" + helloPath, "/r/us-east-1/demo/1/x86_64/os/repodata/repomd.xml", "/r/nowhere/" + helloPath,
 		"/r/eu-central-1/a/../b"},
+	"/apt/*":               {"/apt/demo-1.list", "/apt/nope/eu-central-1.list", "/apt/x"},
 	"/":                    {"/"},
 	"/api/v1/regions":      {"/api/v1/regions"},
 	"/api/v1/repositories": {"/api/v1/repositories"},

@@ -142,6 +142,12 @@ func TestHostileInput(t *testing.T) {
 		"/%FF%FE",
 		"/pub/" + strings.Repeat("a/", 2000) + "x",
 		"/pub/%C0%AE%C0%AE/etc/passwd",
+		"/apt/" + long + ".list",
+		"/apt/demo/" + long + ".list",
+		"/apt/%00%0d%0a.list",
+		"/apt/%2e%2e/%2e%2e.list",
+		"/apt/demo.list?location=" + long,
+		"/apt/%FF%FE/%C0%AF.list",
 	}
 	// Traversal in every spelling, under the download prefix and beside it.
 	for _, dots := range []string{"..", "%2e%2e", "%2E%2E", ".%2e", "%2e.", "%252e%252e", "%25252e%25252e", "%c0%ae%c0%ae", "%uff0e%uff0e", "..%00", "..%2f", "..%5c", "..\\", "%2e%2e%5c"} {
@@ -210,7 +216,7 @@ func TestHostileParameterValues(t *testing.T) {
 	w := startHostile(t)
 	file := "/pub/demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm"
 	endpoints := []string{"/metalink?repo=demo&arch=x86_64&", "/mirrorlist?repo=demo&arch=x86_64&", file + "?", file + "?meta4&",
-		file + "?mirrorlist&", "/api/v1/locate?path=demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm&"}
+		file + "?mirrorlist&", "/api/v1/locate?path=demo/1/x86_64/os/Packages/hello-1.0-1.noarch.rpm&", "/apt/demo.list?"}
 	params := []struct{ query, want string }{
 		{"protocol=gopher", "parameter protocol: unknown value \"gopher\"; accepted values: http, https"},
 		{"protocol=ftp", "parameter protocol"},

@@ -122,6 +122,7 @@ func New(opt Options) *Server {
 	s.echo = e
 	s.route("/metalink", "metalink", formatMetalink, cachePrivate, s.metalink)
 	s.route("/mirrorlist", "mirrorlist", formatMirrorlist, cachePrivate, s.mirrorlist)
+	s.route("/apt/*", "apt-list", formatText, cacheAptList, s.aptList)
 	// Errors of downloads are text whatever was asked (redirect, meta4, page).
 	s.route(s.prefix+"/*", "download", formatText, cachePrivate, s.download)
 	// A region's own view of the tree, which metalinks give for on-demand regions.
@@ -285,6 +286,11 @@ func (s *Server) resolveRepo(c echo.Context) (*selection.Snapshot, *selection.Re
 	repo := snap.Repository(q.Repo, q.Arch)
 	if repo == nil {
 		return nil, nil, q, unknownRepo(snap, q)
+	}
+	if repo.IsApt() {
+		// apt reads mirror lists, not metalinks: an InRelease in a metalink helps no one.
+		return nil, nil, q, &Error{Status: http.StatusNotFound, About: repoAbout(q),
+			Msg: "an APT repository: its mirror list is /apt/" + safeText(q.Repo, 128) + ".list"}
 	}
 	if len(repo.Versions) == 0 && info(c).format == formatMetalink {
 		return nil, nil, q, &Error{Status: http.StatusServiceUnavailable, About: repoAbout(q),

@@ -89,7 +89,12 @@ type RepositoryView struct {
 	Name      string       `json:"name"`
 	Arch      string       `json:"arch"`
 	Directory string       `json:"directory"`
-	Current   *VersionView `json:"current,omitempty"` // nil until a repomd.xml is recorded
+	Kind      string       `json:"kind"`              // yum or apt
+	Suite     string       `json:"suite,omitempty"`   // APT only
+	Current   *VersionView `json:"current,omitempty"` // nil until a repomd.xml (InRelease) is recorded
+	// ValidUntilWarning is set while the current revision's Valid-Until is less than a
+	// day away or past: apt then refuses every region not synced with a newer one.
+	ValidUntilWarning string `json:"valid_until_warning,omitempty"`
 	// Alternates are the superseded repomd.xml files clients still accept, newest first.
 	Alternates []VersionView `json:"alternates"`
 	// Regions is the state by region name; Cells the same in the order of the regions.
@@ -104,6 +109,22 @@ type VersionView struct {
 	Timestamp    int64      `json:"timestamp"`
 	FirstSeen    time.Time  `json:"first_seen"`
 	SupersededAt *time.Time `json:"superseded_at,omitempty"`
+	ValidUntil   *time.Time `json:"valid_until,omitempty"` // an APT revision's Valid-Until
+}
+
+// validUntilSoon is how far ahead of a revision's Valid-Until the views warn.
+const validUntilSoon = 24 * time.Hour
+
+// ValidUntilWarning is the warning the views show for a current revision expiring at
+// validUntil (zero: never), or "".
+func ValidUntilWarning(validUntil, now time.Time) string {
+	switch {
+	case validUntil.IsZero() || validUntil.Sub(now) >= validUntilSoon:
+		return ""
+	case !validUntil.After(now):
+		return "the current revision's Valid-Until (" + validUntil.UTC().Format(time.RFC3339) + ") has passed: apt refuses it everywhere until a newer one is published"
+	}
+	return "the current revision's Valid-Until (" + validUntil.UTC().Format(time.RFC3339) + ") is less than a day away: apt refuses it after that, in every region not synced with a newer one"
 }
 
 // Cell states beyond the recorded db.Repo* ones.
@@ -258,7 +279,8 @@ func (s *Server) regionViews(snap *selection.Snapshot) []RegionView {
 }
 
 func versionView(v *selection.Version) VersionView {
-	return VersionView{SHA256: v.SHA256Hex, Size: v.Size, Timestamp: v.Timestamp, FirstSeen: v.FirstSeen, SupersededAt: timePtr(v.SupersededAt)}
+	return VersionView{SHA256: v.SHA256Hex, Size: v.Size, Timestamp: v.Timestamp, FirstSeen: v.FirstSeen, SupersededAt: timePtr(v.SupersededAt),
+		ValidUntil: timePtr(v.ValidUntil)}
 }
 
 // repositoryViews builds every repository's row of the freshness grid; pubs are the
@@ -266,13 +288,14 @@ func versionView(v *selection.Version) VersionView {
 func repositoryViews(snap *selection.Snapshot, now time.Time, pubs map[int64][]model.Publication) []RepositoryView {
 	out := make([]RepositoryView, 0, len(snap.Repos))
 	for _, repo := range snap.Repos {
-		v := RepositoryView{Name: repo.Name, Arch: repo.Arch, Directory: repo.Directory,
+		v := RepositoryView{Name: repo.Name, Arch: repo.Arch, Directory: repo.Directory, Kind: repo.Kind, Suite: repo.Suite,
 			Alternates: []VersionView{}, Regions: map[string]CellView{}}
 		var current *selection.Version
 		if len(repo.Versions) > 0 {
 			current = repo.Versions[0]
 			cur := versionView(repo.Versions[0])
 			v.Current = &cur
+			v.ValidUntilWarning = ValidUntilWarning(current.ValidUntil, now)
 			for _, a := range repo.Alternates(now, snap.Policy.AlternatesMaxAge) {
 				v.Alternates = append(v.Alternates, versionView(a))
 			}

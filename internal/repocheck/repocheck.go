@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	pathpkg "path"
+	"strings"
 
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/objstore"
@@ -32,7 +34,7 @@ type Result struct {
 	Body []byte
 }
 
-// Check reads path (a repository's repomd.xml) through the region's public URL. The
+// Check reads path (a repository's repomd.xml, or an APT suite's InRelease) through the region's public URL. The
 // storage API is used instead only where clients of this process cannot be: a
 // location-only region, or a public URL this host cannot connect to. An HTTP error from
 // the public URL is what clients get, so it is the answer.
@@ -60,7 +62,11 @@ func Check(ctx context.Context, client *http.Client, r *model.Region, store objs
 		res.RepomdSHA256 = sum
 		res.State = Classify(sum, versions)
 		if res.State == model.RepoStale {
-			res.Error = "serves a repomd.xml the origin did not publish"
+			name, article := pathpkg.Base(path), "a "
+			if strings.HasPrefix(name, "In") {
+				article = "an " // InRelease
+			}
+			res.Error = "serves " + article + name + " the origin did not publish"
 		}
 	}
 	return res

@@ -140,6 +140,9 @@ func (a *AptArchive) Publish(t testing.TB, pkgs []AptPackage, opt PublishOptions
 	if a.ByHash {
 		args = append(args, "-o", "APT::FTPArchive::Release::Acquire-By-Hash=yes")
 	}
+	// SHA256 only, as the by-hash twins are: apt fetches by-hash/<strongest hash listed>,
+	// and a SHA512 list would send it to by-hash/SHA512/, which nothing writes.
+	args = append(args, "-o", "APT::FTPArchive::MD5=false", "-o", "APT::FTPArchive::SHA1=false", "-o", "APT::FTPArchive::SHA512=false")
 	for _, f := range []string{"Release", "InRelease", "Release.gpg"} {
 		os.Remove(filepath.Join(suite, f))
 	}

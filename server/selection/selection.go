@@ -138,6 +138,9 @@ func SelectClient(s *Snapshot, req Request) *Decision {
 func repoServable(s *Snapshot, repo *Repository, r *Region, now time.Time) (int, string) {
 	f := s.freshness(repo, r, now)
 	if f.Offered() {
+		if why := ExpiredAlternate(repo, f.Version, now); why != "" {
+			return 0, why
+		}
 		return f.Version, ""
 	}
 	st := repo.InRegion[r.Index]
@@ -152,6 +155,21 @@ func repoServable(s *Snapshot, repo *Repository, r *Region, now time.Time) (int,
 		return 0, fmt.Sprintf("%s: HTTP %d", f.Reason, st.HTTPStatus)
 	}
 	return 0, f.Reason
+}
+
+// ExpiredAlternate returns why a region serving version vi of repo (an index into
+// Versions) must not be offered although within the alternates window: an older APT
+// revision whose Valid-Until has passed, which apt refuses with a hard error rather than
+// trying the next mirror. "" otherwise. The current revision is never refused here: when
+// it has expired every region fails alike, and the list changes nothing.
+func ExpiredAlternate(repo *Repository, vi int, now time.Time) string {
+	if vi <= 0 || vi >= len(repo.Versions) {
+		return ""
+	}
+	if vu := repo.Versions[vi].ValidUntil; !vu.IsZero() && !now.Before(vu) {
+		return "serves an older InRelease whose Valid-Until (" + vu.UTC().Format(time.RFC3339) + ") has passed"
+	}
+	return ""
 }
 
 // ranked is a candidate with its sort key.

@@ -318,3 +318,45 @@ func TestRepomdURL(t *testing.T) {
 		}
 	}
 }
+
+// TestExpiredAptAlternateNotOffered: a region serving an older APT revision within the
+// alternates window is left out once that revision's Valid-Until has passed (apt refuses
+// it outright); while it is valid it is offered, and the current revision is never
+// refused for its own Valid-Until.
+func TestExpiredAptAlternateNotOffered(t *testing.T) {
+	build := func(v2Until, v3Until time.Time) *selection.Snapshot {
+		data := selectiontest.Data(t, selectiontest.World)
+		data.Repositories[0].Kind, data.Repositories[0].Suite, data.Repositories[0].ReleaseFile = model.RepoApt, "stable", "InRelease"
+		data.RepomdVersions[0].ValidUntil, data.RepomdVersions[1].ValidUntil = v3Until, v2Until
+		return selection.BuildSnapshot(data, nil, selection.Policy{AlternatesMaxAge: 72 * time.Hour}, nil)
+	}
+	chosen := func(snap *selection.Snapshot) (map[string]bool, map[string]string) {
+		repo := snap.Repository("demo-1", "x86_64")
+		d := selection.SelectRepository(snap, repo, selection.Request{Now: now})
+		in, out := map[string]bool{}, map[string]string{}
+		for _, c := range d.Chosen {
+			in[c.Region.Name] = true
+		}
+		for _, e := range d.Excluded {
+			out[e.Region.Name] = e.Reason
+		}
+		return in, out
+	}
+	// ap-northeast-1 serves v2, the alternate.
+	in, _ := chosen(build(now.Add(time.Hour), time.Time{}))
+	if !in["ap-northeast-1"] {
+		t.Error("an alternate still valid is not offered")
+	}
+	snap := build(now.Add(-time.Minute), time.Time{})
+	in, out := chosen(snap)
+	if in["ap-northeast-1"] || !strings.Contains(out["ap-northeast-1"], "Valid-Until") {
+		t.Errorf("an expired alternate: chosen %v, reason %q", in["ap-northeast-1"], out["ap-northeast-1"])
+	}
+	repo := snap.Repository("demo-1", "x86_64")
+	if snap.ServesRepository(repo, snap.Region("ap-northeast-1"), now) {
+		t.Error("ServesRepository offers the expired alternate")
+	}
+	if in, _ := chosen(build(time.Time{}, now.Add(-time.Minute))); !in["us-east-1"] || !in["ap-northeast-1"] {
+		t.Error("an expired current revision took regions out of the answers")
+	}
+}

@@ -146,21 +146,28 @@ func (r *Region) CarriesRepository(dir string) bool {
 	return model.CarriesRepository(r.Includes, dir)
 }
 
-// Repository is a yum/dnf repository with its repomd.xml history and what each region serves.
+// Repository is a yum/dnf repository or an APT suite with its metadata history (repomd.xml,
+// or InRelease) and what each region serves.
 type Repository struct {
 	ID        int64
 	Name      string
 	Arch      string
 	Directory string
+	Kind      string // model.RepoYum or model.RepoApt
+	Suite     string // APT only
 	// Versions are the repomd.xml files the origin published, newest (current) first.
 	Versions []*Version
 	// history is Versions as model.Freshness reads them.
 	history []model.RepomdVersion
 	// InRegion is indexed by Region.Index.
 	InRegion []RegionRepo
-	// repomdPath is Directory + "/repodata/repomd.xml", escaped for URLs.
+	// repomdPath is the repository's metadata path (model.Repository.MetadataPath:
+	// repomd.xml, or an APT suite's InRelease), escaped for URLs.
 	repomdPath string
 }
+
+// IsApt reports whether the repository is an APT suite.
+func (repo *Repository) IsApt() bool { return repo.Kind == model.RepoApt }
 
 // Version is one published repomd.xml.
 type Version struct {
@@ -170,6 +177,7 @@ type Version struct {
 	Timestamp                    int64 // newest <timestamp> inside it
 	FirstSeen                    time.Time
 	SupersededAt                 time.Time // FirstSeen of the next newer version; zero for the current one
+	ValidUntil                   time.Time // an APT revision's Valid-Until; zero: none
 }
 
 // RegionRepo is what a region was last verified to serve for a repository.
@@ -183,7 +191,8 @@ type RegionRepo struct {
 	VerifiedAt time.Time
 }
 
-// EscapedRepomdPath returns Directory + "/repodata/repomd.xml", escaped for URLs.
+// EscapedRepomdPath returns the repository's metadata path (Directory +
+// "/repodata/repomd.xml", or an APT suite's InRelease), escaped for URLs.
 func (repo *Repository) EscapedRepomdPath() string { return repo.repomdPath }
 
 // recorded is what model.Freshness reads of a RegionRepo.
@@ -254,7 +263,8 @@ func (s *Snapshot) RepositoryOfRepomd(path string) *Repository { return s.byRepo
 // ServesRepository reports whether r serves repo's current repomd.xml or an alternate
 // still offered at now (the rule SelectRepository applies, fill mode aside).
 func (s *Snapshot) ServesRepository(repo *Repository, r *Region, now time.Time) bool {
-	return s.freshness(repo, r, now).Offered()
+	f := s.freshness(repo, r, now)
+	return f.Offered() && ExpiredAlternate(repo, f.Version, now) == ""
 }
 
 // Repository returns the repository with that name and arch, or nil.
@@ -317,15 +327,18 @@ func BuildSnapshot(data *model.SnapshotData, files *FileIndex, policy Policy, un
 
 	for _, m := range data.Repositories {
 		repo := &Repository{
-			ID: m.ID, Name: m.Name, Arch: m.Arch, Directory: m.Directory,
+			ID: m.ID, Name: m.Name, Arch: m.Arch, Directory: m.Directory, Kind: m.Kind, Suite: m.Suite,
 			InRegion:   make([]RegionRepo, len(s.Regions)),
-			repomdPath: model.EscapePath(model.RepomdPath(m.Directory)),
+			repomdPath: model.EscapePath(m.MetadataPath()),
+		}
+		if repo.Kind == "" {
+			repo.Kind = model.RepoYum
 		}
 		for i := range repo.InRegion {
 			repo.InRegion[i].Version = -1
 		}
 		s.repos[repoKey(m.Name, m.Arch)] = repo
-		s.byRepomd[model.RepomdPath(m.Directory)] = repo
+		s.byRepomd[m.MetadataPath()] = repo
 		s.Repos = append(s.Repos, repo)
 	}
 	slices.SortFunc(s.Repos, func(a, b *Repository) int {
@@ -343,7 +356,7 @@ func BuildSnapshot(data *model.SnapshotData, files *FileIndex, policy Policy, un
 		ver := &Version{
 			SHA256: v.SHA256, MD5: hex.EncodeToString(v.MD5), SHA1: hex.EncodeToString(v.SHA1),
 			SHA256Hex: hex.EncodeToString(v.SHA256), SHA512: hex.EncodeToString(v.SHA512),
-			Size: v.Size, Timestamp: v.Timestamp, FirstSeen: v.FirstSeen, SupersededAt: v.SupersededAt,
+			Size: v.Size, Timestamp: v.Timestamp, FirstSeen: v.FirstSeen, SupersededAt: v.SupersededAt, ValidUntil: v.ValidUntil,
 		}
 		repo.Versions = append(repo.Versions, ver)
 		repo.history = append(repo.history, v)
