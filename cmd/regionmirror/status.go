@@ -12,6 +12,7 @@ import (
 	"github.com/regionmirror/regionmirror/internal/human"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/pusher"
+	"github.com/regionmirror/regionmirror/server"
 	"github.com/regionmirror/regionmirror/server/selection"
 )
 
@@ -23,12 +24,18 @@ type statusCell struct {
 }
 
 type statusRepo struct {
-	Repo      string                `json:"repo"`
-	Arch      string                `json:"arch"`
-	Directory string                `json:"directory"`
-	Current   string                `json:"current_sha256,omitempty"`
-	Timestamp int64                 `json:"timestamp,omitempty"`
-	Regions   map[string]statusCell `json:"regions"`
+	Repo      string `json:"repo"`
+	Arch      string `json:"arch"`
+	Kind      string `json:"kind"`            // yum or apt
+	Suite     string `json:"suite,omitempty"` // APT
+	Directory string `json:"directory"`
+	Current   string `json:"current_sha256,omitempty"`
+	Timestamp int64  `json:"timestamp,omitempty"`
+	// ValidUntil is the current APT revision's Valid-Until; Warning is set while it is less
+	// than a day away or past (apt then refuses the repository).
+	ValidUntil *time.Time            `json:"valid_until,omitempty"`
+	Warning    string                `json:"warning,omitempty"`
+	Regions    map[string]statusCell `json:"regions"`
 }
 
 type statusRegion struct {
@@ -215,9 +222,14 @@ func buildStatus(data *model.SnapshotData, runs []model.Run, policy selection.Po
 		rep.Regions = append(rep.Regions, statusRegion{Name: r.Name, Enabled: r.Enabled, Access: regions[r.ID].Access, Fill: fill, Health: health[r.ID]})
 	}
 	for _, repo := range snap.Repos {
-		row := statusRepo{Repo: repo.Name, Arch: repo.Arch, Directory: repo.Directory, Regions: map[string]statusCell{}}
+		row := statusRepo{Repo: repo.Name, Arch: repo.Arch, Kind: repo.Kind, Suite: repo.Suite, Directory: repo.Directory, Regions: map[string]statusCell{}}
 		if len(repo.Versions) > 0 {
-			row.Current, row.Timestamp = repo.Versions[0].SHA256Hex, repo.Versions[0].Timestamp
+			cur := repo.Versions[0]
+			row.Current, row.Timestamp = cur.SHA256Hex, cur.Timestamp
+			if !cur.ValidUntil.IsZero() {
+				t := cur.ValidUntil
+				row.ValidUntil, row.Warning = &t, server.ValidUntilWarning(t, now)
+			}
 		}
 		for _, c := range snap.Cells(repo, now) {
 			row.Regions[c.Region.Name] = statusCellOf(c, recordedErr[regionRepo{c.Region.ID, repo.ID}])
@@ -254,7 +266,11 @@ func printStatus(a *app, rep *statusReport, now time.Time) {
 	}
 	rows := [][]string{}
 	for _, repo := range rep.Repositories {
-		row := []string{repo.Repo + "/" + repo.Arch}
+		name := repo.Repo + "/" + repo.Arch
+		if repo.Kind == model.RepoApt {
+			name = repo.Repo + " (apt " + repo.Suite + ")"
+		}
+		row := []string{name}
 		for _, r := range rep.Regions {
 			c := repo.Regions[r.Name]
 			cell := c.State
@@ -269,6 +285,11 @@ func printStatus(a *app, rep *statusReport, now time.Time) {
 		fmt.Fprintln(a.stdout, "no repositories; add one with 'regionmirror repo add'")
 	} else {
 		printTable(a.stdout, header, rows)
+	}
+	for _, repo := range rep.Repositories {
+		if repo.Warning != "" {
+			fmt.Fprintf(a.stdout, "warning: %s: %s\n", repo.Repo, repo.Warning)
+		}
 	}
 	fmt.Fprintln(a.stdout)
 	rows = [][]string{}
