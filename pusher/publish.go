@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"path"
 	"slices"
 	"time"
 
@@ -135,22 +134,22 @@ func (p *Pusher) recordHalfPairs(ctx context.Context, cfg Config, active []*regi
 	if cfg.DryRun {
 		return
 	}
-	byDir := make(map[string]*model.Repository, len(repos))
+	byKey := make(map[string]*model.Repository, len(repos))
 	for i := range repos {
-		byDir[repos[i].Directory] = &repos[i]
+		byKey[pairKey(repos[i].MetadataPath())] = &repos[i]
 	}
 	for _, rr := range active {
 		planned := map[string][]string{}
 		for _, it := range rr.plan.Items[PhaseRepomd] {
-			dir := repoDirOf(it.File.Path)
-			planned[dir] = append(planned[dir], it.File.Path)
+			key := pairKey(it.File.Path)
+			planned[key] = append(planned[key], it.File.Path)
 		}
 		rr.mu.Lock()
 		written := maps.Clone(rr.uploadedKeys)
 		rr.mu.Unlock()
-		for dir, paths := range planned {
-			repo := byDir[dir]
-			if repo == nil || !halfPair(paths, written) {
+		for key, paths := range planned {
+			repo := byKey[key]
+			if repo == nil || !halfPair(paths, repo.MetadataPath(), written) {
 				continue
 			}
 			err := p.setRegionRepo(ctx, rr, model.RegionRepo{RegionID: rr.region.ID, RepositoryID: repo.ID, State: model.RepoStale, Error: reasonHalfPair})
@@ -162,17 +161,19 @@ func (p *Pusher) recordHalfPairs(ctx context.Context, cfg Config, active []*regi
 	}
 }
 
-// halfPair reports whether, after phase 3 wrote the written paths of the planned part of
+// halfPair reports whether, after phase 4 wrote the written paths of the planned part of
 // one repository's pair, the region serves a repomd.xml and a signature that do not
 // belong together: part of the plan went up and part did not, or repomd.xml was already
-// the current one (not planned) and its new signature did not go up.
-func halfPair(planned []string, written map[string]bool) bool {
+// the current one (not planned) and its new signature did not go up. main is the file
+// that identifies the repository's state (repomd.xml, or an APT suite's InRelease or
+// Release); for APT the pair is the suite's Release files.
+func halfPair(planned []string, main string, written map[string]bool) bool {
 	n, repomdPlanned := 0, false
 	for _, p := range planned {
 		if written[p] {
 			n++
 		}
-		if path.Base(p) == "repomd.xml" {
+		if p == main {
 			repomdPlanned = true
 		}
 	}

@@ -119,7 +119,7 @@ func chains(ph int, jobs []*job) [][]*job {
 	}
 	byDir := map[string]int{}
 	for _, j := range jobs {
-		dir := repoDirOf(j.file.File.Path)
+		dir := pairKey(j.file.File.Path)
 		i, ok := byDir[dir]
 		if !ok {
 			i = len(out)
