@@ -142,8 +142,9 @@ func ParseRelease(r io.Reader) (*Release, error) {
 }
 
 // Release dates are RFC 2822 in UTC ("Sat, 10 Jun 2023 08:53:33 UTC"); apt also reads
-// numeric zones and one-digit days.
-var releaseTimeLayouts = []string{time.RFC1123, time.RFC1123Z, "Mon, 2 Jan 2006 15:04:05 MST", "Mon, 2 Jan 2006 15:04:05 -0700"}
+// numeric zones and one-digit days. The numeric layouts come first: Go reads "+0000"
+// as a zone abbreviation too, which the name check below would refuse.
+var releaseTimeLayouts = []string{time.RFC1123Z, "Mon, 2 Jan 2006 15:04:05 -0700", time.RFC1123, "Mon, 2 Jan 2006 15:04:05 MST"}
 
 func parseReleaseTime(v string) (time.Time, error) {
 	for _, l := range releaseTimeLayouts {
@@ -231,7 +232,9 @@ func ParsePackages(r io.Reader, fn func(DebPackage) error) error {
 	n := 0
 	return ReadParagraphs(r, func(p *Paragraph) error {
 		n++
-		name := p.Get("Filename")
+		// apt-ftparchive run on "." writes "./pool/..." (and "./x.deb" in flat
+		// repositories); apt reads it relative to the archive root all the same.
+		name := strings.TrimPrefix(p.Get("Filename"), "./")
 		if !insideRepository(name) {
 			return fmt.Errorf("paragraph %d of Packages: Filename %q is missing or leaves the archive root", n, name)
 		}
