@@ -158,6 +158,12 @@ func (f *aptFixture) pushAll() *Result { return f.push(f.regions...) }
 // Valid-Until, and each region is verified fresh on the InRelease's SHA-256.
 func TestPushAptArchive(t *testing.T) {
 	f := newAptFixture(t, true)
+	// The announce delay comes before the plain index files, so that the window between
+	// them and the Release files stays short.
+	const delay = time.Second
+	f.pusher.Config.AnnounceDelay = delay
+	hook := &phaseHook{}
+	f.pusher.Progress = hook
 	res := f.pushAll()
 	inRelease := f.originBytes(f.suitePath("InRelease"))
 	sum := sha256.Sum256(inRelease)
@@ -167,6 +173,9 @@ func TestPushAptArchive(t *testing.T) {
 	}
 	if len(versions) != 1 || !bytes.Equal(versions[0].SHA256, sum[:]) || versions[0].Size != int64(len(inRelease)) {
 		t.Fatalf("revisions %+v, want the InRelease's", versions)
+	}
+	if waited := hook.at[PhaseIndex].Sub(versions[0].FirstSeen); waited < delay-50*time.Millisecond {
+		t.Errorf("the index phase began %v after the revision was recorded, want the announce delay %v", waited, delay)
 	}
 	if vu := versions[0].ValidUntil; vu.Before(time.Now().Add(6*24*time.Hour)) || vu.After(time.Now().Add(8*24*time.Hour)) {
 		t.Errorf("valid_until %v, want a week ahead", vu)

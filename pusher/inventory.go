@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -142,8 +143,8 @@ type InventoryReport struct {
 	// (unparsable, unreadable, rewritten during the inventory), with the reason: their
 	// metadata is withheld from every region.
 	Invalid map[string]string `json:",omitempty"`
-	// AptByHash are the APT repository directories whose checked origin revision says
-	// Acquire-By-Hash: yes (see PlanInput.AptByHash).
+	// AptByHash are the APT suite directories (DIR/dists/SUITE) whose checked origin
+	// revision says Acquire-By-Hash: yes (see PlanInput.AptByHash).
 	AptByHash map[string]bool `json:",omitempty"`
 	Duration  time.Duration
 	// Scope are the directories walked (nil: the whole origin), widened to whole
@@ -440,7 +441,7 @@ func hashOne(origin Origin, w walked, buf []byte) (model.File, error) {
 // suite's InRelease or Release: checkAptRevision) when it is not the current version yet
 // (only checks it when record is false). A repository whose metadata cannot be recorded
 // is returned with the reason: its metadata must not be published. live is the
-// inventory just taken. byHash (may be nil) receives the APT repositories whose
+// inventory just taken. byHash (may be nil) receives the APT suite directories whose
 // revision says Acquire-By-Hash.
 //
 // Only the repositories inside scope are checked (nil: all). gen is the generation live
@@ -474,7 +475,7 @@ func recordRepomds(ctx context.Context, d *db.DB, origin Origin, scope, unread [
 		}
 		f := byPath[p]
 		if f == nil {
-			log.Warn("repository has no repodata/repomd.xml at the origin", slog.String("repo", repo.Name), slog.String("path", p))
+			log.Warn("repository has no metadata file (repodata/repomd.xml, or its suite's Release file) at the origin", slog.String("repo", repo.Name), slog.String("path", p))
 			continue
 		}
 		versions, err := d.RepomdVersions(ctx, repo.ID)
@@ -495,7 +496,7 @@ func recordRepomds(ctx context.Context, d *db.DB, origin Origin, scope, unread [
 				continue
 			}
 			if byHash != nil && rev.rel.ByHash {
-				byHash[repo.Directory] = true
+				byHash[path.Dir(p)] = true
 			}
 			rel := rev.rel
 			version = &model.RepomdVersion{RepositoryID: repo.ID, MD5: rel.MD5, SHA1: rel.SHA1, SHA256: rel.SHA256, SHA512: rel.SHA512,

@@ -111,9 +111,10 @@ type PlanInput struct {
 	// cannot be parsed or read), with the reason: publishing it would serve a repomd.xml
 	// no metalink lists.
 	Invalid map[string]string
-	// AptByHash are the APT repository directories whose revision being published says
-	// Acquire-By-Hash: yes. Their clients read index files by hash, so rewriting the
-	// plain index names in place does not take the region out of the answers.
+	// AptByHash are the APT suite directories (DIR/dists/SUITE) whose revision being
+	// published says Acquire-By-Hash: yes. Their clients read index files by hash, so
+	// rewriting the plain index names in place does not take the region out of the
+	// answers.
 	AptByHash map[string]bool
 }
 
@@ -267,8 +268,9 @@ func withholdReason(dir string, unread []string, invalid map[string]string) (str
 // with other bytes: any recorded copy but a missing one (a planned file is never verified
 // there). A copy recorded corrupt counts: corrupt is judged against the origin's current
 // file, and the object may be exactly what the repomd.xml the region serves names.
-// An APT suite's plain index files count only without Acquire-By-Hash (byHash[dir]):
-// with it, every publish rewrites them and clients read the by-hash names instead.
+// An APT suite's plain index files count only without Acquire-By-Hash (byHash of the
+// suite's directory): with it, every publish rewrites them and clients read the by-hash
+// names instead.
 func inPlace(region *model.Region, p *RegionPlan, objects map[int64]*model.RegionObject, repos []model.Repository, byHash map[string]bool) []model.Repository {
 	var out []model.Repository
 	for _, repo := range repos {
@@ -279,8 +281,14 @@ func inPlace(region *model.Region, p *RegionPlan, objects map[int64]*model.Regio
 			o := objects[it.File.ID]
 			return o != nil && o.State != model.ObjectMissing && under(it.File.Path, repo.Directory)
 		}
+		indexRewrites := func(it Item) bool {
+			if root, suite, _, ok := model.AptSuitePath(it.File.Path); ok && byHash[path.Join(root, "dists", suite)] {
+				return false
+			}
+			return rewrites(it)
+		}
 		if slices.ContainsFunc(p.Items[PhaseFiles], rewrites) || slices.ContainsFunc(p.Items[PhaseRepodata], rewrites) ||
-			(!(repo.IsApt() && byHash[repo.Directory]) && slices.ContainsFunc(p.Items[PhaseIndex], rewrites)) {
+			slices.ContainsFunc(p.Items[PhaseIndex], indexRewrites) {
 			out = append(out, repo)
 		}
 	}

@@ -298,7 +298,10 @@ func (p *Pusher) pushGroup(ctx context.Context, cfg Config, group []*regionPush,
 		p.awaitRegionEdits(ctx, cfg, group)
 		p.takeOutRewritten(ctx, cfg, group)
 		for ph := range NumPhases {
-			if ph == PhaseRepomd {
+			if ph == PhaseIndex {
+				// Before the plain index files, not between them and the Release files:
+				// without Acquire-By-Hash, from the first index rewritten until the new
+				// InRelease lands the suite's indices match neither revision.
 				p.awaitAnnouncement(ctx, cfg, group)
 			}
 			p.runPhase(ctx, cfg, ph, group)
