@@ -181,7 +181,9 @@ func checkAptIndices(origin Origin, repo *model.Repository, suiteDir string, rel
 		if f.Size != lf.Size || !bytes.Equal(f.SHA256, lf.SHA256) {
 			return fmt.Sprintf("its Release lists %s with another size or SHA256 than the origin's file", lf.Path)
 		}
-		if rel.ByHash {
+		// A component's Release (main/binary-amd64/Release) is listed but never fetched
+		// by apt, by hash or otherwise: archives publish no twin of it.
+		if rel.ByHash && path.Base(lf.Path) != "Release" {
 			twin := path.Join(path.Dir(p), "by-hash", "SHA256", hex.EncodeToString(lf.SHA256))
 			tf := byPath[twin]
 			switch {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/internal/repomd"
 	"github.com/regionmirror/regionmirror/internal/testenv"
 )
 
@@ -129,5 +130,27 @@ func writeFile(t *testing.T, p, s string) {
 	t.Helper()
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A component's Release is listed in the suite's Release but has no by-hash twin (apt
+// never fetches it): it must not withhold a by-hash suite.
+func TestCheckAptIndicesComponentRelease(t *testing.T) {
+	origin := t.TempDir()
+	bin := "deb/dists/s/main/binary-amd64"
+	os.MkdirAll(filepath.Join(origin, filepath.FromSlash(bin), "by-hash", "SHA256"), 0o755)
+	empty := sha256.Sum256(nil)
+	compRel := []byte("Archive: s\nComponent: main\nArchitecture: amd64\n")
+	relSum := sha256.Sum256(compRel)
+	writeFile(t, filepath.Join(origin, filepath.FromSlash(bin), "Packages"), "")
+	writeFile(t, filepath.Join(origin, filepath.FromSlash(bin), "by-hash", "SHA256", hex.EncodeToString(empty[:])), "")
+	writeFile(t, filepath.Join(origin, filepath.FromSlash(bin), "Release"), string(compRel))
+	rel := &repomd.Release{ByHash: true, Files: []repomd.ReleaseFile{
+		{Path: "main/binary-amd64/Packages", Size: 0, SHA256: empty[:]},
+		{Path: "main/binary-amd64/Release", Size: int64(len(compRel)), SHA256: relSum[:]},
+	}}
+	repo := model.Repository{Directory: "deb", Kind: model.RepoApt, Suite: "s", ReleaseFile: "InRelease"}
+	if why := checkAptIndices(OSOrigin{Root: origin}, &repo, "deb/dists/s", rel, originIndex(t, origin)); why != "" {
+		t.Errorf("refused: %s", why)
 	}
 }
