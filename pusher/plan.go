@@ -142,7 +142,7 @@ func Plan(region *model.Region, files []model.File, objects map[int64]*model.Reg
 //   - The repodata and repomd.xml of a repository holding an unread file, or whose
 //     repomd.xml was not recorded, are withheld.
 //   - The twin of a path with "+" is not written when the origin has that path for real.
-//   - Phase 3 is ordered per repository with repomd.xml last: the pair goes up one file
+//   - Phase 4 (repomd) is ordered per pair with repomd.xml (InRelease) last: the pair goes up one file
 //     after the other, signature first (see runPair).
 func PlanRegion(in PlanInput) *RegionPlan {
 	region := in.Region

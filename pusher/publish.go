@@ -69,7 +69,7 @@ func (p *Pusher) awaitRegionEdits(ctx context.Context, cfg Config, group []*regi
 // from the first overwrite until the new repomd.xml lands, and for good if the push
 // stops before. The record goes to stale (committed and notified), then the push waits
 // the announce delay so that servers have dropped the region, then overwrites. Only the
-// verification after phase 3 makes the repository fresh again; a failed push leaves it out.
+// verification after the last phase makes the repository fresh again; a failed push leaves it out.
 func (p *Pusher) takeOutRewritten(ctx context.Context, cfg Config, active []*regionPush) {
 	if cfg.DryRun || !slices.ContainsFunc(active, func(rr *regionPush) bool { return len(rr.plan.InPlace) > 0 }) {
 		return
@@ -127,7 +127,7 @@ func (p *Pusher) sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// recordHalfPairs records as stale, in each region, every repository of which phase 3
+// recordHalfPairs records as stale, in each region, every repository of which the repomd phase
 // wrote part of the repomd.xml pair but not all of it: the region serves a repomd.xml
 // and a signature that do not match.
 func (p *Pusher) recordHalfPairs(ctx context.Context, cfg Config, active []*regionPush, repos []model.Repository) {
