@@ -31,13 +31,16 @@ type Release struct {
 	Date            time.Time
 	ValidUntil      time.Time // zero: the Release does not expire
 	ByHash          bool      // Acquire-By-Hash: yes
-	Files           []ReleaseFile
-	Signed          bool // clear-signed (InRelease), whether or not checked
-	Size            int64
-	MD5             []byte
-	SHA1            []byte
-	SHA256          []byte
-	SHA512          []byte
+	// StrongestHash is the strongest checksum list ("SHA512", else "SHA256"): apt fetches
+	// by-hash/<StrongestHash>/<sum>, and falls back to the plain name when that is missing.
+	StrongestHash string
+	Files         []ReleaseFile
+	Signed        bool // clear-signed (InRelease), whether or not checked
+	Size          int64
+	MD5           []byte
+	SHA1          []byte
+	SHA256        []byte
+	SHA512        []byte
 }
 
 // File returns the listed file at path, or nil.
@@ -111,6 +114,10 @@ func ParseRelease(r io.Reader) (*Release, error) {
 	list, ok := first.Lookup("SHA256")
 	if !ok {
 		return nil, errors.New("release: no SHA256 list")
+	}
+	rel.StrongestHash = "SHA256"
+	if _, ok := first.Lookup("SHA512"); ok {
+		rel.StrongestHash = "SHA512"
 	}
 	seen := map[string]bool{}
 	for i, line := range strings.Split(list, "\n") {

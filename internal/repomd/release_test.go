@@ -39,7 +39,7 @@ func TestParseRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rel.Suite != "stable" || rel.Codename != "bookworm" || !rel.ByHash || rel.Signed {
+	if rel.Suite != "stable" || rel.Codename != "bookworm" || !rel.ByHash || rel.Signed || rel.StrongestHash != "SHA256" {
 		t.Errorf("fields %+v", rel)
 	}
 	if want := time.Date(2023, 6, 10, 8, 53, 33, 0, time.UTC); !rel.Date.Equal(want) || !rel.ValidUntil.Equal(want.Add(7*24*time.Hour)) {
@@ -51,6 +51,16 @@ func TestParseRelease(t *testing.T) {
 	}
 	if rel.Size != int64(len(release)) || len(rel.SHA256) != 32 || len(rel.SHA512) != 64 || len(rel.MD5) != 16 || len(rel.SHA1) != 20 {
 		t.Errorf("hashes of the bytes: size %d", rel.Size)
+	}
+}
+
+// apt fetches by-hash under the strongest hash listed: with a SHA512 list that is
+// by-hash/SHA512/.
+func TestParseReleaseStrongestHash(t *testing.T) {
+	in := release + "SHA512:\n " + strings.Repeat("ab", 64) + " 738242 main/binary-amd64/Packages\n"
+	rel, err := repomd.ParseRelease(strings.NewReader(in))
+	if err != nil || rel.StrongestHash != "SHA512" {
+		t.Fatalf("%+v, %v", rel, err)
 	}
 }
 
