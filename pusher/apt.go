@@ -110,6 +110,13 @@ func checkAptRevision(origin Origin, repo *model.Repository, byPath map[string]*
 	return rev, ""
 }
 
+// byHashProtects reports whether a revision's clients read its index files by hash
+// from the twins the inventory checked (by-hash/SHA256): Acquire-By-Hash with SHA256
+// the strongest list. With a SHA512 list apt asks for by-hash/SHA512/ names instead.
+func byHashProtects(rel *repomd.Release) bool {
+	return rel.ByHash && rel.StrongestHash == "SHA256"
+}
+
 // checkAptSignature checks the revision's signature when the repository has a keyring:
 // InRelease's own, Release's Release.gpg, and Release.gpg also beside an InRelease when
 // the origin has both (apt without InRelease support reads them).

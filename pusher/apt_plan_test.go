@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/internal/repomd"
 )
 
 func TestPhaseOfApt(t *testing.T) {
@@ -159,6 +160,21 @@ func TestHalfPairApt(t *testing.T) {
 		}
 		if got := halfPair(tc.planned, tc.main, w); got != tc.want {
 			t.Errorf("halfPair(%v, %s, %v) = %v, want %v", tc.planned, tc.main, tc.written, got, tc.want)
+		}
+	}
+}
+
+func TestByHashProtects(t *testing.T) {
+	for _, tc := range []struct {
+		rel  repomd.Release
+		want bool
+	}{
+		{repomd.Release{ByHash: true, StrongestHash: "SHA256"}, true},
+		{repomd.Release{ByHash: true, StrongestHash: "SHA512"}, false}, // apt reads by-hash/SHA512/
+		{repomd.Release{ByHash: false, StrongestHash: "SHA256"}, false},
+	} {
+		if got := byHashProtects(&tc.rel); got != tc.want {
+			t.Errorf("%+v: %v, want %v", tc.rel, got, tc.want)
 		}
 	}
 }

@@ -196,6 +196,13 @@ func TestPushAptArchive(t *testing.T) {
 		}
 		checkAptOrder(t, r.Name, f.written(r.Name))
 	}
+	// The real apt reads the region: update, then download a package.
+	root := f.aptClient(f.regions[0])
+	aptGet(t, root, "update")
+	aptGet(t, root, "download", "hello")
+	if _, err := os.Stat(filepath.Join(root.Dir, "download", "hello_1.0_amd64.deb")); err != nil {
+		t.Errorf("apt-get download: %v", err)
+	}
 }
 
 // checkAptOrder proves the writes into a region went pool, by-hash, plain indices,
@@ -353,6 +360,14 @@ func TestPushAptInterruptedAfterByHash(t *testing.T) {
 						t.Errorf("region %s: %+v, want fresh on the old revision", r.Name, st)
 					}
 					checkByHashServed(t, f, r, old)
+					// The real apt, as a client of the old revision, reads the region
+					// fine although a plain index there is already the new one.
+					root := f.aptClient(r)
+					aptGet(t, root, "update")
+					aptGet(t, root, "download", "world")
+					if _, err := os.Stat(filepath.Join(root.Dir, "download", "world_2.0_amd64.deb")); err != nil {
+						t.Errorf("apt-get download of the old revision's package: %v", err)
+					}
 					continue
 				}
 				// Without by-hash the first region is taken out before its plain indices
@@ -399,4 +414,21 @@ func checkByHashServed(t *testing.T, f *aptFixture, r *model.Region, inRelease [
 
 func parseReleaseBytes(b []byte) (*repomd.Release, error) {
 	return repomd.ParseRelease(bytes.NewReader(b))
+}
+
+// aptClient runs the real apt-get against the region's copy of the archive (no mirror
+// list: the region's URL itself), checking signatures with the archive's key.
+func (f *aptFixture) aptClient(r *model.Region) *testenv.AptRoot {
+	f.t.Helper()
+	return testenv.NewAptRoot(f.t, "deb [signed-by="+f.archive.Keyring+"] "+r.URL(aptDir)+" "+aptSuite+" main")
+}
+
+// aptGet runs apt-get in root and fails the test with its output when it fails.
+func aptGet(t *testing.T, root *testenv.AptRoot, args ...string) string {
+	t.Helper()
+	out, err := root.Run(args...)
+	if err != nil || strings.Contains(string(out), "W: ") || strings.Contains(string(out), "E: ") {
+		t.Fatalf("apt-get %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }

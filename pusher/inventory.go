@@ -495,8 +495,15 @@ func recordRepomds(ctx context.Context, d *db.DB, origin Origin, scope, unread [
 				invalid[repo.Directory] = fmt.Sprintf("repository %s (suite %s): %s; its new revision is withheld", repo.Directory, repo.Suite, why)
 				continue
 			}
-			if byHash != nil && rev.rel.ByHash {
-				byHash[path.Dir(p)] = true
+			switch {
+			case byHashProtects(rev.rel):
+				if byHash != nil {
+					byHash[path.Dir(p)] = true
+				}
+			case rev.rel.ByHash:
+				log.Warn("Acquire-By-Hash with a "+rev.rel.StrongestHash+" list: apt fetches by-hash/"+rev.rel.StrongestHash+
+					"/ names, which are not checked here; its plain index files rewritten in place take the region out",
+					slog.String("repo", repo.Name), slog.String("path", p))
 			}
 			rel := rev.rel
 			version = &model.RepomdVersion{RepositoryID: repo.ID, MD5: rel.MD5, SHA1: rel.SHA1, SHA256: rel.SHA256, SHA512: rel.SHA512,
