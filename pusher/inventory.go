@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -141,8 +142,11 @@ type InventoryReport struct {
 	// Invalid are repository directories whose origin repomd.xml could not be recorded
 	// (unparsable, unreadable, rewritten during the inventory), with the reason: their
 	// metadata is withheld from every region.
-	Invalid  map[string]string `json:",omitempty"`
-	Duration time.Duration
+	Invalid map[string]string `json:",omitempty"`
+	// AptByHash are the APT suite directories (DIR/dists/SUITE) whose checked origin
+	// revision says Acquire-By-Hash: yes (see PlanInput.AptByHash).
+	AptByHash map[string]bool `json:",omitempty"`
+	Duration  time.Duration
 	// Scope are the directories walked (nil: the whole origin), widened to whole
 	// repositories.
 	Scope []string `json:",omitempty"`
@@ -164,6 +168,14 @@ type InventoryReport struct {
 	// Live is the origin as the inventory found it, by path order. After a dry run, new
 	// files have ID 0.
 	Live []model.File `json:"-"`
+}
+
+// aptByHash is AptByHash, made when first asked for.
+func (rep *InventoryReport) aptByHash() map[string]bool {
+	if rep.AptByHash == nil {
+		rep.AptByHash = map[string]bool{}
+	}
+	return rep.AptByHash
 }
 
 type walked struct {
@@ -266,7 +278,7 @@ func TakeInventoryUnder(ctx context.Context, d *db.DB, origin Origin, scope []st
 	if dryRun {
 		rep.Live = mergeInventory(known, changes, seen)
 		// Checked, not recorded: the dry run shows what would be withheld.
-		if _, rep.Invalid, _, err = recordRepomds(ctx, d, origin, scope, unread, rep.Live, false, 0, log); err != nil {
+		if _, rep.Invalid, _, err = recordRepomds(ctx, d, origin, scope, unread, rep.Live, false, 0, rep.aptByHash(), log); err != nil {
 			return nil, err
 		}
 		rep.Duration = time.Since(start)
@@ -291,7 +303,7 @@ func TakeInventoryUnder(ctx context.Context, d *db.DB, origin Origin, scope []st
 			return nil, err
 		}
 	}
-	if rep.Repomds, rep.Invalid, rep.Generation, err = recordRepomds(ctx, d, origin, scope, unread, rep.Live, true, gen, log); err != nil {
+	if rep.Repomds, rep.Invalid, rep.Generation, err = recordRepomds(ctx, d, origin, scope, unread, rep.Live, true, gen, rep.aptByHash(), log); err != nil {
 		return nil, err
 	}
 	// A change another inventory made since this one read its rows was kept, so the
@@ -342,7 +354,7 @@ func inventoryFromRecords(ctx context.Context, d *db.DB, origin Origin, log *slo
 		rep.Files++
 		rep.Bytes += rep.Live[i].Size
 	}
-	if rep.Repomds, rep.Invalid, rep.Generation, err = recordRepomds(ctx, d, origin, nil, nil, rep.Live, true, st.Generation, log); err != nil {
+	if rep.Repomds, rep.Invalid, rep.Generation, err = recordRepomds(ctx, d, origin, nil, nil, rep.Live, true, st.Generation, rep.aptByHash(), log); err != nil {
 		return nil, err
 	}
 	rep.claimable = true
@@ -425,16 +437,18 @@ func hashOne(origin Origin, w walked, buf []byte) (model.File, error) {
 	return model.File{Path: w.path, Size: n, SHA256: s.Sum(nil), MD5: m.Sum(nil), Mtime: w.mtime}, nil
 }
 
-// recordRepomds records, for every registered repository, the origin's repomd.xml when it
-// is not the current version yet (only checks it when record is false). A repository
-// whose repomd.xml cannot be recorded is returned with the reason: its metadata must not
-// be published. live is the inventory just taken.
+// recordRepomds records, for every registered repository, the origin's repomd.xml (an APT
+// suite's InRelease or Release: checkAptRevision) when it is not the current version yet
+// (only checks it when record is false). A repository whose metadata cannot be recorded
+// is returned with the reason: its metadata must not be published. live is the
+// inventory just taken. byHash (may be nil) receives the APT suite directories whose
+// revision says Acquire-By-Hash.
 //
 // Only the repositories inside scope are checked (nil: all). gen is the generation live
 // reflects; it is returned extended over the versions recorded here, each only when it
 // is the very next generation (nobody else's change came between), so that a region is
 // never claimed synced at a change its push did not reflect.
-func recordRepomds(ctx context.Context, d *db.DB, origin Origin, scope, unread []string, live []model.File, record bool, gen int64, log *slog.Logger) (int, map[string]string, int64, error) {
+func recordRepomds(ctx context.Context, d *db.DB, origin Origin, scope, unread []string, live []model.File, record bool, gen int64, byHash map[string]bool, log *slog.Logger) (int, map[string]string, int64, error) {
 	all, err := d.ListRepositories(ctx)
 	if err != nil {
 		return 0, nil, gen, err
@@ -454,45 +468,59 @@ func recordRepomds(ctx context.Context, d *db.DB, origin Origin, scope, unread [
 	n := 0
 	invalid := map[string]string{}
 	for _, repo := range repos {
-		p := model.RepomdPath(repo.Directory)
+		p := repo.MetadataPath()
 		if tainted(repo.Directory, unread) {
 			log.Warn("not recording repomd.xml: files of the repository could not be read", slog.String("repo", repo.Name), slog.String("arch", repo.Arch))
 			continue
 		}
 		f := byPath[p]
 		if f == nil {
-			log.Warn("repository has no repodata/repomd.xml at the origin", slog.String("repo", repo.Name), slog.String("path", p))
+			log.Warn("repository has no metadata file (repodata/repomd.xml, or its suite's Release file) at the origin", slog.String("repo", repo.Name), slog.String("path", p))
 			continue
 		}
 		versions, err := d.RepomdVersions(ctx, repo.ID)
 		if err != nil {
 			return n, invalid, gen, err
 		}
-		// Parsed and checked on every push, also when repomd.xml did not change: packages
-		// re-signed under their names change beneath an unchanged repomd.xml.
-		md, err := parseRepomd(origin, p)
-		switch {
-		case err != nil:
-			log.Error("invalid repomd.xml: its repository's metadata is withheld", slog.String("path", p), slog.Any("err", err))
-			invalid[repo.Directory] = fmt.Sprintf("repository %s: origin %s cannot be parsed (%v); its metadata is withheld", repo.Directory, p, err)
-			continue
-		case !bytes.Equal(md.SHA256, f.SHA256):
-			// Rewritten since the walk; the next push records it.
-			log.Warn("repomd.xml changed during the inventory", slog.String("path", p))
-			invalid[repo.Directory] = fmt.Sprintf("repository %s: origin %s changed during the inventory; its metadata is withheld until the next push", repo.Directory, p)
-			continue
-		}
-		if why := inconsistency(origin, repo.Directory, md, byPath); why != "" {
-			log.Warn("the origin's repository does not match its metadata: its metadata is withheld", slog.String("repo", repo.Name),
-				slog.String("arch", repo.Arch), slog.String("why", why))
-			invalid[repo.Directory] = fmt.Sprintf("repository %s: %s (createrepo not run yet, or the origin is mid-update); its metadata, and its files rewritten under their names, are withheld", repo.Directory, why)
-			continue
+		var version *model.RepomdVersion
+		if repo.IsApt() {
+			rev, why := checkAptRevision(origin, &repo, byPath, time.Now())
+			switch {
+			case rev.changed:
+				log.Warn("Release file changed during the inventory", slog.String("path", p))
+				invalid[repo.Directory] = fmt.Sprintf("repository %s: origin %s changed during the inventory; its metadata is withheld until the next push", repo.Directory, p)
+				continue
+			case why != "":
+				log.Error("APT revision refused: its repository's metadata is withheld", slog.String("repo", repo.Name), slog.String("why", why))
+				invalid[repo.Directory] = fmt.Sprintf("repository %s (suite %s): %s; its new revision is withheld", repo.Directory, repo.Suite, why)
+				continue
+			}
+			switch {
+			case byHashProtects(rev.rel):
+				if byHash != nil {
+					byHash[path.Dir(p)] = true
+				}
+			case rev.rel.ByHash:
+				log.Warn("Acquire-By-Hash with a "+rev.rel.StrongestHash+" list: apt fetches by-hash/"+rev.rel.StrongestHash+
+					"/ names, which are not checked here; its plain index files rewritten in place take the region out",
+					slog.String("repo", repo.Name), slog.String("path", p))
+			}
+			rel := rev.rel
+			version = &model.RepomdVersion{RepositoryID: repo.ID, MD5: rel.MD5, SHA1: rel.SHA1, SHA256: rel.SHA256, SHA512: rel.SHA512,
+				Size: rel.Size, Timestamp: rel.Date.Unix(), ValidUntil: rel.ValidUntil}
+		} else {
+			md, reason := checkRepomd(origin, &repo, p, f, byPath, log)
+			if reason != "" {
+				invalid[repo.Directory] = reason
+				continue
+			}
+			version = &model.RepomdVersion{RepositoryID: repo.ID, MD5: md.MD5, SHA1: md.SHA1,
+				SHA256: md.SHA256, SHA512: md.SHA512, Size: md.Size, Timestamp: md.Timestamp}
 		}
 		if !record || (len(versions) > 0 && bytes.Equal(versions[0].SHA256, f.SHA256)) {
 			continue
 		}
-		changed, err := d.RecordRepomdVersion(ctx, &model.RepomdVersion{RepositoryID: repo.ID, MD5: md.MD5, SHA1: md.SHA1,
-			SHA256: md.SHA256, SHA512: md.SHA512, Size: md.Size, Timestamp: md.Timestamp})
+		changed, err := d.RecordRepomdVersion(ctx, version)
 		if err != nil {
 			return n, invalid, gen, err
 		}
@@ -509,10 +537,33 @@ func recordRepomds(ctx context.Context, d *db.DB, origin Origin, scope, unread [
 				extend = false
 			}
 		}
-		log.Info("new repomd.xml", slog.String("repo", repo.Name), slog.String("arch", repo.Arch), slog.Int64("timestamp", md.Timestamp))
+		log.Info("new repository revision", slog.String("repo", repo.Name), slog.String("arch", repo.Arch), slog.String("path", p), slog.Int64("timestamp", version.Timestamp))
 		n++
 	}
 	return n, invalid, gen, nil
+}
+
+// checkRepomd parses and checks a yum repository's origin repomd.xml (p, inventoried as
+// f); reason is why its metadata must be withheld ("" when it may go out).
+func checkRepomd(origin Origin, repo *model.Repository, p string, f *model.File, byPath map[string]*model.File, log *slog.Logger) (*repomd.Repomd, string) {
+	// Parsed and checked on every push, also when repomd.xml did not change: packages
+	// re-signed under their names change beneath an unchanged repomd.xml.
+	md, err := parseRepomd(origin, p)
+	switch {
+	case err != nil:
+		log.Error("invalid repomd.xml: its repository's metadata is withheld", slog.String("path", p), slog.Any("err", err))
+		return nil, fmt.Sprintf("repository %s: origin %s cannot be parsed (%v); its metadata is withheld", repo.Directory, p, err)
+	case !bytes.Equal(md.SHA256, f.SHA256):
+		// Rewritten since the walk; the next push records it.
+		log.Warn("repomd.xml changed during the inventory", slog.String("path", p))
+		return nil, fmt.Sprintf("repository %s: origin %s changed during the inventory; its metadata is withheld until the next push", repo.Directory, p)
+	}
+	if why := inconsistency(origin, repo.Directory, md, byPath); why != "" {
+		log.Warn("the origin's repository does not match its metadata: its metadata is withheld", slog.String("repo", repo.Name),
+			slog.String("arch", repo.Arch), slog.String("why", why))
+		return nil, fmt.Sprintf("repository %s: %s (createrepo not run yet, or the origin is mid-update); its metadata, and its files rewritten under their names, are withheld", repo.Directory, why)
+	}
+	return md, ""
 }
 
 func parseRepomd(origin Origin, p string) (*repomd.Repomd, error) {

@@ -12,25 +12,38 @@ import (
 // Phases of a push, each finished in a region before the next starts there, so that
 // metadata never lands before the files it names.
 const (
-	PhaseFiles    = 0 // everything outside repodata/: packages, images
-	PhaseRepodata = 1 // repodata/ except repomd.xml
-	PhaseRepomd   = 2 // repomd.xml and its signature: what makes a new state visible
-	NumPhases     = 3
+	PhaseFiles    = 0 // everything outside repodata/ and dists/SUITE/: packages, images, the pool
+	PhaseRepodata = 1 // repodata/ except repomd.xml; an APT suite's by-hash files (new names)
+	PhaseIndex    = 2 // an APT suite's plainly named index files, rewritten in place
+	PhaseRepomd   = 3 // repomd.xml and its signature, APT Release files: what makes a new state visible
+	NumPhases     = 4
 )
 
 // PhaseNames name the phases in output.
-var PhaseNames = [NumPhases]string{"files", "repodata", "repomd"}
+var PhaseNames = [NumPhases]string{"files", "repodata", "index", "repomd"}
 
-// PhaseOf tells which phase uploads a path.
+// PhaseOf tells which phase uploads a path. yum's rules come first, so that a yum
+// repository whose path happens to hold a dists/ component keeps its order.
 func PhaseOf(p string) int {
 	switch {
 	case model.IsRepomd(p):
 		return PhaseRepomd
 	case model.InRepodata(p):
 		return PhaseRepodata
+	case model.IsAptRelease(p):
+		return PhaseRepomd
+	case model.IsAptByHash(p):
+		return PhaseRepodata
+	case model.InAptDists(p):
+		return PhaseIndex
 	}
 	return PhaseFiles
 }
+
+// pairKey groups the files of phase 4 published one after the other: the directory of
+// a repomd.xml pair (DIR/repodata) or of an APT suite's Release files (DIR/dists/SUITE).
+// A repository's is path.Dir(repo.MetadataPath()).
+func pairKey(p string) string { return path.Dir(p) }
 
 // Item is one file to upload.
 type Item struct {
@@ -98,11 +111,11 @@ type PlanInput struct {
 	// cannot be parsed or read), with the reason: publishing it would serve a repomd.xml
 	// no metalink lists.
 	Invalid map[string]string
-}
-
-// repoDirOf is the repository directory of a repodata/ path ("" at the root).
-func repoDirOf(p string) string {
-	return strings.TrimSuffix(path.Dir(path.Dir(p)), ".")
+	// AptByHash are the APT suite directories (DIR/dists/SUITE) whose revision being
+	// published says Acquire-By-Hash: yes. Their clients read index files by hash, so
+	// rewriting the plain index names in place does not take the region out of the
+	// answers.
+	AptByHash map[string]bool
 }
 
 // under reports whether p lies in directory dir ("" is the root, holding everything).
@@ -129,7 +142,7 @@ func Plan(region *model.Region, files []model.File, objects map[int64]*model.Reg
 //   - The repodata and repomd.xml of a repository holding an unread file, or whose
 //     repomd.xml was not recorded, are withheld.
 //   - The twin of a path with "+" is not written when the origin has that path for real.
-//   - Phase 3 is ordered per repository with repomd.xml last: the pair goes up one file
+//   - Phase 4 (repomd) is ordered per pair with repomd.xml (InRelease) last: the pair goes up one file
 //     after the other, signature first (see runPair).
 func PlanRegion(in PlanInput) *RegionPlan {
 	region := in.Region
@@ -149,7 +162,7 @@ func PlanRegion(in PlanInput) *RegionPlan {
 		}
 		ph := PhaseOf(f.Path)
 		if ph != PhaseFiles {
-			dir := repoDirOf(f.Path)
+			dir := model.MetadataRepoDir(f.Path)
 			if !region.CarriesRepository(dir) {
 				continue
 			}
@@ -203,7 +216,7 @@ func PlanRegion(in PlanInput) *RegionPlan {
 		p.Withheld = append(p.Withheld, Withheld{Dir: dir, Reason: reason})
 	}
 	slices.SortFunc(p.Withheld, func(a, b Withheld) int { return strings.Compare(a.Dir, b.Dir) })
-	p.InPlace = inPlace(region, p, in.Objects, in.Repos)
+	p.InPlace = inPlace(region, p, in.Objects, in.Repos, in.AptByHash)
 	slices.SortStableFunc(p.Items[PhaseRepomd], func(a, b Item) int { return comparePair(a.File.Path, b.File.Path) })
 	return p
 }
@@ -255,7 +268,10 @@ func withholdReason(dir string, unread []string, invalid map[string]string) (str
 // with other bytes: any recorded copy but a missing one (a planned file is never verified
 // there). A copy recorded corrupt counts: corrupt is judged against the origin's current
 // file, and the object may be exactly what the repomd.xml the region serves names.
-func inPlace(region *model.Region, p *RegionPlan, objects map[int64]*model.RegionObject, repos []model.Repository) []model.Repository {
+// An APT suite's plain index files count only without Acquire-By-Hash (byHash of the
+// suite's directory): with it, every publish rewrites them and clients read the by-hash
+// names instead.
+func inPlace(region *model.Region, p *RegionPlan, objects map[int64]*model.RegionObject, repos []model.Repository, byHash map[string]bool) []model.Repository {
 	var out []model.Repository
 	for _, repo := range repos {
 		if !region.CarriesRepository(repo.Directory) {
@@ -265,24 +281,45 @@ func inPlace(region *model.Region, p *RegionPlan, objects map[int64]*model.Regio
 			o := objects[it.File.ID]
 			return o != nil && o.State != model.ObjectMissing && under(it.File.Path, repo.Directory)
 		}
-		if slices.ContainsFunc(p.Items[PhaseFiles], rewrites) || slices.ContainsFunc(p.Items[PhaseRepodata], rewrites) {
+		indexRewrites := func(it Item) bool {
+			if root, suite, _, ok := model.AptSuitePath(it.File.Path); ok && byHash[path.Join(root, "dists", suite)] {
+				return false
+			}
+			return rewrites(it)
+		}
+		if slices.ContainsFunc(p.Items[PhaseFiles], rewrites) || slices.ContainsFunc(p.Items[PhaseRepodata], rewrites) ||
+			slices.ContainsFunc(p.Items[PhaseIndex], indexRewrites) {
 			out = append(out, repo)
 		}
 	}
 	return out
 }
 
-// comparePair orders phase 3: by repository, repomd.xml after its signature and keys.
+// comparePair orders phase 4: by pair (pairKey), repomd.xml after its signature and keys;
+// an APT suite's Release.gpg, then Release, then InRelease (what apt reads first) last.
 func comparePair(a, b string) int {
-	if dirA, dirB := repoDirOf(a), repoDirOf(b); dirA != dirB {
-		return strings.Compare(dirA, dirB)
+	if ka, kb := pairKey(a), pairKey(b); ka != kb {
+		return strings.Compare(ka, kb)
 	}
-	ra, rb := path.Base(a) == "repomd.xml", path.Base(b) == "repomd.xml"
-	switch {
-	case ra && !rb:
-		return 1
-	case rb && !ra:
-		return -1
+	if ra, rb := pairRank(a), pairRank(b); ra != rb {
+		return ra - rb
 	}
 	return strings.Compare(a, b)
+}
+
+// pairRank is a file's place in its pair: higher goes up later.
+func pairRank(p string) int {
+	switch path.Base(p) {
+	case "repomd.xml", "InRelease":
+		return 3
+	case "Release":
+		if model.IsAptRelease(p) {
+			return 2
+		}
+	case "Release.gpg":
+		if model.IsAptRelease(p) {
+			return 1
+		}
+	}
+	return 0
 }

@@ -102,45 +102,45 @@ func TestPlanRegion(t *testing.T) {
 		twins    map[string]string // path -> twin written
 	}{
 		{name: "everything, pair with repomd.xml last", includes: []string{"r"},
-			phases: [NumPhases]int{5, 1, 2}, repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"},
+			phases: [NumPhases]int{5, 1, 0, 2}, repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"},
 			twins: map[string]string{dir + "/Packages/x+y.rpm": "", dir + "/Packages/c++.rpm": dir + "/Packages/c  .rpm"}},
-		{name: "no includes carry the root repository too", phases: [NumPhases]int{5, 1, 3}},
-		{name: "includes covering repodata/ only: no metadata", includes: []string{dir + "/repodata"}, phases: [NumPhases]int{0, 0, 0}},
-		{name: "includes covering the packages only: no metadata", includes: []string{dir + "/Packages"}, phases: [NumPhases]int{4, 0, 0}},
+		{name: "no includes carry the root repository too", phases: [NumPhases]int{5, 1, 0, 3}},
+		{name: "includes covering repodata/ only: no metadata", includes: []string{dir + "/repodata"}, phases: [NumPhases]int{0, 0, 0, 0}},
+		{name: "includes covering the packages only: no metadata", includes: []string{dir + "/Packages"}, phases: [NumPhases]int{4, 0, 0, 0}},
 		{name: "a package rewritten under its name", includes: []string{"r"}, objects: map[int64]*model.RegionObject{1: present(1, 99)},
-			phases: [NumPhases]int{5, 1, 2}, repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}, inPlace: true},
+			phases: [NumPhases]int{5, 1, 0, 2}, repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}, inPlace: true},
 		{name: "repodata rewritten under its name", includes: []string{"r"}, objects: map[int64]*model.RegionObject{5: present(5, 99)},
-			phases: [NumPhases]int{5, 1, 2}, repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}, inPlace: true},
+			phases: [NumPhases]int{5, 1, 0, 2}, repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}, inPlace: true},
 		// "Corrupt" is judged against the origin's current file: the object may be exactly
 		// what the repomd.xml the region serves names (a scan after a region moved, before
 		// the push of the in-place rewrite; found by TestConcurrencySoak).
 		{name: "a copy recorded corrupt is rewritten in place", includes: []string{"r"},
-			objects: map[int64]*model.RegionObject{1: {FileID: 1, SHA256: h(99), State: model.ObjectCorrupt}}, phases: [NumPhases]int{5, 1, 2},
+			objects: map[int64]*model.RegionObject{1: {FileID: 1, SHA256: h(99), State: model.ObjectCorrupt}}, phases: [NumPhases]int{5, 1, 0, 2},
 			repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}, inPlace: true},
 		{name: "a copy recorded corrupt with the origin's hash is rewritten in place", includes: []string{"r"},
-			objects: map[int64]*model.RegionObject{5: {FileID: 5, SHA256: h(5), State: model.ObjectCorrupt}}, phases: [NumPhases]int{5, 1, 2},
+			objects: map[int64]*model.RegionObject{5: {FileID: 5, SHA256: h(5), State: model.ObjectCorrupt}}, phases: [NumPhases]int{5, 1, 0, 2},
 			repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}, inPlace: true},
 		{name: "a copy recorded missing is no in-place rewrite", includes: []string{"r"},
-			objects: map[int64]*model.RegionObject{1: {FileID: 1, SHA256: h(99), State: model.ObjectMissing}}, phases: [NumPhases]int{5, 1, 2},
+			objects: map[int64]*model.RegionObject{1: {FileID: 1, SHA256: h(99), State: model.ObjectMissing}}, phases: [NumPhases]int{5, 1, 0, 2},
 			repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}},
 		{name: "only the pair changes: no in-place rewrite", includes: []string{"r"},
-			objects: map[int64]*model.RegionObject{6: present(6, 99), 7: present(7, 99)}, phases: [NumPhases]int{5, 1, 2},
+			objects: map[int64]*model.RegionObject{6: present(6, 99), 7: present(7, 99)}, phases: [NumPhases]int{5, 1, 0, 2},
 			repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}},
 		{name: "a file outside the repository is no in-place rewrite", includes: []string{"r"},
-			objects: map[int64]*model.RegionObject{8: present(8, 99)}, phases: [NumPhases]int{5, 1, 2},
+			objects: map[int64]*model.RegionObject{8: present(8, 99)}, phases: [NumPhases]int{5, 1, 0, 2},
 			repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}},
 		{name: "unparsable repomd.xml: metadata withheld", includes: []string{"r"}, invalid: map[string]string{dir: "cannot be parsed"},
-			phases: [NumPhases]int{5, 0, 0}, withheld: []string{dir}},
+			phases: [NumPhases]int{5, 0, 0, 0}, withheld: []string{dir}},
 		// The origin is mid-update: what the region serves stays whole, new names go up.
 		{name: "withheld repository: files rewritten under their names stay", includes: []string{"r"}, invalid: map[string]string{dir: "primary.xml names another checksum"},
 			objects: map[int64]*model.RegionObject{1: present(1, 99), 2: {FileID: 2, SHA256: h(98), State: model.ObjectCorrupt}, 8: present(8, 97)},
-			phases:  [NumPhases]int{3, 0, 0}, withheld: []string{dir}},
+			phases:  [NumPhases]int{3, 0, 0, 0}, withheld: []string{dir}},
 		{name: "invalid repository the region does not carry", includes: []string{"r/iso"}, invalid: map[string]string{dir: "cannot be parsed"},
-			phases: [NumPhases]int{1, 0, 0}},
+			phases: [NumPhases]int{1, 0, 0, 0}},
 		{name: "unread package: metadata withheld", includes: []string{"r"}, unread: []string{dir + "/Packages/b.rpm"},
-			phases: [NumPhases]int{5, 0, 0}, withheld: []string{dir}, unreadOK: dir + "/Packages/b.rpm"},
+			phases: [NumPhases]int{5, 0, 0, 0}, withheld: []string{dir}, unreadOK: dir + "/Packages/b.rpm"},
 		{name: "unread image outside the repository: metadata goes", includes: []string{"r"}, unread: []string{"r/iso/big.iso"},
-			phases: [NumPhases]int{5, 1, 2}, repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}, unreadOK: "r/iso/big.iso"},
+			phases: [NumPhases]int{5, 1, 0, 2}, repomd: []string{dir + "/repodata/repomd.xml.asc", dir + "/repodata/repomd.xml"}, unreadOK: "r/iso/big.iso"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := PlanRegion(PlanInput{Region: &model.Region{Name: "x", Includes: tc.includes}, Files: files, Objects: tc.objects,
@@ -237,7 +237,7 @@ func TestHalfPair(t *testing.T) {
 		{[]string{x}, w(), false},            // no signature: the old repomd.xml stays whole
 		{[]string{x}, w(x), false},           // no signature
 	} {
-		if got := halfPair(tc.planned, tc.written); got != tc.want {
+		if got := halfPair(tc.planned, x, tc.written); got != tc.want {
 			t.Errorf("halfPair(%v, %v) = %v, want %v", tc.planned, tc.written, got, tc.want)
 		}
 	}

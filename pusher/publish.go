@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"path"
 	"slices"
 	"time"
 
@@ -70,7 +69,7 @@ func (p *Pusher) awaitRegionEdits(ctx context.Context, cfg Config, group []*regi
 // from the first overwrite until the new repomd.xml lands, and for good if the push
 // stops before. The record goes to stale (committed and notified), then the push waits
 // the announce delay so that servers have dropped the region, then overwrites. Only the
-// verification after phase 3 makes the repository fresh again; a failed push leaves it out.
+// verification after the last phase makes the repository fresh again; a failed push leaves it out.
 func (p *Pusher) takeOutRewritten(ctx context.Context, cfg Config, active []*regionPush) {
 	if cfg.DryRun || !slices.ContainsFunc(active, func(rr *regionPush) bool { return len(rr.plan.InPlace) > 0 }) {
 		return
@@ -128,29 +127,29 @@ func (p *Pusher) sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// recordHalfPairs records as stale, in each region, every repository of which phase 3
+// recordHalfPairs records as stale, in each region, every repository of which the repomd phase
 // wrote part of the repomd.xml pair but not all of it: the region serves a repomd.xml
 // and a signature that do not match.
 func (p *Pusher) recordHalfPairs(ctx context.Context, cfg Config, active []*regionPush, repos []model.Repository) {
 	if cfg.DryRun {
 		return
 	}
-	byDir := make(map[string]*model.Repository, len(repos))
+	byKey := make(map[string]*model.Repository, len(repos))
 	for i := range repos {
-		byDir[repos[i].Directory] = &repos[i]
+		byKey[pairKey(repos[i].MetadataPath())] = &repos[i]
 	}
 	for _, rr := range active {
 		planned := map[string][]string{}
 		for _, it := range rr.plan.Items[PhaseRepomd] {
-			dir := repoDirOf(it.File.Path)
-			planned[dir] = append(planned[dir], it.File.Path)
+			key := pairKey(it.File.Path)
+			planned[key] = append(planned[key], it.File.Path)
 		}
 		rr.mu.Lock()
 		written := maps.Clone(rr.uploadedKeys)
 		rr.mu.Unlock()
-		for dir, paths := range planned {
-			repo := byDir[dir]
-			if repo == nil || !halfPair(paths, written) {
+		for key, paths := range planned {
+			repo := byKey[key]
+			if repo == nil || !halfPair(paths, repo.MetadataPath(), written) {
 				continue
 			}
 			err := p.setRegionRepo(ctx, rr, model.RegionRepo{RegionID: rr.region.ID, RepositoryID: repo.ID, State: model.RepoStale, Error: reasonHalfPair})
@@ -162,17 +161,19 @@ func (p *Pusher) recordHalfPairs(ctx context.Context, cfg Config, active []*regi
 	}
 }
 
-// halfPair reports whether, after phase 3 wrote the written paths of the planned part of
+// halfPair reports whether, after phase 4 wrote the written paths of the planned part of
 // one repository's pair, the region serves a repomd.xml and a signature that do not
 // belong together: part of the plan went up and part did not, or repomd.xml was already
-// the current one (not planned) and its new signature did not go up.
-func halfPair(planned []string, written map[string]bool) bool {
+// the current one (not planned) and its new signature did not go up. main is the file
+// that identifies the repository's state (repomd.xml, or an APT suite's InRelease or
+// Release); for APT the pair is the suite's Release files.
+func halfPair(planned []string, main string, written map[string]bool) bool {
 	n, repomdPlanned := 0, false
 	for _, p := range planned {
 		if written[p] {
 			n++
 		}
-		if path.Base(p) == "repomd.xml" {
+		if p == main {
 			repomdPlanned = true
 		}
 	}

@@ -298,7 +298,10 @@ func (p *Pusher) pushGroup(ctx context.Context, cfg Config, group []*regionPush,
 		p.awaitRegionEdits(ctx, cfg, group)
 		p.takeOutRewritten(ctx, cfg, group)
 		for ph := range NumPhases {
-			if ph == PhaseRepomd {
+			if ph == PhaseIndex {
+				// Before the plain index files, not between them and the Release files:
+				// without Acquire-By-Hash, from the first index rewritten until the new
+				// InRelease lands the suite's indices match neither revision.
 				p.awaitAnnouncement(ctx, cfg, group)
 			}
 			p.runPhase(ctx, cfg, ph, group)
@@ -363,7 +366,7 @@ func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *regionPush, inv *I
 		byFile[objects[i].FileID] = &objects[i]
 	}
 	rr.objects = byFile
-	rr.plan = PlanRegion(PlanInput{Region: r, Files: inv.Live, Objects: byFile, Repos: repos, Unread: inv.Unread, Invalid: inv.Invalid})
+	rr.plan = PlanRegion(PlanInput{Region: r, Files: inv.Live, Objects: byFile, Repos: repos, Unread: inv.Unread, Invalid: inv.Invalid, AptByHash: inv.AptByHash})
 	// Push what can be pushed, but fail the run for what is withheld: the next push completes it.
 	rr.withheldErr = withheldError(r.Name, rr.plan)
 	rr.TwinsSkipped = len(rr.plan.TwinsSkipped)

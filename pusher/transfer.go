@@ -103,7 +103,7 @@ func (p *Pusher) runPhase(ctx context.Context, cfg Config, ph int, regions []*re
 	}
 }
 
-// chains groups a phase's jobs into what may run in parallel. Phase 3 publishes each
+// chains groups a phase's jobs into what may run in parallel. The repomd phase publishes each
 // repository's repomd.xml pair one file after the other, signature (and keys) first and
 // repomd.xml last: repomd.xml stays the one write that switches clients to the new state,
 // and when the signature fails nothing changed in the region, the old pair still matches.
@@ -119,7 +119,7 @@ func chains(ph int, jobs []*job) [][]*job {
 	}
 	byDir := map[string]int{}
 	for _, j := range jobs {
-		dir := repoDirOf(j.file.File.Path)
+		dir := pairKey(j.file.File.Path)
 		i, ok := byDir[dir]
 		if !ok {
 			i = len(out)

@@ -31,7 +31,7 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *regionPush, re
 		return
 	}
 	for _, repo := range repos {
-		path := model.RepomdPath(repo.Directory)
+		path := repo.MetadataPath()
 		f := filesByPath[path]
 		// The same rule as the plan's: a region that does not carry the whole repository
 		// got none of its metadata.
@@ -54,7 +54,7 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *regionPush, re
 		}
 		// Verified here: written by this push, or recorded verified before it.
 		verified := rr.uploadedKeys[path] || rr.objects[f.ID].Holds(f)
-		pair := pairs[repo.Directory]
+		pair := pairs[pairKey(path)]
 		written := slices.ContainsFunc(pair, func(pf *model.File) bool { return rr.uploadedKeys[pf.Path] })
 		if !written && prev != nil && prev.State == model.RepoFresh && bytes.Equal(prev.RepomdSHA256, f.SHA256) && verified {
 			rr.Repos = append(rr.Repos, RepoResult{Repo: repo.Name, Arch: repo.Arch, State: model.RepoFresh})
@@ -91,14 +91,15 @@ func (p *Pusher) verifyRepos(ctx context.Context, cfg Config, rr *regionPush, re
 	}
 }
 
-// pairIndex lists, by repository directory, the origin's repomd.xml and the files
-// published with it (repomd.xml.asc, repomd.xml.key): one pass over the inventory.
+// pairIndex lists, by pairKey, the origin's repomd.xml and the files published with it
+// (repomd.xml.asc, repomd.xml.key; an APT suite's Release files): one pass over the
+// inventory.
 func pairIndex(live []model.File) map[string][]*model.File {
 	out := map[string][]*model.File{}
 	for i := range live {
 		if f := &live[i]; PhaseOf(f.Path) == PhaseRepomd {
-			dir := repoDirOf(f.Path)
-			out[dir] = append(out[dir], f)
+			key := pairKey(f.Path)
+			out[key] = append(out[key], f)
 		}
 	}
 	return out

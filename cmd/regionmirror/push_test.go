@@ -46,7 +46,7 @@ func pushEnv(t *testing.T) (env []string, origin string, fileURL string) {
 func TestPushCommand(t *testing.T) {
 	env, _, _ := pushEnv(t)
 	out, errs, code := cli(t, env, "push", "--dry-run")
-	if code != 0 || !strings.Contains(out, "eu-central-1  1 files") || !strings.Contains(out, "3 repomd") {
+	if code != 0 || !strings.Contains(out, "eu-central-1  1 files") || !strings.Contains(out, "4 repomd") {
 		t.Fatalf("dry run: %d\n%s\n%s", code, out, errs)
 	}
 	if out := mustCLI(t, env, "push", "--dry-run"); !strings.Contains(out, "5      ") {

@@ -31,13 +31,16 @@ type Release struct {
 	Date            time.Time
 	ValidUntil      time.Time // zero: the Release does not expire
 	ByHash          bool      // Acquire-By-Hash: yes
-	Files           []ReleaseFile
-	Signed          bool // clear-signed (InRelease), whether or not checked
-	Size            int64
-	MD5             []byte
-	SHA1            []byte
-	SHA256          []byte
-	SHA512          []byte
+	// StrongestHash is the strongest checksum list ("SHA512", else "SHA256"): apt fetches
+	// by-hash/<StrongestHash>/<sum>, and falls back to the plain name when that is missing.
+	StrongestHash string
+	Files         []ReleaseFile
+	Signed        bool // clear-signed (InRelease), whether or not checked
+	Size          int64
+	MD5           []byte
+	SHA1          []byte
+	SHA256        []byte
+	SHA512        []byte
 }
 
 // File returns the listed file at path, or nil.
@@ -112,6 +115,10 @@ func ParseRelease(r io.Reader) (*Release, error) {
 	if !ok {
 		return nil, errors.New("release: no SHA256 list")
 	}
+	rel.StrongestHash = "SHA256"
+	if _, ok := first.Lookup("SHA512"); ok {
+		rel.StrongestHash = "SHA512"
+	}
 	seen := map[string]bool{}
 	for i, line := range strings.Split(list, "\n") {
 		if strings.TrimSpace(line) == "" {
@@ -142,8 +149,9 @@ func ParseRelease(r io.Reader) (*Release, error) {
 }
 
 // Release dates are RFC 2822 in UTC ("Sat, 10 Jun 2023 08:53:33 UTC"); apt also reads
-// numeric zones and one-digit days.
-var releaseTimeLayouts = []string{time.RFC1123, time.RFC1123Z, "Mon, 2 Jan 2006 15:04:05 MST", "Mon, 2 Jan 2006 15:04:05 -0700"}
+// numeric zones and one-digit days. The numeric layouts come first: Go reads "+0000"
+// as a zone abbreviation too, which the name check below would refuse.
+var releaseTimeLayouts = []string{time.RFC1123Z, "Mon, 2 Jan 2006 15:04:05 -0700", time.RFC1123, "Mon, 2 Jan 2006 15:04:05 MST"}
 
 func parseReleaseTime(v string) (time.Time, error) {
 	for _, l := range releaseTimeLayouts {
@@ -231,7 +239,9 @@ func ParsePackages(r io.Reader, fn func(DebPackage) error) error {
 	n := 0
 	return ReadParagraphs(r, func(p *Paragraph) error {
 		n++
-		name := p.Get("Filename")
+		// apt-ftparchive run on "." writes "./pool/..." (and "./x.deb" in flat
+		// repositories); apt reads it relative to the archive root all the same.
+		name := strings.TrimPrefix(p.Get("Filename"), "./")
 		if !insideRepository(name) {
 			return fmt.Errorf("paragraph %d of Packages: Filename %q is missing or leaves the archive root", n, name)
 		}

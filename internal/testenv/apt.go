@@ -138,7 +138,12 @@ func (a *AptArchive) Publish(t testing.TB, pkgs []AptPackage, opt PublishOptions
 		"-o", "APT::FTPArchive::Release::Codename=" + a.Suite, "-o", "APT::FTPArchive::Release::Architectures=amd64",
 		"-o", "APT::FTPArchive::Release::Components=main", "-o", "APT::FTPArchive::Release::Date=" + date.UTC().Format(layout)}
 	if a.ByHash {
-		args = append(args, "-o", "APT::FTPArchive::Release::Acquire-By-Hash=yes")
+		// SHA256 lists only, as dak publishes: apt fetches by-hash under the strongest
+		// hash the Release lists, and the twins written above are SHA256 ones (with a
+		// SHA512 list apt asks for by-hash/SHA512/..., finds nothing and falls back to
+		// the plain names).
+		args = append(args, "-o", "APT::FTPArchive::Release::Acquire-By-Hash=yes",
+			"-o", "APT::FTPArchive::MD5=false", "-o", "APT::FTPArchive::SHA1=false", "-o", "APT::FTPArchive::SHA512=false")
 	}
 	// SHA256 only, as the by-hash twins are: apt fetches by-hash/<strongest hash listed>,
 	// and a SHA512 list would send it to by-hash/SHA512/, which nothing writes.
