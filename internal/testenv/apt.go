@@ -138,15 +138,11 @@ func (a *AptArchive) Publish(t testing.TB, pkgs []AptPackage, opt PublishOptions
 		"-o", "APT::FTPArchive::Release::Codename=" + a.Suite, "-o", "APT::FTPArchive::Release::Architectures=amd64",
 		"-o", "APT::FTPArchive::Release::Components=main", "-o", "APT::FTPArchive::Release::Date=" + date.UTC().Format(layout)}
 	if a.ByHash {
-		// SHA256 lists only, as dak publishes: apt fetches by-hash under the strongest
-		// hash the Release lists, and the twins written above are SHA256 ones (with a
-		// SHA512 list apt asks for by-hash/SHA512/..., finds nothing and falls back to
-		// the plain names).
-		args = append(args, "-o", "APT::FTPArchive::Release::Acquire-By-Hash=yes",
-			"-o", "APT::FTPArchive::MD5=false", "-o", "APT::FTPArchive::SHA1=false", "-o", "APT::FTPArchive::SHA512=false")
+		args = append(args, "-o", "APT::FTPArchive::Release::Acquire-By-Hash=yes")
 	}
-	// SHA256 only, as the by-hash twins are: apt fetches by-hash/<strongest hash listed>,
-	// and a SHA512 list would send it to by-hash/SHA512/, which nothing writes.
+	// SHA256 lists only, as dak publishes and as the by-hash twins are: apt fetches
+	// by-hash under the strongest hash the Release lists, so with a SHA512 list it asks
+	// for by-hash/SHA512/..., finds nothing and falls back to the plain names.
 	args = append(args, "-o", "APT::FTPArchive::MD5=false", "-o", "APT::FTPArchive::SHA1=false", "-o", "APT::FTPArchive::SHA512=false")
 	for _, f := range []string{"Release", "InRelease", "Release.gpg"} {
 		os.Remove(filepath.Join(suite, f))

@@ -93,7 +93,8 @@ publish() { # the packages: every pool file; a new revision of the suite
 	rm -f "$suite/Release" "$suite/InRelease" "$suite/Release.gpg"
 	(cd "$suite" && apt-ftparchive -o APT::FTPArchive::Release::Suite=stable -o APT::FTPArchive::Release::Codename=stable \
 		-o APT::FTPArchive::Release::Architectures=amd64 -o APT::FTPArchive::Release::Components=main \
-		-o APT::FTPArchive::Release::Acquire-By-Hash=yes -o 'APT::FTPArchive::Release::Patterns::=Packages*' release . |
+		-o APT::FTPArchive::Release::Acquire-By-Hash=yes -o APT::FTPArchive::MD5=false -o APT::FTPArchive::SHA1=false \
+		-o APT::FTPArchive::SHA512=false -o 'APT::FTPArchive::Release::Patterns::=Packages*' release . |
 		grep -v '/by-hash/' >"$dir/Release")
 	gpg --batch --yes --armor --detach-sign -o "$suite/Release.gpg" "$dir/Release"
 	gpg --batch --yes --clearsign -o "$suite/InRelease" "$dir/Release"
