@@ -56,7 +56,7 @@ func (s *aptStats) check(t *testing.T) {
 // addApt builds the archive in the origin and registers it.
 func (w *world) addApt() *testenv.AptArchive {
 	w.t.Helper()
-	a := testenv.NewAptArchive(w.t, filepath.Join(w.origin, aptDir), aptSuite, true, false)
+	a := testenv.NewAptArchive(w.t, filepath.Join(w.origin, aptDir), aptSuite, true, true)
 	a.Publish(w.t, aptPackages(0), testenv.PublishOptions{})
 	w.mustCLI("repo", "add", aptRepo, "--kind", "apt", "--suite", aptSuite, aptDir)
 	return a
@@ -116,9 +116,13 @@ func (a *aptClient) run(ctx context.Context, loc string) {
 		}
 	}
 	a.st.entries.Add(int64(len(entries)))
-	// apt update: InRelease from the first entry that answers, then its indices.
+	// apt update: InRelease from the first entry that answers (then Release, as apt
+	// does for a suite without one), then its indices.
 	for _, base := range entries {
 		raw, _, err := a.c.get(ctx, base+"/dists/"+aptSuite+"/InRelease")
+		if err != nil && ctx.Err() == nil {
+			raw, _, err = a.c.get(ctx, base+"/dists/"+aptSuite+"/Release")
+		}
 		if ctx.Err() != nil {
 			return
 		}
