@@ -555,34 +555,16 @@ func (s *Scanner) aptPackagesMissing(ctx context.Context, r *model.Region, store
 					return fmt.Sprintf("cannot read %s: %v", path.Base(p), err)
 				}
 			}
-			missing, differ, first := 0, 0, ""
+			var t heldTally
 			err = repomd.ParsePackages(in, func(pkg repomd.DebPackage) error {
 				q := path.Join(repo.Directory, pkg.Filename)
-				switch AptPackageHeld(pkg, byPath[q], seen.holds(q), seen.older[q]) {
-				case Match:
-					return nil
-				case Differs:
-					differ++
-				default:
-					if r.FillsOnDemand(q) {
-						return nil
-					}
-					missing++
-				}
-				if first == "" {
-					first = pkg.Filename
-				}
+				t.add(r, q, pkg.Filename, AptPackageHeld(pkg, byPath[q], seen.holds(q), seen.older[q]))
 				return nil
 			})
-			switch {
-			case err != nil:
+			if err != nil {
 				return fmt.Sprintf("cannot parse %s: %v", path.Base(p), err)
-			case missing > 0:
-				return fmt.Sprintf("%d packages its Packages index names are not verified in this region (%s, ...)", missing, first)
-			case differ > 0:
-				return fmt.Sprintf("%d packages in this region have other bytes than its Packages index names (%s, ...)", differ, first)
 			}
-			return ""
+			return t.reason("its Packages index")
 		}()
 		if why != "" {
 			return why
@@ -613,38 +595,55 @@ func (s *Scanner) packagesMissing(ctx context.Context, r *model.Region, store ob
 		if err != nil {
 			return fmt.Sprintf("cannot read %s: %v", d.Href, err)
 		}
-		missing, differ, first := 0, 0, ""
+		var t heldTally
 		err = repomd.ParsePrimary(xr, func(pkg repomd.Package) error {
 			if pkg.Base != "" {
 				return nil
 			}
 			q := path.Join(repo.Directory, pkg.Href)
-			switch PackageHeld(pkg, byPath[q], seen.holds(q), seen.older[q]) {
-			case Match:
-				return nil
-			case Differs:
-				differ++
-			default:
-				if r.FillsOnDemand(q) {
-					return nil
-				}
-				missing++
-			}
-			if first == "" {
-				first = pkg.Href
-			}
+			t.add(r, q, pkg.Href, PackageHeld(pkg, byPath[q], seen.holds(q), seen.older[q]))
 			return nil
 		})
 		if err != nil {
 			return fmt.Sprintf("cannot parse %s: %v", d.Href, err)
 		}
-		if missing > 0 {
-			return fmt.Sprintf("%d packages its primary.xml names are not verified in this region (%s, ...)", missing, first)
-		}
-		if differ > 0 {
-			return fmt.Sprintf("%d packages in this region have other bytes than its primary.xml names (%s, ...)", differ, first)
-		}
-		return ""
+		return t.reason("its primary.xml")
+	}
+	return ""
+}
+
+// heldTally counts the packages an index names that a region does not hold as named
+// (yum's primary.xml, APT's Packages), and the first of them for the reason.
+type heldTally struct {
+	missing, differ int
+	first           string
+}
+
+// add counts one package at q (named as name in the index): a copy an on-demand region
+// fills later need not be there, but a copy it holds must be the named bytes.
+func (t *heldTally) add(r *model.Region, q, name string, e Evidence) {
+	switch {
+	case e == Match:
+		return
+	case e == Differs:
+		t.differ++
+	case r.FillsOnDemand(q):
+		return
+	default:
+		t.missing++
+	}
+	if t.first == "" {
+		t.first = name
+	}
+}
+
+// reason is why the region does not serve the index whole ("" when it does).
+func (t *heldTally) reason(index string) string {
+	switch {
+	case t.missing > 0:
+		return fmt.Sprintf("%d packages %s names are not verified in this region (%s, ...)", t.missing, index, t.first)
+	case t.differ > 0:
+		return fmt.Sprintf("%d packages in this region have other bytes than %s names (%s, ...)", t.differ, index, t.first)
 	}
 	return ""
 }

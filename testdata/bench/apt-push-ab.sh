@@ -114,9 +114,15 @@ report() { # round which publish t0 t1 r0 r1
 	awk -v r="$1" -v w="$2" -v p="$3" -v s="$4" -v e="$5" -v a="$6" -v b="$7" \
 		'BEGIN {printf "%-5s %-28s %-8s %8.2f %9d\n", r, w, p, e - s, b - a}' | tee -a "$results"
 }
+# Every run starts from the first revision: the packages a second publish added go.
+reset() {
+	find "$archive/pool" -name 'pkg*_1.0_amd64.deb' | awk -v n="$files" '{f = $0; sub(/.*\/pkg/, "", f); sub(/_.*/, "", f); if (f + 0 >= n) print $0}' | xargs -r rm -f
+	publish
+}
 # A: a fresh repository, three fresh regions, two publishes.
 runA() {
 	local r=$1 i
+	reset
 	for i in 1 2 3; do
 		s3 mb "s3://a$r-$i" >/dev/null
 		public "a$r-$i"
@@ -139,6 +145,7 @@ runA() {
 # B: three aws s3 sync runs per region and publish, pool, indices, Release files last.
 runB() {
 	local r=$1 i
+	reset
 	for i in 1 2 3; do s3 mb "s3://b$r-$i" >/dev/null; done
 	for p in first second; do
 		[ "$p" = second ] && { addpkgs "$files" $((files + changed)); publish; }
@@ -157,9 +164,6 @@ runB() {
 	for i in 1 2 3; do s3 rb --force "s3://b$r-$i" >/dev/null; done
 }
 for r in $(seq "$rounds"); do
-	# Each round starts from the first revision.
-	find "$archive/pool" -name 'pkg*_1.0_amd64.deb' | awk -v n="$files" '{f = $0; sub(/.*\/pkg/, "", f); sub(/_.*/, "", f); if (f + 0 >= n) print $0}' | xargs -r rm -f
-	publish
 	if [ $((r % 2)) = 1 ]; then runA "$r"; runB "$r"; else runB "$r"; runA "$r"; fi
 done
 echo "medians (of $rounds rounds; with two, the lower):"
