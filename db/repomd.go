@@ -29,11 +29,11 @@ func (d *DB) RecordRepomdVersion(ctx context.Context, v *model.RepomdVersion) (b
 		}
 		changed = true
 		err = tx.QueryRow(ctx, `
-			INSERT INTO repomd_versions (repository_id, md5, sha1, sha256, sha512, size, timestamp, valid_until)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			INSERT INTO repomd_versions (repository_id, md5, sha1, sha256, sha512, size, timestamp, valid_until, by_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			ON CONFLICT (repository_id, sha256) DO UPDATE SET first_seen = greatest(now(), repomd_versions.first_seen + interval '1 microsecond')
 			RETURNING id, first_seen`,
-			v.RepositoryID, v.MD5, v.SHA1, v.SHA256, v.SHA512, v.Size, v.Timestamp, nullTime(v.ValidUntil)).Scan(&v.ID, &v.FirstSeen)
+			v.RepositoryID, v.MD5, v.SHA1, v.SHA256, v.SHA512, v.Size, v.Timestamp, nullTime(v.ValidUntil), v.ByHash).Scan(&v.ID, &v.FirstSeen)
 		if err != nil {
 			return err
 		}
@@ -50,13 +50,13 @@ func (d *DB) RecordRepomdVersion(ctx context.Context, v *model.RepomdVersion) (b
 
 // repomdColumns select a version with its superseded_at: the first_seen of the next newer
 // version of the same repository (NULL for the current one), so that every reader agrees.
-const repomdColumns = `id, repository_id, md5, sha1, sha256, sha512, size, timestamp, valid_until, first_seen,
+const repomdColumns = `id, repository_id, md5, sha1, sha256, sha512, size, timestamp, valid_until, by_hash, first_seen,
 	lag(first_seen) OVER (PARTITION BY repository_id ORDER BY first_seen DESC, id DESC)`
 
 func scanRepomdVersion(r pgx.CollectableRow) (model.RepomdVersion, error) {
 	var v model.RepomdVersion
 	var superseded, validUntil *time.Time
-	err := r.Scan(&v.ID, &v.RepositoryID, &v.MD5, &v.SHA1, &v.SHA256, &v.SHA512, &v.Size, &v.Timestamp, &validUntil, &v.FirstSeen, &superseded)
+	err := r.Scan(&v.ID, &v.RepositoryID, &v.MD5, &v.SHA1, &v.SHA256, &v.SHA512, &v.Size, &v.Timestamp, &validUntil, &v.ByHash, &v.FirstSeen, &superseded)
 	if superseded != nil {
 		v.SupersededAt = *superseded
 	}

@@ -2,6 +2,7 @@ package pusher
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -251,4 +252,49 @@ func checkAptPackages(origin Origin, root string, forms []string, byPath map[str
 		return reason
 	}
 	return ""
+}
+
+// servedByHash reads what ServedByHash decides from.
+func (p *Pusher) servedByHash(ctx context.Context, r *model.Region, repos []model.Repository, byHash map[string]bool) (map[string]bool, error) {
+	states, err := p.DB.RegionRepos(ctx)
+	if err != nil {
+		return nil, err
+	}
+	versions := map[int64][]model.RepomdVersion{}
+	for _, repo := range repos {
+		if repo.IsApt() && byHash[path.Dir(repo.MetadataPath())] {
+			if versions[repo.ID], err = p.DB.RepomdVersions(ctx, repo.ID); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return ServedByHash(r.ID, repos, byHash, states, versions), nil
+}
+
+// ServedByHash narrows byHash (the suite directories whose new revision's clients read
+// index files by hash) to those whose revision the region serves is read by hash too:
+// clients of a served revision without by-hash read the plain names that a rewrite in
+// place changes under them, so for those the region must leave the answers first (an
+// archive turning by-hash on). A region serving no revision of the suite has no such
+// clients; one serving a revision not recorded is judged without by-hash.
+func ServedByHash(regionID int64, repos []model.Repository, byHash map[string]bool, states []model.RegionRepo, versions map[int64][]model.RepomdVersion) map[string]bool {
+	out := map[string]bool{}
+	for _, repo := range repos {
+		dir := path.Dir(repo.MetadataPath())
+		if !repo.IsApt() || !byHash[dir] {
+			continue
+		}
+		st := findRegionRepo(states, regionID, repo.ID)
+		if st == nil || !serving(st) || st.RepomdSHA256 == nil {
+			out[dir] = true
+			continue
+		}
+		for _, v := range versions[repo.ID] {
+			if bytes.Equal(v.SHA256, st.RepomdSHA256) {
+				out[dir] = v.ByHash
+				break
+			}
+		}
+	}
+	return out
 }

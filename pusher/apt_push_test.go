@@ -313,8 +313,12 @@ var errInjected = errors.New("injected write failure")
 // the old revision read those. Without by-hash, the rewrite took the region out first.
 func TestPushAptInterruptedAfterByHash(t *testing.T) {
 	next := []testenv.AptPackage{aptPkgs[0], {Name: "world", Version: "3.0", Content: "world 3"}}
-	for _, byHash := range []bool{true, false} {
-		t.Run(map[bool]string{true: "by-hash", false: "plain"}[byHash], func(t *testing.T) {
+	// "turning by-hash on": the old revision is plain, the new one by-hash. Its clients read
+	// the plain names, so the push must treat it as plain (it did not before: found by
+	// review).
+	for _, mode := range []string{"by-hash", "plain", "turning by-hash on"} {
+		byHash := mode == "by-hash"
+		t.Run(mode, func(t *testing.T) {
 			f := newAptFixture(t, byHash)
 			if res := f.pushAll(); res.Failed() {
 				t.Fatalf("first push: %+v", res.Regions[0])
@@ -322,6 +326,9 @@ func TestPushAptInterruptedAfterByHash(t *testing.T) {
 			old := f.originBytes(f.suitePath("InRelease"))
 			oldSum := sha256.Sum256(old)
 			time.Sleep(1100 * time.Millisecond)
+			if mode == "turning by-hash on" {
+				f.archive.ByHash = true
+			}
 			f.archive.Publish(t, next, testenv.PublishOptions{ValidUntil: 7 * 24 * time.Hour})
 			// The first plain index goes up in each region, the next write of that phase fails.
 			wrote := map[string]bool{}

@@ -507,7 +507,7 @@ func recordRepomds(ctx context.Context, d *db.DB, origin Origin, scope, unread [
 			}
 			rel := rev.rel
 			version = &model.RepomdVersion{RepositoryID: repo.ID, MD5: rel.MD5, SHA1: rel.SHA1, SHA256: rel.SHA256, SHA512: rel.SHA512,
-				Size: rel.Size, Timestamp: rel.Date.Unix(), ValidUntil: rel.ValidUntil}
+				Size: rel.Size, Timestamp: rel.Date.Unix(), ValidUntil: rel.ValidUntil, ByHash: byHashProtects(rel)}
 		} else {
 			md, reason := checkRepomd(origin, &repo, p, f, byPath, log)
 			if reason != "" {

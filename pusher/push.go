@@ -366,7 +366,13 @@ func (p *Pusher) prepare(ctx context.Context, cfg Config, rr *regionPush, inv *I
 		byFile[objects[i].FileID] = &objects[i]
 	}
 	rr.objects = byFile
-	rr.plan = PlanRegion(PlanInput{Region: r, Files: inv.Live, Objects: byFile, Repos: repos, Unread: inv.Unread, Invalid: inv.Invalid, AptByHash: inv.AptByHash})
+	byHash := inv.AptByHash
+	if len(byHash) > 0 {
+		if byHash, err = p.servedByHash(ctx, r, repos, byHash); err != nil {
+			return fmt.Errorf("push %s: %w", r.Name, err)
+		}
+	}
+	rr.plan = PlanRegion(PlanInput{Region: r, Files: inv.Live, Objects: byFile, Repos: repos, Unread: inv.Unread, Invalid: inv.Invalid, AptByHash: byHash})
 	// Push what can be pushed, but fail the run for what is withheld: the next push completes it.
 	rr.withheldErr = withheldError(r.Name, rr.plan)
 	rr.TwinsSkipped = len(rr.plan.TwinsSkipped)

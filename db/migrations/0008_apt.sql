@@ -16,4 +16,9 @@ ALTER TABLE repositories
     ADD CONSTRAINT repositories_kind_fields CHECK (
         (kind = 'yum' AND suite = '' AND keyring = '' AND release_file = '') OR (kind = 'apt' AND suite <> '' AND arch = 'all' AND release_file <> ''));
 
-ALTER TABLE repomd_versions ADD COLUMN valid_until timestamptz;
+ALTER TABLE repomd_versions
+    ADD COLUMN valid_until timestamptz,
+    -- an APT revision whose clients read its index files by hash (Acquire-By-Hash with
+    -- SHA256 its strongest list): rewriting the plain index names in place leaves them
+    -- alone only when the revision a region serves is one
+    ADD COLUMN by_hash boolean NOT NULL DEFAULT false;

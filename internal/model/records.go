@@ -88,7 +88,9 @@ type RepomdVersion struct {
 	// ValidUntil is an APT revision's Valid-Until (zero: none, and for repomd.xml): after
 	// it apt refuses the repository.
 	ValidUntil time.Time
-	FirstSeen  time.Time
+	// ByHash: an APT revision whose clients read index files by hash (by-hash/SHA256).
+	ByHash    bool
+	FirstSeen time.Time
 	// SupersededAt is when the next newer version was first seen; zero for the current one.
 	SupersededAt time.Time
 }
