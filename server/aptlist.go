@@ -87,13 +87,9 @@ func (s *Server) aptList(c echo.Context) error {
 // apt tries the lowest first and shuffles equal ones, so every entry gets its own). apt
 // appends dists/... and pool/... to the base. No comment lines: apt's parser has none.
 func WriteAptList(b *bytes.Buffer, repo *selection.Repository, d *selection.Decision) {
-	dir := model.EscapePath(strings.Trim(repo.Directory, "/"))
+	dir := listDir(repo)
 	for i, r := range d.Regions() {
-		b.WriteString(r.ListBase())
-		if dir != "" && dir != "." {
-			b.WriteString(dir)
-			b.WriteString("/")
-		}
+		writeListBase(b, r, dir)
 		b.WriteString("\tpriority:")
 		b.WriteString(strconv.Itoa(i + 1))
 		b.WriteString("\n")

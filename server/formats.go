@@ -98,14 +98,30 @@ func WriteMirrorlist(b *bytes.Buffer, repo *selection.Repository, d *selection.D
 		b.WriteString(safeText(n, 512))
 		b.WriteString("\n")
 	}
-	dir := model.EscapePath(strings.Trim(repo.Directory, "/"))
+	dir := listDir(repo)
 	for _, r := range d.Regions() {
-		b.WriteString(r.ListBase())
-		if dir != "" && dir != "." {
-			b.WriteString(dir)
-			b.WriteString("/")
-		}
+		writeListBase(b, r, dir)
 		b.WriteString("\n")
+	}
+}
+
+// listDir is the repository directory as list lines append it to a region's base URL:
+// escaped, without slashes at its ends, "" at the origin's root.
+func listDir(repo *selection.Repository) string {
+	dir := model.EscapePath(strings.Trim(repo.Directory, "/"))
+	if dir == "." {
+		return ""
+	}
+	return dir
+}
+
+// writeListBase writes the base URL of the repository directory dir (listDir) in region
+// r, ending in "/": a line of the plain mirror list and of apt's.
+func writeListBase(b *bytes.Buffer, r *selection.Region, dir string) {
+	b.WriteString(r.ListBase())
+	if dir != "" {
+		b.WriteString(dir)
+		b.WriteString("/")
 	}
 }
 
