@@ -97,17 +97,9 @@ func TestAptMirrorLists(t *testing.T) {
 	buckets := map[string]string{}
 	regions := map[string]*model.Region{}
 	for _, def := range defs {
-		bucket := s3srv.NewBucket(t, true)
+		r := newS3Region(t, d, s3srv, def.name, def.country, def.lat, def.lon)
+		bucket := r.Bucket
 		upload(t, c, bucket, def.tree, dir)
-		lat, lon := def.lat, def.lon
-		r := &model.Region{Name: def.name, Kind: model.KindS3, Bucket: bucket, Endpoint: s3srv.Endpoint,
-			PublicURL: s3srv.URL(bucket, ""), Country: def.country, Latitude: &lat, Longitude: &lon, Weight: 100, Enabled: true}
-		if err := r.Normalize(); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.CreateRegion(ctx, r); err != nil {
-			t.Fatal(err)
-		}
 		buckets[def.name], regions[def.name] = bucket, r
 		if err := d.SetRegionRepo(ctx, db.NoFence, model.RegionRepo{RegionID: r.ID, RepositoryID: repo.ID, RepomdSHA256: def.sum, State: def.state, HTTPStatus: 200}); err != nil {
 			t.Fatal(err)
@@ -318,16 +310,7 @@ func TestAptCorruptIndexLeavesTheList(t *testing.T) {
 		name, country string
 		lat, lon      float64
 	}{{"eu-central-1", "DE", 50.1, 8.7}, {"us-east-1", "US", 38.9, -77.4}} {
-		bucket := s3srv.NewBucket(t, true)
-		lat, lon := def.lat, def.lon
-		r := &model.Region{Name: def.name, Kind: model.KindS3, Bucket: bucket, Endpoint: s3srv.Endpoint, PublicURL: s3srv.URL(bucket, ""),
-			Country: def.country, Latitude: &lat, Longitude: &lon, Weight: 100, Enabled: true}
-		if err := r.Normalize(); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.CreateRegion(ctx, r); err != nil {
-			t.Fatal(err)
-		}
+		r := newS3Region(t, d, s3srv, def.name, def.country, def.lat, def.lon)
 		regions[def.name] = r
 		all = append(all, r)
 	}

@@ -234,17 +234,9 @@ func TestDNFEndToEnd(t *testing.T) {
 	regions := map[string]*model.Region{}
 	buckets := map[string]string{}
 	for _, def := range defs {
-		bucket := s3srv.NewBucket(t, true)
+		r := newS3Region(t, d, s3srv, def.name, def.country, def.lat, def.lon)
+		bucket := r.Bucket
 		upload(t, c, bucket, def.tree, demoDir)
-		lat, lon := def.lat, def.lon
-		r := &model.Region{Name: def.name, Kind: model.KindS3, Bucket: bucket, Endpoint: s3srv.Endpoint,
-			PublicURL: s3srv.URL(bucket, ""), Country: def.country, Latitude: &lat, Longitude: &lon, Weight: 100, Enabled: true}
-		if err := r.Normalize(); err != nil {
-			t.Fatal(err)
-		}
-		if err := d.CreateRegion(ctx, r); err != nil {
-			t.Fatal(err)
-		}
 		regions[def.name], buckets[def.name] = r, bucket
 		state, sum := model.RepoFresh, curV.SHA256
 		if def.tree == old {
