@@ -15,7 +15,8 @@ import (
 
 // ActivitySource is the database side of Activity; *db.DB is one.
 type ActivitySource interface {
-	AddRedirectCounts(ctx context.Context, deltas []model.RedirectCount) error
+	// AddUsage adds one round's deltas in one transaction.
+	AddUsage(ctx context.Context, delta model.UsageDelta) error
 	RedirectCounts(ctx context.Context) ([]model.RedirectCount, error)
 	RecentRuns(ctx context.Context, kind string, limit int) ([]model.Run, error)
 	LastRuns(ctx context.Context) ([]model.LastRun, error)
@@ -43,7 +44,20 @@ type Activity struct {
 	log    *slog.Logger
 	counts sync.Map // target name ("" for the origin) -> *redirectCount
 	view   atomic.Pointer[ActivityView]
-	flushM sync.Mutex
+
+	// countme requests not yet taken by a flush: one per machine per week, so a mutex
+	// costs nothing that matters (and only requests carrying countme= take it).
+	countmeM sync.Mutex
+	countme  map[model.CountmeKey]int64
+
+	flushM sync.Mutex // held by a flush; guards the fields below
+	// windowStart is when the pending redirect counts were last taken: what a flush takes
+	// was counted since, and is added to windowStart's hour. Run flushes at every hour's
+	// start, so a window crosses an hour only by the time a flush takes.
+	windowStart time.Time
+	// Deltas of failed flushes, added to the next one's (totals go back to the atomics).
+	carryHours   map[model.HourKey]model.HourCount
+	carryCountme map[model.CountmeKey]int64
 }
 
 type redirectCount struct {
@@ -59,6 +73,21 @@ type FillStatsSource interface {
 
 var _ FillStatsSource = (*db.DB)(nil)
 
+// UsageSource is what an ActivitySource also offers when it keeps usage figures (*db.DB
+// does); the background round reads the last UsageWeeks weeks and UsageHours hours.
+type UsageSource interface {
+	Usage(ctx context.Context, from, to time.Time, repo string) (model.UsageStats, error)
+}
+
+var _ UsageSource = (*db.DB)(nil)
+
+// How much usage history the server holds in memory for the dashboard and the stats API
+// (the CLI reads any window from the database).
+const (
+	UsageWeeks = 104
+	UsageHours = 31 * 24
+)
+
 // ActivityView is what the background loop last read, plus this process's counts.
 type ActivityView struct {
 	ReadAt     time.Time // zero before the first successful read
@@ -68,6 +97,9 @@ type ActivityView struct {
 	LastRuns   []model.LastRun
 	// FillStats are the on-demand regions' copies and jobs (nil when the source has none).
 	FillStats []model.FillStats
+	// Usage is the held usage history (nil when the source keeps none or before the first
+	// read): From is UsageWeeks weeks back, hours from UsageHours back.
+	Usage *model.UsageStats
 	// Publications are the last PublicationsPerRepo repomd.xml versions of every
 	// repository and where they were served, by repository ID (nil when the source has none).
 	Publications map[int64][]model.Publication
@@ -87,7 +119,8 @@ func NewActivity(src ActivitySource, opt ActivityOptions) *Activity {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	a := &Activity{src: src, opt: opt, log: opt.Log}
+	a := &Activity{src: src, opt: opt, log: opt.Log, countme: map[model.CountmeKey]int64{},
+		windowStart: time.Now(), carryHours: map[model.HourKey]model.HourCount{}, carryCountme: map[model.CountmeKey]int64{}}
 	a.view.Store(&ActivityView{})
 	return a
 }
@@ -103,6 +136,18 @@ func (a *Activity) Redirected(target string, size int64) {
 	c.pendingBytes.Add(size)
 	c.reqs.Add(1)
 	c.bytes.Add(size)
+}
+
+// Countme counts one request that carried countme=bucket (1..4) for a repository the
+// server answered, in the ISO week of now.
+func (a *Activity) Countme(repo, arch string, bucket int) {
+	if bucket < 1 || bucket > 4 {
+		return
+	}
+	k := model.CountmeKey{Repo: repo, Arch: arch, Week: model.WeekStart(time.Now()), Bucket: bucket}
+	a.countmeM.Lock()
+	a.countme[k]++
+	a.countmeM.Unlock()
 }
 
 // Missed counts one request whose first region, an on-demand one, lacked the file and
@@ -171,6 +216,9 @@ func (a *Activity) Run(ctx context.Context) {
 	a.Round(ctx)
 	t := time.NewTicker(a.opt.Interval)
 	defer t.Stop()
+	// A round at every hour's start, so the hourly figures go to the hour they were made in.
+	hour := time.NewTimer(untilNextHour(time.Now()))
+	defer hour.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -180,6 +228,9 @@ func (a *Activity) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			a.Round(ctx)
+		case <-hour.C:
+			a.Round(ctx)
+			hour.Reset(untilNextHour(time.Now()))
 		}
 	}
 }
@@ -205,6 +256,22 @@ func (a *Activity) Round(parent context.Context) {
 	if fs, ok := a.src.(FillStatsSource); ok && err == nil {
 		next.FillStats, err = fs.FillStats(ctx)
 	}
+	if us, ok := a.src.(UsageSource); ok && err == nil {
+		var u model.UsageStats
+		now := time.Now().UTC()
+		to := now.Truncate(time.Hour).Add(time.Hour)
+		if u, err = us.Usage(ctx, model.WeekStart(now).AddDate(0, 0, -7*(UsageWeeks-1)), to, ""); err == nil {
+			// Weeks start further back than hours: drop the hours before UsageHours.
+			hourly := u.Hourly[:0]
+			for _, h := range u.Hourly {
+				if !h.Hour.Before(to.Add(-UsageHours * time.Hour)) {
+					hourly = append(hourly, h)
+				}
+			}
+			u.Hourly = hourly
+			next.Usage = &u
+		}
+	}
 	if ps, ok := a.src.(PublicationsSource); ok && err == nil {
 		next.Publications, err = readPublications(ctx, ps)
 	}
@@ -222,6 +289,11 @@ func (a *Activity) Round(parent context.Context) {
 	a.view.Store(next)
 }
 
+// untilNextHour is the time from now to a moment after the next hour starts.
+func untilNextHour(now time.Time) time.Duration {
+	return now.Truncate(time.Hour).Add(time.Hour + 50*time.Millisecond).Sub(now)
+}
+
 // flush moves the pending counts to the database; on failure they stay pending.
 func (a *Activity) flush(ctx context.Context) error {
 	if a.src == nil {
@@ -229,29 +301,53 @@ func (a *Activity) flush(ctx context.Context) error {
 	}
 	a.flushM.Lock()
 	defer a.flushM.Unlock()
+	now := time.Now()
+	hour := a.windowStart.UTC().Truncate(time.Hour)
+	a.windowStart = now
 	var (
-		deltas []model.RedirectCount
-		from   []*redirectCount
+		delta model.UsageDelta
+		from  []*redirectCount
 	)
 	a.counts.Range(func(k, v any) bool {
 		c := v.(*redirectCount)
 		r, b, m := c.pendingReqs.Swap(0), c.pendingBytes.Swap(0), c.pendingMisses.Swap(0)
 		if r != 0 || b != 0 || m != 0 {
-			deltas = append(deltas, model.RedirectCount{Region: k.(string), Requests: r, Bytes: b, Misses: m})
+			delta.Totals = append(delta.Totals, model.RedirectCount{Region: k.(string), Requests: r, Bytes: b, Misses: m})
 			from = append(from, c)
+		}
+		if r != 0 || b != 0 {
+			hk := model.HourKey{Hour: hour, Region: k.(string)}
+			h := a.carryHours[hk]
+			h.HourKey, h.Requests, h.Bytes = hk, h.Requests+r, h.Bytes+b
+			a.carryHours[hk] = h
 		}
 		return true
 	})
-	if len(deltas) == 0 {
+	a.countmeM.Lock()
+	taken := a.countme
+	a.countme = map[model.CountmeKey]int64{}
+	a.countmeM.Unlock()
+	for k, n := range taken {
+		a.carryCountme[k] += n
+	}
+	for _, h := range a.carryHours {
+		delta.Hours = append(delta.Hours, h)
+	}
+	for k, n := range a.carryCountme {
+		delta.Countme = append(delta.Countme, model.CountmeCount{CountmeKey: k, Hits: n})
+	}
+	if delta.Empty() {
 		return nil
 	}
-	if err := a.src.AddRedirectCounts(ctx, deltas); err != nil {
+	if err := a.src.AddUsage(ctx, delta); err != nil {
 		for i, c := range from {
-			c.pendingReqs.Add(deltas[i].Requests)
-			c.pendingBytes.Add(deltas[i].Bytes)
-			c.pendingMisses.Add(deltas[i].Misses)
+			c.pendingReqs.Add(delta.Totals[i].Requests)
+			c.pendingBytes.Add(delta.Totals[i].Bytes)
+			c.pendingMisses.Add(delta.Totals[i].Misses)
 		}
 		return err
 	}
+	clear(a.carryHours)
+	clear(a.carryCountme)
 	return nil
 }

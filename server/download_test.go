@@ -418,7 +418,7 @@ func (b *blockingSource) block(ctx context.Context) error {
 	time.Sleep(time.Hour) // ignores cancellation, as a wedged driver might
 	return ctx.Err()
 }
-func (b *blockingSource) AddRedirectCounts(ctx context.Context, _ []model.RedirectCount) error {
+func (b *blockingSource) AddUsage(ctx context.Context, _ model.UsageDelta) error {
 	return b.block(ctx)
 }
 func (b *blockingSource) RedirectCounts(ctx context.Context) ([]model.RedirectCount, error) {
