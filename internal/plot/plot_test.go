@@ -170,7 +170,7 @@ func TestLinesFigure(t *testing.T) {
 	}
 	nan := math.NaN()
 	c := Chart{ID: "req", Title: "Requests", Kind: Lines, Labels: labels, Series: []Series{
-		{"eu-central-1", []float64{1, 2, 3, nan, nan, 5, 6, 7, 8, 9}}, // a gap: two lines
+		{"eu-central-1", []float64{1, 2, 3, nan, nan, 5, 6, 7, 8, 9}},         // a gap: two lines
 		{"origin", []float64{nan, nan, nan, nan, nan, nan, nan, nan, nan, 4}}, // one point
 		{"us-east-1", nil}, // nothing at all
 	}}
