@@ -56,7 +56,7 @@ type Chart struct {
 // The drawing's geometry, in SVG user units (the SVG scales to its container's width).
 const (
 	width, height            = 720.0, 230.0
-	left, right, above, foot = 60.0, 12.0, 10.0, 34.0
+	left, right, above, foot = 60.0, 20.0, 10.0, 34.0
 	plotW, plotH             = width - left - right, height - above - foot
 )
 
@@ -76,8 +76,8 @@ func Figure(c Chart) template.HTML {
 	ticks := yTicks(ymax, c.Unit)
 	ymax = ticks[len(ticks)-1]
 	fmt.Fprintf(&b, `<figure class="plot" id="%s"><figcaption>%s</figcaption>`+"\n", id, html.EscapeString(c.Title))
-	fmt.Fprintf(&b, `<svg class="plot" viewBox="0 0 %s %s" role="img" aria-label="%s" xmlns="http://www.w3.org/2000/svg"><title>%s</title><desc>%s</desc>`+"\n",
-		num(width), num(height), html.EscapeString(c.Title), html.EscapeString(c.Title), html.EscapeString(Summary(c)))
+	fmt.Fprintf(&b, `<svg class="plot" viewBox="0 0 %s %s" width="%s" height="%s" style="width:100%%;max-width:%spx;height:auto;font:11px system-ui,sans-serif" role="img" aria-label="%s" xmlns="http://www.w3.org/2000/svg"><title>%s</title><desc>%s</desc>`+"\n",
+		num(width), num(height), num(width), num(height), num(width), html.EscapeString(c.Title), html.EscapeString(c.Title), html.EscapeString(Summary(c)))
 	if c.Kind == Stacked {
 		b.WriteString("<defs>")
 		for i := range c.Series {
@@ -88,17 +88,18 @@ func Figure(c Chart) template.HTML {
 	// The y axis: grid lines and their values.
 	for _, v := range ticks {
 		y := yAt(v, ymax)
-		fmt.Fprintf(&b, `<path class="grid" d="M%s %sH%s"/><text x="%s" y="%s" text-anchor="end">%s</text>`+"\n",
+		fmt.Fprintf(&b, `<path class="grid" d="M%s %sH%s" stroke="#8a96a3" stroke-opacity=".35"/><text x="%s" y="%s" text-anchor="end" fill="currentColor">%s</text>`+"\n",
 			num(left), num(y), num(width-right), num(left-6), num(y+4), html.EscapeString(format(v, c.Unit, true)))
 	}
-	fmt.Fprintf(&b, `<path class="axis" d="M%s %sV%sH%s"/>`+"\n", num(left), num(above), num(above+plotH), num(width-right))
+	fmt.Fprintf(&b, `<path class="axis" d="M%s %sV%sH%s" fill="none" stroke="currentColor" stroke-opacity=".6"/>`+"\n", num(left), num(above), num(above+plotH), num(width-right))
 	for _, i := range xTicks(c) {
-		// The newest label ends at the plot's edge rather than past the drawing's.
+		// A label that would run past the drawing's edge ends at it (11px text is about
+		// 6.2 units a character).
 		x, tx, anchor := xAt(i, n), xAt(i, n), "middle"
-		if i == n-1 && n > 1 {
-			tx, anchor = width-right, "end"
+		if w := 6.2 * float64(len([]rune(c.Labels[i]))); x+w/2 > width-2 {
+			tx, anchor = width-2, "end"
 		}
-		fmt.Fprintf(&b, `<path class="axis" d="M%s %sv4"/><text x="%s" y="%s" text-anchor="%s">%s</text>`+"\n",
+		fmt.Fprintf(&b, `<path class="axis" d="M%s %sv4" stroke="currentColor" stroke-opacity=".6"/><text x="%s" y="%s" text-anchor="%s" fill="currentColor">%s</text>`+"\n",
 			num(x), num(above+plotH), num(tx), num(above+plotH+18), anchor, html.EscapeString(c.Labels[i]))
 	}
 	switch c.Kind {
@@ -207,7 +208,12 @@ func xTicks(c Chart) []int {
 	if n == 0 {
 		return nil
 	}
-	every := (n + 7) / 8
+	// At most eight, fewer when the labels are long: each needs its width and a gap.
+	most := 8
+	for _, l := range c.Labels {
+		most = min(most, max(1, int(plotW/(6.2*float64(len([]rune(l)))+16))))
+	}
+	every := (n + most - 1) / most
 	var out []int
 	for i := (n - 1) % every; i < n; i += every {
 		out = append(out, i)
@@ -306,9 +312,10 @@ func marker(i int, x, y float64, col string) string {
 
 // writeLegend names every series beside a sample of how it is drawn.
 func writeLegend(b *strings.Builder, c Chart, id string) {
-	b.WriteString(`<ul class="legend">`)
+	// Styled here, so that a page needs no stylesheet for it (the pages allow inline styles).
+	b.WriteString(`<ul class="legend" style="list-style:none;padding:0;margin:.25rem 0;display:flex;flex-wrap:wrap;gap:.25rem 1.25rem">`)
 	for i, s := range c.Series {
-		b.WriteString(`<li><svg width="30" height="14" viewBox="0 0 30 14" aria-hidden="true" xmlns="http://www.w3.org/2000/svg">`)
+		b.WriteString(`<li><svg width="30" height="14" viewBox="0 0 30 14" style="vertical-align:middle" aria-hidden="true" xmlns="http://www.w3.org/2000/svg">`)
 		if c.Kind == Stacked {
 			fmt.Fprintf(b, `<rect x="1" y="1" width="28" height="12" fill="url(#%s-p%d)" stroke="currentColor" stroke-width=".5"/>`, id, i)
 		} else {

@@ -51,6 +51,8 @@ func TestXTicks(t *testing.T) {
 		{Chart{Labels: labels(26)}, []int{1, 5, 9, 13, 17, 21, 25}}, // the newest is labelled
 		{Chart{Labels: labels(168)}, []int{20, 41, 62, 83, 104, 125, 146, 167}},
 		{Chart{Labels: labels(10), Ticks: []int{-1, 3, 9, 10}}, []int{3, 9}},
+		// Hour labels ("12-02 15:00") leave room for seven: one a day, the newest hour's.
+		{Chart{Labels: slices.Repeat([]string{"12-02 15:00"}, 168)}, []int{23, 47, 71, 95, 119, 143, 167}},
 	} {
 		if got := xTicks(c.chart); !slices.Equal(got, c.want) {
 			t.Errorf("xTicks(%d labels, ticks %v) = %v, want %v", len(c.chart.Labels), c.chart.Ticks, got, c.want)
