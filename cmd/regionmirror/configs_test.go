@@ -88,3 +88,28 @@ func TestEC2LocationScript(t *testing.T) {
 		t.Error("location written without IMDS")
 	}
 }
+
+// lookTool finds a tool a test needs, or fails naming the install: a missing validator
+// must not pass the suite.
+func lookTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is missing: run ./.ci/deps (%v)", name, err)
+	}
+	return p
+}
+
+// TestAlertRules checks configs/prometheus/alerts.yaml and runs its unit tests with the
+// real promtool: each alert fires after its for:, not before, not on healthy series.
+func TestAlertRules(t *testing.T) {
+	promtool := lookTool(t, "promtool")
+	for _, args := range [][]string{{"check", "rules", "alerts.yaml"}, {"test", "rules", "alerts_test.yaml"}} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = "../../configs/prometheus"
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "SUCCESS") {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
