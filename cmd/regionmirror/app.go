@@ -166,7 +166,7 @@ when it exists) and REGIONMIRROR_* environment overrides; see 'regionmirror conf
 	root.PersistentFlags().StringVarP(&a.configPath, "config", "c", "", "configuration file (default $REGIONMIRROR_CONFIG, else "+defaultConfigPath+" if present)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usagef("%v", err) })
 	root.AddCommand(a.migrateCmd(), a.regionCmd(), a.repoCmd(), a.pushCmd(), a.gcCmd(), a.scanCmd(), a.statusCmd(),
-		a.locateCmd(), a.purgeCmd(), a.serveCmd(), a.fillCmd(), a.explainCmd(), a.cronCmd(), a.watchCmd(), a.demoCmd(), a.configCmd())
+		a.locateCmd(), a.statsCmd(), a.purgeCmd(), a.serveCmd(), a.fillCmd(), a.explainCmd(), a.cronCmd(), a.watchCmd(), a.demoCmd(), a.configCmd())
 	return root
 }
 

@@ -121,6 +121,7 @@ func (c *cronDaemon) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.presetMetrics(jobs)
 
 	// With an origin, cron takes push triggers; with push.watch it also follows the
 	// tree (the watch daemon for its life).
@@ -254,6 +255,9 @@ func (c *cronDaemon) reload(sched *cron.Cron, cur config.Schedules, entries []cr
 	}
 	if err == nil && cfg.Schedules != cur {
 		entries, err = c.schedule(sched, entries, c.jobs(cfg.Schedules), wrapped)
+		if err == nil {
+			c.presetMetrics(c.jobs(cfg.Schedules)) // a job scheduled only now
+		}
 	}
 	if err != nil {
 		log.Error("reload: configuration not reloaded; the one in use stays", slog.Any("err", err))
@@ -268,6 +272,18 @@ func (c *cronDaemon) reload(sched *cron.Cron, cur config.Schedules, entries []cr
 	log.Info("reloaded", slog.Bool("config", true), slog.String("log_level", c.app.level.Level().String()),
 		slog.String("push", cfg.Schedules.Push), slog.String("scan", cfg.Schedules.Scan), slog.String("gc", cfg.Schedules.GC))
 	return cfg.Schedules, entries
+}
+
+// presetMetrics makes the series of every scheduled job exist from the start, at 0:
+// alerts compare and take increase() of them without absent(), and the first failure
+// is an increase from 0, not a series appearing at 1. The last success stays absent until
+// there is one (a 0 would read as a success in 1970).
+func (c *cronDaemon) presetMetrics(jobs []cronJob) {
+	for _, j := range jobs {
+		c.runs.WithLabelValues(j.name, "ok")
+		c.runs.WithLabelValues(j.name, "failed")
+		c.running.WithLabelValues(j.name).Set(0)
+	}
 }
 
 // runJob runs one tick of a job and accounts for it.

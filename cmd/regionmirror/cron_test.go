@@ -385,3 +385,38 @@ func TestCronStartsTheWatcherAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestCronMetricsExistFromTheStart: before any job ran, /metrics has every scheduled
+// job's run counters (each outcome) and running gauge at 0, so alerts need no absent();
+// an unscheduled job (gc here) has none, and no job has a last success yet.
+func TestCronMetricsExistFromTheStart(t *testing.T) {
+	env := migratedEnv(t)
+	env = append(env, "REGIONMIRROR_ORIGIN_PATH="+testenv.SampleOrigin(t, t.TempDir()))
+	c := startCron(t, buildBinary(t), env, "REGIONMIRROR_SCHEDULES_PUSH=@every 1h", "REGIONMIRROR_SCHEDULES_SCAN=@every 1h",
+		"REGIONMIRROR_SCHEDULES_GC=")
+	var addr string
+	select {
+	case addr = <-c.addr:
+	case err := <-c.done:
+		t.Fatalf("cron exited: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("cron did not say where it listens")
+	}
+	body := httpGet(t, "http://"+addr+"/metrics")
+	for _, job := range []string{"push", "scan"} {
+		for _, want := range []string{
+			`regionmirror_cron_job_runs_total{job="` + job + `",outcome="ok"} 0`,
+			`regionmirror_cron_job_runs_total{job="` + job + `",outcome="failed"} 0`,
+			`regionmirror_cron_job_running{job="` + job + `"} 0`,
+		} {
+			if !strings.Contains(body, want+"\n") {
+				t.Errorf("/metrics before any job ran lacks %s", want)
+			}
+		}
+	}
+	if strings.Contains(body, `job="gc"`) || strings.Contains(body, "regionmirror_cron_job_last_success_timestamp_seconds{") {
+		t.Errorf("/metrics has series of an unscheduled job or a success that did not happen:\n%s", body)
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	<-c.done
+}

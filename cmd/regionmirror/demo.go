@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/config"
@@ -83,6 +85,10 @@ func (a *app) demo(ctx context.Context, dir, origin, listen, regionsListen, geoi
 		return usagef("demo: %v", err)
 	}
 	if geoipDB != "" {
+		// Absolute: the configuration file it goes into is read from other directories.
+		if geoipDB, err = filepath.Abs(geoipDB); err != nil {
+			return err
+		}
 		if _, err := os.Stat(geoipDB); err != nil {
 			return usagef("demo: GeoIP database %s not found: pass --geoip \"\" to run without", geoipDB)
 		}
@@ -126,9 +132,18 @@ func (a *app) demo(ctx context.Context, dir, origin, listen, regionsListen, geoi
 	cfg.Server.FilesCache = filepath.Join(dir, "files.cache")
 	// Metalinks list the on-demand region through this server (/r/eu-west-1/).
 	cfg.Server.PublicURL = "http://" + ln.Addr().String()
+	cfg.Server.Listen = ln.Addr().String()
 	cfg.Log.Level = "warn"
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	cfgFile := filepath.Join(dir, "regionmirror.yaml")
+	if err := writeDemoConfig(cfgFile, cfg); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("demo: the path of this binary: %w", err)
 	}
 	a.cfg, a.log = &cfg, newLogger(a.stderr, cfg.Log)
 	d, err := a.openDB(ctx, false)
@@ -217,20 +232,53 @@ func (a *app) demo(ctx context.Context, dir, origin, listen, regionsListen, geoi
 	url := "http://" + ln.Addr().String()
 	pkg := repo.Directory + "/Packages/hello-1.0-1.noarch.rpm"
 	return a.serve(ctx, d, ln, false, func() {
-		fmt.Fprintf(out, `
-regionmirror demo is serving on %[1]s (Ctrl-C stops it; state stays in %[2]s)
+		fmt.Fprint(out, demoGuide(url, dir, shellQuote(self)+" --config "+shellQuote(cfgFile),
+			cfg.Server.DownloadPrefix+"/"+model.EscapePath(pkg), pkg))
+	})
+}
 
-  metalink (GeoIP puts 127.0.0.1 in Frankfurt):  curl '%[1]s/metalink?repo=demo-1&arch=x86_64'
-  metalink for a client in Virginia:             curl '%[1]s/metalink?repo=demo-1&arch=x86_64&location=us-east-1'
-  mirror list:                                   curl '%[1]s/mirrorlist?repo=demo-1&arch=x86_64&location=sydney'
-  a download, as a browser gets it:              curl -I '%[1]s%[3]s/%[4]s'
-  the same from the on-demand region (Dublin):   curl -I '%[1]s%[3]s/%[4]s?location=eu-west-1'
-    (the first answer is another region's copy and queues one for eu-west-1; ask again)
-  the same file for download managers:           aria2c '%[1]s%[3]s/%[4]s.meta4'
-  where that file is, as a page:                 %[1]s%[3]s/%[4]s?mirrorlist
-  the decision, explained:                       regionmirror explain --repo demo-1 --arch x86_64 --ip 127.0.0.1
-  dashboard:                                     %[1]s/
-  readiness and metrics:                         %[1]s/readyz  %[1]s/metrics
+// demoPrompt starts every command line the demo prints: one command per line, no
+// continuation lines, so a test (and a reader) can copy each one as it is.
+const demoPrompt = "  $ "
+
+// demoGuide is what the demo prints once it serves: commands to try from another shell,
+// each after demoPrompt, the CLI ones (cli: the binary and its --config) on the demo's
+// database. dl is the download URL's path of pkg, a path relative to the origin.
+func demoGuide(url, dir, cli, dl, pkg string) string {
+	return fmt.Sprintf(`
+regionmirror demo is serving on %[1]s (Ctrl-C stops it; state stays in %[2]s)
+Its configuration is %[2]s/regionmirror.yaml: the commands below work from another shell.
+
+  # a metalink (GeoIP puts 127.0.0.1 in Frankfurt), and one for a client in Virginia
+  $ curl -f '%[1]s/metalink?repo=demo-1&arch=x86_64'
+  $ curl -f '%[1]s/metalink?repo=demo-1&arch=x86_64&location=us-east-1'
+  # dnf counts each machine once a week (countme=1..4): see stats below after the next flush
+  $ curl -f '%[1]s/metalink?repo=demo-1&arch=x86_64&countme=1'
+  # a mirror list
+  $ curl -f '%[1]s/mirrorlist?repo=demo-1&arch=x86_64&location=sydney'
+  # a download, as a browser gets it
+  $ curl -fI '%[1]s%[4]s'
+  # the same from the on-demand region (Dublin): the first answer is another region's
+  # copy and queues one for eu-west-1; ask again
+  $ curl -fI '%[1]s%[4]s?location=eu-west-1'
+  # the same file for download managers (a metalink with every copy)
+  $ aria2c --allow-overwrite=true '%[1]s%[4]s.meta4'
+  # usage statistics (countme and requests per region), as JSON
+  $ curl -f '%[1]s/api/v1/stats'
+
+  # the CLI on the demo's database (or: export REGIONMIRROR_CONFIG=%[2]s/regionmirror.yaml)
+  $ %[3]s status
+  $ %[3]s explain --repo demo-1 --arch x86_64 --ip 127.0.0.1
+  $ %[3]s locate %[5]s
+  $ %[3]s region list
+  $ %[3]s stats
+  $ %[3]s scan
+  $ %[3]s push --dry-run
+
+  # in a browser
+  dashboard:                 %[1]s/
+  where that file is:        %[1]s%[4]s?mirrorlist
+  readiness and metrics:     %[1]s/readyz  %[1]s/metrics
 
 A dnf repository file (/etc/yum.repos.d/regionmirror-demo.repo):
 
@@ -241,8 +289,44 @@ enabled=1
 gpgcheck=0
 skip_if_unavailable=False
 
-`, url, dir, cfg.Server.DownloadPrefix, model.EscapePath(pkg))
-	})
+`, url, dir, cli, dl, shellQuote(pkg))
+}
+
+// writeDemoConfig writes the demo's configuration where the other commands read it
+// (--config, REGIONMIRROR_CONFIG). 0600 whatever was there before: it holds the database
+// URL, which a private PostgreSQL's has no password in, but a reused --dir may be shared.
+func writeDemoConfig(path string, cfg config.Config) error {
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	b = append([]byte("# Written by `regionmirror demo` at each start: the demo's private PostgreSQL, origin\n"+
+		"# and server. Use it with --config "+path+" while the demo runs.\n"), b...)
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".regionmirror.yaml.*") // 0600
+	if err != nil {
+		return fmt.Errorf("write the configuration: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write the configuration: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write the configuration: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write the configuration: %w", err)
+	}
+	return nil
+}
+
+// shellQuote makes s one word for sh: as it is when it holds only safe characters, else
+// in single quotes.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // createDatabase creates a database unless it exists.

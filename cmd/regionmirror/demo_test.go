@@ -7,10 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/regionmirror/regionmirror/internal/config"
 )
 
 // runDemo starts the real binary's demo and returns once it prints that it serves.
@@ -117,6 +120,8 @@ func TestDemoStartsServesAndStops(t *testing.T) {
 		t.Errorf("eu-west-1's copy differs from the origin (%d bytes)", len(got))
 	}
 
+	runPrintedCommands(t, out, dir, bin)
+
 	// Ctrl-C: everything stops, PostgreSQL too.
 	cmd.Process.Signal(syscall.SIGINT)
 	select {
@@ -152,4 +157,76 @@ func httpGet(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %s\n%s", url, resp.Status, b)
 	}
 	return string(b)
+}
+
+// runPrintedCommands runs every command the demo printed (the lines after demoPrompt) as
+// a user in a second shell would: sh -c, in another directory, none of the test's
+// REGIONMIRROR_* variables; and fetches the browser URLs it printed. Each must succeed.
+func runPrintedCommands(t *testing.T, out, dir, bin string) {
+	t.Helper()
+	cfgFile := filepath.Join(dir, "regionmirror.yaml")
+	if st, err := os.Stat(cfgFile); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %v, %v; want a file of mode 0600", cfgFile, st, err)
+	}
+	// The file is the loader's format and holds what the demo runs on.
+	cfg, err := config.Load(cfgFile, nil)
+	if err != nil {
+		t.Fatalf("the demo's configuration does not load: %v", err)
+	}
+	if !strings.HasPrefix(cfg.DatabaseURL, "postgres") || !filepath.IsAbs(cfg.Origin.Path) || !filepath.IsAbs(cfg.Server.GeoIPDatabase) ||
+		cfg.Server.FilesCache != filepath.Join(dir, "files.cache") || !strings.HasPrefix(cfg.Origin.URL, "http://") || !strings.HasPrefix(cfg.Server.PublicURL, "http://") {
+		t.Errorf("the demo's configuration: %+v", cfg)
+	}
+
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "REGIONMIRROR_") {
+			env = append(env, kv)
+		}
+	}
+	var commands, urls []string
+	urlRE := regexp.MustCompile(`https?://\S+`)
+	inBrowser := false
+	for line := range strings.SplitSeq(out, "\n") {
+		switch {
+		case strings.HasPrefix(line, demoPrompt):
+			commands = append(commands, strings.TrimPrefix(line, demoPrompt))
+		case strings.HasPrefix(line, "  # in a browser"):
+			inBrowser = true
+		case inBrowser && strings.TrimSpace(line) == "":
+			inBrowser = false
+		case inBrowser:
+			urls = append(urls, urlRE.FindAllString(line, -1)...)
+		}
+	}
+	self, _ := filepath.Abs(bin)
+	var cli []string
+	for _, c := range commands {
+		if strings.HasPrefix(c, self+" ") {
+			cli = append(cli, strings.Fields(c)[3])
+			if !strings.HasPrefix(c, self+" --config "+cfgFile+" ") {
+				t.Errorf("printed without --config %s: %s", cfgFile, c)
+			}
+		}
+	}
+	if want := "status explain locate region stats scan push"; strings.Join(cli, " ") != want {
+		t.Errorf("printed CLI commands %q, want %q", cli, want)
+	}
+	if len(urls) < 4 {
+		t.Errorf("printed browser URLs %q", urls)
+	}
+	for _, u := range urls {
+		commands = append(commands, "curl -fsS -o /dev/null '"+u+"'")
+	}
+	work := t.TempDir()
+	for _, c := range commands {
+		sh := exec.Command("sh", "-c", c)
+		sh.Dir, sh.Env = work, env
+		b, err := sh.CombinedOutput()
+		if err != nil {
+			t.Errorf("printed command failed: %s: %v\n%s", c, err, b)
+			continue
+		}
+		t.Logf("$ %s\n%s", c, b)
+	}
 }

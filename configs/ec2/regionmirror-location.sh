@@ -30,7 +30,12 @@ case $region in
 	;;
 esac
 for d in $dirs; do
-	mkdir -p "$d"
+	# A host without dnf (or yum) has no such directory, and under the unit's sandbox
+	# (ProtectSystem=strict, only these paths writable) none can be made: skip it.
+	if ! mkdir -p "$d" 2>/dev/null; then
+		echo "regionmirror-location: no directory $d (no dnf or yum here?); skipped" >&2
+		continue
+	fi
 	tmp=$(mktemp "$d/.location.XXXXXX")
 	printf '%s\n' "$region" >"$tmp"
 	chmod 644 "$tmp"

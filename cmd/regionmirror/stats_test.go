@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regionmirror/regionmirror/db"
+	"github.com/regionmirror/regionmirror/internal/model"
+)
+
+// TestStatsTableAndJSON: figures written by db.AddUsage (two servers' rounds) show in the
+// table per week, repository and arch, and per region summed over the window; --json
+// decodes to the same figures; --repo filters the countme rows.
+func TestStatsTableAndJSON(t *testing.T) {
+	env := migratedEnv(t)
+	ctx := context.Background()
+	d, err := db.Open(ctx, strings.TrimPrefix(env[0], "REGIONMIRROR_DATABASE_URL="), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	now := time.Now().UTC()
+	week, lastWeek := model.WeekStart(now), model.WeekStart(now).AddDate(0, 0, -7)
+	hour := now.Truncate(time.Hour)
+	cm := func(repo string, w time.Time, bucket int, hits int64) model.CountmeCount {
+		return model.CountmeCount{CountmeKey: model.CountmeKey{Repo: repo, Arch: "x86_64", Week: w, Bucket: bucket}, Hits: hits}
+	}
+	hc := func(h time.Time, region string, req, bytes int64) model.HourCount {
+		return model.HourCount{HourKey: model.HourKey{Hour: h, Region: region}, Requests: req, Bytes: bytes}
+	}
+	for _, delta := range []model.UsageDelta{
+		{Countme: []model.CountmeCount{cm("fedora-41", week, 1, 3), cm("fedora-41", week, 4, 10), cm("epel-9", lastWeek, 2, 7)},
+			Hours: []model.HourCount{hc(hour, "eu-central-1", 5, 5<<20), hc(hour.Add(-time.Hour), "", 2, 2048)}},
+		{Countme: []model.CountmeCount{cm("fedora-41", week, 1, 2)},
+			Hours: []model.HourCount{hc(hour, "eu-central-1", 1, 1<<20), hc(hour, "us-east-1", 4, 4096)}},
+		// Out of a two-week window: not shown with --weeks 2.
+		{Countme: []model.CountmeCount{cm("fedora-41", week.AddDate(0, 0, -14), 3, 99)},
+			Hours: []model.HourCount{hc(week.AddDate(0, 0, -8), "us-east-1", 99, 99)}},
+	} {
+		if err := d.AddUsage(ctx, delta); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	out := mustCLI(t, env, "stats", "--weeks", "2")
+	lines := strings.Split(out, "\n")
+	wantRows := []string{
+		"WEEK      REPO       ARCH    NEW  <1M  <6M  OLDER  TOTAL",
+		model.ISOWeek(lastWeek) + "  epel-9     x86_64  0    7    0    0      7",
+		model.ISOWeek(week) + "  fedora-41  x86_64  5    0    0    10     15",
+		"",
+		"REGION        REQUESTS  BYTES",
+		"eu-central-1  6         6.0 MiB",
+		"us-east-1     4         4.0 KiB",
+		"origin        2         2.0 KiB",
+	}
+	if len(lines) < 2+len(wantRows) || strings.Join(lines[2:2+len(wantRows)], "\n") != strings.Join(wantRows, "\n") {
+		t.Errorf("stats table:\n%s\nwant rows:\n%s", out, strings.Join(wantRows, "\n"))
+	}
+	if !strings.HasPrefix(lines[0], lastWeek.Format(time.DateOnly)+" to ") {
+		t.Errorf("window line %q", lines[0])
+	}
+
+	var u model.UsageStats
+	if err := json.Unmarshal([]byte(mustCLI(t, env, "stats", "--weeks", "2", "--json")), &u); err != nil {
+		t.Fatal(err)
+	}
+	if !u.From.Equal(lastWeek) || !u.To.Equal(hour.Add(time.Hour)) {
+		t.Errorf("json window %v to %v", u.From, u.To)
+	}
+	if len(u.Countme) != 2 || u.Countme[0] != model.UsageWeekOf("epel-9", "x86_64", lastWeek, [4]int64{0, 7, 0, 0}) ||
+		u.Countme[1] != model.UsageWeekOf("fedora-41", "x86_64", week, [4]int64{5, 0, 0, 10}) {
+		t.Errorf("json countme %+v", u.Countme)
+	}
+	var sum [3]int64
+	for _, h := range u.Hourly {
+		sum[0] += h.Requests
+		sum[1] += h.Bytes
+		sum[2]++
+	}
+	if sum != [3]int64{12, 6<<20 + 4096 + 2048, 3} {
+		t.Errorf("json hourly %+v", u.Hourly)
+	}
+
+	// The default window (26 weeks) has the older week too; --repo keeps one repository.
+	if out := mustCLI(t, env, "stats"); !strings.Contains(out, "x86_64  0    0    99   0      99") {
+		t.Errorf("stats over 26 weeks lacks the week of 14 days ago:\n%s", out)
+	}
+	out = mustCLI(t, env, "stats", "--repo", "epel-9", "--weeks", "2")
+	if strings.Contains(out, "fedora-41") || !strings.Contains(out, "epel-9") {
+		t.Errorf("stats --repo epel-9:\n%s", out)
+	}
+	if out := mustCLI(t, env, "stats", "--repo", "nosuch"); !strings.Contains(out, "no countme requests") {
+		t.Errorf("stats --repo nosuch:\n%s", out)
+	}
+	for _, bad := range [][]string{{"--weeks", "0"}, {"--weeks", "1000"}, {"--weeks", "x"}} {
+		if out, errs, code := cli(t, env, append([]string{"stats"}, bad...)...); code != exitBadInput || out != "" || !strings.Contains(errs, "--weeks") {
+			t.Errorf("stats %v: exit %d, %q %q; want 2", bad, code, out, errs)
+		}
+	}
+	closed := freeAddr(t)
+	if _, errs, code := cli(t, []string{"REGIONMIRROR_DATABASE_URL=postgres://rm@" + closed + "/rm?connect_timeout=2"}, "stats"); code != exitFailure {
+		t.Errorf("stats, database unreachable: exit %d %s; want 1", code, errs)
+	}
+}
