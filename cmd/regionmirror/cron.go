@@ -89,14 +89,16 @@ func (c *cronDaemon) jobs(s config.Schedules) []cronJob {
 func (c *cronDaemon) run(ctx context.Context) error {
 	log := c.app.log
 	reg := prometheus.NewRegistry()
+	// The label is task, not job: Prometheus's own job label would rename a job label
+	// to exported_job at the scrape.
 	c.runs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "regionmirror_cron_job_runs_total",
-		Help: "Scheduled job runs by job and outcome (ok, failed)."}, []string{"job", "outcome"})
+		Help: "Scheduled job runs by task (push, scan, gc) and outcome (ok, failed)."}, []string{"task", "outcome"})
 	c.running = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regionmirror_cron_job_running",
-		Help: "1 while the job runs in this instance."}, []string{"job"})
+		Help: "1 while the job runs in this instance."}, []string{"task"})
 	c.lastOK = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regionmirror_cron_job_last_success_timestamp_seconds",
-		Help: "When the job last finished without failure."}, []string{"job"})
+		Help: "When the job last finished without failure."}, []string{"task"})
 	c.duration = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regionmirror_cron_job_last_duration_seconds",
-		Help: "How long the job's last run took."}, []string{"job"})
+		Help: "How long the job's last run took."}, []string{"task"})
 	reg.MustRegister(c.runs, c.running, c.lastOK, c.duration, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// Jobs get their own context: SIGTERM must not cut a push in half, only the

@@ -133,7 +133,7 @@ func TestTwoCronInstancesNeverOverlap(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	metrics := httpGet(t, "http://"+addr+"/metrics")
-	if !strings.Contains(metrics, `regionmirror_cron_job_runs_total{job="push",outcome="ok"}`) {
+	if !strings.Contains(metrics, `regionmirror_cron_job_runs_total{outcome="ok",task="push"}`) {
 		t.Errorf("metrics lack job counts:\n%.500s", metrics)
 	}
 
@@ -405,16 +405,16 @@ func TestCronMetricsExistFromTheStart(t *testing.T) {
 	body := httpGet(t, "http://"+addr+"/metrics")
 	for _, job := range []string{"push", "scan"} {
 		for _, want := range []string{
-			`regionmirror_cron_job_runs_total{job="` + job + `",outcome="ok"} 0`,
-			`regionmirror_cron_job_runs_total{job="` + job + `",outcome="failed"} 0`,
-			`regionmirror_cron_job_running{job="` + job + `"} 0`,
+			`regionmirror_cron_job_runs_total{outcome="ok",task="` + job + `"} 0`,
+			`regionmirror_cron_job_runs_total{outcome="failed",task="` + job + `"} 0`,
+			`regionmirror_cron_job_running{task="` + job + `"} 0`,
 		} {
 			if !strings.Contains(body, want+"\n") {
 				t.Errorf("/metrics before any job ran lacks %s", want)
 			}
 		}
 	}
-	if strings.Contains(body, `job="gc"`) || strings.Contains(body, "regionmirror_cron_job_last_success_timestamp_seconds{") {
+	if strings.Contains(body, `task="gc"`) || strings.Contains(body, "regionmirror_cron_job_last_success_timestamp_seconds{") {
 		t.Errorf("/metrics has series of an unscheduled job or a success that did not happen:\n%s", body)
 	}
 	c.cmd.Process.Signal(syscall.SIGTERM)
