@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +107,75 @@ func TestStatsTableAndJSON(t *testing.T) {
 	closed := freeAddr(t)
 	if _, errs, code := cli(t, []string{"REGIONMIRROR_DATABASE_URL=postgres://rm@" + closed + "/rm?connect_timeout=2"}, "stats"); code != exitFailure {
 		t.Errorf("stats, database unreachable: exit %d %s; want 1", code, errs)
+	}
+}
+
+// TestStatsAPIAndCLIAgree: what `serve` counts (a countme metalink request, and figures
+// another server added) reaches the database in serve's background round; then its
+// /api/v1/stats and `regionmirror stats --json` give the same weeks and hours.
+func TestStatsAPIAndCLIAgree(t *testing.T) {
+	env := servedEnv(t)
+	ctx := context.Background()
+	d, err := db.Open(ctx, getenv(env, "REGIONMIRROR_DATABASE_URL"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	now := time.Now().UTC()
+	// Another server's round: last week's countme and two hours of redirects.
+	other := model.UsageDelta{
+		Countme: []model.CountmeCount{{CountmeKey: model.CountmeKey{Repo: "demo-1", Arch: "x86_64", Week: now.AddDate(0, 0, -7), Bucket: 4}, Hits: 3}},
+		Hours: []model.HourCount{{HourKey: model.HourKey{Hour: now.Truncate(time.Hour), Region: "us-east-1"}, Requests: 5, Bytes: 5000},
+			{HourKey: model.HourKey{Hour: now.Truncate(time.Hour).Add(-time.Hour), Region: ""}, Requests: 1, Bytes: 10}},
+	}
+	if err := d.AddUsage(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServe(t, env)
+	res, err := http.Get(srv.base + "/metalink?repo=demo-1&arch=x86_64&countme=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("metalink: %s", res.Status)
+	}
+	// serve flushes and re-reads every 10 s: wait for the request in its answer.
+	var api model.UsageStats
+	for deadline := time.Now().Add(40 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		res, err := http.Get(srv.base + "/api/v1/stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		api = model.UsageStats{}
+		if res.StatusCode == http.StatusOK {
+			if err := json.Unmarshal(body, &api); err != nil {
+				t.Fatalf("stats API: %v\n%s", err, body)
+			}
+			if n := len(api.Countme); n > 0 && api.Countme[n-1].Buckets[1] == 1 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the countme request never reached the stats API: %d %s", res.StatusCode, body)
+		}
+	}
+	var cli model.UsageStats
+	if err := json.Unmarshal([]byte(mustCLI(t, env, "stats", "--json")), &cli); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(api.Countme, cli.Countme) || !reflect.DeepEqual(api.Hourly, cli.Hourly) {
+		t.Errorf("the API and the CLI disagree:\nAPI countme %+v\nCLI countme %+v\nAPI hourly %+v\nCLI hourly %+v",
+			api.Countme, cli.Countme, api.Hourly, cli.Hourly)
+	}
+	want := []model.UsageWeek{model.UsageWeekOf("demo-1", "x86_64", model.WeekStart(now.AddDate(0, 0, -7)), [4]int64{0, 0, 0, 3}),
+		model.UsageWeekOf("demo-1", "x86_64", model.WeekStart(now), [4]int64{0, 1, 0, 0})}
+	if !reflect.DeepEqual(cli.Countme, want) {
+		t.Errorf("countme %+v, want %+v", cli.Countme, want)
+	}
+	if len(cli.Hourly) != 2 {
+		t.Errorf("hourly %+v, want the two hours added", cli.Hourly)
 	}
 }
