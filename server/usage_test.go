@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -213,5 +214,88 @@ func TestActivityHoursAndFailedFlush(t *testing.T) {
 	// The view the stats API answers from holds the same.
 	if v := a.View(); v.Usage == nil || len(v.Usage.Hourly) != 3 || !equalWeeks(v.Usage.Countme, wantWeeks) {
 		t.Errorf("view usage %+v", v.Usage)
+	}
+}
+
+// TestStatsWindow: the stats API's from, to and repo, their defaults and what is refused.
+func TestStatsWindow(t *testing.T) {
+	clock := time.Date(2026, 12, 2, 15, 30, 0, 0, time.UTC) // a Wednesday in 2026-W49
+	defFrom := time.Date(2026, 6, 8, 0, 0, 0, 0, time.UTC)  // the Monday 25 weeks before 2026-11-30
+	for _, tt := range []struct {
+		query    map[string]string
+		from, to time.Time
+		repo     string
+		bad      string
+	}{
+		{query: nil, from: defFrom, to: clock},
+		{query: map[string]string{"from": "2026-11-30", "to": "2026-12-01", "repo": "demo-1"},
+			from: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC), to: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), repo: "demo-1"},
+		{query: map[string]string{"from": "2026-12-01T10:00:00+02:00"}, from: time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC), to: clock},
+		{query: map[string]string{"to": "2026-11-01"}, from: defFrom, to: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)},
+		{query: map[string]string{"from": "2024-12-10"}, from: time.Date(2024, 12, 10, 0, 0, 0, 0, time.UTC), to: clock},
+		{query: map[string]string{"from": "yesterday"}, bad: "parameter from: not a time"},
+		{query: map[string]string{"to": "2026-13-01"}, bad: "parameter to: not a time"},
+		{query: map[string]string{"from": "2026-12-01", "to": "2026-12-01"}, bad: "from must be before to"},
+		{query: map[string]string{"from": "2026-12-02", "to": "2026-12-01"}, bad: "from must be before to"},
+		{query: map[string]string{"from": "2020-01-01"}, bad: "window longer than two years"},
+		{query: map[string]string{"from": strings.Repeat("9", 100)}, bad: "parameter from: not a time"},
+		{query: map[string]string{"repo": strings.Repeat("r", 300)}, bad: "parameter repo: longer than"},
+	} {
+		from, to, repo, err := statsWindow(func(k string) string { return tt.query[k] }, clock)
+		if tt.bad != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.bad) {
+				t.Errorf("%v: %v, want %q", tt.query, err, tt.bad)
+			}
+			continue
+		}
+		if err != nil || !from.Equal(tt.from) || !to.Equal(tt.to) || repo != tt.repo {
+			t.Errorf("%v: %s %s %q %v, want %s %s %q", tt.query, from, to, repo, err, tt.from, tt.to, tt.repo)
+		}
+	}
+}
+
+// TestStatsAnswer: the window's weeks and hours out of what is held; a window reaching
+// before it is clipped, and From says where it starts.
+func TestStatsAnswer(t *testing.T) {
+	w := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+	held := &model.UsageStats{From: w(2026, 11, 16), To: w(2026, 12, 3),
+		Countme: []model.UsageWeek{
+			model.UsageWeekOf("a", "x86_64", w(2026, 11, 16), [4]int64{1, 0, 0, 0}),
+			model.UsageWeekOf("b", "x86_64", w(2026, 11, 16), [4]int64{0, 2, 0, 0}),
+			model.UsageWeekOf("a", "x86_64", w(2026, 11, 23), [4]int64{0, 0, 3, 0}),
+		},
+		Hourly: []model.UsageHour{{Hour: w(2026, 11, 23).Add(5 * time.Hour), Region: "us-east-1", Requests: 4, Bytes: 40},
+			{Hour: w(2026, 11, 24), Region: "", Requests: 1, Bytes: 10}},
+	}
+	got := statsAnswer(held, w(2026, 1, 1), w(2026, 12, 3), "")
+	if !got.From.Equal(held.From) || len(got.Countme) != 3 || len(got.Hourly) != 2 {
+		t.Errorf("clipped: %+v", got)
+	}
+	got = statsAnswer(held, w(2026, 11, 23), w(2026, 11, 24), "a")
+	if len(got.Countme) != 1 || got.Countme[0].Buckets[2] != 3 || len(got.Hourly) != 1 || got.Hourly[0].Requests != 4 {
+		t.Errorf("one week of a: %+v", got)
+	}
+	got = statsAnswer(held, w(2025, 1, 1), w(2025, 2, 1), "")
+	if len(got.Countme) != 0 || len(got.Hourly) != 0 || got.Countme == nil || !got.From.Equal(held.From) {
+		t.Errorf("before what is held: %+v", got)
+	}
+}
+
+// TestStatsAPIErrors: bad windows are 400 with a JSON error, a server without usage
+// figures 503, and none names more than the parameter.
+func TestStatsAPIErrors(t *testing.T) {
+	s, _ := usageServer(t, nil, func() time.Time { return now })
+	for target, status := range map[string]int{
+		"/api/v1/stats": 503,
+		"/api/v1/stats?from=2026-11-20&to=2026-11-19":      400,
+		"/api/v1/stats?from=%3Cscript%3E":                  400,
+		"/api/v1/stats?from=2019-01-01":                    400,
+		"/api/v1/stats?to=2026-11-22T00:00:00Z&repo=x%00y": 503,
+	} {
+		res, body := do(t, s, http.MethodGet, target)
+		var e struct{ Error string }
+		if res.StatusCode != status || json.Unmarshal([]byte(body), &e) != nil || e.Error == "" || strings.Contains(body, "script") {
+			t.Errorf("%s: %d %s, want %d with a JSON error", target, res.StatusCode, body, status)
+		}
 	}
 }
