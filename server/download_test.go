@@ -281,7 +281,7 @@ func TestMeta4(t *testing.T) {
 		if res.StatusCode != 200 || res.Header.Get("Content-Type") != ContentTypeMeta4 {
 			t.Fatalf("%s: %d %s %s", c.target, res.StatusCode, res.Header.Get("Content-Type"), body)
 		}
-		if got, want := res.Header.Get("Content-Disposition"), `attachment; filename="a&b <c> _q_ 'x' __n__+c__d__ name.rpm.meta4"; filename*=UTF-8''a%26b%20%3Cc%3E%20%22q%22%20%27x%27%20%C3%BCn%C3%AF%2Bc%C3%B6d%C3%A9%20name.rpm.meta4`; got != want {
+		if got, want := res.Header.Get("Content-Disposition"), `attachment; filename="a&b <c> \"q\" 'x' _n_+c_d_ name.rpm.meta4"; filename*=UTF-8''a%26b%20%3Cc%3E%20%22q%22%20%27x%27%20%C3%BCn%C3%AF%2Bc%C3%B6d%C3%A9%20name.rpm.meta4`; got != want {
 			t.Errorf("Content-Disposition %q", got)
 		}
 		if first == "" {
