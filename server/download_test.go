@@ -467,7 +467,8 @@ func TestDashboard(t *testing.T) {
 	}
 	for _, want := range []string{`<svg class="map"`, `<circle class="down"`, "<title>us-east-1 (unknown)</title>", `class="st st-fresh">fresh</span>`,
 		`class="st st-alternate">alternate</span>`, `class="st st-stale">stale</span>`, `class="st st-excluded">excluded</span>`,
-		`class="st st-missing">missing</span>`, `class="st st-unreachable">unreachable</span>`, `class="st st-unverified">unverified</span>`, "demo-1/x86_64"} {
+		`class="st st-missing">missing</span>`, `class="st st-unreachable">unreachable</span>`, `class="st st-unverified">unverified</span>`, "demo-1/x86_64",
+		`<h2 id="usage">Usage</h2>`, `<p id="usage-none">No usage figures yet`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("dashboard lacks %s", want)
 		}
