@@ -14,8 +14,8 @@ import (
 
 	"github.com/regionmirror/regionmirror/internal/human"
 	"github.com/regionmirror/regionmirror/internal/model"
-	"github.com/regionmirror/regionmirror/server/selection"
 	"github.com/regionmirror/regionmirror/internal/plot"
+	"github.com/regionmirror/regionmirror/server/selection"
 	"github.com/regionmirror/regionmirror/templates"
 )
 
