@@ -52,6 +52,7 @@ type Activity struct {
 	// costs nothing that matters (and only requests carrying countme= take it).
 	countmeM sync.Mutex
 	countme  map[model.CountmeKey]int64
+	week     atomic.Pointer[weekSpan] // the ISO week countme requests were last counted in
 
 	flushM sync.Mutex // held by a flush; guards the fields below
 	// windowStart is when the pending redirect counts were last taken: what a flush takes
@@ -62,6 +63,9 @@ type Activity struct {
 	carryHours   map[model.HourKey]model.HourCount
 	carryCountme map[model.CountmeKey]int64
 }
+
+// weekSpan is an ISO week: [start, end).
+type weekSpan struct{ start, end time.Time }
 
 type redirectCount struct {
 	pendingReqs, pendingBytes, pendingMisses atomic.Int64 // not yet in the database
@@ -153,7 +157,15 @@ func (a *Activity) Countme(repo, arch string, bucket int) {
 	if bucket < 1 || bucket > 4 {
 		return
 	}
-	k := model.CountmeKey{Repo: repo, Arch: arch, Week: model.WeekStart(a.opt.Now()), Bucket: bucket}
+	now := a.opt.Now()
+	w := a.week.Load()
+	if w == nil || now.Before(w.start) || !now.Before(w.end) {
+		// A new week (or the first request): WeekStart costs more than the rest here.
+		start := model.WeekStart(now)
+		w = &weekSpan{start: start, end: start.AddDate(0, 0, 7)}
+		a.week.Store(w)
+	}
+	k := model.CountmeKey{Repo: repo, Arch: arch, Week: w.start, Bucket: bucket}
 	a.countmeM.Lock()
 	a.countme[k]++
 	a.countmeM.Unlock()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -297,5 +298,48 @@ func TestStatsAPIErrors(t *testing.T) {
 		if res.StatusCode != status || json.Unmarshal([]byte(body), &e) != nil || e.Error == "" || strings.Contains(body, "script") {
 			t.Errorf("%s: %d %s, want %d with a JSON error", target, res.StatusCode, body, status)
 		}
+	}
+}
+
+// recordingSource keeps the deltas added.
+type recordingSource struct{ deltas []model.UsageDelta }
+
+func (r *recordingSource) AddUsage(_ context.Context, d model.UsageDelta) error {
+	r.deltas = append(r.deltas, d)
+	return nil
+}
+func (r *recordingSource) RedirectCounts(context.Context) ([]model.RedirectCount, error) {
+	return nil, nil
+}
+func (r *recordingSource) RecentRuns(context.Context, string, int) ([]model.Run, error) {
+	return nil, nil
+}
+func (r *recordingSource) LastRuns(context.Context) ([]model.LastRun, error) { return nil, nil }
+
+// TestCountmeWeeks: countme requests go to the ISO week they were made in, across a week's
+// end and back (a clock set back), as the cached week must not hide.
+func TestCountmeWeeks(t *testing.T) {
+	src := &recordingSource{}
+	sunday := time.Date(2026, 11, 29, 23, 59, 0, 0, time.UTC) // end of 2026-W48
+	clock := &testClock{t: sunday}
+	a := NewActivity(src, ActivityOptions{Now: clock.Now})
+	a.Countme("r", "x", 1)
+	clock.Set(sunday.Add(2 * time.Minute)) // Monday of 2026-W49
+	a.Countme("r", "x", 1)
+	a.Countme("r", "x", 1)
+	clock.Set(sunday.Add(-time.Hour))
+	a.Countme("r", "x", 4)
+	a.Countme("r", "x", 0) // ignored
+	a.Countme("r", "x", 5) // ignored
+	a.Round(context.Background())
+	if len(src.deltas) != 1 {
+		t.Fatalf("deltas %+v", src.deltas)
+	}
+	got := map[string]int64{}
+	for _, c := range src.deltas[0].Countme {
+		got[model.ISOWeek(c.Week)+" "+strconv.Itoa(c.Bucket)] += c.Hits
+	}
+	if len(got) != 3 || got["2026-W48 1"] != 1 || got["2026-W49 1"] != 2 || got["2026-W48 4"] != 1 {
+		t.Errorf("countme %v", got)
 	}
 }
