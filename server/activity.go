@@ -32,6 +32,9 @@ type ActivityOptions struct {
 	// RecentRuns is how many runs the dashboard lists.
 	RecentRuns int
 	Log        *slog.Logger
+	// Now is the clock counts are dated by (time.Now when nil): tests move it across hours
+	// and weeks.
+	Now func() time.Time
 }
 
 // Activity counts redirects in memory and, in the background, adds them to the
@@ -49,6 +52,7 @@ type Activity struct {
 	// costs nothing that matters (and only requests carrying countme= take it).
 	countmeM sync.Mutex
 	countme  map[model.CountmeKey]int64
+	week     atomic.Pointer[weekSpan] // the ISO week countme requests were last counted in
 
 	flushM sync.Mutex // held by a flush; guards the fields below
 	// windowStart is when the pending redirect counts were last taken: what a flush takes
@@ -60,9 +64,15 @@ type Activity struct {
 	carryCountme map[model.CountmeKey]int64
 }
 
+// weekSpan is an ISO week: [start, end).
+type weekSpan struct{ start, end time.Time }
+
 type redirectCount struct {
 	pendingReqs, pendingBytes, pendingMisses atomic.Int64 // not yet in the database
 	reqs, bytes, misses                      atomic.Int64 // since this process started
+	// What a failed flush put back into pending and already holds in carryHours: the
+	// next flush leaves it out of its hour (guarded by flushM).
+	carriedReqs, carriedBytes int64
 }
 
 // FillStatsSource is what an ActivitySource also offers when it has on-demand regions'
@@ -119,8 +129,11 @@ func NewActivity(src ActivitySource, opt ActivityOptions) *Activity {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
 	a := &Activity{src: src, opt: opt, log: opt.Log, countme: map[model.CountmeKey]int64{},
-		windowStart: time.Now(), carryHours: map[model.HourKey]model.HourCount{}, carryCountme: map[model.CountmeKey]int64{}}
+		windowStart: opt.Now(), carryHours: map[model.HourKey]model.HourCount{}, carryCountme: map[model.CountmeKey]int64{}}
 	a.view.Store(&ActivityView{})
 	return a
 }
@@ -144,7 +157,15 @@ func (a *Activity) Countme(repo, arch string, bucket int) {
 	if bucket < 1 || bucket > 4 {
 		return
 	}
-	k := model.CountmeKey{Repo: repo, Arch: arch, Week: model.WeekStart(time.Now()), Bucket: bucket}
+	now := a.opt.Now()
+	w := a.week.Load()
+	if w == nil || now.Before(w.start) || !now.Before(w.end) {
+		// A new week (or the first request): WeekStart costs more than the rest here.
+		start := model.WeekStart(now)
+		w = &weekSpan{start: start, end: start.AddDate(0, 0, 7)}
+		a.week.Store(w)
+	}
+	k := model.CountmeKey{Repo: repo, Arch: arch, Week: w.start, Bucket: bucket}
 	a.countmeM.Lock()
 	a.countme[k]++
 	a.countmeM.Unlock()
@@ -258,7 +279,7 @@ func (a *Activity) Round(parent context.Context) {
 	}
 	if us, ok := a.src.(UsageSource); ok && err == nil {
 		var u model.UsageStats
-		now := time.Now().UTC()
+		now := a.opt.Now().UTC()
 		to := now.Truncate(time.Hour).Add(time.Hour)
 		if u, err = us.Usage(ctx, model.WeekStart(now).AddDate(0, 0, -7*(UsageWeeks-1)), to, ""); err == nil {
 			// Weeks start further back than hours: drop the hours before UsageHours.
@@ -301,7 +322,7 @@ func (a *Activity) flush(ctx context.Context) error {
 	}
 	a.flushM.Lock()
 	defer a.flushM.Unlock()
-	now := time.Now()
+	now := a.opt.Now()
 	hour := a.windowStart.UTC().Truncate(time.Hour)
 	a.windowStart = now
 	var (
@@ -315,10 +336,14 @@ func (a *Activity) flush(ctx context.Context) error {
 			delta.Totals = append(delta.Totals, model.RedirectCount{Region: k.(string), Requests: r, Bytes: b, Misses: m})
 			from = append(from, c)
 		}
-		if r != 0 || b != 0 {
+		// Pending holds what a failed flush put back for the totals; its hours are in
+		// carryHours already.
+		hr, hb := r-c.carriedReqs, b-c.carriedBytes
+		c.carriedReqs, c.carriedBytes = 0, 0
+		if hr != 0 || hb != 0 {
 			hk := model.HourKey{Hour: hour, Region: k.(string)}
 			h := a.carryHours[hk]
-			h.HourKey, h.Requests, h.Bytes = hk, h.Requests+r, h.Bytes+b
+			h.HourKey, h.Requests, h.Bytes = hk, h.Requests+hr, h.Bytes+hb
 			a.carryHours[hk] = h
 		}
 		return true
@@ -340,10 +365,13 @@ func (a *Activity) flush(ctx context.Context) error {
 		return nil
 	}
 	if err := a.src.AddUsage(ctx, delta); err != nil {
+		// The totals go back to the atomics (Totals shows them meanwhile); the hours and
+		// countme stay carried.
 		for i, c := range from {
 			c.pendingReqs.Add(delta.Totals[i].Requests)
 			c.pendingBytes.Add(delta.Totals[i].Bytes)
 			c.pendingMisses.Add(delta.Totals[i].Misses)
+			c.carriedReqs, c.carriedBytes = delta.Totals[i].Requests, delta.Totals[i].Bytes
 		}
 		return err
 	}

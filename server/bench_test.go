@@ -24,7 +24,8 @@ func BenchmarkMetalink(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := New(Options{Store: store, GeoIP: g, Metrics: NewMetrics(store)})
+	// An Activity without a database: countme=1 is counted in memory, as in production.
+	s := New(Options{Store: store, GeoIP: g, Metrics: NewMetrics(store), Activity: NewActivity(nil, ActivityOptions{})})
 	req := httptest.NewRequest(http.MethodGet, "/metalink?repo=demo-1&arch=x86_64&countme=1", nil)
 	req.RemoteAddr = "127.0.0.1:4000"
 	b.ReportAllocs()

@@ -3,14 +3,22 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
 )
 
@@ -61,9 +69,16 @@ func render(t *testing.T, url, shot string) string {
 	if len(console) > 0 {
 		t.Errorf("%s: console messages:\n%s", url, strings.Join(console, "\n"))
 	}
+	screenshot(t, url, shot, 1280, 1100)
+	return dom
+}
+
+// screenshot saves a screenshot of url, width x height, in screenshotDir as shot.
+func screenshot(t *testing.T, url, shot string, width, height int) {
+	t.Helper()
 	path := filepath.Join(screenshotDir(t), shot)
 	_ = os.Remove(path)
-	_, console = chromium(t, "--window-size=1280,1100", "--screenshot="+path, url)
+	_, console := chromium(t, fmt.Sprintf("--window-size=%d,%d", width, height), "--screenshot="+path, url)
 	if len(console) > 0 {
 		t.Errorf("%s: console messages:\n%s", url, strings.Join(console, "\n"))
 	}
@@ -71,8 +86,87 @@ func render(t *testing.T, url, shot string) string {
 	if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) || len(b) < 10_000 {
 		t.Fatalf("screenshot %s: %v (%d bytes)", path, err, len(b))
 	}
-	t.Logf("screenshot of %s: %s", url, path)
-	return dom
+	t.Logf("screenshot of %s at %d px: %s", url, width, path)
+}
+
+// axeResult is one line of testdata/axe/check.js.
+type axeResult struct {
+	URL        string `json:"url"`
+	Violations []struct {
+		ID, Impact, Help string
+		Nodes            []string
+	} `json:"violations"`
+	ScrollWidth int `json:"scrollWidth"`
+	InnerWidth  int `json:"innerWidth"`
+}
+
+// axeCheck runs axe-core in the system Chromium on urls at width (testdata/axe/check.js)
+// and fails on serious or critical findings, and on a page that scrolls sideways.
+func axeCheck(t *testing.T, width int, urls ...string) {
+	t.Helper()
+	node := requireTool(t, "node", "nodejs")
+	modules, err := filepath.Abs(filepath.Join("..", ".tmp", "npm", "node_modules"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"axe-core", "puppeteer-core"} {
+		if _, err := os.Stat(filepath.Join(modules, m)); err != nil {
+			t.Fatalf("%s is missing from %s: run ./.ci/deps", m, modules)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, append([]string{filepath.Join("..", "testdata", "axe", "check.js"), strconv.Itoa(width)}, urls...)...)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("check.js %d %v: %v\n%s", width, urls, err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(urls) {
+		t.Fatalf("check.js: %d results for %d pages:\n%s", len(lines), len(urls), out)
+	}
+	for _, l := range lines {
+		var r axeResult
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("check.js output %q: %v", l, err)
+		}
+		for _, v := range r.Violations {
+			if v.Impact == "serious" || v.Impact == "critical" || strings.HasPrefix(v.ID, "landmark") || v.ID == "region" {
+				t.Errorf("axe at %d px on %s: %s (%s): %s\n%s", width, r.URL, v.ID, v.Impact, v.Help, strings.Join(v.Nodes, "\n"))
+			} else {
+				t.Logf("axe at %d px on %s: %s (%s): %s", width, r.URL, v.ID, v.Impact, v.Help)
+			}
+		}
+		if r.ScrollWidth != r.InnerWidth {
+			t.Errorf("%s at %d px scrolls sideways: scrollWidth %d, innerWidth %d", r.URL, width, r.ScrollWidth, r.InnerWidth)
+		}
+	}
+}
+
+// tidyCheck fails when tidy reports errors in the page at url.
+func tidyCheck(t *testing.T, url string) {
+	t.Helper()
+	tidy := requireTool(t, "tidy", "tidy")
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v", url, res.StatusCode, err)
+	}
+	cmd := exec.Command(tidy, "-errors", "-q")
+	cmd.Stdin = bytes.NewReader(page)
+	out, err := cmd.CombinedOutput()
+	// tidy exits 1 for warnings alone, 2 for errors; -errors prints only the errors.
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) || strings.Contains(string(out), "Error:") {
+		t.Errorf("tidy on %s: %v\n%s", url, err, out)
+	}
 }
 
 var tagRE = regexp.MustCompile(`<[^>]+>`)
@@ -106,8 +200,24 @@ func TestPagesInChromium(t *testing.T) {
 		return strings.HasPrefix(h["location"][0], "https://dl.example.org/")
 	})
 	waitFor(t, "the runs on the dashboard", func() bool { return len(e.act.View().LastRuns) >= 4 })
+	seedUsage(t, e.db, time.Now())
+	// And one countme request through the server, counted by its Activity.
+	curl(t, "-o", "/dev/null", e.base+"/metalink?repo=demo-1&arch=x86_64&countme=3")
+	waitFor(t, "the usage figures", func() bool {
+		u := e.act.View().Usage
+		// The seeded 1+(3*25)%7+3*3 of bucket 3 this week, and the request's.
+		return u != nil && len(u.Countme) == 26 && u.Countme[25].Buckets[2] == 1+(3*25)%7+3*3+1
+	})
 
 	dom := render(t, e.base+"/", "dashboard.png")
+	// The usage plots (seeded above), drawn below the tables: the whole page, tall.
+	for _, want := range []string{`<figure class="plot" id="countme-1-demo-1-x86_64"`, `<figure class="plot" id="redirects-hourly"`,
+		`<figure class="plot" id="bytes-hourly"`, `<figure class="plot" id="share-daily"`, "<details", "<main>"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("dashboard lacks %s", want)
+		}
+	}
+	screenshot(t, e.base+"/", "dashboard-full.png", 1280, 3000)
 	for region, want := range map[string][]string{
 		"us-east-1":      {"US", "public", "unknown", "3", "ok", "none"},
 		"eu-central-1":   {"DE", "ok"},
@@ -148,5 +258,45 @@ func TestPagesInChromium(t *testing.T) {
 	}
 	if row := rowText(dom, "mirrors", "us-east-1"); !strings.Contains(row, "US") || !strings.Contains(row, "ago") {
 		t.Errorf("mirror list row us-east-1: %s", row)
+	}
+
+	// The pages at a phone's width; axe and tidy on them.
+	mirrorlist := e.base + "/pub/" + model.EscapePath(cUnicode) + "?mirrorlist&location=ap-southeast-2"
+	screenshot(t, e.base+"/", "dashboard-390.png", 390, 6000)
+	screenshot(t, mirrorlist, "mirrorlist-390.png", 390, 1400)
+	pages := []string{e.base + "/", mirrorlist, e.base + "/pub/" + model.EscapePath(cOnlyUS) + "?mirrorlist"}
+	for _, w := range []int{1280, 390} {
+		axeCheck(t, w, pages...)
+	}
+	for _, p := range pages {
+		tidyCheck(t, p)
+	}
+}
+
+// seedUsage adds usage figures as servers would have: countme of demo-1/x86_64 in each of
+// the last 26 weeks, and hourly redirects to two regions and the origin over the last 7
+// days.
+func seedUsage(t *testing.T, d *db.DB, now time.Time) {
+	t.Helper()
+	var delta model.UsageDelta
+	week := model.WeekStart(now)
+	for i := range 26 {
+		w := week.AddDate(0, 0, -7*(25-i))
+		for b := 1; b <= 4; b++ {
+			delta.Countme = append(delta.Countme, model.CountmeCount{CountmeKey: model.CountmeKey{Repo: "demo-1", Arch: "x86_64", Week: w, Bucket: b},
+				Hits: int64(1 + (b*i)%7 + 3*b)})
+		}
+	}
+	hour := now.UTC().Truncate(time.Hour)
+	for i := range 168 {
+		h := hour.Add(-time.Duration(i) * time.Hour)
+		day := float64(h.Hour())
+		for j, region := range []string{"us-east-1", "eu-central-1", ""} {
+			n := int64(20 + 15*math.Sin(day/24*2*math.Pi+float64(j)) + float64(10*j))
+			delta.Hours = append(delta.Hours, model.HourCount{HourKey: model.HourKey{Hour: h, Region: region}, Requests: n, Bytes: n * 150 << 10})
+		}
+	}
+	if err := d.AddUsage(context.Background(), delta); err != nil {
+		t.Fatal(err)
 	}
 }

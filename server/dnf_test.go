@@ -254,7 +254,8 @@ func TestDNFEndToEnd(t *testing.T) {
 	store := NewStore(d, StoreOptions{Policy: selection.Policy{AlternatesMaxAge: 72 * time.Hour}, Debounce: 20 * time.Millisecond, Interval: time.Hour})
 	go store.Run(ctx)
 	waitFor(t, "the first snapshot", func() bool { return store.Snapshot() != nil })
-	srv := New(Options{Store: store, GeoIP: g, Log: slog.New(slog.DiscardHandler)})
+	act := NewActivity(d, ActivityOptions{})
+	srv := New(Options{Store: store, GeoIP: g, Log: slog.New(slog.DiscardHandler), Activity: act})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -288,9 +289,25 @@ func TestDNFEndToEnd(t *testing.T) {
 		if got := metalinkURLs(body); len(got) != 3 || got[0] != regionURL("eu-central-1") || got[1] != regionURL("us-east-1") {
 			t.Errorf("URLs %v", got)
 		}
-		dnf := newDNF(t, "metalink="+base+"/metalink?repo=demo-$releasever&arch=$basearch&countme=1")
+		// dnf's own countme: it adds countme=1 (a machine in its first week) to one
+		// metadata request of the week, picked at random among the first four (libdnf's
+		// COUNTME_BUDGET): five metalink fetches carry exactly one.
+		dnf := newDNF(t, "metalink="+base+"/metalink?repo=demo-$releasever&arch=$basearch\ncountme=1")
 		dnf.must("makecache")
 		dnf.must("install", "greet")
+		for range 4 {
+			dnf.must("makecache", "--refresh")
+		}
+		act.Round(ctx)
+		now := time.Now()
+		u, err := d.Usage(ctx, model.WeekStart(now), now.Add(time.Hour), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := model.UsageWeekOf("demo-1", "x86_64", model.WeekStart(now), [4]int64{2, 0, 0, 0})
+		if len(u.Countme) != 1 || u.Countme[0] != want {
+			t.Errorf("countme of curl's and dnf's requests: %+v, want %+v", u.Countme, want)
+		}
 	})
 
 	t.Run("mirrorlist", func(t *testing.T) {

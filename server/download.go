@@ -630,21 +630,35 @@ func baseName(p string) string {
 	return p
 }
 
-// contentDisposition builds an attachment header for any file name: a plain ASCII
-// fallback in filename= and the exact name in RFC 5987 filename*.
+// contentDisposition builds an attachment header for any file name (RFC 6266): the exact
+// name in RFC 5987 filename*, and in filename= an ASCII fallback for clients without it,
+// a valid quoted-string that keeps every printable ASCII character (quotes and
+// backslashes as quoted-pairs) and replaces each other character, control or not ASCII,
+// by one "_". filename* is left out when the fallback says the name plainly.
 func contentDisposition(name string) string {
-	ascii := make([]byte, 0, len(name))
+	var b strings.Builder
+	b.Grow(len(name) + 64)
+	b.WriteString(`attachment; filename="`)
 	plain := true
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '%' || c == ';' {
-			c, plain = '_', false
+	for _, r := range name { // an invalid UTF-8 byte is one RuneError: one "_"
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+			plain = false
+		case r >= 0x20 && r < 0x7f:
+			b.WriteRune(r)
+			// Some clients percent-decode filename= (RFC 6266, appendix D).
+			plain = plain && r != '%'
+		default:
+			b.WriteByte('_')
+			plain = false
 		}
-		ascii = append(ascii, c)
 	}
-	v := `attachment; filename="` + string(ascii) + `"`
+	b.WriteByte('"')
 	if !plain {
-		v += "; filename*=UTF-8''" + model.EscapePath(strings.ReplaceAll(name, "/", "_"))
+		b.WriteString("; filename*=UTF-8''")
+		b.WriteString(model.EscapePath(strings.ReplaceAll(strings.ToValidUTF8(name, "\uFFFD"), "/", "_")))
 	}
-	return v
+	return b.String()
 }

@@ -281,7 +281,7 @@ func TestMeta4(t *testing.T) {
 		if res.StatusCode != 200 || res.Header.Get("Content-Type") != ContentTypeMeta4 {
 			t.Fatalf("%s: %d %s %s", c.target, res.StatusCode, res.Header.Get("Content-Type"), body)
 		}
-		if got, want := res.Header.Get("Content-Disposition"), `attachment; filename="a&b <c> _q_ 'x' __n__+c__d__ name.rpm.meta4"; filename*=UTF-8''a%26b%20%3Cc%3E%20%22q%22%20%27x%27%20%C3%BCn%C3%AF%2Bc%C3%B6d%C3%A9%20name.rpm.meta4`; got != want {
+		if got, want := res.Header.Get("Content-Disposition"), `attachment; filename="a&b <c> \"q\" 'x' _n_+c_d_ name.rpm.meta4"; filename*=UTF-8''a%26b%20%3Cc%3E%20%22q%22%20%27x%27%20%C3%BCn%C3%AF%2Bc%C3%B6d%C3%A9%20name.rpm.meta4`; got != want {
 			t.Errorf("Content-Disposition %q", got)
 		}
 		if first == "" {
@@ -467,7 +467,8 @@ func TestDashboard(t *testing.T) {
 	}
 	for _, want := range []string{`<svg class="map"`, `<circle class="down"`, "<title>us-east-1 (unknown)</title>", `class="st st-fresh">fresh</span>`,
 		`class="st st-alternate">alternate</span>`, `class="st st-stale">stale</span>`, `class="st st-excluded">excluded</span>`,
-		`class="st st-missing">missing</span>`, `class="st st-unreachable">unreachable</span>`, `class="st st-unverified">unverified</span>`, "demo-1/x86_64"} {
+		`class="st st-missing">missing</span>`, `class="st st-unreachable">unreachable</span>`, `class="st st-unverified">unverified</span>`, "demo-1/x86_64",
+		`<h2 id="usage">Usage</h2>`, `<p id="usage-none">No usage figures yet`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("dashboard lacks %s", want)
 		}

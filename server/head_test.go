@@ -62,6 +62,7 @@ var headTargets = map[string][]string{
 	"/api/v1/repositories": {"/api/v1/repositories"},
 	"/api/v1/status":       {"/api/v1/status"},
 	"/api/v1/locate":       {"/api/v1/locate?path=" + helloPath, "/api/v1/locate?path=nope.rpm"},
+	"/api/v1/stats":        {"/api/v1/stats", "/api/v1/stats?from=bad"},
 	"/healthz":             {"/healthz"},
 	"/readyz":              {"/readyz"},
 	"/metrics":             {"/metrics"},

@@ -16,7 +16,16 @@ func TestParseQuery(t *testing.T) {
 	}{
 		{"repo=fedora-40&arch=x86_64", Query{Repo: "fedora-40", Arch: "x86_64"}, 0},
 		{"repo=a&repo=b&arch=x", Query{Repo: "b", Arch: "x"}, 0},
-		{"repo=libc%2B%2B&arch=x86%5F64&countme=1&infra=stock", Query{Repo: "libc++", Arch: "x86_64"}, 0},
+		{"repo=libc%2B%2B&arch=x86%5F64&countme=1&infra=stock", Query{Repo: "libc++", Arch: "x86_64", Countme: 1}, 0},
+		// countme= outside 1..4 is ignored (the request is still answered); the last one counts.
+		{"repo=a&arch=x&countme=4", Query{Repo: "a", Arch: "x", Countme: 4}, 0},
+		{"repo=a&arch=x&countme=0", Query{Repo: "a", Arch: "x"}, 0},
+		{"repo=a&arch=x&countme=5", Query{Repo: "a", Arch: "x"}, 0},
+		{"repo=a&arch=x&countme=12", Query{Repo: "a", Arch: "x"}, 0},
+		{"repo=a&arch=x&countme=%zz", Query{Repo: "a", Arch: "x"}, 0},
+		{"repo=a&arch=x&countme=", Query{Repo: "a", Arch: "x"}, 0},
+		{"repo=a&arch=x&countme=2&countme=x", Query{Repo: "a", Arch: "x"}, 0},
+		{"repo=a&arch=x&countme=x&countme=3", Query{Repo: "a", Arch: "x", Countme: 3}, 0},
 		{"repo=a+b&arch=x", Query{Repo: "a b", Arch: "x"}, 0},
 		{"repo=a&arch=x&location=US-East-1A", Query{Repo: "a", Arch: "x", Location: "US-East-1A"}, 0},
 		{"repo=a&arch=x&location=$location", Query{Repo: "a", Arch: "x"}, 1},
@@ -32,7 +41,7 @@ func TestParseQuery(t *testing.T) {
 			t.Errorf("%s: %v", tt.raw, err)
 			continue
 		}
-		if q.Repo != tt.want.Repo || q.Arch != tt.want.Arch || q.Location != tt.want.Location || q.Global != tt.want.Global ||
+		if q.Repo != tt.want.Repo || q.Arch != tt.want.Arch || q.Location != tt.want.Location || q.Global != tt.want.Global || q.Countme != tt.want.Countme ||
 			!slices.Equal(q.Countries, tt.want.Countries) || !slices.Equal(q.Protocols, tt.want.Protocols) || len(q.Notes) != tt.wantNotes {
 			t.Errorf("%s: got %+v, want %+v with %d notes", tt.raw, q, tt.want, tt.wantNotes)
 		}

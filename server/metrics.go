@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/regionmirror/regionmirror/internal/accesslog"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // Metrics are the server's Prometheus collectors, on a registry of their own so that
@@ -32,6 +33,8 @@ type Metrics struct {
 	// The request series met so far (few: endpoints are route patterns, codes and tiers
 	// are bounded), so that a request costs one map read rather than label hashing.
 	series readMap[requestKey, *requestSeries]
+	// now is the clock repositories' states are judged at (tests set it).
+	now func() time.Time
 }
 
 type requestKey struct {
@@ -65,7 +68,7 @@ func (m *Metrics) observeRequest(endpoint string, code int, tier string, took ti
 // every scrape, and the build counters count store's builds: NewMetrics makes itself
 // store's build observer, so the store is created first and the metrics from it.
 func NewMetrics(store *Store) *Metrics {
-	m := &Metrics{Registry: prometheus.NewRegistry()}
+	m := &Metrics{Registry: prometheus.NewRegistry(), now: time.Now}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "regionmirror_http_requests_total",
 		Help: "HTTP requests by endpoint, status code and selection tier (location, country, netblock, geoip, weight, none; - when no selection ran).",
@@ -137,9 +140,65 @@ func NewMetrics(store *Store) *Metrics {
 	})
 	m.Registry.MustRegister(m.requests, m.duration, m.buildTime, m.builds, m.geoipLooks, m.probeUp, age, dbUp,
 		m.fillMisses, m.fillDropped, m.copyRequests, m.fillFlushErrors, m.waits, m.waitDuration,
+		&repoStateCollector{store: store, now: func() time.Time { return m.now() }},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	store.metrics.Store(m)
 	return m
+}
+
+// RepositoryStates are the values of regionmirror_repository_state's state label.
+var RepositoryStates = []string{model.RepoFresh, model.RepoAlternate, model.RepoStale, model.RepoMissing}
+
+// repositoryState is a freshness cell's state (selection.Cell) as the metric says it: what
+// clients get from the region. Unverified (nothing verified there) is stale, as a copy
+// clients would refuse; unreachable (the last check read nothing) is missing; excluded
+// ("" here) has no series, the region does not carry the repository.
+func repositoryState(cell string) string {
+	switch cell {
+	case model.RepoFresh, model.RepoAlternate, model.RepoStale, model.RepoMissing:
+		return cell
+	case model.RepoUnverified:
+		return model.RepoStale
+	case model.RepoUnreachable:
+		return model.RepoMissing
+	}
+	return ""
+}
+
+var repoStateDesc = prometheus.NewDesc("regionmirror_repository_state",
+	"What the region serves of the repository, as this server's snapshot judges it: 1 for the current state (fresh, alternate, stale: refused or not verified, missing: none found or unreadable), 0 for the others; no series where the region does not carry the repository.",
+	[]string{"region", "repo", "arch", "state"}, nil)
+
+// repoStateCollector exports regionmirror_repository_state from the serving snapshot at
+// every scrape (nothing before the first snapshot).
+type repoStateCollector struct {
+	store *Store
+	now   func() time.Time
+}
+
+func (c *repoStateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- repoStateDesc }
+
+func (c *repoStateCollector) Collect(ch chan<- prometheus.Metric) {
+	snap := c.store.Snapshot()
+	if snap == nil {
+		return
+	}
+	now := c.now()
+	for _, repo := range snap.Repos {
+		for _, cell := range snap.Cells(repo, now) {
+			st := repositoryState(cell.State)
+			if st == "" {
+				continue
+			}
+			for _, s := range RepositoryStates {
+				v := 0.0
+				if s == st {
+					v = 1
+				}
+				ch <- prometheus.MustNewConstMetric(repoStateDesc, prometheus.GaugeValue, v, cell.Region.Name, repo.Name, repo.Arch, s)
+			}
+		}
+	}
 }
 
 // observeBuild records a snapshot build (see Store.built).

@@ -3,8 +3,14 @@ package server
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/filetable"
@@ -101,5 +107,80 @@ func TestMetricsOfStore(t *testing.T) {
 	}
 	if len(observed) != 2 {
 		t.Errorf("OnBuild saw %v, want both builds", observed)
+	}
+}
+
+func TestRepositoryStateOfCell(t *testing.T) {
+	for cell, want := range map[string]string{
+		model.RepoFresh: "fresh", model.RepoAlternate: "alternate", model.RepoStale: "stale", model.RepoMissing: "missing",
+		model.RepoUnverified: "stale", model.RepoUnreachable: "missing", model.RepoExcluded: "", "": "",
+	} {
+		if got := repositoryState(cell); got != want {
+			t.Errorf("%q: %q, want %q", cell, got, want)
+		}
+	}
+}
+
+// TestRepositoryStateMetric: regionmirror_repository_state has, for every region carrying a
+// repository, one series per state, 1 for the snapshot's verdict; promtool accepts the
+// exposition.
+func TestRepositoryStateMetric(t *testing.T) {
+	promtool := requireTool(t, "promtool", "prometheus")
+	store := NewStore(nil, StoreOptions{})
+	m := NewMetrics(store)
+	m.now = func() time.Time { return now }
+	states := func() map[string]map[string]float64 {
+		t.Helper()
+		families, err := m.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]map[string]float64{}
+		for _, f := range families {
+			if f.GetName() != "regionmirror_repository_state" {
+				continue
+			}
+			for _, s := range f.GetMetric() {
+				l := map[string]string{}
+				for _, p := range s.GetLabel() {
+					l[p.GetName()] = p.GetValue()
+				}
+				k := l["region"] + " " + l["repo"] + "/" + l["arch"]
+				if out[k] == nil {
+					out[k] = map[string]float64{}
+				}
+				out[k][l["state"]] = s.GetGauge().GetValue()
+			}
+		}
+		return out
+	}
+	if got := states(); len(got) != 0 {
+		t.Errorf("series before the first snapshot: %v", got)
+	}
+	store.Swap(fixture(t, "https://dl.example.org/pub"))
+	got := states()
+	for region, want := range map[string]string{
+		"us-east-1": "fresh", "ap-northeast-1": "alternate", "ca-central-1": "stale", "ap-south-1": "stale",
+		"eu-south-1": "missing", "eu-west-3": "missing",
+	} {
+		s := got[region+" demo-1/x86_64"]
+		if len(s) != len(RepositoryStates) {
+			t.Errorf("%s: %v, want all of %v", region, s, RepositoryStates)
+		}
+		for _, st := range RepositoryStates {
+			if w := map[bool]float64{true: 1}[st == want]; s[st] != w {
+				t.Errorf("%s state %s = %v, want %v", region, st, s[st], w)
+			}
+		}
+	}
+	if s, ok := got["me-south-1 demo-1/x86_64"]; ok {
+		t.Errorf("a region excluding the repository has series %v", s)
+	}
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(rec.Body.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 }

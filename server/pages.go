@@ -14,6 +14,7 @@ import (
 
 	"github.com/regionmirror/regionmirror/internal/human"
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/internal/plot"
 	"github.com/regionmirror/regionmirror/server/selection"
 	"github.com/regionmirror/regionmirror/templates"
 )
@@ -166,6 +167,10 @@ type dashboardPage struct {
 	Prefix string
 	*StatusView
 	Map worldMap
+	// The usage plots (see usageCharts), drawn; UsageRead is false before the Activity
+	// read the figures.
+	Countme, Redirects []template.HTML
+	UsageRead          bool
 }
 
 // dashboard renders GET /: the freshness grid, the map, runs and redirect counts.
@@ -175,8 +180,21 @@ func (s *Server) dashboard(c echo.Context) error {
 		return err
 	}
 	v := s.statusView(snap)
-	return s.render(c, s.pages.dashboard, dashboardPage{Title: "regionmirror status", Now: v.GeneratedAt,
-		Prefix: s.prefix, StatusView: v, Map: newWorldMap(v.Regions)})
+	p := dashboardPage{Title: "regionmirror status", Now: v.GeneratedAt,
+		Prefix: s.prefix, StatusView: v, Map: newWorldMap(v.Regions)}
+	if a := s.opt.Activity; a != nil {
+		if u := a.View().Usage; u != nil {
+			p.UsageRead = true
+			countme, redirects := usageCharts(u, v.GeneratedAt)
+			for _, c := range countme {
+				p.Countme = append(p.Countme, plot.Figure(c))
+			}
+			for _, c := range redirects {
+				p.Redirects = append(p.Redirects, plot.Figure(c))
+			}
+		}
+	}
+	return s.render(c, s.pages.dashboard, p)
 }
 
 // worldMap is an equirectangular map of the regions, drawn as inline SVG.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/regionmirror/regionmirror/internal/geo"
+	"github.com/regionmirror/regionmirror/internal/model"
 )
 
 // Input bounds: the longest query string accepted, and the longest value of a parameter
@@ -18,14 +19,17 @@ const (
 )
 
 // Query holds the parameters of /metalink and /mirrorlist that regionmirror reads. Every
-// other parameter (countme=, ...) is ignored.
+// other parameter is ignored.
 type Query struct {
 	Repo, Arch string
 	Location   string
-	Countries  []string // upper-case ISO codes, valid ones only
-	Global     bool     // country=global
-	Protocols  []string // lower case
-	Notes      []string // what was ignored, for the answer's header
+	// Countme is dnf's countme= bucket (1..4), 0 when absent or any other value: it never
+	// changes the answer, and a bad one is no reason to refuse it.
+	Countme   int
+	Countries []string // upper-case ISO codes, valid ones only
+	Global    bool     // country=global
+	Protocols []string // lower case
+	Notes     []string // what was ignored, for the answer's header
 }
 
 // BadRequestError is input that cannot be answered; it maps to 400.
@@ -68,6 +72,11 @@ func ParseQuery(raw string) (Query, error) {
 			dst = &country
 		case "protocol":
 			dst = &protocol
+		case "countme":
+			// The raw value: dnf sends a bare digit, and skipping the unescape keeps the
+			// parse as cheap as it was when countme= was ignored.
+			q.Countme = model.CountmeBucket(v)
+			continue
 		default:
 			continue
 		}

@@ -132,6 +132,7 @@ func New(opt Options) *Server {
 	s.route("/api/v1/repositories", "api-repositories", formatJSON, cacheNoStore, s.apiRepositories)
 	s.route("/api/v1/status", "api-status", formatJSON, cacheNoStore, s.apiStatus)
 	s.route("/api/v1/locate", "api-locate", formatJSON, cacheNoStore, s.apiLocate)
+	s.route("/api/v1/stats", "api-stats", formatJSON, cacheNoStore, s.apiStats)
 	s.purgeRoute()
 	s.route("/healthz", "healthz", formatText, nil, s.healthz)
 	s.route("/readyz", "readyz", formatText, cacheNoStore, s.readyz)
@@ -338,6 +339,7 @@ func (s *Server) metalink(c echo.Context) error {
 	if a := answers.get(key, now); a != nil {
 		info(c).tier, info(c).region = a.tier, a.region
 		a.write(b, now)
+		s.countme(c, repo, q)
 		return blob(c, http.StatusOK, ContentTypeMetalink, b.Bytes())
 	}
 	d, err := s.decide(c, snap, repo, q, req)
@@ -348,7 +350,18 @@ func (s *Server) metalink(c echo.Context) error {
 	if a := newAnswer(b.Bytes(), d.Tier, firstRegion(d), now); a != nil {
 		answers.put(key, a)
 	}
+	s.countme(c, repo, q)
 	return blob(c, http.StatusOK, ContentTypeMetalink, b.Bytes())
+}
+
+// countme counts a GET that carried countme= for a repository answered. Only GET: HEAD
+// is no machine fetching its metadata, and dnf sends countme= on one GET a week. There is
+// no 304 to leave out: metalinks and mirror lists carry no validators (librepo sends
+// none), so every such GET is answered in full, and counted once, here.
+func (s *Server) countme(c echo.Context, repo *selection.Repository, q Query) {
+	if q.Countme != 0 && s.opt.Activity != nil && c.Request().Method == http.MethodGet {
+		s.opt.Activity.Countme(repo.Name, repo.Arch, q.Countme)
+	}
 }
 
 func (s *Server) mirrorlist(c echo.Context) error {
@@ -364,6 +377,7 @@ func (s *Server) mirrorlist(c echo.Context) error {
 	b.Reset()
 	defer bufPool.Put(b)
 	WriteMirrorlist(b, repo, d, MirrorlistHeader(q.Repo, q.Arch, d, q.Countries))
+	s.countme(c, repo, q)
 	return blob(c, http.StatusOK, ContentTypeMirrorlist, b.Bytes())
 }
 
