@@ -47,6 +47,18 @@ command -v psql >/dev/null || { echo "psql is missing: apt-get install -y postgr
 [ -f testdata/bench/serve-ab.sh ] || { echo "run from the repository root" >&2; exit 2; }
 [ -z "$before" ] || [ -x "$before" ] || { echo "BENCH_SERVE_BEFORE=$before is not an executable" >&2; exit 2; }
 
+# BENCH_SERVE_SERIES picks some (e.g. "metalink metalinkc"); metalinkc is /metalink with
+# countme=1 on every request, the worst case of the countme counting (dnf sends it once a week).
+read -r -a series_all <<<"${BENCH_SERVE_SERIES:-hot hotset all all1m metalink metalinkc}"
+with1m=
+for s in "${series_all[@]}"; do
+	case $s in
+	hot | hotset | all | metalink | metalinkc) ;;
+	all1m) with1m=1 ;;
+	*) echo "BENCH_SERVE_SERIES: unknown series $s" >&2; exit 2 ;;
+	esac
+done
+
 dir=.tmp/bench-serve
 mkdir -p "$dir"
 make -s build
@@ -96,7 +108,7 @@ pg=postgres://postgres@127.0.0.1:$(sed -n 4p "$dir/pg/data/postmaster.pid")
 
 # The million-file database, built once (a few minutes).
 # Its marker is the last statement's result: every copy of every file.
-if [ "$(psql -X -tA "$pg/bench1m?sslmode=disable" -c 'SELECT count(*) FROM region_objects' 2>/dev/null || true)" != "$((3 * big))" ]; then
+if [ -n "$with1m" ] && [ "$(psql -X -tA "$pg/bench1m?sslmode=disable" -c 'SELECT count(*) FROM region_objects' 2>/dev/null || true)" != "$((3 * big))" ]; then
 	echo "building the database of the 1,000,000-file series (a few minutes)"
 	psql -X -q "$pg/postgres?sslmode=disable" -c 'DROP DATABASE IF EXISTS bench1m' -c 'CREATE DATABASE bench1m'
 	REGIONMIRROR_DATABASE_URL="$pg/bench1m?sslmode=disable" ./bin/regionmirror migrate >"$dir/migrate-1m.log" 2>&1 ||
@@ -131,14 +143,36 @@ start_serve() { # which binary config flags...
 	pids+=($!)
 	pid[$which]=$!
 }
+# The before binary may know an older schema than the demo's database has (and refuses a
+# newer one): it gets copies made by its own migrate, holding the data of every table its
+# schema has.
+copy_for_before() { # database
+	local from=$1 to=${1}_before tables
+	psql -X -q "$pg/postgres?sslmode=disable" -c "DROP DATABASE IF EXISTS $to" -c "CREATE DATABASE $to"
+	REGIONMIRROR_DATABASE_URL="$pg/$to?sslmode=disable" "$before" migrate >"$dir/migrate-before.log" 2>&1 ||
+		{ cat "$dir/migrate-before.log" >&2; exit 1; }
+	tables=$(psql -X -tA "$pg/$to?sslmode=disable" -c "SELECT string_agg(format('-t public.%I', table_name), ' ')
+		FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' AND table_name <> 'schema_migrations'")
+	# shellcheck disable=SC2086 # one -t per table
+	pg_dump --data-only --disable-triggers $tables "$pg/$from?sslmode=disable" |
+		psql -X -q -v ON_ERROR_STOP=1 "$pg/$to?sslmode=disable" >/dev/null
+	config "$to" >"$dir/regionmirror-$to.yaml"
+}
 start_serve on ./bin/regionmirror "$dir/regionmirror.yaml"
 start_serve off ./bin/regionmirror "$dir/regionmirror.yaml" --access-log=false
-start_serve on1m ./bin/regionmirror "$dir/regionmirror-1m.yaml"
-start_serve off1m ./bin/regionmirror "$dir/regionmirror-1m.yaml" --access-log=false
+if [ -n "$with1m" ]; then
+	start_serve on1m ./bin/regionmirror "$dir/regionmirror-1m.yaml"
+	start_serve off1m ./bin/regionmirror "$dir/regionmirror-1m.yaml" --access-log=false
+fi
 kinds=(on off)
 if [ -n "$before" ]; then
-	start_serve before "$before" "$dir/regionmirror.yaml"
-	start_serve before1m "$before" "$dir/regionmirror-1m.yaml"
+	echo "copying the databases for the before binary"
+	copy_for_before regionmirror
+	start_serve before "$before" "$dir/regionmirror-regionmirror_before.yaml"
+	if [ -n "$with1m" ]; then
+		copy_for_before bench1m
+		start_serve before1m "$before" "$dir/regionmirror-bench1m_before.yaml"
+	fi
 	kinds+=(before)
 fi
 for which in "${!pid[@]}"; do
@@ -161,7 +195,7 @@ for n in 0 $((hotset - 1)) $((files - 1)); do
 done
 # serve redirects to the origin until its first read of the per-file data is in: a few
 # seconds for a million files.
-for which in on1m off1m ${before:+before1m}; do
+for which in ${with1m:+on1m off1m} ${with1m:+${before:+before1m}}; do
 	for n in 0 $((big / 2)) $((big - 1)); do
 		for _ in $(seq 300); do
 			[ "$(verified "${port[$which]}" "$n")" -ge 3 ] && break
@@ -212,9 +246,6 @@ results=$dir/results.txt
 : >"$results"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-9s %-5s %-6s %10s %9s %9s %16s\n' series round which 'req/s' 'p50 ms' 'p99 ms' 'CPU µs/request'
-# BENCH_SERVE_SERIES picks some (e.g. "metalink metalinkc"); metalinkc is /metalink with
-# countme=1 on every request, the worst case of the countme counting (dnf sends it once a week).
-read -r -a series_all <<<"${BENCH_SERVE_SERIES:-hot hotset all all1m metalink metalinkc}"
 for series in "${series_all[@]}"; do
 	target=$HOT script=() args=()
 	case $series in
