@@ -151,8 +151,11 @@ copy_for_before() { # database
 	psql -X -q "$pg/postgres?sslmode=disable" -c "DROP DATABASE IF EXISTS $to" -c "CREATE DATABASE $to"
 	REGIONMIRROR_DATABASE_URL="$pg/$to?sslmode=disable" "$before" migrate >"$dir/migrate-before.log" 2>&1 ||
 		{ cat "$dir/migrate-before.log" >&2; exit 1; }
-	tables=$(psql -X -tA "$pg/$to?sslmode=disable" -c "SELECT string_agg(format('-t public.%I', table_name), ' ')
-		FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' AND table_name <> 'schema_migrations'")
+	local list="FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' AND table_name <> 'schema_migrations'"
+	tables=$(psql -X -tA "$pg/$to?sslmode=disable" -c "SELECT string_agg(format('-t public.%I', table_name), ' ') $list")
+	# migrate's own rows (a singleton or two) make way for the copy's.
+	psql -X -q -v ON_ERROR_STOP=1 "$pg/$to?sslmode=disable" -c "$(psql -X -tA "$pg/$to?sslmode=disable" \
+		-c "SELECT 'TRUNCATE ' || string_agg(format('public.%I', table_name), ', ') || ' CASCADE' $list")"
 	# shellcheck disable=SC2086 # one -t per table
 	pg_dump --data-only --disable-triggers $tables "$pg/$from?sslmode=disable" |
 		psql -X -q -v ON_ERROR_STOP=1 "$pg/$to?sslmode=disable" >/dev/null
