@@ -1,8 +1,10 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,6 +17,15 @@ func (d *DB) AddUsage(ctx context.Context, delta model.UsageDelta) error {
 	if delta.Empty() {
 		return nil
 	}
+	// Rows in key order: servers flushing the same rows at once (each hour's start) then
+	// lock them in the same order, and cannot deadlock.
+	delta.Totals = slices.SortedFunc(slices.Values(delta.Totals), func(x, y model.RedirectCount) int { return cmp.Compare(x.Region, y.Region) })
+	delta.Hours = slices.SortedFunc(slices.Values(delta.Hours), func(x, y model.HourCount) int {
+		return cmp.Or(x.Hour.Compare(y.Hour), cmp.Compare(x.Region, y.Region))
+	})
+	delta.Countme = slices.SortedFunc(slices.Values(delta.Countme), func(x, y model.CountmeCount) int {
+		return cmp.Or(cmp.Compare(x.Repo, y.Repo), cmp.Compare(x.Arch, y.Arch), x.Week.Compare(y.Week), cmp.Compare(x.Bucket, y.Bucket))
+	})
 	err := pgx.BeginTxFunc(ctx, d.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		if n := len(delta.Totals); n > 0 {
 			names, reqs, bytes, misses := make([]string, n), make([]int64, n), make([]int64, n), make([]int64, n)
@@ -65,10 +76,18 @@ func (d *DB) AddUsage(ctx context.Context, delta model.UsageDelta) error {
 // Usage returns the usage figures of [from, to): the countme weeks that overlap it and
 // the hours in it; repo "" means every repository (hours are not per repository).
 func (d *DB) Usage(ctx context.Context, from, to time.Time, repo string) (model.UsageStats, error) {
-	out := model.UsageStats{From: from.UTC(), To: to.UTC(), Countme: []model.UsageWeek{}, Hourly: []model.UsageHour{}}
+	return d.UsageSince(ctx, from, from, to, repo)
+}
+
+// UsageSince is Usage with the hours read from hoursFrom (after from: fewer of them).
+func (d *DB) UsageSince(ctx context.Context, from, hoursFrom, to time.Time, repo string) (model.UsageStats, error) {
+	if hoursFrom.Before(from) {
+		hoursFrom = from
+	}
+	out := model.UsageStats{From: from.UTC(), To: to.UTC(), HourlyFrom: hoursFrom.UTC(), Countme: []model.UsageWeek{}, Hourly: []model.UsageHour{}}
 	// A week overlaps the window when it starts before to and ends after from.
 	rows, err := d.pool.Query(ctx, `
-		SELECT repo, arch, week::text, array_agg(hits ORDER BY bucket), array_agg(bucket ORDER BY bucket)
+		SELECT repo, arch, week, array_agg(hits ORDER BY bucket), array_agg(bucket ORDER BY bucket)
 		FROM countme_weekly
 		WHERE week < $2::timestamptz AT TIME ZONE 'UTC' AND week + 7 > $1::timestamptz AT TIME ZONE 'UTC'
 			AND ($3 = '' OR repo = $3)
@@ -78,16 +97,13 @@ func (d *DB) Usage(ctx context.Context, from, to time.Time, repo string) (model.
 	}
 	weeks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.UsageWeek, error) {
 		var (
-			name, arch, week string
-			hits             []int64
-			buckets          []int16
+			name, arch string
+			start      time.Time // a date: midnight UTC, whatever the session's DateStyle
+			hits       []int64
+			buckets    []int16
 		)
-		if err := r.Scan(&name, &arch, &week, &hits, &buckets); err != nil {
+		if err := r.Scan(&name, &arch, &start, &hits, &buckets); err != nil {
 			return model.UsageWeek{}, err
-		}
-		start, err := time.Parse(time.DateOnly, week)
-		if err != nil {
-			return model.UsageWeek{}, fmt.Errorf("week %q: %w", week, err)
 		}
 		var by [4]int64
 		for i, b := range buckets {
@@ -100,7 +116,7 @@ func (d *DB) Usage(ctx context.Context, from, to time.Time, repo string) (model.
 	}
 	out.Countme = append(out.Countme, weeks...)
 	rows, err = d.pool.Query(ctx, `SELECT hour, region, requests, bytes FROM redirect_hourly
-		WHERE hour >= $1 AND hour < $2 ORDER BY hour, region`, from, to)
+		WHERE hour >= $1 AND hour < $2 ORDER BY hour, region`, hoursFrom, to)
 	if err != nil {
 		return out, fmt.Errorf("usage: hourly: %w", err)
 	}

@@ -2,6 +2,7 @@ package db_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +14,14 @@ import (
 // overlap it and hours inside it; a failing statement adds nothing.
 func TestUsageSumsDeltas(t *testing.T) {
 	ctx := context.Background()
-	d, _ := testenv.NewDB(t)
+	_, url := testenv.NewDB(t)
+	// A session whose dates read "30/11/2026" (DateStyle SQL, DMY) and whose zone is not
+	// UTC: weeks and hours must come back the same (the weeks were read as text before).
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	d := open(t, url+sep+"datestyle=SQL,DMY&timezone=Australia/Sydney")
 	wed := time.Date(2026, 12, 2, 15, 4, 0, 0, time.UTC) // ISO week 2026-W49, Monday 11-30
 	h := wed.Truncate(time.Hour)
 	one := model.UsageDelta{
@@ -65,5 +73,10 @@ func TestUsageSumsDeltas(t *testing.T) {
 	}
 	if u, err := d.Usage(ctx, h, h.Add(time.Hour), "other"); err != nil || len(u.Countme) != 0 {
 		t.Errorf("other repository: %+v %v", u, err)
+	}
+	// Hours from later than the weeks: the hour before h is left out, and said so.
+	u, err = d.UsageSince(ctx, time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC), h, h.Add(time.Hour), "")
+	if err != nil || len(u.Countme) != 2 || len(u.Hourly) != 1 || !u.HourlyFrom.Equal(h) {
+		t.Errorf("hours since h: %+v %v", u, err)
 	}
 }

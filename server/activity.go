@@ -86,7 +86,7 @@ var _ FillStatsSource = (*db.DB)(nil)
 // UsageSource is what an ActivitySource also offers when it keeps usage figures (*db.DB
 // does); the background round reads the last UsageWeeks weeks and UsageHours hours.
 type UsageSource interface {
-	Usage(ctx context.Context, from, to time.Time, repo string) (model.UsageStats, error)
+	UsageSince(ctx context.Context, from, hoursFrom, to time.Time, repo string) (model.UsageStats, error)
 }
 
 var _ UsageSource = (*db.DB)(nil)
@@ -281,15 +281,8 @@ func (a *Activity) Round(parent context.Context) {
 		var u model.UsageStats
 		now := a.opt.Now().UTC()
 		to := now.Truncate(time.Hour).Add(time.Hour)
-		if u, err = us.Usage(ctx, model.WeekStart(now).AddDate(0, 0, -7*(UsageWeeks-1)), to, ""); err == nil {
-			// Weeks start further back than hours: drop the hours before UsageHours.
-			hourly := u.Hourly[:0]
-			for _, h := range u.Hourly {
-				if !h.Hour.Before(to.Add(-UsageHours * time.Hour)) {
-					hourly = append(hourly, h)
-				}
-			}
-			u.Hourly = hourly
+		// Weeks go further back than hours: HourlyFrom says where the hours start.
+		if u, err = us.UsageSince(ctx, model.WeekStart(now).AddDate(0, 0, -7*(UsageWeeks-1)), to.Add(-UsageHours*time.Hour), to, ""); err == nil {
 			next.Usage = &u
 		}
 	}

@@ -25,12 +25,13 @@ const (
 var errNoUsage = &Error{Status: http.StatusServiceUnavailable, Msg: "starting up, usage figures not read from the database yet"}
 
 // statsWindow reads the stats API's parameters: from and to as RFC 3339 or YYYY-MM-DD
-// (UTC midnight), from defaulting to StatsDefaultWeeks ISO weeks back and to to now; repo
+// (UTC midnight), from defaulting to StatsDefaultWeeks ISO weeks back and to to the end
+// of the current hour (both as `regionmirror stats` has them); repo
 // keeps one repository. It refuses from >= to and windows over statsMaxWindow.
 func statsWindow(get func(string) string, now time.Time) (from, to time.Time, repo string, err error) {
 	now = now.UTC()
 	from = model.WeekStart(now).AddDate(0, 0, -7*(StatsDefaultWeeks-1))
-	to = now
+	to = now.Truncate(time.Hour).Add(time.Hour)
 	if from, err = statsTime(get, "from", from); err != nil {
 		return
 	}

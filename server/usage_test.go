@@ -90,8 +90,8 @@ func TestCountmeAcrossServers(t *testing.T) {
 	if !equalWeeks(got.Countme, want) {
 		t.Errorf("second server's stats countme %+v, want %+v", got.Countme, want)
 	}
-	// The default window: this ISO week and the 25 before, to now.
-	if !got.From.Equal(week.AddDate(0, 0, -7*(StatsDefaultWeeks-1))) || !got.To.Equal(now) {
+	// The default window: this ISO week and the 25 before, to the end of this hour.
+	if !got.From.Equal(week.AddDate(0, 0, -7*(StatsDefaultWeeks-1))) || !got.To.Equal(now.Truncate(time.Hour).Add(time.Hour)) {
 		t.Errorf("default window %s .. %s", got.From, got.To)
 	}
 	// Another round on both adds nothing.
@@ -222,18 +222,19 @@ func TestActivityHoursAndFailedFlush(t *testing.T) {
 func TestStatsWindow(t *testing.T) {
 	clock := time.Date(2026, 12, 2, 15, 30, 0, 0, time.UTC) // a Wednesday in 2026-W49
 	defFrom := time.Date(2026, 6, 8, 0, 0, 0, 0, time.UTC)  // the Monday 25 weeks before 2026-11-30
+	defTo := time.Date(2026, 12, 2, 16, 0, 0, 0, time.UTC)  // the end of the clock's hour, as the CLI's
 	for _, tt := range []struct {
 		query    map[string]string
 		from, to time.Time
 		repo     string
 		bad      string
 	}{
-		{query: nil, from: defFrom, to: clock},
+		{query: nil, from: defFrom, to: defTo},
 		{query: map[string]string{"from": "2026-11-30", "to": "2026-12-01", "repo": "demo-1"},
 			from: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC), to: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), repo: "demo-1"},
-		{query: map[string]string{"from": "2026-12-01T10:00:00+02:00"}, from: time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC), to: clock},
+		{query: map[string]string{"from": "2026-12-01T10:00:00+02:00"}, from: time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC), to: defTo},
 		{query: map[string]string{"to": "2026-11-01"}, from: defFrom, to: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)},
-		{query: map[string]string{"from": "2024-12-10"}, from: time.Date(2024, 12, 10, 0, 0, 0, 0, time.UTC), to: clock},
+		{query: map[string]string{"from": "2024-12-10"}, from: time.Date(2024, 12, 10, 0, 0, 0, 0, time.UTC), to: defTo},
 		{query: map[string]string{"from": "yesterday"}, bad: "parameter from: not a time"},
 		{query: map[string]string{"to": "2026-13-01"}, bad: "parameter to: not a time"},
 		{query: map[string]string{"from": "2026-12-01", "to": "2026-12-01"}, bad: "from must be before to"},

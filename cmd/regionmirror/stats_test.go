@@ -12,6 +12,7 @@ import (
 
 	"github.com/regionmirror/regionmirror/db"
 	"github.com/regionmirror/regionmirror/internal/model"
+	"github.com/regionmirror/regionmirror/server"
 )
 
 // TestStatsTableAndJSON: figures written by db.AddUsage (two servers' rounds) show in the
@@ -126,7 +127,9 @@ func TestStatsAPIAndCLIAgree(t *testing.T) {
 	other := model.UsageDelta{
 		Countme: []model.CountmeCount{{CountmeKey: model.CountmeKey{Repo: "demo-1", Arch: "x86_64", Week: now.AddDate(0, 0, -7), Bucket: 4}, Hits: 3}},
 		Hours: []model.HourCount{{HourKey: model.HourKey{Hour: now.Truncate(time.Hour), Region: "us-east-1"}, Requests: 5, Bytes: 5000},
-			{HourKey: model.HourKey{Hour: now.Truncate(time.Hour).Add(-time.Hour), Region: ""}, Requests: 1, Bytes: 10}},
+			{HourKey: model.HourKey{Hour: now.Truncate(time.Hour).Add(-time.Hour), Region: ""}, Requests: 1, Bytes: 10},
+			// In the 26 weeks, before the 31 days of hours the server holds.
+			{HourKey: model.HourKey{Hour: now.Truncate(time.Hour).AddDate(0, 0, -40), Region: "us-east-1"}, Requests: 7, Bytes: 70}},
 	}
 	if err := d.AddUsage(ctx, other); err != nil {
 		t.Fatal(err)
@@ -166,7 +169,19 @@ func TestStatsAPIAndCLIAgree(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustCLI(t, env, "stats", "--json")), &cli); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(api.Countme, cli.Countme) || !reflect.DeepEqual(api.Hourly, cli.Hourly) {
+	// The same window; the API's hours start where the server's held hours do, and it
+	// says so; the CLI's at from.
+	if !api.From.Equal(cli.From) || !api.To.Equal(cli.To) || !cli.HourlyFrom.Equal(cli.From) ||
+		!api.HourlyFrom.Equal(cli.To.Add(-server.UsageHours*time.Hour)) {
+		t.Errorf("windows: API %v-%v hours from %v, CLI %v-%v hours from %v", api.From, api.To, api.HourlyFrom, cli.From, cli.To, cli.HourlyFrom)
+	}
+	var cliHeld []model.UsageHour
+	for _, h := range cli.Hourly {
+		if !h.Hour.Before(api.HourlyFrom) {
+			cliHeld = append(cliHeld, h)
+		}
+	}
+	if !reflect.DeepEqual(api.Countme, cli.Countme) || !reflect.DeepEqual(api.Hourly, cliHeld) {
 		t.Errorf("the API and the CLI disagree:\nAPI countme %+v\nCLI countme %+v\nAPI hourly %+v\nCLI hourly %+v",
 			api.Countme, cli.Countme, api.Hourly, cli.Hourly)
 	}
@@ -175,7 +190,7 @@ func TestStatsAPIAndCLIAgree(t *testing.T) {
 	if !reflect.DeepEqual(cli.Countme, want) {
 		t.Errorf("countme %+v, want %+v", cli.Countme, want)
 	}
-	if len(cli.Hourly) != 2 {
-		t.Errorf("hourly %+v, want the two hours added", cli.Hourly)
+	if len(cli.Hourly) != 3 || len(api.Hourly) != 2 {
+		t.Errorf("CLI hourly %+v, want the three hours added; API %+v, want the two of the last 31 days", cli.Hourly, api.Hourly)
 	}
 }

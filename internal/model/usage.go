@@ -94,10 +94,13 @@ type UsageHour struct {
 // UsageStats are the usage figures of a window: countme weeks overlapping it, ordered by
 // week, repository, arch; hours in it, ordered by hour and region.
 type UsageStats struct {
-	From    time.Time   `json:"from"`
-	To      time.Time   `json:"to"`
-	Countme []UsageWeek `json:"countme"`
-	Hourly  []UsageHour `json:"hourly"`
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// HourlyFrom is where the hourly figures start: From, or later where fewer hours are
+	// held than weeks (the server keeps 31 days of hours, two years of weeks).
+	HourlyFrom time.Time   `json:"hourly_from"`
+	Countme    []UsageWeek `json:"countme"`
+	Hourly     []UsageHour `json:"hourly"`
 }
 
 // UsageWeekOf builds the row of one (repo, arch, week) from its four bucket counts.
@@ -112,7 +115,10 @@ func UsageWeekOf(repo, arch string, week time.Time, buckets [4]int64) UsageWeek 
 // Filter returns the figures of s inside [from, to): countme weeks that start before to
 // and end after from, hours in the window; repo "" keeps every repository.
 func (s UsageStats) Filter(from, to time.Time, repo string) UsageStats {
-	out := UsageStats{From: from, To: to, Countme: []UsageWeek{}, Hourly: []UsageHour{}}
+	out := UsageStats{From: from, To: to, HourlyFrom: from, Countme: []UsageWeek{}, Hourly: []UsageHour{}}
+	if s.HourlyFrom.After(from) {
+		out.HourlyFrom = s.HourlyFrom
+	}
 	for _, w := range s.Countme {
 		start, err := time.Parse(time.DateOnly, w.WeekStart)
 		if err != nil || !start.Before(to) || !start.AddDate(0, 0, 7).After(from) || (repo != "" && w.Repo != repo) {
