@@ -244,7 +244,9 @@ func (a *Activity) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.Background(), a.opt.Timeout)
-			a.flush(fctx)
+			if err := a.flush(fctx); err != nil {
+				a.log.Error("activity: the last flush failed; the counts since the one before are lost", slog.Any("err", err))
+			}
 			cancel()
 			return
 		case <-t.C:

@@ -133,17 +133,21 @@ func (a *app) serve(ctx context.Context, d *db.DB, l net.Listener, accessLog boo
 		go func() { prober.Run(ctx); close(proberDone) }()
 		defer func() { <-proberDone }() // no probe outlives serve
 	}
+	// The counting loops stop once serve has answered its last request (after the drain on
+	// SIGTERM), so that their last flush holds what those requests counted.
+	countCtx, stopCounting := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCounting()
 	// Redirect counts and the dashboard's runs: read and written in the background.
 	activity := server.NewActivity(d, server.ActivityOptions{Log: a.log})
 	activityDone := make(chan struct{})
-	go func() { activity.Run(ctx); close(activityDone) }()
-	defer func() { <-activityDone }() // the last flush of the counts
+	go func() { activity.Run(countCtx); close(activityDone) }()
+	defer func() { stopCounting(); <-activityDone }() // the last flush of the counts
 	// Misses of on-demand regions become fill jobs, and requests of their copies move the
 	// expiry clock: collected in memory, written in the background.
 	fills := server.NewFills(d, server.FillOptions{MaxWait: cfg.OnDemand.MaxWait.Std(), Metrics: metrics, Log: a.log})
 	fillsDone := make(chan struct{})
-	go func() { fills.Run(ctx); close(fillsDone) }()
-	defer func() { <-fillsDone }() // the last flush of the misses
+	go func() { fills.Run(countCtx); close(fillsDone) }()
+	defer func() { stopCounting(); <-fillsDone }() // the last flush of the misses
 	// The request log writes in batches from its own goroutine, to stderr as the other
 	// lines do (an *os.File serializes writes, so lines never interleave); it is flushed
 	// once the last request has been answered.

@@ -194,3 +194,53 @@ func TestStatsAPIAndCLIAgree(t *testing.T) {
 		t.Errorf("CLI hourly %+v, want the three hours added; API %+v, want the two of the last 31 days", cli.Hourly, api.Hourly)
 	}
 }
+
+// TestServeCountsWhatItAnswersWhileDraining: a request serve answers after SIGTERM, in the
+// drain, is in the database once serve has exited. The request waits for an on-demand
+// copy (ondemand.max_wait) that never comes, then is redirected elsewhere; the counting
+// loops used to flush at the signal, before the drain, and lose it.
+func TestServeCountsWhatItAnswersWhileDraining(t *testing.T) {
+	env, d, _ := fillEnv(t)
+	srv := startServe(t, append(env, "REGIONMIRROR_ONDEMAND_MAX_WAIT=2s"))
+	answered := make(chan *http.Response, 1)
+	go func() {
+		// No redirects followed: the answer is the 302.
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		res, err := c.Get(srv.base + "/pub/" + fillPath + "?location=frankfurt-od")
+		if err != nil {
+			t.Errorf("the drained request: %v", err)
+			res = nil
+		} else {
+			res.Body.Close()
+		}
+		answered <- res
+	}()
+	time.Sleep(500 * time.Millisecond) // the request waits for the copy
+	srv.stop()
+	res := <-answered
+	if res == nil {
+		t.Fatal(srv.stderr.String())
+	}
+	if res.StatusCode != http.StatusFound || !strings.Contains(res.Header.Get("Location"), "/"+fillPath) {
+		t.Fatalf("the drained request: %s %s", res.Status, res.Header.Get("Location"))
+	}
+	totals, err := d.RedirectCounts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	byRegion := map[string]model.RedirectCount{}
+	for _, c := range totals {
+		byRegion[c.Region] = c
+	}
+	if byRegion["eu-central-1"].Requests != 1 || byRegion["frankfurt-od"].Misses != 1 {
+		t.Errorf("totals after serve exited: %+v, want the drained request's redirect and miss", totals)
+	}
+	now := time.Now()
+	u, err := d.Usage(context.Background(), now.Add(-2*time.Hour), now.Add(time.Hour), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u.Hourly) != 1 || u.Hourly[0].Region != "eu-central-1" || u.Hourly[0].Requests != 1 {
+		t.Errorf("hourly after serve exited: %+v, want the drained request's", u.Hourly)
+	}
+}
