@@ -61,12 +61,14 @@ push.full_inventory_interval). With fill.workers set, cron also runs that many f
 }
 
 type cronDaemon struct {
-	app      *app
-	db       *db.DB
-	runs     *prometheus.CounterVec
-	running  *prometheus.GaugeVec
-	lastOK   *prometheus.GaugeVec
-	duration *prometheus.GaugeVec
+	app     *app
+	db      *db.DB
+	runs    *prometheus.CounterVec
+	running *prometheus.GaugeVec
+	lastOK  *prometheus.GaugeVec
+	// lastFailed: RegionmirrorJobFailing compares it with lastOK.
+	lastFailed *prometheus.GaugeVec
+	duration   *prometheus.GaugeVec
 }
 
 type cronJob struct {
@@ -97,9 +99,11 @@ func (c *cronDaemon) run(ctx context.Context) error {
 		Help: "1 while the job runs in this instance."}, []string{"task"})
 	c.lastOK = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regionmirror_cron_job_last_success_timestamp_seconds",
 		Help: "When the job last finished without failure."}, []string{"task"})
+	c.lastFailed = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regionmirror_cron_job_last_failure_timestamp_seconds",
+		Help: "When the job last finished with a failure."}, []string{"task"})
 	c.duration = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "regionmirror_cron_job_last_duration_seconds",
 		Help: "How long the job's last run took."}, []string{"task"})
-	reg.MustRegister(c.runs, c.running, c.lastOK, c.duration, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(c.runs, c.running, c.lastOK, c.lastFailed, c.duration, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// Jobs get their own context: SIGTERM must not cut a push in half, only the
 	// shutdown deadline does.
@@ -279,12 +283,13 @@ func (c *cronDaemon) reload(sched *cron.Cron, cur config.Schedules, entries []cr
 // presetMetrics makes the series of every scheduled job exist from the start, at 0:
 // alerts compare and take increase() of them without absent(), and the first failure
 // is an increase from 0, not a series appearing at 1. The last success stays absent until
-// there is one (a 0 would read as a success in 1970).
+// there is one (a 0 would read as a success in 1970), and so does the last failure. A
+// series that exists already is left as it is: a reload presets while a job may run.
 func (c *cronDaemon) presetMetrics(jobs []cronJob) {
 	for _, j := range jobs {
 		c.runs.WithLabelValues(j.name, "ok")
 		c.runs.WithLabelValues(j.name, "failed")
-		c.running.WithLabelValues(j.name).Set(0)
+		c.running.WithLabelValues(j.name)
 	}
 }
 
@@ -298,6 +303,7 @@ func (c *cronDaemon) runJob(ctx context.Context, j cronJob) {
 	c.duration.WithLabelValues(j.name).Set(time.Since(start).Seconds())
 	if err != nil {
 		c.runs.WithLabelValues(j.name, "failed").Inc()
+		c.lastFailed.WithLabelValues(j.name).SetToCurrentTime()
 		log.Error("job failed", slog.Any("err", err), slog.Duration("took", time.Since(start)))
 		return
 	}

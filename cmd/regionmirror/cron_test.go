@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -21,6 +22,8 @@ import (
 	"github.com/regionmirror/regionmirror/internal/config"
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/testenv"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 type cronInstance struct {
@@ -419,4 +422,39 @@ func TestCronMetricsExistFromTheStart(t *testing.T) {
 	}
 	c.cmd.Process.Signal(syscall.SIGTERM)
 	<-c.done
+}
+
+// TestPresetMetricsKeepsRunningJobs: a reload presets the metrics of every job again; a
+// job running at that moment stays at running 1 (the preset set it to 0 before).
+func TestPresetMetricsKeepsRunningJobs(t *testing.T) {
+	c := &cronDaemon{
+		runs:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runs"}, []string{"task", "outcome"}),
+		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "running"}, []string{"task"}),
+	}
+	jobs := []cronJob{{name: "push"}, {name: "scan"}}
+	c.presetMetrics(jobs)
+	c.running.WithLabelValues("push").Set(1) // push runs
+	c.runs.WithLabelValues("scan", "ok").Inc()
+	c.presetMetrics(append(jobs, cronJob{name: "gc"})) // a reload scheduled gc
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c.runs, c.running)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range m.GetLabel() {
+				key += "," + l.GetValue()
+			}
+			got[key] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{"running,push": 1, "running,scan": 0, "running,gc": 0, "runs,ok,scan": 1,
+		"runs,failed,scan": 0, "runs,ok,push": 0, "runs,failed,push": 0, "runs,ok,gc": 0, "runs,failed,gc": 0}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("after the reload: %v, want %v", got, want)
+	}
 }
