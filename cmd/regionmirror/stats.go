@@ -45,6 +45,11 @@ repository). --json prints what GET /api/v1/stats answers for the same window.`,
 			if weeks < 1 || weeks > maxStatsWeeks {
 				return usagef("stats: --weeks %d: must be 1 to %d", weeks, maxStatsWeeks)
 			}
+			if repo != "" {
+				if err := model.ValidateRepoName(repo); err != nil {
+					return usagef("stats: --repo: %v", err)
+				}
+			}
 			ctx := cmd.Context()
 			d, err := a.openDB(ctx, true)
 			if err != nil {

@@ -100,8 +100,8 @@ func TestStatsTableAndJSON(t *testing.T) {
 	if out := mustCLI(t, env, "stats", "--repo", "nosuch"); !strings.Contains(out, "no countme requests") {
 		t.Errorf("stats --repo nosuch:\n%s", out)
 	}
-	for _, bad := range [][]string{{"--weeks", "0"}, {"--weeks", "1000"}, {"--weeks", "x"}} {
-		if out, errs, code := cli(t, env, append([]string{"stats"}, bad...)...); code != exitBadInput || out != "" || !strings.Contains(errs, "--weeks") {
+	for _, bad := range [][]string{{"--weeks", "0"}, {"--weeks", "1000"}, {"--weeks", "x"}, {"--repo", "\xff"}, {"--repo", strings.Repeat("r", 200)}, {"--repo", "a b"}} {
+		if out, errs, code := cli(t, env, append([]string{"stats"}, bad...)...); code != exitBadInput || out != "" || !strings.Contains(errs, bad[0]) {
 			t.Errorf("stats %v: exit %d, %q %q; want 2", bad, code, out, errs)
 		}
 	}

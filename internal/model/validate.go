@@ -41,6 +41,14 @@ func ValidateName(field, name string) error {
 	return nil
 }
 
+// ValidateRepoName checks a repository name.
+func ValidateRepoName(name string) error {
+	if !repoNameRE.MatchString(name) {
+		return invalid("repository name", name, "must be letters, digits and . _ + - (up to 128), starting with a letter or digit")
+	}
+	return nil
+}
+
 // ValidateBucket applies S3's general-purpose bucket naming rules.
 func ValidateBucket(name string) error {
 	const field = "bucket"
@@ -397,8 +405,8 @@ func (r *Repository) Normalize() error {
 	} else if n.Suite != "" || n.Keyring != "" || n.ReleaseFile != "" {
 		return invalid("kind", n.Kind, "--suite and --keyring are for APT repositories (--kind apt)")
 	}
-	if !repoNameRE.MatchString(n.Name) {
-		return invalid("repository name", n.Name, "must be letters, digits and . _ + - (up to 128), starting with a letter or digit")
+	if err := ValidateRepoName(n.Name); err != nil {
+		return err
 	}
 	if !archRE.MatchString(n.Arch) {
 		return invalid("arch", n.Arch, "must be 1-32 letters, digits or _ (x86_64, aarch64, noarch, source)")
