@@ -232,7 +232,7 @@ func (a *app) demo(ctx context.Context, dir, origin, listen, regionsListen, geoi
 	url := "http://" + ln.Addr().String()
 	pkg := repo.Directory + "/Packages/hello-1.0-1.noarch.rpm"
 	return a.serve(ctx, d, ln, false, func() {
-		fmt.Fprint(out, demoGuide(url, dir, shellQuote(self)+" --config "+shellQuote(cfgFile),
+		fmt.Fprint(out, demoGuide(url, dir, shellQuote(self), cfgFile,
 			cfg.Server.DownloadPrefix+"/"+model.EscapePath(pkg), pkg))
 	})
 }
@@ -242,9 +242,10 @@ func (a *app) demo(ctx context.Context, dir, origin, listen, regionsListen, geoi
 const demoPrompt = "  $ "
 
 // demoGuide is what the demo prints once it serves: commands to try from another shell,
-// each after demoPrompt, the CLI ones (cli: the binary and its --config) on the demo's
+// each after demoPrompt, the CLI ones (bin, quoted, with --config cfgFile) on the demo's
 // database. dl is the download URL's path of pkg, a path relative to the origin.
-func demoGuide(url, dir, cli, dl, pkg string) string {
+func demoGuide(url, dir, bin, cfgFile, dl, pkg string) string {
+	cli := bin + " --config " + shellQuote(cfgFile)
 	return fmt.Sprintf(`
 regionmirror demo is serving on %[1]s (Ctrl-C stops it; state stays in %[2]s)
 Its configuration is %[2]s/regionmirror.yaml: the commands below work from another shell.
@@ -266,7 +267,7 @@ Its configuration is %[2]s/regionmirror.yaml: the commands below work from anoth
   # usage statistics (countme and requests per region), as JSON
   $ curl -f '%[1]s/api/v1/stats'
 
-  # the CLI on the demo's database (or: export REGIONMIRROR_CONFIG=%[2]s/regionmirror.yaml)
+  # the CLI on the demo's database (or: export REGIONMIRROR_CONFIG=%[6]s)
   $ %[3]s status
   $ %[3]s explain --repo demo-1 --arch x86_64 --ip 127.0.0.1
   $ %[3]s locate %[5]s
@@ -289,7 +290,7 @@ enabled=1
 gpgcheck=0
 skip_if_unavailable=False
 
-`, url, dir, cli, dl, shellQuote(pkg))
+`, url, dir, cli, dl, shellQuote(pkg), shellQuote(cfgFile))
 }
 
 // writeDemoConfig writes the demo's configuration where the other commands read it
