@@ -60,9 +60,11 @@ const (
 	plotW, plotH             = width - left - right, height - above - foot
 )
 
-// palette is Okabe and Ito's, told apart by people with colour-vision deficiencies; the
-// patterns, dashes and markers tell series apart without any colour at all.
-var palette = []string{"#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#000000", "#f0e442"}
+// palette is Okabe and Ito's, told apart by people with colour-vision deficiencies, with
+// their black and yellow replaced by a grey and a brown that keep 3:1 on white and on the
+// dark scheme's background; the patterns, dashes and markers tell series apart without any
+// colour at all.
+var palette = []string{"#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#808080", "#a6761d"}
 
 var dashes = []string{"", "8 4", "2 3", "10 3 2 3", "4 4"}
 
