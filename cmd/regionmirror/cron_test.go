@@ -32,6 +32,20 @@ type cronInstance struct {
 	done chan error
 }
 
+// listenAddr waits for the address the instance's metrics listen on.
+func (c *cronInstance) listenAddr(t *testing.T) string {
+	t.Helper()
+	select {
+	case addr := <-c.addr:
+		return addr
+	case err := <-c.done:
+		t.Fatalf("cron exited: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("cron did not say where it listens")
+	}
+	return ""
+}
+
 func startCron(t *testing.T, bin string, env []string, override ...string) *cronInstance {
 	t.Helper()
 	cmd := exec.Command(bin, "cron")
@@ -75,14 +89,7 @@ func TestTwoCronInstancesNeverOverlap(t *testing.T) {
 	defer d.Close()
 
 	a, b := startCron(t, bin, env), startCron(t, bin, env)
-	var addr string
-	select {
-	case addr = <-b.addr:
-	case err := <-b.done:
-		t.Fatalf("cron exited: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("cron did not say where it listens")
-	}
+	addr := b.listenAddr(t)
 	if body := httpGet(t, "http://"+addr+"/healthz"); !strings.Contains(body, "ok") {
 		t.Errorf("healthz: %q", body)
 	}
@@ -278,14 +285,7 @@ func TestCronWatchesAndTakesTriggers(t *testing.T) {
 	d := openTestDB(t, env)
 	c := startCron(t, bin, append(env, "REGIONMIRROR_CONFIG="+cfgFile),
 		"REGIONMIRROR_SCHEDULES_PUSH=@every 1h", "REGIONMIRROR_SCHEDULES_SCAN=", "REGIONMIRROR_SCHEDULES_GC=")
-	var addr string
-	select {
-	case addr = <-c.addr:
-	case err := <-c.done:
-		t.Fatalf("cron exited: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("cron did not say where it listens")
-	}
+	addr := c.listenAddr(t)
 	waitCovered(t, d, origin, c.done, nil)
 
 	ctx := context.Background()
@@ -397,14 +397,7 @@ func TestCronMetricsExistFromTheStart(t *testing.T) {
 	env = append(env, "REGIONMIRROR_ORIGIN_PATH="+testenv.SampleOrigin(t, t.TempDir()))
 	c := startCron(t, buildBinary(t), env, "REGIONMIRROR_SCHEDULES_PUSH=@every 1h", "REGIONMIRROR_SCHEDULES_SCAN=@every 1h",
 		"REGIONMIRROR_SCHEDULES_GC=")
-	var addr string
-	select {
-	case addr = <-c.addr:
-	case err := <-c.done:
-		t.Fatalf("cron exited: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("cron did not say where it listens")
-	}
+	addr := c.listenAddr(t)
 	body := httpGet(t, "http://"+addr+"/metrics")
 	for _, job := range []string{"push", "scan"} {
 		for _, want := range []string{
