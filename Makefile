@@ -68,7 +68,7 @@ FUZZTIME ?= 30s
 FUZZMINIMIZETIME ?= 3s
 FUZZ_TARGETS := ./server:FuzzParseQuery ./server:FuzzClientAddr ./server:FuzzDownloadPath ./server:FuzzHandler \
 	./internal/config:FuzzLoad ./internal/config:FuzzRedactURL ./internal/repomd:FuzzParse ./internal/repomd:FuzzParsePrimary ./internal/repomd:FuzzParseRelease \
-	./internal/model:FuzzPublicReason ./internal/accesslog:FuzzFormat ./server:FuzzParseAptListPath
+	./internal/model:FuzzPublicReason ./internal/accesslog:FuzzFormat ./server:FuzzParseAptListPath ./internal/plot:FuzzFigure
 # testdata/fuzz.sh runs them; it does not count go1.26's "context deadline exceeded" at the
 # end of -fuzztime when nothing else failed and no input was written (golang/go#75804).
 fuzz:

@@ -12,6 +12,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Unit is how a chart's values are written on its axis and in its table.
@@ -72,14 +73,14 @@ var dashes = []string{"", "8 4", "2 3", "10 3 2 3", "4 4"}
 // holding every value as a table.
 func Figure(c Chart) template.HTML {
 	var b strings.Builder
-	id := html.EscapeString(c.ID)
+	id := esc(c.ID)
 	n := len(c.Labels)
 	ymax := scaleMax(c)
 	ticks := yTicks(ymax, c.Unit)
 	ymax = ticks[len(ticks)-1]
-	fmt.Fprintf(&b, `<figure class="plot" id="%s"><figcaption>%s</figcaption>`+"\n", id, html.EscapeString(c.Title))
+	fmt.Fprintf(&b, `<figure class="plot" id="%s"><figcaption>%s</figcaption>`+"\n", id, esc(c.Title))
 	fmt.Fprintf(&b, `<svg class="plot" viewBox="0 0 %s %s" width="%s" height="%s" style="width:100%%;max-width:%spx;height:auto;font:11px system-ui,sans-serif" role="img" aria-label="%s" xmlns="http://www.w3.org/2000/svg"><title>%s</title><desc>%s</desc>`+"\n",
-		num(width), num(height), num(width), num(height), num(width), html.EscapeString(c.Title), html.EscapeString(c.Title), html.EscapeString(Summary(c)))
+		num(width), num(height), num(width), num(height), num(width), esc(c.Title), esc(c.Title), esc(Summary(c)))
 	if c.Kind == Stacked {
 		b.WriteString("<defs>")
 		for i := range c.Series {
@@ -91,7 +92,7 @@ func Figure(c Chart) template.HTML {
 	for _, v := range ticks {
 		y := yAt(v, ymax)
 		fmt.Fprintf(&b, `<path class="grid" d="M%s %sH%s" stroke="#8a96a3" stroke-opacity=".35"/><text x="%s" y="%s" text-anchor="end" fill="currentColor">%s</text>`+"\n",
-			num(left), num(y), num(width-right), num(left-6), num(y+4), html.EscapeString(format(v, c.Unit, true)))
+			num(left), num(y), num(width-right), num(left-6), num(y+4), esc(format(v, c.Unit, true)))
 	}
 	fmt.Fprintf(&b, `<path class="axis" d="M%s %sV%sH%s" fill="none" stroke="currentColor" stroke-opacity=".6"/>`+"\n", num(left), num(above), num(above+plotH), num(width-right))
 	for _, i := range xTicks(c) {
@@ -102,7 +103,7 @@ func Figure(c Chart) template.HTML {
 			tx, anchor = width-2, "end"
 		}
 		fmt.Fprintf(&b, `<path class="axis" d="M%s %sv4" stroke="currentColor" stroke-opacity=".6"/><text x="%s" y="%s" text-anchor="%s" fill="currentColor">%s</text>`+"\n",
-			num(x), num(above+plotH), num(tx), num(above+plotH+18), anchor, html.EscapeString(c.Labels[i]))
+			num(x), num(above+plotH), num(tx), num(above+plotH+18), anchor, esc(c.Labels[i]))
 	}
 	switch c.Kind {
 	case Stacked:
@@ -149,9 +150,26 @@ func scaleMax(c Chart) float64 {
 	return m
 }
 
+// has reports whether series s has a value at label i: NaN is none, and so is an
+// infinity (it has no place on an axis).
+func has(s Series, i int) bool {
+	return i < len(s.Values) && !math.IsNaN(s.Values[i]) && !math.IsInf(s.Values[i], 0)
+}
+
+// esc escapes text for the markup; a control character (or invalid UTF-8) becomes
+// U+FFFD, as neither HTML nor SVG may carry it.
+func esc(s string) string {
+	return html.EscapeString(strings.Map(func(r rune) rune {
+		if (r < 0x20 && r != '\t' && r != '\n') || r == 0x7f || r == utf8.RuneError {
+			return utf8.RuneError
+		}
+		return r
+	}, s))
+}
+
 // value is series s at label i, 0 when it has none (or a negative one).
 func value(s Series, i int) float64 {
-	if i >= len(s.Values) || math.IsNaN(s.Values[i]) || s.Values[i] < 0 {
+	if !has(s, i) || s.Values[i] < 0 {
 		return 0
 	}
 	return s.Values[i]
@@ -255,7 +273,7 @@ func writeBars(b *strings.Builder, c Chart, id string, ymax float64) {
 			base += v
 			fmt.Fprintf(b, `<rect x="%s" y="%s" width="%s" height="%s" fill="url(#%s-p%d)" stroke="#fff" stroke-width=".5"><title>%s, %s: %s</title></rect>`+"\n",
 				num(xAt(i, n)-w/2), num(y1), num(w), num(y0-y1), id, si,
-				html.EscapeString(c.Labels[i]), html.EscapeString(s.Name), html.EscapeString(format(v, c.Unit, false)))
+				esc(c.Labels[i]), esc(s.Name), esc(format(v, c.Unit, false)))
 		}
 	}
 }
@@ -281,7 +299,7 @@ func writeLines(b *strings.Builder, c Chart, ymax float64) {
 			pts = pts[:0]
 		}
 		for i := 0; i < n; i++ {
-			if i >= len(s.Values) || math.IsNaN(s.Values[i]) {
+			if !has(s, i) {
 				flush()
 				continue
 			}
@@ -290,7 +308,7 @@ func writeLines(b *strings.Builder, c Chart, ymax float64) {
 		flush()
 		// Marker shapes at the ticked labels tell the lines apart where dashes overlap.
 		for _, i := range marks {
-			if i < len(s.Values) && !math.IsNaN(s.Values[i]) {
+			if has(s, i) {
 				b.WriteString(marker(si, xAt(i, n), yAt(math.Min(value(s, i), ymax), ymax), col))
 			}
 		}
@@ -327,7 +345,7 @@ func writeLegend(b *strings.Builder, c Chart, id string) {
 			}
 			fmt.Fprintf(b, `<path d="M0 7H30" stroke="%s" stroke-width="2"%s/>%s`, col, dash, marker(i, 15, 7, col))
 		}
-		fmt.Fprintf(b, `</svg> %s</li>`, html.EscapeString(s.Name))
+		fmt.Fprintf(b, `</svg> %s</li>`, esc(s.Name))
 	}
 	b.WriteString("</ul>\n")
 }
@@ -339,9 +357,9 @@ func writeTable(b *strings.Builder, c Chart) {
 		name = "When"
 	}
 	fmt.Fprintf(b, `<details><summary>%s: the values as a table</summary><div class="wrap"><table class="num"><thead><tr><th scope="col">%s</th>`,
-		html.EscapeString(c.Title), html.EscapeString(name))
+		esc(c.Title), esc(name))
 	for _, s := range c.Series {
-		fmt.Fprintf(b, `<th scope="col">%s</th>`, html.EscapeString(s.Name))
+		fmt.Fprintf(b, `<th scope="col">%s</th>`, esc(s.Name))
 	}
 	total := c.Kind == Stacked && len(c.Series) > 1
 	if total {
@@ -349,18 +367,18 @@ func writeTable(b *strings.Builder, c Chart) {
 	}
 	b.WriteString("</tr></thead><tbody>\n")
 	for i, l := range c.Labels {
-		fmt.Fprintf(b, `<tr><th scope="row">%s</th>`, html.EscapeString(l))
+		fmt.Fprintf(b, `<tr><th scope="row">%s</th>`, esc(l))
 		var sum float64
 		for _, s := range c.Series {
 			cell := "–"
-			if i < len(s.Values) && !math.IsNaN(s.Values[i]) {
+			if has(s, i) {
 				cell = format(s.Values[i], c.Unit, false)
 				sum += value(s, i)
 			}
-			fmt.Fprintf(b, "<td>%s</td>", html.EscapeString(cell))
+			fmt.Fprintf(b, "<td>%s</td>", esc(cell))
 		}
 		if total {
-			fmt.Fprintf(b, "<td>%s</td>", html.EscapeString(format(sum, c.Unit, false)))
+			fmt.Fprintf(b, "<td>%s</td>", esc(format(sum, c.Unit, false)))
 		}
 		b.WriteString("</tr>\n")
 	}
@@ -379,7 +397,7 @@ func Summary(c Chart) string {
 		for _, s := range c.Series {
 			if c.Kind == Stacked {
 				v += value(s, i)
-			} else if i < len(s.Values) && !math.IsNaN(s.Values[i]) {
+			} else if has(s, i) {
 				seen = true
 				v = math.Max(v, s.Values[i])
 			}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestYTicks(t *testing.T) {
@@ -227,4 +228,38 @@ func TestFiguresTidy(t *testing.T) {
 	if err != nil || len(out) > 0 {
 		t.Errorf("tidy: %v\n%s", err, out)
 	}
+}
+
+// FuzzFigure: any title, labels, names and values give well-formed markup in which none
+// of them escapes its text or attribute (no element is made from them).
+func FuzzFigure(f *testing.F) {
+	f.Add("Requests", "2026-W49", "eu-central-1", 3.0, 1.5, false)
+	f.Add(`"><script>x</script>`, "<b>", "a&b'\"", math.NaN(), math.Inf(1), true)
+	f.Fuzz(func(t *testing.T, title, label, name string, v1, v2 float64, lines bool) {
+		c := Chart{ID: "f", Title: title, Labels: []string{label, label + "2"}, Unit: Unit(int(math.Abs(v1)) % 3),
+			Series: []Series{{name, []float64{v1, v2}}, {name + "x", []float64{v2, v1}}}}
+		if lines {
+			c.Kind = Lines
+		}
+		h := string(Figure(c))
+		if !utf8.ValidString(h) {
+			t.Fatalf("the figure is not UTF-8:\n%q", h)
+		}
+		el := parse(t, h)
+		for _, elements := range el {
+			for _, e := range elements {
+				for _, a := range e.Attr {
+					if a.Name.Local != "aria-label" && a.Name.Local != "id" && (strings.Contains(a.Value, "NaN") || strings.Contains(a.Value, "Inf")) {
+						t.Fatalf("attribute %s=%q of <%s>", a.Name.Local, a.Value, e.Name.Local)
+					}
+				}
+			}
+		}
+		for name := range el {
+			if !slices.Contains([]string{"figure", "figcaption", "svg", "title", "desc", "defs", "pattern", "rect", "path",
+				"circle", "text", "polyline", "ul", "li", "details", "summary", "div", "table", "thead", "tbody", "tr", "th", "td"}, name) {
+				t.Fatalf("element %q in the figure:\n%s", name, h)
+			}
+		}
+	})
 }
