@@ -150,20 +150,24 @@ func scaleMax(c Chart) float64 {
 	return m
 }
 
+// maxValue bounds the values drawn: sums and ticks of larger ones would overflow to
+// infinities (counts and bytes never come near it).
+const maxValue = 1e300
+
 // has reports whether series s has a value at label i: NaN is none, and so is an
-// infinity (it has no place on an axis).
+// infinity or a value beyond maxValue (it has no place on an axis).
 func has(s Series, i int) bool {
-	return i < len(s.Values) && !math.IsNaN(s.Values[i]) && !math.IsInf(s.Values[i], 0)
+	return i < len(s.Values) && !math.IsNaN(s.Values[i]) && math.Abs(s.Values[i]) <= maxValue
 }
 
-// esc escapes text for the markup; a control character (or invalid UTF-8) becomes
-// U+FFFD, as neither HTML nor SVG may carry it.
+// esc escapes text for the markup; a control character (C0, DEL, C1), a noncharacter
+// XML refuses (U+FFFE, U+FFFF) or invalid UTF-8 becomes U+FFFD.
 func esc(s string) string {
 	return html.EscapeString(strings.Map(func(r rune) rune {
-		if (r < 0x20 && r != '\t' && r != '\n') || r == 0x7f || r == utf8.RuneError {
+		if (r < 0x20 && r != '\t' && r != '\n') || (r >= 0x7f && r < 0xa0) || r == 0xfffe || r == 0xffff {
 			return utf8.RuneError
 		}
-		return r
+		return r // invalid UTF-8 arrives as utf8.RuneError already
 	}, s))
 }
 

@@ -235,6 +235,8 @@ func TestFiguresTidy(t *testing.T) {
 func FuzzFigure(f *testing.F) {
 	f.Add("Requests", "2026-W49", "eu-central-1", 3.0, 1.5, false)
 	f.Add(`"><script>x</script>`, "<b>", "a&b'\"", math.NaN(), math.Inf(1), true)
+	f.Add("\ufffe\u0085", "\uffff", "\x00\xff", 1e308, 1.7e308, false) // noncharacters, C1, overflowing sums
+	f.Add("t", "l", "n", 1e308, 1.7e308, true)
 	f.Fuzz(func(t *testing.T, title, label, name string, v1, v2 float64, lines bool) {
 		c := Chart{ID: "f", Title: title, Labels: []string{label, label + "2"}, Unit: Unit(int(math.Abs(v1)) % 3),
 			Series: []Series{{name, []float64{v1, v2}}, {name + "x", []float64{v2, v1}}}}
