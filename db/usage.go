@@ -84,6 +84,9 @@ func (d *DB) UsageSince(ctx context.Context, from, hoursFrom, to time.Time, repo
 	if hoursFrom.Before(from) {
 		hoursFrom = from
 	}
+	if hoursFrom.After(to) {
+		hoursFrom = to
+	}
 	out := model.UsageStats{From: from.UTC(), To: to.UTC(), HourlyFrom: hoursFrom.UTC(), Countme: []model.UsageWeek{}, Hourly: []model.UsageHour{}}
 	// A week overlaps the window when it starts before to and ends after from.
 	rows, err := d.pool.Query(ctx, `

@@ -119,6 +119,9 @@ func (s UsageStats) Filter(from, to time.Time, repo string) UsageStats {
 	if s.HourlyFrom.After(from) {
 		out.HourlyFrom = s.HourlyFrom
 	}
+	if out.HourlyFrom.After(to) { // a window wholly before the held hours: none, from to
+		out.HourlyFrom = to
+	}
 	for _, w := range s.Countme {
 		start, err := time.Parse(time.DateOnly, w.WeekStart)
 		if err != nil || !start.Before(to) || !start.AddDate(0, 0, 7).After(from) || (repo != "" && w.Repo != repo) {
@@ -127,7 +130,7 @@ func (s UsageStats) Filter(from, to time.Time, repo string) UsageStats {
 		out.Countme = append(out.Countme, w)
 	}
 	for _, h := range s.Hourly {
-		if !h.Hour.Before(from) && h.Hour.Before(to) {
+		if !h.Hour.Before(out.HourlyFrom) && h.Hour.Before(to) {
 			out.Hourly = append(out.Hourly, h)
 		}
 	}

@@ -34,3 +34,22 @@ func TestWeekStartAndISOWeek(t *testing.T) {
 		}
 	}
 }
+
+func TestUsageFilterHourlyFrom(t *testing.T) {
+	day := func(d int) time.Time { return time.Date(2026, 11, d, 0, 0, 0, 0, time.UTC) }
+	held := UsageStats{From: day(1), To: day(30), HourlyFrom: day(10),
+		Hourly: []UsageHour{{Hour: day(9)}, {Hour: day(10)}, {Hour: day(20)}}}
+	for _, c := range []struct {
+		from, to, hourlyFrom time.Time
+		hours                int
+	}{
+		{day(1), day(30), day(10), 2}, // the held hours start later than the window
+		{day(15), day(30), day(15), 1},
+		{day(2), day(5), day(5), 0}, // wholly before the held hours: never after to
+	} {
+		got := held.Filter(c.from, c.to, "")
+		if !got.HourlyFrom.Equal(c.hourlyFrom) || len(got.Hourly) != c.hours {
+			t.Errorf("Filter(%v, %v): hourly_from %v with %d hours, want %v with %d", c.from, c.to, got.HourlyFrom, len(got.Hourly), c.hourlyFrom, c.hours)
+		}
+	}
+}
