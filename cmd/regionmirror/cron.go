@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -263,6 +264,7 @@ func (c *cronDaemon) reload(sched *cron.Cron, cur config.Schedules, entries []cr
 		entries, err = c.schedule(sched, entries, c.jobs(cfg.Schedules), wrapped)
 		if err == nil {
 			c.presetMetrics(c.jobs(cfg.Schedules)) // a job scheduled only now
+			c.forgetMetrics(c.jobs(cur), c.jobs(cfg.Schedules))
 		}
 	}
 	if err != nil {
@@ -290,6 +292,23 @@ func (c *cronDaemon) presetMetrics(jobs []cronJob) {
 		c.runs.WithLabelValues(j.name, "ok")
 		c.runs.WithLabelValues(j.name, "failed")
 		c.running.WithLabelValues(j.name)
+	}
+}
+
+// forgetMetrics removes the series of the jobs of old that jobs no longer schedules: a
+// job taken off the schedule after a failed run would hold RegionmirrorJobFailing until
+// a restart. (A run still going reports once more when it ends.)
+func (c *cronDaemon) forgetMetrics(old, jobs []cronJob) {
+	for _, o := range old {
+		if slices.ContainsFunc(jobs, func(j cronJob) bool { return j.name == o.name }) {
+			continue
+		}
+		c.runs.DeleteLabelValues(o.name, "ok")
+		c.runs.DeleteLabelValues(o.name, "failed")
+		c.lastOK.DeleteLabelValues(o.name)
+		c.lastFailed.DeleteLabelValues(o.name)
+		c.duration.DeleteLabelValues(o.name)
+		c.running.DeleteLabelValues(o.name)
 	}
 }
 

@@ -429,8 +429,19 @@ func TestPresetMetricsKeepsRunningJobs(t *testing.T) {
 	c.running.WithLabelValues("push").Set(1) // push runs
 	c.runs.WithLabelValues("scan", "ok").Inc()
 	c.presetMetrics(append(jobs, cronJob{name: "gc"})) // a reload scheduled gc
+	got := gathered(t, c.runs, c.running)
+	want := map[string]float64{"running,push": 1, "running,scan": 0, "running,gc": 0, "runs,ok,scan": 1,
+		"runs,failed,scan": 0, "runs,ok,push": 0, "runs,failed,push": 0, "runs,ok,gc": 0, "runs,failed,gc": 0}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("after the reload: %v, want %v", got, want)
+	}
+}
+
+// gathered is the series of collectors: "name,label values..." -> value.
+func gathered(t *testing.T, collectors ...prometheus.Collector) map[string]float64 {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(c.runs, c.running)
+	reg.MustRegister(collectors...)
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -445,9 +456,27 @@ func TestPresetMetricsKeepsRunningJobs(t *testing.T) {
 			got[key] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
 		}
 	}
-	want := map[string]float64{"running,push": 1, "running,scan": 0, "running,gc": 0, "runs,ok,scan": 1,
-		"runs,failed,scan": 0, "runs,ok,push": 0, "runs,failed,push": 0, "runs,ok,gc": 0, "runs,failed,gc": 0}
+	return got
+}
+
+// TestForgetMetricsOfUnscheduledJobs: a reload that takes gc off the schedule removes its
+// series (its failure would otherwise hold RegionmirrorJobFailing until a restart).
+func TestForgetMetricsOfUnscheduledJobs(t *testing.T) {
+	gauge := func(name string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name}, []string{"task"})
+	}
+	c := &cronDaemon{
+		runs:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "runs"}, []string{"task", "outcome"}),
+		running: gauge("running"), lastOK: gauge("ok_at"), lastFailed: gauge("failed_at"), duration: gauge("took"),
+	}
+	all := []cronJob{{name: "push"}, {name: "gc"}}
+	c.presetMetrics(all)
+	c.lastFailed.WithLabelValues("gc").Set(100)
+	c.lastOK.WithLabelValues("push").Set(50)
+	c.forgetMetrics(all, all[:1])
+	got := gathered(t, c.runs, c.running, c.lastOK, c.lastFailed, c.duration)
+	want := map[string]float64{"runs,ok,push": 0, "runs,failed,push": 0, "running,push": 0, "ok_at,push": 50}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("after the reload: %v, want %v", got, want)
+		t.Errorf("after gc left the schedule: %v, want %v", got, want)
 	}
 }
