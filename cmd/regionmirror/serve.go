@@ -80,6 +80,10 @@ and the one in use stays. SIGINT or SIGTERM shut down gracefully.`,
 func (a *app) serve(ctx context.Context, d *db.DB, l net.Listener, accessLog bool, ready func()) error {
 	hup, stopHangups := hangups()
 	defer stopHangups()
+	// The background loops (snapshot, GeoIP, probes, reloads) end when serve does, whether
+	// ctx ended or the listener failed: the waits for them below would hang otherwise.
+	ctx, stopLoops := context.WithCancel(ctx)
+	defer stopLoops()
 	cfg := a.cfg
 	var locator server.Locator
 	var geoip *swapGeoIP
@@ -178,7 +182,9 @@ func (a *app) serve(ctx context.Context, d *db.DB, l net.Listener, accessLog boo
 	defer func() { <-reloadDone }()
 	a.log.Info("serving", slog.String("listen", l.Addr().String()), slog.Bool("geoip", locator != nil),
 		slog.String("origin", cfg.Origin.URL))
-	if err := srv.Serve(ctx, l, 10*time.Second); err != nil {
+	err := srv.Serve(ctx, l, 10*time.Second)
+	stopLoops() // the loops above end with serve: after a listener's failure too
+	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	requestLog.Close() // the last requests' lines before the last line

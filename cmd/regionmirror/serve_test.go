@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -498,4 +499,42 @@ func TestServeReloadsTLSOnSIGHUP(t *testing.T) {
 	stderr.waitFor(t, 1, "level=ERROR", "TLS certificate not reloaded; the one in use stays")
 	stderr.waitFor(t, 1, "msg=reloaded", "tls=false")
 	serves(pool2, "second")
+}
+
+// failingListener fails every Accept, as a listener whose socket went away does.
+type failingListener struct{ net.Listener }
+
+func (failingListener) Accept() (net.Conn, error) {
+	return nil, errors.New("accept: the socket is gone")
+}
+
+// TestServeReturnsWhenTheListenerFails: serve returns the listener's error at once; its
+// reload goroutine and prober waited for a signal that never came, and serve hung.
+func TestServeReturnsWhenTheListenerFails(t *testing.T) {
+	env := servedEnv(t)
+	var stderr lockedBuffer
+	a := &app{stdout: io.Discard, stderr: &stderr, environ: env}
+	if _, err := a.loadConfig(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := a.openDB(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	done := make(chan error, 1)
+	go func() { done <- a.serve(context.Background(), d, failingListener{l}, false, nil) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "the socket is gone") {
+			t.Errorf("serve returned %v, want the listener's error", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not return after its listener failed:\n%s", stderr.String())
+	}
 }
