@@ -23,9 +23,9 @@ port=${BENCH_PORT:-18280}
 s3port=$((port + 1))
 [ -f testdata/bench/fill-ab.sh ] || { echo "run from the repository root" >&2; exit 2; }
 command -v aws >/dev/null || { echo "aws is missing: apt-get install -y awscli" >&2; exit 2; }
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-VERSITYGW=$(command -v versitygw || echo "$(go env GOPATH)/bin/versitygw")
-[ -x "$VERSITYGW" ] || { echo "versitygw is missing: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0" >&2; exit 2; }
+# shellcheck source=testdata/bench/lib.sh
+. testdata/bench/lib.sh
+bench_tools
 
 dir=$PWD/.tmp/bench-fill
 rm -rf "$dir"
@@ -33,27 +33,9 @@ mkdir -p "$dir/pg" "$dir/s3data" "$dir/origin"
 make -s build
 bin=$PWD/bin/regionmirror
 
-# PostgreSQL (initdb refuses root: run it as postgres then).
-as_pg=()
-[ "$(id -u)" = 0 ] && { chown postgres: "$dir/pg"; as_pg=(runuser -u postgres --); }
-"${as_pg[@]}" "$PGBIN/initdb" -D "$dir/pg/data" -U postgres -A trust -E UTF8 --no-locale --no-sync >/dev/null
-"${as_pg[@]}" "$PGBIN/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w -t 30 \
-	-o "-c listen_addresses=127.0.0.1 -p $port -k $dir/pg -c fsync=off -c synchronous_commit=off" start >/dev/null
-"$VERSITYGW" --port 127.0.0.1:$s3port --access benchaccess --secret benchsecret123 --region us-east-1 \
-	--health /health --quiet --keep-alive posix "$dir/s3data" >"$dir/versitygw.log" 2>&1 &
-s3pid=$!
-cleanup() {
-	kill $s3pid 2>/dev/null || true
-	"${as_pg[@]}" "$PGBIN/pg_ctl" -D "$dir/pg/data" -m fast -w stop >/dev/null 2>&1 || true
-}
-trap cleanup EXIT
-"$PGBIN/createdb" -h 127.0.0.1 -p "$port" -U postgres regionmirror
-for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:$s3port/health && break; sleep 0.1; done
+bench_servers "$dir" "$port" "$s3port"
 
-export AWS_ACCESS_KEY_ID=benchaccess AWS_SECRET_ACCESS_KEY=benchsecret123 AWS_DEFAULT_REGION=us-east-1
-export REGIONMIRROR_DATABASE_URL="postgres://postgres@127.0.0.1:$port/regionmirror" REGIONMIRROR_ORIGIN_PATH=$dir/origin
-export REGIONMIRROR_LOG_LEVEL=warn
-endpoint=http://127.0.0.1:$s3port
+export REGIONMIRROR_ORIGIN_PATH=$dir/origin REGIONMIRROR_LOG_LEVEL=warn
 s3() { aws --endpoint-url "$endpoint" s3 "$@"; }
 sql() { psql -q -At -h 127.0.0.1 -p "$port" -U postgres regionmirror -c "$1"; }
 
