@@ -281,10 +281,9 @@ func (a *Activity) Round(parent context.Context) {
 	}
 	if us, ok := a.src.(UsageSource); ok && err == nil {
 		var u model.UsageStats
-		now := a.opt.Now().UTC()
-		to := now.Truncate(time.Hour).Add(time.Hour)
+		from, to := model.UsageWindow(a.opt.Now(), UsageWeeks)
 		// Weeks go further back than hours: HourlyFrom says where the hours start.
-		if u, err = us.UsageSince(ctx, model.WeekStart(now).AddDate(0, 0, -7*(UsageWeeks-1)), to.Add(-UsageHours*time.Hour), to, ""); err == nil {
+		if u, err = us.UsageSince(ctx, from, to.Add(-UsageHours*time.Hour), to, ""); err == nil {
 			next.Usage = &u
 		}
 	}

@@ -13,9 +13,6 @@ import (
 // model.UsageStats from the database.
 
 const (
-	// StatsDefaultWeeks is the default window of /api/v1/stats: this ISO week and the 25
-	// before it, as the dashboard's countme plots.
-	StatsDefaultWeeks = 26
 	// statsMaxWindow bounds a window: what the server holds (UsageWeeks) and a little more.
 	statsMaxWindow   = 2*366*24*time.Hour + 14*24*time.Hour
 	maxStatsValueLen = 64
@@ -25,13 +22,11 @@ const (
 var errNoUsage = &Error{Status: http.StatusServiceUnavailable, Msg: "starting up, usage figures not read from the database yet"}
 
 // statsWindow reads the stats API's parameters: from and to as RFC 3339 or YYYY-MM-DD
-// (UTC midnight), from defaulting to StatsDefaultWeeks ISO weeks back and to to the end
-// of the current hour (both as `regionmirror stats` has them); repo
+// (UTC midnight), defaulting to model.UsageWindow of model.DefaultUsageWeeks, as
+// `regionmirror stats` has them; repo
 // keeps one repository. It refuses from >= to and windows over statsMaxWindow.
 func statsWindow(get func(string) string, now time.Time) (from, to time.Time, repo string, err error) {
-	now = now.UTC()
-	from = model.WeekStart(now).AddDate(0, 0, -7*(StatsDefaultWeeks-1))
-	to = now.Truncate(time.Hour).Add(time.Hour)
+	from, to = model.UsageWindow(now, model.DefaultUsageWeeks)
 	if from, err = statsTime(get, "from", from); err != nil {
 		return
 	}

@@ -91,7 +91,7 @@ func TestCountmeAcrossServers(t *testing.T) {
 		t.Errorf("second server's stats countme %+v, want %+v", got.Countme, want)
 	}
 	// The default window: this ISO week and the 25 before, to the end of this hour.
-	if !got.From.Equal(week.AddDate(0, 0, -7*(StatsDefaultWeeks-1))) || !got.To.Equal(now.Truncate(time.Hour).Add(time.Hour)) {
+	if !got.From.Equal(week.AddDate(0, 0, -7*(model.DefaultUsageWeeks-1))) || !got.To.Equal(now.Truncate(time.Hour).Add(time.Hour)) {
 		t.Errorf("default window %s .. %s", got.From, got.To)
 	}
 	// Another round on both adds nothing.

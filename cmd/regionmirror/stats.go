@@ -55,7 +55,7 @@ repository). --json prints what GET /api/v1/stats answers for the same window.`,
 			if err != nil {
 				return err
 			}
-			from, to := statsWindow(time.Now(), weeks)
+			from, to := model.UsageWindow(time.Now(), weeks)
 			u, err := d.Usage(ctx, from, to, repo)
 			if err != nil {
 				return err
@@ -67,15 +67,9 @@ repository). --json prints what GET /api/v1/stats answers for the same window.`,
 		}),
 	}
 	cmd.Flags().StringVar(&repo, "repo", "", "only this repository's countme rows")
-	cmd.Flags().IntVar(&weeks, "weeks", 26, fmt.Sprintf("weeks to show, this one included (1 to %d)", maxStatsWeeks))
+	cmd.Flags().IntVar(&weeks, "weeks", model.DefaultUsageWeeks, fmt.Sprintf("weeks to show, this one included (1 to %d)", maxStatsWeeks))
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
-}
-
-// statsWindow is [from, to) of the last weeks ISO weeks at now: from the Monday weeks-1
-// weeks before this one, to the end of now's hour (so the hour running is in it).
-func statsWindow(now time.Time, weeks int) (from, to time.Time) {
-	return model.WeekStart(now).AddDate(0, 0, -7*(weeks-1)), now.UTC().Truncate(time.Hour).Add(time.Hour)
 }
 
 func printStats(a *app, u model.UsageStats) error {

@@ -33,6 +33,17 @@ func ISOWeek(t time.Time) string {
 	return fmt.Sprintf("%04d-W%02d", y, w)
 }
 
+// DefaultUsageWeeks is the default window of the usage figures (the stats API's and
+// `regionmirror stats`'s): this ISO week and the 25 before it.
+const DefaultUsageWeeks = 26
+
+// UsageWindow is [from, to) of the last weeks ISO weeks at now, this one included: from
+// the Monday weeks-1 weeks before this week's, to the end of now's hour (so the hour
+// running is in it).
+func UsageWindow(now time.Time, weeks int) (from, to time.Time) {
+	return WeekStart(now).AddDate(0, 0, -7*(weeks-1)), now.UTC().Truncate(time.Hour).Add(time.Hour)
+}
+
 // CountmeKey is what one countme request is counted under.
 type CountmeKey struct {
 	Repo, Arch string
