@@ -12,26 +12,11 @@ import (
 	"os"
 	"path"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/regionmirror/regionmirror/internal/model"
 	"github.com/regionmirror/regionmirror/internal/repomd"
 )
-
-// aptCompressions are the suffixes one index is published under (Packages, Packages.gz,
-// Packages.xz ...): Release may list a form the origin does not carry.
-var aptCompressions = []string{".gz", ".xz", ".bz2", ".zst", ".lzma", ".lz4"}
-
-// indexStem is an index file's path without its compression suffix.
-func indexStem(p string) string {
-	for _, ext := range aptCompressions {
-		if s, ok := strings.CutSuffix(p, ext); ok {
-			return s
-		}
-	}
-	return p
-}
 
 // readOriginFile reads a whole metadata file (at most repomd.MaxSize bytes).
 func readOriginFile(origin Origin, p string) ([]byte, error) {
@@ -173,7 +158,7 @@ func checkAptIndices(origin Origin, repo *model.Repository, suiteDir string, rel
 	present := map[string]bool{} // stems with a listed form at the origin
 	for _, lf := range rel.Files {
 		if byPath[path.Join(suiteDir, lf.Path)] != nil {
-			present[indexStem(lf.Path)] = true
+			present[repomd.IndexStem(lf.Path)] = true
 		}
 	}
 	packages := map[string][]string{} // Packages stem -> its present forms
@@ -181,7 +166,7 @@ func checkAptIndices(origin Origin, repo *model.Repository, suiteDir string, rel
 		p := path.Join(suiteDir, lf.Path)
 		f := byPath[p]
 		if f == nil {
-			if present[indexStem(lf.Path)] {
+			if present[repomd.IndexStem(lf.Path)] {
 				continue // another compression of the same index is there
 			}
 			return fmt.Sprintf("its Release lists %s, which the origin does not have", lf.Path)
@@ -201,7 +186,7 @@ func checkAptIndices(origin Origin, repo *model.Repository, suiteDir string, rel
 				return fmt.Sprintf("the origin's by-hash twin of %s has other bytes than its Release lists", lf.Path)
 			}
 		}
-		if stem := indexStem(lf.Path); path.Base(stem) == "Packages" {
+		if stem := repomd.IndexStem(lf.Path); path.Base(stem) == "Packages" {
 			packages[stem] = append(packages[stem], p)
 		}
 	}
@@ -222,15 +207,13 @@ func checkAptPackages(origin Origin, root string, forms []string, byPath map[str
 		if err != nil {
 			return fmt.Sprintf("its %s cannot be read (%v)", p, err)
 		}
-		var r io.Reader = rd
-		if indexStem(p) != p {
-			if r, err = repomd.Decompress(p, rd); errors.Is(err, repomd.ErrCompression) {
-				rd.Close()
-				continue
-			} else if err != nil {
-				rd.Close()
-				return fmt.Sprintf("its %s cannot be read (%v)", p, err)
-			}
+		r, err := repomd.DecompressIndex(p, rd)
+		if errors.Is(err, repomd.ErrCompression) {
+			rd.Close()
+			continue
+		} else if err != nil {
+			rd.Close()
+			return fmt.Sprintf("its %s cannot be read (%v)", p, err)
 		}
 		reason := ""
 		err = repomd.ParsePackages(r, func(pkg repomd.DebPackage) error {

@@ -2,7 +2,6 @@ package scanner
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/md5"
 	"crypto/sha1"
@@ -549,11 +548,9 @@ func (s *Scanner) aptPackagesMissing(ctx context.Context, r *model.Region, store
 				return fmt.Sprintf("cannot read %s, which the Release it serves lists", path.Base(p))
 			}
 			defer rd.Close()
-			var in io.Reader = rd
-			if strings.HasSuffix(p, ".gz") {
-				if in, err = gzip.NewReader(rd); err != nil {
-					return fmt.Sprintf("cannot read %s: %v", path.Base(p), err)
-				}
+			in, err := repomd.DecompressIndex(p, rd)
+			if err != nil {
+				return fmt.Sprintf("cannot read %s: %v", path.Base(p), err)
 			}
 			var t heldTally
 			err = repomd.ParsePackages(in, func(pkg repomd.DebPackage) error {

@@ -35,6 +35,29 @@ func Decompress(name string, r io.Reader) (io.Reader, error) {
 	return nil, fmt.Errorf("%s: %w", path.Base(name), ErrCompression)
 }
 
+// IndexCompressions are the suffixes one APT index is published under (Packages,
+// Packages.gz, Packages.xz ...).
+var IndexCompressions = []string{".gz", ".xz", ".bz2", ".zst", ".lzma", ".lz4"}
+
+// IndexStem is an APT index file's path without its compression suffix.
+func IndexStem(p string) string {
+	for _, ext := range IndexCompressions {
+		if s, ok := strings.CutSuffix(p, ext); ok {
+			return s
+		}
+	}
+	return p
+}
+
+// DecompressIndex is Decompress for an APT index: the plain form (no compression suffix)
+// is read as it is; ErrCompression for a compression this build cannot read (xz, ...).
+func DecompressIndex(name string, r io.Reader) (io.Reader, error) {
+	if IndexStem(name) == name {
+		return r, nil
+	}
+	return Decompress(name, r)
+}
+
 // ParsePrimary streams the packages of a primary.xml (uncompressed) to fn, so that a
 // repository of any size is read in constant memory. It refuses hrefs that leave the
 // repository, like Parse.

@@ -2,8 +2,10 @@ package repomd_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -241,5 +243,36 @@ func TestReleaseSignatures(t *testing.T) {
 	}
 	if _, err := repomd.ReadKeyring([]byte("not a key")); err == nil {
 		t.Error("garbage read as a keyring")
+	}
+}
+
+// TestDecompressIndex: an APT index is read plain without a compression suffix, through
+// gzip with .gz, and refused with ErrCompression in a compression this build lacks.
+func TestDecompressIndex(t *testing.T) {
+	var gz bytes.Buffer
+	w := gzip.NewWriter(&gz)
+	w.Write([]byte("Package: hello\n"))
+	w.Close()
+	for _, c := range []struct {
+		name, body, want string
+		err              error
+	}{
+		{"dists/stable/main/binary-amd64/Packages", "Package: hello\n", "Package: hello\n", nil},
+		{"dists/stable/main/binary-amd64/Packages.gz", gz.String(), "Package: hello\n", nil},
+		{"dists/stable/main/binary-amd64/Packages.xz", "\xfd7zXZ", "", repomd.ErrCompression},
+	} {
+		r, err := repomd.DecompressIndex(c.name, strings.NewReader(c.body))
+		if !errors.Is(err, c.err) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.err)
+			continue
+		}
+		if err == nil {
+			if b, _ := io.ReadAll(r); string(b) != c.want {
+				t.Errorf("%s: read %q, want %q", c.name, b, c.want)
+			}
+		}
+		if got := repomd.IndexStem(c.name); got != "dists/stable/main/binary-amd64/Packages" {
+			t.Errorf("IndexStem(%s) = %s", c.name, got)
+		}
 	}
 }
