@@ -171,6 +171,13 @@ func (m *readMap[K, V]) load(k K) (V, bool) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// A promotion between the lock-free look and the lock moved dirty into a read newer
+	// than the one looked in: look again, or a stored key would read as absent.
+	if r := m.read.Load(); r != nil {
+		if v, ok := (*r)[k]; ok {
+			return v, true
+		}
+	}
 	if m.dirty == nil {
 		var zero V
 		return zero, false // read holds everything
