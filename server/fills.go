@@ -159,7 +159,7 @@ func (f *Fills) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.Background(), f.opt.Timeout)
-			f.Flush(fctx)
+			f.flush(fctx, true)
 			cancel()
 			return
 		case <-t.C:
@@ -173,7 +173,11 @@ func (f *Fills) Run(ctx context.Context) {
 
 // Flush writes the pending misses and requests. What fails to be written stays pending
 // (within MaxPending) for the next flush.
-func (f *Fills) Flush(ctx context.Context) {
+func (f *Fills) Flush(ctx context.Context) { f.flush(ctx, false) }
+
+// flush is Flush; last says no flush follows (the server is stopping), so what fails is
+// reported lost rather than kept.
+func (f *Fills) flush(ctx context.Context, last bool) {
 	if f.src == nil {
 		return
 	}
@@ -195,7 +199,7 @@ func (f *Fills) Flush(ctx context.Context) {
 		}
 		n, err := f.src.QueueFills(ctx, batch)
 		if err != nil {
-			f.flushFailed("misses", err)
+			f.flushFailed("misses", len(batch), last, err)
 			f.mu.Lock()
 			for k := range misses {
 				if len(f.misses) >= f.opt.MaxPending {
@@ -214,7 +218,7 @@ func (f *Fills) Flush(ctx context.Context) {
 			batch = append(batch, model.CopyRequest{RegionID: k.region, Path: k.path, At: at})
 		}
 		if err := f.src.RecordCopyRequests(ctx, batch); err != nil {
-			f.flushFailed("requests", err)
+			f.flushFailed("requests", len(batch), last, err)
 			f.mu.Lock()
 			for k, at := range requests {
 				if len(f.requests) >= f.opt.MaxPending {
@@ -231,8 +235,14 @@ func (f *Fills) Flush(ctx context.Context) {
 	}
 }
 
-func (f *Fills) flushFailed(what string, err error) {
-	f.log.Warn("fills: writing to the database failed; kept for the next flush", slog.String("what", what), slog.Any("err", err))
+func (f *Fills) flushFailed(what string, n int, last bool, err error) {
+	if last {
+		// A lost miss is queued again by the next request for it, on any server; a lost
+		// request time lets the copy expire as if unused since the one before.
+		f.log.Error("fills: the last flush failed; these are lost", slog.String("what", what), slog.Int("count", n), slog.Any("err", err))
+	} else {
+		f.log.Warn("fills: writing to the database failed; kept for the next flush", slog.String("what", what), slog.Int("count", n), slog.Any("err", err))
+	}
 	if m := f.metrics; m != nil {
 		m.fillFlushErrors.WithLabelValues(what).Inc()
 	}

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,6 +77,31 @@ func TestFillsBoundedAndRetried(t *testing.T) {
 	f.Flush(context.Background())
 	if len(src.misses) != 3 || len(src.requests) != 1 {
 		t.Error("a flush wrote the same misses twice")
+	}
+}
+
+// TestFillsLastFlushSaysLost: when the database fails the flush Run makes on its way out,
+// the log says what was lost, not that it is kept for a flush that never comes.
+func TestFillsLastFlushSaysLost(t *testing.T) {
+	var buf bytes.Buffer
+	src := &failingFills{failing: true}
+	f := NewFills(src, FillOptions{Log: slog.New(slog.NewTextHandler(&buf, nil))})
+	r := &selection.Region{ID: 7, Name: "od"}
+	f.Missed(r, "a/1")
+	f.Missed(r, "a/2")
+	f.Requested(7, "b", time.Unix(1000, 0))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	f.Run(ctx)
+	out := buf.String()
+	if strings.Contains(out, "next flush") {
+		t.Errorf("the last flush promised a next one:\n%s", out)
+	}
+	for _, want := range []string{"level=ERROR msg=\"fills: the last flush failed; these are lost\" what=misses count=2",
+		"what=requests count=1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
 	}
 }
 
